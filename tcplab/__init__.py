@@ -1,0 +1,68 @@
+"""tcplab: see what the Linux kernel does with a TCP connection.
+
+>>> import tcplab
+>>> tcplab.sockets(state="LISTEN")                      # doctest: +SKIP
+>>> r = tcplab.experiments.accept_queue(backlog=5, clients=20)   # doctest: +SKIP
+>>> r.summary["established_clients"]                    # doctest: +SKIP
+6
+
+Names are loaded on first use (PEP 562 ``__getattr__``) so that ``import tcplab``
+does not import pandas or plotly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "sockets": "tcplab.observe",
+    "counters": "tcplab.observe",
+    "counters_delta": "tcplab.observe",
+    "sysctls": "tcplab.observe",
+    "capabilities": "tcplab.observe",
+    "Capabilities": "tcplab.observe",
+    "NETSTAT_SENTENCES": "tcplab.kernel.netstat",
+    "counter_for_sentence": "tcplab.kernel.netstat",
+    "in_namespace": "tcplab.kernel.namespace",
+    "TcpLabError": "tcplab.errors",
+    "ParseError": "tcplab.errors",
+    "KernelUnavailable": "tcplab.errors",
+    "NamespaceUnavailable": "tcplab.errors",
+    "SockDiagUnavailable": "tcplab.errors",
+    "NamespaceError": "tcplab.errors",
+    "NamespaceTimeout": "tcplab.errors",
+    "RealModeUnavailable": "tcplab.errors",
+    "ExperimentError": "tcplab.errors",
+}
+_SUBMODULES = ("experiments", "sim", "model", "kernel", "viz", "widgets")
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
+    from tcplab import experiments, kernel, model, sim, viz, widgets  # noqa: F401
+    from tcplab.errors import (ExperimentError, KernelUnavailable, NamespaceError,  # noqa: F401
+                               NamespaceTimeout, NamespaceUnavailable, ParseError,
+                               RealModeUnavailable, SockDiagUnavailable, TcpLabError)
+    from tcplab.kernel.namespace import in_namespace  # noqa: F401
+    from tcplab.kernel.netstat import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401
+    from tcplab.observe import (Capabilities, capabilities, counters, counters_delta,  # noqa: F401
+                                sockets, sysctls)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"tcplab.{name}")
+    else:
+        raise AttributeError(f"module 'tcplab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

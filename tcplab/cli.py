@@ -1,0 +1,160 @@
+"""The ``tcplab`` command.
+
+    tcplab doctor [--workshop]          what is real here, sysctls, advice
+    tcplab ss [-l] [--port N] [--state S]   sockets with ss's Recv-Q/Send-Q
+    tcplab counters [--watch SECONDS] [--count N]   counters, or their deltas
+    tcplab run EXPERIMENT [--mode M] [--set name=value ...]   run one experiment
+
+Bad arguments exit with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from collections.abc import Sequence
+
+from tcplab.errors import TcpLabError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"tcplab: error: {message}\n")
+
+
+def _int_in(name: str, lo: int, hi: int):
+    def conv(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an int in {lo}..{hi}, not {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{name} must be an int in {lo}..{hi}, not {value}")
+        return value
+    return conv
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"SECONDS must be a number in 0.1..3600, not {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"SECONDS must be a number in 0.1..3600, not {text}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tcplab", description="See what the Linux kernel does with TCP connections.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    d = sub.add_parser("doctor", help="what this machine allows, the TCP sysctls, advice")
+    d.add_argument("--workshop", action="store_true", help="also check a JupyterHub host for a workshop")
+    s = sub.add_parser("ss", help="TCP sockets with Recv-Q/Send-Q as ss shows them")
+    s.add_argument("-l", "--listening", action="store_true", help="only LISTEN sockets")
+    s.add_argument("--port", type=_int_in("--port", 0, 65535), help="local or remote port")
+    s.add_argument("--state", help="kernel state name, e.g. TIME_WAIT")
+    c = sub.add_parser("counters", help="TCP counters (non-zero), or their deltas with --watch")
+    c.add_argument("--watch", type=_seconds, metavar="SECONDS", help="print deltas every SECONDS")
+    c.add_argument("--count", type=_int_in("--count", 1, 100000), default=60,
+                   help="with --watch: stop after this many intervals (default 60)")
+    r = sub.add_parser("run", help="run one experiment and print its summary")
+    r.add_argument("experiment", help="accept_queue, syn_queue, syn_retries, lifecycle, handshake, "
+                                      "time_wait, rebind, load")
+    r.add_argument("--mode", choices=["auto", "real", "sim"], default="auto")
+    r.add_argument("--set", dest="params", action="append", default=[], metavar="NAME=VALUE",
+                   help="an experiment parameter, e.g. --set backlog=5 (repeatable)")
+    return p
+
+
+def _cmd_ss(args: argparse.Namespace) -> None:
+    from tcplab.observe import sockets
+
+    state = "LISTEN" if args.listening else args.state
+    if args.listening and args.state and args.state.upper() != "LISTEN":
+        raise ValueError(f"--state {args.state} contradicts -l (LISTEN only)")
+    df = sockets(state=state, port=args.port)
+    print(f"{'State':12} {'Recv-Q':>6} {'Send-Q':>6}  {'Local Address:Port':28} Peer Address:Port")
+    for r in df.itertuples():
+        send_q = "NA" if str(r.send_q) == "<NA>" else r.send_q
+        local = f"{r.local_address}:{r.local_port}" if r.family == 4 else f"[{r.local_address}]:{r.local_port}"
+        peer = f"{r.remote_address}:{r.remote_port or '*'}" if r.family == 4 else f"[{r.remote_address}]:{r.remote_port or '*'}"
+        print(f"{r.state:12} {r.recv_q:>6} {send_q!s:>6}  {local:28} {peer}")
+
+
+def _cmd_counters(args: argparse.Namespace) -> None:
+    from tcplab.observe import counters, counters_delta
+
+    if args.watch is None:
+        for name, value in counters().items():
+            if value:
+                print(f"{name:32} {value}")
+        return
+    before = counters()
+    for _ in range(args.count):
+        time.sleep(args.watch)
+        after = counters()
+        delta = counters_delta(before, after)
+        stamp = time.strftime("%H:%M:%S")
+        print(f"{stamp} " + (", ".join(f"{k} +{v}" for k, v in sorted(delta.items())) or "(no change)"),
+              flush=True)
+        before = after
+
+
+def _parse_params(pairs: Sequence[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--set must look like NAME=VALUE, not {pair!r}")
+        try:
+            params[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[name] = text  # a bare word such as a scenario name
+    return params
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from tcplab import experiments
+
+    names = list(experiments.__all__)
+    fn = getattr(experiments, args.experiment, None) if args.experiment in names else None
+    if fn is None or not callable(fn) or isinstance(fn, type):
+        raise ValueError(f"experiment must be one of {', '.join(n for n in names if n[0].islower())}, "
+                         f"not {args.experiment!r}")
+    result = fn(**_parse_params(args.params), mode=args.mode)
+    print(repr(result))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "doctor":
+            from tcplab.doctor import doctor_report
+            print(doctor_report(workshop=args.workshop))
+        elif args.command == "ss":
+            _cmd_ss(args)
+        elif args.command == "counters":
+            _cmd_counters(args)
+        elif args.command == "run":
+            _cmd_run(args)
+    except (ValueError, TypeError) as e:
+        print(f"tcplab: error: {e}", file=sys.stderr)
+        return 2
+    except TcpLabError as e:
+        print(f"tcplab: {type(e).__name__}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tcplab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The TCP-related sysctls: read them (never write the host's), with what they mean.
+
+Writing happens only inside a private namespace (:func:`tcplab.in_namespace`).
+Defaults are those of a fresh network namespace on Linux 6.x (mainline values;
+``tcp_max_syn_backlog``, ``tcp_max_tw_buckets`` and ``tcp_max_orphans`` scale
+with memory, so their "default" is the kernel's formula, noted as such).
+
+>>> parse_sysctl_value("32768\\t60999\\n")
+(32768, 60999)
+>>> parse_sysctl_value("4096\\n")
+4096
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from tcplab.errors import ParseError
+
+__all__ = ["SysctlInfo", "SYSCTLS", "parse_sysctl_value", "read_sysctl", "sysctl_file"]
+
+
+@dataclass(frozen=True, slots=True)
+class SysctlInfo:
+    name: str
+    default: Any
+    per_netns: bool
+    meaning: str
+
+
+_S = SysctlInfo
+#: name -> what it is. per_netns: whether a private network namespace has its own copy.
+SYSCTLS: dict[str, SysctlInfo] = {s.name: s for s in [
+    _S("net.core.somaxconn", 4096, True, "cap on every listen() backlog: accept queue limit = min(backlog, somaxconn)"),
+    _S("net.core.netdev_max_backlog", 1000, False, "packets queued per CPU before the stack processes them (not a TCP queue)"),
+    _S("net.ipv4.tcp_max_syn_backlog", "128..4096 by memory", True, "only with syncookies off: unproven SYNs dropped once the SYN queue holds > 3/4 of it"),
+    _S("net.ipv4.tcp_syncookies", 1, True, "0 off, 1 cookies when the SYN queue is full, 2 always cookies"),
+    _S("net.ipv4.tcp_abort_on_overflow", 0, True, "1: RST a handshake whose final ACK finds the accept queue full (0: drop the ACK, retry later)"),
+    _S("net.ipv4.tcp_syn_retries", 6, True, "client SYN retransmissions before connect() fails (~134 s on 6.x with linear timeouts)"),
+    _S("net.ipv4.tcp_syn_linear_timeouts", 4, True, "first N SYN retransmits are 1 s apart before exponential backoff (6.x)"),
+    _S("net.ipv4.tcp_synack_retries", 5, True, "server SYN-ACK retransmissions for a half-open request"),
+    _S("net.ipv4.tcp_fin_timeout", 60, True, "lifetime of an orphaned FIN_WAIT2 socket (not TIME_WAIT, which is 60 s fixed)"),
+    _S("net.ipv4.tcp_tw_reuse", 2, True, "reuse a TIME_WAIT port for a new outgoing connect (needs timestamps); 2 = loopback only"),
+    _S("net.ipv4.tcp_tw_reuse_delay", 1000, True, "ms a TIME_WAIT must age before tcp_tw_reuse may take its port"),
+    _S("net.ipv4.tcp_timestamps", 1, True, "TCP timestamps option (tw_reuse and PAWS depend on it)"),
+    _S("net.ipv4.tcp_max_tw_buckets", "depends on memory", True, "max TIME_WAIT sockets; beyond it TIME_WAIT is skipped (TCPTimeWaitOverflow)"),
+    _S("net.ipv4.tcp_max_orphans", "depends on memory", False, "max sockets closed by the app but still in the kernel; beyond it they are reset"),
+    _S("net.ipv4.tcp_keepalive_time", 7200, True, "seconds of idle before the first keepalive probe (only with SO_KEEPALIVE)"),
+    _S("net.ipv4.tcp_keepalive_intvl", 75, True, "seconds between keepalive probes"),
+    _S("net.ipv4.tcp_keepalive_probes", 9, True, "unanswered keepalive probes before the connection is dropped"),
+    _S("net.ipv4.ip_local_port_range", (32768, 60999), True, "ephemeral ports for outgoing connections (port exhaustion: EADDRNOTAVAIL)"),
+]}
+
+
+def sysctl_file(name: str, root: str = "/proc") -> str:
+    """The /proc path of a sysctl; refuses anything outside ``net.``."""
+    if not isinstance(name, str) or not name.startswith("net.") or "/" in name or ".." in name:
+        raise ValueError(f"name must be a 'net.*' sysctl such as 'net.core.somaxconn', not {name!r}")
+    return os.path.join(root, "sys", *name.split("."))
+
+
+def parse_sysctl_value(text: str, source: str = "<sysctl>") -> int | tuple[int, ...] | str:
+    """An int, a tuple of ints (port range), or the stripped text for anything else."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
+    fields = text.split()
+    if not fields:
+        raise ParseError("empty sysctl value", source=source, lineno=1, line=text)
+    try:
+        numbers = tuple(int(f) for f in fields)
+    except ValueError:
+        return text.strip()
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def read_sysctl(name: str, root: str = "/proc") -> int | tuple[int, ...] | str:
+    """Read one sysctl of the caller's network namespace.
+
+    >>> read_sysctl("net.core.somaxconn") > 0  # doctest: +SKIP
+    True
+    """
+    path = sysctl_file(name, root)
+    try:
+        with open(path) as f:
+            return parse_sysctl_value(f.read(), source=path)
+    except FileNotFoundError:
+        raise ValueError(f"name must be a sysctl of this kernel; {name!r} does not exist here") from None

@@ -1,0 +1,156 @@
+"""Look at this machine's TCP: sockets, counters, sysctls, capabilities.
+
+These are the public, pandas-returning views over :mod:`tcplab.kernel`.
+pandas is imported inside the functions so that ``import tcplab`` stays fast.
+
+>>> import tcplab
+>>> tcplab.sockets(state="LISTEN").columns[:3].tolist()   # doctest: +SKIP
+['state', 'local_address', 'local_port']
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from tcplab._validate import check_optional_int
+from tcplab.errors import SockDiagUnavailable
+from tcplab.kernel import capabilities as _caps
+from tcplab.kernel import diag, netstat, procnet, sysctl
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["sockets", "counters", "counters_delta", "sysctls", "capabilities", "Capabilities", "SOCKET_COLUMNS"]
+
+SOCKET_COLUMNS = ["state", "local_address", "local_port", "remote_address", "remote_port",
+                  "recv_q", "send_q", "timer", "retransmits", "uid", "inode", "family"]
+
+
+def _check_state(state: object) -> str | None:
+    if state is None:
+        return None
+    names = list(procnet.TCP_STATES.values())
+    if not isinstance(state, str) or state.upper() not in names:
+        raise ValueError(f"state must be None or one of {', '.join(names)}, not {state!r}")
+    return state.upper()
+
+
+def sockets(state: str | None = None, port: int | None = None, *, root: str = "/proc") -> pd.DataFrame:
+    """TCP sockets of this network namespace, as ``ss -tan`` shows them.
+
+    ``state`` filters by kernel name (``"LISTEN"``, ``"TIME_WAIT"``...); ``port`` keeps
+    rows whose local or remote port matches. For LISTEN rows ``recv_q`` is the
+    accept-queue length and ``send_q`` its limit, min(backlog, somaxconn), read with
+    sock_diag because /proc does not carry it; if sock_diag is unavailable ``send_q``
+    is ``<NA>`` for listeners rather than the misleading 0 of /proc.
+
+    >>> import socket, tcplab
+    >>> s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(7)
+    >>> row = tcplab.sockets(state="LISTEN", port=s.getsockname()[1]).iloc[0]
+    >>> int(row.recv_q), int(row.send_q)
+    (0, 7)
+    >>> s.close()
+    """
+    import pandas as pd
+
+    state = _check_state(state)
+    port = check_optional_int("port", port, 0, 65535)
+    records = procnet.read_proc_net_tcp(root)
+    if state is not None:
+        records = [r for r in records if r.state == state]
+    if port is not None:
+        records = [r for r in records if port in (r.local_port, r.remote_port)]
+    limits: dict[int, tuple[int, int]] | None = None
+    if any(r.state == "LISTEN" for r in records) and root == "/proc":
+        try:
+            limits = diag.listen_queues()
+        except SockDiagUnavailable:
+            limits = None
+    rows = []
+    for r in records:
+        row = {c: getattr(r, c) for c in SOCKET_COLUMNS}
+        if r.state == "LISTEN":
+            q = limits.get(r.inode) if limits is not None else None
+            row["send_q"] = q[1] if q is not None else pd.NA
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=SOCKET_COLUMNS)
+    df["send_q"] = df["send_q"].astype("Int64")
+    return df
+
+
+def counters(*, qualified: bool = False, root: str = "/proc") -> dict[str, int]:
+    """TcpExt, Tcp and Ip counters of this network namespace under the kernel's names.
+
+    >>> import tcplab
+    >>> "ListenOverflows" in tcplab.counters()
+    True
+    """
+    return netstat.read_counters(root, qualified=qualified)
+
+
+def counters_delta(before: Mapping[str, int], after: Mapping[str, int], *, nonzero: bool = True) -> dict[str, int]:
+    """What changed between two :func:`counters` readings (only non-zero by default).
+
+    >>> counters_delta({"ListenDrops": 1, "TW": 4}, {"ListenDrops": 3, "TW": 4})
+    {'ListenDrops': 2}
+    """
+    return netstat.counters_delta(before, after, nonzero=nonzero)
+
+
+def sysctls(*, root: str = "/proc") -> pd.DataFrame:
+    """The TCP sysctls that matter for the course: value here, default, per-namespace, meaning."""
+    import pandas as pd
+
+    rows = []
+    for info in sysctl.SYSCTLS.values():
+        try:
+            value = sysctl.read_sysctl(info.name, root)
+        except (ValueError, OSError):
+            value = None  # absent on this kernel or not visible (global sysctls inside a user namespace)
+        rows.append({"name": info.name, "value": value, "default": info.default,
+                     "per_netns": info.per_netns, "meaning": info.meaning})
+    return pd.DataFrame(rows)
+
+
+class Capabilities(dict):
+    """``{name: Capability}`` with a table view and the one question that matters."""
+
+    @property
+    def real_with_sysctls(self) -> bool:
+        """True if experiments that set sysctls can run on the real kernel here."""
+        return self["netns_unprivileged"].ok or self["netns_root"].ok
+
+    def summary(self) -> str:
+        if self.real_with_sysctls:
+            return ("REAL: every experiment runs on this Linux kernel, in a private network namespace "
+                    f"({platform.release()}).")
+        why = self["netns_unprivileged"].detail
+        return ("PARTLY REAL: per-socket experiments (backlog, TCP_SYNCNT) run on the host kernel; experiments "
+                f"that change a sysctl are SIMULATED, because {why}.")
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+        return pd.DataFrame([{"capability": c.name, "ok": c.ok, "detail": c.detail} for c in self.values()])
+
+    def __repr__(self) -> str:
+        lines = [self.summary()]
+        lines += [f"  {'yes' if c.ok else 'no ':3} {c.name:24} {c.detail}" for c in self.values()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        rows = "".join(f"<tr><td>{'✅' if c.ok else '❌'}</td><td><code>{escape(c.name)}</code></td>"
+                       f"<td>{escape(c.detail)}</td></tr>" for c in self.values())
+        return f"<p><b>{escape(self.summary())}</b></p><table>{rows}</table>"
+
+
+def capabilities() -> Capabilities:
+    """What this machine allows (kernel, namespaces, packet sockets, sock_diag, sysctls), with reasons.
+
+    >>> import tcplab
+    >>> tcplab.capabilities()["kernel"].ok
+    True
+    """
+    return Capabilities(_caps.probe_capabilities())

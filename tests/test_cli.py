@@ -1,0 +1,68 @@
+"""The tcplab command: real output, exit 2 and one line on bad input."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import tcplab.doctor  # noqa: F401 - import before forking: uid 65534 cannot read /root's stdlib
+from tests.conftest import run_as_nobody
+
+
+def tcplab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tcplab", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_doctor_as_root():
+    out = tcplab("doctor", "--workshop")
+    assert out.returncode == 0, out.stderr
+    assert "netns_unprivileged" in out.stdout and "net.core.somaxconn" in out.stdout
+    assert "Workshop host checks" in out.stdout
+
+
+def _doctor_in_process() -> str:
+    from tcplab.doctor import doctor_report
+    return doctor_report()
+
+
+def test_doctor_as_unprivileged_user():
+    text = run_as_nobody(_doctor_in_process)
+    assert "netns_root" in text and "not root" in text
+
+
+def test_ss_shows_listener_send_q():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(7)
+    try:
+        port = s.getsockname()[1]
+        out = tcplab("ss", "-l", "--port", str(port))
+        assert out.returncode == 0, out.stderr
+        row = [line for line in out.stdout.splitlines() if f":{port}" in line][0].split()
+        assert row[:3] == ["LISTEN", "0", "7"]
+    finally:
+        s.close()
+
+
+def test_counters_watch_bounded():
+    out = tcplab("counters", "--watch", "0.1", "--count", "2")
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["ss", "--port", "-1"], "--port must be an int in 0..65535"),
+    (["ss", "--port", "http"], "--port must be an int in 0..65535, not 'http'"),
+    (["ss", "--state", "OPEN"], "state must be None or one of"),
+    (["counters", "--watch", "0"], "SECONDS must be a number in 0.1..3600"),
+    (["counters", "--watch", "nan"], "SECONDS must be a number"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_arguments_exit_2_one_line(args, message):
+    out = tcplab(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

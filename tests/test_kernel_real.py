@@ -1,0 +1,216 @@
+"""The kernel layer against this machine's real kernel, compared with `ss`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+import tcplab
+from tcplab.errors import NamespaceTimeout, NamespaceUnavailable
+from tests.conftest import run_as_nobody
+
+
+def _ss_listen_row(port: int) -> tuple[int, int]:
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    fields = out.split()
+    return int(fields[1]), int(fields[2])
+
+
+def _listener_and_clients(backlog: int, clients: int) -> dict:
+    """In the caller's namespace: a listener, `clients` connects, the tcplab and ss views."""
+    server = socket.socket()
+    conns = []
+    try:
+        server.bind(("127.0.0.1", 0))
+        server.listen(backlog)
+        port = server.getsockname()[1]
+        before = tcplab.sockets(state="LISTEN", port=port).iloc[0]
+        for _ in range(clients):
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        after = tcplab.sockets(state="LISTEN", port=port).iloc[0]
+        out = {"before": (int(before.recv_q), int(before.send_q)), "after": (int(after.recv_q), int(after.send_q))}
+        if shutil.which("ss"):
+            out["ss"] = _ss_listen_row(port)
+        return out
+    finally:
+        for c in conns:
+            c.close()
+        server.close()
+
+
+def test_listener_backlog_7_matches_ss():
+    view = _listener_and_clients(7, 3)
+    assert view["before"] == (0, 7)
+    assert view["after"] == (3, 7)
+    if "ss" in view:
+        assert view["ss"] == (3, 7)
+
+
+@pytest.mark.parametrize("backlog,somaxconn,expected_limit", [(7, 4096, 7), (100, 16, 16), (0, 4096, 0)])
+def test_send_q_is_min_backlog_somaxconn(backlog, somaxconn, expected_limit):
+    view = tcplab.in_namespace(_listener_and_clients, backlog, 0, sysctls={"net.core.somaxconn": somaxconn})
+    assert view["before"] == (0, expected_limit)
+
+
+def test_sockets_filters_and_columns():
+    df = tcplab.sockets()
+    assert list(df.columns[:7]) == ["state", "local_address", "local_port", "remote_address", "remote_port",
+                                    "recv_q", "send_q"]
+    with pytest.raises(ValueError, match="state must be None or one of ESTABLISHED"):
+        tcplab.sockets(state="OPEN")
+    with pytest.raises(ValueError, match=r"port must be None or an int in 0..65535, not 70000"):
+        tcplab.sockets(port=70000)
+    with pytest.raises(TypeError, match="port must be None or an int"):
+        tcplab.sockets(port="80")
+
+
+def test_sockets_send_q_is_na_without_sock_diag(monkeypatch):
+    from tcplab.errors import SockDiagUnavailable
+    from tcplab.kernel import diag
+
+    def refuse(*a, **k):
+        raise SockDiagUnavailable("test: sock_diag refused")
+    monkeypatch.setattr(diag, "listen_queues", refuse)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(3)
+    try:
+        row = tcplab.sockets(state="LISTEN", port=s.getsockname()[1]).iloc[0]
+        assert row.recv_q == 0 and str(row.send_q) == "<NA>"
+    finally:
+        s.close()
+
+
+def _read_somaxconn() -> str:
+    with open("/proc/sys/net/core/somaxconn") as f:
+        return f.read()
+
+
+def _namespace_somaxconn_check() -> str:
+    return tcplab.in_namespace(_read_somaxconn, sysctls={"net.core.somaxconn": 16})
+
+
+def test_in_namespace_sets_sysctl_not_host(as_user):
+    host = _read_somaxconn()
+    assert as_user(_namespace_somaxconn_check) == "16\n"
+    assert _read_somaxconn() == host
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _children() -> set[int]:
+    me = str(os.getpid())
+    kids = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == me:
+                        kids.add(int(pid))
+            except OSError:
+                pass
+    return kids
+
+
+def _fifty_runs() -> tuple[int, int, int, int]:
+    fds, kids = _fd_count(), len(_children())
+    for _ in range(50):
+        assert tcplab.in_namespace(_read_somaxconn, sysctls={"net.core.somaxconn": 16}) == "16\n"
+    return fds, _fd_count(), kids, len(_children())
+
+
+def test_fifty_runs_leave_nothing_behind(as_user):
+    fds_before, fds_after, kids_before, kids_after = as_user(_fifty_runs)
+    assert fds_after == fds_before and kids_after == kids_before
+
+
+def test_in_namespace_reraises_child_exception_with_traceback():
+    def boom():
+        raise KeyError("inside")
+    with pytest.raises(KeyError) as e:
+        tcplab.in_namespace(boom)
+    assert "traceback in the namespace child" in e.value.__notes__[0]
+
+
+def test_in_namespace_timeout_kills_child():
+    kids = _children()
+    t0 = time.monotonic()
+    with pytest.raises(NamespaceTimeout, match="within 0.5 s"):
+        tcplab.in_namespace(time.sleep, 30, timeout=0.5)
+    assert time.monotonic() - t0 < 5
+    assert _children() == kids
+
+
+def test_in_namespace_child_killed_by_signal_is_an_error():
+    with pytest.raises(tcplab.NamespaceError, match="killed by signal 9"):
+        tcplab.in_namespace(lambda: os.kill(os.getpid(), 9))
+
+
+def test_in_namespace_is_isolated_from_host_counters():
+    def connect_once():
+        before = tcplab.counters()
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        c = socket.create_connection(s.getsockname())
+        c.close()
+        s.close()
+        return tcplab.counters_delta(before, tcplab.counters())["ActiveOpens"], before["ActiveOpens"]
+    delta, start = tcplab.in_namespace(connect_once)
+    assert (delta, start) == (1, 0)  # a fresh namespace starts from zero
+
+
+def test_forbidden_namespaces(monkeypatch):
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    with pytest.raises(NamespaceUnavailable, match="TCPLAB_FORBID_NAMESPACES"):
+        tcplab.in_namespace(_read_somaxconn)
+    caps = tcplab.capabilities()
+    assert not caps.real_with_sysctls and "SIMULATED" in caps.summary()
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    ({"sysctls": {"kernel.hostname": "x"}}, ValueError, "sysctl name must be a 'net"),
+    ({"sysctls": {"net.core.somaxconn": None}}, TypeError, "sysctls\\['net.core.somaxconn'\\]"),
+    ({"timeout": -1}, ValueError, "timeout must be a number"),
+])
+def test_in_namespace_bad_arguments(kwargs, err, match):
+    kids = _children()
+    with pytest.raises(err, match=match):
+        tcplab.in_namespace(_read_somaxconn, **kwargs)
+    assert _children() == kids
+
+
+def test_unwritable_sysctl_is_a_clear_error():
+    with pytest.raises(tcplab.NamespaceError, match="cannot set net.ipv4.tcp_no_such"):
+        tcplab.in_namespace(_read_somaxconn, sysctls={"net.ipv4.tcp_no_such": 1})
+
+
+def test_capabilities_real_probe():
+    caps = tcplab.capabilities()
+    assert caps["kernel"].ok and os.uname().release in caps["kernel"].detail
+    assert caps["sock_diag"].ok
+    assert caps["netns_unprivileged"].ok and caps["netns_root"].ok  # both hold on this VM
+
+
+def test_counters_and_sysctls_tables():
+    c = tcplab.counters()
+    assert {"ListenOverflows", "ListenDrops", "ActiveOpens", "InReceives"} <= c.keys()
+    assert tcplab.counters(qualified=True)["TcpExt.ListenOverflows"] == c["ListenOverflows"]
+    with pytest.raises(TypeError, match="before must be a mapping"):
+        tcplab.counters_delta(None, c)
+    df = tcplab.sysctls()
+    need = {"net.core.somaxconn", "net.core.netdev_max_backlog", "net.ipv4.tcp_max_syn_backlog",
+            "net.ipv4.tcp_syncookies", "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_syn_retries",
+            "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_tw_reuse",
+            "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_orphans",
+            "net.ipv4.tcp_keepalive_time", "net.ipv4.ip_local_port_range"}
+    assert need <= set(df["name"])
+    assert list(df.columns) == ["name", "value", "default", "per_netns", "meaning"]
+    assert df.set_index("name").loc["net.core.somaxconn", "value"] == int(_read_somaxconn())

@@ -29,6 +29,7 @@ def _doctor_in_process() -> str:
 
 
 def test_doctor_as_unprivileged_user():
+    _doctor_in_process()  # warm every lazy import: uid 65534 cannot read /root's stdlib
     text = run_as_nobody(_doctor_in_process)
     assert "netns_root" in text and "not root" in text
 

@@ -37,14 +37,18 @@ def _check_state(state: object) -> str | None:
     return state.upper()
 
 
-def sockets(state: str | None = None, port: int | None = None, *, root: str = "/proc") -> pd.DataFrame:
+def sockets(state: str | None = None, port: int | None = None, *, source: str = "auto",
+            root: str = "/proc") -> pd.DataFrame:
     """TCP sockets of this network namespace, as ``ss -tan`` shows them.
 
     ``state`` filters by kernel name (``"LISTEN"``, ``"TIME_WAIT"``...); ``port`` keeps
     rows whose local or remote port matches. For LISTEN rows ``recv_q`` is the
-    accept-queue length and ``send_q`` its limit, min(backlog, somaxconn), read with
-    sock_diag because /proc does not carry it; if sock_diag is unavailable ``send_q``
-    is ``<NA>`` for listeners rather than the misleading 0 of /proc.
+    accept-queue length and ``send_q`` its limit, min(backlog, somaxconn).
+
+    ``source="auto"`` asks the kernel through NETLINK_SOCK_DIAG, as ``ss`` does (the
+    state filter runs in the kernel, and listeners carry their limit) and falls back
+    to /proc/net/tcp{,6}; ``"proc"`` forces /proc. /proc has no listener limit, so
+    there ``send_q`` is ``<NA>`` for listeners rather than the misleading 0 netstat shows.
 
     >>> import socket, tcplab
     >>> s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(7)
@@ -57,26 +61,29 @@ def sockets(state: str | None = None, port: int | None = None, *, root: str = "/
 
     state = _check_state(state)
     port = check_optional_int("port", port, 0, 65535)
-    records = procnet.read_proc_net_tcp(root)
-    if state is not None:
-        records = [r for r in records if r.state == state]
-    if port is not None:
-        records = [r for r in records if port in (r.local_port, r.remote_port)]
-    limits: dict[int, tuple[int, int]] | None = None
-    if any(r.state == "LISTEN" for r in records) and root == "/proc":
+    if source not in ("auto", "proc", "diag"):
+        raise ValueError(f"source must be one of 'auto', 'diag', 'proc', not {source!r}")
+    records: list = []
+    from_diag = False
+    if source != "proc" and root == "/proc":
         try:
-            limits = diag.listen_queues()
+            records = diag.dump_tcp(states=diag.state_mask(state))
+            from_diag = True
         except SockDiagUnavailable:
-            limits = None
-    rows = []
-    for r in records:
-        row = {c: getattr(r, c) for c in SOCKET_COLUMNS}
-        if r.state == "LISTEN":
-            q = limits.get(r.inode) if limits is not None else None
-            row["send_q"] = q[1] if q is not None else pd.NA
-        rows.append(row)
-    df = pd.DataFrame(rows, columns=SOCKET_COLUMNS)
-    df["send_q"] = df["send_q"].astype("Int64")
+            if source == "diag":
+                raise
+    if not from_diag:
+        records = procnet.read_proc_net_tcp(root)
+        if state is not None:
+            records = [r for r in records if r.state == state]
+    if port is not None:
+        records = [r for r in records if r.local_port == port or r.remote_port == port]
+    columns = {c: [getattr(r, c) for r in records] for c in SOCKET_COLUMNS}
+    df = pd.DataFrame(columns, columns=SOCKET_COLUMNS)
+    send_q = df["send_q"].astype("Int64")
+    if not from_diag:
+        send_q = send_q.mask(df["state"] == "LISTEN")  # /proc does not know the limit: NA, not 0
+    df["send_q"] = send_q
     return df
 
 

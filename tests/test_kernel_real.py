@@ -75,7 +75,7 @@ def test_sockets_send_q_is_na_without_sock_diag(monkeypatch):
 
     def refuse(*a, **k):
         raise SockDiagUnavailable("test: sock_diag refused")
-    monkeypatch.setattr(diag, "listen_queues", refuse)
+    monkeypatch.setattr(diag, "dump_tcp", refuse)
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(3)
@@ -84,6 +84,50 @@ def test_sockets_send_q_is_na_without_sock_diag(monkeypatch):
         assert row.recv_q == 0 and str(row.send_q) == "<NA>"
     finally:
         s.close()
+
+
+def _sockets_three_ways() -> dict:
+    """In a namespace: listener with 2 queued, an accepted pair, a TIME_WAIT; each source's view."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(9)
+    port = server.getsockname()[1]
+    tw = socket.create_connection(("127.0.0.1", port))
+    tw_peer = server.accept()[0]
+    tw.close()  # client closes first: TIME_WAIT on the client side
+    time.sleep(0.05)
+    tw_peer.close()
+    queued = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    accepted, _ = server.accept()
+    accepted.sendall(b"hello")
+    time.sleep(0.1)
+    key = ["state", "local_address", "local_port", "remote_address", "remote_port", "recv_q"]
+    out = {}
+    for source in ("diag", "proc"):
+        df = tcplab.sockets(source=source)
+        send_q = ["NA" if v is None or str(v) == "<NA>" else str(v) for v in df["send_q"].tolist()]
+        rows = [tuple(map(str, r)) + (q,) for r, q in zip(df[key].values.tolist(), send_q)]
+        out[source] = sorted(rows)
+    out["ss"] = subprocess.run(["ss", "-tanH"], capture_output=True, text=True).stdout if shutil.which("ss") else ""
+    for s in queued + [accepted, server]:
+        s.close()
+    return out
+
+
+def test_diag_proc_and_ss_agree():
+    views = tcplab.in_namespace(_sockets_three_ways)
+    diag_rows, proc_rows = views["diag"], views["proc"]
+    # identical but for the listener's Send-Q, which only sock_diag knows
+    assert [r[:6] for r in diag_rows] == [r[:6] for r in proc_rows]
+    listener = [r for r in diag_rows if r[0] == "LISTEN"][0]
+    assert listener[5:] == ("2", "9")  # 3 connected, 1 accepted -> 2 queued; limit 9
+    assert [r for r in proc_rows if r[0] == "LISTEN"][0][6] == "NA"
+    states = sorted(r[0] for r in diag_rows)
+    assert states.count("TIME_WAIT") == 1 and states.count("ESTABLISHED") == 6  # 3 clients + their 3 server children
+    if views["ss"]:
+        ss_rows = sorted((line.split()[0], line.split()[1]) for line in views["ss"].splitlines())
+        ss_names = {"ESTAB": "ESTABLISHED", "TIME-WAIT": "TIME_WAIT", "LISTEN": "LISTEN"}
+        assert sorted((ss_names[a], b) for a, b in ss_rows) == sorted((r[0], r[5]) for r in diag_rows)
 
 
 def _read_somaxconn() -> str:

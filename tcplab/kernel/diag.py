@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from tcplab.errors import ParseError, SockDiagUnavailable
 
-__all__ = ["DiagRecord", "parse_diag_messages", "dump_tcp", "listen_queues", "build_request"]
+__all__ = ["DiagRecord", "parse_diag_messages", "dump_tcp", "listen_queues", "build_request", "state_mask"]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -36,23 +36,51 @@ ALL_STATES = 0xFFF
 _NLMSGHDR = struct.Struct("=IHHII")            # len, type, flags, seq, pid
 _REQ_V2 = struct.Struct("=BBBxI")              # family, protocol, ext, pad, states
 _SOCKID = struct.Struct(">HH16s16s4s8s")      # sport, dport (network order), src, dst, if, cookie
-_MSG_HEAD = struct.Struct("=BBBB")             # family, state, timer, retrans
-_MSG_TAIL = struct.Struct("=IIIII")            # expires, rqueue, wqueue, uid, inode
-_MSG_LEN = _MSG_HEAD.size + _SOCKID.size + _MSG_TAIL.size  # 72
+# inet_diag_msg in one unpack: family, state, timer, retrans, sport, dport (big endian), src, dst,
+# if+cookie, expires, rqueue, wqueue, uid, inode (host order). One Struct call per socket keeps a
+# 50k-socket dump fast.
+_MSG = struct.Struct("=BBBB2s2s16s16s12xIIIII")
+_MSG_LEN = _MSG.size  # 72
+_TIMERS = {0: "off", 1: "retransmit", 2: "keepalive", 3: "time_wait", 4: "probe"}
+_STATE_NAMES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+                6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 
 
 @dataclass(frozen=True, slots=True)
 class DiagRecord:
-    """One inet_diag_msg: for LISTEN, ``recv_q``/``send_q`` are the accept queue length/limit."""
+    """One inet_diag_msg, with the same fields as a /proc/net/tcp line.
 
-    family: int
-    state: int
+    For LISTEN, ``recv_q``/``send_q`` are the accept queue length and limit.
+    """
+
+    family: int  # 4 or 6
+    state: str
+    local_address: str
     local_port: int
+    remote_address: str
     remote_port: int
-    recv_q: int
     send_q: int
+    recv_q: int
+    timer: str
+    retransmits: int
     uid: int
     inode: int
+
+
+_addr_cache: dict[tuple[int, bytes], str] = {}
+
+
+def _address(family: int, raw: bytes) -> str:
+    key = (family, raw)
+    text = _addr_cache.get(key)
+    if text is None:
+        if family == socket.AF_INET:
+            text = socket.inet_ntop(socket.AF_INET, raw[:4])
+        else:
+            text = socket.inet_ntop(socket.AF_INET6, raw)
+        if len(_addr_cache) < 65536:  # bounded: addresses repeat, a cache this size never thrashes
+            _addr_cache[key] = text
+    return text
 
 
 def build_request(family: int, states: int = ALL_STATES, seq: int = 1) -> bytes:
@@ -87,10 +115,15 @@ def parse_diag_messages(data: bytes, source: str = "sock_diag") -> tuple[list[Di
         if len(payload) < _MSG_LEN:
             raise ParseError(f"inet_diag_msg of {len(payload)} bytes, need {_MSG_LEN}", source=source,
                              lineno=index)
-        family, state, _timer, _retrans = _MSG_HEAD.unpack_from(payload, 0)
-        sport, dport, _src, _dst, _if, _cookie = _SOCKID.unpack_from(payload, _MSG_HEAD.size)
-        _exp, rq, wq, uid, inode = _MSG_TAIL.unpack_from(payload, _MSG_HEAD.size + _SOCKID.size)
-        records.append(DiagRecord(family, state, sport, dport, rq, wq, uid, inode))
+        (family, state, timer, retrans, sport, dport, src, dst,
+         _exp, rq, wq, uid, inode) = _MSG.unpack_from(payload, 0)
+        if family not in (socket.AF_INET, socket.AF_INET6) or state not in _STATE_NAMES:
+            raise ParseError(f"inet_diag_msg with family {family} state {state}", source=source, lineno=index)
+        records.append(DiagRecord(
+            4 if family == socket.AF_INET else 6, _STATE_NAMES[state],
+            _address(family, src), int.from_bytes(sport, "big"),
+            _address(family, dst), int.from_bytes(dport, "big"),
+            wq, rq, _TIMERS.get(timer, str(timer)), retrans, uid, inode))
         offset += (length + 3) & ~3  # NLMSG_ALIGN
     return records, False
 
@@ -120,6 +153,14 @@ def dump_tcp(states: int = ALL_STATES, timeout: float = 2.0) -> list[DiagRecord]
             except OSError as e:
                 raise SockDiagUnavailable(f"sock_diag request failed: {e}") from None
     return records
+
+
+def state_mask(state: str | None) -> int:
+    """The idiag_states bit mask for one kernel state name, or all states for None."""
+    if state is None:
+        return ALL_STATES
+    number = {v: k for k, v in _STATE_NAMES.items()}[state]
+    return 1 << number
 
 
 def listen_queues() -> dict[int, tuple[int, int]]:

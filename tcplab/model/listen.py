@@ -1,0 +1,260 @@
+"""The Linux listen-queue rules of KERNEL.md as a pure object.
+
+A :class:`Listener` holds the SYN queue (request socks, ``SYN_RECV``) and the accept
+queue (established children not yet accept()ed) and counts what the kernel counts,
+where the kernel counts it. Time is passed in; nothing here knows about a clock.
+
+Rules, in the order ``tcp_conn_request()`` (net/ipv4/tcp_input.c) applies them to a SYN:
+
+1. ``if ((syncookies == 2 || inet_csk_reqsk_queue_is_full(sk)) && !isn)``:
+   ``tcp_syn_flood_action()`` counts TCPReqQFullDoCookies (cookies on) or TCPReqQFullDrop
+   (cookies off, then ``goto drop`` -> ListenDrops). ``inet_csk_reqsk_queue_is_full`` is
+   ``qlen > sk_max_ack_backlog`` since v6.13, ``>=`` before (profile ``synq_full_strict``).
+2. ``if (sk_acceptq_is_full(sk))``: ListenOverflows, ``goto drop`` (ListenDrops).
+   ``sk_acceptq_is_full`` is ``sk_ack_backlog > sk_max_ack_backlog``: backlog N holds N+1.
+3. Without cookies and unless the peer is proven: ``max_syn_backlog - qlen < max_syn_backlog >> 2``
+   -> ``drop_and_release`` (ListenDrops only): the "3/4 rule", the only use of tcp_max_syn_backlog.
+4. A cookie SYN-ACK counts SyncookiesSent and keeps no state; otherwise a request is queued.
+
+On the ACK (``tcp_check_req()``, net/ipv4/tcp_minisocks.c):
+
+* TCP_DEFER_ACCEPT and a bare ACK: ``acked = 1``, TCPDeferAcceptDrop, the request stays.
+* ``tcp_v4_syn_recv_sock()``: accept queue full -> ListenOverflows + ListenDrops; then
+  ``tcp_abort_on_overflow`` 0 keeps the request (``acked = 1``), 1 sends a RST (EmbryonicRsts).
+* A cookie ACK (``cookie_v4_check``) counts SyncookiesRecv and builds the child at once;
+  if the accept queue is full the segment is just discarded: a cookie connection is never RST.
+
+>>> L = Listener(backlog=1)
+>>> [L.connect(0.0) for _ in range(3)]
+['established', 'established', 'dropped']
+>>> L.recv_q, L.send_q, L.counters["ListenOverflows"]
+(2, 1, 1)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from tcplab.model.profiles import KernelProfile, get_profile
+
+__all__ = ["Listener", "Request", "Child", "COUNTER_NAMES", "new_counters"]
+
+#: Counters the model maintains (kernel names; TcpExt unless noted).
+COUNTER_NAMES = (
+    "ListenOverflows", "ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies",
+    "SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "EmbryonicRsts", "TCPDeferAcceptDrop",
+    "TCPTimeouts", "TCPSynRetrans", "TCPAbortOnTimeout", "TW", "TWRecycled",
+    "TCPTimeWaitOverflow", "TCPAbortOnData", "TCPAbortOnClose",
+    # /proc/net/snmp Tcp:
+    "ActiveOpens", "PassiveOpens", "AttemptFails", "EstabResets", "OutRsts", "RetransSegs",
+)
+
+
+def new_counters() -> dict[str, int]:
+    """A fresh counter dict with every name at 0 (one per simulated network namespace)."""
+    return dict.fromkeys(COUNTER_NAMES, 0)
+
+
+@dataclass
+class Request:
+    """A request sock in the SYN queue (``/proc/net/tcp`` shows it as SYN_RECV)."""
+
+    peer: Any
+    created: float
+    acked: bool = False          # inet_rsk(req)->acked: the ACK came but was not acted on
+    num_timeout: int = 0         # SYN-ACK retransmissions so far
+    next_timer: float = 0.0      # when the reqsk timer fires next
+
+
+@dataclass
+class Child:
+    """An established child socket waiting in the accept queue."""
+
+    peer: Any
+    created: float
+    via_cookie: bool = False
+
+
+@dataclass
+class Listener:
+    """A listening socket with the Linux 6.x queue rules (see the module docstring).
+
+    ``None`` sysctls take the profile's default. ``defer_accept`` is TCP_DEFER_ACCEPT
+    (a bare ACK does not complete the handshake).
+    """
+
+    backlog: int
+    profile: KernelProfile | str | None = None
+    somaxconn: int | None = None
+    syncookies: int | None = None
+    max_syn_backlog: int | None = None
+    abort_on_overflow: bool | None = None
+    synack_retries: int | None = None
+    defer_accept: bool = False
+    counters: dict[str, int] = field(default_factory=new_counters)
+
+    def __post_init__(self) -> None:
+        p = self.profile = get_profile(self.profile)
+        if self.somaxconn is None:
+            self.somaxconn = p.somaxconn
+        if self.syncookies is None:
+            self.syncookies = p.syncookies
+        if self.max_syn_backlog is None:
+            self.max_syn_backlog = p.max_syn_backlog
+        if self.abort_on_overflow is None:
+            self.abort_on_overflow = bool(p.abort_on_overflow)
+        if self.synack_retries is None:
+            self.synack_retries = p.synack_retries
+        # __sys_listen_socket(): if ((unsigned int)backlog > somaxconn) backlog = somaxconn;
+        self.max_ack_backlog: int = min(self.backlog, self.somaxconn)
+        self.accept_queue: deque[Child] = deque()
+        self.syn_queue: dict[Any, Request] = {}
+
+    # -- what ss shows -----------------------------------------------------------------
+    @property
+    def recv_q(self) -> int:
+        """``ss`` Recv-Q of the LISTEN row: the accept-queue length (``sk_ack_backlog``)."""
+        return len(self.accept_queue)
+
+    @property
+    def send_q(self) -> int:
+        """``ss`` Send-Q of the LISTEN row: the limit ``min(backlog, somaxconn)``."""
+        return self.max_ack_backlog
+
+    @property
+    def syn_recv(self) -> int:
+        """Request socks in the SYN queue (``inet_csk_reqsk_queue_len``)."""
+        return len(self.syn_queue)
+
+    # -- the rules -----------------------------------------------------------------------
+    def acceptq_is_full(self) -> bool:
+        """``sk_acceptq_is_full()``: ``sk_ack_backlog > sk_max_ack_backlog``."""
+        return len(self.accept_queue) > self.max_ack_backlog
+
+    def reqsk_queue_is_full(self) -> bool:
+        """``inet_csk_reqsk_queue_is_full()``: ``>`` since v6.13, ``>=`` before."""
+        qlen = len(self.syn_queue)
+        if self.profile.synq_full_strict:
+            return qlen > self.max_ack_backlog
+        return qlen >= self.max_ack_backlog
+
+    def _listendrop(self) -> None:
+        self.counters["ListenDrops"] += 1        # tcp_listendrop()
+
+    def on_syn(self, now: float, peer: Any, *, proven: bool = False) -> str:
+        """A SYN from ``peer``. Returns "request", "cookie" or "dropped" (``tcp_conn_request``)."""
+        c = self.counters
+        want_cookie = False
+        if self.syncookies == 2 or self.reqsk_queue_is_full():
+            # tcp_syn_flood_action()
+            if self.syncookies:
+                c["TCPReqQFullDoCookies"] += 1
+                want_cookie = True
+            else:
+                c["TCPReqQFullDrop"] += 1
+                self._listendrop()
+                return "dropped"
+        if self.acceptq_is_full():
+            c["ListenOverflows"] += 1
+            self._listendrop()
+            return "dropped"
+        if not want_cookie:
+            mx = self.max_syn_backlog
+            if not self.syncookies and mx - len(self.syn_queue) < (mx >> 2) and not proven:
+                self._listendrop()               # drop_and_release: no dedicated counter
+                return "dropped"
+        if want_cookie:
+            c["SyncookiesSent"] += 1             # cookie_init_sequence()
+            return "cookie"
+        self.syn_queue[peer] = Request(peer, now, next_timer=now + self.profile.rto_initial)
+        return "request"
+
+    def on_ack(self, now: float, peer: Any, *, cookie: bool = False, bare: bool = True) -> str:
+        """The handshake ACK from ``peer``.
+
+        Returns "child" (queued for accept), "deferred" (TCP_DEFER_ACCEPT kept the request),
+        "overflow" (accept queue full, request kept with ``acked``), "reset" (abort_on_overflow:
+        RST sent, request gone), "discarded" (cookie ACK while the accept queue is full)
+        or "unknown" (no request and no cookie).
+        """
+        c = self.counters
+        if cookie:
+            c["SyncookiesRecv"] += 1             # cookie_v4_check()
+            if self.acceptq_is_full():           # tcp_v4_syn_recv_sock(): exit_overflow
+                c["ListenOverflows"] += 1
+                self._listendrop()
+                return "discarded"               # tcp_get_cookie_sock(): no abort branch
+            self.accept_queue.append(Child(peer, now, via_cookie=True))
+            c["PassiveOpens"] += 1
+            return "child"
+        req = self.syn_queue.get(peer)
+        if req is None:
+            return "unknown"
+        if self.defer_accept and bare:
+            # tcp_check_req(): num_timeout < rskq_defer_accept && bare ACK
+            req.acked = True
+            c["TCPDeferAcceptDrop"] += 1
+            return "deferred"
+        if self.acceptq_is_full():
+            c["ListenOverflows"] += 1
+            self._listendrop()
+            if not self.abort_on_overflow:
+                req.acked = True                 # listen_overflow: wait for a retransmit
+                return "overflow"
+            del self.syn_queue[peer]             # embryonic_reset:
+            c["EmbryonicRsts"] += 1
+            c["OutRsts"] += 1
+            return "reset"
+        del self.syn_queue[peer]
+        self.accept_queue.append(Child(peer, now))
+        c["PassiveOpens"] += 1
+        return "child"
+
+    def connect(self, now: float, peer: Any = None) -> str:
+        """A loopback connect(): SYN, SYN-ACK and ACK all run inside the call (KERNEL.md
+        "surprise" 5). Returns "established" or "dropped"."""
+        if peer is None:
+            peer = object()
+        verdict = self.on_syn(now, peer)
+        if verdict == "dropped":
+            return "dropped"
+        result = self.on_ack(now, peer, cookie=verdict == "cookie")
+        return "reset" if result == "reset" else "established"
+
+    def accept(self, now: float) -> Child | None:
+        """The application's accept(): the oldest child, or None if the queue is empty."""
+        return self.accept_queue.popleft() if self.accept_queue else None
+
+    # -- the reqsk timer ----------------------------------------------------------------
+    def next_timer(self) -> float | None:
+        """When the earliest request's SYN-ACK timer fires (None with an empty SYN queue)."""
+        if not self.syn_queue:
+            return None
+        return min(r.next_timer for r in self.syn_queue.values())
+
+    def on_timer(self, now: float) -> list[tuple[str, Any]]:
+        """Fire due reqsk timers (``reqsk_timer_handler``). Returns ``("synack", peer)`` for each
+        SYN-ACK retransmitted and ``("expired", peer)`` for each request dropped.
+
+        ``syn_ack_recalc()``: without defer-accept a request expires once
+        ``num_timeout >= synack_retries``; a deferred, acked request is not resent while it
+        waits for data. The RTO doubles from 1 s (``TCP_TIMEOUT_INIT << num_timeout``).
+        """
+        out: list[tuple[str, Any]] = []
+        for peer, req in list(self.syn_queue.items()):
+            if req.next_timer > now:
+                continue
+            if req.num_timeout >= self.synack_retries and not (self.defer_accept and req.acked):
+                del self.syn_queue[peer]
+                out.append(("expired", peer))
+                continue
+            if not (self.defer_accept and req.acked):
+                self.counters["TCPSynRetrans"] += 1
+                self.counters["RetransSegs"] += 1
+                out.append(("synack", peer))
+            req.num_timeout += 1
+            req.next_timer = now + min(self.profile.rto_initial * (1 << req.num_timeout),
+                                       self.profile.rto_max)
+        return out

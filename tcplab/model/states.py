@@ -1,0 +1,195 @@
+"""The 11 TCP states (Linux names and numbers) and RFC 9293's transitions as data.
+
+Like h11's ``_state.py``: the rules live in one table, :data:`TRANSITIONS`
+(``{state: {event: next_state}}``); the endpoint only looks things up, and the
+course draws its state diagram from :func:`edges`, so code and picture cannot drift.
+
+Numbers are Linux's, from ``include/net/tcp_states.h`` (``TCP_ESTABLISHED = 1`` ...),
+which is also what ``/proc/net/tcp`` prints in hex in its ``st`` column.
+
+>>> TcpState.ESTABLISHED.value, TcpState(0x0A).name
+(1, 'LISTEN')
+>>> next_state(TcpState.LISTEN, "rcv_syn").name
+'SYN_RECV'
+>>> next_state(TcpState.CLOSE, "rcv_fin")  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+IllegalTransition: event 'rcv_fin' is not allowed in state CLOSE (allowed: app_connect, app_listen)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import IntEnum
+from typing import NamedTuple
+
+from tcplab.errors import TcpLabError
+
+__all__ = ["TcpState", "EVENTS", "TRANSITIONS", "IllegalTransition", "next_state", "edges",
+           "Edge", "reachable"]
+
+
+class TcpState(IntEnum):
+    """Linux ``include/net/tcp_states.h``. CLOSE is RFC 9293's CLOSED."""
+
+    ESTABLISHED = 1
+    SYN_SENT = 2
+    SYN_RECV = 3
+    FIN_WAIT1 = 4
+    FIN_WAIT2 = 5
+    TIME_WAIT = 6
+    CLOSE = 7
+    CLOSE_WAIT = 8
+    LAST_ACK = 9
+    LISTEN = 10
+    CLOSING = 11
+
+
+class IllegalTransition(TcpLabError, ValueError):
+    """An event that the state table does not allow in the current state.
+
+    It is both a :class:`tcplab.errors.TcpLabError` and a :class:`ValueError`
+    (the caller asked for something the protocol forbids). The endpoint raising it
+    is left unchanged.
+    """
+
+    def __init__(self, state: TcpState, event: str) -> None:
+        self.state = state
+        self.event = event
+        allowed = ", ".join(sorted(TRANSITIONS.get(state, {})))
+        super().__init__(f"event {event!r} is not allowed in state {state.name} (allowed: {allowed})")
+
+
+S = TcpState
+
+#: Every event name used in :data:`TRANSITIONS`, with what it means.
+EVENTS: dict[str, str] = {
+    "app_connect": "application calls connect(): send SYN",
+    "app_listen": "application calls listen()",
+    "app_send": "application sends data on a listener/SYN_SENT (RFC 9293: LISTEN -> SYN_SENT)",
+    "app_close": "application calls close() or shutdown(SHUT_WR): send FIN (or just close)",
+    "rcv_syn": "a SYN arrives",
+    "rcv_syn_ack": "a SYN-ACK arrives",
+    "rcv_ack": "an ACK arrives that acknowledges our SYN or FIN",
+    "rcv_fin": "a FIN arrives (not acknowledging our FIN)",
+    "rcv_fin_ack": "a FIN arrives that also acknowledges our FIN",
+    "rcv_rst": "a valid RST arrives",
+    "timeout": "the retransmission / SYN-ACK budget is exhausted (tcp_syn_retries, tcp_synack_retries)",
+    "timeout_2msl": "TIME_WAIT ends (TCP_TIMEWAIT_LEN, 60 s on Linux)",
+    "timeout_fin_wait2": "an orphaned FIN_WAIT2 times out (tcp_fin_timeout)",
+    "app_abort": "close() with SO_LINGER {1, 0} or unread data: send RST",
+}
+
+# RFC 9293 section 3.3.2 (figure 5) plus the RST/abort/timeout edges Linux takes.
+# Why some edges exist:
+# * SYN_SENT --rcv_syn--> SYN_RECV is simultaneous open (RFC 9293 3.5, figure 8).
+# * FIN_WAIT1 --rcv_fin--> CLOSING is simultaneous close (figure 13).
+# * SYN_RECV --rcv_rst--> LISTEN: a passive open returns to LISTEN (RFC 9293 3.10.7.4);
+#   in Linux the request sock is just freed and the listener stays LISTEN.
+# * FIN_WAIT2 --timeout_fin_wait2--> CLOSE is Linux-only: an *orphaned* FIN_WAIT2 is
+#   moved to a timewait mini-socket that dies after tcp_fin_timeout (tcp_rcv_state_process).
+# * CLOSE_WAIT has no timer at all (KERNEL.md case 6), so it has no timeout edge.
+TRANSITIONS: dict[TcpState, dict[str, TcpState]] = {
+    S.CLOSE: {
+        "app_listen": S.LISTEN,
+        "app_connect": S.SYN_SENT,
+    },
+    S.LISTEN: {
+        "rcv_syn": S.SYN_RECV,
+        "app_send": S.SYN_SENT,
+        "app_close": S.CLOSE,
+    },
+    S.SYN_SENT: {
+        "rcv_syn_ack": S.ESTABLISHED,
+        "rcv_syn": S.SYN_RECV,
+        "app_close": S.CLOSE,
+        "rcv_rst": S.CLOSE,
+        "timeout": S.CLOSE,
+    },
+    S.SYN_RECV: {
+        "rcv_ack": S.ESTABLISHED,
+        "app_close": S.FIN_WAIT1,
+        "rcv_rst": S.LISTEN,
+        "timeout": S.CLOSE,
+        "app_abort": S.CLOSE,
+    },
+    S.ESTABLISHED: {
+        "app_close": S.FIN_WAIT1,
+        "rcv_fin": S.CLOSE_WAIT,
+        "rcv_rst": S.CLOSE,
+        "app_abort": S.CLOSE,
+    },
+    S.FIN_WAIT1: {
+        "rcv_ack": S.FIN_WAIT2,
+        "rcv_fin": S.CLOSING,
+        "rcv_fin_ack": S.TIME_WAIT,
+        "rcv_rst": S.CLOSE,
+        "app_abort": S.CLOSE,
+    },
+    S.FIN_WAIT2: {
+        "rcv_fin": S.TIME_WAIT,
+        "timeout_fin_wait2": S.CLOSE,
+        "rcv_rst": S.CLOSE,
+        "app_abort": S.CLOSE,
+    },
+    S.CLOSE_WAIT: {
+        "app_close": S.LAST_ACK,
+        "rcv_rst": S.CLOSE,
+        "app_abort": S.CLOSE,
+    },
+    S.CLOSING: {
+        "rcv_ack": S.TIME_WAIT,
+        "rcv_rst": S.CLOSE,
+    },
+    S.LAST_ACK: {
+        "rcv_ack": S.CLOSE,
+        "rcv_rst": S.CLOSE,
+    },
+    S.TIME_WAIT: {
+        "timeout_2msl": S.CLOSE,
+        "rcv_rst": S.CLOSE,
+    },
+}
+
+
+def next_state(state: TcpState, event: str) -> TcpState:
+    """Look up the state after ``event``; raise :class:`IllegalTransition` if not allowed."""
+    try:
+        return TRANSITIONS[state][event]
+    except KeyError:
+        raise IllegalTransition(state, event) from None
+
+
+class Edge(NamedTuple):
+    """One arrow of the state diagram."""
+
+    src: TcpState
+    event: str
+    dst: TcpState
+    label: str
+
+
+def edges() -> Iterator[Edge]:
+    """Yield every arrow of the diagram, in table order (for drawing).
+
+    >>> e = next(edges()); (e.src.name, e.event, e.dst.name)
+    ('CLOSE', 'app_listen', 'LISTEN')
+    """
+    for src, row in TRANSITIONS.items():
+        for event, dst in row.items():
+            yield Edge(src, event, dst, EVENTS[event])
+
+
+def reachable(start: TcpState) -> set[TcpState]:
+    """All states reachable from ``start`` following the table (``start`` included).
+
+    >>> TcpState.CLOSING in reachable(TcpState.CLOSE)
+    True
+    """
+    seen = {start}
+    todo = [start]
+    while todo:
+        for dst in TRANSITIONS[todo.pop()].values():
+            if dst not in seen:
+                seen.add(dst)
+                todo.append(dst)
+    return seen

@@ -1,0 +1,170 @@
+"""simulate() against the KERNEL.md observations (rules, not just the table)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcplab.model.outcome import Outcome
+from tcplab.sim import EXPERIMENTS, simulate
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_runs_and_returns_outcome(name):
+    o = simulate(name, {})
+    assert isinstance(o, Outcome) and o.summary and o.sysctls["tcplab.profile"] == "linux-6.18"
+
+
+SUMMARY_KEYS = {
+    "accept_queue": {"established_clients", "syn_sent_clients", "server_children", "recv_q", "send_q",
+                     "ListenOverflows", "ListenDrops", "reset_clients", "phantom_clients", "accepted"},
+    "syn_queue": {"syn_recv", "server_children", "SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDrop",
+                  "TCPReqQFullDoCookies", "ListenDrops", "ListenOverflows", "legit_client_connected"},
+    "syn_retries": {"retransmit_times", "failed_after", "error", "retransmissions", "syns_sent"},
+    "lifecycle": {"client_states", "server_states", "client_error", "server_error"},
+    "handshake": {"packets", "mss", "sack", "wscale", "timestamps"},
+    "time_wait": {"time_wait", "connections_made", "first_failure_at", "error", "reused_ports"},
+    "rebind": {"bound", "error", "time_wait"},
+    "load": {"attempts", "established", "failed", "max_recv_q", "p50_connect_s", "p99_connect_s",
+             "ListenOverflows"},
+}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_summary_keys_match_docs(name):
+    assert set(simulate(name, {}).summary) == SUMMARY_KEYS[name]
+
+
+def test_bad_params():
+    with pytest.raises(ValueError, match="accept_queue"):
+        simulate("nope", {})
+    with pytest.raises(ValueError, match="backlog"):
+        simulate("accept_queue", {"backlog": -1})
+    with pytest.raises(TypeError, match="backlog"):
+        simulate("accept_queue", {"backlog": True})
+    with pytest.raises(ValueError, match="bogus"):
+        simulate("accept_queue", {"bogus": 1})
+    with pytest.raises(ValueError):
+        simulate("lifecycle", {"scenario": "nope"})
+    with pytest.raises(ValueError):
+        simulate("accept_queue", {}, profile="linux-9000")
+
+
+@pytest.mark.parametrize("backlog,somaxconn,clients,est,lo", [
+    (5, None, 20, 6, 28), (5, 3, 20, 4, 32), (0, None, 5, 1, 8), (128, 64, 200, 65, 270), (50, None, 100, 51, 98)])
+def test_accept_queue_kernel_table(backlog, somaxconn, clients, est, lo):
+    s = simulate("accept_queue", dict(backlog=backlog, somaxconn=somaxconn, clients=clients)).summary
+    assert (s["established_clients"], s["syn_sent_clients"], s["recv_q"]) == (est, clients - est, est)
+    assert s["send_q"] == min(backlog, somaxconn or 4096)
+    assert s["ListenOverflows"] == s["ListenDrops"] == lo
+
+
+@pytest.mark.parametrize("backlog", [0, 2, 9, 30])
+@pytest.mark.parametrize("somaxconn", [1, 7, 4096])
+def test_accept_queue_rule(backlog, somaxconn):
+    s = simulate("accept_queue", dict(backlog=backlog, somaxconn=somaxconn, clients=60, settle=0.5)).summary
+    held = min(min(backlog, somaxconn) + 1, 60)
+    assert s["established_clients"] == s["recv_q"] == held
+    assert s["ListenOverflows"] == 60 - held              # one SYN each before the 1 s retransmit
+
+
+def test_abort_on_overflow_changes_nothing_on_loopback():
+    a = simulate("accept_queue", dict(abort_on_overflow=True)).summary
+    b = simulate("accept_queue", dict(abort_on_overflow=False)).summary
+    assert a == b
+
+
+def test_accept_after_lets_stuck_clients_in_on_retry():
+    s = simulate("accept_queue", dict(backlog=5, clients=20, accept_after=0.5, settle=1.5)).summary
+    assert s["established_clients"] == 20 and s["accepted"] == 20 and s["syn_sent_clients"] == 0
+
+
+@pytest.mark.parametrize("cookies,mx,backlog,syn_recv,kids,lo", [
+    (1, 16, 0, 1, 1, 58), (1, 2048, 4, 5, 5, 50), (1, 16, 8, 9, 9, 42), (1, 16, 100, 60, 0, 0),
+    (0, 16, 0, 1, 0, 0), (0, 2048, 8, 9, 0, 0), (0, 16, 100, 13, 0, 0), (0, 2048, 100, 60, 0, 0)])
+def test_syn_queue_case8(cookies, mx, backlog, syn_recv, kids, lo):
+    s = simulate("syn_queue", dict(syncookies=cookies, max_syn_backlog=mx, backlog=backlog, clients=60)).summary
+    assert (s["syn_recv"], s["server_children"], s["ListenOverflows"]) == (syn_recv, kids, lo)
+    if cookies:
+        assert s["SyncookiesSent"] == s["SyncookiesRecv"] == kids
+
+
+def test_syn_queue_case8_5_15_admits_backlog():
+    s = simulate("syn_queue", dict(syncookies=0, backlog=4, clients=60), profile="linux-5.15").summary
+    assert s["syn_recv"] == 4 and s["TCPReqQFullDrop"] == 56
+
+
+@pytest.mark.parametrize("cookies,backlog,mx,syn_recv,connected", [
+    (0, 128, 8, 7, False), (0, 128, 16, 13, False), (0, 4, 8, 5, False),
+    (1, 128, 8, 129, True), (1, 4, 8, 5, True), (2, 128, 8, 0, True)])
+def test_syn_flood_case4(cookies, backlog, mx, syn_recv, connected):
+    s = simulate("syn_queue", dict(flood=True, clients=200, syncookies=cookies, backlog=backlog,
+                                   max_syn_backlog=mx)).summary
+    assert s["syn_recv"] == syn_recv and s["legit_client_connected"] is connected
+    if cookies:
+        assert s["SyncookiesSent"] == 200 - syn_recv
+
+
+@pytest.mark.parametrize("k,lt,times,fail", [(1, 4, [1, 2], 3), (2, 4, [1, 2, 3, 4, 5], 7),
+                                             (3, 4, [1, 2, 3, 4, 5, 7, 11], 19), (3, 0, [1, 3, 7], 15)])
+def test_syn_retries(k, lt, times, fail):
+    s = simulate("syn_retries", dict(retries=k, linear_timeouts=lt)).summary
+    assert s["retransmit_times"] == times and s["failed_after"] == fail and s["error"] == "ETIMEDOUT"
+    assert s["syns_sent"] == len(times) + 1
+
+
+def test_syn_retries_5_15_has_no_linear_timeouts():
+    assert simulate("syn_retries", dict(retries=2), profile="linux-5.15").summary["retransmit_times"] == [1, 3]
+
+
+@pytest.mark.parametrize("kw,made,tw,err", [
+    (dict(tw_reuse=0), 10, 10, "EADDRNOTAVAIL"), (dict(tw_reuse=1), 30, 10, "EADDRNOTAVAIL"),
+    (dict(tw_reuse=2), 30, 10, "EADDRNOTAVAIL"), (dict(tw_reuse=1, timestamps=False), 10, 10, "EADDRNOTAVAIL"),
+    (dict(tw_reuse=0, max_tw_buckets=4), 300, 4, None)])
+def test_time_wait_case5(kw, made, tw, err):
+    s = simulate("time_wait", dict(port_range=(40000, 40009), connections=5000, duration=3.0, **kw)).summary
+    assert (s["connections_made"], s["time_wait"], s["error"]) == (made, tw, err)
+    if err:
+        assert s["first_failure_at"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("n", [3, 10, 25])
+def test_time_wait_ports_rule(n):
+    s = simulate("time_wait", dict(port_range=(40000, 40000 + n - 1), connections=5000, tw_reuse=0)).summary
+    assert s["connections_made"] == n
+
+
+@pytest.mark.parametrize("old", [False, True])
+@pytest.mark.parametrize("new", [False, True])
+def test_rebind_case7(old, new):
+    s = simulate("rebind", dict(old_reuseaddr=old, new_reuseaddr=new, closer="server")).summary
+    assert s["bound"] is (old and new)
+    assert simulate("rebind", dict(old_reuseaddr=old, new_reuseaddr=new, closer="client")).summary["bound"]
+    assert not simulate("rebind", dict(old_reuseaddr=old, new_reuseaddr=new, old_listener_open=True)).summary["bound"]
+
+
+@pytest.mark.parametrize("scenario,client,server", [
+    ("client_closes_first", ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"],
+     ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSE"]),
+    ("server_never_closes", ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2"], ["ESTABLISHED", "CLOSE_WAIT"]),
+    ("abortive_close", ["ESTABLISHED", "CLOSE"], ["ESTABLISHED", "CLOSE"]),
+    ("half_close", ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"],
+     ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSE"]),
+    ("simultaneous_open", ["SYN_SENT", "SYN_RECV", "ESTABLISHED"], ["SYN_SENT", "SYN_RECV", "ESTABLISHED"]),
+])
+def test_lifecycle(scenario, client, server):
+    s = simulate("lifecycle", dict(scenario=scenario, slow_motion=20.0)).summary
+    assert s["client_states"] == client and s["server_states"] == server
+    if scenario == "abortive_close":
+        assert s["server_error"] == "ECONNRESET" and "TIME_WAIT" not in s["client_states"]
+
+
+def test_load_is_deterministic_for_a_seed():
+    a = simulate("load", dict(rate=500, accept_rate=200, duration=5), seed=7)
+    b = simulate("load", dict(rate=500, accept_rate=200, duration=5), seed=7)
+    c = simulate("load", dict(rate=500, accept_rate=200, duration=5), seed=8)
+    assert a.summary == b.summary and a.timeline == b.timeline and a.summary != c.summary
+
+
+def test_load_never_accepting_holds_limit_plus_one():
+    s = simulate("load", dict(rate=200, accept_rate=0, backlog=10, duration=5)).summary
+    assert s["established"] == 11 and s["max_recv_q"] == 11

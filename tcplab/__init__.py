@@ -25,8 +25,8 @@ _EXPORTS: dict[str, str] = {
     "sysctls": "tcplab.observe",
     "capabilities": "tcplab.observe",
     "Capabilities": "tcplab.observe",
-    "NETSTAT_SENTENCES": "tcplab.kernel.netstat",
-    "counter_for_sentence": "tcplab.kernel.netstat",
+    "NETSTAT_SENTENCES": "tcplab.model.counters",
+    "counter_for_sentence": "tcplab.model.counters",
     "in_namespace": "tcplab.kernel.namespace",
     "TcpLabError": "tcplab.errors",
     "ParseError": "tcplab.errors",
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
                                NamespaceTimeout, NamespaceUnavailable, ParseError,
                                RealModeUnavailable, SockDiagUnavailable, TcpLabError)
     from tcplab.kernel.namespace import in_namespace  # noqa: F401
-    from tcplab.kernel.netstat import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401
+    from tcplab.model.counters import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401
     from tcplab.observe import (Capabilities, capabilities, counters, counters_delta,  # noqa: F401
                                 sockets, sysctls)
 

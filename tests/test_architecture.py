@@ -18,7 +18,7 @@ PKG = pathlib.Path(tcplab.__file__).parent
 ALLOWED = {
     "model": {"model", "errors", "_validate"},
     "sim": {"sim", "model", "errors", "_validate"},
-    "kernel": {"kernel", "errors", "_validate"},
+    "kernel": {"kernel", "model", "errors", "_validate"},  # model: pure data tables only
     "experiments": {"experiments", "kernel", "sim", "model", "errors", "_validate"},
     "viz": {"viz", "model", "errors", "_validate", "experiments"},
     "widgets": {"widgets", "viz", "experiments", "model", "errors", "_validate", "observe", "kernel"},

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from tcplab.errors import ParseError
+from tcplab.errors import KernelUnavailable, ParseError
 from tcplab.model.counters import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401 - re-exported
 
 __all__ = ["SECTIONS", "NETSTAT_SENTENCES", "parse_counters", "read_counters", "counters_delta",
@@ -60,8 +60,12 @@ def read_counters(root: str = "/proc", qualified: bool = False) -> dict[str, int
     sections: dict[str, dict[str, int]] = {}
     for name in ("netstat", "snmp"):
         path = os.path.join(root, "net", name)
-        with open(path) as f:
-            sections.update(parse_counters(f.read(), source=path))
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise KernelUnavailable(f"cannot read {path}: {e.strerror}") from None
+        sections.update(parse_counters(text, source=path))
     flat: dict[str, int] = {}
     for sec in SECTIONS:
         for key, value in sections.get(sec, {}).items():

@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from tcplab.errors import ParseError
+from tcplab.errors import KernelUnavailable, ParseError
 
 __all__ = ["TCP_STATES", "SocketRecord", "parse_proc_net_tcp", "read_proc_net_tcp"]
 
@@ -133,6 +133,8 @@ def read_proc_net_tcp(root: str = "/proc") -> list[SocketRecord]:
         except FileNotFoundError:
             if name == "tcp6":
                 continue  # kernel without IPv6
-            raise
+            raise KernelUnavailable(f"cannot read {path}: no such file (is /proc mounted? is this Linux?)") from None
+        except OSError as e:
+            raise KernelUnavailable(f"cannot read {path}: {e.strerror}") from None
         records.extend(parse_proc_net_tcp(text, source=path))
     return records

@@ -1,0 +1,129 @@
+"""Panels for notebook 06 (closing a connection).
+
+* :class:`ClosingPanel`  pick a scenario (four-way close, RST, half-close, CLOSE_WAIT leak…),
+                         see both ends' states as lanes.
+* :class:`CloseWaitLeak` a tiny buggy server on loopback that never close()s accepted
+                         sockets: ``n`` CLOSE_WAIT sockets to find with
+                         ``tcplab.sockets(state="CLOSE_WAIT", port=leak.port)``.
+
+>>> from tcplab.widgets.closing import ClosingPanel
+>>> p = ClosingPanel(scenario="abortive_close", mode="sim")   # doctest: +SKIP
+>>> p.result.summary["server_error"]                          # doctest: +SKIP
+'ECONNRESET'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from tcplab.experiments.lifecycle import SCENARIOS, lifecycle
+from tcplab.viz.closing import state_timeline
+from tcplab.widgets.common import Panel
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["ClosingPanel", "CloseWaitLeak", "SCENARIO_LABELS", "closing_quiz", "time_wait_ends"]
+
+#: what each lifecycle scenario shows, for the dropdown
+SCENARIO_LABELS = {
+    "client_closes_first": "four-way close, client first (FIN)",
+    "server_closes_first": "four-way close, server first (FIN)",
+    "server_never_closes": "server never closes (CLOSE_WAIT leak)",
+    "abortive_close": "client SO_LINGER {1, 0} close (RST)",
+    "half_close": "client shutdown(SHUT_WR) (half-close)",
+    "simultaneous_open": "simultaneous open (one socket)",
+}
+
+
+class ClosingPanel(Panel):
+    """Scenario dropdown -> ``experiments.lifecycle`` -> both ends' state lanes."""
+
+    title = "How does the connection end? Both sides, state by state"
+
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        return {"scenario": W.Dropdown(options=[(SCENARIO_LABELS.get(s, s), s) for s in SCENARIOS],
+                                       value="client_closes_first", description="scenario",
+                                       style={"description_width": "initial"}, layout=W.Layout(width="460px"))}
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        return lifecycle(params["scenario"], mode=mode)
+
+    def figure(self, result: Result) -> go.Figure:
+        return state_timeline(result)
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        for name in ("events", "packets"):
+            if name in result.tables:
+                return result.tables[name]
+        return super().table(result)
+
+
+class CloseWaitLeak:
+    """A listener on 127.0.0.1 (ephemeral port) whose "application" accepts ``n``
+    connections and never closes them; the clients close theirs. The server sockets sit in
+    CLOSE_WAIT (no timer ever ends it), the clients' in FIN_WAIT2 until tcp_fin_timeout.
+
+    Use as a context manager; leaving it closes everything (the server's FINs finally go out)::
+
+        with CloseWaitLeak(5) as leak:
+            tcplab.sockets(state="CLOSE_WAIT", port=leak.port)
+    """
+
+    def __init__(self, n: int = 5) -> None:
+        from tcplab._validate import check_int
+        self.n = check_int("n", n, 1, 200)
+        self.port: int | None = None
+        self._ss: Any = None
+
+    def __enter__(self) -> CloseWaitLeak:
+        from tcplab.kernel.loopback import SocketSet, tcp_state, wait_until
+
+        self._ss = ss = SocketSet()
+        try:
+            lst = ss.listener(self.n)
+            lst.settimeout(2.0)
+            addr = lst.getsockname()
+            self.port = addr[1]
+            clients = [ss.connect(addr, wait=True) for _ in range(self.n)]
+            self.accepted = [ss.adopt(lst.accept()[0]) for _ in range(self.n)]
+            for c in clients:
+                c.close()  # the client is done: FIN. The buggy server never calls close().
+            wait_until(lambda: all(tcp_state(s) == "CLOSE_WAIT" for s in self.accepted), 2.0)
+        except BaseException:
+            ss.close_all()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ss is not None:
+            self._ss.close_all()
+            self._ss = None
+
+
+def time_wait_ends(result: Result) -> int:
+    """How many of the two ends passed through TIME_WAIT in a lifecycle result (0, 1 or 2)."""
+    s = result.summary
+    return sum("TIME_WAIT" in (s.get(f"{side}_states") or []) for side in ("client", "server"))
+
+
+def closing_quiz(mode: str = "auto", rng: int | None = None) -> Any:
+    """Self-check: for a random scenario, how many ends go through TIME_WAIT?"""
+    from tcplab.widgets.common import SelfCheck
+
+    return SelfCheck(
+        lifecycle,
+        "Scenario '{scenario}': how many of the two ends (0, 1 or 2) pass through TIME_WAIT?",
+        {"scenario": ["client_closes_first", "server_closes_first", "abortive_close", "half_close",
+                      "server_never_closes"]},
+        time_wait_ends,
+        "TIME_WAIT is entered only by the side that sent the first FIN and then received the peer's FIN "
+        "(tcp_time_wait(), TCP_TIMEWAIT_LEN = 60 s). A RST (SO_LINGER {{1, 0}}) skips it on both ends; "
+        "a FIN that is never answered leaves the closer in FIN_WAIT2 and the peer in CLOSE_WAIT. "
+        "The chart of the run above shows which side it was.",
+        mode=mode, rng=rng, title="Self-check: who ends in TIME_WAIT?")

@@ -1,0 +1,117 @@
+"""The tuning lab of notebook 09: a server under load with every knob.
+
+:class:`TuningLab`: sliders rate, accept_rate, backlog, somaxconn, syncookies, syn_retries and
+duration -> ``experiments.load`` -> queue / drops / connect-time dashboard, and a verdict
+against a target p99 connect() time. Long runs belong in the simulator (the default mode here).
+
+>>> lab = TuningLab(mode="sim", target_p99=0.5)    # doctest: +SKIP
+>>> lab.met                                          # doctest: +SKIP
+False
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from tcplab.viz.load import connect_latency, dashboard
+from tcplab.widgets.common import Panel, float_slider, int_slider
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["TuningLab", "run_load", "meets_target", "queue_quiz"]
+
+
+def run_load(**params: Any) -> Result:
+    """``tcplab.experiments.load(**params)`` (a named function so a SelfCheck can call it)."""
+    from tcplab.experiments.load import load
+
+    return load(**params)
+
+
+def meets_target(result: Result, target_p99: float) -> bool:
+    """True when every client connected (none failed or still waiting) and p99 connect() <= target."""
+    s = result.summary
+    p99 = s.get("p99_connect_s")
+    return p99 is not None and s.get("established") == s.get("attempts") and p99 <= target_p99
+
+
+class TuningLab(Panel):
+    """Every knob of a loaded server; the verdict says whether the target is met."""
+
+    title = "Tuning lab: a server under load"
+
+    def __init__(self, *, target_p99: float = 0.5, **kwargs: Any) -> None:
+        self.target_p99 = float(target_p99)
+        self.verdict = W.HTML("")
+        self.latency = None
+        super().__init__(**{"mode": "sim", **kwargs})
+        self.widget.children = (*self.widget.children[:-2], self.verdict, *self.widget.children[-2:])
+
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        return {
+            "rate": int_slider("rate", 200, 10, 2000, 10, description="clients per second"),
+            "accept_rate": int_slider("accept_rate", 150, 0, 2000, 10, description="accept() per second"),
+            "backlog": int_slider("backlog", 16, 0, 1024, description="listen() backlog"),
+            "somaxconn": int_slider("somaxconn", 4096, 1, 4096, description="net.core.somaxconn"),
+            "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
+                                          style={"button_width": "40px", "description_width": "initial"}),
+            "syn_retries": int_slider("syn_retries", 6, 1, 8, description="tcp_syn_retries"),
+            "duration": float_slider("duration", 5.0, 1.0, 30.0, 1.0, description="seconds of load"),
+        }
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        return run_load(**params, mode=mode)
+
+    def figure(self, result: Result) -> go.Figure:
+        return dashboard(result)
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        import pandas as pd
+        return pd.DataFrame([result.summary])
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.result is None else meets_target(self.result, self.target_p99)
+
+    def update(self) -> Result | None:
+        r = super().update()
+        if r is not None:
+            s = r.summary
+            p99 = s.get("p99_connect_s")
+            ok = meets_target(r, self.target_p99)
+            color = "#1a7f37" if ok else "#cf222e"
+            p99_text = "n/a" if p99 is None else f"{p99:.3f} s"
+            self.verdict.value = (
+                f"<div style='color:{color};font-size:larger'>{'✅ target met' if ok else '❌ target missed'}: "
+                f"p99 connect() {html.escape(p99_text)} (target ≤ {self.target_p99} s), "
+                f"{s.get('established')}/{s.get('attempts')} connected, "
+                f"{s.get('ListenOverflows')} ListenOverflows</div>")
+        return r
+
+    def latency_figure(self) -> go.Figure | None:
+        """The connect-time histogram and CDF of the last run."""
+        return None if self.result is None else connect_latency(self.result)
+
+
+def queue_quiz(mode: str = "sim", rng: int | None = None) -> Any:
+    """Self-check: a server accepting slower than clients arrive; how full does the accept queue get?"""
+    from tcplab.widgets.common import SelfCheck
+
+    return SelfCheck(
+        run_load,
+        "{rate} clients/s for 3 s, the server accept()s {accept_rate}/s, listen({backlog}), "
+        "somaxconn {somaxconn}. What is the largest accept-queue length (ss Recv-Q) during the run?",
+        {"rate": [200, 300, 400], "accept_rate": [0, 20, 50], "backlog": [4, 8, 32, 128],
+         "somaxconn": [16, 64, 4096]},
+        "max_recv_q",
+        "The queue fills because accept() is slower than the arrivals; it holds min(backlog, somaxconn) + 1 = "
+        "{expected} (the backlog is clamped to somaxconn in __sys_listen_socket(), and sk_acceptq_is_full() "
+        "uses '>'). Further SYNs are dropped (ListenOverflows = {ListenOverflows}).",
+        fixed={"duration": 3.0}, mode=mode, rng=rng, title="Self-check: how full does the accept queue get?")

@@ -1,0 +1,178 @@
+"""Accept queue and SYN queue figures (KERNEL.md cases 1, 4 and 8).
+
+Pure functions: a :class:`~tcplab.experiments.Result` in, a plotly Figure out. Tests read
+``fig.data``: the bars carry the summary's numbers, the dashed lines the kernel's limits.
+
+>>> from tcplab.experiments.result import Result
+>>> r = Result("accept_queue", "sim", "t", {"backlog": 5, "somaxconn": None, "clients": 20},
+...            summary={"established_clients": 6, "syn_sent_clients": 14, "recv_q": 6, "send_q": 5,
+...                     "server_children": 6, "ListenOverflows": 28})
+>>> f = accept_queue_fill(r); list(f.data[0].y)
+[6, 14, 6]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tcplab.viz.common import LIMIT_COLOR, STATE_COLORS, style, titled
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["accept_queue_fill", "syn_queue_fill", "backlog_sweep", "accept_limit", "syn_recv_limit"]
+
+
+def accept_limit(backlog: int, somaxconn: int) -> int:
+    """Completed connections a listener holds: ``min(backlog, somaxconn) + 1`` (sk_acceptq_is_full uses ``>``)."""
+    return min(backlog, somaxconn) + 1
+
+
+def syn_recv_limit(backlog: int, somaxconn: int, syncookies: int, max_syn_backlog: int) -> int:
+    """Requests in SYN_RECV (KERNEL.md case 4/8): backlog+1, and with syncookies=0 also 3/4·max+1."""
+    lim = min(backlog, somaxconn) + 1
+    if syncookies == 2:
+        return 0
+    if syncookies == 0:
+        lim = min(lim, (max_syn_backlog - (max_syn_backlog >> 2)) + 1)
+    return lim
+
+
+def _somaxconn(result: Result) -> int:
+    v = result.params.get("somaxconn")
+    if v is None:
+        v = result.sysctls.get("net.core.somaxconn")
+    return int(v) if v is not None else 4096
+
+
+def accept_queue_fill(result: Result) -> go.Figure:
+    """Left: clients ESTABLISHED / SYN_SENT and the listener's Recv-Q, against the limit
+    ``min(backlog, somaxconn)+1`` (dashed). Right: the same over time, from the timeline.
+
+    Trace 0 is the bar chart (y = [established_clients, syn_sent_clients, recv_q]).
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    s = result.summary
+    backlog = int(result.params.get("backlog", 0))
+    smc = _somaxconn(result)
+    limit = accept_limit(backlog, smc)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.12,
+                        subplot_titles=("at the snapshot", "over time"))
+    names = ["clients<br>ESTABLISHED", "clients<br>SYN_SENT", "listener<br>Recv-Q"]
+    vals = [s.get("established_clients", 0), s.get("syn_sent_clients", 0), s.get("recv_q", 0)]
+    colors = [STATE_COLORS["ESTABLISHED"], STATE_COLORS["SYN_SENT"], STATE_COLORS["LISTEN"]]
+    fig.add_trace(go.Bar(x=names, y=vals, marker_color=colors, text=vals, textposition="outside",
+                         name="at snapshot", showlegend=False, cliponaxis=False), row=1, col=1)
+    fig.add_hline(y=limit, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1,
+                  annotation_text=f"limit: min({backlog}, {smc})+1 = {limit}",
+                  annotation_position="top right", annotation_font_color=LIMIT_COLOR)
+    tl = result.timeline
+    if tl is not None and len(tl):
+        est_col = "established_clients" if "established_clients" in tl else "established"
+        series = [("recv_q", "listener Recv-Q", STATE_COLORS["LISTEN"]),
+                  (est_col, "clients ESTABLISHED", STATE_COLORS["ESTABLISHED"]),
+                  ("syn_sent_clients", "clients SYN_SENT", STATE_COLORS["SYN_SENT"]),
+                  ("accepted", "accepted by the app", "#6e7781")]
+        for col, label, color in series:
+            if col in tl:
+                fig.add_trace(go.Scatter(x=list(tl["t"]), y=list(tl[col]), mode="lines", name=label,
+                                         line={"color": color, "shape": "hv", "width": 2.5}), row=1, col=2)
+        fig.add_hline(y=limit, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=2)
+    fig.update_xaxes(title_text="seconds after the first connect()", row=1, col=2)
+    fig.update_yaxes(title_text="connections", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    ymax = max([*vals, limit]) * 1.2 + 1
+    fig.update_yaxes(range=[0, ymax], row=1, col=1)
+    clients = result.params.get("clients", "?")
+    acc = result.params.get("accept_after")
+    titled(fig, f"Accept queue: listen({backlog}), somaxconn={smc}, {clients} clients", result,
+           "the server never calls accept()" if acc is None else f"the server accepts from {acc:g} s on")
+    return style(fig, height=460)
+
+
+def syn_queue_fill(result: Result) -> go.Figure:
+    """Left: SYN_RECV requests and established children vs the two limits (backlog+1; with
+    syncookies=0 also 3/4·tcp_max_syn_backlog+1). Right: the counters that tell the story.
+
+    Trace 0: bars [syn_recv, server_children]; trace 1: counters.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    s = result.summary
+    p = result.params
+    backlog = int(p.get("backlog", 0))
+    smc = _somaxconn(result)
+    cookies = int(p.get("syncookies", 1) if p.get("syncookies") is not None
+                  else result.sysctls.get("net.ipv4.tcp_syncookies", 1))
+    msb = p.get("max_syn_backlog")
+    if msb is None:
+        msb = result.sysctls.get("net.ipv4.tcp_max_syn_backlog")
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.14,
+                        subplot_titles=("server side at the snapshot", "counters (deltas)"))
+    vals = [s.get("syn_recv", 0), s.get("server_children", 0)]
+    fig.add_trace(go.Bar(x=["SYN_RECV<br>(requests)", "ESTABLISHED<br>children"], y=vals, text=vals,
+                         textposition="outside", cliponaxis=False, showlegend=False, name="server",
+                         marker_color=[STATE_COLORS["SYN_RECV"], STATE_COLORS["ESTABLISHED"]]), row=1, col=1)
+    lim_b = min(backlog, smc) + 1
+    fig.add_hline(y=lim_b, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1,
+                  annotation_text=f"backlog+1 = {lim_b}", annotation_position="top right",
+                  annotation_font_color=LIMIT_COLOR)
+    ymax = max([*vals, lim_b])
+    if cookies == 0 and msb is not None:
+        lim_q = int(msb) - (int(msb) >> 2) + 1
+        ymax = max(ymax, lim_q)
+        fig.add_hline(y=lim_q, line_dash="dot", line_color="#8250df", row=1, col=1,
+                      annotation_text=f"3/4·max_syn_backlog+1 = {lim_q}", annotation_position="top right",
+                      annotation_font_color="#8250df")
+    names = ["ListenDrops", "ListenOverflows", "TCPReqQFullDrop", "TCPReqQFullDoCookies", "SyncookiesSent",
+             "SyncookiesRecv"]
+    cv = [int(s.get(n) or 0) for n in names]
+    fig.add_trace(go.Bar(x=cv, y=names, orientation="h", text=cv, textposition="outside", cliponaxis=False,
+                         showlegend=False, name="counters", marker_color="#57606a"), row=1, col=2)
+    fig.update_yaxes(range=[0, ymax * 1.25 + 1], title_text="sockets", row=1, col=1)
+    fig.update_xaxes(range=[0, max(cv + [1]) * 1.3], row=1, col=2)
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
+    what = "spoofed SYN flood" if p.get("flood") else "TCP_DEFER_ACCEPT clients that send nothing"
+    titled(fig, f"SYN queue: listen({backlog}), syncookies={cookies}, tcp_max_syn_backlog={msb}", result,
+           f"{p.get('clients', '?')} {what}")
+    legit = s.get("legit_client_connected")
+    if legit is not None:
+        fig.add_annotation(text=("a normal client <b>got in</b>" if legit else "a normal client was <b>locked out</b>"),
+                           xref="paper", yref="paper", x=1.0, y=-0.2, xanchor="right", showarrow=False,
+                           font={"color": "#1a7f37" if legit else LIMIT_COLOR})
+    return style(fig, height=440)
+
+
+def backlog_sweep(results: Sequence[Result]) -> go.Figure:
+    """Established clients for several backlogs (one accept_queue Result each), against the
+    rule ``min(backlog, somaxconn) + 1``. Trace 0: measured points; trace 1: the rule."""
+    import plotly.graph_objects as go
+
+    if not results:
+        raise ValueError("backlog_sweep needs at least one accept_queue Result")
+    rows: list[dict[str, Any]] = []
+    for r in results:
+        rows.append({"backlog": int(r.params["backlog"]), "somaxconn": _somaxconn(r),
+                     "established": r.summary["established_clients"], "clients": r.params.get("clients")})
+    rows.sort(key=lambda d: d["backlog"])
+    smc = rows[0]["somaxconn"]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[d["backlog"] for d in rows], y=[d["established"] for d in rows],
+                             mode="markers", marker={"size": 12, "color": STATE_COLORS["ESTABLISHED"]},
+                             name="measured: clients ESTABLISHED"))
+    lo, hi = rows[0]["backlog"], rows[-1]["backlog"]
+    xs = list(range(lo, hi + 1))
+    fig.add_trace(go.Scatter(x=xs, y=[accept_limit(b, smc) for b in xs], mode="lines",
+                             line={"dash": "dash", "color": LIMIT_COLOR},
+                             name=f"rule: min(backlog, somaxconn={smc}) + 1"))
+    fig.update_xaxes(title_text="listen() backlog")
+    fig.update_yaxes(title_text="clients ESTABLISHED", rangemode="tozero")
+    modes = {r.mode for r in results}
+    titled(fig, "How many connections does listen(backlog) hold?", results[0] if len(modes) == 1 else "REAL + SIMULATED")
+    return style(fig, height=400)

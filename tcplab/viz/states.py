@@ -1,0 +1,194 @@
+"""The TCP state diagram drawn from the model's table, and socket-state counts.
+
+The diagram is built from :data:`tcplab.model.states.TRANSITIONS` (via
+:func:`tcplab.model.states.edges`): every arrow in the picture is a row of the table, so
+the picture cannot drift from the code. Only the node *positions* live here.
+
+>>> f = state_diagram()
+>>> sorted(set(f.data[-1].text)) == sorted(s.name for s in TcpState)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from tcplab.model.states import EVENTS, TcpState, edges
+from tcplab.viz.common import STATE_COLORS, STATE_ORDER, style, titled
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["state_diagram", "state_counts", "state_count_table", "POSITIONS", "CLIENT_PATH", "SERVER_PATH",
+           "edge_kind"]
+
+S = TcpState
+
+#: where each state sits (RFC 9293 figure 5 layout). CLOSE is drawn twice: at the top where
+#: connections start and at the bottom where they end.
+POSITIONS: dict[str, tuple[float, float]] = {
+    "CLOSE": (2.0, 7.2), "LISTEN": (0.6, 6.0), "SYN_SENT": (3.4, 6.0), "SYN_RECV": (0.6, 4.8),
+    "ESTABLISHED": (2.0, 4.0), "FIN_WAIT1": (0.6, 3.0), "CLOSE_WAIT": (3.4, 3.0), "FIN_WAIT2": (0.6, 1.8),
+    "CLOSING": (2.0, 1.8), "LAST_ACK": (3.4, 1.8), "TIME_WAIT": (1.3, 0.7), "CLOSE_end": (2.8, 0.0),
+}
+_BW, _BH = 0.5, 0.3   # half width / height of a node box, in axis units
+_TOP = {S.CLOSE, S.LISTEN, S.SYN_SENT, S.SYN_RECV}
+
+#: the active opener's and closer's usual path, and the passive side's
+CLIENT_PATH = {("CLOSE", "app_connect"), ("SYN_SENT", "rcv_syn_ack"), ("ESTABLISHED", "app_close"),
+               ("FIN_WAIT1", "rcv_ack"), ("FIN_WAIT2", "rcv_fin"), ("TIME_WAIT", "timeout_2msl")}
+SERVER_PATH = {("CLOSE", "app_listen"), ("LISTEN", "rcv_syn"), ("SYN_RECV", "rcv_ack"),
+               ("ESTABLISHED", "rcv_fin"), ("CLOSE_WAIT", "app_close"), ("LAST_ACK", "rcv_ack")}
+KIND_STYLE = {
+    "client": {"color": "#0969da", "width": 3, "dash": "solid", "label": "client path (active open / close)"},
+    "server": {"color": "#cf222e", "width": 3, "dash": "solid", "label": "server path (passive open / close)"},
+    "other": {"color": "#6e7781", "width": 1.5, "dash": "solid", "label": "simultaneous open / close, other"},
+    "abort": {"color": "#bbbbbb", "width": 1, "dash": "dot", "label": "RST, abort, timeout"},
+}
+
+
+def edge_kind(src: str, event: str) -> str:
+    """client / server / abort / other, for coloring an edge."""
+    if (src, event) in CLIENT_PATH:
+        return "client"
+    if (src, event) in SERVER_PATH:
+        return "server"
+    if event in ("rcv_rst", "app_abort", "timeout", "timeout_fin_wait2") or (event == "app_close" and src in
+                                                                              ("LISTEN", "SYN_SENT")):
+        return "abort"
+    return "other"
+
+
+def _node(state: TcpState, src: TcpState | None = None) -> str:
+    """The drawn node of ``state`` (CLOSE reached from the lower half goes to the bottom copy)."""
+    if state is S.CLOSE and src is not None and src not in _TOP:
+        return "CLOSE_end"
+    return state.name
+
+
+def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str, ...] | None = None,
+                  title: str = "The 11 TCP states, drawn from tcplab.model.states.TRANSITIONS") -> go.Figure:
+    """Nodes and labelled arrows, one per (state, event) row of the table.
+
+    ``show_aborts`` adds the RST / abort / timeout arrows (dotted grey). ``highlight`` is a
+    sequence of state names (e.g. a lifecycle result's ``client_states``) drawn larger.
+    Traces: one line trace per edge kind shown (name = legend label), one text trace with
+    the edge labels (``customdata`` = (src, event, dst)), and last the nodes (text = state names).
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    pairs: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)  # (a,b) -> [(event, kind)]
+    for e in edges():
+        kind = edge_kind(e.src.name, e.event)
+        if kind == "abort" and not show_aborts:
+            continue
+        pairs[(_node(e.src), _node(e.dst, e.src))].append((e.event, kind))
+    lines: dict[str, tuple[list[Any], list[Any]]] = defaultdict(lambda: ([], []))
+    lab_x, lab_y, lab_t, lab_h = [], [], [], []
+    rank = ["client", "server", "other", "abort"]
+    for (a, b), evs in pairs.items():
+        kind = min((k for _, k in evs), key=rank.index)
+        (x0, y0), (x1, y1) = POSITIONS[a], POSITIONS[b]
+        dx, dy = x1 - x0, y1 - y0
+        n = math.hypot(dx, dy) or 1.0
+        off = 0.07 if (b, a) in pairs else 0.0   # two-way pairs: shift each arrow sideways
+        ox, oy = -dy / n * off * 3, dx / n * off
+        # trim each end to the node's box (half sizes _BW x _BH, plus a small gap)
+        tt = min(_BW / abs(dx) if dx else 1e9, _BH / abs(dy) if dy else 1e9)
+        sx, sy = x0 + ox + dx * tt, y0 + oy + dy * tt
+        ex, ey = x1 + ox - dx * tt, y1 + oy - dy * tt
+        xs, ys = lines[kind]
+        xs += [sx, ex, None]
+        ys += [sy, ey, None]
+        st = KIND_STYLE[kind]
+        fig.add_annotation(x=ex, y=ey, ax=sx, ay=sy, xref="x", yref="y", axref="x", ayref="y", text="",
+                           showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=max(1.0, st["width"] - 1),
+                           arrowcolor=st["color"])
+        lx, ly = (sx + ex) / 2, (sy + ey) / 2
+        lab_x.append(lx)
+        lab_y.append(ly)
+        text = " / ".join(ev for ev, _ in evs)
+        fig.add_annotation(x=lx, y=ly, text=text, showarrow=False, font={"size": 10, "color": st["color"]},
+                           bgcolor="rgba(255,255,255,0.85)", xref="x", yref="y")
+        lab_t.append(" / ".join(ev for ev, _ in evs))
+        lab_h.append("<br>".join(f"{a.replace('_end', '')} → {b.replace('_end', '')}: <b>{ev}</b> — {EVENTS[ev]}"
+                                 for ev, _ in evs))
+    for kind in rank:
+        if kind in lines:
+            st = KIND_STYLE[kind]
+            xs, ys = lines[kind]
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=st["label"], hoverinfo="skip",
+                                     line={"color": st["color"], "width": st["width"],
+                                           "dash": "dot" if kind == "abort" else "solid"}))
+    fig.add_trace(go.Scatter(x=lab_x, y=lab_y, mode="markers", text=lab_t, marker={"size": 14, "opacity": 0},
+                             hovertext=lab_h, hoverinfo="text", showlegend=False, name="events"))
+    hl = set(highlight or ())
+    names = list(POSITIONS)
+    shown = [n.replace("_end", "") for n in names]
+    for n, sname in zip(names, shown, strict=True):
+        x, y = POSITIONS[n]
+        fig.add_shape(type="rect", x0=x - _BW + 0.03, x1=x + _BW - 0.03, y0=y - _BH + 0.05, y1=y + _BH - 0.05,
+                      fillcolor=STATE_COLORS[sname], line={"width": 4 if sname in hl else 0, "color": "#ffd33d"},
+                      layer="below")
+    fig.add_trace(go.Scatter(
+        x=[POSITIONS[n][0] for n in names], y=[POSITIONS[n][1] for n in names], mode="text",
+        text=shown, textfont={"size": [15 if s in hl else 13 for s in shown], "color": "white"},
+        hovertext=[f"{s} (Linux state {TcpState[s].value})" for s in shown], hoverinfo="text",
+        name="states", showlegend=False))
+    fig.update_xaxes(visible=False, range=[-0.1, 4.1])
+    fig.update_yaxes(visible=False, range=[-0.5, 7.5])
+    titled(fig, title, "model", "hover an arrow for what the event means")
+    style(fig, height=720)
+    return fig
+
+
+def _states_of(sockets: pd.DataFrame | Result) -> list[str]:
+    df = sockets
+    if hasattr(sockets, "tables"):
+        df = sockets.tables.get("sockets")  # type: ignore[union-attr]
+    if df is None or len(df) == 0:
+        return []
+    return [str(s) for s in df["state"]]
+
+
+def state_count_table(sockets: pd.DataFrame | Result, *, all_states: bool = False) -> pd.DataFrame:
+    """``ss -tan | awk '{print $1}' | sort | uniq -c`` as a DataFrame (state, count), in Linux order.
+
+    >>> import pandas as pd
+    >>> state_count_table(pd.DataFrame({"state": ["LISTEN", "ESTABLISHED", "ESTABLISHED"]})).values.tolist()
+    [['ESTABLISHED', 2], ['LISTEN', 1]]
+    """
+    import pandas as pd
+
+    states = _states_of(sockets)
+    counts = {s: states.count(s) for s in STATE_ORDER}
+    rows = [{"state": s, "count": c} for s, c in counts.items() if c or all_states]
+    return pd.DataFrame(rows, columns=["state", "count"])
+
+
+def state_counts(sockets: pd.DataFrame | Result, *, source: Result | str = "REAL",
+                 title: str = "Sockets per state (ss -tan | uniq -c)") -> go.Figure:
+    """Bar chart of sockets per state, all 11 states in Linux order (zeros included).
+
+    ``sockets`` is ``tcplab.sockets()`` or a Result with a ``sockets`` table. ``source``
+    labels the mode (a Result, or a string such as ``"REAL: this host"``).
+    Trace 0: x = the 11 state names, y = counts.
+    """
+    import plotly.graph_objects as go
+
+    if hasattr(sockets, "tables") and source == "REAL":
+        source = sockets  # type: ignore[assignment]
+    t = state_count_table(sockets, all_states=True)
+    fig = go.Figure(go.Bar(x=list(t["state"]), y=list(t["count"]), text=list(t["count"]), textposition="outside",
+                           cliponaxis=False, marker_color=[STATE_COLORS[s] for s in t["state"]], name="sockets"))
+    fig.update_yaxes(title_text="sockets", rangemode="tozero")
+    fig.update_yaxes(range=[0, max(1, int(t["count"].max() or 0)) * 1.2])
+    fig.update_xaxes(tickangle=-30)
+    titled(fig, title, source, f"{int(t['count'].sum())} sockets")
+    return style(fig, height=400, legend=False)

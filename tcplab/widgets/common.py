@@ -1,0 +1,459 @@
+"""Pieces every course panel shares: the mode switch, the result header, a progress bar,
+the :class:`Panel` base class and the :class:`SelfCheck` quiz.
+
+The pattern (ipywidgets "Widget Events", plotly's FigureWidget app page): build the
+controls and one ``plotly.graph_objects.FigureWidget`` **once**, ``observe`` the controls
+with ``names="value"``, and on a change run the experiment and redraw inside
+``fig.batch_update()``. Costly sliders use ``continuous_update=False`` (see :func:`int_slider`),
+so the experiment runs when the slider is released, not for every pixel dragged.
+
+A panel is testable without a browser: set a control's ``value`` (the observer runs
+:meth:`Panel.update`) and read ``panel.fig.data``.
+
+>>> from tcplab.widgets.common import mode_toggle, int_slider
+>>> mode_toggle().value
+'auto'
+>>> s = int_slider("backlog", 5, 0, 64); (s.value, s.continuous_update)
+(5, False)
+
+Writing a panel::
+
+    class MyPanel(Panel):
+        title = "Accept queue"
+        def make_controls(self):
+            return {"backlog": int_slider("backlog", 5, 0, 64)}
+        def run(self, params, mode):
+            return experiments.accept_queue(**params, mode=mode)
+        def figure(self, result):
+            return viz.queues.accept_queue_fill(result)
+
+    MyPanel()          # in a notebook cell: shows controls, header, chart and table
+"""
+
+from __future__ import annotations
+
+import html
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from tcplab.errors import TcpLabError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["MODES", "mode_toggle", "result_header", "error_header", "ProgressBar", "run_button",
+           "int_slider", "float_slider", "sync_figure", "table_html", "Panel", "SelfCheck"]
+
+MODES = ("auto", "real", "sim")
+REAL_COLOR = "#1a7f37"
+SIM_COLOR = "#9a6700"
+ERROR_COLOR = "#cf222e"
+
+_MODE_TIPS = {
+    "auto": "real kernel where possible, otherwise the simulator (the reason is shown)",
+    "real": "the Linux kernel of this machine (in a private network namespace)",
+    "sim": "the simulator, which follows the same kernel rules",
+}
+
+#: errors a panel shows in its header instead of raising (a bad combination of
+#: slider values, or real mode not possible here)
+SHOWN_ERRORS: tuple[type[BaseException], ...] = (TcpLabError, ValueError)
+
+
+def mode_toggle(default: str = "auto", *, description: str = "mode") -> W.ToggleButtons:
+    """The auto / real / sim switch shown next to every experiment.
+
+    >>> t = mode_toggle("sim"); t.options, t.value
+    (('auto', 'real', 'sim'), 'sim')
+    """
+    if default not in MODES:
+        raise ValueError(f"default must be one of {', '.join(MODES)}, not {default!r}")
+    return W.ToggleButtons(options=list(MODES), value=default, description=description,
+                           tooltips=[_MODE_TIPS[m] for m in MODES],
+                           style={"button_width": "60px", "description_width": "initial"})
+
+
+def _badge(real: bool) -> str:
+    color = REAL_COLOR if real else SIM_COLOR
+    return (f'<span style="background:{color};color:white;padding:2px 8px;border-radius:4px;'
+            f'font-weight:bold">{"REAL" if real else "SIMULATED"}</span>')
+
+
+def header_html(result: Result) -> str:
+    """HTML of :func:`result_header` (a badge, where it ran, why, how long)."""
+    esc = html.escape
+    real = result.mode == "real"
+    where = f"Linux {esc(str(result.kernel))}" if real else f"simulator, profile {esc(str(result.profile))}"
+    notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
+    return (f"<div style='line-height:1.5'>{_badge(real)} <b>{esc(result.name)}</b> "
+            f"<small>{where} · {result.duration_s:.2f} s</small><br>"
+            f"<small><i>why this mode:</i> {esc(result.reason)}</small>"
+            + (f"<ul style='margin:2px 0;font-size:smaller'>{notes}</ul>" if notes else "") + "</div>")
+
+
+def result_header(result: Result) -> W.HTML:
+    """REAL / SIMULATED badge, the reason for the mode, kernel or simulator profile.
+
+    >>> from tcplab.experiments.result import Result
+    >>> h = result_header(Result("accept_queue", "sim", "mode='sim' was asked for", {}, profile="linux-6.18"))
+    >>> "SIMULATED" in h.value and "linux-6.18" in h.value
+    True
+    """
+    return W.HTML(header_html(result))
+
+
+def error_header(exc: BaseException) -> str:
+    """HTML for an error shown in place of a result (e.g. real mode unavailable)."""
+    return (f"<div style='color:{ERROR_COLOR}'><b>{html.escape(type(exc).__name__)}:</b> "
+            f"{html.escape(str(exc))}</div>")
+
+
+class ProgressBar:
+    """An ``IntProgress`` and a label, usable as an experiment's ``progress(fraction, text)``.
+
+    Experiments call it from a helper thread about every 0.25 s, and with ``(1.0, "done")``
+    at the end.
+
+    >>> bar = ProgressBar("SYN retries")
+    >>> bar(0.5, "3.5 s of ~7 s"); bar.bar.value, bar.label.value
+    (50, '3.5 s of ~7 s')
+    >>> bar(1.0, "done"); bar.bar.bar_style
+    'success'
+
+    In a notebook: ``bar = ProgressBar(); display(bar.widget)`` or just ``bar`` as the last
+    line of a cell, then ``syn_retries(2, progress=bar)``.
+    """
+
+    def __init__(self, description: str = "running") -> None:
+        self.bar = W.IntProgress(value=0, min=0, max=100, description=description,
+                                 style={"description_width": "initial"})
+        self.label = W.Label("")
+        self.widget = W.HBox([self.bar, self.label])
+
+    def __call__(self, fraction: float, text: str = "") -> None:
+        fraction = min(1.0, max(0.0, float(fraction)))
+        self.bar.value = int(round(fraction * 100))
+        self.bar.bar_style = "success" if fraction >= 1.0 else "info"
+        self.label.value = text
+
+    def reset(self, text: str = "") -> None:
+        """Back to 0 % (before a new run)."""
+        self.bar.value = 0
+        self.bar.bar_style = ""
+        self.label.value = text
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
+def run_button(description: str = "Run", on_click: Callable[[], Any] | None = None, *,
+               tooltip: str = "run the experiment with these settings") -> W.Button:
+    """A primary button; ``on_click`` takes no argument (unlike ipywidgets' callback).
+
+    >>> hits = []
+    >>> b = run_button("Go", lambda: hits.append(1)); b.click(); hits
+    [1]
+    """
+    b = W.Button(description=description, button_style="primary", tooltip=tooltip, icon="play")
+    if on_click is not None:
+        b.on_click(lambda _b: on_click())
+    return b
+
+
+def int_slider(name: str, value: int, min: int, max: int, step: int = 1, *,  # noqa: A002
+               description: str | None = None, continuous_update: bool = False) -> W.IntSlider:
+    """An IntSlider for an experiment parameter (``continuous_update=False``: each value runs a kernel experiment)."""
+    return W.IntSlider(value=value, min=min, max=max, step=step, description=description or name,
+                       continuous_update=continuous_update, style={"description_width": "initial"},
+                       layout=W.Layout(width="420px"))
+
+
+def float_slider(name: str, value: float, min: float, max: float, step: float = 0.1, *,  # noqa: A002
+                 description: str | None = None, continuous_update: bool = False) -> W.FloatSlider:
+    """A FloatSlider for an experiment parameter, ``continuous_update=False``."""
+    return W.FloatSlider(value=value, min=min, max=max, step=step, description=description or name,
+                         continuous_update=continuous_update, style={"description_width": "initial"},
+                         layout=W.Layout(width="420px"))
+
+
+def sync_figure(fw: go.FigureWidget, fig: go.Figure) -> None:
+    """Make FigureWidget ``fw`` show ``fig`` without building a new widget.
+
+    Same number and types of traces: every trace and the layout are updated in place
+    inside one ``batch_update()`` (one message to the browser). Otherwise the traces are
+    replaced.
+    """
+    new = fig.to_dict()
+    same = len(fw.data) == len(fig.data) and all(a.type == b.type for a, b in zip(fw.data, fig.data, strict=True))
+    if not same:
+        fw.data = ()
+        fw.add_traces(list(fig.data))
+    with fw.batch_update():
+        if same:
+            for tr, d in zip(fw.data, new["data"], strict=True):
+                d = dict(d)
+                d.pop("type", None)
+                # clear what the new trace does not set (e.g. an old text array)
+                tr.update(_cleared(tr, d), overwrite=True)
+        layout = new.get("layout", {})
+        layout.pop("template", None)
+        fw.layout.shapes = ()
+        fw.layout.annotations = ()
+        fw.layout.update(layout, overwrite=True)
+
+
+def _cleared(trace: Any, d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: None for k in ("x", "y", "text", "customdata", "hovertext", "name") if k not in d}
+    out.update(d)
+    return out
+
+
+def table_html(df: pd.DataFrame | None, *, max_rows: int = 12, caption: str = "") -> str:
+    """A small HTML table of a DataFrame (first ``max_rows`` rows, with a "+ N more" line)."""
+    if df is None or len(df) == 0:
+        return f"<i>{html.escape(caption)} (empty)</i>" if caption else ""
+    extra = len(df) - max_rows
+    body = df.head(max_rows).to_html(index=False, border=0, na_rep="")
+    cap = f"<b>{html.escape(caption)}</b>" if caption else ""
+    more = f"<small>+ {extra} more rows</small>" if extra > 0 else ""
+    return f"<div style='font-size:smaller;max-height:320px;overflow:auto'>{cap}{body}{more}</div>"
+
+
+class Panel:
+    """Base class: controls + mode switch + header + one FigureWidget + a table, built once.
+
+    Subclasses set ``title`` and implement:
+
+    * ``make_controls() -> {param_name: widget}``: each widget's ``value`` is passed to
+      ``run`` under its name;
+    * ``run(params, mode) -> Result``: one call into ``tcplab.experiments``;
+    * ``figure(result) -> plotly Figure``: a pure function from ``tcplab.viz``;
+    * optionally ``table(result) -> DataFrame | None`` (default: the first table).
+
+    ``live=True`` re-runs on every control change (sliders have ``continuous_update=False``);
+    ``live=False`` waits for the Run button (long real runs). ``progress=True`` adds a
+    :class:`ProgressBar` passed to ``run`` as ``self.progress``.
+
+    After construction ``.result`` is the first run's Result (``run_first=True``), ``.fig`` the
+    FigureWidget, ``.controls`` the dict of controls, ``.mode`` the toggle, ``.header`` the HTML
+    header, ``.widget`` the whole box. ``.update()`` re-runs and redraws; ``.error`` is the
+    last error shown (or None).
+    """
+
+    title: str = ""
+    live: bool = True
+    progress_bar: bool = False
+
+    def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
+        import plotly.graph_objects as go
+
+        self.controls: dict[str, W.ValueWidget] = self.make_controls()
+        for k, v in values.items():
+            if k not in self.controls:
+                raise ValueError(f"{type(self).__name__} has no control {k!r} (controls: {', '.join(self.controls)})")
+            self.controls[k].value = v
+        self.mode = mode_toggle(mode)
+        self.header = W.HTML("")
+        self.table_out = W.HTML("")
+        self.progress = ProgressBar() if self.progress_bar else None
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+        self.runs = 0
+        self.fig = go.FigureWidget()
+        self.button = run_button("Run", self.update)
+        box = [W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>")] if self.title else []
+        box += [W.VBox(list(self.controls.values())), W.HBox([self.mode, self.button])]
+        if self.progress is not None:
+            box.append(self.progress.widget)
+        box += [self.header, self.fig, self.table_out]
+        self.widget = W.VBox(box)
+        if self.live:
+            for c in [*self.controls.values(), self.mode]:
+                c.observe(self._on_change, names="value")
+        if run_first:
+            self.update()
+
+    # -- to implement -------------------------------------------------------------
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        raise NotImplementedError
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        raise NotImplementedError
+
+    def figure(self, result: Result) -> go.Figure:
+        raise NotImplementedError
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        return next(iter(result.tables.values()), None)
+
+    # -- machinery ----------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        """The controls' current values, by parameter name."""
+        return {k: c.value for k, c in self.controls.items()}
+
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        self.update()
+
+    def update(self) -> Result | None:
+        """Run the experiment with the current values and redraw (one ``batch_update``)."""
+        self.button.disabled = True
+        self.header.value = "<i>running…</i>"
+        if self.progress is not None:
+            self.progress.reset()
+        try:
+            result = self.run(self.params, self.mode.value)
+        except SHOWN_ERRORS as e:
+            self.error = e
+            self.header.value = error_header(e)
+            return None
+        finally:
+            self.button.disabled = False
+        self.runs += 1
+        self.error = None
+        self.result = result
+        self.header.value = header_html(result)
+        sync_figure(self.fig, self.figure(result))
+        self.table_out.value = table_html(self.table(result))
+        return result
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
+def _fmt(template: str, values: Mapping[str, Any]) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError) as e:
+        raise ValueError(f"template {template!r} uses {e} which is not among {sorted(values)}") from None
+
+
+class SelfCheck:
+    """A prediction exercise: random parameters, your numeric answer, the real (or simulated) run.
+
+    experiment:  e.g. ``tcplab.experiments.accept_queue``; called as
+                 ``experiment(**params, mode=<toggle>)``.
+    question:    text with ``{param}`` fields, e.g. ``"listen({backlog}), {clients} clients: how
+                 many clients end ESTABLISHED?"``.
+    choices:     ``{param: sequence}``; each exercise draws one value per parameter with ``rng``.
+    answer:      a summary key of the Result, or ``callable(result) -> number``.
+    explanation: shown when the answer is wrong (and, shorter, when right); may use ``{param}``,
+                 ``{expected}``, ``{yours}`` and summary keys.
+    fixed:       parameters that do not vary.
+    derived:     ``{param: callable(params) -> value}`` computed after drawing (e.g. a
+                 condition between two drawn values); optional.
+    rng:         an ``int`` seed or a ``random.Random``: same seed, same exercises.
+    tolerance:   accepted absolute error (e.g. 0.5 s for a time).
+
+    >>> from tcplab.experiments.result import Result
+    >>> fake = lambda mode, **p: Result("demo", "sim", "test", p, summary={"n": p["k"] + 1})
+    >>> q = SelfCheck(fake, "k={k}: n?", {"k": [3]}, "n", "n is k+1 = {expected}", rng=0)
+    >>> q.params, q.question.value
+    ({'k': 3}, '<b>k=3: n?</b>')
+    >>> q.answer.value = 4; q.check()
+    True
+    >>> q.answer.value = 3; q.check(), "k+1 = 4" in q.feedback.value
+    (False, True)
+    """
+
+    def __init__(self, experiment: Callable[..., Result], question: str, choices: Mapping[str, Sequence[Any]],
+                 answer: str | Callable[[Result], float], explanation: str, *,
+                 fixed: Mapping[str, Any] | None = None,
+                 derived: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
+                 rng: int | random.Random | None = None, mode: str = "auto", tolerance: float = 0.0,
+                 title: str = "Self-check: predict, then check") -> None:
+        self.experiment = experiment
+        self.question_template = question
+        self.choices = {k: list(v) for k, v in choices.items()}
+        for k, v in self.choices.items():
+            if not v:
+                raise ValueError(f"choices[{k!r}] is empty")
+        self.answer_of = answer
+        self.explanation = explanation
+        self.fixed = dict(fixed or {})
+        self.derived = dict(derived or {})
+        self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
+        self.tolerance = float(tolerance)
+        self.params: dict[str, Any] = {}
+        self.result: Result | None = None
+        self.expected: float | None = None
+        self.correct: bool | None = None
+
+        self.question = W.HTML("")
+        self.answer = W.FloatText(value=0, description="your answer", style={"description_width": "initial"},
+                                  layout=W.Layout(width="220px"))
+        self.mode = mode_toggle(mode)
+        self.check_button = run_button("Check", self.check, tooltip="run the experiment and compare")
+        self.new_button = W.Button(description="New question", icon="refresh")
+        self.new_button.on_click(lambda _b: self.new_question())
+        self.header = W.HTML("")
+        self.feedback = W.HTML("")
+        self.widget = W.VBox([W.HTML(f"<h4 style='margin:4px 0'>{html.escape(title)}</h4>"), self.question,
+                              W.HBox([self.answer, self.check_button, self.new_button]), self.mode,
+                              self.header, self.feedback],
+                             layout=W.Layout(border="1px solid #d0d7de", padding="6px"))
+        self.new_question()
+
+    def new_question(self) -> dict[str, Any]:
+        """Draw new parameters (and clear the last check)."""
+        p = {k: self.rng.choice(v) for k, v in self.choices.items()}
+        p.update(self.fixed)
+        for k, f in self.derived.items():
+            p[k] = f(p)
+        self.params = p
+        self.result, self.expected, self.correct = None, None, None
+        self.question.value = f"<b>{html.escape(_fmt(self.question_template, p))}</b>"
+        self.header.value = ""
+        self.feedback.value = ""
+        return p
+
+    def check(self, answer: float | None = None) -> bool | None:
+        """Run the experiment and compare with ``answer`` (default: the text box). None on error."""
+        if answer is not None:
+            self.answer.value = answer
+        yours = self.answer.value
+        self.check_button.disabled = True
+        self.header.value = "<i>running…</i>"
+        try:
+            result = self.experiment(**self.params, mode=self.mode.value)
+        except SHOWN_ERRORS as e:
+            self.header.value = error_header(e)
+            self.feedback.value = ""
+            return None
+        finally:
+            self.check_button.disabled = False
+        self.result = result
+        self.header.value = header_html(result)
+        expected = result.summary[self.answer_of] if isinstance(self.answer_of, str) else self.answer_of(result)
+        self.expected = expected
+        ok = expected is not None and abs(float(yours) - float(expected)) <= self.tolerance + 1e-9
+        self.correct = ok
+        values = {**dict(result.summary),
+                  **self.params, "expected": _num(expected), "yours": _num(yours)}
+        why = html.escape(_fmt(self.explanation, values))
+        if ok:
+            self.feedback.value = (f"<div style='color:{REAL_COLOR}'>✅ <b>Right: {_num(expected)}.</b> "
+                                   f"{why}</div>")
+        else:
+            self.feedback.value = (f"<div style='color:{ERROR_COLOR}'>❌ <b>You said {_num(yours)}; the "
+                                   f"{'kernel' if result.mode == 'real' else 'simulator'} says "
+                                   f"{_num(expected)}.</b></div><div>{why}</div>")
+        return ok
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v

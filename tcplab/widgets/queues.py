@@ -1,0 +1,81 @@
+"""Accept-queue and SYN-queue panels (notebooks 03 and 04).
+
+>>> p = AcceptQueuePanel(mode="sim", backlog=3, clients=10)     # doctest: +SKIP
+>>> p.controls["backlog"].value = 5; p.result.summary["established_clients"]   # doctest: +SKIP
+6
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from tcplab.widgets.common import Panel, float_slider, int_slider
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["AcceptQueuePanel", "SynQueuePanel"]
+
+
+class AcceptQueuePanel(Panel):
+    """Sliders backlog, somaxconn, clients, abort_on_overflow, accept_after -> accept_queue()."""
+
+    title = "Accept queue: move a slider, the experiment runs again"
+
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        return {
+            "backlog": int_slider("backlog", 5, 0, 64, description="listen() backlog"),
+            "somaxconn": int_slider("somaxconn", 4096, 1, 4096, description="net.core.somaxconn"),
+            "clients": int_slider("clients", 20, 1, 100, description="clients"),
+            "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow"),
+            "accept_after": W.Dropdown(options=[("never", None), ("0.5 s", 0.5), ("1.0 s", 1.0)], value=None,
+                                       description="accept() from", style={"description_width": "initial"}),
+        }
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        from tcplab.experiments import accept_queue
+        return accept_queue(**params, settle=1.5, mode=mode)
+
+    def figure(self, result: Result) -> go.Figure:
+        from tcplab.viz.queues import accept_queue_fill
+        return accept_queue_fill(result)
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        return result.tables.get("clients")
+
+
+class SynQueuePanel(Panel):
+    """Sliders backlog, tcp_max_syn_backlog, syncookies, synack_retries, flood -> syn_queue()."""
+
+    title = "SYN queue: requests in SYN_RECV"
+
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        return {
+            "backlog": int_slider("backlog", 8, 0, 128, description="listen() backlog"),
+            "max_syn_backlog": int_slider("max_syn_backlog", 16, 4, 256, description="tcp_max_syn_backlog"),
+            "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
+                                          style={"description_width": "initial", "button_width": "40px"}),
+            "synack_retries": int_slider("synack_retries", 5, 0, 10, description="tcp_synack_retries"),
+            "clients": int_slider("clients", 60, 10, 200, step=10, description="clients / spoofed SYNs"),
+            "flood": W.Checkbox(value=False, description="spoofed SYN flood (else TCP_DEFER_ACCEPT clients)"),
+        }
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        from tcplab.experiments import syn_queue
+        return syn_queue(**params, mode=mode)
+
+    def figure(self, result: Result) -> go.Figure:
+        from tcplab.viz.queues import syn_queue_fill
+        return syn_queue_fill(result)
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        df = result.tables.get("sockets")
+        if df is None or len(df) == 0:
+            return df
+        from tcplab.viz.states import state_count_table
+        return state_count_table(df)

@@ -1,0 +1,51 @@
+"""SYN retries panel (notebook 05): slider TCP_SYNCNT, a progress bar for real runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from tcplab.widgets.common import Panel, int_slider
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["SynRetriesPanel"]
+
+
+class SynRetriesPanel(Panel):
+    """Slider retries (TCP_SYNCNT) and linear_timeouts -> syn_retries(), drawn as a timeline.
+
+    Real runs take as long as the kernel waits (k=2: 7 s, k=6: 134 s), so this panel waits
+    for the Run button and shows a progress bar. In sim mode time costs nothing
+    (``max_seconds`` is lifted); in real and auto mode runs longer than ``max_seconds`` are refused.
+    """
+
+    title = "SYN retransmissions: press Run"
+    live = False
+    progress_bar = True
+    max_seconds = 20.0
+
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        return {
+            "retries": int_slider("retries", 2, 1, 8, description="TCP_SYNCNT (retries)"),
+            "linear_timeouts": W.Dropdown(options=[("default (4 on 6.x)", None), ("0 (older kernels)", 0),
+                                                   ("4", 4)], value=None, description="tcp_syn_linear_timeouts",
+                                          style={"description_width": "initial"}),
+        }
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        from tcplab.experiments import syn_retries
+        limit = 86400 if mode == "sim" else self.max_seconds
+        return syn_retries(**params, max_seconds=limit, progress=self.progress, mode=mode)
+
+    def figure(self, result: Result) -> go.Figure:
+        from tcplab.viz.retries import syn_timeline
+        return syn_timeline(result)
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        return result.tables.get("syns")

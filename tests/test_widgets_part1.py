@@ -1,0 +1,90 @@
+"""Panels and self-checks, headless: set a control's value, the FigureWidget's data follows."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
+
+from tcplab.experiments.result import Result  # noqa: E402
+from tcplab.widgets.common import ProgressBar, SelfCheck, mode_toggle, result_header  # noqa: E402
+from tcplab.widgets.queues import AcceptQueuePanel, SynQueuePanel  # noqa: E402
+from tcplab.widgets.quiz import accept_queue_quiz, syn_retries_quiz  # noqa: E402
+from tcplab.widgets.retries import SynRetriesPanel  # noqa: E402
+from tcplab.widgets.states import StateDiagramPanel  # noqa: E402
+
+
+def test_accept_queue_panel_follows_the_backlog_slider():
+    p = AcceptQueuePanel(mode="sim", backlog=3, clients=12)
+    assert p.fig.data[0].y[0] == 4
+    p.controls["backlog"].value = 6           # the observer re-runs and redraws
+    assert p.runs == 2
+    assert p.fig.data[0].y[0] == 7 == p.result.summary["established_clients"]
+    assert "SIMULATED" in p.header.value
+    p.controls["somaxconn"].value = 2
+    assert p.fig.data[0].y[0] == 3
+
+
+def test_syn_queue_panel_cookies_toggle():
+    p = SynQueuePanel(mode="sim", backlog=100, syncookies=0, max_syn_backlog=16, clients=60)
+    assert p.fig.data[0].y[0] == 13
+    p.controls["syncookies"].value = 1
+    assert p.fig.data[0].y[0] == 60
+
+
+def test_syn_retries_panel_waits_for_run_and_shows_progress():
+    p = SynRetriesPanel(mode="sim", retries=1)
+    assert len(p.fig.data[0].x) == 3
+    p.controls["retries"].value = 3            # not live: nothing runs yet
+    assert p.runs == 1
+    p.button.click()
+    assert len(p.fig.data[0].x) == 8
+    assert p.progress.bar.value == 100
+
+
+def test_panel_shows_errors_instead_of_raising():
+    p = SynRetriesPanel(mode="real", run_first=False, retries=6)   # 134 s > max_seconds
+    p.update()
+    assert p.error is not None and "max_seconds" in p.header.value
+
+
+def test_state_diagram_panel():
+    p = StateDiagramPanel()
+    n = len(p.fig.data[-2].text)
+    p.show_aborts.value = True
+    assert len(p.fig.data[-2].text) > n
+    p.path.value = "simultaneous close"
+    sizes = dict(zip(p.fig.data[-1].text, p.fig.data[-1].textfont.size, strict=False))
+    assert sizes["CLOSING"] > sizes["LISTEN"]
+
+
+def test_selfcheck_right_and_wrong():
+    q = accept_queue_quiz(rng=3, mode="sim")
+    p = q.params
+    right = min(p["backlog"], p["somaxconn"]) + 1
+    assert q.check(right) is True and "Right" in q.feedback.value
+    assert q.check(right + 1) is False
+    assert "min(backlog, somaxconn) + 1" in q.feedback.value and "SIMULATED" in q.header.value
+
+
+def test_selfcheck_is_seeded():
+    assert accept_queue_quiz(rng=7).params == accept_queue_quiz(rng=7).params
+    q = syn_retries_quiz(rng=1)
+    assert q.check(-1) is False and q.expected == q.result.summary["syns_sent"]
+
+
+def test_selfcheck_custom_experiment():
+    def fake(mode, **p):
+        return Result("demo", "sim", "test", p, summary={"n": p["k"] * 2})
+    q = SelfCheck(fake, "k={k}?", {"k": [1, 2, 3]}, "n", "twice k is {expected}", rng=0, tolerance=0.5)
+    assert q.check(q.params["k"] * 2 + 0.4) is True
+
+
+def test_small_pieces():
+    assert mode_toggle().options == ("auto", "real", "sim")
+    bar = ProgressBar()
+    bar(0.25, "x")
+    assert bar.bar.value == 25
+    h = result_header(Result("x", "real", "netns", {}, kernel="6.18"))
+    assert "REAL" in h.value and "netns" in h.value

@@ -1,0 +1,196 @@
+"""Choose and run a mode: the real kernel (private namespace, or the host namespace for
+per-socket-only parameters) or the simulator.
+
+Decision, in order:
+
+1. ``mode="sim"``: the simulator (``tcplab.sim.simulate``).
+2. A private network namespace can be made: run there, with the requested sysctls
+   written inside it (the host never changes). Counters are the namespace's own.
+3. No namespace: if the experiment needs none (``needs_namespace`` is None) and every
+   requested sysctl already has that value on the host, run in the host namespace
+   with the host's sysctls (backlog, TCP_SYNCNT are per socket); the Result records
+   which values were in force. Otherwise ``mode="real"`` raises
+   :class:`RealModeUnavailable` naming the sysctl and the reason, and ``mode="auto"``
+   falls back to the simulator with that reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from tcplab._validate import check_choice, check_int
+from tcplab.errors import ExperimentError, NamespaceUnavailable, RealModeUnavailable
+from tcplab.experiments.result import Result
+from tcplab.kernel.namespace import in_namespace, namespace_support
+from tcplab.kernel.netstat import counters_delta, read_counters
+from tcplab.kernel.sysctl import read_sysctl
+from tcplab.model.outcome import Outcome
+
+
+__all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl"]
+
+MODES = ("auto", "real", "sim")
+Progress = Callable[[float, str], Any]
+
+#: tcp counters every result carries even when zero (so summaries can index them)
+BASE_COUNTERS = ("ListenOverflows", "ListenDrops")
+
+
+def check_mode(mode: Any, seed: Any, profile: Any) -> tuple[str, int, str | None]:
+    """Validate the three arguments every experiment shares."""
+    check_choice("mode", mode, MODES)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    if profile is not None and not isinstance(profile, str):
+        raise TypeError(f"profile must be None or a simulator profile name such as 'linux-6.18', not {profile!r}")
+    return mode, seed, profile
+
+
+def host_sysctl(name: str) -> Any:
+    """Current value of a sysctl in the caller's namespace (tuples for multi-value files)."""
+    return read_sysctl(name)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool):
+        a = int(a)
+    if isinstance(a, (list, tuple)):
+        return tuple(a) == (tuple(b) if isinstance(b, (list, tuple)) else (b,))
+    return a == b
+
+
+def _read_counters() -> dict[str, int]:
+    return read_counters()
+
+
+def _run_here(real: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
+              record: tuple[str, ...]) -> tuple[Outcome, str]:
+    """Run ``real`` in the current network namespace (the namespace child, or the host as a
+    fallback) and add the counter deltas and the sysctls in force, read in that same namespace."""
+    before = _read_counters()
+    outcome = real(params)
+    if not outcome.counters:
+        delta = counters_delta(before, _read_counters())
+        outcome.counters = {k: v for k, v in delta.items() if v or k in BASE_COUNTERS}
+    for name in record:
+        try:
+            outcome.sysctls.setdefault(name, host_sysctl(name))
+        except OSError:
+            outcome.sysctls.setdefault(name, None)
+    return outcome, os.uname().release
+
+
+def _simulate(name: str, params: dict[str, Any], seed: int, profile: str | None) -> tuple[Outcome, str | None]:
+    try:
+        import tcplab.sim as sim
+        simulate = sim.simulate
+    except (ImportError, AttributeError):
+        raise ExperimentError("the simulator (tcplab.sim.simulate) is not available in this build") from None
+    out = simulate(name, params, profile=profile, seed=seed)
+    return out, out.sysctls.get("tcplab.profile", profile)
+
+
+@contextlib.contextmanager
+def _progress_ticks(progress: Progress | None, expected_s: float) -> Iterator[None]:
+    """While the block runs, call ``progress(fraction, text)`` every 0.25 s from a helper thread.
+
+    A thread, not the caller: the caller sits in in_namespace() (waiting on the child's pipe), and
+    must stay there so that a KeyboardInterrupt reaches it and kills the child. ipywidgets progress
+    bars may be updated from a thread.
+    """
+    if progress is None:
+        yield
+        return
+    start = time.monotonic()
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.25):
+            el = time.monotonic() - start
+            try:
+                progress(min(0.99, el / expected_s) if expected_s > 0 else 0.0,
+                         f"{el:.1f} s of ~{expected_s:.1f} s")
+            except Exception:  # noqa: BLE001 - a broken progress bar must not break the run
+                return
+
+    t = threading.Thread(target=tick, name="tcplab-progress", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
+def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str | None,
+        real: Callable[[dict[str, Any]], Outcome], sysctls: Mapping[str, Any],
+        record: tuple[str, ...] = (), needs_namespace: str | None = None, timeout: float = 30.0,
+        progress: Progress | None = None, expected_s: float = 0.0) -> Result:
+    """Run experiment ``name`` with validated ``params`` in the mode chosen as described above.
+
+    real:            module-level function ``params -> Outcome`` (it runs in a forked child).
+    sysctls:         sysctls to set for this run (None values already removed).
+    record:          sysctl names whose values in force go into ``Result.sysctls``.
+    needs_namespace: why this run cannot use the host namespace even with host sysctls
+                     (e.g. it changes a route or a qdisc), or None.
+    timeout:         the namespace child is killed after this many seconds.
+    """
+
+    start = time.monotonic()
+    record = tuple(dict.fromkeys((*record, *sysctls)))
+
+    def done(out: Outcome, mode_: str, reason: str, kernel: str | None, prof: str | None) -> Result:
+        if progress is not None:
+            try:
+                progress(1.0, "done")
+            except Exception:  # noqa: BLE001
+                pass
+        return Result.from_outcome(name, mode_, reason, params, out, kernel=kernel, profile=prof,
+                                   duration_s=time.monotonic() - start)
+
+    if mode == "sim":
+        out, prof = _simulate(name, params, seed, profile)
+        return done(out, "sim", "mode='sim' was asked for", None, prof)
+
+    ok, how = namespace_support()
+    if ok:
+        try:
+            with _progress_ticks(progress, expected_s):
+                out, kernel = in_namespace(_run_here, real, params, record, sysctls=dict(sysctls), timeout=timeout)
+        except NamespaceUnavailable as e:
+            ok, how = False, e.reason
+        if ok:
+            return done(out, "real", f"Linux kernel in a private {how}", kernel, None)
+    why_not = how
+    if needs_namespace is None:
+        differ = []
+        for k, v in sysctls.items():
+            try:
+                hv = host_sysctl(k)
+            except OSError as e:
+                differ.append(f"{k} cannot be read on the host ({e.strerror})")
+                continue
+            if not _same(v, hv):
+                differ.append(f"{k}={v!r} was asked but the host has {hv!r}")
+        if not differ:
+            with _progress_ticks(progress, expected_s):
+                out, kernel = _run_here(real, params, record)
+            out.notes.append("ran in the host network namespace: the sysctls are the host's and the counters "
+                             "are host-wide (other programs can add to them)")
+            return done(out, "real", f"Linux kernel, host network namespace with the host's sysctls "
+                                     f"(no private namespace: {why_not})", kernel, None)
+        refusal = (f"cannot run {name} on the real kernel here: " + "; ".join(differ)
+                   + f", and a sysctl may only be changed in a private namespace, which is unavailable: {why_not}")
+    else:
+        refusal = f"cannot run {name} on the real kernel here: {needs_namespace}, and {why_not}"
+    if mode == "real":
+        raise RealModeUnavailable(refusal + ". Use mode='sim' (or 'auto') to simulate it.")
+    try:
+        out, prof = _simulate(name, params, seed, profile)
+    except ExperimentError as e:
+        raise RealModeUnavailable(f"{refusal}; and {e}") from None
+    return done(out, "sim", refusal, None, prof)

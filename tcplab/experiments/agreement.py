@@ -1,0 +1,310 @@
+"""Agreement grid: every experiment run on the real kernel and in the simulator, summaries
+compared key by key (issue 4 §3; the facts are KERNEL.md's).
+
+    python -m tcplab.experiments.agreement [--quick] [--out docs/agreement.md]
+
+How each summary key is compared (``RULES``):
+
+=================  ==========================================================  ============
+rule               keys                                                        why
+=================  ==========================================================  ============
+``exact``          every count: accept_queue's ``established_clients``,        the kernel is
+                   ``syn_sent_clients``, ``server_children``, ``recv_q``,       deterministic
+                   ``send_q``, ``ListenOverflows``, ``ListenDrops``,            here (KERNEL.md:
+                   ``reset_clients``, ``phantom_clients``, ``accepted``;        "every state and
+                   syn_queue's ``syn_recv``, ``server_children`` and its        count matched
+                   six counters; syn_retries' ``retransmissions``,              across
+                   ``syns_sent``, ``error``; time_wait's ``time_wait``,         repetitions")
+                   ``connections_made``, ``reused_ports``, ``error``; rebind's
+                   ``bound``, ``error``, ``time_wait``; lifecycle's
+                   ``client_error``, ``server_error``
+``flood_only``     syn_queue ``legit_client_connected``                        only defined with
+                                                                               ``flood=True``
+``rel10``          syn_retries ``failed_after``, time_wait                     times: within 10 %
+                   ``first_failure_at``                                        (real RTOs drift)
+``list_rel10``     syn_retries ``retransmit_times``                            same length, each
+                                                                               within 10 %
+``states``         lifecycle ``client_states``, ``server_states``              see below
+=================  ==========================================================  ============
+
+``states``: with ``slow_motion`` > 0 (a netem delay on lo, so every state lasts at least one
+delay) the distinct-state lists must be equal. On plain loopback (``slow_motion=0``) the real
+run samples /proc/net/tcp every millisecond and misses states that last microseconds
+(FIN_WAIT1, LAST_ACK, SYN_RECV), so there the real list must be a *subsequence* of the
+simulated one and start and end with the same states.
+
+Keys not in ``RULES`` are not compared (there are none today; a new key shows up as
+"not compared" in the table rather than silently passing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from typing import Any
+
+__all__ = ["RULES", "GRID", "agreement_grid", "compare", "render", "main"]
+
+EXACT, FLOOD_ONLY, REL10, LIST_REL10, STATES = "exact", "flood_only", "rel10", "list_rel10", "states"
+
+RULES: dict[str, dict[str, str]] = {
+    "accept_queue": dict.fromkeys(("established_clients", "syn_sent_clients", "server_children", "recv_q",
+                                   "send_q", "ListenOverflows", "ListenDrops", "reset_clients",
+                                   "phantom_clients", "accepted"), EXACT),
+    "syn_queue": {**dict.fromkeys(("syn_recv", "server_children", "SyncookiesSent", "SyncookiesRecv",
+                                   "TCPReqQFullDrop", "TCPReqQFullDoCookies", "ListenDrops",
+                                   "ListenOverflows"), EXACT),
+                  "legit_client_connected": FLOOD_ONLY},
+    "syn_retries": {"retransmit_times": LIST_REL10, "failed_after": REL10, "error": EXACT,
+                    "retransmissions": EXACT, "syns_sent": EXACT},
+    "time_wait": {"time_wait": EXACT, "connections_made": EXACT, "first_failure_at": REL10, "error": EXACT,
+                  "reused_ports": EXACT},
+    "rebind": {"bound": EXACT, "error": EXACT, "time_wait": EXACT},
+    "lifecycle": {"client_states": STATES, "server_states": STATES, "client_error": EXACT,
+                  "server_error": EXACT},
+}
+
+TW = {"port_range": (40000, 40009)}
+# (experiment, params, in the quick grid)
+GRID: list[tuple[str, dict[str, Any], bool]] = [
+    # KERNEL.md case 1 (its four rows) and two more points of the rule min(backlog, somaxconn) + 1
+    ("accept_queue", dict(backlog=5, clients=20), True),
+    ("accept_queue", dict(backlog=5, somaxconn=3, clients=20), False),
+    ("accept_queue", dict(backlog=0, clients=5), False),
+    ("accept_queue", dict(backlog=128, somaxconn=64, clients=200), True),
+    ("accept_queue", dict(backlog=50, clients=100), False),
+    ("accept_queue", dict(backlog=16, somaxconn=8, clients=40, settle=0.5), False),
+    # KERNEL.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
+    *[("syn_queue", dict(backlog=b, syncookies=ck, max_syn_backlog=m),
+       (b, ck, m) in ((4, 1, 16), (100, 0, 16)))
+      for ck in (1, 0) for m in (16, 2048) for b in (0, 1, 4, 8, 100)],
+    # KERNEL.md case 4 (spoofed flood), two rows
+    ("syn_queue", dict(backlog=128, syncookies=0, max_syn_backlog=8, flood=True, clients=200), False),
+    ("syn_queue", dict(backlog=4, syncookies=1, max_syn_backlog=8, flood=True, clients=200), False),
+    # KERNEL.md case 3
+    ("syn_retries", dict(retries=1, linear_timeouts=0), True),
+    ("syn_retries", dict(retries=1, linear_timeouts=4), True),
+    ("syn_retries", dict(retries=2, linear_timeouts=0), False),
+    ("syn_retries", dict(retries=2, linear_timeouts=4), False),
+    ("syn_retries", dict(retries=3, linear_timeouts=0), False),
+    # KERNEL.md case 5 (10 ephemeral ports)
+    ("time_wait", dict(TW, tw_reuse=0), True),
+    ("time_wait", dict(TW, tw_reuse=1, connections=30), False),
+    ("time_wait", dict(TW, tw_reuse=2, connections=30), False),
+    ("time_wait", dict(TW, tw_reuse=1, timestamps=False), True),
+    ("time_wait", dict(TW, tw_reuse=0, max_tw_buckets=4), False),
+    # KERNEL.md case 7
+    *[("rebind", dict(old_reuseaddr=o, new_reuseaddr=nw), True) for o in (False, True) for nw in (False, True)],
+    ("rebind", dict(old_reuseaddr=True, new_reuseaddr=True, old_listener_open=True), True),
+    ("rebind", dict(old_reuseaddr=False, new_reuseaddr=False, closer="client"), False),
+    # KERNEL.md case 6 and the state diagram
+    *[("lifecycle", dict(scenario=s, slow_motion=sm), s in ("client_closes_first", "abortive_close") and sm == 20)
+      for sm in (20, 0)
+      for s in ("client_closes_first", "server_closes_first", "server_never_closes", "abortive_close",
+                "half_close", "simultaneous_open")],
+]
+
+
+#: What was found where real and sim differ, checked against KERNEL.md (shown under the table
+#: for an experiment that has DIFFER rows; the verdicts themselves are never softened).
+FINDINGS: dict[str, str] = {
+    "lifecycle": (
+        "**lifecycle — the kernel is right, the simulator is incomplete.** (1) With `slow_motion` > 0 the "
+        "kernel shows the handshake: the client is SYN_SENT and the server's request sock SYN_RECV for one "
+        "delay each, before ESTABLISHED (the real sampler sees them; the real experiment's docstring lists "
+        "them too). `tcplab/sim/sockets.py` `lifecycle()` cuts both lists at ESTABLISHED "
+        "(`first = TcpState.ESTABLISHED` unless simultaneous_open), so every slow-motion row differs "
+        "only by that leading state. On plain loopback the handshake runs inside connect() "
+        "(KERNEL.md surprise 5) and the real sampler misses it, which is why the slow_motion=0 rows agree "
+        "under the subsequence rule. (2) `simultaneous_open`: the real experiment connects one socket to "
+        "its own address and then closes it (documented: one socket, `server_states` empty); the kernel "
+        "goes through simultaneous open and simultaneous close (…SYN_RECV, ESTABLISHED, CLOSING, "
+        "TIME_WAIT). The simulator models two sockets that connect to each other and never close, so "
+        "both lists differ. Fix in sim/sockets.py: start the lists at SYN_SENT/SYN_RECV and model "
+        "simultaneous_open as one self-connected endpoint that closes (SYN_SENT, SYN_RECV, ESTABLISHED, "
+        "FIN_WAIT1, CLOSING, TIME_WAIT; `server_states` []). (3) The real side is not fully reproducible "
+        "either: in one of three full runs the real `server_never_closes` client list at slow_motion=20 lacked "
+        "SYN_SENT (so that row agreed by accident), and the real `simultaneous_open` list at slow_motion=20 "
+        "lacks SYN_SENT and FIN_WAIT1 although each lasts one 20 ms delay: the 1 ms sampler of "
+        "tcplab/experiments/lifecycle.py seems to miss the first states of a run."),
+    "time_wait": (
+        "**time_wait `reused_ports` with `max_tw_buckets` — the kernel is right, the simulator counts "
+        "something else.** The real experiment counts connections whose local port was already used in "
+        "the run (its docstring and `attempts` table); `tcplab/sim/sockets.py` `time_wait()` reports "
+        "`TWRecycled` (ports taken over from a TIME_WAIT by tcp_tw_reuse). The two coincide when reuse "
+        "comes from tw_reuse (those rows agree), not when tcp_max_tw_buckets makes the kernel skip "
+        "TIME_WAIT (KERNEL.md case 5: TW 4, TCPTimeWaitOverflow, nothing fails): then ports are free again "
+        "at once and reused without any TWRecycled. The kernel's number is deterministic (3 of 3 runs: 15): "
+        "`__inet_hash_connect()` (net/ipv4/inet_hashtables.c) scans ports of `low`'s parity first "
+        "(`offset &= ~1U`, step 2), so connect() uses only the 5 even ports of 40000-40009; 4 stay in "
+        "TIME_WAIT and the 5th is reused 15 times. Fix in sim/sockets.py: count a reuse whenever the "
+        "chosen port was used before in the run, and pick even-offset ports first like the kernel."),
+}
+
+
+def _rel10(real: Any, sim: Any) -> bool:
+    if real is None or sim is None:
+        return real is sim
+    return abs(real - sim) <= 0.10 * max(abs(real), abs(sim))
+
+
+def _subsequence(short: list[Any], long: list[Any]) -> bool:
+    it = iter(long)
+    return all(any(x == y for y in it) for x in short)
+
+
+def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any) -> tuple[str, str]:
+    """(rule, verdict) for one summary key; verdict is "agree", "DIFFER" or "not compared"."""
+    rule = RULES.get(name, {}).get(key)
+    if rule is None:
+        return "-", "not compared"
+    if rule == FLOOD_ONLY:
+        if not params.get("flood"):
+            return rule, "not compared"
+        ok = real == sim
+    elif rule == EXACT:
+        ok = real == sim
+    elif rule == REL10:
+        ok = _rel10(real, sim)
+    elif rule == LIST_REL10:
+        ok = (real is not None and sim is not None and len(real) == len(sim)
+              and all(_rel10(a, b) for a, b in zip(real, sim)))
+    elif rule == STATES:
+        real, sim = list(real or []), list(sim or [])
+        if params.get("slow_motion"):
+            ok = real == sim
+        else:
+            rule = "states (subsequence at slow_motion=0)"
+            ok = (real == sim) or (bool(real) and bool(sim) and real[0] == sim[0] and real[-1] == sim[-1]
+                                   and _subsequence(real, sim))
+    else:  # pragma: no cover - RULES only holds the names above
+        raise ValueError(f"unknown rule {rule!r}")
+    return rule, "agree" if ok else "DIFFER"
+
+
+def _run(name: str, params: dict[str, Any], mode: str) -> Any:
+    import tcplab.experiments as ex
+    return getattr(ex, name)(**params, mode=mode)
+
+
+def agreement_grid(quick: bool = False, *, progress: Any = None) -> list[dict[str, Any]]:
+    """Run the grid (only the quick points with ``quick``) in ``mode="real"`` and
+    ``mode="sim"``; one row per (point, summary key): experiment, params, key, rule, real,
+    sim, verdict, kernel. A point whose real run cannot happen here gives one row with
+    verdict "real unavailable: ..." (the test skips on those)."""
+    from tcplab.errors import RealModeUnavailable
+
+    rows: list[dict[str, Any]] = []
+    points = [(n, p) for n, p, q in GRID if q or not quick]
+    for idx, (name, params) in enumerate(points):
+        if progress is not None:
+            progress(idx, len(points), name, params)
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        try:
+            real = _run(name, params, "real")
+        except RealModeUnavailable as e:
+            rows.append({"experiment": name, "params": shown, "key": "-", "rule": "-", "real": None,
+                         "sim": None, "verdict": f"real unavailable: {e}", "kernel": None})
+            continue
+        if not real.reason.startswith("Linux kernel in a private"):
+            # host namespace (no private one here): host sysctls and host-wide counters, so the
+            # simulator's profile defaults are not the same experiment
+            rows.append({"experiment": name, "params": shown, "key": "-", "rule": "-", "real": None,
+                         "sim": None, "verdict": f"real unavailable: ran as '{real.reason}', not compared",
+                         "kernel": real.kernel})
+            continue
+        sim = _run(name, params, "sim")
+        for key in dict.fromkeys([*sim.summary, *real.summary]):
+            rule, verdict = compare(name, params, key, real.summary.get(key), sim.summary.get(key))
+            rows.append({"experiment": name, "params": shown, "key": key, "rule": rule,
+                         "real": real.summary.get(key), "sim": sim.summary.get(key), "verdict": verdict,
+                         "kernel": real.kernel, "profile": sim.profile})
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v).replace("|", "\\|")
+
+
+def render(rows: list[dict[str, Any]], *, quick: bool, seconds: float) -> str:
+    """The Markdown page: kernel, date, the rules and one table row per compared key."""
+    kernels = sorted({r["kernel"] for r in rows if r.get("kernel")})
+    profiles = sorted({r["profile"] for r in rows if r.get("profile")})
+    compared = [r for r in rows if r["verdict"] in ("agree", "DIFFER")]
+    differ = [r for r in rows if r["verdict"] == "DIFFER"]
+    unavailable = [r for r in rows if r["verdict"].startswith("real unavailable")]
+    out = [
+        "# Agreement: real kernel vs simulator",
+        "",
+        f"Generated by `python -m tcplab.experiments.agreement{' --quick' if quick else ''}` on "
+        f"{datetime.date.today().isoformat()}, Linux {', '.join(kernels) or os.uname().release} "
+        f"({os.uname().machine}); simulator profile {', '.join(profiles) or '-'}; {seconds:.0f} s.",
+        "",
+        f"**{len(compared) - len(differ)} of {len(compared)} compared keys agree**"
+        + (f"; {len(differ)} differ" if differ else "")
+        + (f"; {len(unavailable)} points could not run on the real kernel here" if unavailable else "") + ".",
+        "",
+        "## Rules",
+        "",
+        "| rule | meaning |",
+        "|---|---|",
+        "| exact | equal (counts and states: the kernel is deterministic here, KERNEL.md) |",
+        "| rel10 | times within 10 % of each other |",
+        "| list_rel10 | same length, each element within 10 % |",
+        "| flood_only | compared only with `flood=True` (the legitimate client exists only then) |",
+        "| states | distinct-state lists equal with `slow_motion` > 0; at `slow_motion=0` the real list "
+        "(sampled every 1 ms) must be a subsequence of the simulated one with the same first and last state |",
+        "",
+        "## Results",
+        "",
+        "| experiment | params | key | real | sim | rule | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        verdict = "**DIFFER**" if r["verdict"] == "DIFFER" else r["verdict"]
+        out.append(f"| {r['experiment']} | {_fmt(r['params'])} | {r['key']} | {_fmt(r['real'])} | "
+                   f"{_fmt(r['sim'])} | {r['rule']} | {verdict} |")
+    found = [FINDINGS[e] for e in dict.fromkeys(r["experiment"] for r in differ) if e in FINDINGS]
+    unexplained = sorted({r["experiment"] for r in differ} - set(FINDINGS))
+    if found or unexplained:
+        out += ["", "## Where real and sim differ", ""]
+        out += [f"* {text}" for text in found]
+        out += [f"* **{e}**: not analysed yet." for e in unexplained]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tcplab.experiments.agreement", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the small grid (under a minute)")
+    ap.add_argument("--out", default="docs/agreement.md", help="Markdown file to write (- for stdout)")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+
+    def progress(i: int, n: int, name: str, params: dict[str, Any]) -> None:
+        print(f"[{i + 1}/{n}] {name} {params}", file=sys.stderr, flush=True)
+
+    rows = agreement_grid(args.quick, progress=progress)
+    text = render(rows, quick=args.quick, seconds=time.monotonic() - t0)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    differ = [r for r in rows if r["verdict"] == "DIFFER"]
+    for r in differ:
+        print(f"DIFFER {r['experiment']} {r['params']} {r['key']}: real {r['real']!r} sim {r['sim']!r}",
+              file=sys.stderr)
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""lifecycle: watch both ends of one connection go through their states (KERNEL.md case 6).
+
+A sampler thread reads /proc/net/tcp of the namespace every millisecond and records every
+state change of the client's and the server's socket (found by their ports, also after
+close(), while the kernel keeps an orphan, LAST_ACK or TIME_WAIT socket). On plain loopback
+the short states (SYN_RECV, FIN_WAIT1, LAST_ACK, CLOSING) last microseconds and are usually
+missed; ``slow_motion`` adds a netem delay on lo inside the namespace so they show up.
+
+>>> r = lifecycle("client_closes_first", slow_motion=20)     # doctest: +SKIP
+>>> r.summary["client_states"]                               # doctest: +SKIP
+['SYN_SENT', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT']
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from tcplab._validate import check_choice, check_float
+from tcplab.errors import KernelUnavailable
+from tcplab.experiments import _mode
+from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
+from tcplab.experiments.result import Result
+from tcplab.kernel.loopback import SocketSet
+from tcplab.kernel.qdisc import add_delay
+from tcplab.model.outcome import Outcome
+
+
+__all__ = ["lifecycle", "SCENARIOS"]
+
+SCENARIOS = ("client_closes_first", "server_closes_first", "server_never_closes", "abortive_close",
+             "half_close", "simultaneous_open")
+RECORD = ("net.ipv4.tcp_fin_timeout",)
+GONE = "CLOSE"  # TCP_CLOSE (tcp_states.h): recorded when the kernel no longer has the socket at all
+
+
+def lifecycle(scenario: str = "client_closes_first", slow_motion: float = 0.0, *, mode: str = "auto",
+              seed: int = 0, profile: str | None = None) -> Result:
+    """Run one connection through ``scenario`` and return the states both ends went through.
+
+    Scenarios: ``client_closes_first``, ``server_closes_first``, ``server_never_closes``
+    (CLOSE_WAIT leak; the client's orphan FIN_WAIT2 waits for tcp_fin_timeout),
+    ``abortive_close`` (SO_LINGER {1, 0}: RST, no TIME_WAIT, the server's recv gets ECONNRESET),
+    ``half_close`` (client shutdown(SHUT_WR); the server still sends 13 bytes, the client reads
+    them), ``simultaneous_open`` (a socket connecting to its own address: one socket, so
+    ``server_states`` is empty).
+
+    ``slow_motion`` (ms, 0..500) is a one-way delay added to lo with netem; it needs a private
+    namespace and ``tc``. "CLOSE" at the end of a state list means the kernel dropped the socket (TCP_CLOSE).
+
+    Timeline: one row per change (t, client, server, event); table ``events``: what the script did.
+
+    >>> lifecycle("abortive_close").summary["server_error"]     # doctest: +SKIP
+    'ECONNRESET'
+    """
+    mode, seed, profile = _mode.check_mode(mode, seed, profile)
+    params = {"scenario": check_choice("scenario", scenario, SCENARIOS),
+              "slow_motion": check_float("slow_motion", slow_motion, 0, 500)}
+    needs = "slow_motion adds a qdisc to lo, which is only done in a private namespace" \
+        if params["slow_motion"] else None
+    return _mode.run("lifecycle", params, mode=mode, seed=seed, profile=profile, real=_real, sysctls={},
+                     record=RECORD, needs_namespace=needs, timeout=30 + params["slow_motion"] * 0.1)
+
+
+class _Sampler(threading.Thread):
+    """Samples /proc/net/tcp every ms; records state changes of the two ends."""
+
+    def __init__(self, clock: Clock, server_port: int, client_port: int, self_connect: bool) -> None:
+        super().__init__(name="tcplab-sampler", daemon=True)
+        self.clock, self.sport, self.cport, self.self_connect = clock, server_port, client_port, self_connect
+        self.stop = threading.Event()
+        self.now: dict[str, str | None] = {"client": None, "server": None}
+        self.changes: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+
+    def sample(self) -> None:
+        client = server = None
+        for r in proc_sockets():
+            if r.state == "LISTEN":
+                continue
+            if r.local_port == self.cport and (r.remote_port == self.sport or r.state == "SYN_SENT"):
+                client = r.state
+            elif not self.self_connect and r.local_port == self.sport and r.remote_port == self.cport:
+                server = r.state
+        with self.lock:
+            for end, st in (("client", client), ("server", server)):
+                prev = self.now[end]
+                if st is None and prev not in (None, GONE):
+                    st = GONE
+                if st is not None and st != prev:
+                    self.now[end] = st
+                    self.changes.append({"t": round(self.clock(), 4), "end": end, "state": st})
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.sample()
+                time.sleep(0.001)
+            self.sample()
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            self.error = e
+
+
+def _errname(e: OSError) -> str:
+    return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+
+
+def _real(p: dict[str, Any]) -> Outcome:
+
+    out = Outcome()
+    delay = p["slow_motion"]
+    if delay:
+        try:
+            out.notes.append("loopback slowed down for slow_motion: " + add_delay(delay))
+        except KernelUnavailable as e:
+            out.notes.append(f"slow_motion ignored: {e.reason}; short states may be missed")
+            delay = 0.0
+    # long enough for a segment and its answer to cross, and for the sampler to see the state
+    hold = max(0.1, 4 * delay / 1000)
+    before = counters_now()
+    clock = Clock()
+    events: list[dict[str, Any]] = []
+    errs: dict[str, str | None] = {"client": None, "server": None}
+
+    def event(what: str) -> None:
+        events.append({"t": round(clock(), 4), "event": what})
+
+    sc = p["scenario"]
+    with SocketSet() as ss:
+        lst = ss.listener(8)
+        lst.settimeout(5 + 4 * delay / 1000)
+        sport = lst.getsockname()[1]
+        c = ss.socket()
+        c.bind(("127.0.0.1", 0))  # learn the client port before the SYN, so SYN_SENT can be sampled
+        cport = c.getsockname()[1]
+        self_connect = sc == "simultaneous_open"
+        sampler = _Sampler(clock, cport if self_connect else sport, cport, self_connect)
+        sampler.start()
+        try:
+            c.settimeout(5 + 4 * delay / 1000)
+            if self_connect:
+                event("client connect() to its own address")
+                c.connect(("127.0.0.1", cport))  # SYN meets itself: simultaneous open
+                time.sleep(hold)
+                event("close()")
+                c.close()
+                time.sleep(hold)
+            else:
+                event("client connect()")
+                c.connect(("127.0.0.1", sport))
+                s, _ = lst.accept()
+                ss.adopt(s)
+                event("server accept()")
+                s.settimeout(5 + 4 * delay / 1000)
+                time.sleep(hold)
+                if sc in ("client_closes_first", "server_never_closes"):
+                    event("client close()")
+                    c.close()
+                    time.sleep(hold)
+                    event("server recv() -> " + repr(s.recv(100)))
+                    time.sleep(hold)
+                    if sc == "client_closes_first":
+                        event("server close()")
+                        s.close()
+                    else:
+                        time.sleep(hold)
+                elif sc == "server_closes_first":
+                    event("server close()")
+                    s.close()
+                    time.sleep(hold)
+                    event("client recv() -> " + repr(c.recv(100)))
+                    time.sleep(hold)
+                    event("client close()")
+                    c.close()
+                elif sc == "abortive_close":
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    event("client close() with SO_LINGER {1, 0}")
+                    c.close()
+                    time.sleep(hold)
+                    try:
+                        event("server recv() -> " + repr(s.recv(100)))
+                    except OSError as e:
+                        errs["server"] = _errname(e)
+                        event(f"server recv() -> {errs['server']}")
+                elif sc == "half_close":
+                    event("client shutdown(SHUT_WR)")
+                    c.shutdown(socket.SHUT_WR)
+                    time.sleep(hold)
+                    event("server recv() -> " + repr(s.recv(100)))
+                    s.sendall(b"hello, world\n")
+                    event("server send(13 bytes)")
+                    time.sleep(hold)
+                    event("client recv() -> " + repr(c.recv(100)))
+                    event("server close()")
+                    s.close()
+                    time.sleep(hold)
+                    event("client recv() -> " + repr(c.recv(100)))
+                    event("client close()")
+                    c.close()
+                time.sleep(hold)
+        except OSError as e:
+            end = "client" if errs["client"] is None else "server"
+            errs[end] = _errname(e)
+            event(f"{end} error {errs[end]}")
+            time.sleep(hold)
+        finally:
+            sampler.stop.set()
+            sampler.join(5)
+        if sampler.error is not None:
+            raise sampler.error
+    out.counters = delta(before, keep=())
+    timeline, cur = [], {"client": None, "server": None}
+    for ch in sampler.changes:
+        cur[ch["end"]] = ch["state"]
+        timeline.append({"t": ch["t"], "client": cur["client"], "server": cur["server"],
+                         "event": f"{ch['end']} -> {ch['state']}"})
+    for ev in events:
+        timeline.append({"t": ev["t"], "client": None, "server": None, "event": ev["event"]})
+    timeline.sort(key=lambda r: r["t"])
+    # carry the states forward over event rows so every row shows both ends
+    last = {"client": None, "server": None}
+    for row in timeline:
+        for end in ("client", "server"):
+            if row[end] is None:
+                row[end] = last[end]
+            last[end] = row[end]
+    out.timeline = timeline
+    out.tables["events"] = events
+    out.summary = {
+        "client_states": [ch["state"] for ch in sampler.changes if ch["end"] == "client"],
+        "server_states": [ch["state"] for ch in sampler.changes if ch["end"] == "server"],
+        "client_error": errs["client"],
+        "server_error": errs["server"],
+    }
+    if delay:
+        out.notes.append(f"each step waited {hold:.2f} s so the sampler (1 ms) sees every state")
+    return out

@@ -1,0 +1,99 @@
+"""The :class:`Result` every experiment returns, real or simulated.
+
+>>> from tcplab.model.outcome import Outcome
+>>> r = Result.from_outcome("accept_queue", "sim", "asked for", {"backlog": 5},
+...                         Outcome(summary={"recv_q": 6}))
+>>> r.summary["recv_q"], r.mode
+(6, 'sim')
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tcplab.model.outcome import Outcome
+
+
+if TYPE_CHECKING:  # pandas is imported lazily: `import tcplab` stays light
+    import pandas as pd
+
+__all__ = ["Result"]
+
+
+@dataclass
+class Result:
+    """What one experiment run produced.
+
+    name:       experiment name, e.g. ``"accept_queue"``.
+    mode:       ``"real"`` (the Linux kernel) or ``"sim"`` (the simulator).
+    reason:     why this mode ran (e.g. "private user+net namespace (unprivileged)").
+    params:     every input, defaults filled in.
+    kernel:     ``uname -r`` of the kernel that ran it (None when simulated).
+    sysctls:    sysctl values in force during the run.
+    counters:   kernel counter deltas over the run (kernel names, e.g. ``ListenOverflows``).
+    summary:    flat dict of the headline numbers (keys in docs/experiments.md).
+    tables:     name -> pandas DataFrame.
+    timeline:   DataFrame of time-stamped samples (column ``t`` in s) or None.
+    profile:    the simulator's kernel profile name (None when real).
+    duration_s: wall-clock seconds the run took.
+    notes:      sentences worth showing (e.g. "loopback slowed by 20 ms netem").
+    """
+
+    name: str
+    mode: str
+    reason: str
+    params: dict[str, Any]
+    kernel: str | None = None
+    sysctls: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    timeline: pd.DataFrame | None = None
+    profile: str | None = None
+    duration_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_outcome(cls, name: str, mode: str, reason: str, params: dict[str, Any], outcome: Outcome, *,
+                     kernel: str | None = None, profile: str | None = None, duration_s: float = 0.0) -> Result:
+        """Turn plain-data :class:`Outcome` rows into DataFrames."""
+        import pandas as pd
+
+        tables = {k: pd.DataFrame(rows) for k, rows in outcome.tables.items()}
+        timeline = pd.DataFrame(outcome.timeline) if outcome.timeline else None
+        return cls(name=name, mode=mode, reason=reason, params=dict(params), kernel=kernel,
+                   sysctls=dict(outcome.sysctls), counters=dict(outcome.counters), summary=dict(outcome.summary),
+                   tables=tables, timeline=timeline, profile=profile, duration_s=duration_s,
+                   notes=list(outcome.notes))
+
+    def __repr__(self) -> str:
+        where = f"kernel {self.kernel}" if self.mode == "real" else f"profile {self.profile}"
+        summary = ", ".join(f"{k}={v!r}" for k, v in self.summary.items())
+        return (f"<Result {self.name} {self.mode.upper()} ({where}; {self.reason}) "
+                f"in {self.duration_s:.2f} s: {summary}>")
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        real = self.mode == "real"
+        color = "#1a7f37" if real else "#9a6700"
+        badge = (f'<span style="background:{color};color:white;padding:2px 6px;border-radius:4px;'
+                 f'font-weight:bold">{"REAL" if real else "SIMULATED"}</span>')
+        where = f"Linux {esc(str(self.kernel))}" if real else f"profile {esc(str(self.profile))}"
+
+        def table(d: dict[str, Any], title: str) -> str:
+            if not d:
+                return ""
+            rows = "".join(f"<tr><td><code>{esc(str(k))}</code></td><td>{esc(str(v))}</td></tr>"
+                           for k, v in d.items())
+            return f"<details open><summary>{title}</summary><table>{rows}</table></details>"
+
+        nonzero = {k: v for k, v in self.counters.items() if v}
+        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+        return (f"<div><b>{esc(self.name)}</b> {badge} <small>{where} — {esc(self.reason)} — "
+                f"{self.duration_s:.2f} s</small>"
+                + table(self.summary, "summary")
+                + table(nonzero, "counters (deltas, nonzero)")
+                + table(self.sysctls, "sysctls in force")
+                + (f"<ul>{notes}</ul>" if notes else "") + "</div>")

@@ -1,0 +1,155 @@
+"""Packets on loopback: capture with AF_PACKET and decode TCP; craft raw SYNs.
+
+Both need CAP_NET_RAW, which the owner of a private user+net namespace has inside it.
+Only loopback addresses are used.
+
+>>> seg = decode_ipv4_tcp(craft_syn("127.0.0.2", 4242, "127.0.0.1", 80, seq=7))
+>>> seg["flags"], seg["src_port"], seg["seq"], seg["options"]["mss"]
+('S', 4242, 7, 65495)
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+from typing import Any
+
+from tcplab._validate import check_loopback
+
+__all__ = ["Capture", "decode_ipv4_tcp", "craft_syn", "open_raw_sender", "ETH_P_ALL"]
+
+ETH_P_ALL = 0x0003
+_FLAG_NAMES = "FSRPAUEC"  # bit order of the TCP flags byte: FIN=1, SYN=2, RST=4, PSH=8, ACK=16, URG, ECE, CWR
+
+
+def _flags(byte: int) -> str:
+    # conventional reading order: S, F, R, P, A, U, E, C (what tcpdump prints as [S.])
+    order = [("S", 2), ("F", 1), ("R", 4), ("P", 8), ("A", 16), ("U", 32), ("E", 64), ("C", 128)]
+    return "".join(name for name, bit in order if byte & bit)
+
+
+def _parse_options(data: bytes) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    i = 0
+    while i < len(data):
+        kind = data[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(data) or data[i + 1] < 2:
+            opts["malformed"] = True
+            break
+        length = data[i + 1]
+        body = data[i + 2:i + length]
+        if kind == 2 and len(body) == 2:
+            opts["mss"] = struct.unpack("!H", body)[0]
+        elif kind == 3 and len(body) == 1:
+            opts["wscale"] = body[0]
+        elif kind == 4:
+            opts["sack_perm"] = True
+        elif kind == 5:
+            opts["sack"] = len(body) // 8
+        elif kind == 8 and len(body) == 8:
+            opts["ts_val"], opts["ts_ecr"] = struct.unpack("!II", body)
+        else:
+            opts[f"kind{kind}"] = body.hex()
+        i += length
+    return opts
+
+
+def decode_ipv4_tcp(packet: bytes) -> dict[str, Any] | None:
+    """Decode an IPv4 packet carrying TCP; None for anything else (or truncated)."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return None
+    ihl = (packet[0] & 0x0F) * 4
+    if packet[9] != socket.IPPROTO_TCP or len(packet) < ihl + 20:
+        return None
+    total = struct.unpack("!H", packet[2:4])[0]
+    tcp = packet[ihl:total if total >= ihl + 20 else len(packet)]
+    sport, dport, seq, ack, off, flags, window = struct.unpack("!HHIIBBH", tcp[:16])
+    doff = (off >> 4) * 4
+    return {"src": socket.inet_ntoa(packet[12:16]), "dst": socket.inet_ntoa(packet[16:20]),
+            "src_port": sport, "dst_port": dport, "seq": seq, "ack": ack, "flags": _flags(flags),
+            "window": window, "options": _parse_options(tcp[20:doff]), "payload": max(0, len(tcp) - doff)}
+
+
+class Capture:
+    """AF_PACKET capture on one interface (lo). Use as a context manager.
+
+    On lo every packet is seen once, as outgoing (PACKET_OUTGOING) and once as incoming:
+    only outgoing copies are kept, so each segment counts once.
+    """
+
+    def __init__(self, ifname: str = "lo") -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+        try:
+            self.sock.bind((ifname, ETH_P_ALL))
+            self.sock.setblocking(False)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.t0 = time.monotonic()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def read(self, timeout: float = 0.05) -> list[dict[str, Any]]:
+        """Decoded TCP segments that arrived so far (waits up to ``timeout`` for the first)."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if not select.select([self.sock], [], [], max(0.0, left))[0]:
+                return out
+            while True:
+                try:
+                    data, addr = self.sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                if addr[2] != socket.PACKET_OUTGOING:
+                    continue
+                seg = decode_ipv4_tcp(data)
+                if seg is not None:
+                    seg["t"] = round(time.monotonic() - self.t0, 6)
+                    out.append(seg)
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def craft_syn(src: str, sport: int, dst: str, dport: int, seq: int, mss: int = 65495) -> bytes:
+    """An IPv4 packet with a TCP SYN (MSS option), checksums filled in. Loopback only."""
+    check_loopback("src", src)
+    check_loopback("dst", dst)
+    opts = struct.pack("!BBH", 2, 4, mss)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (5 + len(opts) // 4) << 4, 0x02, 65535, 0, 0) + opts
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, socket.IPPROTO_TCP, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    return ip + tcp
+
+
+def open_raw_sender() -> socket.socket:
+    """A raw IPPROTO_TCP socket with IP_HDRINCL, for :func:`craft_syn` packets."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    try:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    except BaseException:
+        s.close()
+        raise
+    return s

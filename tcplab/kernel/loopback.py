@@ -1,0 +1,146 @@
+"""Loopback sockets for experiments: listeners, non-blocking clients, and one place
+that closes them all.
+
+Every socket an experiment opens goes through a :class:`SocketSet`, a context manager
+that closes everything it handed out when the block ends, also on an exception or
+KeyboardInterrupt. Addresses other than loopback are refused (:func:`check_loopback`):
+tcplab never sends a packet off the machine.
+
+>>> with SocketSet() as ss:
+...     lst = ss.listener(backlog=5)
+...     c = ss.connect(lst.getsockname(), wait=True)
+...     tcp_state(c)
+'ESTABLISHED'
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tcplab._validate import check_int, check_loopback
+from tcplab.kernel.tcpinfo import tcp_info
+
+__all__ = ["SocketSet", "check_loopback", "tcp_state", "connect_error", "socket_inode", "wait_until",
+           "TCP_SYNCNT", "TCP_DEFER_ACCEPT"]
+
+TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
+TCP_DEFER_ACCEPT = getattr(socket, "TCP_DEFER_ACCEPT", 9)
+
+
+def tcp_state(sock: socket.socket) -> str:
+    """Kernel state name of ``sock`` (``"CLOSED"`` once the fd is closed)."""
+    if sock.fileno() < 0:
+        return "CLOSED"
+    return tcp_info(sock).state
+
+
+def connect_error(sock: socket.socket) -> str | None:
+    """Pending error of a (non-blocking) connect as an errno name, e.g. ``"ECONNRESET"``.
+
+    Reading SO_ERROR clears it, so callers keep the first answer.
+    """
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return errno.errorcode.get(code, str(code)) if code else None
+
+
+def socket_inode(sock: socket.socket) -> int:
+    """Inode of ``sock``: the key of /proc/net/tcp rows and sock_diag records."""
+    return os.fstat(sock.fileno()).st_ino
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.005) -> bool:
+    """Poll ``predicate`` until it is truthy or ``timeout`` seconds pass; return the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+class SocketSet:
+    """Opens loopback TCP sockets and closes all of them on exit (ExitStack for sockets).
+
+    Closing order is clients first, then listeners, so a test that only cares about
+    "nothing leaked" need not care about TIME_WAIT either.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = check_loopback("host", host)
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socks: list[socket.socket] = []
+
+    def __enter__(self) -> SocketSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_all()
+
+    def close_all(self) -> None:
+        """Close every socket handed out (idempotent)."""
+        socks, self._socks = self._socks, []
+        for s in reversed(socks):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def adopt(self, sock: socket.socket) -> socket.socket:
+        """Track a socket made elsewhere (e.g. returned by accept()) so it is closed too."""
+        self._socks.append(sock)
+        return sock
+
+    def socket(self) -> socket.socket:
+        """A fresh TCP socket of this set's family, tracked."""
+        return self.adopt(socket.socket(self.family, socket.SOCK_STREAM))
+
+    def listener(self, backlog: int, *, port: int = 0, reuseaddr: bool = False,
+                 defer_accept: int | None = None, host: str | None = None) -> socket.socket:
+        """Bind ``host:port`` (ephemeral when 0) and ``listen(backlog)``.
+
+        The kernel clamps ``backlog`` to net.core.somaxconn (``__sys_listen_socket()``)
+        and then admits one more than that (``sk_acceptq_is_full()`` uses ``>``).
+        """
+        backlog = check_int("backlog", backlog, 0, 65535)
+        port = check_int("port", port, 0, 65535)
+        s = self.socket()
+        if reuseaddr:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if defer_accept is not None:
+            s.setsockopt(socket.IPPROTO_TCP, TCP_DEFER_ACCEPT, check_int("defer_accept", defer_accept, 0, 2**31 - 1))
+        s.bind((check_loopback("host", host or self.host), port))
+        s.listen(backlog)
+        return s
+
+    def connect(self, address: tuple, *, syncnt: int | None = None, wait: bool = False,
+                timeout: float = 5.0, linger0: bool = False, bind_port: int | None = None,
+                reuseaddr: bool = False) -> socket.socket:
+        """A client connecting to ``address`` (loopback only), non-blocking.
+
+        ``syncnt`` sets TCP_SYNCNT (1..127, the kernel's limit in ``do_tcp_setsockopt()``).
+        With ``wait=True`` block (poll) until the handshake finishes or fails, up to ``timeout`` s.
+        """
+        check_loopback("address", address[0])
+        s = self.socket()
+        if syncnt is not None:
+            s.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, check_int("syncnt", syncnt, 1, 127))
+        if linger0:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if reuseaddr:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if bind_port is not None:
+            s.bind((address[0], bind_port))
+        s.setblocking(False)
+        err = s.connect_ex(address)
+        if err not in (0, errno.EINPROGRESS):
+            raise OSError(err, os.strerror(err))
+        if wait:
+            wait_until(lambda: tcp_state(s) != "SYN_SENT", timeout)
+        return s

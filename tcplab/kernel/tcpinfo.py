@@ -1,0 +1,127 @@
+"""Decode ``struct tcp_info`` (``getsockopt(IPPROTO_TCP, TCP_INFO)``).
+
+The layout is ``include/uapi/linux/tcp.h``; the kernel fills it in ``tcp_get_info()``
+(``net/ipv4/tcp.c``) and copies ``min(len, sizeof(info))`` bytes, so an older kernel
+returns a shorter struct: fields past the returned length are left out of
+:attr:`TcpInfo.extra` rather than invented.
+
+>>> import socket
+>>> with socket.socket() as s:
+...     tcp_info(s).state
+'CLOSE'
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TcpInfo", "tcp_info", "decode_tcp_info", "TCPI_OPT_TIMESTAMPS", "TCPI_OPT_SACK",
+           "TCPI_OPT_WSCALE", "TCPI_OPT_ECN", "CA_STATES"]
+
+TCP_INFO = getattr(socket, "TCP_INFO", 11)
+
+#: tcpi_options bits (include/uapi/linux/tcp.h)
+TCPI_OPT_TIMESTAMPS = 1
+TCPI_OPT_SACK = 2
+TCPI_OPT_WSCALE = 4
+TCPI_OPT_ECN = 8
+
+#: enum tcp_ca_state (include/uapi/linux/tcp.h)
+CA_STATES = {0: "Open", 1: "Disorder", 2: "CWR", 3: "Recovery", 4: "Loss"}
+
+_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+           6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+           12: "NEW_SYN_RECV"}
+
+# (format, names) chunks in struct order; native alignment ("@") as the kernel lays it out.
+_LAYOUT: list[tuple[str, tuple[str, ...]]] = [
+    ("B", ("state",)), ("B", ("ca_state",)), ("B", ("retransmits",)), ("B", ("probes",)),
+    ("B", ("backoff",)), ("B", ("options",)), ("B", ("_wscale",)), ("B", ("_flags",)),
+    ("24I", ("rto", "ato", "snd_mss", "rcv_mss", "unacked", "sacked", "lost", "retrans", "fackets",
+             "last_data_sent", "last_ack_sent", "last_data_recv", "last_ack_recv",
+             "pmtu", "rcv_ssthresh", "rtt", "rttvar", "snd_ssthresh", "snd_cwnd", "advmss", "reordering",
+             "rcv_rtt", "rcv_space", "total_retrans")),
+    ("4Q", ("pacing_rate", "max_pacing_rate", "bytes_acked", "bytes_received")),
+    ("6I", ("segs_out", "segs_in", "notsent_bytes", "min_rtt", "data_segs_in", "data_segs_out")),
+    ("4Q", ("delivery_rate", "busy_time", "rwnd_limited", "sndbuf_limited")),
+    ("2I", ("delivered", "delivered_ce")),
+    ("2Q", ("bytes_sent", "bytes_retrans")),
+    ("6I", ("dsack_dups", "reord_seen", "rcv_ooopack", "snd_wnd", "rcv_wnd", "rehash")),
+    ("2H", ("total_rto", "total_rto_recoveries")),
+    ("I", ("total_rto_time",)),
+]
+_FIELDS: list[tuple[str, str]] = [
+    (chunk.lstrip("0123456789"), name) for chunk, names in _LAYOUT for name in names]
+_BUFSIZE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class TcpInfo:
+    """The fields a course needs; everything else the kernel returned is in ``extra``.
+
+    Times (``rto``, ``ato``, ``rtt``) are in microseconds, as the kernel reports them.
+    """
+
+    state: str
+    ca_state: str
+    retransmits: int  # icsk_retransmits: retransmissions of the current segment (SYN in SYN_SENT)
+    probes: int
+    backoff: int  # icsk_backoff: how many times the RTO was doubled
+    options: int  # TCPI_OPT_* bits negotiated
+    snd_wscale: int
+    rcv_wscale: int
+    rto: int
+    ato: int
+    snd_mss: int
+    rcv_mss: int
+    total_retrans: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def timestamps(self) -> bool:
+        return bool(self.options & TCPI_OPT_TIMESTAMPS)
+
+    @property
+    def sack(self) -> bool:
+        return bool(self.options & TCPI_OPT_SACK)
+
+    @property
+    def wscale(self) -> bool:
+        return bool(self.options & TCPI_OPT_WSCALE)
+
+
+def decode_tcp_info(data: bytes) -> TcpInfo:
+    """Decode the bytes ``getsockopt(TCP_INFO)`` returned (any kernel's length >= 8).
+
+    >>> decode_tcp_info(bytes([1, 0, 0, 0, 0, 7, 0x97, 0]) + bytes(96)).snd_wscale
+    7
+    """
+    if len(data) < 8:
+        raise ValueError(f"tcp_info must be at least 8 bytes, got {len(data)}")
+    values: dict[str, Any] = {}
+    fmt = "@"
+    for code, name in _FIELDS:  # field by field: a shorter (older) struct decodes as far as it goes
+        trial = fmt + code
+        if struct.calcsize(trial) > len(data):
+            break
+        fmt = trial
+        values[name] = struct.unpack_from(fmt, data)[-1]
+    wscale = values.pop("_wscale", 0)
+    values.pop("_flags", None)
+    core = {k: values.pop(k, 0) for k in ("rto", "ato", "snd_mss", "rcv_mss", "total_retrans")}
+    return TcpInfo(
+        state=_STATES.get(values.pop("state"), "UNKNOWN"),
+        ca_state=CA_STATES.get(values.get("ca_state", 0), str(values.get("ca_state"))),
+        retransmits=values.pop("retransmits"), probes=values.pop("probes"), backoff=values.pop("backoff"),
+        options=values.pop("options"),
+        # snd_wscale is the low nibble, rcv_wscale the high one (little-endian bitfield order)
+        snd_wscale=wscale & 0x0F, rcv_wscale=wscale >> 4,
+        extra={k: v for k, v in values.items() if k != "ca_state"}, **core)
+
+
+def tcp_info(sock: socket.socket) -> TcpInfo:
+    """``TCP_INFO`` of a TCP socket, decoded. Cheap (one getsockopt), safe to poll every ms."""
+    return decode_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, _BUFSIZE))

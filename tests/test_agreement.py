@@ -1,0 +1,58 @@
+"""The quick agreement grid: real kernel vs simulator (issue 4 §3; rules in
+tcplab/experiments/agreement.py). Runs the real experiments, so it needs a private network
+namespace (root or unprivileged user namespaces); points that cannot run real here are skipped.
+The full grid is `python -m tcplab.experiments.agreement` (it writes docs/agreement.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcplab.experiments.agreement import GRID, RULES, agreement_grid, compare
+
+
+def test_rules_cover_every_summary_key():
+    from tcplab.sim import simulate
+    for name in RULES:
+        assert set(simulate(name, {}).summary) == set(RULES[name]), name
+
+
+def test_compare_rules():
+    assert compare("syn_retries", {}, "failed_after", 3.07, 3.0) == ("rel10", "agree")
+    assert compare("syn_retries", {}, "failed_after", 3.5, 3.0)[1] == "DIFFER"
+    assert compare("syn_retries", {}, "retransmit_times", [1.02], [1.0, 2.0])[1] == "DIFFER"
+    assert compare("syn_queue", {"flood": False}, "legit_client_connected", False, None)[1] == "not compared"
+    st = ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+    assert compare("lifecycle", {"slow_motion": 0}, "client_states", [st[0], st[2], st[3]], st)[1] == "agree"
+    assert compare("lifecycle", {"slow_motion": 20}, "client_states", [st[0], st[2], st[3]], st)[1] == "DIFFER"
+
+
+def test_quick_grid_is_a_subset():
+    assert any(q for *_, q in GRID) and not all(q for *_, q in GRID)
+
+
+@pytest.fixture(scope="module")
+def quick_rows():
+    rows = agreement_grid(quick=True)
+    if all(r["verdict"].startswith("real unavailable") for r in rows):
+        pytest.skip(rows[0]["verdict"])
+    return rows
+
+
+def _bad(rows):
+    bad = [r for r in rows if r["verdict"] not in ("agree", "not compared")
+           and not r["verdict"].startswith("real unavailable")]
+    return "\n".join(f"{r['experiment']}({r['params']}) {r['key']}: real {r['real']!r} "
+                     f"sim {r['sim']!r} [{r['rule']}]" for r in bad)
+
+
+def test_quick_grid_agrees(quick_rows):
+    assert not _bad([r for r in quick_rows if r["experiment"] != "lifecycle"])
+
+
+# not strict: the real sampler sometimes misses the first 40 ms (SYN_SENT) of a slow-motion run,
+# which can make a row agree by accident (see docs/agreement.md)
+@pytest.mark.xfail(strict=False, reason="known simulator gap (reported on issue 4): sim/sockets.py lifecycle "
+                   "lists states from ESTABLISHED on, but with slow_motion the kernel shows the handshake "
+                   "(client SYN_SENT, server SYN_RECV) first. Remove this mark when the sim is fixed.")
+def test_quick_grid_lifecycle_agrees(quick_rows):
+    assert not _bad([r for r in quick_rows if r["experiment"] == "lifecycle"])

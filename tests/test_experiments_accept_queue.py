@@ -1,0 +1,110 @@
+"""accept_queue on the real kernel vs KERNEL.md case 1, as root and as an unprivileged user."""
+
+from __future__ import annotations
+
+import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
+import pytest
+
+from tcplab.errors import RealModeUnavailable
+from tcplab.experiments import Result, accept_queue
+
+KEYS = ["established_clients", "syn_sent_clients", "server_children", "recv_q", "send_q", "ListenOverflows",
+        "ListenDrops", "reset_clients", "phantom_clients", "accepted"]
+
+# KERNEL.md case 1, settle 1.5 s: (params, expected)
+CASE1 = [
+    (dict(backlog=5, clients=20), dict(established_clients=6, syn_sent_clients=14, server_children=6,
+                                       recv_q=6, send_q=5, ListenOverflows=28, ListenDrops=28)),
+    (dict(backlog=5, somaxconn=3, clients=20), dict(established_clients=4, syn_sent_clients=16,
+                                                    server_children=4, recv_q=4, send_q=3, ListenOverflows=32,
+                                                    ListenDrops=32)),
+    (dict(backlog=0, clients=5), dict(established_clients=1, syn_sent_clients=4, server_children=1, recv_q=1,
+                                      send_q=0, ListenOverflows=8, ListenDrops=8)),
+    (dict(backlog=128, somaxconn=64, clients=200), dict(established_clients=65, syn_sent_clients=135,
+                                                        server_children=65, recv_q=65, send_q=64,
+                                                        ListenOverflows=270, ListenDrops=270)),
+]
+
+
+def _summary(kw):
+    r = accept_queue(mode="real", **kw)
+    return r.mode, r.summary
+
+
+@pytest.mark.parametrize("kw,expected", CASE1, ids=[str(k) for k, _ in CASE1])
+def test_kernel_md_case1(as_user, kw, expected):
+    mode, s = as_user(_summary, kw)
+    assert mode == "real"
+    assert list(s) == KEYS
+    assert {k: s[k] for k in expected} == expected
+    assert s["reset_clients"] == s["phantom_clients"] == s["accepted"] == 0
+
+
+def test_java_experiment_backlog_50_holds_51():
+    s = accept_queue(backlog=50, clients=100, mode="real").summary
+    assert s["established_clients"] == s["recv_q"] == 51 and s["send_q"] == 50
+    assert s["ListenOverflows"] == 2 * 49  # first SYN + the 1 s retransmit of each dropped client
+
+
+@pytest.mark.parametrize("backlog,somaxconn,clients", [(2, None, 7), (10, 4, 12), (7, None, 8), (3, 9, 3),
+                                                        (1, 1, 30)])
+def test_rule_min_backlog_somaxconn_plus_one(backlog, somaxconn, clients):
+    s = accept_queue(backlog=backlog, somaxconn=somaxconn, clients=clients, mode="real").summary
+    limit = min(backlog, somaxconn or 4096)
+    admitted = min(limit + 1, clients)
+    assert s["established_clients"] == s["server_children"] == s["recv_q"] == admitted
+    assert s["syn_sent_clients"] == clients - admitted
+    assert s["send_q"] == limit
+    assert s["ListenOverflows"] == s["ListenDrops"] == 2 * (clients - admitted)
+
+
+def test_accept_after_drains_the_queue():
+    r = accept_queue(backlog=2, clients=10, accept_after=0.2, settle=1.5, mode="real")
+    s = r.summary
+    assert s["accepted"] >= 3  # the 3 queued at once, then retried SYNs at ~1 s
+    assert s["server_children"] == s["accepted"] + s["recv_q"]
+    # The 1 s SYN retransmits arrive together: some get syncookies (SYN queue over the limit),
+    # and their cookie ACK finds the accept queue full, so tcp_get_cookie_sock() drops it silently:
+    # the client is ESTABLISHED, the server has nothing (KERNEL.md case 2, "phantom").
+    assert s["established_clients"] == s["server_children"] + s["phantom_clients"]
+    assert s["phantom_clients"] <= r.counters.get("SyncookiesSent", 0)
+    assert r.timeline["accepted"].iloc[-1] == s["accepted"]
+
+
+def test_result_shape():
+    r = accept_queue(backlog=1, clients=4, settle=0.2, mode="real")
+    assert isinstance(r, Result) and r.name == "accept_queue" and r.mode == "real"
+    assert r.params == {"backlog": 1, "somaxconn": None, "clients": 4, "abort_on_overflow": False,
+                        "accept_after": None, "settle": 0.2}
+    assert r.kernel and r.sysctls["net.core.somaxconn"] == 4096
+    assert set(r.tables) == {"clients", "sockets"} and len(r.tables["clients"]) == 4
+    assert list(r.timeline.columns) == ["t", "recv_q", "accepted", "established_clients", "syn_sent_clients"]
+    assert "REAL" in r._repr_html_() and "accept_queue REAL" in repr(r)
+
+
+@pytest.mark.parametrize("kw,exc,text", [
+    (dict(backlog=-1), ValueError, r"backlog must be an int in 0\.\.65535, not -1"),
+    (dict(backlog=True), TypeError, "backlog"),
+    (dict(somaxconn=0), ValueError, "somaxconn"),
+    (dict(clients=1001), ValueError, r"clients must be an int in 1\.\.1000, not 1001"),
+    (dict(abort_on_overflow="yes"), TypeError, "abort_on_overflow"),
+    (dict(accept_after=31), ValueError, "accept_after"),
+    (dict(settle=0), ValueError, "settle"),
+    (dict(mode="fast"), ValueError, "mode"),
+    (dict(seed=-1), ValueError, "seed"),
+])
+def test_bad_parameters(kw, exc, text):
+    with pytest.raises(exc, match=text):
+        accept_queue(**kw)
+
+
+def test_without_namespaces_per_socket_runs_on_host_and_sysctls_are_refused(monkeypatch):
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    with pytest.raises(RealModeUnavailable, match=r"net\.core\.somaxconn=3"):
+        accept_queue(somaxconn=3, mode="real")
+    r = accept_queue(backlog=5, clients=20, mode="real")
+    assert r.mode == "real" and "host network namespace" in r.reason
+    assert r.sysctls["net.core.somaxconn"] > 5  # the host's value, recorded
+    # counts are per socket; host-wide counters may include other programs' drops
+    assert (r.summary["established_clients"], r.summary["syn_sent_clients"], r.summary["send_q"]) == (6, 14, 5)
+    assert any("host-wide" in n for n in r.notes)

@@ -1,0 +1,53 @@
+"""load on the real kernel: the rules (not exact timings) of an overloaded accept queue."""
+
+from __future__ import annotations
+
+import pandas  # noqa: F401 - imported before forking to uid 65534
+import pytest
+
+from tcplab.experiments import load
+
+KEYS = ["attempts", "established", "failed", "max_recv_q", "p50_connect_s", "p99_connect_s", "ListenOverflows"]
+
+
+def _run(kw):
+    r = load(mode="real", **kw)
+    return r.summary, r.timeline
+
+
+def test_server_faster_than_clients(as_user):
+    s, tl = as_user(_run, dict(rate=50, accept_rate=200, duration=1.0))
+    assert list(s) == KEYS
+    assert s["attempts"] == s["established"] == 50 and s["failed"] == 0 and s["ListenOverflows"] == 0
+    assert s["p99_connect_s"] < 0.5 and s["max_recv_q"] <= 3
+
+
+def test_server_that_never_accepts_holds_backlog_plus_one():
+    s, tl = _run(dict(rate=100, accept_rate=0, duration=1.5, backlog=4, somaxconn=3))
+    assert s["attempts"] == 150 and s["established"] == 4 and s["max_recv_q"] == 4
+    assert s["ListenOverflows"] >= 146  # every other first SYN, plus 1 s retransmits
+    assert tl["recv_q"].max() == 4
+
+
+def test_overload_shows_retransmit_latency():
+    s, tl = _run(dict(rate=200, accept_rate=50, duration=2.5, backlog=8))
+    assert s["attempts"] == 500 and s["max_recv_q"] == 9 and s["ListenOverflows"] > 0
+    assert s["p50_connect_s"] < 0.1 or s["p50_connect_s"] > 0.9
+    assert 0.9 <= s["p99_connect_s"] <= 2.3  # retried after the 1 s (or 2 s) SYN timeout
+    assert list(tl.columns) == ["t", "recv_q", "attempts", "established", "failed", "pending", "accepted"]
+
+
+def test_syn_retries_per_socket_fails_clients():
+    s, _ = _run(dict(rate=20, accept_rate=0, duration=3.5, backlog=0, syn_retries=1))
+    # TCP_SYNCNT=1 with linear timeouts: ETIMEDOUT ~3.07 s after connect, for clients started before ~0.4 s
+    assert s["established"] == 1 and 5 <= s["failed"] <= 10
+
+
+@pytest.mark.parametrize("kw,exc,text", [
+    (dict(rate=0), ValueError, "rate"), (dict(accept_rate=-1), ValueError, "accept_rate"),
+    (dict(duration=61), ValueError, "duration"), (dict(rate=5000, duration=60), ValueError, "rate \\* duration"),
+    (dict(syn_retries=0), ValueError, "syn_retries"), (dict(syncookies=5), ValueError, "syncookies"),
+])
+def test_bad_parameters(kw, exc, text):
+    with pytest.raises(exc, match=text):
+        load(**kw)

@@ -1,0 +1,98 @@
+"""syn_retries on the real kernel vs KERNEL.md case 3 (times within 10%)."""
+
+from __future__ import annotations
+
+import pandas  # noqa: F401 - imported before forking to uid 65534
+import pytest
+
+from tcplab.experiments import syn_retries
+from tcplab.experiments.syn_retries import predict_syn_times
+
+# KERNEL.md case 3: (k, linear_timeouts) -> (SYN send times, connect() fails after)
+CASE3 = {
+    (1, 4): ([0, 1, 2], 3.07),
+    (2, 4): ([0, 1, 2, 3, 4, 5], 7.13),
+    (3, 4): ([0, 1, 2, 3, 4, 5, 7, 11.3], 19.35),
+    (1, 0): ([0, 1], 3.02),
+    (2, 0): ([0, 1, 3], 7.12),
+    (3, 0): ([0, 1, 3, 7.2], 15.39),
+}
+
+
+def _within(measured, expected, rel=0.10, abs_=0.05):
+    return abs(measured - expected) <= max(rel * expected, abs_)
+
+
+def _summary(k, lin):
+    r = syn_retries(k, linear_timeouts=lin, mode="real")
+    return r.mode, r.summary, r.counters
+
+
+def _check(k, lin, mode, s, counters):
+    sends, fail = CASE3[(k, lin)]
+    assert mode == "real"
+    assert s["error"] == "ETIMEDOUT"
+    assert s["syns_sent"] == len(sends) and s["retransmissions"] == len(sends) - 1
+    assert all(_within(m, e) for m, e in zip(s["retransmit_times"], sends[1:])), s["retransmit_times"]
+    assert _within(s["failed_after"], fail), s["failed_after"]
+    # every SYN was dropped by the full accept queue (tcp_conn_request: ListenOverflows)
+    assert counters["ListenOverflows"] == counters["ListenDrops"] == counters["TCPTimeouts"] == len(sends)
+    assert counters["AttemptFails"] == 1 and counters["TCPAbortOnTimeout"] == 1
+
+
+@pytest.mark.parametrize("k,lin", [(1, 0), (2, 4)])
+def test_case3_root(k, lin):
+    _check(k, lin, *_summary(k, lin))
+
+
+def test_case3_unprivileged(as_user):
+    _check(1, 4, *as_user(_summary, 1, 4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k,lin", [(1, 4), (2, 0), (3, 0), (3, 4)])
+def test_case3_slow(k, lin):
+    _check(k, lin, *_summary(k, lin))
+
+
+@pytest.mark.parametrize("k,lin", [(k, lin) for k in range(1, 9) for lin in (0, 1, 4, 6)])
+def test_predictions_follow_the_rules(k, lin):
+    sends, fail = predict_syn_times(k, lin)
+    assert sends[:min(len(sends), lin + 1)] == [float(i) for i in range(min(len(sends), lin + 1))]
+    assert fail >= (2 ** (k + 1) - 1) or len(sends) - 1 >= k + lin
+    if (k, lin) in CASE3:
+        assert [round(x) for x in sends] == [round(x) for x in CASE3[(k, lin)][0]]
+    assert predict_syn_times(6, 4)[1] == 131 and len(predict_syn_times(6, 4)[0]) == 11  # KERNEL: 11 SYNs, ~134 s
+
+
+def test_progress_is_reported():
+    seen = []
+    syn_retries(1, linear_timeouts=0, mode="real", progress=lambda f, text: seen.append((f, text)))
+    assert seen[-1] == (1.0, "done")
+    assert len(seen) >= 5 and all(0 <= f <= 1 for f, _ in seen)
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen)
+
+
+def test_refuses_long_runs_unless_raised():
+    with pytest.raises(ValueError, match=r"max_seconds=60.*pass max_seconds=\d+"):
+        syn_retries(6)
+    with pytest.raises(ValueError, match=r"retries must be an int in 1\.\.127, not 128"):
+        syn_retries(128)
+    with pytest.raises(ValueError, match=r"retries must be an int in 1\.\.127, not 0"):
+        syn_retries(0)
+    with pytest.raises(ValueError, match="linear_timeouts"):
+        syn_retries(1, linear_timeouts=256)
+    with pytest.raises(TypeError, match="progress"):
+        syn_retries(1, progress=5)
+
+
+def test_per_socket_syncnt_runs_without_namespaces(monkeypatch):
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    from tcplab.errors import RealModeUnavailable
+    with pytest.raises(RealModeUnavailable, match="tcp_syn_linear_timeouts"):
+        syn_retries(1, linear_timeouts=0, mode="real")
+    r = syn_retries(1, mode="real")  # TCP_SYNCNT is per socket: host namespace, host sysctls
+    assert r.mode == "real" and "host" in r.reason
+    lin = r.sysctls["net.ipv4.tcp_syn_linear_timeouts"]
+    sends, fail = predict_syn_times(1, lin)
+    assert r.summary["syns_sent"] == len(sends) and _within(r.summary["failed_after"], fail + 0.07)

@@ -1,0 +1,97 @@
+"""time_wait and rebind on the real kernel vs KERNEL.md cases 5 and 7."""
+
+from __future__ import annotations
+
+import pandas  # noqa: F401 - imported before forking to uid 65534
+import pytest
+
+from tcplab.errors import RealModeUnavailable
+from tcplab.experiments import rebind, time_wait
+
+PORTS = (40000, 40009)
+
+
+def _tw(kw):
+    r = time_wait(mode="real", port_range=PORTS, **kw)
+    return r.summary, r.counters
+
+
+def test_tw_reuse_0_runs_out_of_ports(as_user):
+    s, c = as_user(_tw, dict(tw_reuse=0, connections=30, duration=0.5))
+    assert s["connections_made"] == 10 and s["time_wait"] == 10 and s["reused_ports"] == 0
+    assert s["error"] == "EADDRNOTAVAIL" and abs(s["first_failure_at"] - 0.10) <= 0.01
+    assert c["TW"] == 10
+
+
+@pytest.mark.parametrize("reuse", [1, 2])
+def test_tw_reuse_reuses_ports_after_one_second(reuse):
+    r = time_wait(mode="real", port_range=PORTS, tw_reuse=reuse, connections=30, duration=3.0)
+    s = r.summary
+    assert s["connections_made"] == 30 and s["reused_ports"] == 20 and s["error"] == "EADDRNOTAVAIL"
+    assert r.counters["TW"] == 30 and r.counters["TWRecycled"] == 20
+    ok = r.tables["attempts"].query("ok")
+    # tcp_tw_reuse_delay: the 11th success comes ~1 s after the first TIME_WAIT
+    assert 0.95 <= ok["t"].iloc[10] <= 1.15 and 1.95 <= ok["t"].iloc[20] <= 2.2
+
+
+def test_tw_reuse_needs_timestamps():
+    s, c = _tw(dict(tw_reuse=1, timestamps=False, connections=30, duration=1.5))
+    assert s["connections_made"] == 10 and s["reused_ports"] == 0 and c["TW"] == 10
+
+
+def test_max_tw_buckets_skips_time_wait():
+    s, c = _tw(dict(tw_reuse=0, max_tw_buckets=4, connections=100, duration=3.0))
+    assert s["connections_made"] == 100 and s["error"] is None and s["time_wait"] == 4
+    assert c["TW"] == 4 and c["TCPTimeWaitOverflow"] == 96
+
+
+def test_time_wait_lands_on_the_closer():
+    r = time_wait(connections=5, mode="real")
+    assert r.summary["time_wait"] == 5 and r.summary["connections_made"] == 5
+    assert all(not row.startswith("127.0.0.1:5000") for row in r.tables["time_wait_sockets"]["local"])
+    r = time_wait(connections=5, closer="server", port_range=PORTS, mode="real")
+    assert r.summary["time_wait"] >= 1
+    assert all(row == "127.0.0.1:5000" for row in r.tables["time_wait_sockets"]["local"])
+
+
+def _rebind(kw):
+    return rebind(mode="real", **kw).summary
+
+
+@pytest.mark.parametrize("old", [False, True])
+@pytest.mark.parametrize("new", [False, True])
+@pytest.mark.parametrize("closer", ["server", "client"])
+def test_case7_rebind(as_user, old, new, closer):
+    s = as_user(_rebind, dict(old_reuseaddr=old, new_reuseaddr=new, closer=closer))
+    if closer == "client" or (old and new):
+        assert s["bound"] is True and s["error"] is None
+    else:
+        assert s["bound"] is False and s["error"] == "EADDRINUSE"
+    assert s["time_wait"] == 1
+
+
+def test_live_listener_always_blocks():
+    s = rebind(old_listener_open=True, mode="real").summary
+    assert s == {"bound": False, "error": "EADDRINUSE", "time_wait": 1}
+
+
+@pytest.mark.parametrize("kw,exc,text", [
+    (dict(connections=0), ValueError, "connections"),
+    (dict(port_range=(5000, 4000)), ValueError, "port_range"),
+    (dict(port_range=(80, 90)), ValueError, r"port_range\[0\]"),
+    (dict(tw_reuse=3), ValueError, "tw_reuse"),
+    (dict(timestamps="on"), TypeError, "timestamps"),
+    (dict(closer="both"), ValueError, "closer"),
+    (dict(duration=0), ValueError, "duration"),
+])
+def test_bad_parameters(kw, exc, text):
+    with pytest.raises(exc, match=text):
+        time_wait(**kw)
+
+
+def test_without_namespaces(monkeypatch):
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    with pytest.raises(RealModeUnavailable, match="ip_local_port_range"):
+        time_wait(port_range=PORTS, mode="real")
+    r = rebind(old_reuseaddr=False, mode="real")
+    assert r.mode == "real" and r.summary["error"] == "EADDRINUSE"

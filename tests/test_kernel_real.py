@@ -258,3 +258,15 @@ def test_counters_and_sysctls_tables():
     assert need <= set(df["name"])
     assert list(df.columns) == ["name", "value", "default", "per_netns", "meaning"]
     assert df.set_index("name").loc["net.core.somaxconn", "value"] == int(_read_somaxconn())
+
+
+def test_short_run_is_not_held_up_by_a_long_sibling():
+    # A sibling child forked meanwhile inherits this run's pipe; the result must not wait for it.
+    import threading
+    long_run = threading.Thread(target=lambda: tcplab.in_namespace(time.sleep, 3, timeout=10))
+    long_run.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert tcplab.in_namespace(_read_somaxconn) == _read_somaxconn()
+    assert time.monotonic() - t0 < 1.5
+    long_run.join()

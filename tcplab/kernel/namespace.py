@@ -139,7 +139,9 @@ def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, sysctls: Mapping[s
         except Exception as e:  # noqa: BLE001
             data = pickle.dumps(("raise", None, f"result of {fn!r} could not be pickled: {e!r}\n"
                                  + (payload[2] if payload[0] == "raise" else "")))
-        view = memoryview(data)
+        # Length-prefixed, because the parent cannot wait for EOF: when experiments run in
+        # threads, sibling children forked meanwhile hold copies of this pipe's write end.
+        view = memoryview(struct.pack(">Q", len(data)) + data)
         while view:
             n = os.write(wfd, view)
             view = view[n:]
@@ -149,23 +151,39 @@ def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, sysctls: Mapping[s
         os._exit(status)
 
 
-def _read_all(rfd: int, pid: int, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+def _read_result(rfd: int, pid: int, deadline: float) -> tuple[bytes | None, int | None]:
+    """Read one length-prefixed result. Returns (data, None), or (None, wait status) if the
+    child exited without a complete result. Raises TimeoutError at ``deadline``."""
+    buf = bytearray()
+    need: int | None = None
     while True:
+        if need is not None and len(buf) >= 8 + need:
+            return bytes(buf[8:8 + need]), None
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
-        ready, _, _ = select.select([rfd], [], [], min(left, 0.5))
-        if not ready:
+        if select.select([rfd], [], [], min(left, 0.05))[0]:
+            chunk = os.read(rfd, 1 << 20)
+            if not chunk:  # every writer is gone (no sibling holds the pipe)
+                _, status = os.waitpid(pid, 0)
+                return None, status
+            buf += chunk
+            if need is None and len(buf) >= 8:
+                need = struct.unpack(">Q", bytes(buf[:8]))[0]
+                if need > _MAX_RESULT_BYTES:
+                    raise NamespaceError(f"the namespace child sent more than {_MAX_RESULT_BYTES} bytes")
             continue
-        chunk = os.read(rfd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > _MAX_RESULT_BYTES:
-            raise NamespaceError(f"the namespace child sent more than {_MAX_RESULT_BYTES} bytes")
-        chunks.append(chunk)
+        # No data: a dead child cannot be detected by EOF (siblings may hold the pipe), so ask.
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            while select.select([rfd], [], [], 0)[0]:  # what it wrote before dying
+                chunk = os.read(rfd, 1 << 20)
+                if not chunk:
+                    break
+                buf += chunk
+            if len(buf) >= 8 and len(buf) >= 8 + struct.unpack(">Q", bytes(buf[:8]))[0]:
+                return bytes(buf[8:8 + struct.unpack(">Q", bytes(buf[:8]))[0]]), status
+            return None, status
 
 
 def _forbidden_reason() -> str | None:
@@ -208,9 +226,11 @@ def in_namespace(fn: Callable[..., T], *args: Any, sysctls: Mapping[str, Any] | 
         _child(fn, args, kwargs, sysctls, wfd)
     os.close(wfd)
     killed = False
+    status: int | None = None
+    data: bytes | None = None
     try:
         try:
-            data = _read_all(rfd, pid, time.monotonic() + timeout)
+            data, status = _read_result(rfd, pid, time.monotonic() + timeout)
         except TimeoutError:
             killed = True
             raise NamespaceTimeout(f"{getattr(fn, '__name__', fn)!s} did not finish within {timeout:g} s "
@@ -226,9 +246,10 @@ def in_namespace(fn: Callable[..., T], *args: Any, sysctls: Mapping[str, Any] | 
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _, status = os.waitpid(pid, 0)
+        if status is None:  # not reaped yet: a finished child exits at once, a killed one too
+            _, status = os.waitpid(pid, 0)
 
-    if not data:
+    if data is None:
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         why = f"was killed by signal {sig}" if sig else f"exited with status {os.waitstatus_to_exitcode(status)}"
         raise NamespaceError(f"the namespace child running {getattr(fn, '__name__', fn)!s} {why} without a result")

@@ -75,3 +75,11 @@ def test_import_is_light():
     code = "import sys, tcplab; print(sorted(m for m in ('pandas', 'plotly', 'numpy', 'ipywidgets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["tcplab.viz", "tcplab.widgets", "tcplab.experiments", "tcplab.model"])
+def test_subpackage_all_is_honest(module):
+    import importlib
+    mod = importlib.import_module(module)
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None, f"{module}.{name}"

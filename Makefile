@@ -5,8 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BINDER := .venv-binder
 
-.PHONY: lab test test-fast bench clean
+.PHONY: lab test test-fast test-course test-restricted bench docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tcplab needs Python 3.11+, this is " + sys.version.split()[0]'
@@ -18,10 +19,28 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=course
 
+# Everything CI checks: unit, kernel, fuzz and browser tests; the course under nbval as this
+# user; then the course as Binder installs it, as a non-root user without namespaces.
 test: $(STAMP)
 	./scripts/ensure-chromium
-	$(BIN)/python -m pytest tests -q
-	$(BIN)/python -m pytest --nbval-lax course -q -p no:randomly
+	$(BIN)/python -m pytest tests --doctest-modules tcplab -q -p no:cacheprovider
+	$(MAKE) --no-print-directory test-course test-restricted
+
+test-course: $(STAMP)
+	cd course && ../$(BIN)/python -m pytest --nbval-lax . -q -p no:cacheprovider
+
+# A fresh venv from binder/requirements.txt (what repo2docker installs), then the course as a
+# learner on a locked-down hub sees it: scripts/run_restricted.py when we are root (non-root
+# user, namespaces forbidden by the kernel), the TCPLAB_FORBID_NAMESPACES switch otherwise.
+test-restricted:
+	rm -rf $(BINDER)
+	$(PYTHON) -m venv $(BINDER)
+	$(BINDER)/bin/python -m pip install -qq -r binder/requirements.txt pytest==9.2.0 nbval==0.11.0
+	cd course && if [ "$$(id -u)" = 0 ]; then \
+	  python3 ../scripts/run_restricted.py ../$(BINDER)/bin/python -m pytest --nbval-lax . -q -p no:cacheprovider; \
+	else \
+	  TCPLAB_FORBID_NAMESPACES=1 ../$(BINDER)/bin/python -m pytest --nbval-lax . -q -p no:cacheprovider; \
+	fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -q -m "not slow and not browser and not fuzz"
@@ -29,5 +48,9 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_api.py
+	$(BIN)/python -m tcplab.experiments.agreement --out docs/agreement.md
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis

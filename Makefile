@@ -37,7 +37,7 @@ test-restricted:
 	$(PYTHON) -m venv $(BINDER)
 	$(BINDER)/bin/python -m pip install -qq -r binder/requirements.txt pytest==9.2.0 nbval==0.11.0
 	cd course && if [ "$$(id -u)" = 0 ]; then \
-	  python3 ../scripts/run_restricted.py ../$(BINDER)/bin/python -m pytest --nbval-lax . -q -p no:cacheprovider; \
+	  $(PYTHON) ../scripts/run_restricted.py ../$(BINDER)/bin/python -m pytest --nbval-lax . -q -p no:cacheprovider; \
 	else \
 	  TCPLAB_FORBID_NAMESPACES=1 ../$(BINDER)/bin/python -m pytest --nbval-lax . -q -p no:cacheprovider; \
 	fi

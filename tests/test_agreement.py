@@ -49,10 +49,5 @@ def test_quick_grid_agrees(quick_rows):
     assert not _bad([r for r in quick_rows if r["experiment"] != "lifecycle"])
 
 
-# not strict: the real sampler sometimes misses the first 40 ms (SYN_SENT) of a slow-motion run,
-# which can make a row agree by accident (see docs/agreement.md)
-@pytest.mark.xfail(strict=False, reason="known simulator gap (reported on issue 4): sim/sockets.py lifecycle "
-                   "lists states from ESTABLISHED on, but with slow_motion the kernel shows the handshake "
-                   "(client SYN_SENT, server SYN_RECV) first. Remove this mark when the sim is fixed.")
 def test_quick_grid_lifecycle_agrees(quick_rows):
     assert not _bad([r for r in quick_rows if r["experiment"] == "lifecycle"])

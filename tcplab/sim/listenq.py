@@ -206,23 +206,25 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
                 last = t > until
                 if last:
                     t = until
-                # lazy accept(): the app takes one child per accept_service once it is free
-                while next_acc <= t:
-                    aq_popleft()
-                    q -= 1
-                    accepted += 1
-                    free_at = next_acc + accept_service
-                    if q:
-                        when = connected_at[aq[0]]
-                        next_acc = when if when > free_at else free_at
+                # lazy accept() and samples, in time order (an accept due at a sample's time
+                # comes first, as the real runner drains before it samples)
+                while next_acc <= t or next_sample <= t:
+                    if next_acc <= next_sample:
+                        aq_popleft()
+                        q -= 1
+                        accepted += 1
+                        free_at = next_acc + accept_service
+                        if q:
+                            when = connected_at[aq[0]]
+                            next_acc = when if when > free_at else free_at
+                        else:
+                            next_acc = inf
                     else:
-                        next_acc = inf
-                while next_sample <= t:
-                    timeline.append({"t": round(next_sample, 9), "recv_q": q, "syn_recv": qlen,
-                                     "established": est, "accepted": accepted,
-                                     "ListenOverflows": lo0 + drops * lo_per_drop,
-                                     "ListenDrops": ld0 + drops})
-                    next_sample += sample_every  # type: ignore[operator]
+                        timeline.append({"t": round(next_sample, 9), "recv_q": q, "syn_recv": qlen,
+                                         "established": est, "accepted": accepted,
+                                         "ListenOverflows": lo0 + drops * lo_per_drop,
+                                         "ListenDrops": ld0 + drops})
+                        next_sample += sample_every  # type: ignore[operator]
                 if last:
                     break
                 special = next_acc if next_acc < next_sample else next_sample
@@ -352,19 +354,22 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
             last = True
         else:
             last = False
-        # lazy accept(): the app takes one child per accept_service once it is free
-        while aq and free_at <= t:
-            when = aq[0].created
-            if when < free_at:
-                when = free_at
-            if when > t:
+        # lazy accept() and samples, in time order (accept first at equal times)
+        while True:
+            when = inf
+            if aq and free_at <= t:
+                when = aq[0].created
+                if when < free_at:
+                    when = free_at
+            if when <= t and when <= next_sample:
+                aq.popleft()
+                accepted += 1
+                free_at = when + accept_service
+            elif next_sample <= t:
+                sample(next_sample)
+                next_sample += sample_every  # type: ignore[operator]
+            else:
                 break
-            aq.popleft()
-            accepted += 1
-            free_at = when + accept_service
-        while next_sample <= t:
-            sample(next_sample)
-            next_sample += sample_every  # type: ignore[operator]
         if last:
             break
         if ta <= th:

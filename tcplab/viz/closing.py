@@ -8,8 +8,8 @@ that ends both at once.
 The lifecycle timeline may come in two shapes and both are read:
 
 * long:  columns ``t``, ``side`` ("client"/"server"), ``state`` (one row per transition);
-* wide:  columns ``t``, ``client``, ``server`` (or ``client_state``, ``server_state``, or the
-  simulator's ``state_<port>``).
+* wide:  columns ``t``, ``client``, ``server`` (what the lifecycle runners, real and simulated,
+  return) or ``client_state``, ``server_state``.
 
 Without a timeline, the ordered ``client_states`` / ``server_states`` of the summary are drawn
 one step each (x = step number).
@@ -37,8 +37,7 @@ def _side_of(value: Any) -> str:
 
 
 def _wide_columns(tl: Any) -> dict[str, str]:
-    """side -> column of a wide timeline: ``client``/``server``, ``client_state``/``server_state``,
-    or ``state_<port>`` (the simulator: the column that was ever LISTEN/SYN_RECV is the server)."""
+    """side -> column of a wide timeline: ``client``/``server`` or ``client_state``/``server_state``."""
     cols = list(tl.columns)
     out = {}
     for side in SIDES:
@@ -46,16 +45,6 @@ def _wide_columns(tl: Any) -> dict[str, str]:
             if c in cols:
                 out[side] = c
                 break
-    by_port = [c for c in cols if str(c).startswith("state_")]
-    if by_port and not out:
-        server = next((c for c in by_port if {"LISTEN", "SYN_RECV"} & set(map(str, tl[c]))), None)
-        if server is None and len(by_port) > 1:
-            server = by_port[-1]
-        rest = [c for c in by_port if c != server]
-        if rest:
-            out["client"] = rest[0]
-        if server is not None:
-            out["server"] = server
     return out
 
 

@@ -1,12 +1,14 @@
 """The three-way handshake (and what follows) as a sequence diagram of captured packets.
 
-Works with the real capture (``direction`` "client->server", ``rel_seq``/``rel_ack``,
-``options``) and with the simulator's packet log (``src``/``dst`` ports, absolute seq/ack).
+Reads the ``packets`` table of a handshake Result (real capture and simulator alike:
+``direction`` "client->server", ``rel_seq``/``rel_ack``, ``payload``, ``options``).
 
 >>> import pandas as pd
 >>> from tcplab.experiments.result import Result
->>> pk = pd.DataFrame([{"t": 0.0, "src": 40000, "dst": 5000, "flags": "S", "seq": 1000, "ack": 0, "len": 0},
-...                    {"t": 5e-05, "src": 5000, "dst": 40000, "flags": "SA", "seq": 5000, "ack": 1001, "len": 0}])
+>>> pk = pd.DataFrame([{"t": 0.0, "direction": "client->server", "flags": "S", "seq": 1000, "ack": 0,
+...                     "rel_seq": 0, "rel_ack": None, "window": 65495, "payload": 0, "options": "mss=65495"},
+...                    {"t": 5e-05, "direction": "server->client", "flags": "SA", "seq": 5000, "ack": 1001,
+...                     "rel_seq": 0, "rel_ack": 1, "window": 65483, "payload": 0, "options": "mss=65495"}])
 >>> r = Result("handshake", "sim", "t", {}, tables={"packets": pk})
 >>> packet_rows(r)[1]["label"]
 'SYN,ACK seq=0 ack=1'
@@ -42,24 +44,12 @@ def packet_rows(result: Result) -> list[dict[str, Any]]:
     df = result.tables.get("packets")
     if df is None or len(df) == 0:
         return []
-    recs = df.to_dict("records")
-    first = recs[0]
-    client_port = first.get("src")
-    isn: dict[bool, int] = {}
     rows = []
-    for p in recs:
-        to_server = (str(p.get("direction", "")).startswith("client") if "direction" in p
-                     else p.get("src") == client_port)
+    for p in df.to_dict("records"):
+        to_server = str(p.get("direction", "")).startswith("client")
         seq, ack = p.get("seq"), p.get("ack")
-        if "S" in str(p["flags"]) and to_server not in isn and not _isnan(seq):
-            isn[to_server] = int(seq)
-        rel_seq = p.get("rel_seq")
-        if _isnan(rel_seq) and not _isnan(seq) and to_server in isn:
-            rel_seq = int(seq) - isn[to_server]
-        rel_ack = p.get("rel_ack")
-        if _isnan(rel_ack) and "A" in str(p["flags"]) and not _isnan(ack) and (not to_server) in isn:
-            rel_ack = int(ack) - isn[not to_server]
-        length = int(p.get("payload", p.get("len", 0)) or 0)
+        rel_seq, rel_ack = p.get("rel_seq"), p.get("rel_ack")
+        length = int(p.get("payload", 0) or 0)
         label = _flags(p["flags"])
         if not _isnan(rel_seq):
             label += f" seq={int(rel_seq)}"

@@ -5,8 +5,8 @@
 * :func:`connect_latency`  histogram + CDF of connect() times, with the SYN retransmission
                            steps (1 s, 2 s, 3 s … on 6.x: tcp_syn_linear_timeouts) marked.
 
-Timeline columns read: ``t``, ``recv_q``, ``ListenOverflows`` (cumulative), optionally
-``syn_recv``. Table ``clients``: ``first_syn`` (s), ``connect_s`` (None if never connected),
+Timeline columns read: ``t``, ``recv_q``, ``pending``. Table ``clients``: ``started_s`` (s),
+``connect_s`` (None if never connected),
 ``outcome``.
 """
 
@@ -38,21 +38,12 @@ def queue_limit(result: Result) -> int:
 
 
 def connect_times(result: Result) -> tuple[list[float], list[float], int]:
-    """``(first_syn, connect_s, not_connected)`` of the clients that connected."""
+    """``(started_s, connect_s, not_connected)`` of the clients that connected."""
     df = result.tables.get("clients")
     if df is None or not len(df) or "connect_s" not in df.columns:
         return [], [], 0
     ok = df[df["connect_s"].notna()]
-    start = "first_syn" if "first_syn" in ok.columns else "started_s"  # simulator / real runner
-    return ok[start].astype(float).tolist(), ok["connect_s"].astype(float).tolist(), int(len(df) - len(ok))
-
-
-def _per_interval(ts: list[float], cum: list[float]) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for i in range(1, len(ts)):
-        xs.append(ts[i])
-        ys.append(max(0.0, float(cum[i]) - float(cum[i - 1])))
-    return xs, ys
+    return ok["started_s"].astype(float).tolist(), ok["connect_s"].astype(float).tolist(), int(len(df) - len(ok))
 
 
 def dashboard(result: Result) -> go.Figure:
@@ -67,13 +58,7 @@ def dashboard(result: Result) -> go.Figure:
         t = tl["t"].astype(float).tolist()
         fig.add_trace(go.Scatter(x=t, y=tl["recv_q"].tolist(), name="Recv-Q (accept queue)", mode="lines",
                                  line={"color": "#1f77b4", "shape": "hv"}), row=1, col=1)
-        if "syn_recv" in tl.columns and tl["syn_recv"].fillna(0).astype(float).max() > 0:
-            fig.add_trace(go.Scatter(x=t, y=tl["syn_recv"].tolist(), name="SYN_RECV (SYN queue)", mode="lines",
-                                     line={"color": "#6baed6", "dash": "dot", "shape": "hv"}), row=1, col=1)
-        if "ListenOverflows" in tl.columns:
-            x, y = _per_interval(t, tl["ListenOverflows"].fillna(0).tolist())
-            fig.add_trace(go.Bar(x=x, y=y, name="ListenOverflows", marker_color="#d62728"), row=2, col=1)
-        if "pending" in tl.columns:  # the real runner samples clients still in SYN_SENT instead
+        if "pending" in tl.columns:
             fig.add_trace(go.Scatter(x=t, y=tl["pending"].tolist(), name="clients waiting (SYN_SENT)",
                                      mode="lines", line={"color": "#ff7f0e", "shape": "hv"}), row=2, col=1)
     fig.add_hline(y=limit + 1, line_dash="dash", line_color="#d62728", row=1, col=1,

@@ -73,9 +73,8 @@ def accept_queue_fill(result: Result) -> go.Figure:
                   annotation_position="top right", annotation_font_color=LIMIT_COLOR)
     tl = result.timeline
     if tl is not None and len(tl):
-        est_col = "established_clients" if "established_clients" in tl else "established"
         series = [("recv_q", "listener Recv-Q", STATE_COLORS["LISTEN"]),
-                  (est_col, "clients ESTABLISHED", STATE_COLORS["ESTABLISHED"]),
+                  ("established_clients", "clients ESTABLISHED", STATE_COLORS["ESTABLISHED"]),
                   ("syn_sent_clients", "clients SYN_SENT", STATE_COLORS["SYN_SENT"]),
                   ("accepted", "accepted by the app", "#6e7781")]
         for col, label, color in series:

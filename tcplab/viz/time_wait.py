@@ -29,18 +29,10 @@ OK_COLOR, NEW_COLOR, FAIL_COLOR, LIMIT_COLOR = "#2ca02c", "#7f7f7f", "#d62728", 
 def _attempts(result: Result) -> pd.DataFrame:
     import pandas as pd
 
-    # the real runner calls the table "attempts" (ok, error); the simulator "connects" (outcome)
-    df = result.tables.get("attempts")
-    if df is None:
-        df = result.tables.get("connects")
+    df = result.tables.get("attempts")   # t, ok, local_port, reused, error (real and sim)
     if df is None or not len(df):
         return pd.DataFrame({"t": [], "ok": [], "reused": [], "error": []})
-    df = df.sort_values("t", kind="stable").reset_index(drop=True)
-    if "ok" not in df.columns and "outcome" in df.columns:
-        df["ok"] = df["outcome"].eq("ok")
-    if "reused" not in df.columns:
-        df["reused"] = False
-    return df
+    return df.sort_values("t", kind="stable").reset_index(drop=True)
 
 
 def attempt_curves(result: Result) -> dict[str, list[Any]]:

@@ -56,10 +56,9 @@ class TimeWaitPanel(Panel):
         return pile_up(result)
 
     def table(self, result: Result) -> pd.DataFrame | None:
-        for name in ("attempts", "connects"):
-            if name in result.tables:
-                df = result.tables[name]
-                return df[df["t"] >= 0] if "t" in df.columns else df
+        if "attempts" in result.tables:
+            df = result.tables["attempts"]
+            return df[df["t"] >= 0] if "t" in df.columns else df
         return super().table(result)
 
 

@@ -4,10 +4,10 @@ under /proc/sys/net is the same after the whole suite as before it."""
 from __future__ import annotations
 
 import os
-import pickle
-import select
 
 import pytest
+
+from tcplab.kernel.capabilities import run_unprivileged
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -40,7 +40,7 @@ def fixture_text(name: str) -> str:
 
 
 def run_as_nobody(fn, *args, timeout: float = 120.0):
-    """Run ``fn(*args)`` in a forked child with uid/gid 65534 and return its (pickled) result.
+    """Run ``fn(*args)`` as uid/gid 65534 in a forked child and return its result.
 
     /root is mode 700 here, so an unprivileged user cannot exec the venv's python;
     forking and dropping privileges runs the same code as a real unprivileged user.
@@ -48,45 +48,7 @@ def run_as_nobody(fn, *args, timeout: float = 120.0):
     """
     if os.geteuid() != 0:
         return fn(*args)  # already unprivileged
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(rfd)
-        try:
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            try:
-                payload = ("ok", fn(*args))
-            except BaseException as e:  # noqa: BLE001
-                payload = ("err", e)
-            data = pickle.dumps(payload)
-            while data:
-                data = data[os.write(wfd, data):]
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    chunks = []
-    try:
-        while True:
-            ready = select.select([rfd], [], [], timeout)[0]
-            if not ready:
-                raise TimeoutError(f"unprivileged child did not answer within {timeout} s")
-            chunk = os.read(rfd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(rfd)
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    kind, value = pickle.loads(b"".join(chunks))
-    if kind == "err":
-        raise value
-    return value
+    return run_unprivileged(fn, *args, timeout=timeout)
 
 
 @pytest.fixture(params=["root", "unprivileged"])

@@ -33,11 +33,12 @@ def proc_sockets() -> list[Any]:
     return read_proc_net_tcp()
 
 
-def listener_queues(inode: int, limit_guess: int) -> tuple[int | None, int, str | None]:
+def listener_queues(inode: int, limit_guess: int | None = None) -> tuple[int | None, int | None, str | None]:
     """(accept queue length, limit, note) of the listener with ``inode``.
 
     sock_diag gives both (``tcp_diag_get_info()``); /proc/net/tcp only the length, so
-    without sock_diag the limit is the computed ``min(backlog, somaxconn)``.
+    without sock_diag the limit is None — the experiment measures the rule, it must not
+    fill in the rule's own answer. (``limit_guess`` is ignored; kept for callers.)
     """
     try:
         q = listen_queues().get(inode)
@@ -45,11 +46,11 @@ def listener_queues(inode: int, limit_guess: int) -> tuple[int | None, int, str 
             return q[0], q[1], None
         note = "listener not found by sock_diag"
     except SockDiagUnavailable as e:
-        note = f"sock_diag unavailable ({e.reason}): send_q is the computed min(backlog, somaxconn)"
+        note = f"sock_diag unavailable ({e.reason}): the listener's Send-Q (its limit) is unknown"
     for rec in proc_sockets():
         if rec.inode == inode and rec.state == "LISTEN":
-            return rec.recv_q, limit_guess, note
-    return None, limit_guess, note
+            return rec.recv_q, None, note
+    return None, None, note
 
 
 class Clock:

@@ -108,8 +108,10 @@ def _real(p: dict[str, Any]) -> Outcome:
         recv_q, send_q, note = listener_queues(inode, limit)
         if note:
             out.notes.append(note)
-        socks = proc_sockets()
         port = addr[1]
+        # only this experiment's sockets: in the host namespace (no private one possible) other
+        # programs' sockets are in /proc too
+        socks = [r for r in proc_sockets() if port in (r.local_port, r.remote_port)]
         server_side = {r.remote_port: r.state for r in socks if r.local_port == port and r.state != "LISTEN"}
         rows = []
         for i, c in enumerate(clients):

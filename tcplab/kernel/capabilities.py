@@ -40,9 +40,11 @@ def _packet_and_raw() -> str:
 
 
 def run_unprivileged(fn, *args, uid: int = NOBODY, timeout: float = 30.0):
-    """As root: run ``fn(*args)`` in a forked child as ``uid`` and return its result.
+    """As root: run ``fn(*args)`` in a forked child as ``uid`` (no capabilities) and return
+    its result, or re-raise its exception. Used to answer "would an ordinary user get a
+    namespace here?" honestly, and by the tests to run experiments as an unprivileged user.
 
-    Used to answer "would an ordinary user get a namespace here?" honestly.
+    The child cannot import modules it cannot read (e.g. under /root): import them first.
     """
     import pickle
     import select
@@ -58,21 +60,29 @@ def run_unprivileged(fn, *args, uid: int = NOBODY, timeout: float = 30.0):
             os.setresuid(uid, uid, uid)
             try:
                 payload = ("ok", fn(*args))
-            except BaseException as e:  # noqa: BLE001
-                payload = ("err", f"{type(e).__name__}: {e}")
-            os.write(wfd, pickle.dumps(payload))
+            except BaseException as e:  # noqa: BLE001 - sent back to the parent
+                payload = ("err", e)
+            try:
+                data = pickle.dumps(payload)
+            except Exception as e:  # noqa: BLE001
+                data = pickle.dumps(("err", TcpLabError(f"unpicklable result: {e!r}")))
+            while data:
+                data = data[os.write(wfd, data):]
         finally:
             os._exit(0)
     os.close(wfd)
-    data = b""
+    chunks = []
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if select.select([rfd], [], [], 0.2)[0]:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TcpLabError(f"the unprivileged child did not answer within {timeout:g} s")
+            if select.select([rfd], [], [], min(left, 0.2))[0]:
                 chunk = os.read(rfd, 1 << 16)
                 if not chunk:
                     break
-                data += chunk
+                chunks.append(chunk)
     finally:
         os.close(rfd)
         try:
@@ -80,11 +90,11 @@ def run_unprivileged(fn, *args, uid: int = NOBODY, timeout: float = 30.0):
         except ProcessLookupError:
             pass
         os.waitpid(pid, 0)
-    if not data:
-        raise TcpLabError("the unprivileged probe child returned nothing")
-    kind, value = pickle.loads(data)
+    if not chunks:
+        raise TcpLabError("the unprivileged child returned nothing")
+    kind, value = pickle.loads(b"".join(chunks))
     if kind == "err":
-        raise TcpLabError(value)
+        raise value
     return value
 
 
@@ -97,7 +107,7 @@ def _probe_ns(as_nobody: bool) -> tuple[bool, str]:
         return True, probe()
     except NamespaceUnavailable as e:
         return False, e.reason
-    except TcpLabError as e:
+    except Exception as e:  # noqa: BLE001 - a probe: any failure is a reason
         return False, str(e).split("\n")[0]
 
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass
 
 from tcplab.errors import ParseError, SockDiagUnavailable
+from tcplab.kernel.procnet import SocketRecord
 
 __all__ = ["DiagRecord", "parse_diag_messages", "dump_tcp", "listen_queues", "build_request", "state_mask"]
 
@@ -46,25 +46,9 @@ _STATE_NAMES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 
                 6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 
 
-@dataclass(frozen=True, slots=True)
-class DiagRecord:
-    """One inet_diag_msg, with the same fields as a /proc/net/tcp line.
-
-    For LISTEN, ``recv_q``/``send_q`` are the accept queue length and limit.
-    """
-
-    family: int  # 4 or 6
-    state: str
-    local_address: str
-    local_port: int
-    remote_address: str
-    remote_port: int
-    send_q: int
-    recv_q: int
-    timer: str
-    retransmits: int
-    uid: int
-    inode: int
+# One record type for both sources: an inet_diag_msg carries the same fields as a
+# /proc/net/tcp line (and, for a listener, the accept-queue limit as send_q).
+DiagRecord = SocketRecord
 
 
 _addr_cache: dict[tuple[int, bytes], str] = {}

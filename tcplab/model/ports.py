@@ -54,20 +54,27 @@ class PortTable:
         return len(self.time_wait)
 
     def connect(self, now: float) -> int | None:
-        """Pick a local port like ``__inet_hash_connect``: a free port, else a TIME_WAIT
-        port that ``tcp_twsk_unique`` lets us reuse; None means EADDRNOTAVAIL."""
+        """Pick a local port like ``__inet_hash_connect()``: a free port, else a TIME_WAIT
+        port that ``tcp_twsk_unique()`` lets us reuse; None means EADDRNOTAVAIL.
+
+        The scan starts at an offset of ``low``'s parity (``offset &= ~1U``, since Linux 4.6)
+        and tries those ports, step 2, before the others — so connect() uses half of the
+        range first and leaves the other half to bind().
+        """
         self._expire(now)
         lo, hi = self.port_range
-        n = hi - lo + 1
+        same_parity = list(range(lo, hi + 1, 2))
+        other_parity = list(range(lo + 1, hi + 1, 2))
+        start = self._next % max(1, len(same_parity))
+        order = same_parity[start:] + same_parity[:start] + other_parity[start:] + other_parity[:start]
         reusable = None
-        for k in range(n):
-            port = lo + (self._next + k) % n
+        for port in order:
             if port in self.in_use:
                 continue
             stamp = self.time_wait.get(port)
             if stamp is None:
-                self._next = (port - lo + 1) % n
                 self.in_use.add(port)
+                self._next = (port - lo) // 2 + 1
                 return port
             if reusable is None and self.tw_reuse and self.timestamps and now > stamp + self.tw_reuse_delay:
                 reusable = port
@@ -75,7 +82,7 @@ class PortTable:
             del self.time_wait[reusable]
             self.counters["TWRecycled"] += 1
             self.in_use.add(reusable)
-            self._next = (reusable - lo + 1) % n
+            self._next = (reusable - lo) // 2 + 1
             return reusable
         return None
 

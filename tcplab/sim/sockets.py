@@ -268,42 +268,6 @@ def handshake(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
                           "ISNs and timestamps are fixed (1000, 5000); the kernel's are random"])
 
 
-class _ParityPorts(PortTable):
-    """``__inet_hash_connect()``'s scan: every connect() starts at an offset of ``low``'s parity
-    (``offset &= ~1U``) and tries those ports (step 2) before the others."""
-
-    def connect(self, now: float) -> int | None:
-        self._expire(now)
-        lo, hi = self.port_range
-        n = hi - lo + 1
-        evens = list(range(lo, hi + 1, 2))
-        odds = list(range(lo + 1, hi + 1, 2))
-        start = self._next % max(1, len(evens))
-        order = evens[start:] + evens[:start] + odds[start:] + odds[:start]
-        reusable = None
-        for port in order:
-            if port in self.in_use:
-                continue
-            stamp = self.time_wait.get(port)
-            if stamp is None:
-                self.in_use.add(port)
-                self._advance(port, lo)
-                return port
-            if reusable is None and self.tw_reuse and self.timestamps and now > stamp + self.tw_reuse_delay:
-                reusable = port
-        if reusable is not None:
-            del self.time_wait[reusable]
-            self.counters["TWRecycled"] += 1
-            self.in_use.add(reusable)
-            self._advance(reusable, lo)
-            return reusable
-        del n
-        return None
-
-    def _advance(self, port: int, lo: int) -> None:
-        self._next = (port - lo) // 2 + 1
-
-
 def time_wait(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
     """KERNEL.md case 5: connect and close in a loop, one attempt every 10 ms, for ``duration`` s
     or until ``connections`` connections have been made. ``reused_ports`` counts connections
@@ -314,7 +278,7 @@ def time_wait(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
     ts = bool(profile.timestamps) if params["timestamps"] is None else params["timestamps"]
     buckets = profile.max_tw_buckets if params["max_tw_buckets"] is None else params["max_tw_buckets"]
     client_closes = params["closer"] == "client"
-    ports = _ParityPorts(port_range=tuple(rng_), tw_reuse=reuse, timestamps=ts,  # type: ignore[arg-type]
+    ports = PortTable(port_range=tuple(rng_), tw_reuse=reuse, timestamps=ts,  # type: ignore[arg-type]
                          tw_reuse_delay=profile.tw_reuse_delay_ms / 1000.0, max_tw_buckets=buckets,
                          timewait_len=profile.timewait_len)
     server_tw = PortTable(port_range=(0, 0), max_tw_buckets=buckets, counters=ports.counters,

@@ -123,8 +123,14 @@ def compare_closes(results: list[Result], *, title: str = "how the connection en
                              textposition="inside", insidetextanchor="middle", hovertext=d["hover"],
                              hoverinfo="text", marker_color=STATE_COLORS.get(st, "#4c78a8"),
                              marker_line={"color": "white", "width": 1}))
-    fig.update_layout(barmode="overlay", height=140 + 55 * len(lanes), legend_title_text="state",
+    plot_h = 55 * len(lanes)
+    fig.update_layout(barmode="overlay", height=plot_h + 230, template="plotly_white", font={"size": 13},
+                      margin={"l": 60, "r": 30, "t": 90, "b": 140},
+                      # the legend in one row under the axis title (a side legend scrolls when lanes are few)
+                      legend={"orientation": "h", "yanchor": "top", "y": -62 / plot_h, "xanchor": "left", "x": 0.0,
+                              "title": {"text": "state"}},
                       xaxis_title="seconds since the connection opened" if timed_all else "step (no timestamps)",
+                      bargap=0.25,
                       uniformtext={"minsize": 9, "mode": "hide"})
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)))
     return titled(fig, title, list(results))

@@ -55,7 +55,8 @@ def titled(fig: go.Figure, text: str, result: Result | str | None, subtitle: str
         fig.update_layout(title={"text": text + second, "x": 0.01, "xanchor": "left"})
         return fig
     tag = mode_tag(result)
-    color = REAL_COLOR if tag.startswith("REAL") else SIM_COLOR
+    color = ("#57606a" if "REAL" in tag and "SIMULATED" in tag else   # a mix of both
+             REAL_COLOR if tag.startswith("REAL") else SIM_COLOR)
     fig.update_layout(title={"text": f"{text}<br><span style='font-size:13px'><b style='color:{color}'>{tag}</b>"
                                      f"{sub}</span>", "x": 0.01, "xanchor": "left"})
     return fig

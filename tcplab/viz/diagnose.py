@@ -53,6 +53,7 @@ def titled(fig: go.Figure, text: str, results: Result | list[Result] | None) -> 
 
     Several results with different modes give e.g. ``REAL + SIMULATED``.
     """
+    fig.update_layout(template="plotly_white")      # the course's look (white, as in viz.common.style)
     if results is None:
         fig.update_layout(title={"text": f"<b>{text}</b>", "x": 0.01})
         return fig

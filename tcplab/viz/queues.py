@@ -48,9 +48,19 @@ def _somaxconn(result: Result) -> int:
     return int(v) if v is not None else 4096
 
 
+def _timeline_is_flat(tl: Any, cols: Sequence[str]) -> bool:
+    """True when nothing changes after the first ~0.1 s (loopback, the app never accepts)."""
+    late = tl[tl["t"] > 0.1]
+    if len(late) < 2:
+        return False
+    return all(late[c].nunique() <= 1 for c in cols if c in late)
+
+
 def accept_queue_fill(result: Result) -> go.Figure:
     """Left: clients ESTABLISHED / SYN_SENT and the listener's Recv-Q, against the limit
-    ``min(backlog, somaxconn)+1`` (dashed). Right: the same over time, from the timeline.
+    ``min(backlog, somaxconn)+1`` (dashed). Right: the same over time, from the timeline, with
+    the clients' first SYN retransmission (1 s) marked; when nothing moves (loopback, no
+    ``accept()``) the chart says why.
 
     Trace 0 is the bar chart (y = [established_clients, syn_sent_clients, recv_q]).
     """
@@ -61,37 +71,67 @@ def accept_queue_fill(result: Result) -> go.Figure:
     backlog = int(result.params.get("backlog", 0))
     smc = _somaxconn(result)
     limit = accept_limit(backlog, smc)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.12,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.1,
                         subplot_titles=("at the snapshot", "over time"))
     names = ["clients<br>ESTABLISHED", "clients<br>SYN_SENT", "listener<br>Recv-Q"]
     vals = [s.get("established_clients", 0), s.get("syn_sent_clients", 0), s.get("recv_q", 0)]
     colors = [STATE_COLORS["ESTABLISHED"], STATE_COLORS["SYN_SENT"], STATE_COLORS["LISTEN"]]
-    fig.add_trace(go.Bar(x=names, y=vals, marker_color=colors, text=vals, textposition="outside",
-                         name="at snapshot", showlegend=False, cliponaxis=False), row=1, col=1)
-    fig.add_hline(y=limit, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1,
-                  annotation_text=f"limit: min({backlog}, {smc})+1 = {limit}",
-                  annotation_position="top right", annotation_font_color=LIMIT_COLOR)
+    ymax = max([*vals, limit]) * 1.2 + 1
+    # tall bars carry their number inside, so it never sits on the dashed limit line
+    pos = ["inside" if v >= 0.3 * ymax else "outside" for v in vals]
+    fig.add_trace(go.Bar(x=names, y=vals, marker_color=colors, text=vals, textposition=pos,
+                         insidetextanchor="end", textfont={"size": 14},
+                         name="at snapshot", showlegend=False, cliponaxis=False,
+                         hovertemplate="%{x}: %{y}<extra></extra>"), row=1, col=1)
+    limit_text = f"limit min({backlog}, {smc}) + 1 = {limit}"
+    fig.add_hline(y=limit, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1)
+    # the limit is named in the legend, not next to the line, where it would sit on a bar's number
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=limit_text,
+                             line={"dash": "dash", "color": LIMIT_COLOR}), row=1, col=1)
     tl = result.timeline
+    series = [("recv_q", "listener Recv-Q", STATE_COLORS["LISTEN"]),
+              ("established_clients", "clients ESTABLISHED", STATE_COLORS["ESTABLISHED"]),
+              ("syn_sent_clients", "clients SYN_SENT", STATE_COLORS["SYN_SENT"]),
+              ("accepted", "accepted by the app", "#6e7781")]
+    tmax = 1.5
     if tl is not None and len(tl):
-        series = [("recv_q", "listener Recv-Q", STATE_COLORS["LISTEN"]),
-                  ("established_clients", "clients ESTABLISHED", STATE_COLORS["ESTABLISHED"]),
-                  ("syn_sent_clients", "clients SYN_SENT", STATE_COLORS["SYN_SENT"]),
-                  ("accepted", "accepted by the app", "#6e7781")]
+        tmax = max(float(tl["t"].max()), 0.5)
         for col, label, color in series:
             if col in tl:
                 fig.add_trace(go.Scatter(x=list(tl["t"]), y=list(tl[col]), mode="lines", name=label,
-                                         line={"color": color, "shape": "hv", "width": 2.5}), row=1, col=2)
+                                         line={"color": color, "shape": "hv", "width": 2.5},
+                                         hovertemplate=f"{label} at %{{x:.2f}} s: %{{y}}<extra></extra>"),
+                              row=1, col=2)
         fig.add_hline(y=limit, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=2)
-    fig.update_xaxes(title_text="seconds after the first connect()", row=1, col=2)
+        if tmax >= 1.0:
+            fig.add_vline(x=1.0, line_dash="dot", line_color=STATE_COLORS["SYN_SENT"], row=1, col=2,
+                          annotation_text="SYN retry (1st RTO)", annotation_position="top right",
+                          annotation_font={"color": STATE_COLORS["SYN_SENT"], "size": 11})
+        if _timeline_is_flat(tl, [c for c, *_ in series]):
+            fig.add_annotation(
+                xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, showarrow=False, align="center",
+                bgcolor="rgba(255,255,255,0.85)", bordercolor="#d0d7de", borderwidth=1, borderpad=6,
+                font={"size": 12, "color": "#24292f"},
+                text=("<b>Flat, and that is the result.</b> On loopback every handshake ends<br>"
+                      "inside connect(): the queue is full within the first millisecond.<br>"
+                      f"Nobody calls accept(), so the {vals[1]} SYN_SENT clients' retries (1 s, 2 s, …)<br>"
+                      "find it still full. Pick <i>accept() from</i> to watch it drain."
+                      if vals[1] else
+                      "<b>Flat:</b> on loopback every handshake ends inside connect(),<br>"
+                      "and all clients fitted in the queue at once."))
+    fig.update_xaxes(tickangle=0, automargin=True, row=1, col=1)
+    fig.update_xaxes(title_text="seconds after the first connect()", range=[-0.03 * tmax, tmax * 1.03],
+                     row=1, col=2)
     fig.update_yaxes(title_text="connections", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(rangemode="tozero", row=1, col=2)
-    ymax = max([*vals, limit]) * 1.2 + 1
     fig.update_yaxes(range=[0, ymax], row=1, col=1)
+    fig.update_yaxes(range=[0, ymax], row=1, col=2)
     clients = result.params.get("clients", "?")
     acc = result.params.get("accept_after")
     titled(fig, f"Accept queue: listen({backlog}), somaxconn={smc}, {clients} clients", result,
            "the server never calls accept()" if acc is None else f"the server accepts from {acc:g} s on")
-    return style(fig, height=460)
+    style(fig, height=480)
+    fig.update_layout(legend={"y": -0.2})
+    return fig
 
 
 def syn_queue_fill(result: Result) -> go.Figure:
@@ -115,26 +155,34 @@ def syn_queue_fill(result: Result) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.14,
                         subplot_titles=("server side at the snapshot", "counters (deltas)"))
     vals = [s.get("syn_recv", 0), s.get("server_children", 0)]
-    fig.add_trace(go.Bar(x=["SYN_RECV<br>(requests)", "ESTABLISHED<br>children"], y=vals, text=vals,
-                         textposition="outside", cliponaxis=False, showlegend=False, name="server",
-                         marker_color=[STATE_COLORS["SYN_RECV"], STATE_COLORS["ESTABLISHED"]]), row=1, col=1)
     lim_b = min(backlog, smc) + 1
-    fig.add_hline(y=lim_b, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1,
-                  annotation_text=f"backlog+1 = {lim_b}", annotation_position="top right",
-                  annotation_font_color=LIMIT_COLOR)
     ymax = max([*vals, lim_b])
+    lim_q = None
     if cookies == 0 and msb is not None:
         lim_q = int(msb) - (int(msb) >> 2) + 1
         ymax = max(ymax, lim_q)
-        fig.add_hline(y=lim_q, line_dash="dot", line_color="#8250df", row=1, col=1,
-                      annotation_text=f"3/4·max_syn_backlog+1 = {lim_q}", annotation_position="top right",
-                      annotation_font_color="#8250df")
+    top = ymax * 1.25 + 1
+    # tall bars carry their number inside; the limits are named in the legend, not on the lines
+    pos = ["inside" if v >= 0.3 * top else "outside" for v in vals]
+    fig.add_trace(go.Bar(x=["SYN_RECV<br>(requests)", "ESTABLISHED<br>children"], y=vals, text=vals,
+                         textposition=pos, insidetextanchor="end", textfont={"size": 14}, cliponaxis=False,
+                         showlegend=False, name="server",
+                         marker_color=[STATE_COLORS["SYN_RECV"], STATE_COLORS["ESTABLISHED"]]), row=1, col=1)
+    fig.add_hline(y=lim_b, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1)
+    legend = [go.Scatter(x=[None], y=[None], mode="lines", name=f"backlog+1 = {lim_b}",
+                         line={"dash": "dash", "color": LIMIT_COLOR})]
+    if lim_q is not None:
+        fig.add_hline(y=lim_q, line_dash="dot", line_color="#8250df", row=1, col=1)
+        legend.append(go.Scatter(x=[None], y=[None], mode="lines", name=f"3/4·tcp_max_syn_backlog+1 = {lim_q}",
+                                 line={"dash": "dot", "color": "#8250df"}))
     names = ["ListenDrops", "ListenOverflows", "TCPReqQFullDrop", "TCPReqQFullDoCookies", "SyncookiesSent",
              "SyncookiesRecv"]
     cv = [int(s.get(n) or 0) for n in names]
     fig.add_trace(go.Bar(x=cv, y=names, orientation="h", text=cv, textposition="outside", cliponaxis=False,
                          showlegend=False, name="counters", marker_color="#57606a"), row=1, col=2)
-    fig.update_yaxes(range=[0, ymax * 1.25 + 1], title_text="sockets", row=1, col=1)
+    for tr in legend:                     # after the counters: trace 1 stays the counters
+        fig.add_trace(tr, row=1, col=1)
+    fig.update_yaxes(range=[0, top], title_text="sockets", row=1, col=1)
     fig.update_xaxes(range=[0, max(cv + [1]) * 1.3], row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=2)
     what = "spoofed SYN flood" if p.get("flood") else "TCP_DEFER_ACCEPT clients that send nothing"

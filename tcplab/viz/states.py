@@ -64,6 +64,39 @@ def edge_kind(src: str, event: str) -> str:
     return "other"
 
 
+#: axis units per pixel of the diagram at its usual size (about 900 x 500 px of plot area), to
+#: keep edge labels (10 px font) off the state boxes
+_UNIT_X, _UNIT_Y = 4.2 / 900, 8.0 / 500
+
+
+def _label_half_size(text: str) -> tuple[float, float]:
+    rows = text.split("<br>")
+    return (max(map(len, rows)) * 5.6 + 8) / 2 * _UNIT_X, (19 * len(rows) - 3 * (len(rows) - 1)) / 2 * _UNIT_Y
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    w = min(a[1], b[1]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[2], b[2])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _place_label(text: str, sx: float, sy: float, ex: float, ey: float,
+                 boxes: list[tuple[float, float, float, float]]) -> tuple[float, float]:
+    """A point on the arrow (or just beside it) where the label covers the least of ``boxes``."""
+    hw, hh = _label_half_size(text)
+    best, best_cost = ((sx + ex) / 2, (sy + ey) / 2), math.inf
+    for shift in (0.0, 0.16, -0.16, 0.3, -0.3):
+        for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78):
+            x, y = sx + (ex - sx) * t, sy + (ey - sy) * t + shift
+            cost = sum(_overlap((x - hw, x + hw, y - hh, y + hh), bx) for bx in boxes)
+            cost += abs(shift) * 1e-3 + abs(t - 0.5) * 1e-4     # prefer the middle of the arrow
+            if cost < best_cost:
+                best, best_cost = (x, y), cost
+            if cost < 1e-3:
+                return best
+    return best
+
+
 def _node(state: TcpState, src: TcpState | None = None) -> str:
     """The drawn node of ``state`` (CLOSE reached from the lower half goes to the bottom copy)."""
     if state is S.CLOSE and src is not None and src not in _TOP:
@@ -92,6 +125,7 @@ def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str
     lines: dict[str, tuple[list[Any], list[Any]]] = defaultdict(lambda: ([], []))
     lab_x, lab_y, lab_t, lab_h = [], [], [], []
     rank = ["client", "server", "other", "abort"]
+    geometry = []
     for (a, b), evs in pairs.items():
         kind = min((k for _, k in evs), key=rank.index)
         (x0, y0), (x1, y1) = POSITIONS[a], POSITIONS[b]
@@ -110,12 +144,22 @@ def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str
         fig.add_annotation(x=ex, y=ey, ax=sx, ay=sy, xref="x", yref="y", axref="x", ayref="y", text="",
                            showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=max(1.0, st["width"] - 1),
                            arrowcolor=st["color"])
-        lx, ly = (sx + ex) / 2, (sy + ey) / 2
+        geometry.append((rank.index(kind), a, b, evs, kind, sx, sy, ex, ey))
+    # labels: the main paths first, each at the first spot along its arrow that covers no state
+    # box and no label already placed
+    boxes = [(x - _BW, x + _BW, y - _BH, y + _BH) for x, y in POSITIONS.values()]
+    for _, a, b, evs, kind, sx, sy, ex, ey in sorted(geometry, key=lambda g: g[0]):
+        st = KIND_STYLE[kind]
+        text = " / ".join(ev for ev, _ in evs)
+        if len(text) > 26:   # long lists of events: one line each, a narrower label
+            text = "<br>".join(ev for ev, _ in evs)
+        lx, ly = _place_label(text, sx, sy, ex, ey, boxes)
+        hw, hh = _label_half_size(text)
+        boxes.append((lx - hw, lx + hw, ly - hh, ly + hh))
+        fig.add_annotation(x=lx, y=ly, text=text, showarrow=False, font={"size": 10, "color": st["color"]},
+                           bgcolor="rgba(255,255,255,0.9)", xref="x", yref="y", borderpad=1)
         lab_x.append(lx)
         lab_y.append(ly)
-        text = " / ".join(ev for ev, _ in evs)
-        fig.add_annotation(x=lx, y=ly, text=text, showarrow=False, font={"size": 10, "color": st["color"]},
-                           bgcolor="rgba(255,255,255,0.85)", xref="x", yref="y")
         lab_t.append(" / ".join(ev for ev, _ in evs))
         lab_h.append("<br>".join(f"{a.replace('_end', '')} → {b.replace('_end', '')}: <b>{ev}</b> — {EVENTS[ev]}"
                                  for ev, _ in evs))

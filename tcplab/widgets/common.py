@@ -61,6 +61,10 @@ _MODE_TIPS = {
     "sim": "the simulator, which follows the same kernel rules",
 }
 
+#: width (px) of a panel's chart: a FigureWidget does not stretch to the notebook's width by
+#: itself (plotly's default 700 px squeezes two subplots and their tick labels)
+PANEL_FIG_WIDTH = 960
+
 #: errors a panel shows in its header instead of raising (a bad combination of
 #: slider values, or real mode not possible here)
 SHOWN_ERRORS: tuple[type[BaseException], ...] = (TcpLabError, ValueError)
@@ -220,7 +224,14 @@ def table_html(df: pd.DataFrame | None, *, max_rows: int = 12, caption: str = ""
     if df is None or len(df) == 0:
         return f"<i>{html.escape(caption)} (empty)</i>" if caption else ""
     extra = len(df) - max_rows
-    body = df.head(max_rows).to_html(index=False, border=0, na_rep="")
+    head = df.head(max_rows).copy()
+    for col in head.columns:                                  # 40004.0 -> 40004 (a column with gaps is float)
+        v = head[col]
+        if v.dtype.kind == "f" and v.notna().any() and (v.dropna() % 1 == 0).all():
+            head[col] = v.astype("Int64")
+    head = head.astype(object).where(head.notna(), "")      # None / NaN print as an empty cell
+    body = head.to_html(index=False, border=0, na_rep="")
+    body = body.replace("<table", "<table style='border-spacing:10px 0'", 1)
     cap = f"<b>{html.escape(caption)}</b>" if caption else ""
     more = f"<small>+ {extra} more rows</small>" if extra > 0 else ""
     return f"<div style='font-size:smaller;max-height:320px;overflow:auto'>{cap}{body}{more}</div>"
@@ -266,7 +277,7 @@ class Panel:
         self.result: Result | None = None
         self.error: BaseException | None = None
         self.runs = 0
-        self.fig = go.FigureWidget()
+        self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
         self.button = run_button("Run", self.update)
         box = [W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>")] if self.title else []
         box += [W.VBox(list(self.controls.values())), W.HBox([self.mode, self.button])]

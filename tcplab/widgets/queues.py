@@ -21,24 +21,38 @@ if TYPE_CHECKING:
 
 __all__ = ["AcceptQueuePanel", "SynQueuePanel"]
 
+#: the "accept() from: never" choice (a Dropdown cannot display an option whose value is None)
+NEVER = -1.0
+
 
 class AcceptQueuePanel(Panel):
     """Sliders backlog, somaxconn, clients, abort_on_overflow, accept_after -> accept_queue()."""
 
     title = "Accept queue: move a slider, the experiment runs again"
 
+    def __init__(self, **kw: Any) -> None:
+        if "accept_after" in kw and kw["accept_after"] is None:
+            kw["accept_after"] = NEVER      # AcceptQueuePanel(accept_after=None) means "never" too
+        super().__init__(**kw)
+
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
             "backlog": int_slider("backlog", 5, 0, 64, description="listen() backlog"),
             "somaxconn": int_slider("somaxconn", 4096, 1, 4096, description="net.core.somaxconn"),
             "clients": int_slider("clients", 20, 1, 100, description="clients"),
-            "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow"),
-            "accept_after": W.Dropdown(options=[("never", None), ("0.5 s", 0.5), ("1.0 s", 1.0)], value=None,
+            "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow", indent=False,
+                                            layout=W.Layout(width="auto")),
+            # ipywidgets shows an empty box for an option whose value is None, so "never" is
+            # the sentinel -1.0 here and becomes accept_after=None in run()
+            "accept_after": W.Dropdown(options=[("never", NEVER), ("0.5 s", 0.5), ("1.0 s", 1.0)], value=NEVER,
                                        description="accept() from", style={"description_width": "initial"}),
         }
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
         from tcplab.experiments import accept_queue
+        params = dict(params)
+        if params.get("accept_after") in (None, NEVER):
+            params["accept_after"] = None
         return accept_queue(**params, settle=1.5, mode=mode)
 
     def figure(self, result: Result) -> go.Figure:
@@ -62,7 +76,8 @@ class SynQueuePanel(Panel):
                                           style={"description_width": "initial", "button_width": "40px"}),
             "synack_retries": int_slider("synack_retries", 5, 0, 10, description="tcp_synack_retries"),
             "clients": int_slider("clients", 60, 10, 200, step=10, description="clients / spoofed SYNs"),
-            "flood": W.Checkbox(value=False, description="spoofed SYN flood (else TCP_DEFER_ACCEPT clients)"),
+            "flood": W.Checkbox(value=False, description="spoofed SYN flood (else TCP_DEFER_ACCEPT clients)",
+                                indent=False, layout=W.Layout(width="auto")),
         }
 
     def run(self, params: dict[str, Any], mode: str) -> Result:

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SynRetriesPanel"]
 
+#: the "default" choice of tcp_syn_linear_timeouts (passed on as None)
+DEFAULT = -1
+
 
 class SynRetriesPanel(Panel):
     """Slider retries (TCP_SYNCNT) and linear_timeouts -> syn_retries(), drawn as a timeline.
@@ -33,13 +36,22 @@ class SynRetriesPanel(Panel):
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
             "retries": int_slider("retries", 2, 1, 8, description="TCP_SYNCNT (retries)"),
-            "linear_timeouts": W.Dropdown(options=[("default (4 on 6.x)", None), ("0 (older kernels)", 0),
-                                                   ("4", 4)], value=None, description="tcp_syn_linear_timeouts",
+            # a Dropdown shows an empty box for an option whose value is None: "default" is -1 here
+            "linear_timeouts": W.Dropdown(options=[("default (4 on 6.x)", DEFAULT), ("0 (older kernels)", 0),
+                                                   ("4", 4)], value=DEFAULT, description="tcp_syn_linear_timeouts",
                                           style={"description_width": "initial"}),
         }
 
+    def __init__(self, **kw: Any) -> None:
+        if "linear_timeouts" in kw and kw["linear_timeouts"] is None:
+            kw["linear_timeouts"] = DEFAULT
+        super().__init__(**kw)
+
     def run(self, params: dict[str, Any], mode: str) -> Result:
         from tcplab.experiments import syn_retries
+        params = dict(params)
+        if params.get("linear_timeouts") in (None, DEFAULT):
+            params["linear_timeouts"] = None     # the kernel's (or profile's) default
         limit = 86400 if mode == "sim" else self.max_seconds
         return syn_retries(**params, max_seconds=limit, progress=self.progress, mode=mode)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from tcplab.widgets.common import sync_figure
+from tcplab.widgets.common import PANEL_FIG_WIDTH, sync_figure
 
 __all__ = ["StateDiagramPanel", "PATHS"]
 
@@ -31,10 +31,11 @@ class StateDiagramPanel:
     def __init__(self) -> None:
         import plotly.graph_objects as go
 
-        self.show_aborts = W.Checkbox(value=False, description="show RST / abort / timeout arrows")
+        self.show_aborts = W.Checkbox(value=False, description="show RST / abort / timeout arrows", indent=False,
+                                      layout=W.Layout(width="auto"))
         self.path = W.Dropdown(options=list(PATHS), value="none", description="highlight",
                                style={"description_width": "initial"}, layout=W.Layout(width="420px"))
-        self.fig = go.FigureWidget()
+        self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
         self.widget = W.VBox([W.HBox([self.path, self.show_aborts]), self.fig])
         for c in (self.show_aborts, self.path):
             c.observe(self._on_change, names="value")

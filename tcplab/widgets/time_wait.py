@@ -74,11 +74,14 @@ class RebindPanel(Panel):
 
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
-            "old_reuseaddr": W.Checkbox(value=True, description="old server set SO_REUSEADDR"),
-            "new_reuseaddr": W.Checkbox(value=True, description="new server sets SO_REUSEADDR"),
+            "old_reuseaddr": W.Checkbox(value=True, description="old server set SO_REUSEADDR", indent=False,
+                                          layout=W.Layout(width="auto")),
+            "new_reuseaddr": W.Checkbox(value=True, description="new server sets SO_REUSEADDR", indent=False,
+                                          layout=W.Layout(width="auto")),
             "closer": W.ToggleButtons(options=["server", "client"], value="server", description="closes first",
                                       style={"button_width": "70px", "description_width": "initial"}),
-            "old_listener_open": W.Checkbox(value=False, description="old listener still open"),
+            "old_listener_open": W.Checkbox(value=False, description="old listener still open", indent=False,
+                                          layout=W.Layout(width="auto")),
         }
 
     def run(self, params: dict[str, Any], mode: str) -> Result:

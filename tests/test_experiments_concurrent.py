@@ -18,7 +18,8 @@ RUNS = {
     "time_wait": lambda: ex.time_wait(connections=30, port_range=(40000, 40009), tw_reuse=0, duration=0.5,
                                       mode="real"),
     "rebind": lambda: ex.rebind(old_reuseaddr=False, mode="real"),
-    "lifecycle": lambda: ex.lifecycle("client_closes_first", slow_motion=50, mode="real"),
+    # 200 ms per segment: a state must outlast a sampler thread starved by 7 busy neighbours on 2 CPUs
+    "lifecycle": lambda: ex.lifecycle("client_closes_first", slow_motion=200, mode="real"),
     "handshake": lambda: ex.handshake(mode="real"),
     "load": lambda: ex.load(rate=50, accept_rate=200, duration=1.0, mode="real"),
 }

@@ -91,3 +91,27 @@ def test_handshake_sequence_diagram_real():
     if r.mode == "real":
         assert "mss=" in fig.data[0].customdata[0]
         assert "REAL" in _title(fig)
+
+
+def test_accept_queue_fill_names_the_limit_in_the_legend_and_explains_a_flat_timeline():
+    r = E.accept_queue(backlog=5, clients=20, mode="sim")
+    fig = queues.accept_queue_fill(r)
+    names = [t.name for t in fig.data if t.showlegend is not False]
+    assert "limit min(5, 4096) + 1 = 6" in names
+    texts = " ".join(a.text or "" for a in fig.layout.annotations)
+    assert "Flat" in texts and "14 SYN_SENT" in texts and "SYN retry" in texts
+    moving = queues.accept_queue_fill(E.accept_queue(backlog=5, clients=20, accept_after=0.5, mode="sim"))
+    assert "Flat" not in " ".join(a.text or "" for a in moving.layout.annotations)
+
+
+def test_state_diagram_labels_stay_off_the_state_boxes():
+    fig = states.state_diagram(show_aborts=True)
+    boxes = [(x - states._BW + 0.03, x + states._BW - 0.03, y - states._BH + 0.05, y + states._BH - 0.05)
+             for x, y in states.POSITIONS.values()]
+    for a in fig.layout.annotations:
+        if not a.text or a.showarrow:
+            continue
+        hw, hh = states._label_half_size(a.text)
+        lab = (a.x - hw, a.x + hw, a.y - hh, a.y + hh)
+        # the size estimate is generous (19 px per line): allow a sliver, not a covered box
+        assert sum(states._overlap(lab, b) for b in boxes) < 0.01, a.text

@@ -60,3 +60,18 @@ def test_quizzes_check_against_the_run():
     for quiz in (closing_quiz(mode="sim", rng=0), port_range_quiz(mode="sim", rng=0), queue_quiz(mode="sim", rng=0)):
         assert quiz.check(-1) is False
         assert quiz.check(quiz.expected) is True
+
+
+def test_dropdowns_show_their_default_label():
+    """A Dropdown whose value is None shows an empty box: panels use sentinels instead."""
+    from tcplab.widgets.queues import AcceptQueuePanel
+    from tcplab.widgets.retries import SynRetriesPanel
+    p = AcceptQueuePanel(mode="sim", backlog=3, clients=8, accept_after=None)
+    d = p.controls["accept_after"]
+    assert d.index == 0 and d.label == "never" and p.result.params["accept_after"] is None
+    d.value = 0.5
+    assert p.result.params["accept_after"] == 0.5
+    q = SynRetriesPanel(mode="sim", retries=2)
+    assert q.controls["linear_timeouts"].index == 0 and q.controls["linear_timeouts"].label.startswith("default")
+    q.update()
+    assert q.result.summary["syns_sent"] == 6

@@ -81,15 +81,19 @@ def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float,
 
 
 def _place_label(text: str, sx: float, sy: float, ex: float, ey: float,
-                 boxes: list[tuple[float, float, float, float]]) -> tuple[float, float]:
+                 boxes: list[tuple[float, float, float, float]], nodes: int = 0) -> tuple[float, float]:
     """A point on the arrow (or just beside it) where the label covers the least of ``boxes``."""
     hw, hh = _label_half_size(text)
     best, best_cost = ((sx + ex) / 2, (sy + ey) / 2), math.inf
-    for shift in (0.0, 0.16, -0.16, 0.3, -0.3):
+    shifts = [(0.0, 0.0), (0.0, 0.16), (0.0, -0.16), (0.0, 0.3), (0.0, -0.3),
+              (0.25, 0.0), (-0.25, 0.0), (0.25, 0.16), (-0.25, 0.16), (0.25, -0.16), (-0.25, -0.16)]
+    for shx, shy in shifts:
         for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78):
-            x, y = sx + (ex - sx) * t, sy + (ey - sy) * t + shift
-            cost = sum(_overlap((x - hw, x + hw, y - hh, y + hh), bx) for bx in boxes)
-            cost += abs(shift) * 1e-3 + abs(t - 0.5) * 1e-4     # prefer the middle of the arrow
+            x, y = sx + (ex - sx) * t + shx, sy + (ey - sy) * t + shy
+            lab = (x - hw, x + hw, y - hh, y + hh)
+            # covering a state box is worse than touching another label
+            cost = sum(_overlap(lab, bx) * (2 if i < nodes else 1) for i, bx in enumerate(boxes))
+            cost += (abs(shx) + abs(shy)) * 1e-3 + abs(t - 0.5) * 1e-4     # prefer the middle of the arrow
             if cost < best_cost:
                 best, best_cost = (x, y), cost
             if cost < 1e-3:
@@ -153,7 +157,7 @@ def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str
         text = " / ".join(ev for ev, _ in evs)
         if len(text) > 26:   # long lists of events: one line each, a narrower label
             text = "<br>".join(ev for ev, _ in evs)
-        lx, ly = _place_label(text, sx, sy, ex, ey, boxes)
+        lx, ly = _place_label(text, sx, sy, ex, ey, boxes, nodes=len(POSITIONS))
         hw, hh = _label_half_size(text)
         boxes.append((lx - hw, lx + hw, ly - hh, ly + hh))
         fig.add_annotation(x=lx, y=ly, text=text, showarrow=False, font={"size": 10, "color": st["color"]},

@@ -67,3 +67,31 @@ def test_bad_arguments_exit_2_one_line(args, message):
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_run_an_experiment_simulated():
+    out = tcplab("run", "accept_queue", "--mode", "sim", "--set", "backlog=3", "--set", "clients=10")
+    assert out.returncode == 0, out.stderr
+    assert "SIMULATED" in out.stdout or "SIM" in out.stdout
+    assert "established_clients=4" in out.stdout
+
+
+def test_run_an_experiment_for_real():
+    out = tcplab("run", "accept_queue", "--mode", "real", "--set", "backlog=2", "--set", "clients=6",
+                 "--set", "settle=0.2")
+    assert out.returncode == 0, out.stderr
+    assert "REAL" in out.stdout and "established_clients=3" in out.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "teleport"], "experiment must be one of accept_queue"),
+    (["run", "accept_queue", "--set", "backlog=-1"], "backlog must be an int in 0..65535, not -1"),
+    (["run", "accept_queue", "--set", "nonsense"], "--set must look like NAME=VALUE"),
+    (["run", "accept_queue", "--set", "colour=3"], "colour"),
+    (["run", "accept_queue", "--mode", "warp"], "invalid choice"),
+])
+def test_run_bad_arguments(args, message):
+    out = tcplab(*args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -19,7 +19,7 @@ def run() -> list[dict]:
     return [{"what": "python -c pass", "seconds": base, "ratio": 1.0},
             {"what": "python -c 'import tcplab'", "seconds": imp, "ratio": imp / base,
              "import_cost_ms": (imp - base) * 1000},
-            {"what": "import tcplab.experiments (pulls pandas)", "seconds": full, "ratio": full / base,
+            {"what": "import tcplab.experiments, tcplab.observe (no pandas yet)", "seconds": full, "ratio": full / base,
              "import_cost_ms": (full - base) * 1000}]
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["sockets", "counters", "counters_delta", "sysctls", "capabilities", "Capabilities", "SOCKET_COLUMNS"]
 
+_FIELDS = list(procnet.SocketRecord.__dataclass_fields__)
 SOCKET_COLUMNS = ["state", "local_address", "local_port", "remote_address", "remote_port",
                   "recv_q", "send_q", "timer", "retransmits", "uid", "inode", "family"]
 
@@ -63,22 +64,23 @@ def sockets(state: str | None = None, port: int | None = None, *, source: str = 
     port = check_optional_int("port", port, 0, 65535)
     if source not in ("auto", "proc", "diag"):
         raise ValueError(f"source must be one of 'auto', 'diag', 'proc', not {source!r}")
-    records: list = []
     from_diag = False
+    rows: list[tuple] = []
     if source != "proc" and root == "/proc":
         try:
-            records = diag.dump_tcp(states=diag.state_mask(state))
+            rows = diag.dump_tcp_rows(states=diag.state_mask(state))
             from_diag = True
         except SockDiagUnavailable:
             if source == "diag":
                 raise
     if not from_diag:
         records = procnet.read_proc_net_tcp(root)
-        if state is not None:
-            records = [r for r in records if r.state == state]
+        rows = [tuple(getattr(r, f) for f in _FIELDS) for r in records if state is None or r.state == state]
     if port is not None:
-        records = [r for r in records if r.local_port == port or r.remote_port == port]
-    columns = {c: [getattr(r, c) for r in records] for c in SOCKET_COLUMNS}
+        lp, rp = _FIELDS.index("local_port"), _FIELDS.index("remote_port")
+        rows = [r for r in rows if r[lp] == port or r[rp] == port]
+    by_field = dict(zip(_FIELDS, zip(*rows))) if rows else {f: () for f in _FIELDS}
+    columns = {c: list(by_field[c]) for c in SOCKET_COLUMNS}
     df = pd.DataFrame(columns, columns=SOCKET_COLUMNS)
     send_q = df["send_q"].astype("Int64")
     if not from_diag:

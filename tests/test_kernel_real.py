@@ -75,7 +75,7 @@ def test_sockets_send_q_is_na_without_sock_diag(monkeypatch):
 
     def refuse(*a, **k):
         raise SockDiagUnavailable("test: sock_diag refused")
-    monkeypatch.setattr(diag, "dump_tcp", refuse)
+    monkeypatch.setattr(diag, "dump_tcp_rows", refuse)
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(3)

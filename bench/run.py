@@ -29,6 +29,8 @@ SUITES = {
     "counters": ("bench.bench_counters", ["what", "seconds", "ratio_vs_nstat"],
                  "counters and a delta cheaper than one nstat call"),
     "sim": ("bench.bench_sim", None, "10k attempts < 100 ms, 1M < 10 s, >= 20x SimPy on the same summary"),
+    "course": ("bench.bench_course", ["what", "seconds", "ratio", "per_notebook_s"],
+               "the whole course under nbval in under 3 minutes on 2 cores"),
     "experiments": ("bench.bench_experiments", None,
                     "accept_queue(128, 200) within 3x of a bare stdlib script in the same kind of namespace"),
 }

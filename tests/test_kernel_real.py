@@ -231,9 +231,17 @@ def test_in_namespace_bad_arguments(kwargs, err, match):
     assert _children() == kids
 
 
-def test_unwritable_sysctl_is_a_clear_error():
-    with pytest.raises(tcplab.NamespaceError, match="cannot set net.ipv4.tcp_no_such"):
+def test_unknown_sysctl_is_refused_before_forking():
+    kids = _children()
+    with pytest.raises(ValueError, match="'net.ipv4.tcp_no_such' does not exist here"):
         tcplab.in_namespace(_read_somaxconn, sysctls={"net.ipv4.tcp_no_such": 1})
+    assert _children() == kids
+
+
+def test_sysctl_not_writable_in_the_namespace_is_a_clear_error():
+    # netdev_max_backlog is global: a private network namespace has no copy of it
+    with pytest.raises(tcplab.NamespaceError, match="cannot set net.core.netdev_max_backlog"):
+        tcplab.in_namespace(_read_somaxconn, sysctls={"net.core.netdev_max_backlog": 2000})
 
 
 def test_capabilities_real_probe():

@@ -208,7 +208,8 @@ def in_namespace(fn: Callable[..., T], *args: Any, sysctls: Mapping[str, Any] | 
     timeout = check_float("timeout", timeout, 0.01, 24 * 3600)
     sysctls = dict(sysctls or {})
     for name, value in sysctls.items():
-        sysctl_path(name)
+        if not os.path.exists(sysctl_path(name)):
+            raise ValueError(f"sysctls must name sysctls of this kernel; {name!r} does not exist here")
         _format_sysctl_value(name, value)
     reason = _forbidden_reason()
     if reason:

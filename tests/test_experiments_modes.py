@@ -68,3 +68,9 @@ def test_result_repr_is_readable():
                             kernel="6.18")
     assert repr(r).startswith("<Result x REAL (kernel 6.18; because)") and "n=2" in repr(r)
     assert r.timeline is None and r.tables == {}
+
+
+def test_sim_result_names_its_profile_and_only_sysctls_in_sysctls():
+    r = accept_queue(mode="sim")
+    assert r.profile == "linux-6.18" and r.mode == "sim"
+    assert all(k.startswith("net.") for k in r.sysctls), r.sysctls

@@ -91,7 +91,8 @@ def _simulate(name: str, params: dict[str, Any], seed: int, profile: str | None)
     except (ImportError, AttributeError):
         raise ExperimentError("the simulator (tcplab.sim.simulate) is not available in this build") from None
     out = simulate(name, params, profile=profile, seed=seed)
-    return out, out.sysctls.get("tcplab.profile", profile)
+    # the profile is the Result's own field, not a sysctl
+    return out, out.sysctls.pop("tcplab.profile", profile)
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ def mode_tag(result: Result | str) -> str:
         return result
     if result.mode == "real":
         return f"REAL (Linux {result.kernel})" if result.kernel else "REAL"
-    prof = result.profile or result.sysctls.get("tcplab.profile")
+    prof = result.profile
     return f"SIMULATED ({prof})" if prof else "SIMULATED"
 
 

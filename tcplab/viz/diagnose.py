@@ -44,7 +44,7 @@ def mode_label(result: Result) -> str:
     """``REAL (Linux 6.18.4)`` or ``SIMULATED (linux-6.18)``: what produced ``result``."""
     if result.mode == "real":
         return f"REAL (Linux {result.kernel})" if result.kernel else "REAL"
-    prof = result.profile or result.sysctls.get("tcplab.profile")
+    prof = result.profile
     return f"SIMULATED ({prof})" if prof else "SIMULATED"
 
 

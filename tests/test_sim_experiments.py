@@ -67,15 +67,85 @@ def test_accept_queue_rule(backlog, somaxconn):
     assert s["ListenOverflows"] == 60 - held              # one SYN each before the 1 s retransmit
 
 
-def test_abort_on_overflow_changes_nothing_on_loopback():
+def test_abort_on_overflow_changes_nothing_on_loopback_without_accepts():
     a = simulate("accept_queue", dict(abort_on_overflow=True)).summary
     b = simulate("accept_queue", dict(abort_on_overflow=False)).summary
     assert a == b
 
 
-def test_accept_after_lets_stuck_clients_in_on_retry():
-    s = simulate("accept_queue", dict(backlog=5, clients=20, accept_after=0.5, settle=1.5)).summary
-    assert s["established_clients"] == 20 and s["accepted"] == 20 and s["syn_sent_clients"] == 0
+@pytest.mark.parametrize("backlog,clients,after,abort", [(5, 20, 0.5, False), (2, 10, 0.2, False),
+                                                        (5, 20, 0.5, True), (3, 15, 0.3, False)])
+def test_accept_after_retry_burst_makes_cookie_phantoms(backlog, clients, after, abort):
+    """The stuck clients' SYN retransmissions (one timer tick) form a burst: backlog+1 requests,
+    the rest syncookies; the cookie ACKs find the accept queue full and are dropped silently
+    (no RST even with tcp_abort_on_overflow=1): ESTABLISHED clients with no server socket."""
+    o = simulate("accept_queue", dict(backlog=backlog, clients=clients, accept_after=after,
+                                      abort_on_overflow=abort, settle=1.5))
+    s, c = o.summary, o.counters
+    first_drops = clients - (backlog + 1)
+    cookies = first_drops - (backlog + 1)
+    assert s["established_clients"] == clients and s["syn_sent_clients"] == 0 and s["reset_clients"] == 0
+    assert s["phantom_clients"] == cookies == c["SyncookiesSent"] == c["SyncookiesRecv"] == c["TCPReqQFullDoCookies"]
+    assert s["ListenOverflows"] == s["ListenDrops"] == first_drops + cookies
+    assert s["accepted"] == s["server_children"] == 2 * (backlog + 1) and s["recv_q"] == 0
+
+
+def test_no_burst_without_timer_tick():
+    """With ``timer_tick=0`` every retransmission is processed alone: the first backlog+1 get in,
+    the others are dropped at SYN time (the app polls only every 50 ms), no cookie, no phantom."""
+    from dataclasses import replace
+
+    from tcplab.model.listen import Listener
+    from tcplab.model.profiles import get_profile
+    from tcplab.sim.listenq import run_listen_world
+    prof = replace(get_profile(None), timer_tick=0.0)
+    w = run_listen_world(Listener(backlog=5, profile=prof), [1e-4 * i for i in range(20)], until=1.5,
+                         accept_start=0.5, accept_every=0.05)
+    assert (w.established, w.syn_sent, w.phantom, w.accepted) == (12, 8, 0, 12)
+    assert w.listener.counters["SyncookiesSent"] == 0
+
+
+def test_request_ack_overflow_abort_resets_cookie_ack_does_not():
+    """KERNEL.md case 2 in one burst: queue with one free slot (room for backlog+1), 6 SYNs."""
+    from tcplab.model.listen import Listener
+    for abort, want in ((False, {"child": 1, "overflow": 4, "discarded": 1}),
+                        (True, {"child": 1, "reset": 4, "discarded": 1})):
+        L = Listener(backlog=4, abort_on_overflow=abort)
+        for i in range(4):
+            assert L.connect(0.0, ("pre", i)) == "established"
+        out = L.on_syn_burst(1.0, range(6))
+        got: dict[str, int] = {}
+        for _, _, r in out:
+            got[r] = got.get(r, 0) + 1
+        assert got == want
+        c = L.counters
+        assert (c["TCPReqQFullDoCookies"], c["SyncookiesSent"], c["SyncookiesRecv"]) == (1, 1, 1)
+        assert c["EmbryonicRsts"] == (4 if abort else 0) and c["ListenOverflows"] == 5
+
+
+def test_fast_loop_matches_reference_with_bursts():
+    import random
+
+    from tcplab.model.listen import Listener
+    from tcplab.sim.listenq import run_listen_world
+    rng = random.Random(7)
+    for _ in range(60):
+        n = rng.randint(1, 60)
+        arr = sorted(rng.uniform(0, 3) if rng.random() < 0.5 else 5e-4 * i for i in range(n))
+        kw = dict(backlog=rng.choice([0, 1, 2, 5]), syncookies=rng.choice([None, 0, 2]),
+                  abort_on_overflow=rng.choice([None, True]), profile=rng.choice([None, "linux-5.15"]))
+        every = rng.choice([None, 0.05])
+        start = rng.choice([0.0, 0.2, 2.0])
+        res = []
+        for ref in (True, False):
+            L = Listener(**kw)
+            w = run_listen_world(L, arr, until=20.0, syn_retries=2, accept_start=start,
+                                 accept_service=0.0 if every else 0.01, accept_every=every,
+                                 sample_every=0.5, reference=ref)
+            res.append((w.state, w.syns, [x for x in w.connected_at if x == x], w.accepted, w.timeline,
+                        L.counters, sorted(w.phantom_ids),
+                        [(ch.peer, ch.created, ch.via_cookie) for ch in L.accept_queue]))
+        assert res[0] == res[1], kw
 
 
 @pytest.mark.parametrize("cookies,mx,backlog,syn_recv,kids,lo", [

@@ -89,6 +89,12 @@ GRID: list[tuple[str, dict[str, Any], bool]] = [
     ("accept_queue", dict(backlog=128, somaxconn=64, clients=200), True),
     ("accept_queue", dict(backlog=50, clients=100), False),
     ("accept_queue", dict(backlog=16, somaxconn=8, clients=40, settle=0.5), False),
+    # accept_after: the stuck clients' SYN retransmissions arrive as one burst (one timer tick):
+    # backlog+1 requests, the rest syncookies whose ACKs find the accept queue full -> phantoms
+    ("accept_queue", dict(backlog=5, clients=20, accept_after=0.5), True),
+    ("accept_queue", dict(backlog=2, clients=10, accept_after=0.2), False),
+    ("accept_queue", dict(backlog=3, clients=15, accept_after=0.3), False),
+    ("accept_queue", dict(backlog=5, clients=20, accept_after=0.5, abort_on_overflow=True), False),
     # KERNEL.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
     *[("syn_queue", dict(backlog=b, syncookies=ck, max_syn_backlog=m),
        (b, ck, m) in ((4, 1, 16), (100, 0, 16)))

@@ -22,7 +22,23 @@ On the ACK (``tcp_check_req()``, net/ipv4/tcp_minisocks.c):
 * ``tcp_v4_syn_recv_sock()``: accept queue full -> ListenOverflows + ListenDrops; then
   ``tcp_abort_on_overflow`` 0 keeps the request (``acked = 1``), 1 sends a RST (EmbryonicRsts).
 * A cookie ACK (``cookie_v4_check``) counts SyncookiesRecv and builds the child at once;
-  if the accept queue is full the segment is just discarded: a cookie connection is never RST.
+  if the accept queue is full (``tcp_get_cookie_sock()``: ``syn_recv_sock()`` returns NULL,
+  ListenOverflows + ListenDrops) the segment is just discarded: a cookie connection is never
+  RST, the client is ESTABLISHED and the server has nothing (a "phantom").
+
+SYN retransmissions whose RTO timers expire in the same timer tick (profile ``timer_tick``)
+are sent by one timer softirq; on loopback every SYN of that burst is queued to the backlog
+and processed (SYN queue / cookie / accept-queue decisions) before any of their ACKs
+(:meth:`Listener.on_syn_burst`). First SYNs from connect() are one at a time (:meth:`connect`).
+
+>>> L = Listener(backlog=5)
+>>> out = L.on_syn_burst(1.0, range(14))
+>>> [r for _, _, r in out].count("child"), [r for _, _, r in out].count("discarded")
+(6, 8)
+>>> {k: v for k, v in L.counters.items() if v and k != "PassiveOpens"}
+... # doctest: +NORMALIZE_WHITESPACE
+{'ListenOverflows': 8, 'ListenDrops': 8, 'TCPReqQFullDoCookies': 8, 'SyncookiesSent': 8,
+ 'SyncookiesRecv': 8}
 
 >>> L = Listener(backlog=1)
 >>> [L.connect(0.0) for _ in range(3)]
@@ -222,6 +238,15 @@ class Listener:
             return "dropped"
         result = self.on_ack(now, peer, cookie=verdict == "cookie")
         return "reset" if result == "reset" else "established"
+
+    def on_syn_burst(self, now: float, peers: Any) -> list[tuple[Any, str, str]]:
+        """SYNs from ``peers`` that arrive together (one timer softirq's retransmissions):
+        every SYN goes through :meth:`on_syn` first, then the ACKs of the survivors, in the
+        same order, through :meth:`on_ack` (loopback RTT 0). Returns ``(peer, verdict, result)``
+        per SYN; ``result`` is "dropped" for a dropped SYN, else :meth:`on_ack`'s answer."""
+        verdicts = [(p, self.on_syn(now, p)) for p in peers]
+        return [(p, v, "dropped" if v == "dropped" else self.on_ack(now, p, cookie=v == "cookie"))
+                for p, v in verdicts]
 
     def accept(self, now: float) -> Child | None:
         """The application's accept(): the oldest child, or None if the queue is empty."""

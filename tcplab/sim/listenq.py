@@ -5,8 +5,13 @@ Each client sends its first SYN at its arrival time. On loopback the whole hands
 runs inside connect() (KERNEL.md case 1), so a SYN is either dropped by the
 :class:`~tcplab.model.listen.Listener` rules or the client is ESTABLISHED at once.
 A dropped client retransmits on the :func:`~tcplab.model.retries.syn_schedule` and gives
-up (ETIMEDOUT) when that schedule says so. The application accept()s from ``accept_start``
-on, one connection per ``accept_service`` seconds (0 = drains the queue instantly), or never.
+up (ETIMEDOUT) when that schedule says so. Retransmissions due within one timer tick
+(``profile.timer_tick``) of each other are one burst: all their SYNs meet the SYN-queue /
+cookie / accept-queue tests before any of their ACKs (:meth:`Listener.on_syn_burst`), so
+cookie ACKs can find the accept queue full and leave "phantom" clients (ESTABLISHED, no server
+socket, no RST). The application accept()s from ``accept_start`` on, one connection per
+``accept_service`` seconds (0 = drains the queue instantly), or, with ``accept_every``, drains
+the queue at each poll; or never.
 
 Events live in one heap of ``(time, seq, client, attempt)`` (seq breaks ties in
 scheduling order); arrivals come from a sorted list merged with the heap, and accepts are
@@ -73,6 +78,7 @@ class ListenWorld:
     max_recv_q: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)
     phantom: int = 0                     # client ESTABLISHED, server has no child for it
+    phantom_ids: set[int] = field(default_factory=set)   # which clients those are
 
     @property
     def established(self) -> int:
@@ -100,10 +106,15 @@ class ListenWorld:
 def run_listen_world(listener: Listener, arrivals: list[float], *, until: float,
                      syn_retries: int | None = None, linear_timeouts: int | None = None,
                      accept_start: float | None = None, accept_service: float = 0.0,
-                     sample_every: float | None = None, reference: bool = False) -> ListenWorld:
+                     sample_every: float | None = None, accept_every: float | None = None,
+                     reference: bool = False) -> ListenWorld:
     """Run clients (sorted ``arrivals``) against ``listener`` up to time ``until``.
 
     ``accept_start=None`` means the application never calls accept().
+    ``accept_every`` makes the application poll: it drains the whole accept queue at
+    ``accept_start + k * accept_every`` only (a non-blocking accept() loop run by a sampler).
+    SYN retransmissions due within ``profile.timer_tick`` of the first one are one burst
+    (:meth:`Listener.on_syn_burst`: all SYNs, then all ACKs).
     ``sample_every`` adds timeline rows (t, recv_q, syn_recv, established, syn_sent, ...).
     ``reference=True`` forces the generic loop (for cross-checks of the specialised one).
     """
@@ -111,9 +122,28 @@ def run_listen_world(listener: Listener, arrivals: list[float], *, until: float,
     k = prof.syn_retries if syn_retries is None else syn_retries
     lt = prof.syn_linear_timeouts if linear_timeouts is None else linear_timeouts
     sched = syn_schedule(k, lt, prof.rto_initial, prof.rto_max)
+    args = (listener, arrivals, sched, until, accept_start, accept_service, sample_every, accept_every)
     if not reference and _fast_ok(listener):
-        return _run_fast(listener, arrivals, sched, until, accept_start, accept_service, sample_every)
-    return _run_generic(listener, arrivals, sched, until, accept_start, accept_service, sample_every)
+        try:
+            return _run_fast(*args)
+        except _Fallback:   # a request stays in the SYN queue: the generic loop models that
+            pass            # (_run_fast touches the listener only when it returns)
+    return _run_generic(*args)
+
+
+class _Fallback(Exception):
+    """Raised by :func:`_run_fast` when a burst leaves a request in the SYN queue for good."""
+
+
+def _poller(start: float | None, every: float | None) -> Any:
+    """The first application poll at or after ``x`` (``x`` itself without polling)."""
+    if every is None or start is None:
+        return None
+
+    def poll(x: float) -> float:
+        k = math.ceil((x - start) / every - 1e-9)
+        return start + (k if k > 0 else 0) * every
+    return poll
 
 
 def _fast_ok(listener: Listener) -> bool:
@@ -126,7 +156,7 @@ def _fast_ok(listener: Listener) -> bool:
 
 def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, until: float,
               accept_start: float | None, accept_service: float,
-              sample_every: float | None) -> ListenWorld:
+              sample_every: float | None, accept_every: float | None = None) -> ListenWorld:
     """The same run as :func:`_run_generic`, specialised for the loopback common case.
 
     With RTT 0 and no TCP_DEFER_ACCEPT a request is created and turned into a child inside
@@ -148,6 +178,13 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
     arrival and the next accept()/sample/end (``lim``) takes the hot lane: a re-drop is one
     ``heapreplace``. Accepts are not events: ``next_acc`` is when the app takes the head of
     the accept queue, and only events at or after it leave the hot lane.
+
+    Bursts (retransmissions due within ``timer_tick`` of the head, KERNEL.md case 2's
+    "all SYNs before their ACKs") leave the hot lane: the SYN queue then grows during the
+    burst, so each SYN takes the full ``tcp_conn_request()`` test with ``qlen + requests so
+    far``; the ACKs follow. Their counts go into ``b*`` locals. A request ACK that overflows
+    with tcp_abort_on_overflow=0 keeps its request: then :class:`_Fallback` hands the run to
+    the generic loop.
     """
     c = listener.counters
     prof = listener.profile
@@ -195,6 +232,14 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
     i = 0
     ta = arrivals[0] if n else inf
     lim = ta if ta < special else special     # heap events before lim take the hot lane
+    tick = prof.timer_tick
+    strict = prof.synq_full_strict
+    abort = listener.abort_on_overflow
+    poll = _poller(accept_start, accept_every)
+    # burst-only counts (bdrops of the ``drops`` happened in bursts; best clients ESTABLISHED there)
+    bdrops = best = b_lo = b_ld = b_reqdrop = b_docookies = b_sent = b_recv = b_rst = 0
+    phantom_ids = world.phantom_ids
+    cookie_kids: set[int] = set()
     while True:
         head = heap[0]
         th = head[0]
@@ -217,13 +262,15 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
                         if q:
                             when = connected_at[aq[0]]
                             next_acc = when if when > free_at else free_at
+                            if poll is not None:
+                                next_acc = poll(next_acc)
                         else:
                             next_acc = inf
                     else:
                         timeline.append({"t": round(next_sample, 9), "recv_q": q, "syn_recv": qlen,
                                          "established": est, "accepted": accepted,
-                                         "ListenOverflows": lo0 + drops * lo_per_drop,
-                                         "ListenDrops": ld0 + drops})
+                                         "ListenOverflows": lo0 + (drops - bdrops) * lo_per_drop + b_lo,
+                                         "ListenDrops": ld0 + drops - bdrops + b_ld})
                         next_sample += sample_every  # type: ignore[operator]
                 if last:
                     break
@@ -250,6 +297,8 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
                     max_q = q
                 if q == 1:                     # the app may take this one next
                     next_acc = t if t > free_at else free_at
+                    if poll is not None:
+                        next_acc = poll(next_acc)
                     if next_acc < special:
                         special = next_acc
                         if special < lim:
@@ -264,6 +313,82 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
             state[cl] = FAILED
             syns[cl] = nsends
             continue
+        if tick:
+            tend = th + tick
+            if heap[1][0] < tend or (len(heap) > 2 and heap[2][0] < tend):
+                # a burst: every SYN due in this tick, then their ACKs (Listener.on_syn_burst)
+                members = []
+                while heap[0][0] < tend:
+                    e = pop(heap)
+                    if e[3] == nsends:
+                        fails += 1
+                        state[e[2]] = FAILED
+                        syns[e[2]] = nsends
+                    else:
+                        members.append(e)
+                acks = []
+                nreq = 0
+                for e in members:
+                    c2 = e[2]
+                    a2 = e[3]
+                    ql = qlen + nreq
+                    qf = cookies == 2 or (ql > mab if strict else ql >= mab)
+                    if qf and not cookies:
+                        b_reqdrop += 1
+                        b_ld += 1
+                    elif q > mab:
+                        if qf:
+                            b_docookies += 1
+                        b_lo += 1
+                        b_ld += 1
+                    elif not qf and not cookies and mx - ql < (mx >> 2):
+                        b_ld += 1
+                    else:
+                        if qf:
+                            b_docookies += 1
+                            b_sent += 1
+                        else:
+                            nreq += 1
+                        acks.append((c2, a2, qf))
+                        continue
+                    drops += 1                 # dropped: retry later, as in the hot lane
+                    bdrops += 1
+                    a2 += 1
+                    push(heap, (arrivals[c2] + offsets[a2], drops, c2, a2))
+                for c2, a2, ck in acks:
+                    syns[c2] = a2 + 1
+                    if ck:
+                        b_recv += 1
+                    if q > mab:                # tcp_v4_syn_recv_sock(): exit_overflow
+                        b_lo += 1
+                        b_ld += 1
+                        if not ck:
+                            if not abort:
+                                raise _Fallback
+                            b_rst += 1         # embryonic_reset: the client gets ECONNRESET
+                            state[c2] = RESET
+                            continue
+                        phantom_ids.add(c2)    # tcp_get_cookie_sock(): silently discarded
+                    else:
+                        aq_append(c2)
+                        q += 1
+                        if ck:
+                            cookie_kids.add(c2)
+                        if q > max_q:
+                            max_q = q
+                        if q == 1:
+                            next_acc = th if th > free_at else free_at
+                            if poll is not None:
+                                next_acc = poll(next_acc)
+                            if next_acc < special:
+                                special = next_acc
+                                if special < lim:
+                                    lim = special
+                    state[c2] = ESTAB
+                    connected_at[c2] = th
+                    est += 1
+                    best += 1
+                continue
         if q > cap:                            # dropped again: one sift replaces pop + push
             drops += 1
             attempt += 1
@@ -280,13 +405,17 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
             max_q = q
         if q == 1:
             next_acc = th if th > free_at else free_at
+            if poll is not None:
+                next_acc = poll(next_acc)
             if next_acc < special:
                 special = next_acc
                 if special < lim:
                     lim = special
     heap.remove((inf, -1, -1, -1))
     retrans = drops - len(heap) - fails        # every drop pushed one entry; pops are retransmits or failures
-    lo = drops * lo_per_drop
+    plain = drops - bdrops                     # SYNs dropped outside bursts
+    lo = plain * lo_per_drop
+    est_plain = est - best
     # SYNs of clients still waiting (or failed-at-the-end markers): attempt = SYNs sent
     for _, _, cl, attempt in heap:
         syns[cl] = nsends if attempt == nsends else attempt
@@ -296,17 +425,25 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
     c["TCPSynRetrans"] += retrans
     c["RetransSegs"] += retrans
     c["TCPAbortOnTimeout"] += fails
-    c["AttemptFails"] += fails
-    c["ListenDrops"] += drops
-    c["ListenOverflows"] += lo
+    c["AttemptFails"] += fails + b_rst
+    c["ListenDrops"] += plain + b_ld
+    c["ListenOverflows"] += lo + b_lo
     if reqdrop:
-        c["TCPReqQFullDrop"] += drops
+        c["TCPReqQFullDrop"] += plain
+    c["TCPReqQFullDrop"] += b_reqdrop
     if want_cookie:
-        c["TCPReqQFullDoCookies"] += lo + est
-        c["SyncookiesSent"] += est
-        c["SyncookiesRecv"] += est
-    c["PassiveOpens"] += est
-    listener.accept_queue.extend(Child(cl, connected_at[cl], via_cookie=want_cookie) for cl in aq)
+        c["TCPReqQFullDoCookies"] += lo + est_plain
+        c["SyncookiesSent"] += est_plain
+        c["SyncookiesRecv"] += est_plain
+    c["TCPReqQFullDoCookies"] += b_docookies
+    c["SyncookiesSent"] += b_sent
+    c["SyncookiesRecv"] += b_recv
+    c["EmbryonicRsts"] += b_rst
+    c["OutRsts"] += b_rst
+    c["PassiveOpens"] += est - len(phantom_ids)
+    world.phantom = len(phantom_ids)
+    listener.accept_queue.extend(Child(cl, connected_at[cl], via_cookie=want_cookie or cl in cookie_kids)
+                                 for cl in aq)
     world.accepted = accepted
     world.max_recv_q = max_q
     return world
@@ -314,8 +451,14 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
 
 def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, until: float,
                  accept_start: float | None, accept_service: float,
-                 sample_every: float | None) -> ListenWorld:
-    """The reference loop: every SYN goes through :class:`Listener` ``on_syn``/``on_ack``."""
+                 sample_every: float | None, accept_every: float | None = None) -> ListenWorld:
+    """The reference loop: every SYN goes through :class:`Listener` ``on_syn``/``on_ack``
+    (a burst of retransmissions through ``on_syn_burst``).
+
+    Heap entries are ``(time, seq, client, attempt)``; attempt -1 is the give-up timer and
+    -2 the SYN-ACK retransmit timer of a request whose ACK overflowed (abort_on_overflow=0,
+    ``inet_rsk(req)->acked``): the client answers the SYN-ACK with its ACK again, which
+    builds the child once the accept queue has room (KERNEL.md case 2)."""
     sends = sched.send_times
     nsends = len(sends)
     fail_after = sched.fail_after
@@ -337,6 +480,27 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
     next_sample = 0.0 if sample_every else math.inf
     timeline = world.timeline
     est_count = 0
+    tick = listener.profile.timer_tick
+    poll = _poller(accept_start, accept_every)
+    phantom = world.phantom_ids
+    prof = listener.profile
+
+    def ack_result(t: float, cl: int, attempt: int, result: str) -> None:
+        nonlocal est_count, max_q, seq
+        if result == "reset":
+            state[cl] = RESET
+            c["AttemptFails"] += 1
+            return
+        if result in ("discarded", "overflow"):
+            phantom.add(cl)
+            if result == "overflow":         # the request waits for its SYN-ACK timer
+                seq += 1
+                push(heap, (listener.syn_queue[cl].next_timer, seq, cl, -2))
+        state[cl] = ESTAB
+        connected_at[cl] = t
+        est_count += 1
+        if len(aq) > max_q:
+            max_q = len(aq)
 
     def sample(t: float) -> None:
         timeline.append({"t": round(t, 9), "recv_q": len(aq), "syn_recv": listener.syn_recv,
@@ -361,6 +525,8 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
                 when = aq[0].created
                 if when < free_at:
                     when = free_at
+                if poll is not None:
+                    when = poll(when)
             if when <= t and when <= next_sample:
                 aq.popleft()
                 accepted += 1
@@ -378,11 +544,66 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
             c["ActiveOpens"] += 1
         else:
             _, _, cl, attempt = pop(heap)
-            if attempt < 0:                      # the RTO fired with the budget spent
+            if attempt == -1:                    # the RTO fired with the budget spent
                 c["TCPTimeouts"] += 1
                 c["AttemptFails"] += 1
                 c["TCPAbortOnTimeout"] += 1
                 state[cl] = FAILED
+                continue
+            if attempt == -2:                    # reqsk_timer_handler() of an acked request
+                req = listener.syn_queue.get(cl)
+                if req is None:
+                    continue
+                if req.num_timeout >= listener.synack_retries:
+                    del listener.syn_queue[cl]   # expired: the client stays a phantom
+                    continue
+                c["TCPSynRetrans"] += 1
+                c["RetransSegs"] += 1
+                req.num_timeout += 1
+                req.next_timer = t + min(prof.rto_initial * (1 << req.num_timeout), prof.rto_max)
+                result = on_ack(t, cl)           # the client re-ACKs the SYN-ACK
+                if result == "child":
+                    phantom.discard(cl)
+                elif result == "overflow":
+                    seq += 1
+                    push(heap, (req.next_timer, seq, cl, -2))
+                continue
+            burst = [(cl, attempt)]
+            held = []
+            if tick:
+                tend = t + tick
+                while heap and heap[0][0] < tend:
+                    e = pop(heap)
+                    if e[3] == -1:
+                        c["TCPTimeouts"] += 1
+                        c["AttemptFails"] += 1
+                        c["TCPAbortOnTimeout"] += 1
+                        state[e[2]] = FAILED
+                    elif e[3] == -2:
+                        held.append(e)
+                    else:
+                        burst.append((e[2], e[3]))
+            for e in held:
+                push(heap, e)
+            if len(burst) > 1:
+                for b, _ in burst:
+                    c["TCPTimeouts"] += 1        # tcp_retransmit_timer()
+                    c["TCPSynRetrans"] += 1
+                    c["RetransSegs"] += 1
+                    syns[b] += 1
+                attempts = dict(burst)
+                results = listener.on_syn_burst(t, [b for b, _ in burst])
+                for b, verdict, result in results:
+                    if verdict == "dropped":
+                        seq += 1
+                        nxt = attempts[b] + 1
+                        if nxt < nsends:
+                            push(heap, (arrivals[b] + sends[nxt], seq, b, nxt))
+                        else:
+                            push(heap, (arrivals[b] + fail_after, seq, b, -1))
+                for b, verdict, result in results:
+                    if verdict != "dropped":
+                        ack_result(t, b, attempts[b], result)
                 continue
             c["TCPTimeouts"] += 1                # tcp_retransmit_timer()
             c["TCPSynRetrans"] += 1
@@ -397,18 +618,8 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
             else:
                 push(heap, (arrivals[cl] + fail_after, seq, cl, -1))
             continue
-        result = on_ack(t, cl, cookie=verdict == "cookie")
-        if result == "reset":
-            state[cl] = RESET
-            c["AttemptFails"] += 1
-            continue
-        if result in ("discarded", "overflow"):
-            world.phantom += 1
-        state[cl] = ESTAB
-        connected_at[cl] = t
-        est_count += 1
-        if len(aq) > max_q:
-            max_q = len(aq)
+        ack_result(t, cl, attempt, on_ack(t, cl, cookie=verdict == "cookie"))
+    world.phantom = len(phantom)
     world.accepted = accepted
     world.max_recv_q = max_q
     return world

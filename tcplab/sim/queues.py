@@ -16,6 +16,7 @@ clients start 0.1 ms apart (a connect() loop on loopback), the loopback RTT is 0
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tcplab.model.listen import Listener, new_counters
@@ -94,11 +95,14 @@ def accept_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None
     # like the real runner: the snapshot is ``settle`` s after the last connect() returned, and
     # accept() starts ``accept_after`` s after the first connect()
     until = arrivals[-1] + settle
-    w = run_listen_world(L, arrivals, until=until, accept_start=params["accept_after"], accept_service=0.0,
-                         sample_every=SAMPLE_S)
+    # the real server drains the accept queue (non-blocking accept() until EAGAIN) in its 50 ms
+    # sampling loop, at the first sample at or after accept_after and at every sample after it
+    acc = params["accept_after"]
+    acc_start = None if acc is None else math.ceil(acc / SAMPLE_S - 1e-9) * SAMPLE_S
+    w = run_listen_world(L, arrivals, until=until, accept_start=acc_start, accept_service=0.0,
+                         accept_every=SAMPLE_S, sample_every=SAMPLE_S)
     c = L.counters
     ports = [client_port(profile, i) for i in range(n)]
-    in_queue = {ch.peer for ch in L.accept_queue}
     requests = {p for p in L.syn_queue if isinstance(p, int)}
     rows = []
     for i, st in enumerate(w.state):
@@ -106,7 +110,7 @@ def accept_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None
         if st == ESTAB:
             if i in requests:
                 server_side = "SYN_RECV"
-            elif i in in_queue or not w.phantom:
+            elif i not in w.phantom_ids:
                 server_side = "ESTABLISHED"   # queued, or accepted (the app keeps it open)
         rows.append({"client": i, "port": ports[i], "state": STATE_NAMES[st],
                      "error": OUTCOME_NAMES[st] if st in (FAILED, RESET) else None,
@@ -144,9 +148,15 @@ def accept_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None
     }
     notes = [LOOPBACK_NOTE, f"snapshot at {until:g} s ({settle:g} s after the last connect); "
              f"kernel profile {profile.name}"]
-    if params["abort_on_overflow"]:
-        notes.append("tcp_abort_on_overflow changes nothing here: on loopback the SYN is dropped before "
-                     "any ACK can overflow (KERNEL.md case 2 needs a slowed link)")
+    if w.phantom:
+        notes.append(f"{w.phantom} phantom clients: SYN retransmissions due in the same {profile.timer_tick * 1000:g} ms "
+                     "timer tick reach the listener as a burst (all SYNs before their ACKs); the SYN queue admits "
+                     "backlog+1 requests, the rest get syncookies, and the cookie ACKs that find the accept queue "
+                     "full are dropped silently (tcp_get_cookie_sock(): no RST, ListenOverflows): the client is "
+                     "ESTABLISHED, the server has nothing")
+    if params["abort_on_overflow"] and not w.reset:
+        notes.append("tcp_abort_on_overflow changed nothing here: no request's ACK found the accept queue "
+                     "full (on loopback a full queue drops the SYN; a cookie connection is never RST)")
     return Outcome(summary=summary, counters=_counters(c),
                    tables={"clients": rows, "sockets": sockets},
                    timeline=timeline,

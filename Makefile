@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=course
+	$(BIN)/jupyter lab --notebook-dir=course $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Everything CI checks: unit, kernel, fuzz and browser tests; the course under nbval as this
 # user; then the course as Binder installs it, as a non-root user without namespaces.

@@ -107,6 +107,7 @@ def run_listen_world(listener: Listener, arrivals: list[float], *, until: float,
                      syn_retries: int | None = None, linear_timeouts: int | None = None,
                      accept_start: float | None = None, accept_service: float = 0.0,
                      sample_every: float | None = None, accept_every: float | None = None,
+                     timer_gran: float = 0.0, timer_phase: float = 0.0, fin_rto: float = 0.0,
                      reference: bool = False) -> ListenWorld:
     """Run clients (sorted ``arrivals``) against ``listener`` up to time ``until``.
 
@@ -115,6 +116,16 @@ def run_listen_world(listener: Listener, arrivals: list[float], *, until: float,
     ``accept_start + k * accept_every`` only (a non-blocking accept() loop run by a sampler).
     SYN retransmissions due within ``profile.timer_tick`` of the first one are one burst
     (:meth:`Listener.on_syn_burst`: all SYNs, then all ACKs).
+    ``timer_gran`` > 0 puts every SYN retransmission (and the give-up) on the timer wheel: the RTO
+    armed at the previous SYN fires at the first ``timer_phase + k * timer_gran`` strictly after
+    ``previous SYN + RTO`` (``calc_index()``: ``(expires + LVL_GRAN) >> LVL_SHIFT``; 1-2 s at
+    HZ=250 is wheel level 1, 8 jiffies = 32 ms), so retransmissions of clients dropped within one
+    granule fire together as one burst. 0 (default): exactly ``arrival + schedule offset``.
+    ``fin_rto`` > 0: every client close()s as soon as it is ESTABLISHED (the load runner does).
+    A phantom client's FIN (at once, then retransmitted after ``fin_rto``, 2x, 4x ..., at most
+    ``FIN_SENDS`` times) carries the ACK again: ``tcp_check_req()`` / the cookie check retry the
+    child, so each one that finds the accept queue full is one more ListenOverflows, and the
+    first that finds room makes the child. This runs the generic loop.
     ``sample_every`` adds timeline rows (t, recv_q, syn_recv, established, syn_sent, ...).
     ``reference=True`` forces the generic loop (for cross-checks of the specialised one).
     """
@@ -122,13 +133,19 @@ def run_listen_world(listener: Listener, arrivals: list[float], *, until: float,
     k = prof.syn_retries if syn_retries is None else syn_retries
     lt = prof.syn_linear_timeouts if linear_timeouts is None else linear_timeouts
     sched = syn_schedule(k, lt, prof.rto_initial, prof.rto_max)
-    args = (listener, arrivals, sched, until, accept_start, accept_service, sample_every, accept_every)
+    args = (listener, arrivals, sched, until, accept_start, accept_service, sample_every, accept_every,
+            timer_gran, timer_phase)
+    if fin_rto:
+        return _run_generic(*args, fin_rto=fin_rto)
     if not reference and _fast_ok(listener):
         try:
             return _run_fast(*args)
         except _Fallback:   # a request stays in the SYN queue: the generic loop models that
             pass            # (_run_fast touches the listener only when it returns)
     return _run_generic(*args)
+
+
+FIN_SENDS = 7   # a FIN and 6 retransmits (tcp_orphan_retries=0 means 8 on a live peer); ~25 s at 0.2 s
 
 
 class _Fallback(Exception):
@@ -146,6 +163,13 @@ def _poller(start: float | None, every: float | None) -> Any:
     return poll
 
 
+def _wheel(gran: float, phase: float) -> Any:
+    """``up(x)``: the first timer-wheel expiry ``phase + k * gran`` strictly after ``x``."""
+    def up(x: float) -> float:
+        return phase + (math.floor((x - phase) / gran + 1e-9) + 1) * gran
+    return up
+
+
 def _fast_ok(listener: Listener) -> bool:
     """The specialised loop applies when nothing can make the SYN queue change for good:
     no TCP_DEFER_ACCEPT (so every request becomes a child at once on loopback), an empty
@@ -156,7 +180,8 @@ def _fast_ok(listener: Listener) -> bool:
 
 def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, until: float,
               accept_start: float | None, accept_service: float,
-              sample_every: float | None, accept_every: float | None = None) -> ListenWorld:
+              sample_every: float | None, accept_every: float | None = None,
+              timer_gran: float = 0.0, timer_phase: float = 0.0) -> ListenWorld:
     """The same run as :func:`_run_generic`, specialised for the loopback common case.
 
     With RTT 0 and no TCP_DEFER_ACCEPT a request is created and turned into a child inside
@@ -216,6 +241,7 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
     push, pop, replace = heapq.heappush, heapq.heappop, heapq.heapreplace
     # attempt index -> offset from the client's first SYN; index nsends is the ETIMEDOUT time
     offsets = (*sends, fail_after)
+    up = _wheel(timer_gran, timer_phase) if timer_gran else None
     accepted = 0
     max_q = 0
     est = 0            # SYNs that became children (== established clients)
@@ -285,7 +311,7 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
                 lim = ta if ta < special else special
                 if q > cap:                    # dropped: accept queue full (or every SYN is)
                     drops += 1
-                    push(heap, (arrivals[cl] + offsets[1], drops, cl, 1))
+                    push(heap, (arrivals[cl] + offsets[1] if up is None else up(t + offsets[1]), drops, cl, 1))
                     continue
                 aq_append(cl)                  # established (same as below, attempt 0)
                 q += 1
@@ -354,7 +380,8 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
                     drops += 1                 # dropped: retry later, as in the hot lane
                     bdrops += 1
                     a2 += 1
-                    push(heap, (arrivals[c2] + offsets[a2], drops, c2, a2))
+                    push(heap, (arrivals[c2] + offsets[a2] if up is None
+                                else up(th + offsets[a2] - offsets[a2 - 1]), drops, c2, a2))
                 for c2, a2, ck in acks:
                     syns[c2] = a2 + 1
                     if ck:
@@ -392,7 +419,8 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
         if q > cap:                            # dropped again: one sift replaces pop + push
             drops += 1
             attempt += 1
-            replace(heap, (arrivals[cl] + offsets[attempt], drops, cl, attempt))
+            replace(heap, (arrivals[cl] + offsets[attempt] if up is None
+                           else up(th + offsets[attempt] - offsets[attempt - 1]), drops, cl, attempt))
             continue
         pop(heap)
         aq_append(cl)
@@ -451,7 +479,8 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
 
 def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, until: float,
                  accept_start: float | None, accept_service: float,
-                 sample_every: float | None, accept_every: float | None = None) -> ListenWorld:
+                 sample_every: float | None, accept_every: float | None = None,
+                 timer_gran: float = 0.0, timer_phase: float = 0.0, fin_rto: float = 0.0) -> ListenWorld:
     """The reference loop: every SYN goes through :class:`Listener` ``on_syn``/``on_ack``
     (a burst of retransmissions through ``on_syn_burst``).
 
@@ -484,6 +513,11 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
     poll = _poller(accept_start, accept_every)
     phantom = world.phantom_ids
     prof = listener.profile
+    offsets = (*sends, fail_after)
+    up = _wheel(timer_gran, timer_phase) if timer_gran else None
+
+    def retry_at(cl: int, t: float, nxt: int) -> float:   # attempt nxt (nsends: give up)
+        return arrivals[cl] + offsets[nxt] if up is None else up(t + offsets[nxt] - offsets[nxt - 1])
 
     def ack_result(t: float, cl: int, attempt: int, result: str) -> None:
         nonlocal est_count, max_q, seq
@@ -496,6 +530,9 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
             if result == "overflow":         # the request waits for its SYN-ACK timer
                 seq += 1
                 push(heap, (listener.syn_queue[cl].next_timer, seq, cl, -2))
+            if fin_rto:                      # the client's close(): its FIN, at once
+                seq += 1
+                push(heap, (t, seq, cl, -3))
         state[cl] = ESTAB
         connected_at[cl] = t
         est_count += 1
@@ -550,6 +587,21 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
                 c["TCPAbortOnTimeout"] += 1
                 state[cl] = FAILED
                 continue
+            if attempt <= -3:                    # a phantom client's FIN (retransmit -3 - attempt)
+                if cl not in phantom:
+                    continue
+                if cl in listener.syn_queue:
+                    result = on_ack(t, cl, bare=False)
+                else:                            # a cookie phantom: the FIN's ACK is a cookie
+                    result = on_ack(t, cl, cookie=True)
+                if result == "child":
+                    phantom.discard(cl)
+                    if len(aq) > max_q:
+                        max_q = len(aq)
+                elif result in ("overflow", "discarded") and -attempt - 2 < FIN_SENDS:
+                    seq += 1
+                    push(heap, (t + fin_rto * (1 << (-3 - attempt)), seq, cl, attempt - 1))
+                continue
             if attempt == -2:                    # reqsk_timer_handler() of an acked request
                 req = listener.syn_queue.get(cl)
                 if req is None:
@@ -579,7 +631,7 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
                         c["AttemptFails"] += 1
                         c["TCPAbortOnTimeout"] += 1
                         state[e[2]] = FAILED
-                    elif e[3] == -2:
+                    elif e[3] <= -2:             # SYN-ACK timers and FINs are not SYNs
                         held.append(e)
                     else:
                         burst.append((e[2], e[3]))
@@ -597,10 +649,7 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
                     if verdict == "dropped":
                         seq += 1
                         nxt = attempts[b] + 1
-                        if nxt < nsends:
-                            push(heap, (arrivals[b] + sends[nxt], seq, b, nxt))
-                        else:
-                            push(heap, (arrivals[b] + fail_after, seq, b, -1))
+                        push(heap, (retry_at(b, t, nxt), seq, b, nxt if nxt < nsends else -1))
                 for b, verdict, result in results:
                     if verdict != "dropped":
                         ack_result(t, b, attempts[b], result)
@@ -613,10 +662,7 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
         if verdict == "dropped":
             seq += 1
             nxt = attempt + 1
-            if nxt < nsends:
-                push(heap, (arrivals[cl] + sends[nxt], seq, cl, nxt))
-            else:
-                push(heap, (arrivals[cl] + fail_after, seq, cl, -1))
+            push(heap, (retry_at(cl, t, nxt), seq, cl, nxt if nxt < nsends else -1))
             continue
         ack_result(t, cl, attempt, on_ack(t, cl, cookie=verdict == "cookie"))
     world.phantom = len(phantom)

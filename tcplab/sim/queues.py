@@ -293,12 +293,28 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(v[lo] + (v[hi] - v[lo]) * (k - lo), 4)
 
 
+# SYN retransmit timers sit on the timer wheel: an RTO of 1-2 s (250-500 jiffies at HZ=250) is
+# level 1, granularity 8 jiffies = 32 ms (kernel/time/timer.c calc_index()). Measured: the real
+# runner's retried clients complete on a 32 ms lattice (load(), Linux 6.18, CONFIG_HZ=250).
+RTO_WHEEL_GRAN = 0.032
+# the runner starts the clients due at a time before it accept()s at that time (one loop pass)
+ACCEPT_AFTER = 1e-4
+# the runner close()s each client once connected; a phantom's FIN is retransmitted from
+# TCP_RTO_MIN (200 ms: loopback RTT ~0), and each copy retries the child (ListenOverflows)
+FIN_RTO = 0.2
+
+
 def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None, *,
          arrivals: list[float] | None = None) -> Outcome:
     """Clients at ``rate``/s for ``duration`` s (client i starts at i/rate, as the real runner:
-    ``round(rate * duration)`` of them) against a server that accept()s ``accept_rate``
-    connections/s (0 = never). Clients still in SYN_SENT at the end are neither established
-    nor failed ("pending")."""
+    ``round(rate * duration)`` of them) against a server that accept()s as the real runner does:
+    at most one connection per tick ``k / accept_rate`` (k = 1, 2, ...; a tick that finds the queue
+    empty is lost; 0 = never), just after the clients due at that time have connected.
+    A dropped SYN is retransmitted by the RTO timer on the timer wheel (``RTO_WHEEL_GRAN``, phase
+    drawn from ``rng``), so retransmissions come in bursts (``Listener.on_syn_burst``).
+    A client is established when its connect() completes (phantom clients included: the
+    client cannot tell), failed on a connect error; latency is completion minus its start.
+    Clients still in SYN_SENT at the end are neither established nor failed ("pending")."""
     dur = params["duration"]
     rate = params["rate"]
     if arrivals is None:
@@ -306,10 +322,13 @@ def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None,
     L = Listener(backlog=params["backlog"], profile=profile, somaxconn=params["somaxconn"],
                  syncookies=params["syncookies"])
     ar = params["accept_rate"]
+    phase = (rng.random() if rng is not None else 0.5) * RTO_WHEEL_GRAN
     w = run_listen_world(L, arrivals, until=dur, syn_retries=params["syn_retries"],
-                         accept_start=0.0 if ar > 0 else None,
+                         accept_start=1.0 / ar + ACCEPT_AFTER if ar > 0 else None,
                          accept_service=1.0 / ar if ar > 0 else 0.0,
-                         sample_every=SAMPLE_S)
+                         accept_every=1.0 / ar if ar > 0 else None,
+                         sample_every=SAMPLE_S, timer_gran=RTO_WHEEL_GRAN, timer_phase=phase,
+                         fin_rto=FIN_RTO)
     fail = w.schedule.fail_after
     rows = []
     latencies = []
@@ -334,7 +353,8 @@ def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None,
         "p99_connect_s": _percentile(latencies, 0.99), "ListenOverflows": L.counters["ListenOverflows"],
     }
     notes = [LOOPBACK_NOTE.replace("; clients start 0.1 ms apart", ""),
-             f"client i starts at i/rate; accept() takes 1/accept_rate s each; kernel profile {profile.name}",
+             f"client i starts at i/rate; at most one accept() per 1/accept_rate s tick (idle ticks lost); "
+             f"SYN retransmits on a {RTO_WHEEL_GRAN * 1000:g} ms timer wheel; kernel profile {profile.name}",
              f"{pending} clients were still connecting when the run stopped at {dur:g} s; "
              f"the server accepted {w.accepted}"]
     return Outcome(summary=summary, counters=_counters(L.counters), tables={"clients": rows},

@@ -14,9 +14,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _nbval(target: str, cwd: str) -> float:
+    import os
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # the notebooks' kernels import tcplab from here
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", target, "-q", "-p", "no:cacheprovider"],
-                   cwd=cwd, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", target, "-q", "-p", "no:cacheprovider"],
+                         cwd=cwd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"nbval failed in {cwd}:\n{out.stdout[-3000:]}")
     return time.perf_counter() - t0
 
 

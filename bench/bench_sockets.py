@@ -27,22 +27,46 @@ def _ss_parse(args: list[str]) -> list[tuple]:
     return rows
 
 
+def _raise_fd_limit(want: int) -> int:
+    """Raise RLIMIT_NOFILE towards ``want`` (root may raise the hard limit too); return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in ((want, max(want, hard)), (min(want, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+#: listeners on several loopback addresses: an ephemeral port is then shared by connections to
+#: different destinations, so connect() does not search an almost full port range each time
+#: (with one destination, making 50k sockets takes over a minute, and the first TIME_WAITs expire)
+_SERVER_ADDRS = [f"127.0.0.{i}" for i in range(1, 9)]
+
+
 def _make_sockets(n: int) -> list[socket.socket]:
-    """n sockets in this namespace: a listener, open connections (2 sockets each) up to the
-    fd limit, and the rest as client-side TIME_WAIT entries (which hold no fd)."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    open_pairs = min((n - 1) // 2, max(0, (soft - 200) // 2))
-    server = socket.socket()
-    server.bind(("127.0.0.1", 9000))
-    server.listen(4096)
-    socks = [server]
-    for _ in range(open_pairs):
-        c = socket.create_connection(("127.0.0.1", 9000))
-        a, _ = server.accept()
+    """n sockets in this namespace: listeners, open connections (2 sockets each) up to the
+    fd limit (raised where allowed), and the rest as client-side TIME_WAIT entries (which
+    hold no fd)."""
+    soft = _raise_fd_limit(n + 1000)
+    servers = []
+    for addr in _SERVER_ADDRS:
+        srv = socket.socket()
+        srv.bind((addr, 9000))
+        srv.listen(4096)
+        servers.append(srv)
+    socks = list(servers)
+    open_pairs = min((n - len(socks)) // 2, max(0, (soft - 200) // 2))
+    for i in range(open_pairs):
+        srv = servers[i % len(servers)]
+        c = socket.create_connection(srv.getsockname())
+        a, _ = srv.accept()
         socks += [c, a]
-    for _ in range(n - len(socks)):
-        c = socket.create_connection(("127.0.0.1", 9000))
-        a, _ = server.accept()
+    for i in range(n - len(socks)):
+        srv = servers[i % len(servers)]
+        c = socket.create_connection(srv.getsockname())
+        a, _ = srv.accept()
         c.close()  # the client closes first, so the TIME_WAIT lands on its side and outlives the fd
         a.close()
     return socks

@@ -62,8 +62,8 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--count", type=_int_in("--count", 1, 100000), default=60,
                    help="with --watch: stop after this many intervals (default 60)")
     r = sub.add_parser("run", help="run one experiment and print its summary")
-    r.add_argument("experiment", help="accept_queue, syn_queue, syn_retries, lifecycle, handshake, "
-                                      "time_wait, rebind, load")
+    r.add_argument("experiment", help="accept_queue, ack_overflow, syn_queue, syn_retries, lifecycle, "
+                                      "handshake, time_wait, rebind, load")
     r.add_argument("--mode", choices=["auto", "real", "sim"], default="auto")
     r.add_argument("--set", dest="params", action="append", default=[], metavar="NAME=VALUE",
                    help="an experiment parameter, e.g. --set backlog=5 (repeatable)")

@@ -15,6 +15,11 @@ BIG = 10**9
 
 # (callable, kwargs, exception, text the message must contain)
 CASES = [
+    # ack_overflow
+    (ex.ack_overflow, {"backlog": -1}, ValueError, "backlog must be an int in 0..8, not -1"),
+    (ex.ack_overflow, {"burst": 10**9}, ValueError, f"burst must be an int in 1..12, not {10**9}"),
+    (ex.ack_overflow, {"slow_motion": float("nan")}, ValueError, "slow_motion must be"),
+    (ex.ack_overflow, {"syncookies": None}, TypeError, "syncookies must be one of 0, 1, 2, not None"),
     # accept_queue
     (ex.accept_queue, {"backlog": -1}, ValueError, "backlog must be an int in 0..65535, not -1"),
     (ex.accept_queue, {"backlog": BIG}, ValueError, f"backlog must be an int in 0..65535, not {BIG}"),

@@ -13,6 +13,7 @@ from tcplab.kernel.namespace import namespace_support
 # small, fast parameters; each covers a table the experiment can produce
 POINTS = [
     ("accept_queue", dict(backlog=2, clients=5, settle=0.3, accept_after=0.1)),
+    ("ack_overflow", dict(backlog=2, burst=6, syncookies=0)),
     ("syn_queue", dict(backlog=2, clients=6, settle=0.2)),
     ("syn_queue", dict(backlog=4, clients=20, syncookies=1, max_syn_backlog=8, flood=True, settle=0.2)),
     ("syn_retries", dict(retries=1, linear_timeouts=0)),
@@ -66,6 +67,10 @@ SOCK = ["state", "local", "remote", "recv_q", "send_q", "timer", "retransmits"]
 CANONICAL = {
     "accept_queue": {"tables": {"clients": ["client", "port", "state", "error", "server_side"], "sockets": SOCK},
                      "timeline": ["t", "recv_q", "accepted", "established_clients", "syn_sent_clients"]},
+    "ack_overflow": {"tables": {"clients": ["client", "port", "state", "error", "server_side", "data_sent",
+                                            "accepted_later"], "sockets": SOCK},
+                     "timeline": ["t", "recv_q", "syn_recv", "established_clients", "syn_sent_clients",
+                                  "reset_clients", "accepted"]},
     "syn_queue": {"tables": {"sockets": ["state", "remote", "timer", "retransmits"],
                              "clients": ["client", "port", "state"]}, "timeline": None},
     "syn_retries": {"tables": {"syns": ["n", "sent_at_s", "predicted_s", "rto_ms", "backoff"]},

@@ -17,6 +17,10 @@ def test_every_experiment_runs_and_returns_outcome(name):
 SUMMARY_KEYS = {
     "accept_queue": {"established_clients", "syn_sent_clients", "server_children", "recv_q", "send_q",
                      "ListenOverflows", "ListenDrops", "reset_clients", "phantom_clients", "accepted"},
+    "ack_overflow": {"established_clients", "syn_sent_clients", "reset_clients", "phantom_clients",
+                     "server_children", "syn_recv", "recv_q", "send_q", "ListenOverflows", "ListenDrops",
+                     "EmbryonicRsts", "TCPReqQFullDoCookies", "TCPReqQFullDrop", "SyncookiesSent",
+                     "SyncookiesRecv", "completed_later"},
     "syn_queue": {"syn_recv", "server_children", "SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDrop",
                   "TCPReqQFullDoCookies", "ListenDrops", "ListenOverflows", "legit_client_connected"},
     "syn_retries": {"retransmit_times", "failed_after", "error", "retransmissions", "syns_sent"},

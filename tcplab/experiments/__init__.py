@@ -13,6 +13,7 @@ from __future__ import annotations
 
 
 from tcplab.experiments.accept_queue import accept_queue
+from tcplab.experiments.ack_overflow import ack_overflow
 from tcplab.experiments.handshake import handshake
 from tcplab.experiments.lifecycle import lifecycle
 from tcplab.experiments.load import load
@@ -22,4 +23,4 @@ from tcplab.experiments.syn_retries import syn_retries
 from tcplab.experiments.time_wait import rebind, time_wait
 
 
-__all__ = ["Result", "accept_queue", "handshake", "lifecycle", "load", "rebind", "syn_queue", "syn_retries", "time_wait"]
+__all__ = ["Result", "accept_queue", "ack_overflow", "handshake", "lifecycle", "load", "rebind", "syn_queue", "syn_retries", "time_wait"]

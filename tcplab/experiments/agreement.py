@@ -12,6 +12,7 @@ rule               keys                                                        w
                    ``syn_sent_clients``, ``server_children``, ``recv_q``,       deterministic
                    ``send_q``, ``ListenOverflows``, ``ListenDrops``,            here (KERNEL.md:
                    ``reset_clients``, ``phantom_clients``, ``accepted``;        "every state and
+                   every key of ack_overflow;
                    syn_queue's ``syn_recv``, ``server_children`` and its        count matched
                    six counters; syn_retries' ``retransmissions``,              across
                    ``syns_sent``, ``error``; time_wait's ``time_wait``,         repetitions")
@@ -95,6 +96,10 @@ RULES: dict[str, dict[str, str]] = {
     "accept_queue": dict.fromkeys(("established_clients", "syn_sent_clients", "server_children", "recv_q",
                                    "send_q", "ListenOverflows", "ListenDrops", "reset_clients",
                                    "phantom_clients", "accepted"), EXACT),
+    "ack_overflow": dict.fromkeys(("established_clients", "syn_sent_clients", "reset_clients", "phantom_clients",
+                                   "server_children", "syn_recv", "recv_q", "send_q", "ListenOverflows",
+                                   "ListenDrops", "EmbryonicRsts", "TCPReqQFullDoCookies", "TCPReqQFullDrop",
+                                   "SyncookiesSent", "SyncookiesRecv", "completed_later"), EXACT),
     "syn_queue": {**dict.fromkeys(("syn_recv", "server_children", "SyncookiesSent", "SyncookiesRecv",
                                    "TCPReqQFullDrop", "TCPReqQFullDoCookies", "ListenDrops",
                                    "ListenOverflows"), EXACT),
@@ -129,6 +134,14 @@ GRID: list[tuple[str, dict[str, Any], bool]] = [
     ("accept_queue", dict(backlog=2, clients=10, accept_after=0.2), False),
     ("accept_queue", dict(backlog=3, clients=15, accept_after=0.3), False),
     ("accept_queue", dict(backlog=5, clients=20, accept_after=0.5, abort_on_overflow=True), False),
+    # KERNEL.md case 2 (slowed loopback, accept queue with room for one): its four rows, cookies=2,
+    # and the rule at other backlogs and bursts
+    *[("ack_overflow", dict(syncookies=ck, abort_on_overflow=ab), (ck, ab) in ((1, False), (0, True)))
+      for ck in (1, 0, 2) for ab in (False, True)],
+    ("ack_overflow", dict(backlog=0, burst=2), False),
+    ("ack_overflow", dict(backlog=8, burst=12, abort_on_overflow=True), False),
+    ("ack_overflow", dict(backlog=8, burst=12, syncookies=0), False),
+    ("ack_overflow", dict(backlog=1, burst=4, syncookies=0, abort_on_overflow=True), False),
     # KERNEL.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
     *[("syn_queue", dict(backlog=b, syncookies=ck, max_syn_backlog=m),
        (b, ck, m) in ((4, 1, 16), (100, 0, 16)))

@@ -5,7 +5,7 @@
 (6, 6, 5)
 >>> simulate("nope", {})
 Traceback (most recent call last):
-ValueError: name must be one of accept_queue, syn_queue, syn_retries, lifecycle, handshake, time_wait, rebind, load, not 'nope'
+ValueError: name must be one of accept_queue, ack_overflow, syn_queue, syn_retries, lifecycle, handshake, time_wait, rebind, load, not 'nope'
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import PROFILES, KernelProfile, get_profile
-from tcplab.sim import queues, sockets
+from tcplab.sim import overflow, queues, sockets
 from tcplab.sim.engine import Engine, Rng, SplitMix64
 from tcplab.sim.params import DEFAULTS, EXPERIMENTS, check_name, validate
 
@@ -23,6 +23,7 @@ __all__ = ["simulate", "EXPERIMENTS", "DEFAULTS", "PROFILES", "Engine", "SplitMi
 
 _RUNNERS: dict[str, Callable[[dict[str, Any], KernelProfile, Rng], Outcome]] = {
     "accept_queue": queues.accept_queue,
+    "ack_overflow": overflow.ack_overflow,
     "syn_queue": queues.syn_queue,
     "syn_retries": queues.syn_retries,
     "lifecycle": sockets.lifecycle,

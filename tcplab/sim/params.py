@@ -19,7 +19,7 @@ from typing import Any
 from tcplab._validate import (check_bool, check_choice, check_float, check_int,
                               check_optional_int, check_port_range)
 
-__all__ = ["EXPERIMENTS", "DEFAULTS", "validate", "LIFECYCLE_SCENARIOS"]
+__all__ = ["EXPERIMENTS", "DEFAULTS", "validate", "LIFECYCLE_SCENARIOS", "ack_overflow_max_burst"]
 
 LIFECYCLE_SCENARIOS = ("client_closes_first", "server_closes_first", "server_never_closes",
                        "abortive_close", "half_close", "simultaneous_open")
@@ -51,6 +51,10 @@ _SPEC: dict[str, dict[str, tuple[Any, Callable[[str, Any], Any]]]] = {
         "backlog": (5, _int(0, 65535)), "somaxconn": (None, _oint(1, 65535)),
         "clients": (20, _int(1, 1000)), "abort_on_overflow": (False, check_bool),
         "accept_after": (None, _flt(0, 30, optional=True)), "settle": (1.5, _flt(0.1, 30)),
+    },
+    "ack_overflow": {
+        "abort_on_overflow": (False, check_bool), "syncookies": (1, _choice(0, 1, 2)),
+        "backlog": (4, _int(0, 8)), "burst": (6, _int(1, 12)), "slow_motion": (6.0, _flt(2, 20)),
     },
     "syn_queue": {
         "backlog": (4, _int(0, 65535)), "clients": (60, _int(1, 1000)),
@@ -85,6 +89,25 @@ _SPEC: dict[str, dict[str, tuple[Any, Callable[[str, Any], Any]]]] = {
     },
 }
 
+
+
+def ack_overflow_max_burst(backlog: int) -> int:
+    """Largest ack_overflow burst for ``backlog``: every SYN-ACK and ACK of the burst passes the
+    slowed loopback before the 1 s retransmit timers, and at most backlog+1 SYNs are left to
+    retry, so they all fit the drained queue at once (the regime the real run is built for)."""
+    return min(12, 2 * (backlog + 1))
+
+
+def _check_ack_overflow(p: dict[str, Any]) -> None:
+    hi = ack_overflow_max_burst(p["backlog"])
+    if p["burst"] > hi:
+        raise ValueError(f"burst must be an int in 1..{hi} for backlog {p['backlog']} "
+                         f"(at most 2 x (backlog + 1), at most 12), not {p['burst']}")
+
+
+#: checks that involve several parameters, run after each one is checked on its own
+_CROSS_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"ack_overflow": _check_ack_overflow}
+
 EXPERIMENTS: tuple[str, ...] = tuple(_SPEC)
 DEFAULTS: dict[str, dict[str, Any]] = {e: {k: d for k, (d, _) in spec.items()} for e, spec in _SPEC.items()}
 
@@ -111,5 +134,7 @@ def validate(name: str, params: dict[str, Any] | None) -> dict[str, Any]:
     out = {}
     for key, (default, check) in spec.items():
         value = params.get(key, default)
-        out[key] = check(key, value) if value is not None or default is not None else check(key, value)
+        out[key] = check(key, value)
+    if name in _CROSS_CHECKS:
+        _CROSS_CHECKS[name](out)
     return out

@@ -1,0 +1,189 @@
+"""ack_overflow: what ``tcp_abort_on_overflow`` does when a handshake's final ACK finds the
+accept queue full (KERNEL.md case 2).
+
+On plain loopback the whole handshake runs inside connect(), so a full accept queue drops the
+*SYN* and tcp_abort_on_overflow never matters (see :func:`accept_queue`). Here the loopback is
+slowed down (a qdisc in the private namespace, ``slow_motion`` ms per packet), as on a real
+network: a burst of clients' SYNs all reach the listener before any of their ACKs. The accept
+queue already holds ``backlog`` connections (room for exactly one more), so the SYN queue admits
+``backlog + 1`` requests, but only one of their ACKs finds room:
+
+* ``abort_on_overflow=False``: the other ACKs are dropped (``tcp_check_req()`` sets ``acked``);
+  the requests stay SYN_RECV while the clients believe they are connected, and every one of them
+  completes once the application accepts (phase 2: it drains the queue, each client sends a byte).
+* ``abort_on_overflow=True``: each of them gets a RST (EmbryonicRsts), the client ECONNRESET.
+* A SYN beyond the SYN queue gets a syncookie (``syncookies=1``) or is dropped (``0``: the client
+  stays SYN_SENT and retries). A cookie connection whose ACK finds the queue full is discarded
+  silently, never reset (``tcp_get_cookie_sock()`` has no abort branch).
+
+>>> r = ack_overflow(abort_on_overflow=True)                          # doctest: +SKIP
+>>> r.summary["reset_clients"], r.summary["EmbryonicRsts"]           # doctest: +SKIP
+(4, 4)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tcplab.experiments import _mode
+from tcplab.experiments._common import Clock, counters_now, delta, listener_queues, pick, proc_sockets
+from tcplab.experiments.result import Result
+from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_state
+from tcplab.kernel.qdisc import add_delay
+from tcplab.model.outcome import Outcome
+from tcplab.sim.overflow import DRAIN_FOR_S, SAMPLE_S, SNAPSHOT_S, SUMMARY_COUNTERS
+from tcplab.sim.params import validate
+
+__all__ = ["ack_overflow"]
+
+NAME = "ack_overflow"
+RECORD = ("net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_syncookies", "net.core.somaxconn",
+          "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_syn_retries")
+
+
+def ack_overflow(abort_on_overflow: bool = False, syncookies: int = 1, backlog: int = 4, burst: int = 6,
+                 slow_motion: float = 6.0, *, mode: str = "auto", seed: int = 0,
+                 profile: str | None = None) -> Result:
+    """A burst of ``burst`` clients against a listener whose accept queue has room for one.
+
+    ``backlog`` 0..8 (``listen(backlog)``; the queue is pre-filled with ``backlog`` connections),
+    ``burst`` 1..min(12, 2·(backlog+1)), ``syncookies`` 0/1/2, ``slow_motion`` 2..20 ms per packet
+    on the namespace's lo (a netem delay, or a tbf token bucket where netem is missing; the
+    Result's notes say which). Snapshot at 1.5 s; then phase 2: the app drains the queue, each
+    ESTABLISHED client sends one byte, and the app accepts for 2.5 s.
+
+    Summary: ``established_clients``, ``syn_sent_clients``, ``reset_clients`` (ECONNRESET),
+    ``phantom_clients`` (ESTABLISHED, but the server has a SYN_RECV request or nothing),
+    ``server_children``, ``syn_recv``, ``recv_q``, ``send_q`` (all at the snapshot), the counters
+    of :data:`SUMMARY_COUNTERS` at the snapshot, and ``completed_later`` (burst connections the
+    app got in phase 2 that were not children at the snapshot).
+
+    Tables: ``clients`` (client, port, state, error, server_side, data_sent, accepted_later),
+    ``sockets`` (snapshot). Timeline every 50 ms: ``recv_q``, ``syn_recv``,
+    ``established_clients``, ``syn_sent_clients``, ``reset_clients``, ``accepted``.
+    """
+    mode, seed, profile = _mode.check_mode(mode, seed, profile)
+    params = validate(NAME, {"abort_on_overflow": abort_on_overflow, "syncookies": syncookies,
+                             "backlog": backlog, "burst": burst, "slow_motion": slow_motion})
+    sysctls = {"net.ipv4.tcp_abort_on_overflow": int(params["abort_on_overflow"]),
+               "net.ipv4.tcp_syncookies": params["syncookies"]}
+    return _mode.run(NAME, params, mode=mode, seed=seed, profile=profile, real=_real, sysctls=sysctls,
+                     record=RECORD, timeout=SNAPSHOT_S + DRAIN_FOR_S + 20,
+                     needs_namespace="slow_motion adds a qdisc to lo, which is only done in a private namespace")
+
+
+def _server_sides(port: int) -> dict[int, str]:
+    """Client port -> state of the server's socket for it (a request shows as SYN_RECV)."""
+    return {r.remote_port: r.state for r in proc_sockets() if r.local_port == port and r.state != "LISTEN"}
+
+
+def _real(p: dict[str, Any]) -> Outcome:
+    out = Outcome()
+    before = counters_now()
+    with SocketSet() as ss:
+        lst = ss.listener(p["backlog"])
+        lst.setblocking(False)
+        inode, addr = socket_inode(lst), lst.getsockname()
+        port = addr[1]
+        # the accept queue holds `backlog` connections: room for exactly one more (N admits N+1)
+        for _ in range(p["backlog"]):
+            ss.connect(addr, wait=True)
+        out.notes.append(add_delay(p["slow_motion"]))
+        clock = Clock()
+        clients = [ss.connect(addr) for _ in range(p["burst"])]
+        ports = [c.getsockname()[1] for c in clients]
+        accepted: list[Any] = []
+        errors: dict[int, str] = {}
+
+        def drain() -> None:
+            while True:
+                try:
+                    conn, _ = lst.accept()
+                except BlockingIOError:
+                    return
+                accepted.append(ss.adopt(conn))
+
+        def states() -> list[str]:
+            sts = [tcp_state(c) for c in clients]
+            for i, st in enumerate(sts):
+                if st == "CLOSE" and i not in errors:
+                    errors[i] = connect_error(clients[i]) or "closed"   # SO_ERROR reads once
+            return sts
+
+        def sample() -> None:
+            sts = states()
+            sides = _server_sides(port)
+            out.timeline.append({"t": round(clock(), 4), "recv_q": listener_queues(inode)[0],
+                                 "syn_recv": sum(1 for s in sides.values() if s == "SYN_RECV"),
+                                 "established_clients": sts.count("ESTABLISHED"),
+                                 "syn_sent_clients": sts.count("SYN_SENT"),
+                                 "reset_clients": sum(1 for e in errors.values() if e == "ECONNRESET"),
+                                 "accepted": len(accepted)})
+
+        while clock() < SNAPSHOT_S:
+            sample()
+            time.sleep(min(SAMPLE_S, max(0.0, SNAPSHOT_S - clock())))
+
+        # the snapshot
+        snap_counters = delta(before)
+        sts = states()
+        sides = _server_sides(port)
+        recv_q, send_q, note = listener_queues(inode)
+        if note:
+            out.notes.append(note)
+        socks = [r for r in proc_sockets() if port in (r.local_port, r.remote_port)]
+        rows = [{"client": i, "port": ports[i], "state": st, "error": errors.get(i),
+                 "server_side": sides.get(ports[i]), "data_sent": False, "accepted_later": False}
+                for i, st in enumerate(sts)]
+
+        # phase 2: the app drains the queue; each ESTABLISHED client sends one byte, one after the
+        # other, and the app accepts what that completes (a SYN_RECV request or a cookie child)
+        drain()
+        for row, c in zip(rows, clients):
+            if row["state"] != "ESTABLISHED":
+                continue
+            try:
+                c.send(b"x")
+                row["data_sent"] = True
+            except OSError:
+                continue
+            if row["server_side"] != "ESTABLISHED":
+                n = len(accepted)
+                deadline = clock() + 0.5
+                while len(accepted) == n and clock() < deadline:
+                    drain()
+                    time.sleep(0.005)
+        end = clock() + DRAIN_FOR_S
+        while clock() < end:
+            drain()
+            sample()
+            time.sleep(SAMPLE_S)
+        drain()
+        # accepted now but not a child at the snapshot: completed by phase 2 (the prefill
+        # connections and the burst's first child were children already)
+        accepted_ports = {conn.getpeername()[1] for conn in accepted}
+        for row in rows:
+            row["accepted_later"] = row["port"] in accepted_ports and row["server_side"] != "ESTABLISHED"
+
+        out.tables["clients"] = rows
+        out.tables["sockets"] = [{"state": r.state, "local": f"{r.local_address}:{r.local_port}",
+                                  "remote": f"{r.remote_address}:{r.remote_port}", "recv_q": r.recv_q,
+                                  "send_q": r.send_q, "timer": r.timer, "retransmits": r.retransmits}
+                                 for r in socks]
+        states_ = [r["state"] for r in rows]
+        out.summary = {
+            "established_clients": states_.count("ESTABLISHED"),
+            "syn_sent_clients": states_.count("SYN_SENT"),
+            "reset_clients": sum(1 for r in rows if r["error"] == "ECONNRESET"),
+            "phantom_clients": sum(1 for r in rows if r["state"] == "ESTABLISHED"
+                                   and r["server_side"] != "ESTABLISHED"),
+            "server_children": sum(1 for r in rows if r["server_side"] == "ESTABLISHED"),
+            "syn_recv": sum(1 for r in rows if r["server_side"] == "SYN_RECV"),
+            "recv_q": recv_q,
+            "send_q": send_q,
+            **pick(snap_counters, *SUMMARY_COUNTERS),
+            "completed_later": sum(1 for r in rows if r["accepted_later"]),
+        }
+        # Result.counters: the whole run (both phases); _mode fills it when left empty
+    return out

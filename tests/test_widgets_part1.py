@@ -88,3 +88,29 @@ def test_small_pieces():
     assert bar.bar.value == 25
     h = result_header(Result("x", "real", "netns", {}, kernel="6.18"))
     assert "REAL" in h.value and "netns" in h.value
+
+
+def test_ack_overflow_panel_abort_checkbox_turns_dropped_acks_into_resets():
+    from tcplab.widgets.queues import AckOverflowPanel
+    p = AckOverflowPanel(mode="sim")
+    # bars: connected, ACK dropped (SYN_RECV), cookie discarded, RST, SYN dropped
+    assert list(p.fig.data[0].y) == [1, 4, 1, 0, 0]
+    p.controls["abort_on_overflow"].value = True
+    assert list(p.fig.data[0].y) == [1, 0, 1, 4, 0] and p.result.summary["EmbryonicRsts"] == 4
+    assert list(p.fig.data[1].y) == [0, 0, 1, 0, 0]       # only the cookie one completes later
+    p.controls["syncookies"].value = 0
+    assert list(p.fig.data[0].y) == [1, 0, 0, 4, 1]
+    p.controls["backlog"].value = 0                        # burst 6 > 2 x (0 + 1): clamped
+    assert p.result.params["burst"] == 2 and "clamped" in p.result.notes[-1]
+
+
+def test_ack_overflow_quiz_checks_against_the_run():
+    from tcplab.widgets.quiz import ack_overflow_quiz
+    for seed in range(6):
+        q = ack_overflow_quiz(rng=seed, mode="sim")
+        p = q.params
+        # the rule the explanation teaches: backlog+1 requests, one finds room, the rest are reset
+        requests = 0 if p["syncookies"] == 2 else min(p["burst"], p["backlog"] + 1)
+        resets = max(0, requests - 1) if p["abort_on_overflow"] else 0
+        assert q.check(resets) is True, p
+        assert q.check(resets + 1) is False and "EmbryonicRsts" in q.feedback.value

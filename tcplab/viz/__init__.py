@@ -17,7 +17,7 @@ from typing import Any
 _EXPORTS = {
     "state_diagram": "states", "state_count_table": "states", "state_counts": "states",
     "sequence_diagram": "handshake",
-    "accept_queue_fill": "queues", "syn_queue_fill": "queues", "backlog_sweep": "queues",
+    "accept_queue_fill": "queues", "ack_overflow_fates": "queues", "syn_queue_fill": "queues", "backlog_sweep": "queues",
     "syn_timeline": "retries", "failure_curve": "retries",
     "state_timeline": "closing", "compare_closes": "closing",
     "pile_up": "time_wait", "compare_runs": "time_wait", "rebind_matrix": "time_wait",

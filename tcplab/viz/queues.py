@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["accept_queue_fill", "syn_queue_fill", "backlog_sweep", "accept_limit", "syn_recv_limit"]
+__all__ = ["accept_queue_fill", "ack_overflow_fates", "syn_queue_fill", "backlog_sweep", "accept_limit", "syn_recv_limit"]
 
 
 def accept_limit(backlog: int, somaxconn: int) -> int:
@@ -223,3 +223,79 @@ def backlog_sweep(results: Sequence[Result]) -> go.Figure:
     modes = {r.mode for r in results}
     titled(fig, "How many connections does listen(backlog) hold?", results[0] if len(modes) == 1 else "REAL + SIMULATED")
     return style(fig, height=400)
+
+
+#: ack_overflow: what a burst client has at the snapshot, from its row of the clients table
+_FATES = (
+    ("child", "connected", STATE_COLORS["ESTABLISHED"]),
+    ("held", "ACK dropped<br>SYN_RECV", STATE_COLORS["SYN_RECV"]),
+    ("cookie", "cookie ACK<br>discarded", "#bf8700"),
+    ("reset", "RST<br>ECONNRESET", LIMIT_COLOR),
+    ("syn_sent", "SYN dropped<br>SYN_SENT", STATE_COLORS["SYN_SENT"]),
+)
+
+
+def _fate(row: Any) -> str:
+    if row["error"] == "ECONNRESET":
+        return "reset"
+    if row["state"] == "SYN_SENT":
+        return "syn_sent"
+    if row["server_side"] == "ESTABLISHED":
+        return "child"
+    return "held" if row["server_side"] == "SYN_RECV" else "cookie"
+
+
+def ack_overflow_fates(result: Result) -> go.Figure:
+    """Left: what each burst client has at the 1.5 s snapshot (connected; ACK dropped with the
+    request kept in SYN_RECV; cookie ACK discarded; RST; SYN dropped), and how many of each the
+    app got in phase 2. Right: the timeline (requests in SYN_RECV, clients reset, accepted).
+
+    Trace 0 is the snapshot bars (x in the order of ``_FATES``), trace 1 "completed later".
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    s, p = result.summary, result.params
+    rows = result.tables.get("clients")
+    fates = [_fate(r) for _, r in rows.iterrows()] if rows is not None else []
+    later = list(rows["accepted_later"]) if rows is not None and "accepted_later" in rows else [False] * len(fates)
+    keys = [k for k, *_ in _FATES]
+    at_snap = [fates.count(k) for k in keys]
+    completed = [sum(1 for f, lt in zip(fates, later) if f == k and lt) for k in keys]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.08,
+                        subplot_titles=("the burst's clients at 1.5 s", "over time"))
+    names = [label for _, label, _ in _FATES]
+    fig.add_trace(go.Bar(x=names, y=at_snap, marker_color=[c for *_, c in _FATES], text=at_snap,
+                         textposition="outside", name="clients at the snapshot (1.5 s)", cliponaxis=False,
+                         hovertemplate="%{x}: %{y}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=names, y=completed, marker_color="rgba(110,119,129,0.45)",
+                         marker_line={"color": "#6e7781", "width": 1}, text=completed, textposition="outside",
+                         name="of those, completed after accept() (phase 2)", cliponaxis=False,
+                         hovertemplate="%{x}: %{y} completed later<extra></extra>"), row=1, col=1)
+    tl = result.timeline
+    if tl is not None and len(tl):
+        for col, label, color in (("syn_recv", "server requests SYN_RECV", STATE_COLORS["SYN_RECV"]),
+                                  ("reset_clients", "clients reset", LIMIT_COLOR),
+                                  ("recv_q", "listener Recv-Q", STATE_COLORS["LISTEN"]),
+                                  ("accepted", "accepted by the app", "#6e7781")):
+            if col in tl:
+                fig.add_trace(go.Scatter(x=list(tl["t"]), y=list(tl[col]), mode="lines", name=label,
+                                         line={"color": color, "shape": "hv", "width": 2.5},
+                                         hovertemplate=f"{label} at %{{x:.2f}} s: %{{y}}<extra></extra>"),
+                              row=1, col=2)
+        fig.add_vline(x=1.5, line_dash="dot", line_color="#57606a", row=1, col=2,
+                      annotation_text="snapshot,<br>app drains", annotation_position="bottom right",
+                      annotation_font={"size": 11, "color": "#57606a"})
+    ymax = max([*at_snap, *completed, 1]) * 1.25 + 0.5
+    fig.update_yaxes(title_text="clients", range=[0, ymax], row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(tickangle=0, automargin=True, row=1, col=1)
+    fig.update_xaxes(title_text="seconds after the burst", row=1, col=2)
+    fig.update_layout(barmode="group")
+    abort = "1" if p.get("abort_on_overflow") else "0"
+    titled(fig, f"Final ACK vs a full accept queue: tcp_abort_on_overflow={abort}, syncookies={p.get('syncookies')}",
+           result, f"listen({p.get('backlog')}) holding {p.get('backlog')}, burst of {p.get('burst')}; "
+                   f"ListenOverflows {s.get('ListenOverflows', 0)}, EmbryonicRsts {s.get('EmbryonicRsts', 0)}")
+    style(fig, height=500)
+    fig.update_layout(legend={"y": -0.25})
+    return fig

@@ -18,12 +18,12 @@ from typing import Any
 _EXPORTS = {
     "Panel": "common", "SelfCheck": "common", "ProgressBar": "common", "mode_toggle": "common",
     "result_header": "common", "run_button": "common",
-    "AcceptQueuePanel": "queues", "SynQueuePanel": "queues", "SynRetriesPanel": "retries",
+    "AcceptQueuePanel": "queues", "AckOverflowPanel": "queues", "SynQueuePanel": "queues", "SynRetriesPanel": "retries",
     "StateDiagramPanel": "states",
     "ClosingPanel": "closing", "CloseWaitLeak": "closing",
     "TimeWaitPanel": "time_wait", "RebindPanel": "time_wait",
     "TuningLab": "load", "MysteryServer": "diagnose",
-    "accept_queue_quiz": "quiz", "syn_queue_quiz": "quiz", "syn_retries_quiz": "quiz",
+    "accept_queue_quiz": "quiz", "ack_overflow_quiz": "quiz", "syn_queue_quiz": "quiz", "syn_retries_quiz": "quiz",
     "closing_quiz": "closing", "port_range_quiz": "time_wait", "queue_quiz": "load",
 }
 __all__ = sorted(_EXPORTS)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["AcceptQueuePanel", "SynQueuePanel"]
+__all__ = ["AcceptQueuePanel", "AckOverflowPanel", "SynQueuePanel"]
 
 #: the "accept() from: never" choice (a Dropdown cannot display an option whose value is None)
 NEVER = -1.0
@@ -58,6 +58,45 @@ class AcceptQueuePanel(Panel):
     def figure(self, result: Result) -> go.Figure:
         from tcplab.viz.queues import accept_queue_fill
         return accept_queue_fill(result)
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        return result.tables.get("clients")
+
+
+class AckOverflowPanel(Panel):
+    """tcp_abort_on_overflow, syncookies, backlog, burst -> ack_overflow() (a slowed loopback).
+
+    A burst larger than the run allows for the backlog (2·(backlog+1), at most 12) is clamped,
+    and the header says so, rather than refusing a slider position.
+    """
+
+    title = "The final ACK meets a full accept queue (loopback in slow motion)"
+
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        return {
+            "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow", indent=False,
+                                            layout=W.Layout(width="auto")),
+            "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
+                                          style={"description_width": "initial", "button_width": "40px"}),
+            "backlog": int_slider("backlog", 4, 0, 8, description="listen() backlog (queue pre-filled)"),
+            "burst": int_slider("burst", 6, 1, 12, description="clients in the burst"),
+        }
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        from tcplab.experiments import ack_overflow
+        from tcplab.sim.params import ack_overflow_max_burst
+        params = dict(params)
+        hi = ack_overflow_max_burst(params["backlog"])
+        clamped = params["burst"] > hi
+        params["burst"] = min(params["burst"], hi)
+        r = ack_overflow(**params, mode=mode)
+        if clamped:
+            r.notes.append(f"burst clamped to {hi}: at most 2 x (backlog + 1) for this run")
+        return r
+
+    def figure(self, result: Result) -> go.Figure:
+        from tcplab.viz.queues import ack_overflow_fates
+        return ack_overflow_fates(result)
 
     def table(self, result: Result) -> pd.DataFrame | None:
         return result.tables.get("clients")

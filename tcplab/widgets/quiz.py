@@ -10,7 +10,7 @@ import random
 
 from tcplab.widgets.common import SelfCheck
 
-__all__ = ["accept_queue_quiz", "syn_queue_quiz", "syn_retries_quiz"]
+__all__ = ["accept_queue_quiz", "ack_overflow_quiz", "syn_queue_quiz", "syn_retries_quiz"]
 
 
 def accept_queue_quiz(rng: int | random.Random | None = None, mode: str = "auto") -> SelfCheck:
@@ -25,6 +25,23 @@ def accept_queue_quiz(rng: int | random.Random | None = None, mode: str = "auto"
         "The accept queue holds min(backlog, somaxconn) + 1 = min({backlog}, {somaxconn}) + 1 completed "
         "connections (sk_acceptq_is_full() tests >, not >=; listen() clamps the backlog to somaxconn). "
         "Every further SYN is dropped (ListenOverflows={ListenOverflows}) and those clients stay SYN_SENT.",
+        rng=rng, mode=mode)
+
+
+def ack_overflow_quiz(rng: int | random.Random | None = None, mode: str = "auto") -> SelfCheck:
+    """Predict how many clients of a burst get ECONNRESET when the final ACKs find the queue full."""
+    from tcplab.experiments import ack_overflow
+    return SelfCheck(
+        ack_overflow,
+        "listen({backlog}) already holds {backlog} connections; tcp_abort_on_overflow={abort_on_overflow}, "
+        "tcp_syncookies={syncookies}; a burst of {burst} clients connects over a slow loopback (all SYNs "
+        "arrive before any ACK). How many clients get ECONNRESET?",
+        {"backlog": [1, 2, 3, 4], "burst": [2, 3, 4], "syncookies": [0, 1, 2], "abort_on_overflow": [False, True]},
+        "reset_clients",
+        "The SYN queue takes backlog+1 requests (more SYNs get cookies or are dropped); the accept queue has "
+        "room for one. Each further request's ACK overflows (ListenOverflows={ListenOverflows}): with "
+        "tcp_abort_on_overflow=1 it is answered by a RST (EmbryonicRsts={EmbryonicRsts}), with 0 it is "
+        "dropped and the request waits in SYN_RECV. A cookie ACK is never reset (tcp_get_cookie_sock()).",
         rng=rng, mode=mode)
 
 

@@ -33,9 +33,10 @@ from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_s
 from tcplab.kernel.qdisc import add_delay
 from tcplab.model.outcome import Outcome
 from tcplab.sim.overflow import DRAIN_FOR_S, SAMPLE_S, SNAPSHOT_S, SUMMARY_COUNTERS
+from tcplab.sim.params import ack_overflow_max_burst as max_burst
 from tcplab.sim.params import validate
 
-__all__ = ["ack_overflow"]
+__all__ = ["ack_overflow", "max_burst"]
 
 NAME = "ack_overflow"
 RECORD = ("net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_syncookies", "net.core.somaxconn",

@@ -84,9 +84,9 @@ class AckOverflowPanel(Panel):
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
         from tcplab.experiments import ack_overflow
-        from tcplab.sim.params import ack_overflow_max_burst
+        from tcplab.experiments.ack_overflow import max_burst
         params = dict(params)
-        hi = ack_overflow_max_burst(params["backlog"])
+        hi = max_burst(params["backlog"])
         clamped = params["burst"] > hi
         params["burst"] = min(params["burst"], hi)
         r = ack_overflow(**params, mode=mode)

@@ -50,8 +50,11 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import eq, le
 from typing import Any
 
 from tcplab.model.listen import Child, Listener
@@ -138,6 +141,8 @@ def run_listen_world(listener: Listener, arrivals: list[float], *, until: float,
     if fin_rto:
         return _run_generic(*args, fin_rto=fin_rto)
     if not reference and _fast_ok(listener):
+        if not prof.timer_tick and not timer_gran:   # no bursts, no wheel: SYNs in windows
+            return _run_waves(*args[:8])
         try:
             return _run_fast(*args)
         except _Fallback:   # a request stays in the SYN queue: the generic loop models that
@@ -475,6 +480,334 @@ def _run_fast(listener: Listener, arrivals: list[float], sched: SynSchedule, unt
     world.accepted = accepted
     world.max_recv_q = max_q
     return world
+
+
+# --- the wave loop: timer_tick 0, no timer wheel ---------------------------------------------
+
+def _window_width(offsets: tuple[float, ...]) -> float:
+    """Widest time window in which no SYN can cause another SYN: a SYN dropped at
+    ``arrival + offsets[k]`` comes back at ``arrival + offsets[k + 1]``, at least the smallest
+    RTO gap later (the 10% margin dwarfs the float rounding of ``arrival + offset``)."""
+    return 0.9 * min(b - a for a, b in zip(offsets, offsets[1:]))
+
+
+def _event_key(c: int, k: int, arrivals: list[float], offsets: tuple[float, ...]) -> tuple:
+    """The heap loops' order of SYN ``k`` of client ``c`` among SYNs due at the same float
+    time: a heap entry's seq is the running drop count, so a tie goes to the SYN whose
+    previous SYN was processed first, recursively; an arrival beats a retransmission and
+    arrivals go by index. Only windows holding equal times need it (rare with real
+    arrival times)."""
+    a = arrivals[c]
+    key: list[float | int] = []
+    for j in range(k, 0, -1):
+        key += (a + offsets[j], 1)
+    key += (a, 0, c)
+    return tuple(key)
+
+
+def _exact_order(segs: list[Any], arrivals: list[float], offsets: tuple[float, ...]) -> list[int]:
+    """Positions of a window's SYNs (``segs[k]``: the clients sending SYN k, concatenated)
+    in the order the heap loops process them, equal times included."""
+    keys = [_event_key(cl, k, arrivals, offsets) for k, seg in enumerate(segs) for cl in seg]
+    return sorted(range(len(keys)), key=keys.__getitem__)
+
+
+def _run_waves(listener: Listener, arrivals: list[float], sched: SynSchedule, until: float,
+               accept_start: float | None, accept_service: float,
+               sample_every: float | None, accept_every: float | None) -> ListenWorld:
+    """:func:`_run_fast` without bursts (``timer_tick`` 0) and without the timer wheel, done
+    a window of SYNs at a time instead of one heap event per SYN. Same results, bit for bit.
+
+    Every client retransmits on the same offsets from its arrival, so the clients waiting
+    for their SYN number k form a FIFO ``waves[k]`` sorted by arrival (they were dropped at
+    SYN k-1 in arrival order), with their due times in ``due[k]``. Time is cut into windows
+    shorter than the smallest RTO gap, so no SYN of a window is caused by another SYN of the
+    same window: a window's SYNs are the arrivals and the due prefix of every wave, known
+    when it starts. One C-level sort merges them; then only the accept queue is walked:
+    while it is full, every SYN before the next accept() (or sample) is dropped, one bisect
+    for the whole run of drops, and the first SYN at or after it takes the slot
+    (:func:`_slots_bulk` does a busy window's walk in one go). The drops move to the next
+    wave in bulk (:func:`_settle`), so no Python code runs per dropped SYN. Equal float times
+    next to each other (which the heap orders by its seq tie-breaker) switch the window to
+    the exact order of :func:`_event_key`.
+    """
+    c = listener.counters
+    prof = listener.profile
+    mab = listener.max_ack_backlog
+    qlen = len(listener.syn_queue)
+    cookies = listener.syncookies
+    qfull = cookies == 2 or (qlen > mab if prof.synq_full_strict else qlen >= mab)
+    reqdrop = qfull and not cookies
+    want_cookie = qfull and bool(cookies)
+    mx = listener.max_syn_backlog
+    drop34 = not reqdrop and not want_cookie and not cookies and mx - qlen < (mx >> 2)
+    cap = -1 if (reqdrop or drop34) else mab     # as in _run_fast: -1 drops every SYN
+    lo_per_drop = 1 if cap >= 0 else 0
+
+    offsets = tuple(float(x) for x in sched.send_times)
+    nsends = len(offsets)
+    n = len(arrivals)
+    state = [PENDING] * n
+    connected_at = [math.nan] * n
+    syns = [0] * n
+    world = ListenWorld(listener, arrivals, sched, state, connected_at, syns)
+    timeline = world.timeline
+    inf = math.inf
+    end = math.nextafter(until, inf)     # SYNs due at or before ``until`` run
+    width = _window_width(offsets)
+    # waves[k] (1 <= k < nsends): clients whose next SYN is number k, due at due[k];
+    # waves[nsends]: out of SYNs, waiting for the give-up timer. heads[k]: first live entry.
+    waves: list[list[int]] = [[] for _ in range(nsends + 1)]
+    due: list[list[float]] = [[] for _ in range(nsends + 1)]
+    heads = [0] * (nsends + 1)
+    poll = _poller(accept_start, accept_every)
+    wt: list[float] = []           # times of the SYNs that got a slot, in accept-queue order
+    wc: list[int] = []             # ... their clients (the accept queue is wc[acc:])
+    wk: list[int] = []             # ... and their SYN number + 1 (= SYNs the client sent)
+    acc = 0                        # accept()s so far
+    q = 0                          # len(accept queue)
+    max_q = 0
+    free_at = inf if accept_start is None else accept_start
+    na = inf                       # next accept() (inf: queue empty or no app)
+    ns = 0.0 if sample_every else inf
+    drops = 0
+    events = 0                     # SYNs processed
+    i = 0                          # arrivals processed
+    lo0, ld0 = c["ListenOverflows"], c["ListenDrops"]
+    t0 = arrivals[0] if n else end
+    while t0 < end:
+        t1 = t0 + width
+        if t1 > end:
+            t1 = end
+        # the window's SYNs: arrivals, then each wave's due prefix
+        j = bisect_left(arrivals, t1, i)
+        segs: list[Any] = [range(i, j)]
+        times = arrivals[i:j]
+        i = j
+        for k in range(1, nsends):
+            h = heads[k]
+            d = due[k]
+            if h < len(d) and d[h] < t1:
+                e = bisect_left(d, t1, h)
+                segs.append(waves[k][h:e])
+                times += d[h:e]
+                if e > 4096 and 2 * e > len(d):    # keep the FIFO's dead prefix short
+                    del d[:e], waves[k][:e]
+                    e = 0
+                heads[k] = e
+            else:
+                segs.append(())
+        m = len(times)
+        events += m
+        if not m:                              # nothing due: jump to the next SYN
+            t0 = min([arrivals[i] if i < n else end]
+                     + [due[k][heads[k]] for k in range(1, nsends) if heads[k] < len(due[k])])
+            if t0 < t1:
+                t0 = t1
+            continue
+        w0 = len(wt)
+        if q > cap and (na if na < ns else ns) >= t1:
+            won_at: list[int] = []             # full all window long: every SYN is dropped
+        else:
+            order = sorted(range(m), key=times.__getitem__)
+            ev = list(map(times.__getitem__, order))
+            if any(map(eq, ev, islice(ev, 1, None))):   # equal times: the heap loops' order
+                order = _exact_order(segs, arrivals, offsets)
+                ev = [times[x] for x in order]
+            won: list[int] = []                # positions in ``ev`` that took a slot
+            p = 0
+            # the shortcut needs the next accept() known (a head in the queue), plain
+            # service times (no polling), no sample in the window, a listener that was full
+            bulk = (_slots_bulk(ev, t1, q, cap, na, accept_service, wt, acc)
+                    if q and max_q > cap and poll is None and ns >= t1 and accept_service > 0 else None)
+            if bulk is not None:               # a busy window, solved in one go
+                won, nacc, free_next = bulk
+                wt += map(ev.__getitem__, won)
+                acc += nacc
+                q += len(won) - nacc
+                if nacc:
+                    free_at = free_next
+                    if q:
+                        h = wt[acc]
+                        na = h if h > free_at else free_at
+                    else:
+                        na = inf
+            while bulk is None:                # the walk, one slot at a time
+                if q > cap:                    # full: every SYN before the next accept/sample drops
+                    stop = na if na < ns else ns
+                    if stop >= t1:
+                        break
+                    p = bisect_left(ev, stop, p)
+                    if p == m:
+                        break
+                elif p == m:
+                    break
+                t = ev[p]
+                while na <= t or ns <= t:      # accept() first at equal times, as the heap loops
+                    if na <= ns:
+                        acc += 1
+                        q -= 1
+                        free_at = na + accept_service
+                        if q:
+                            h = wt[acc]
+                            na = h if h > free_at else free_at
+                            if poll is not None:
+                                na = poll(na)
+                        else:
+                            na = inf
+                    else:                      # SYNs before p ran; len(wt) - w0 of them got in
+                        dd = drops + p - (len(wt) - w0)
+                        timeline.append({"t": round(ns, 9), "recv_q": q, "syn_recv": qlen,
+                                         "established": len(wt), "accepted": acc,
+                                         "ListenOverflows": lo0 + dd * lo_per_drop, "ListenDrops": ld0 + dd})
+                        ns += sample_every  # type: ignore[operator]
+                if q > cap:
+                    continue
+                wt.append(t)                   # this SYN takes the slot
+                won.append(p)
+                q += 1
+                if q > max_q:
+                    max_q = q
+                if q == 1:
+                    na = t if t > free_at else free_at
+                    if poll is not None:
+                        na = poll(na)
+                p += 1
+            won_at = list(map(order.__getitem__, won))
+        drops += m - len(won_at)
+        _settle(segs, won_at, offsets, arrivals, waves, due, wc, wk)
+        t0 = t1
+    # accept()s and samples due by ``until`` (none of them can change a SYN any more)
+    while na <= until or ns <= until:
+        if na <= ns:
+            acc += 1
+            q -= 1
+            free_at = na + accept_service
+            if q:
+                h = wt[acc]
+                na = h if h > free_at else free_at
+                if poll is not None:
+                    na = poll(na)
+            else:
+                na = inf
+        else:
+            timeline.append({"t": round(ns, 9), "recv_q": q, "syn_recv": qlen,
+                             "established": len(wt), "accepted": acc,
+                             "ListenOverflows": lo0 + drops * lo_per_drop, "ListenDrops": ld0 + drops})
+            ns += sample_every  # type: ignore[operator]
+    for cl, t, k in zip(wc, wt, wk):
+        state[cl] = ESTAB
+        connected_at[cl] = t
+        syns[cl] = k
+    fails = _waiting_syns(waves, heads, arrivals, sched.fail_after, until, state, syns)
+    retrans = events - i
+    est = len(wt)
+    lo = drops * lo_per_drop
+    # counters, where tcp_conn_request()/tcp_retransmit_timer() count them (as in _run_fast)
+    c["ActiveOpens"] += i
+    c["TCPTimeouts"] += retrans + fails
+    c["TCPSynRetrans"] += retrans
+    c["RetransSegs"] += retrans
+    c["TCPAbortOnTimeout"] += fails
+    c["AttemptFails"] += fails
+    c["ListenDrops"] += drops
+    c["ListenOverflows"] += lo
+    if reqdrop:
+        c["TCPReqQFullDrop"] += drops
+    if want_cookie:
+        c["TCPReqQFullDoCookies"] += lo + est
+        c["SyncookiesSent"] += est
+        c["SyncookiesRecv"] += est
+    c["PassiveOpens"] += est
+    listener.accept_queue.extend(Child(cl, connected_at[cl], via_cookie=want_cookie) for cl in wc[acc:])
+    world.accepted = acc
+    world.max_recv_q = max_q
+    return world
+
+
+def _slots_bulk(ev: list[float], t1: float, q: int, cap: int, na: float, service: float,
+                wt: list[float], acc: int) -> tuple[list[int], int, float] | None:
+    """The walk of one window (the accept loop in :func:`_run_waves`) for the steady state
+    of a busy listener: returns the positions in ``ev`` that take a slot, the number of
+    accept()s before ``t1`` and the app's free time after them, or None when the shortcut
+    does not apply (the caller then walks).
+
+    The walk's accept()s come at ``A[j] = max(created of the head, A[j-1] + service)``. If
+    every head was created by ``A[j-1] + service`` (checked after the fact), the accept
+    times are a plain running sum (the same float additions), known up front. Then the
+    slots are tokens: the ``cap + 1 - q`` free ones now and one per accept(); the w-th SYN
+    to get in is the first one at or after its token's time (bisect_left: accept() first at
+    equal times, as in the walk) that comes after the (w-1)-th.
+    """
+    m = len(ev)
+    free = cap + 1 - q
+    if na < t1:
+        if t1 - na > service * (q + m):        # more accept()s than heads: the queue empties
+            return None
+        acc_t = list(accumulate(repeat(service, int((t1 - na) / service) + 2), initial=na))
+        nacc = bisect_left(acc_t, t1)          # accept()s due in the window
+    else:
+        acc_t, nacc = [], 0
+    won = list(range(free if free < m else m))
+    p = len(won)
+    for t in acc_t[:nacc]:
+        p = bisect_left(ev, t, p)              # first SYN at/after the token and the last winner
+        if p == m:
+            break
+        won.append(p)
+        p += 1
+    if nacc > 1:                               # was each head there by its accept() time?
+        heads = wt[acc + 1:acc + nacc]
+        if len(heads) < nacc - 1:
+            heads += map(ev.__getitem__, won[:nacc - 1 - len(heads)])
+        if len(heads) < nacc - 1 or not all(map(le, heads, acc_t[1:nacc])):
+            return None
+    return won, nacc, acc_t[nacc] if nacc else math.nan
+
+
+def _settle(segs: list[Any], won_at: list[int], offsets: tuple[float, ...], arrivals: list[float],
+            waves: list[list[int]], due: list[list[float]], wc: list[int], wk: list[int]) -> None:
+    """After a window: record the clients that got a slot (``won_at``: positions in the
+    concatenated ``segs``, in accept-queue order) with the number of SYNs they sent, and
+    move everybody else to the next wave, due at ``arrival + offsets[k + 1]``. All of it in
+    C-level bulk operations: no Python code runs per dropped SYN."""
+    keep = None
+    if won_at:
+        flat = list(chain.from_iterable(segs))
+        wc += map(flat.__getitem__, won_at)
+        starts = list(accumulate(map(len, segs), initial=0))
+        wk += map(bisect_right, repeat(starts), won_at)   # segs[k] -> k + 1 SYNs
+        keep = bytearray(b"\x01") * len(flat)
+        for pos in won_at:
+            keep[pos] = 0
+    last = len(offsets)
+    s = 0
+    for k, seg in enumerate(segs):
+        e = s + len(seg)
+        if e > s:
+            moved = seg if keep is None else list(compress(seg, keep[s:e]))
+            waves[k + 1] += moved
+            if k + 1 < last:                   # (a comprehension beats map(off.__add__))
+                off = offsets[k + 1]
+                due[k + 1] += [arrivals[cl] + off for cl in moved]
+        s = e
+
+
+def _waiting_syns(waves: list[list[int]], heads: list[int], arrivals: list[float], fail_after: float,
+                  until: float, state: list[int], syns: list[int]) -> int:
+    """At the end: a client in wave k has sent k SYNs; one out of SYNs has timed out (FAILED)
+    if its give-up time is due by ``until``. Returns the number of timeouts."""
+    last = len(waves) - 1
+    for k in range(1, last):
+        for cl in waves[k][heads[k]:]:
+            syns[cl] = k
+    fails = 0
+    for cl in waves[last][heads[last]:]:
+        syns[cl] = last
+        if arrivals[cl] + fail_after <= until:
+            state[cl] = FAILED
+            fails += 1
+    return fails
 
 
 def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, until: float,

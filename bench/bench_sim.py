@@ -6,14 +6,16 @@ an app that accept()s one connection every 1/90 s) and must produce the same sum
 the times are compared. Run: ``python bench/bench_sim.py [--sizes 10000,100000,1000000]``;
 ``bench/run.py`` calls :func:`run`. Times are CPU seconds (best of ``--repeat``).
 
-Where the time goes (issue 4 §4, measured 2026-11-22 on the 2-core VM, CPython 3.11): the
-specialised loop in ``tcplab/sim/listenq.py`` costs ~0.4-0.55 µs of CPU per SYN event (an
-arrival, a retransmission or a give-up timer; 10k attempts make ~27k events, 100k ~355k),
-of which a heap sift over the ~600-1600 waiting clients is about half. SimPy spends ~5-6 µs
-per event (a Timeout object, a generator resume, its callbacks). That puts the ratio at ~9-14x
-(~4-5x before the specialised loop). 20x would need <= 0.27 µs per event, about the cost of
-the heap operation alone; the events cannot be skipped, because every dropped SYN is a
-ListenOverflows count and any SYN may be the one that wins the next accept-queue slot.
+Where the time goes (measured 2026-12-02 on the 2-core VM, CPython 3.11): with timer_tick 0
+tcplab runs ``_run_waves`` in ``tcplab/sim/listenq.py``: one FIFO per retry number, the SYNs
+of a window (< the smallest RTO gap) merged by one C-level sort, the accept queue walked by
+bisect, dropped SYNs moved in bulk. ~0.28 µs of CPU per SYN event at 100k attempts (10k
+attempts make ~27k events, 100k ~355k), ~0.3 µs at 10k; the heap loop it replaces spent
+~0.41 µs. SimPy spends ~3.5-4 µs per event. Ratio: ~12.5x at 10k and 100k (before: ~12.8x
+and ~9.2x on the same machine the same day), short of 20x: that needs <= ~0.19 µs per event,
+and the C-level per-SYN work alone (build the window's time list, sort it, move the drops) is
+already ~0.2 µs; the per-connection walk (~0.23 µs each, ~0.28 connections per SYN) comes on
+top. The default profile's bursts (``burst_s``) still run the heap loop.
 """
 
 from __future__ import annotations

@@ -18,9 +18,13 @@ scheduling order); arrivals come from a sorted list merged with the heap, and ac
 computed lazily between events, so the heap only ever holds clients waiting to retransmit
 and a run costs O(SYNs · log(waiting)) time and O(clients) memory.
 
-Speed (bench/bench_sim.py): the specialised loop spends ~0.4-0.5 µs of CPU per SYN (CPython
-3.11), about half of it in the heap sift; a plain SimPy model of the same scenario spends
-~5-6 µs per SYN (a Timeout event, a generator resume and its callbacks).
+Speed (bench/bench_sim.py, CPython 3.11, 2-core VM): with ``timer_tick`` 0 (the benchmark's
+case) :func:`_run_waves` handles a window of SYNs at a time: ~0.28 µs of CPU per SYN event at
+100k attempts (the heap loop :func:`_run_fast`: ~0.41 µs), ~0.3 µs at 10k (no gain there:
+per-window overhead). Of that, the per-window merge sort is ~85 ns per SYN, moving dropped
+SYNs to the next wave ~70 ns, building the window ~40 ns, and the accept-queue walk ~230 ns
+per *connection*. A plain SimPy model of the same scenario spends ~3.5-4 µs per SYN.
+The default profile (``timer_tick`` 4 ms, SYN bursts) still runs the heap loop.
 
 >>> from tcplab.model.listen import Listener
 >>> w = run_listen_world(Listener(backlog=5), arrivals=[0.001 * i for i in range(20)], until=1.5)

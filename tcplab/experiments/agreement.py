@@ -57,7 +57,8 @@ handshake's ``packets``, ``mss``, ``sack``, ``timestamps`` are ``exact``.
 delay) the distinct-state lists must be equal. On plain loopback (``slow_motion=0``) the real
 run samples /proc/net/tcp every millisecond and misses states that last microseconds
 (FIN_WAIT1, LAST_ACK, SYN_RECV), so there the real list must be a *subsequence* of the
-simulated one and start and end with the same states.
+simulated one and start and end with the same states (a leading SYN_SENT/SYN_RECV the sampler
+caught on a loaded machine is skipped: the simulated loopback has RTT 0).
 
 ``rel15_busy`` (load): exact when ``accept_rate=0`` (the queue fills once and every later SYN is
 dropped: ``backlog+1`` clients, deterministic); otherwise within 15 %. With an accepting server the counts depend on
@@ -256,6 +257,10 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any) ->
             ok = real == sim
         else:
             rule = "states (subsequence at slow_motion=0)"
+            # the simulated loopback has RTT 0, so its lists start after the handshake; a loaded
+            # machine can defer the SYN's softirq long enough for the 1 ms sampler to catch SYN_SENT
+            while real and real[0] in ("SYN_SENT", "SYN_RECV") and (not sim or sim[0] != real[0]):
+                real = real[1:]
             ok = (real == sim) or (bool(real) and bool(sim) and real[0] == sim[0] and real[-1] == sim[-1]
                                    and _subsequence(real, sim))
     else:  # pragma: no cover - RULES only holds the names above

@@ -83,12 +83,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         acc_at = p["accept_after"]
 
         def drain() -> None:
-            while True:
-                try:
-                    conn, _ = lst.accept()
-                except BlockingIOError:
-                    return
-                accepted.append(ss.adopt(conn))
+            ss.accept_all(lst, accepted)
 
         while True:
             now = clock()

@@ -98,12 +98,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         errors: dict[int, str] = {}
 
         def drain() -> None:
-            while True:
-                try:
-                    conn, _ = lst.accept()
-                except BlockingIOError:
-                    return
-                accepted.append(ss.adopt(conn))
+            ss.accept_all(lst, accepted)
 
         def states() -> list[str]:
             sts = [tcp_state(c) for c in clients]

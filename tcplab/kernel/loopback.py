@@ -97,6 +97,18 @@ class SocketSet:
         self._socks.append(sock)
         return sock
 
+    def accept_all(self, listener: socket.socket, into: list[socket.socket]) -> int:
+        """accept() on the non-blocking ``listener`` until the queue is empty; the accepted sockets
+        are tracked (closed with the set) and appended to ``into``. Returns how many were accepted."""
+        n = 0
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                return n
+            into.append(self.adopt(conn))
+            n += 1
+
     def socket(self) -> socket.socket:
         """A fresh TCP socket of this set's family, tracked."""
         return self.adopt(socket.socket(self.family, socket.SOCK_STREAM))

@@ -49,7 +49,8 @@ def load(rate: float = 100, accept_rate: float = 50, duration: float = 3.0, back
     ``p50_connect_s``/``p99_connect_s`` (connect latency of established clients, None if none),
     ``ListenOverflows``.
 
-    Timeline (every 50 ms): t, recv_q, attempts, established, failed, pending, accepted.
+    Timeline (every 50 ms): t, recv_q, attempts, established, failed, pending, accepted,
+    ListenOverflows (so far).
     Table ``clients``: client, started_s, connect_s, outcome ("established", errno name, "pending").
     """
     mode, seed, profile = _mode.check_mode(mode, seed, profile)
@@ -141,9 +142,11 @@ def _real(p: dict[str, Any]) -> Outcome:
                 if now >= next_sample:
                     q = listener_queues(inode, limit)[0] or 0
                     max_q = max(max_q, q)
+                    overflows = counters_now().get("ListenOverflows", 0) - before.get("ListenOverflows", 0)
                     out.timeline.append({"t": round(now, 4), "recv_q": q, "attempts": started,
                                          "established": counts["established"], "failed": counts["failed"],
-                                         "pending": len(sel.get_map()), "accepted": counts["accepted"]})
+                                         "pending": len(sel.get_map()), "accepted": counts["accepted"],
+                                         "ListenOverflows": overflows})
                     next_sample += SAMPLE_S
                 wake = min(next_sample, p["duration"],
                            started / p["rate"] if started < total else p["duration"],

@@ -44,6 +44,8 @@ COUNTERS = ("SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDrop", "TCPReqQFullD
             "ListenOverflows")
 DEFER_ACCEPT_S = 30
 LEGIT_WAIT_S = {True: 3.5, False: 1.5}
+#: how often the real run samples SYN_RECV for its timeline (s)
+TIMELINE_EVERY_S = 0.1
 
 
 def syn_queue(backlog: int = 4, clients: int = 60, syncookies: int = 1, max_syn_backlog: int | None = None,
@@ -115,9 +117,19 @@ def _real(p: dict[str, Any]) -> Outcome:
             _flood(p, port, out)
         else:
             clients = [ss.connect(addr) for _ in range(p["clients"])]
-        clock.sleep_until(clock() + p["settle"])
+        # SYN_RECV over time until the snapshot: requests leave when their SYN-ACK retries run out
+        # (reqsk_timer_handler(), model/synack.py), which takes seconds, so sample every 100 ms
+        timeline = []
+        end = clock() + p["settle"]
+        while True:
+            t = clock()
+            rows = [r for r in proc_sockets() if r.local_port == port and r.state != "LISTEN"]
+            timeline.append({"t": round(t, 3), "syn_recv": sum(1 for r in rows if r.state == "SYN_RECV"),
+                             "server_children": sum(1 for r in rows if r.state == "ESTABLISHED")})
+            if t >= end:
+                break
+            clock.sleep_until(min(end, t + TIMELINE_EVERY_S))
         counters = delta(before, keep=COUNTERS)
-        rows = [r for r in proc_sockets() if r.local_port == port and r.state != "LISTEN"]
         syn_recv = sum(1 for r in rows if r.state == "SYN_RECV")
         children = sum(1 for r in rows if r.state == "ESTABLISHED")
         out.tables["sockets"] = [{"state": r.state, "remote": f"{r.remote_address}:{r.remote_port}",
@@ -142,6 +154,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             else:
                 out.notes.append(f"the legitimate client was still {tcp_state(legit)} after {wait:g} s")
     out.counters = counters
+    out.timeline = timeline
     out.summary = {"syn_recv": syn_recv, "server_children": children, **pick(counters, *COUNTERS),
                    "legit_client_connected": connected}
     return out

@@ -72,7 +72,8 @@ CANONICAL = {
                      "timeline": ["t", "recv_q", "syn_recv", "established_clients", "syn_sent_clients",
                                   "reset_clients", "accepted"]},
     "syn_queue": {"tables": {"sockets": ["state", "remote", "timer", "retransmits"],
-                             "clients": ["client", "port", "state"]}, "timeline": None},
+                             "clients": ["client", "port", "state"]},
+                  "timeline": ["t", "syn_recv", "server_children"]},
     "syn_retries": {"tables": {"syns": ["n", "sent_at_s", "predicted_s", "rto_ms", "backoff"]},
                     "timeline": ["t", "state", "retransmits", "total_retrans", "backoff", "rto_ms"]},
     "lifecycle": {"tables": {"events": ["t", "event"]}, "timeline": ["t", "client", "server", "event"]},
@@ -84,7 +85,8 @@ CANONICAL = {
                              "time_wait_sockets": ["local", "remote"]}, "timeline": None},
     "rebind": {"tables": {"time_wait_sockets": ["local", "remote", "on_server_port"]}, "timeline": None},
     "load": {"tables": {"clients": ["client", "started_s", "connect_s", "outcome"]},
-             "timeline": ["t", "recv_q", "attempts", "established", "failed", "pending", "accepted"]},
+             "timeline": ["t", "recv_q", "attempts", "established", "failed", "pending", "accepted",
+                          "ListenOverflows"]},
 }
 
 

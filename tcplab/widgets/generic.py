@@ -17,6 +17,7 @@ own; this one is what a new experiment gets for free.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["ExperimentPanel", "control_for"]
+__all__ = ["ExperimentPanel", "control_for", "spec_control"]
 
 _WIDTH = W.Layout(width="420px")
 #: what a control shows for None ("the kernel's default"); ipywidgets' selections cannot hold None
@@ -41,6 +42,28 @@ _STYLE = {"description_width": "initial"}
 
 def _label(p: Param) -> str:
     return f"{p.name} ({p.unit})" if p.unit else p.name
+
+
+def spec_control(experiment: str, param: str, value: Any = None, *, description: str | None = None,
+                 default_option: bool = False) -> W.ValueWidget:
+    """The control a hand-written panel uses for ``experiment``'s parameter ``param``: range, step
+    and scale come from the spec, so every panel offers the same values (somaxconn on a log scale).
+    ``default_option`` adds a "default" stop (None) for optional sysctls; hand-written panels
+    usually start from a number.
+
+    >>> c = spec_control("accept_queue", "somaxconn", 4096, description="net.core.somaxconn")
+    >>> c.value, 3 in c.options[:5] or ("3", 3) in c.options
+    (4096, True)
+    """
+    p = spec(experiment).param(param)
+    if p.optional and not default_option:
+        p = replace(p, optional=False, default=value if value is not None else p.slider.lo)
+    c = control_for(p, value)
+    if c is None:
+        raise ValueError(f"{experiment}.{param} has no slider hint in its spec")
+    if description:
+        c.description = description
+    return c
 
 
 def control_for(p: Param, value: Any = None) -> W.ValueWidget | None:

@@ -18,6 +18,7 @@ import ipywidgets as W
 
 from tcplab.viz.load import connect_latency, dashboard
 from tcplab.widgets.common import Panel, float_slider, int_slider
+from tcplab.widgets.generic import spec_control
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,8 +59,8 @@ class TuningLab(Panel):
         return {
             "rate": int_slider("rate", 200, 10, 2000, 10, description="clients per second"),
             "accept_rate": int_slider("accept_rate", 150, 0, 2000, 10, description="accept() per second"),
-            "backlog": int_slider("backlog", 16, 0, 1024, description="listen() backlog"),
-            "somaxconn": int_slider("somaxconn", 4096, 1, 4096, description="net.core.somaxconn"),
+            "backlog": spec_control("load", "backlog", 16, description="listen() backlog"),
+            "somaxconn": spec_control("load", "somaxconn", 4096, description="net.core.somaxconn"),
             "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
                                           style={"button_width": "40px", "description_width": "initial"}),
             "syn_retries": int_slider("syn_retries", 6, 1, 8, description="tcp_syn_retries"),

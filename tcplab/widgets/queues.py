@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.widgets.common import Panel, float_slider, int_slider
+from tcplab.widgets.generic import spec_control
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +39,8 @@ class AcceptQueuePanel(Panel):
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
             "backlog": int_slider("backlog", 5, 0, 64, description="listen() backlog"),
-            "somaxconn": int_slider("somaxconn", 4096, 1, 4096, description="net.core.somaxconn"),
+            # log scale from the spec: 3 is as easy to pick as 4096
+            "somaxconn": spec_control("accept_queue", "somaxconn", 4096, description="net.core.somaxconn"),
             "clients": int_slider("clients", 20, 1, 100, description="clients"),
             "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow", indent=False,
                                             layout=W.Layout(width="auto")),
@@ -117,8 +119,8 @@ class SynQueuePanel(Panel):
 
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
-            "backlog": int_slider("backlog", 8, 0, 128, description="listen() backlog"),
-            "max_syn_backlog": int_slider("max_syn_backlog", 16, 4, 256, description="tcp_max_syn_backlog"),
+            "backlog": spec_control("syn_queue", "backlog", 8, description="listen() backlog"),
+            "max_syn_backlog": spec_control("syn_queue", "max_syn_backlog", 16, description="tcp_max_syn_backlog"),
             "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
                                           style={"description_width": "initial", "button_width": "40px"}),
             "synack_retries": int_slider("synack_retries", 5, 0, 10, description="tcp_synack_retries"),

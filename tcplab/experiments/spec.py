@@ -229,7 +229,7 @@ class Param:
             what = "bool"
         else:
             what = "(low, high) ports"
-        opt = (", None = the kernel default" if self.sysctl else ", or None") if self.optional else ""
+        opt = ", None = the kernel default" if self.optional and self.sysctl else ""
         return f"{what}, default {self.default!r}{opt}"
 
 

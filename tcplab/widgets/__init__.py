@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "ExperimentPanel": "generic",
     "Panel": "common", "SelfCheck": "common", "ProgressBar": "common", "mode_toggle": "common",
     "result_header": "common", "run_button": "common",
     "AcceptQueuePanel": "queues", "AckOverflowPanel": "queues", "SynQueuePanel": "queues", "SynRetriesPanel": "retries",

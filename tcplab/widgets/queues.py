@@ -103,9 +103,17 @@ class AckOverflowPanel(Panel):
 
 
 class SynQueuePanel(Panel):
-    """Sliders backlog, tcp_max_syn_backlog, syncookies, synack_retries, flood -> syn_queue()."""
+    """Sliders backlog, tcp_max_syn_backlog, syncookies, synack_retries, clients, flood and
+    ``settle`` (how long to watch) -> syn_queue().
+
+    Watching 2 s or more draws SYN_RECV over time (:func:`~tcplab.viz.queues.syn_recv_over_time`),
+    where ``tcp_synack_retries`` shows: a flood's requests leave at the SYN-ACK timer's 3rd, 7th,
+    15th… second. Shorter, the snapshot bars (:func:`~tcplab.viz.queues.syn_queue_fill`).
+    """
 
     title = "SYN queue: requests in SYN_RECV"
+    #: watching at least this long draws the timeline
+    TIMELINE_FROM_S = 2.0
 
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
@@ -117,6 +125,7 @@ class SynQueuePanel(Panel):
             "clients": int_slider("clients", 60, 10, 200, step=10, description="clients / spoofed SYNs"),
             "flood": W.Checkbox(value=False, description="spoofed SYN flood (else TCP_DEFER_ACCEPT clients)",
                                 indent=False, layout=W.Layout(width="auto")),
+            "settle": float_slider("settle", 0.5, 0.5, 20.0, 0.5, description="watch for (s)"),
         }
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
@@ -124,7 +133,9 @@ class SynQueuePanel(Panel):
         return syn_queue(**params, mode=mode)
 
     def figure(self, result: Result) -> go.Figure:
-        from tcplab.viz.queues import syn_queue_fill
+        from tcplab.viz.queues import syn_queue_fill, syn_recv_over_time
+        if float(result.params.get("settle", 0)) >= self.TIMELINE_FROM_S:
+            return syn_recv_over_time(result)
         return syn_queue_fill(result)
 
     def table(self, result: Result) -> pd.DataFrame | None:

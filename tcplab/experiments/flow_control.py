@@ -116,9 +116,9 @@ SPEC = Experiment(
         Key("zero_window_after_s", "seconds until the sender saw window 0 (None: never)", rule="abs50ms"),
         Key("max_send_q", "largest Send-Q of the sender (bytes written, not yet acknowledged)", rule="rel10"),
         Key("max_recv_q", "largest Recv-Q of the receiver (bytes received, not yet read)", rule="rel10"),
-        Key("probes", "zero-window probes sent (TCPWinProbe)", rule="rel25"),
+        Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
         Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule="list_rel10"),
-        Key("window_updates", "windows reopened from zero (TCPFromZeroWindowAdv of the receiver)", rule="rel25"),
+        Key("window_updates", "windows reopened from zero (on the wire; TCPFromZeroWindowAdv without a capture)", rule="rel25"),
         Key("mss", "the sender's segment size (tcp_info.snd_mss)"),
         Key("done_after_s", "seconds until the reader had every byte", rule="rel10"),
     ),
@@ -327,7 +327,9 @@ def _real(p: dict[str, Any]) -> Outcome:
             out.notes.append(f"probes and the zero window timed from {len(wire.segments)} segments captured on lo "
                              f"(kernel timestamps); the wire shows {len(w_probes)} probes and {w_reopen} reopenings")
             zero_at, probe_at = w_zero, w_probes
+            wire_counts: tuple[int, int] | None = (len(w_probes), w_reopen)
         else:
+            wire_counts = None
             out.notes.append("no packet capture here (CAP_NET_RAW): probes timed by polling the sender's backoff")
     out.timeline = rows
     out.tables["queues"] = queues
@@ -339,9 +341,10 @@ def _real(p: dict[str, Any]) -> Outcome:
         "zero_window_after_s": zero_at,
         "max_send_q": max((r["send_q"] for r in rows), default=0),
         "max_recv_q": max((r["recv_q"] for r in rows), default=0),
-        "probes": c.get("TCPWinProbe", 0),
+        # the wire counts only this connection (host-wide counters would include other programs' probes)
+        "probes": wire_counts[0] if wire_counts else c.get("TCPWinProbe", 0),
         "probe_times": probe_at,
-        "window_updates": c.get("TCPFromZeroWindowAdv", 0),
+        "window_updates": wire_counts[1] if wire_counts else c.get("TCPFromZeroWindowAdv", 0),
         "mss": mss,
         "done_after_s": done_at,
     }

@@ -20,7 +20,14 @@ MEDIAN_STALL_S = 0.044
 
 def _run(kw, mode="real"):
     r = nagle(mode=mode, **kw)
-    return r.mode, r.summary, r.tables["requests"]["segments"].tolist()
+    return r.mode, r.summary, r.tables["requests"]["segments"].tolist(), r.tables["requests"]["latency_ms"].tolist()
+
+
+def _extra_delayed_acks_allowed(latencies_ms):
+    """On a loaded machine the kernel may send one more delayed ACK: if the process is descheduled for
+    40 ms between the held segment's arrival and the reply, the server's next delayed ACK fires too (the
+    request then takes over 80 ms). Allowed only when such a request is there to show it."""
+    return sum(1 for x in latencies_ms if x > 80)
 
 
 def _within(measured, expected, rel=0.10):
@@ -36,13 +43,14 @@ def _real_or_skip(as_user, kw):
 
 @pytest.mark.real
 def test_the_stall_as_kernel_md_measured_it(as_user):
-    mode, s, per_request = _real_or_skip(as_user, dict(requests=20))
+    mode, s, per_request, latencies = _real_or_skip(as_user, dict(requests=20))
     assert mode == "real"
     assert _within(s["median_latency_s"], MEDIAN_STALL_S), s
     assert _within(s["median_stall_s"], MEDIAN_STALL_S), s
     assert s["first_latency_s"] < 0.005, s            # quick-ACK mode at the start
     # every request after the first waited for exactly one delayed ACK (tcp_delack_timer_handler)
-    assert s["stalled_requests"] == s["delayed_acks"] == 19, s
+    assert s["stalled_requests"] == 19, s
+    assert 19 <= s["delayed_acks"] <= 19 + _extra_delayed_acks_allowed(latencies), (s, latencies)
     # the first request's two writes left separately (its first segment was ACKed at once);
     # afterwards too, but the second only after the ACK: 2 segments a request
     assert per_request == [2] * 20 and s["segments"] == 40
@@ -52,7 +60,7 @@ def test_the_stall_as_kernel_md_measured_it(as_user):
 @pytest.mark.parametrize("cure", [dict(nodelay=True), dict(quickack=True), dict(request_writes=1)],
                          ids=["TCP_NODELAY", "TCP_QUICKACK", "one-write"])
 def test_each_cure_removes_the_stall(cure):
-    mode, s, _ = _run(dict(requests=10, **cure))
+    mode, s, _, _ = _run(dict(requests=10, **cure))
     assert mode == "real"
     assert s["median_latency_s"] < 0.005 and s["stalled_requests"] == 0 and s["delayed_acks"] == 0, s
     assert s["segments"] == 10 * (1 if cure.get("request_writes") == 1 else 2)
@@ -60,16 +68,17 @@ def test_each_cure_removes_the_stall(cure):
 
 @pytest.mark.real
 def test_nodelay_as_unprivileged_user(as_user):
-    mode, s, _ = _real_or_skip(as_user, dict(requests=10, nodelay=True))
+    mode, s, _, _ = _real_or_skip(as_user, dict(requests=10, nodelay=True))
     assert mode == "real" and s["median_latency_s"] < 0.005 and s["delayed_acks"] == 0, s
 
 
 @pytest.mark.real
 def test_three_writes_coalesce_behind_the_first():
     """Nagle holds writes 2 and 3 together: 2 segments a request, except the quick first one (3)."""
-    mode, s, per_request = _run(dict(requests=6, request_writes=3, write_size=700))
+    mode, s, per_request, latencies = _run(dict(requests=6, request_writes=3, write_size=700))
     assert mode == "real"
-    assert per_request == [3, 2, 2, 2, 2, 2] and s["delayed_acks"] == 5, (per_request, s)
+    assert per_request == [3, 2, 2, 2, 2, 2], (per_request, s)
+    assert 5 <= s["delayed_acks"] <= 5 + _extra_delayed_acks_allowed(latencies), (s, latencies)
 
 
 # -- the simulator: the same rules, other values ------------------------------------------------

@@ -263,7 +263,8 @@ SPEC = Experiment(
         Key("first_latency_s", "latency of the first request (quick-ACK mode)", rule="abs10ms"),
         Key("stalled_requests", "requests that took 20 ms or more (waited for a delayed ACK)"),
         Key("median_stall_s", "median latency of the stalled requests (None: no stall)", rule="rel10"),
-        Key("delayed_acks", "ACKs sent by the delayed-ACK timer (TcpExt DelayedACKs delta)"),
+        Key("delayed_acks", "ACKs sent by the delayed-ACK timer (TcpExt DelayedACKs delta; a loaded machine that "
+            "stalls the run 40 ms before a reply adds one)"),
         Key("segments", "data segments the client sent (tcpi_data_segs_out)"),
     ),
     tables=(Table("requests", ("n", "latency_ms", "segments", "stalled"), "one request/reply exchange"),),

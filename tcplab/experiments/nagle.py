@@ -44,6 +44,7 @@ from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.model.delack import delack_jiffies
 from tcplab.model.outcome import Outcome
 
 __all__ = ["nagle", "SPEC", "simulate_requests", "delack_jiffies", "STALL_THRESHOLD_S"]
@@ -59,15 +60,6 @@ _READ_TIMEOUT_S = 5.0
 
 
 # -- the kernel rules (pure) ---------------------------------------------------------------------
-
-def delack_jiffies(hz: int) -> int:
-    """``TCP_DELACK_MIN`` = ``TCP_ATO_MIN`` in jiffies: HZ/25 (4 below HZ=100), include/net/tcp.h.
-
-    >>> delack_jiffies(250), delack_jiffies(1000), delack_jiffies(100)
-    (10, 40, 4)
-    """
-    return hz // 25 if hz >= 100 else 4
-
 
 def _delack_fires_at(t: float, tick: float) -> float:
     """When a delayed ACK scheduled at time ``t`` leaves: ``timeout = jiffies + ato`` in

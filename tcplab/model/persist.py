@@ -40,13 +40,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from tcplab.model.delack import TCP_DELACK_MIN, delayed_ack_delay
 from tcplab.model.rto import HZ_TICK, TCP_RTO_MAX, TCP_RTO_MIN, initial_rto
 
 __all__ = ["TCP_DELACK_MIN", "ZERO_WINDOW_DELAY", "SKB_OVERHEAD", "SOCK_MIN_RCVBUF", "LOOPBACK_MSS",
            "probe0_base", "probe0_when", "probe_times", "ReceiveCapacity", "receive_capacity"]
 
-TCP_DELACK_MIN = 0.04          # include/net/tcp.h: HZ/25
-ZERO_WINDOW_DELAY = round(TCP_DELACK_MIN + HZ_TICK, 6)   # rule 3
+ZERO_WINDOW_DELAY = round(delayed_ack_delay(HZ_TICK), 6)   # rule 3: TCP_DELACK_MIN + the wheel's jiffy
 SKB_OVERHEAD = 800             # rule 4: fitted, bytes of truesize beyond the payload of a loopback skb
 SOCK_MIN_RCVBUF = 2304         # sk_rcvbuf floor seen on 6.18 (2 * (2048 + the sk_buff struct), rounded)
 LOOPBACK_MSS = 65483           # lo's MTU 65536 - 40 - 12 (timestamps)

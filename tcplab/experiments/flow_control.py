@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import array
 import fcntl
-import math
 import select
 import socket
 import struct
@@ -30,7 +29,7 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import tcp_info
@@ -72,12 +71,8 @@ def _expected_s(p: Mapping[str, Any]) -> float:
 
 
 def _refusal(p: dict[str, Any]) -> str | None:
-    expected = _expected_s(p)
-    if expected <= p["max_seconds"]:
-        return None
-    return (f"flow_control(bytes={p['bytes']}, reader={p['reader']!r}) would run about {expected:.0f} s, longer than "
-            f"max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5}, fewer bytes or a "
-            "faster reader_rate")
+    return too_long(f"flow_control(bytes={p['bytes']}, reader={p['reader']!r})", _expected_s(p), p["max_seconds"],
+                    ", fewer bytes or a faster reader_rate")
 
 
 def _checks(p: dict[str, Any]) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import math
 import os
 import socket
 import struct
@@ -35,7 +34,7 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet, tcp_state, wait_until
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.keepalive import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, PEERS,
@@ -62,12 +61,8 @@ def _expected_s(p: Mapping[str, Any]) -> float:
 
 
 def _refusal(p: dict[str, Any]) -> str | None:
-    expected = _expected_s(p)
-    if expected <= p["max_seconds"]:
-        return None
-    return (f"keepalive(idle={p['idle']}, interval={p['interval']}, count={p['count']}, peer={p['peer']!r}) would run "
-            f"about {expected:.0f} s, longer than max_seconds={p['max_seconds']:g}; pass "
-            f"max_seconds={math.ceil(expected * 1.2) + 5} to run it anyway")
+    return too_long(f"keepalive(idle={p['idle']}, interval={p['interval']}, count={p['count']}, peer={p['peer']!r})",
+                    _expected_s(p), p["max_seconds"])
 
 
 def _namespace_reason(p: Mapping[str, Any]) -> str | None:

@@ -41,7 +41,7 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.delack import delack_jiffies
@@ -213,12 +213,7 @@ def _expected_s(p: Mapping[str, Any]) -> float:
 
 
 def _refusal(p: dict[str, Any]) -> str | None:
-    expected = _expected_s(p)
-    if expected <= p["max_seconds"]:
-        return None
-    return (f"nagle(requests={p['requests']}) would run about {expected:.0f} s (44 ms per stalled request), "
-            f"longer than max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5} "
-            "to run it anyway")
+    return too_long(f"nagle(requests={p['requests']}) (44 ms per stalled request)", _expected_s(p), p["max_seconds"])
 
 
 SPEC = Experiment(

@@ -22,7 +22,6 @@ The rules are :mod:`tcplab.model.rto` (one place; the simulator replays them).
 from __future__ import annotations
 
 import fcntl
-import math
 import socket
 import struct
 import time
@@ -32,7 +31,7 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet, connect_error, wait_until
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
@@ -84,13 +83,9 @@ def _expected_s(p: Mapping[str, Any]) -> float:
 
 
 def _refusal(p: dict[str, Any]) -> str | None:
-    expected = _expected_s(p)
-    if expected <= p["max_seconds"]:
-        return None
     r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
-    return (f"retransmission(retries2={r2}, user_timeout={p['user_timeout']}) would run about {expected:.0f} s, "
-            f"longer than max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5} "
-            "to run it anyway (mode=\"sim\" shows the schedule at once)")
+    why = too_long(f"retransmission(retries2={r2}, user_timeout={p['user_timeout']})", _expected_s(p), p["max_seconds"])
+    return why and why + ' (mode="sim" shows the schedule at once)'
 
 
 def _gave_up_because(elapsed: float, user_timeout_ms: int | None, retries2: int) -> str:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from tcplab.model.profiles import KernelProfile
     from tcplab.sim.engine import Rng
 
-__all__ = ["Param", "Slider", "Key", "Table", "GridPoint", "Plot", "Experiment", "RULE_NAMES"]
+__all__ = ["Param", "Slider", "Key", "Table", "GridPoint", "Plot", "Experiment", "RULE_NAMES", "too_long"]
 
 Kind = Literal["int", "float", "bool", "choice", "port_range"]
 KINDS: tuple[str, ...] = ("int", "float", "bool", "choice", "port_range")
@@ -416,6 +416,19 @@ class Experiment:
             return tuple(dict(s) for s in self.smoke)
         quick = [dict(g.params) for g in self.grid if g.quick]
         return (quick[0],) if quick else ({},)
+
+
+def too_long(call: str, expected_s: float, max_seconds: float, also: str = "") -> str | None:
+    """The refusal of a real run predicted to take ``expected_s`` when ``max_seconds`` is the
+    bound (a spec's ``real_refusal``), or None when it fits.
+
+    >>> too_long("syn_retries(retries=6)", 134.0, 60)
+    'syn_retries(retries=6) would run about 134 s, longer than max_seconds=60; pass max_seconds=166 to run it anyway'
+    """
+    if expected_s <= max_seconds:
+        return None
+    return (f"{call} would run about {expected_s:.0f} s, longer than max_seconds={max_seconds:g}; pass "
+            f"max_seconds={math.ceil(expected_s * 1.2) + 5}{also} to run it anyway")
 
 
 def expected_duration(value: float) -> float:

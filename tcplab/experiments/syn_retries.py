@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any
@@ -19,7 +18,7 @@ from collections.abc import Mapping
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet, connect_error, tcp_state
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
@@ -67,12 +66,8 @@ def _expected_s(p: Mapping[str, Any]) -> float:
 
 
 def _refusal(p: dict[str, Any]) -> str | None:
-    expected = _expected_s(p)
-    if expected <= p["max_seconds"]:
-        return None
-    return (f"syn_retries(retries={p['retries']}, linear_timeouts={_linear(p)}) would run about {expected:.0f} s, "
-            f"longer than max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5} "
-            "to run it anyway")
+    return too_long(f"syn_retries(retries={p['retries']}, linear_timeouts={_linear(p)})", _expected_s(p),
+                    p["max_seconds"])
 
 
 SPEC = Experiment(

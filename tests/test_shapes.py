@@ -41,6 +41,7 @@ def can_run_real():
         pytest.skip(f"no private network namespace here: {why}")
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("name,params", POINTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(POINTS)])
 def test_real_and_sim_have_the_same_shape(name, params, can_run_real):
     try:

@@ -67,7 +67,6 @@ def accept_queue(backlog: int = 5, somaxconn: int | None = None, clients: int = 
 def _real(p: dict[str, Any]) -> Outcome:
 
     somaxconn = int(read_sysctl("net.core.somaxconn"))
-    limit = min(p["backlog"], somaxconn)  # __sys_listen_socket() clamps to somaxconn
     out = Outcome()
     before = counters_now()
     with SocketSet() as ss:
@@ -90,7 +89,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             if acc_at is not None and now >= acc_at:
                 drain()
             states = [tcp_state(c) for c in clients]
-            rq, _, _ = listener_queues(inode, limit)
+            rq, _, _ = listener_queues(inode)
             out.timeline.append({"t": round(now, 4), "recv_q": rq, "accepted": len(accepted),
                                  "established_clients": states.count("ESTABLISHED"),
                                  "syn_sent_clients": states.count("SYN_SENT")})
@@ -100,7 +99,7 @@ def _real(p: dict[str, Any]) -> Outcome:
 
         # the snapshot
         counters = delta(before)
-        recv_q, send_q, note = listener_queues(inode, limit)
+        recv_q, send_q, note = listener_queues(inode)
         if note:
             out.notes.append(note)
         port = addr[1]

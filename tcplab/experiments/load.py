@@ -22,7 +22,6 @@ from tcplab.experiments import _mode
 from tcplab.experiments._common import Clock, counters_now, delta, listener_queues, pick
 from tcplab.experiments.result import Result
 from tcplab.kernel.loopback import SocketSet, socket_inode
-from tcplab.kernel.sysctl import read_sysctl
 from tcplab.model.outcome import Outcome
 
 
@@ -90,7 +89,6 @@ def _real(p: dict[str, Any]) -> Outcome:
     want = min(hard, max(soft, int(p["rate"] * p["duration"]) + 256))
     if want > soft:  # we are a forked child (or the caller): only our own limit changes
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    limit = min(p["backlog"], int(read_sysctl("net.core.somaxconn")))
     out = Outcome()
     before = counters_now()
     total = int(round(p["rate"] * p["duration"]))
@@ -139,7 +137,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                     counts["accepted"] += 1
                     accept_ticks_used += 1
                 if now >= next_sample:
-                    q = listener_queues(inode, limit)[0] or 0
+                    q = listener_queues(inode)[0] or 0
                     max_q = max(max_q, q)
                     out.timeline.append({"t": round(now, 4), "recv_q": q, "attempts": started,
                                          "established": counts["established"], "failed": counts["failed"],

@@ -95,10 +95,6 @@ class TuningLab(Panel):
                 f"{s.get('ListenOverflows')} ListenOverflows</div>")
         return r
 
-    def latency_figure(self) -> go.Figure | None:
-        """The connect-time histogram and CDF of the last run."""
-        return None if self.result is None else connect_latency(self.result)
-
 
 def queue_quiz(mode: str = "sim", rng: int | None = None) -> Any:
     """Self-check: a server accepting slower than clients arrive; how full does the accept queue get?"""

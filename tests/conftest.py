@@ -2,12 +2,12 @@
 
 * ``host_sysctls_unchanged`` (session) is the host-safety check: every value under
   /proc/sys/net is the same after the whole suite as before it.
-* The pure-test guard keeps the ``real`` marker honest: a test without it (nor ``browser``,
-  which drives a live JupyterLab server) that opens a network socket, forks, unshares or reads
-  live network state from /proc fails with ``KernelTouchedInPureTest``, in its fixtures (of any
-  scope, set up for it), its body, and the Python children it starts
-  (tests/pure_guard/sitecustomize.py). So ``make test-fast`` (``-m "not real ..."``) runs no
-  kernel test, and a kernel test cannot hide among the pure ones.
+* The pure-test guard keeps the ``real`` marker honest: a test without it that opens a network
+  socket, forks, unshares or reads live network state from /proc fails with
+  ``KernelTouchedInPureTest``, in its fixtures (of any scope, set up for it), its body, and the
+  Python children it starts (tests/pure_guard/sitecustomize.py). So ``make test-fast``
+  (``-m "not real ..."``) runs no kernel test, and a kernel test cannot hide among the pure ones.
+  ``browser`` tests drive a live JupyterLab server over loopback: they are ``real`` too.
 """
 
 from __future__ import annotations
@@ -51,8 +51,14 @@ def host_sysctls_unchanged():
     assert not changed, f"the test suite changed host sysctls: {changed[:10]}"
 
 
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("browser") is not None and item.get_closest_marker("real") is None:
+            item.add_marker(pytest.mark.real)
+
+
 def _may_touch_the_kernel(item: pytest.Item) -> bool:
-    return any(item.get_closest_marker(m) is not None for m in ("real", "browser"))
+    return item.get_closest_marker("real") is not None
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Write docs/api.md from the docstrings of tcplab's public names.
+"""Write docs/api.md from the docstrings of tcplab's public names, and docs/experiments.md from
+the experiment specs.
 
-    python scripts/gen_api.py            # rewrite docs/api.md
-    python scripts/gen_api.py --check    # exit 1 if docs/api.md is out of date (a test runs this)
+    python scripts/gen_api.py            # rewrite both
+    python scripts/gen_api.py --check    # exit 1 if either is out of date (a test runs this)
 """
 
 from __future__ import annotations
@@ -66,15 +67,19 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
-    path = ROOT / "docs" / "api.md"
-    text = render()
-    if args.check:
-        if not path.exists() or path.read_text() != text:
-            print("docs/api.md is out of date: run python scripts/gen_api.py", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(text)
-    print(f"wrote {path}")
+    from tcplab.experiments.registry import render_markdown
+
+    stale = []
+    for path, text in ((ROOT / "docs" / "api.md", render()), (ROOT / "docs" / "experiments.md", render_markdown())):
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+            continue
+        path.write_text(text)
+        print(f"wrote {path}")
+    if stale:
+        print(f"out of date: {', '.join(stale)}: run python scripts/gen_api.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,7 +11,7 @@ from tcplab.experiments.agreement import GRID, RULES, agreement_grid, compare
 
 
 def test_rules_cover_every_summary_key():
-    from tcplab.sim import simulate
+    from tcplab.experiments import simulate
     for name in RULES:
         assert set(simulate(name, {}).summary) == set(RULES[name]), name
 

@@ -1,37 +1,35 @@
-"""Real and simulated runs of every experiment have the same shape: table names, columns per
-table, timeline columns and summary keys (docs/experiments.md, "Tables and timelines").
-A learner switching the real/sim toggle gets the same charts and tables."""
+"""Every registered experiment returns exactly what its spec declares — summary keys, table
+names and columns, timeline columns — real and simulated (docs/experiments.md is generated from
+the same specs). A learner switching the real/sim toggle gets the same charts and tables."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 
 import tcplab.experiments as ex
 from tcplab.errors import RealModeUnavailable
+from tcplab.experiments.registry import SPECS, names, spec
 from tcplab.kernel.namespace import namespace_support
 
-# small, fast parameters; each covers a table the experiment can produce
-POINTS = [
-    ("accept_queue", dict(backlog=2, clients=5, settle=0.3, accept_after=0.1)),
-    ("ack_overflow", dict(backlog=2, burst=6, syncookies=0)),
-    ("syn_queue", dict(backlog=2, clients=6, settle=0.2)),
-    ("syn_queue", dict(backlog=4, clients=20, syncookies=1, max_syn_backlog=8, flood=True, settle=0.2)),
-    ("syn_retries", dict(retries=1, linear_timeouts=0)),
-    ("lifecycle", dict(scenario="client_closes_first", slow_motion=20)),
-    ("lifecycle", dict(scenario="simultaneous_open")),
-    ("handshake", {}),
-    ("time_wait", dict(connections=12, port_range=(40000, 40009), tw_reuse=0, duration=0.5)),
-    ("time_wait", dict(connections=5, closer="server", duration=0.3)),
-    ("rebind", {}),
-    ("rebind", dict(closer="client", old_listener_open=True)),
-    ("load", dict(rate=50, accept_rate=20, duration=0.5)),
-]
+names()
+POINTS = [(n, p) for n, s in SPECS.items() for p in s.smoke_points()]
+IDS = [f"{n}-{i}" for i, (n, _) in enumerate(POINTS)]
 
 
 def shape(r):
     return {"tables": {k: sorted(map(str, df.columns)) for k, df in r.tables.items()},
             "timeline": None if r.timeline is None else sorted(map(str, r.timeline.columns)),
             "summary": sorted(r.summary)}
+
+
+def declared(name, params):
+    s = spec(name)
+    p = s.validate(params)
+    return {"tables": {k: sorted(v) for k, v in s.tables_for(p).items()},
+            "timeline": None if s.timeline is None else sorted(s.timeline),
+            "summary": sorted(s.summary_keys)}
 
 
 @pytest.fixture(scope="module")
@@ -42,51 +40,37 @@ def can_run_real():
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("name,params", POINTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(POINTS)])
-def test_real_and_sim_have_the_same_shape(name, params, can_run_real):
+@pytest.mark.parametrize("name,params", POINTS, ids=IDS)
+def test_real_run_has_the_declared_shape(name, params, can_run_real):
     try:
         real = getattr(ex, name)(**params, mode="real")
     except RealModeUnavailable as e:
         pytest.skip(str(e))
-    sim = getattr(ex, name)(**params, mode="sim")
-    assert shape(sim) == shape(real)
+    assert shape(real) == declared(name, params)
 
 
-@pytest.mark.parametrize("name,params", POINTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(POINTS)])
-def test_sim_shape_is_the_documented_one(name, params):
-    """Without a kernel: the simulator's shape is the canonical one of docs/experiments.md."""
-    sim = getattr(ex, name)(**params, mode="sim")
-    s = shape(sim)
-    want_tables = {k: sorted(v) for k, v in CANONICAL[name]["tables"].items()
-                   if not (name == "syn_queue" and k == "clients" and params.get("flood"))}
-    assert s["tables"] == want_tables
-    tl = CANONICAL[name]["timeline"]
-    assert s["timeline"] == (None if tl is None else sorted(tl))
+@pytest.mark.parametrize("name,params", POINTS, ids=IDS)
+def test_sim_run_has_the_declared_shape(name, params):
+    assert shape(getattr(ex, name)(**params, mode="sim")) == declared(name, params)
 
 
-SOCK = ["state", "local", "remote", "recv_q", "send_q", "timer", "retransmits"]
-CANONICAL = {
-    "accept_queue": {"tables": {"clients": ["client", "port", "state", "error", "server_side"], "sockets": SOCK},
-                     "timeline": ["t", "recv_q", "accepted", "established_clients", "syn_sent_clients"]},
-    "ack_overflow": {"tables": {"clients": ["client", "port", "state", "error", "server_side", "data_sent",
-                                            "accepted_later"], "sockets": SOCK},
-                     "timeline": ["t", "recv_q", "syn_recv", "established_clients", "syn_sent_clients",
-                                  "reset_clients", "accepted"]},
-    "syn_queue": {"tables": {"sockets": ["state", "remote", "timer", "retransmits"],
-                             "clients": ["client", "port", "state"]}, "timeline": None},
-    "syn_retries": {"tables": {"syns": ["n", "sent_at_s", "predicted_s", "rto_ms", "backoff"]},
-                    "timeline": ["t", "state", "retransmits", "total_retrans", "backoff", "rto_ms"]},
-    "lifecycle": {"tables": {"events": ["t", "event"]}, "timeline": ["t", "client", "server", "event"]},
-    "handshake": {"tables": {"packets": ["t", "direction", "flags", "seq", "ack", "rel_seq", "rel_ack", "window",
-                                         "payload", "options"],
-                             "tcp_info": ["end", "state_before_close", "timestamps", "sack", "wscale", "snd_wscale",
-                                          "rcv_wscale", "snd_mss", "rcv_mss", "rto_ms"]}, "timeline": None},
-    "time_wait": {"tables": {"attempts": ["t", "ok", "local_port", "reused", "error"],
-                             "time_wait_sockets": ["local", "remote"]}, "timeline": None},
-    "rebind": {"tables": {"time_wait_sockets": ["local", "remote", "on_server_port"]}, "timeline": None},
-    "load": {"tables": {"clients": ["client", "started_s", "connect_s", "outcome"]},
-             "timeline": ["t", "recv_q", "attempts", "established", "failed", "pending", "accepted"]},
-}
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_experiment_is_complete(name):
+    """A real runner, a sim runner, grid points, a public function with the spec's parameters,
+    and a section of the generated docs."""
+    s = spec(name)
+    assert callable(s.real) and callable(s.sim)
+    assert s.grid, f"{name} has no agreement-grid points"
+    assert any(g.quick for g in s.grid) or len(s.grid) == 1, f"{name}: no point in the quick grid"
+    fn = getattr(ex, name)
+    assert name in ex.__all__ and fn.spec is s
+    sig = list(inspect.signature(fn).parameters)
+    assert sig[:len(s.params)] == [p.name for p in s.params]
+    assert sig[-3:] == ["mode", "seed", "profile"]
+    doc = (pytest.importorskip("pathlib").Path(__file__).parents[1] / "docs" / "experiments.md").read_text()
+    assert f"## {name}\n" in doc
+    for k in s.summary:
+        assert f"`{k.name}`" in doc
 
 
 def test_state_names_agree():

@@ -3,7 +3,7 @@ per-socket-only parameters) or the simulator.
 
 Decision, in order:
 
-1. ``mode="sim"``: the simulator (``tcplab.sim.simulate``).
+1. ``mode="sim"``: the simulator (the spec's sim runner, through ``registry.simulate``).
 2. A private network namespace can be made: run there, with the requested sysctls
    written inside it (the host never changes). Counters are the namespace's own.
 3. No namespace: if the experiment needs none (``needs_namespace`` is None) and every
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tcplab._validate import check_choice, check_int
-from tcplab.errors import ExperimentError, NamespaceUnavailable, RealModeUnavailable
+from tcplab.errors import NamespaceUnavailable, RealModeUnavailable
 from tcplab.experiments.result import Result
 from tcplab.kernel.namespace import in_namespace, namespace_support
 from tcplab.kernel.netstat import counters_delta, read_counters
@@ -84,13 +84,9 @@ def _run_here(real: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
     return outcome, os.uname().release
 
 
-def _simulate(name: str, params: dict[str, Any], seed: int, profile: str | None) -> tuple[Outcome, str | None]:
-    try:
-        import tcplab.sim as sim
-        simulate = sim.simulate
-    except (ImportError, AttributeError):
-        raise ExperimentError("the simulator (tcplab.sim.simulate) is not available in this build") from None
-    out = simulate(name, params, profile=profile, seed=seed)
+def _simulate(sim: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
+              profile: str | None) -> tuple[Outcome, str | None]:
+    out = sim(params)
     # the profile is the Result's own field, not a sysctl
     return out, out.sysctls.pop("tcplab.profile", profile)
 
@@ -128,12 +124,14 @@ def _progress_ticks(progress: Progress | None, expected_s: float) -> Iterator[No
 
 
 def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str | None,
-        real: Callable[[dict[str, Any]], Outcome], sysctls: Mapping[str, Any],
+        real: Callable[[dict[str, Any]], Outcome], sim: Callable[[dict[str, Any]], Outcome],
+        sysctls: Mapping[str, Any],
         record: tuple[str, ...] = (), needs_namespace: str | None = None, timeout: float = 30.0,
         progress: Progress | None = None, expected_s: float = 0.0) -> Result:
     """Run experiment ``name`` with validated ``params`` in the mode chosen as described above.
 
     real:            module-level function ``params -> Outcome`` (it runs in a forked child).
+    sim:             ``params -> Outcome``: the simulator for this experiment.
     sysctls:         sysctls to set for this run (None values already removed).
     record:          sysctl names whose values in force go into ``Result.sysctls``.
     needs_namespace: why this run cannot use the host namespace even with host sysctls
@@ -154,7 +152,7 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
                                    duration_s=time.monotonic() - start)
 
     if mode == "sim":
-        out, prof = _simulate(name, params, seed, profile)
+        out, prof = _simulate(sim, params, profile)
         return done(out, "sim", "mode='sim' was asked for", None, prof)
 
     ok, how = namespace_support()
@@ -190,8 +188,5 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
         refusal = f"cannot run {name} on the real kernel here: {needs_namespace}, and {why_not}"
     if mode == "real":
         raise RealModeUnavailable(refusal + ". Use mode='sim' (or 'auto') to simulate it.")
-    try:
-        out, prof = _simulate(name, params, seed, profile)
-    except ExperimentError as e:
-        raise RealModeUnavailable(f"{refusal}; and {e}") from None
+    out, prof = _simulate(sim, params, profile)
     return done(out, "sim", refusal, None, prof)

@@ -11,57 +11,93 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tcplab._validate import check_bool, check_float, check_int, check_optional_int
-from tcplab.experiments import _mode
+from collections.abc import Mapping
+
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.sim.queues import accept_queue as sim_accept_queue
 from tcplab.experiments._common import Clock, counters_now, delta, listener_queues, pick, proc_sockets
-from tcplab.experiments.result import Result
 from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_state
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.model.outcome import Outcome
 
 
-__all__ = ["accept_queue"]
+__all__ = ["accept_queue", "SPEC"]
 
-NAME = "accept_queue"
 RECORD = ("net.core.somaxconn", "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_syncookies",
           "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syn_retries")
 
 
-def accept_queue(backlog: int = 5, somaxconn: int | None = None, clients: int = 20,
-                 abort_on_overflow: bool = False, accept_after: float | None = None, settle: float = 1.5,
-                 *, mode: str = "auto", seed: int = 0, profile: str | None = None) -> Result:
-    """Fill the accept queue of a listener that does not call accept().
+def _timeout(p: Mapping[str, Any]) -> float:
+    return p["settle"] + (p["accept_after"] or 0) + p["clients"] * 0.02 + 15
 
-    ``clients`` non-blocking connects go to a listener with ``listen(backlog)``; ``settle``
-    seconds after the last connect both ends are inspected. With ``accept_after`` the server
-    starts accepting (everything that arrives) that many seconds after the first connect;
-    ``accepted`` counts what it got before the snapshot.
 
-    On loopback the handshake completes inside connect(), so an overflow drops the *SYN*
-    (``tcp_conn_request()`` -> ListenOverflows) and the client stays SYN_SENT, retrying at 1 s, 2 s...
+_COUNTS = "exact"
+SPEC = Experiment(
+    name="accept_queue",
+    title="Fill the accept queue of a listener that does not call accept(): listen(N) holds N+1.",
+    doc="""``clients`` non-blocking connects go to a listener with ``listen(backlog)``; ``settle``
+    seconds after the last connect both ends are inspected. With ``accept_after`` the server starts
+    accepting (everything that arrives) that many seconds after the first connect; ``accepted``
+    counts what it got before the snapshot. On loopback the handshake completes inside connect(),
+    so an overflow drops the *SYN* (``tcp_conn_request()`` -> ListenOverflows) and the client stays
+    SYN_SENT, retrying at 1 s, 2 s... The rule: ``min(backlog, somaxconn) + 1`` (KERNEL.md case 1,
+    ``sk_acceptq_is_full()`` is ``>``).""",
+    params=(
+        Param("backlog", "int", 5, lo=0, hi=65535, help="listen() backlog",
+              slider=Slider(0, 64)),
+        Param("somaxconn", "int", None, lo=1, hi=65535, optional=True, sysctl="net.core.somaxconn",
+              help="caps the backlog (__sys_listen_socket())", slider=Slider(1, 4096, scale="log")),
+        Param("clients", "int", 20, lo=1, hi=1000, help="non-blocking connects", slider=Slider(1, 100)),
+        Param("abort_on_overflow", "bool", False, sysctl="net.ipv4.tcp_abort_on_overflow",
+              help="RST instead of dropping the final ACK when the accept queue is full"),
+        Param("accept_after", "float", None, lo=0, hi=30, optional=True, unit="s",
+              help="the server starts accepting this long after the first connect (None: never)"),
+        Param("settle", "float", 1.5, lo=0.1, hi=30, unit="s", help="wait before the snapshot"),
+    ),
+    summary=(
+        Key("established_clients", "clients in ESTABLISHED at the snapshot"),
+        Key("syn_sent_clients", "clients still in SYN_SENT (their SYNs were dropped)"),
+        Key("server_children", "ESTABLISHED connections on the server side (accepted or queued)"),
+        Key("recv_q", "the listener's accept-queue length (ss Recv-Q on the LISTEN row)"),
+        Key("send_q", "the listener's accept-queue limit, min(backlog, somaxconn) (ss Send-Q); None without sock_diag"),
+        Key("ListenOverflows", "counter delta: SYNs or ACKs dropped because the accept queue was full"),
+        Key("ListenDrops", "counter delta: every drop at a listener (includes ListenOverflows)"),
+        Key("reset_clients", "clients whose connect ended with ECONNRESET"),
+        Key("phantom_clients", "clients ESTABLISHED with no server child (the final ACK was dropped)"),
+        Key("accepted", "connections the server accepted before the snapshot"),
+    ),
+    tables=(
+        Table("clients", ("client", "port", "state", "error", "server_side"), "one client"),
+        Table("sockets", ("state", "local", "remote", "recv_q", "send_q", "timer", "retransmits"),
+              "a /proc/net/tcp row of this experiment's port at the snapshot"),
+    ),
+    timeline=("t", "recv_q", "accepted", "established_clients", "syn_sent_clients"),
+    grid=(
+        # KERNEL.md case 1 (its four rows) and two more points of the rule min(backlog, somaxconn) + 1
+        GridPoint(dict(backlog=5, clients=20), quick=True),
+        GridPoint(dict(backlog=5, somaxconn=3, clients=20)),
+        GridPoint(dict(backlog=0, clients=5)),
+        GridPoint(dict(backlog=128, somaxconn=64, clients=200), quick=True),
+        GridPoint(dict(backlog=50, clients=100)),
+        GridPoint(dict(backlog=16, somaxconn=8, clients=40, settle=0.5)),
+        # accept_after: the stuck clients' SYN retransmissions arrive as one burst (one timer tick):
+        # backlog+1 requests, the rest syncookies whose ACKs find the accept queue full -> phantoms
+        GridPoint(dict(backlog=5, clients=20, accept_after=0.5), quick=True),
+        GridPoint(dict(backlog=2, clients=10, accept_after=0.2)),
+        GridPoint(dict(backlog=3, clients=15, accept_after=0.3)),
+        GridPoint(dict(backlog=5, clients=20, accept_after=0.5, abort_on_overflow=True)),
+    ),
+    smoke=(dict(backlog=2, clients=5, settle=0.3, accept_after=0.1),),
+    real=lambda p: _real(p),
+    sim=sim_accept_queue,
+    record=RECORD,
+    timeout=_timeout,
+    plot=Plot(y=("recv_q", "established_clients", "syn_sent_clients"), kind="step",
+              title="accept queue and clients over time", y_title="count"),
+)
 
-    Tables: ``clients`` (one row per client: index, local port, state, error, server side),
-    ``sockets`` (/proc/net/tcp snapshot). Timeline: every 50 ms ``recv_q``, ``established_clients``,
-    ``syn_sent_clients``, ``accepted``.
-
-    >>> accept_queue(backlog=0, clients=5).summary["established_clients"]   # doctest: +SKIP
-    1
-    """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    params = {
-        "backlog": check_int("backlog", backlog, 0, 65535),
-        "somaxconn": check_optional_int("somaxconn", somaxconn, 1, 65535),
-        "clients": check_int("clients", clients, 1, 1000),
-        "abort_on_overflow": check_bool("abort_on_overflow", abort_on_overflow),
-        "accept_after": check_float("accept_after", accept_after, 0, 30, optional=True),
-        "settle": check_float("settle", settle, 0.1, 30),
-    }
-    sysctls: dict[str, Any] = {"net.ipv4.tcp_abort_on_overflow": int(params["abort_on_overflow"])}
-    if params["somaxconn"] is not None:
-        sysctls["net.core.somaxconn"] = params["somaxconn"]
-    timeout = params["settle"] + (params["accept_after"] or 0) + params["clients"] * 0.02 + 15
-    return _mode.run(NAME, params, mode=mode, seed=seed, profile=profile, real=_real, sysctls=sysctls,
-                     record=RECORD, timeout=timeout)
+accept_queue = make_function(SPEC)
 
 
 def _real(p: dict[str, Any]) -> Outcome:

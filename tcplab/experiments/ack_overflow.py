@@ -26,52 +26,103 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tcplab.experiments import _mode
 from tcplab.experiments._common import Clock, counters_now, delta, listener_queues, pick, proc_sockets
-from tcplab.experiments.result import Result
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_state
 from tcplab.kernel.qdisc import add_delay
 from tcplab.model.outcome import Outcome
 from tcplab.sim.overflow import DRAIN_FOR_S, SAMPLE_S, SNAPSHOT_S, SUMMARY_COUNTERS
-from tcplab.sim.params import ack_overflow_max_burst as max_burst
-from tcplab.sim.params import validate
+from tcplab.sim.overflow import ack_overflow as sim_ack_overflow
 
-__all__ = ["ack_overflow", "max_burst"]
+__all__ = ["ack_overflow", "max_burst", "SPEC"]
 
-NAME = "ack_overflow"
 RECORD = ("net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_syncookies", "net.core.somaxconn",
           "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_syn_retries")
 
 
-def ack_overflow(abort_on_overflow: bool = False, syncookies: int = 1, backlog: int = 4, burst: int = 6,
-                 slow_motion: float = 6.0, *, mode: str = "auto", seed: int = 0,
-                 profile: str | None = None) -> Result:
-    """A burst of ``burst`` clients against a listener whose accept queue has room for one.
+def max_burst(backlog: int) -> int:
+    """Largest burst for ``backlog``: every SYN-ACK and ACK of the burst passes the slowed
+    loopback before the 1 s retransmit timers, and at most backlog+1 SYNs are left to retry, so
+    they all fit the drained queue at once (the regime the real run is built for).
 
-    ``backlog`` 0..8 (``listen(backlog)``; the queue is pre-filled with ``backlog`` connections),
-    ``burst`` 1..min(12, 2·(backlog+1)), ``syncookies`` 0/1/2, ``slow_motion`` 2..20 ms per packet
-    on the namespace's lo (a netem delay, or a tbf token bucket where netem is missing; the
-    Result's notes say which). Snapshot at 1.5 s; then phase 2: the app drains the queue, each
-    ESTABLISHED client sends one byte, and the app accepts for 2.5 s.
-
-    Summary: ``established_clients``, ``syn_sent_clients``, ``reset_clients`` (ECONNRESET),
-    ``phantom_clients`` (ESTABLISHED, but the server has a SYN_RECV request or nothing),
-    ``server_children``, ``syn_recv``, ``recv_q``, ``send_q`` (all at the snapshot), the counters
-    of :data:`SUMMARY_COUNTERS` at the snapshot, and ``completed_later`` (burst connections the
-    app got in phase 2 that were not children at the snapshot).
-
-    Tables: ``clients`` (client, port, state, error, server_side, data_sent, accepted_later),
-    ``sockets`` (snapshot). Timeline every 50 ms: ``recv_q``, ``syn_recv``,
-    ``established_clients``, ``syn_sent_clients``, ``reset_clients``, ``accepted``.
+    >>> max_burst(4), max_burst(8)
+    (10, 12)
     """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    params = validate(NAME, {"abort_on_overflow": abort_on_overflow, "syncookies": syncookies,
-                             "backlog": backlog, "burst": burst, "slow_motion": slow_motion})
-    sysctls = {"net.ipv4.tcp_abort_on_overflow": int(params["abort_on_overflow"]),
-               "net.ipv4.tcp_syncookies": params["syncookies"]}
-    return _mode.run(NAME, params, mode=mode, seed=seed, profile=profile, real=_real, sysctls=sysctls,
-                     record=RECORD, timeout=SNAPSHOT_S + DRAIN_FOR_S + 20,
-                     needs_namespace="slow_motion adds a qdisc to lo, which is only done in a private namespace")
+    return min(12, 2 * (backlog + 1))
+
+
+def _check(p: dict[str, Any]) -> None:
+    hi = max_burst(p["backlog"])
+    if p["burst"] > hi:
+        raise ValueError(f"burst must be an int in 1..{hi} for backlog {p['backlog']} "
+                         f"(at most 2 x (backlog + 1), at most 12), not {p['burst']}")
+
+
+_SNAP = "at the 1.5 s snapshot"
+SPEC = Experiment(
+    name="ack_overflow",
+    title="tcp_abort_on_overflow: a burst of final ACKs finds the accept queue full (slowed loopback).",
+    doc="""A burst of ``burst`` clients against a listener whose accept queue has room for one.
+    The queue is pre-filled with ``backlog`` connections; ``slow_motion`` ms per packet on the
+    namespace's lo (a netem delay, or a tbf token bucket where netem is missing; the Result's
+    notes say which) makes every SYN arrive before any ACK. Snapshot at 1.5 s; then phase 2: the
+    app drains the queue, each ESTABLISHED client sends one byte, and the app accepts for 2.5 s.
+    abort_on_overflow=False: the other ACKs are dropped and complete later; True: each gets a RST
+    (EmbryonicRsts). A cookie connection is never reset (KERNEL.md case 2).""",
+    params=(
+        Param("abort_on_overflow", "bool", False, sysctl="net.ipv4.tcp_abort_on_overflow",
+              help="RST a final ACK that finds the accept queue full (else drop it)"),
+        Param("syncookies", "choice", 1, choices=(0, 1, 2), sysctl="net.ipv4.tcp_syncookies",
+              help="0 off, 1 when the SYN queue is full, 2 always"),
+        Param("backlog", "int", 4, lo=0, hi=8, help="listen() backlog; the queue is pre-filled with this many",
+              slider=Slider(0, 8)),
+        Param("burst", "int", 6, lo=1, hi=12, help="clients at once (at most min(12, 2 x (backlog+1)))",
+              slider=Slider(1, 12)),
+        Param("slow_motion", "float", 6.0, lo=2, hi=20, unit="ms", help="delay per packet on the namespace's lo",
+              slider=Slider(2, 20, 1)),
+    ),
+    summary=(
+        Key("established_clients", f"clients ESTABLISHED {_SNAP}"),
+        Key("syn_sent_clients", f"clients still SYN_SENT {_SNAP}"),
+        Key("reset_clients", f"clients reset (ECONNRESET) {_SNAP}"),
+        Key("phantom_clients", f"clients ESTABLISHED whose server side is a SYN_RECV request or nothing {_SNAP}"),
+        Key("server_children", f"ESTABLISHED children on the server {_SNAP}"),
+        Key("syn_recv", f"SYN_RECV requests on the server {_SNAP}"),
+        Key("recv_q", f"accept-queue length {_SNAP}"),
+        Key("send_q", "accept-queue limit (ss Send-Q)"),
+        *[Key(c, f"counter delta {_SNAP}") for c in SUMMARY_COUNTERS],
+        Key("completed_later", "burst connections the app got in phase 2 that were not children at the snapshot"),
+    ),
+    tables=(
+        Table("clients", ("client", "port", "state", "error", "server_side", "data_sent", "accepted_later"),
+              "one burst client"),
+        Table("sockets", ("state", "local", "remote", "recv_q", "send_q", "timer", "retransmits"),
+              "a /proc/net/tcp row at the snapshot"),
+    ),
+    timeline=("t", "recv_q", "syn_recv", "established_clients", "syn_sent_clients", "reset_clients", "accepted"),
+    grid=(
+        # KERNEL.md case 2 (slowed loopback, accept queue with room for one): its four rows,
+        # cookies=2, and the rule at other backlogs and bursts
+        *[GridPoint(dict(syncookies=ck, abort_on_overflow=ab), quick=(ck, ab) in ((1, False), (0, True)))
+          for ck in (1, 0, 2) for ab in (False, True)],
+        GridPoint(dict(backlog=0, burst=2)),
+        GridPoint(dict(backlog=8, burst=12, abort_on_overflow=True)),
+        GridPoint(dict(backlog=8, burst=12, syncookies=0)),
+        GridPoint(dict(backlog=1, burst=4, syncookies=0, abort_on_overflow=True)),
+    ),
+    smoke=(dict(backlog=2, burst=6, syncookies=0),),
+    real=lambda p: _real(p),
+    sim=sim_ack_overflow,
+    record=RECORD,
+    needs_namespace="slow_motion adds a qdisc to lo, which is only done in a private namespace",
+    checks=_check,
+    timeout=lambda p: SNAPSHOT_S + DRAIN_FOR_S + 20,
+    plot=Plot(y=("recv_q", "syn_recv", "established_clients", "reset_clients"), kind="step",
+              title="the burst over time", y_title="count"),
+)
+
+ack_overflow = make_function(SPEC)
 
 
 def _server_sides(port: int) -> dict[int, str]:

@@ -3,55 +3,10 @@ compared key by key (issue 4 §3; the facts are KERNEL.md's).
 
     python -m tcplab.experiments.agreement [--quick] [--out docs/agreement.md]
 
-How each summary key is compared (``RULES``):
-
-=================  ==========================================================  ============
-rule               keys                                                        why
-=================  ==========================================================  ============
-``exact``          every count: accept_queue's ``established_clients``,        the kernel is
-                   ``syn_sent_clients``, ``server_children``, ``recv_q``,       deterministic
-                   ``send_q``, ``ListenOverflows``, ``ListenDrops``,            here (KERNEL.md:
-                   ``reset_clients``, ``phantom_clients``, ``accepted``;        "every state and
-                   every key of ack_overflow;
-                   syn_queue's ``syn_recv``, ``server_children`` and its        count matched
-                   six counters; syn_retries' ``retransmissions``,              across
-                   ``syns_sent``, ``error``; time_wait's ``time_wait``,         repetitions")
-                   ``connections_made``, ``reused_ports``, ``error``; rebind's
-                   ``bound``, ``error``, ``time_wait``; lifecycle's
-                   ``client_error``, ``server_error``
-``flood_only``     syn_queue ``legit_client_connected``                        only defined with
-                                                                               ``flood=True``
-``rel10``          syn_retries ``failed_after``, time_wait                     times: within 10 %
-                   ``first_failure_at``                                        (real RTOs drift)
-``list_rel10``     syn_retries ``retransmit_times``                            same length, each
-                                                                               within 10 %
-``states``         lifecycle ``client_states``, ``server_states``              see below
-``exact``          load ``attempts``, ``failed``, ``max_recv_q``                 deterministic
-                                                                               (3 real runs per
-                                                                               point agreed)
-``rel15_busy``     load ``established``                                        see below
-``rel15``          load ``ListenOverflows``                                    within 15 %: as
-                                                                               rel15_busy, and
-                                                                               even at
-                                                                               accept_rate=0 the
-                                                                               SYNs due in the
-                                                                               last wheel slot
-                                                                               count or not
-                                                                               (real 281/280)
-``abs10ms``        load ``p50_connect_s``                                      within 0.01 s (the
-                                                                               runner's loop lag)
-``abs50ms``        load ``p99_connect_s``                                      within 0.05 s (one
-                                                                               timer-wheel slot,
-                                                                               32 ms at HZ=250)
-``host_rmem``      handshake ``wscale``                                        not compared:
-                                                                               the shift follows
-                                                                               the host's
-                                                                               tcp_rmem max; the
-                                                                               sim uses the
-                                                                               default (6 MiB: 7)
-=================  ==========================================================  ============
-
-handshake's ``packets``, ``mss``, ``sack``, ``timestamps`` are ``exact``.
+How each summary key is compared is declared with the key, in its experiment's spec
+(``Key(name, meaning, rule=...)``; the rule names and meanings are
+``tcplab.experiments.spec.RULE_NAMES``); the grid points are the specs' ``grid``. ``RULES`` and
+``GRID`` here are read from the specs.
 
 ``states``: with ``slow_motion`` > 0 (a netem delay on lo, so every state lasts at least one
 delay) the distinct-state lists must be equal. On plain loopback (``slow_motion=0``) the real
@@ -87,100 +42,34 @@ import sys
 import time
 from typing import Any
 
+from tcplab.experiments.spec import RULE_NAMES
+
 __all__ = ["RULES", "GRID", "agreement_grid", "compare", "render", "main"]
 
 EXACT, FLOOD_ONLY, REL10, LIST_REL10, STATES = "exact", "flood_only", "rel10", "list_rel10", "states"
 REL15_BUSY, REL15, ABS10MS, ABS50MS = "rel15_busy", "rel15", "abs10ms", "abs50ms"
-HOST_RMEM = "host_rmem"
+HOST_RMEM, SHOWN, REL25, LIST_EXACT = "host_rmem", "shown", "rel25", "list_exact"
 
-RULES: dict[str, dict[str, str]] = {
-    "accept_queue": dict.fromkeys(("established_clients", "syn_sent_clients", "server_children", "recv_q",
-                                   "send_q", "ListenOverflows", "ListenDrops", "reset_clients",
-                                   "phantom_clients", "accepted"), EXACT),
-    "ack_overflow": dict.fromkeys(("established_clients", "syn_sent_clients", "reset_clients", "phantom_clients",
-                                   "server_children", "syn_recv", "recv_q", "send_q", "ListenOverflows",
-                                   "ListenDrops", "EmbryonicRsts", "TCPReqQFullDoCookies", "TCPReqQFullDrop",
-                                   "SyncookiesSent", "SyncookiesRecv", "completed_later"), EXACT),
-    "syn_queue": {**dict.fromkeys(("syn_recv", "server_children", "SyncookiesSent", "SyncookiesRecv",
-                                   "TCPReqQFullDrop", "TCPReqQFullDoCookies", "ListenDrops",
-                                   "ListenOverflows"), EXACT),
-                  "legit_client_connected": FLOOD_ONLY},
-    "syn_retries": {"retransmit_times": LIST_REL10, "failed_after": REL10, "error": EXACT,
-                    "retransmissions": EXACT, "syns_sent": EXACT},
-    "time_wait": {"time_wait": EXACT, "connections_made": EXACT, "first_failure_at": REL10, "error": EXACT,
-                  "reused_ports": EXACT},
-    "rebind": {"bound": EXACT, "error": EXACT, "time_wait": EXACT},
-    "lifecycle": {"client_states": STATES, "server_states": STATES, "client_error": EXACT,
-                  "server_error": EXACT},
-    # tcp_select_initial_window(): wscale follows max(tcp_rmem[2], rmem_max) of the host (this VM:
-    # 33554432 -> 10); the simulator uses the default 6291456 -> 7, so it is shown, not compared
-    "handshake": {"packets": EXACT, "mss": EXACT, "sack": EXACT, "timestamps": EXACT, "wscale": HOST_RMEM},
-    "load": {"attempts": EXACT, "failed": EXACT, "max_recv_q": EXACT, "established": REL15_BUSY,
-             "ListenOverflows": REL15, "p50_connect_s": ABS10MS, "p99_connect_s": ABS50MS},
-}
 
-TW = {"port_range": (40000, 40009)}
-# (experiment, params, in the quick grid)
-GRID: list[tuple[str, dict[str, Any], bool]] = [
-    # KERNEL.md case 1 (its four rows) and two more points of the rule min(backlog, somaxconn) + 1
-    ("accept_queue", dict(backlog=5, clients=20), True),
-    ("accept_queue", dict(backlog=5, somaxconn=3, clients=20), False),
-    ("accept_queue", dict(backlog=0, clients=5), False),
-    ("accept_queue", dict(backlog=128, somaxconn=64, clients=200), True),
-    ("accept_queue", dict(backlog=50, clients=100), False),
-    ("accept_queue", dict(backlog=16, somaxconn=8, clients=40, settle=0.5), False),
-    # accept_after: the stuck clients' SYN retransmissions arrive as one burst (one timer tick):
-    # backlog+1 requests, the rest syncookies whose ACKs find the accept queue full -> phantoms
-    ("accept_queue", dict(backlog=5, clients=20, accept_after=0.5), True),
-    ("accept_queue", dict(backlog=2, clients=10, accept_after=0.2), False),
-    ("accept_queue", dict(backlog=3, clients=15, accept_after=0.3), False),
-    ("accept_queue", dict(backlog=5, clients=20, accept_after=0.5, abort_on_overflow=True), False),
-    # KERNEL.md case 2 (slowed loopback, accept queue with room for one): its four rows, cookies=2,
-    # and the rule at other backlogs and bursts
-    *[("ack_overflow", dict(syncookies=ck, abort_on_overflow=ab), (ck, ab) in ((1, False), (0, True)))
-      for ck in (1, 0, 2) for ab in (False, True)],
-    ("ack_overflow", dict(backlog=0, burst=2), False),
-    ("ack_overflow", dict(backlog=8, burst=12, abort_on_overflow=True), False),
-    ("ack_overflow", dict(backlog=8, burst=12, syncookies=0), False),
-    ("ack_overflow", dict(backlog=1, burst=4, syncookies=0, abort_on_overflow=True), False),
-    # KERNEL.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
-    *[("syn_queue", dict(backlog=b, syncookies=ck, max_syn_backlog=m),
-       (b, ck, m) in ((4, 1, 16), (100, 0, 16)))
-      for ck in (1, 0) for m in (16, 2048) for b in (0, 1, 4, 8, 100)],
-    # KERNEL.md case 4 (spoofed flood), two rows
-    ("syn_queue", dict(backlog=128, syncookies=0, max_syn_backlog=8, flood=True, clients=200), False),
-    ("syn_queue", dict(backlog=4, syncookies=1, max_syn_backlog=8, flood=True, clients=200), False),
-    # KERNEL.md case 3
-    ("syn_retries", dict(retries=1, linear_timeouts=0), True),
-    ("syn_retries", dict(retries=1, linear_timeouts=4), True),
-    ("syn_retries", dict(retries=2, linear_timeouts=0), False),
-    ("syn_retries", dict(retries=2, linear_timeouts=4), False),
-    ("syn_retries", dict(retries=3, linear_timeouts=0), False),
-    # KERNEL.md case 5 (10 ephemeral ports)
-    ("time_wait", dict(TW, tw_reuse=0), True),
-    ("time_wait", dict(TW, tw_reuse=1, connections=30), False),
-    ("time_wait", dict(TW, tw_reuse=2, connections=30), False),
-    ("time_wait", dict(TW, tw_reuse=1, timestamps=False), True),
-    ("time_wait", dict(TW, tw_reuse=0, max_tw_buckets=4), False),
-    # KERNEL.md case 7
-    *[("rebind", dict(old_reuseaddr=o, new_reuseaddr=nw), True) for o in (False, True) for nw in (False, True)],
-    ("rebind", dict(old_reuseaddr=True, new_reuseaddr=True, old_listener_open=True), True),
-    ("rebind", dict(old_reuseaddr=False, new_reuseaddr=False, closer="client"), False),
-    # the ab experiment: clients at rate/s, a server accepting accept_rate/s; dropped SYNs come back
-    # after ~1 s, ~2 s on the timer wheel (p99 latency), some as phantom clients
-    # duration 2 s, not the default 3 s: at 3 s the real p99 is bimodal (six real runs: 2.04 s four
-    # times, 1.15 s and 1.19 s twice): it is 2 s only if at least 3 of ~190 clients needed two retries
-    ("load", dict(duration=2.0), True),
-    ("load", dict(rate=200, accept_rate=50, backlog=8, duration=2.0), False),
-    ("load", dict(rate=100, accept_rate=0, backlog=8, duration=2.0), False),
-    # one connection's segments (connect, 13 bytes each way, close)
-    ("handshake", {}, False),
-    # KERNEL.md case 6 and the state diagram
-    *[("lifecycle", dict(scenario=s, slow_motion=sm), s in ("client_closes_first", "abortive_close") and sm == 20)
-      for sm in (20, 0)
-      for s in ("client_closes_first", "server_closes_first", "server_never_closes", "abortive_close",
-                "half_close", "simultaneous_open")],
-]
+def _rules() -> dict[str, dict[str, str]]:
+    from tcplab.experiments.registry import SPECS, names
+    names()
+    return {n: s.rules for n, s in SPECS.items()}
+
+
+def _grid() -> list[tuple[str, dict[str, Any], bool]]:
+    from tcplab.experiments.registry import SPECS, names
+    names()
+    return [(n, dict(g.params), g.quick) for n, s in SPECS.items() for g in s.grid]
+
+
+def __getattr__(name: str) -> Any:
+    # RULES and GRID are read from the experiment specs (each key's rule, each grid point)
+    if name == "RULES":
+        return _rules()
+    if name == "GRID":
+        return _grid()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: What was found where real and sim differ, checked against KERNEL.md (shown under the table
@@ -223,10 +112,10 @@ def _subsequence(short: list[Any], long: list[Any]) -> bool:
 
 def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any) -> tuple[str, str]:
     """(rule, verdict) for one summary key; verdict is "agree", "DIFFER" or "not compared"."""
-    rule = RULES.get(name, {}).get(key)
+    rule = _rules().get(name, {}).get(key)
     if rule is None:
         return "-", "not compared"
-    if rule == HOST_RMEM:
+    if rule in (HOST_RMEM, SHOWN):
         return rule, "not compared"
     if rule == FLOOD_ONLY:
         if not params.get("flood"):
@@ -236,6 +125,10 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any) ->
         ok = real == sim
     elif rule == REL10:
         ok = _rel10(real, sim)
+    elif rule == REL25:
+        ok = _rel(real, sim, 0.25)
+    elif rule == LIST_EXACT:
+        ok = list(real or []) == list(sim or [])
     elif rule == REL15_BUSY:
         if params.get("accept_rate", 50) == 0:
             rule = "rel15_busy (exact at accept_rate=0)"
@@ -281,7 +174,7 @@ def agreement_grid(quick: bool = False, *, progress: Any = None) -> list[dict[st
     from tcplab.errors import RealModeUnavailable
 
     rows: list[dict[str, Any]] = []
-    points = [(n, p) for n, p, q in GRID if q or not quick]
+    points = [(n, p) for n, p, q in _grid() if q or not quick]
     for idx, (name, params) in enumerate(points):
         if progress is not None:
             progress(idx, len(points), name, params)
@@ -338,20 +231,7 @@ def render(rows: list[dict[str, Any]], *, quick: bool, seconds: float) -> str:
         "",
         "| rule | meaning |",
         "|---|---|",
-        "| exact | equal (counts and states: the kernel is deterministic here, KERNEL.md) |",
-        "| rel10 | times within 10 % of each other |",
-        "| list_rel10 | same length, each element within 10 % |",
-        "| flood_only | compared only with `flood=True` (the legitimate client exists only then) |",
-        "| host_rmem | not compared: handshake `wscale` follows the host's tcp_rmem max (the simulator uses the "
-        "default 6291456, which gives 7) |",
-        "| rel15_busy | load counts: equal at `accept_rate=0`; otherwise within 15 % (which SYN retransmissions "
-        "share a timer-wheel slot varies run to run: real runs alone spread by up to 10 %) |",
-        "| rel15 | load `ListenOverflows` within 15 % (as rel15_busy; even with no accept() the SYNs due in the "
-        "last timer-wheel slot before the end are counted or not: real 281/280) |",
-        "| abs10ms / abs50ms | load latencies within 0.01 s (p50: the runner's loop lag) / 0.05 s (p99: one "
-        "32 ms timer-wheel slot) |",
-        "| states | distinct-state lists equal with `slow_motion` > 0; at `slow_motion=0` the real list "
-        "(sampled every 1 ms) must be a subsequence of the simulated one with the same first and last state |",
+        *[f"| {rule} | {meaning} |" for rule, meaning in RULE_NAMES.items()],
         "",
         "## Results",
         "",

@@ -12,48 +12,72 @@ the kernel negotiated are read from TCP_INFO, and ``reason`` says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from tcplab.experiments import _mode
 from tcplab.experiments._common import counters_now, delta
+from tcplab.experiments.registry import make_function
 from tcplab.experiments.result import Result
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Table
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
+from tcplab.sim.sockets import handshake as sim_handshake
 
 
-__all__ = ["handshake"]
+__all__ = ["handshake", "SPEC"]
 
 RECORD = ("net.ipv4.tcp_timestamps", "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_rmem")
 MESSAGE = b"hello, world\n"
 
 
-def handshake(*, mode: str = "auto", seed: int = 0, profile: str | None = None) -> Result:
-    """Open one connection, send 13 bytes each way, close; show every segment.
-
-    Summary: ``packets`` (segments captured, None without capture), ``mss`` (the SYN's MSS
-    option), ``sack`` (SACK permitted both ways), ``wscale`` (the SYN's window-scale shift),
-    ``timestamps`` (negotiated).
-
-    Table ``packets``: t, direction (client->server or server->client), flags, seq/ack absolute
-    and relative to each side's ISN, window, payload, options. Table ``tcp_info``: what each
-    end's TCP_INFO says (options, wscale, mss, rto).
-    """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    r = _mode.run("handshake", {}, mode=mode, seed=seed, profile=profile, real=_real, sysctls={},
-                  record=RECORD, timeout=20)
-    if r.mode == "real" and r.summary.get("packets") is None:
-        why = "; ".join(r.notes) or "no packet capture here"
-        if mode == "auto":
-            # the segments are the point of this experiment: without capture rights, auto shows
-            # them simulated; mode="real" still gives the kernel's negotiated options (TCP_INFO)
-            r = _mode.run("handshake", {}, mode="sim", seed=seed, profile=profile, real=_real, sysctls={},
-                          record=RECORD, timeout=20)
-            r.reason = f"simulated: packets cannot be captured here ({why}); mode='real' shows TCP_INFO only"
-        else:
-            r.reason += "; no packet capture here, so only the options negotiated (TCP_INFO) are shown"
+def _finish(r: Result, asked: str, simulated: Callable[[], Result]) -> Result:
+    """Without a packet capture the segments, the point of this experiment, are missing: auto
+    shows them simulated; mode="real" still gives the kernel's negotiated options (TCP_INFO)."""
+    if r.mode != "real" or r.summary.get("packets") is not None:
+        return r
+    why = "; ".join(r.notes) or "no packet capture here"
+    if asked == "auto":
+        r = simulated()
+        r.reason = f"simulated: packets cannot be captured here ({why}); mode='real' shows TCP_INFO only"
+    else:
+        r.reason += "; no packet capture here, so only the options negotiated (TCP_INFO) are shown"
     return r
+
+
+SPEC = Experiment(
+    name="handshake",
+    title="One connection's segments on lo, decoded: SYN, SYN-ACK, ACK, data, FINs.",
+    doc="""Open one connection, send 13 bytes each way, close; show every segment. Where an
+    AF_PACKET socket can be opened (CAP_NET_RAW: root, or the owner of a private user+net
+    namespace) every segment is captured and decoded; otherwise only the options the kernel
+    negotiated are read from TCP_INFO, and ``reason`` says so.""",
+    params=(),
+    summary=(
+        Key("packets", "segments captured (None without capture)"),
+        Key("mss", "the SYN's MSS option"),
+        Key("sack", "SACK permitted both ways"),
+        Key("wscale", "the SYN's window-scale shift (follows the host's tcp_rmem max)", rule="host_rmem"),
+        Key("timestamps", "timestamps negotiated"),
+    ),
+    tables=(
+        Table("tcp_info", ("end", "state_before_close", "timestamps", "sack", "wscale", "snd_wscale", "rcv_wscale",
+                           "snd_mss", "rcv_mss", "rto_ms"), "what one end's TCP_INFO says"),
+        Table("packets", ("t", "direction", "flags", "seq", "ack", "rel_seq", "rel_ack", "window", "payload",
+                          "options"), "one segment"),
+    ),
+    timeline=None,
+    grid=(GridPoint({}),),
+    smoke=({},),
+    real=lambda p: _real(p),
+    sim=sim_handshake,
+    record=RECORD,
+    timeout=lambda p: 20.0,
+    finish=_finish,
+)
+
+handshake = make_function(SPEC)
 
 
 def _real(p: dict[str, Any]) -> Outcome:

@@ -20,17 +20,17 @@ import threading
 import time
 from typing import Any
 
-from tcplab._validate import check_choice, check_float
 from tcplab.errors import KernelUnavailable
-from tcplab.experiments import _mode
 from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
-from tcplab.experiments.result import Result
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Slider, Table
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.qdisc import add_delay
 from tcplab.model.outcome import Outcome
+from tcplab.sim.sockets import lifecycle as sim_lifecycle
 
 
-__all__ = ["lifecycle", "SCENARIOS"]
+__all__ = ["lifecycle", "SCENARIOS", "SPEC"]
 
 SCENARIOS = ("client_closes_first", "server_closes_first", "server_never_closes", "abortive_close",
              "half_close", "simultaneous_open")
@@ -38,32 +38,43 @@ RECORD = ("net.ipv4.tcp_fin_timeout",)
 GONE = "CLOSE"  # TCP_CLOSE (tcp_states.h): recorded when the kernel no longer has the socket at all
 
 
-def lifecycle(scenario: str = "client_closes_first", slow_motion: float = 0.0, *, mode: str = "auto",
-              seed: int = 0, profile: str | None = None) -> Result:
-    """Run one connection through ``scenario`` and return the states both ends went through.
-
-    Scenarios: ``client_closes_first``, ``server_closes_first``, ``server_never_closes``
+SPEC = Experiment(
+    name="lifecycle",
+    title="One connection through a scenario: the states both ends go through.",
+    doc="""Scenarios: ``client_closes_first``, ``server_closes_first``, ``server_never_closes``
     (CLOSE_WAIT leak; the client's orphan FIN_WAIT2 waits for tcp_fin_timeout),
     ``abortive_close`` (SO_LINGER {1, 0}: RST, no TIME_WAIT, the server's recv gets ECONNRESET),
     ``half_close`` (client shutdown(SHUT_WR); the server still sends 13 bytes, the client reads
     them), ``simultaneous_open`` (a socket connecting to its own address: one socket, so
-    ``server_states`` is empty).
+    ``server_states`` is empty). ``slow_motion`` is a one-way delay added to lo (netem, or tbf
+    where netem is missing); it needs a private namespace. "CLOSE" at the end of a state list
+    means the kernel dropped the socket (TCP_CLOSE) (KERNEL.md case 6).""",
+    params=(
+        Param("scenario", "choice", "client_closes_first", choices=SCENARIOS, help="what the two ends do"),
+        Param("slow_motion", "float", 0.0, lo=0, hi=500, unit="ms", help="one-way delay added to lo",
+              slider=Slider(0, 200, 10)),
+    ),
+    summary=(
+        Key("client_states", "the client's states, in order", rule="states"),
+        Key("server_states", "the server's states, in order (empty for simultaneous_open)", rule="states"),
+        Key("client_error", "the error the client's script met (errno name) or None"),
+        Key("server_error", "the error the server's script met (errno name) or None"),
+    ),
+    tables=(Table("events", ("t", "event"), "a step of the script"),),
+    timeline=("t", "client", "server", "event"),
+    grid=tuple(
+        GridPoint(dict(scenario=sc, slow_motion=sm), quick=sc in ("client_closes_first", "abortive_close") and sm == 20)
+        for sm in (20, 0) for sc in SCENARIOS),
+    smoke=(dict(scenario="client_closes_first", slow_motion=20), dict(scenario="simultaneous_open")),
+    real=lambda p: _real(p),
+    sim=sim_lifecycle,
+    record=RECORD,
+    needs_namespace=lambda p: ("slow_motion adds a qdisc to lo, which is only done in a private namespace"
+                               if p["slow_motion"] else None),
+    timeout=lambda p: 30 + p["slow_motion"] * 0.1,
+)
 
-    ``slow_motion`` (ms, 0..500) is a one-way delay added to lo with netem; it needs a private
-    namespace and ``tc``. "CLOSE" at the end of a state list means the kernel dropped the socket (TCP_CLOSE).
-
-    Timeline: one row per change (t, client, server, event); table ``events``: what the script did.
-
-    >>> lifecycle("abortive_close").summary["server_error"]     # doctest: +SKIP
-    'ECONNRESET'
-    """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    params = {"scenario": check_choice("scenario", scenario, SCENARIOS),
-              "slow_motion": check_float("slow_motion", slow_motion, 0, 500)}
-    needs = "slow_motion adds a qdisc to lo, which is only done in a private namespace" \
-        if params["slow_motion"] else None
-    return _mode.run("lifecycle", params, mode=mode, seed=seed, profile=profile, real=_real, sysctls={},
-                     record=RECORD, needs_namespace=needs, timeout=30 + params["slow_motion"] * 0.1)
+lifecycle = make_function(SPEC)
 
 
 class _Sampler(threading.Thread):

@@ -25,18 +25,20 @@ import random
 import time
 from typing import Any
 
-from tcplab._validate import check_bool, check_choice, check_float, check_int, check_optional_int
+from collections.abc import Mapping
+
 from tcplab.errors import KernelUnavailable, RealModeUnavailable
-from tcplab.experiments import _mode
 from tcplab.experiments._common import Clock, counters_now, delta, pick, proc_sockets
-from tcplab.experiments.result import Result
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Slider, Table
 from tcplab.kernel.capture import craft_syn, open_raw_sender
 from tcplab.kernel.loopback import SocketSet, tcp_state
 from tcplab.kernel.qdisc import blackhole_loopback_peers
 from tcplab.model.outcome import Outcome
+from tcplab.sim.queues import syn_queue as sim_syn_queue
 
 
-__all__ = ["syn_queue"]
+__all__ = ["syn_queue", "SPEC"]
 
 RECORD = ("net.ipv4.tcp_syncookies", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_synack_retries",
           "net.core.somaxconn")
@@ -46,41 +48,67 @@ DEFER_ACCEPT_S = 30
 LEGIT_WAIT_S = {True: 3.5, False: 1.5}
 
 
-def syn_queue(backlog: int = 4, clients: int = 60, syncookies: int = 1, max_syn_backlog: int | None = None,
-              synack_retries: int | None = None, flood: bool = False, settle: float = 0.5, *,
-              mode: str = "auto", seed: int = 0, profile: str | None = None) -> Result:
-    """Fill the SYN queue of a listener with ``listen(backlog)``; snapshot after ``settle`` s.
+def _needs_namespace(p: Mapping[str, Any]) -> str | None:
+    return ("flood=True changes the routes of 127/8 and sends crafted SYNs through a raw socket, "
+            "which is only done in a private namespace") if p["flood"] else None
 
-    Rules (6.18, ``tcp_conn_request()``): the SYN queue is full when it holds more than
+
+SPEC = Experiment(
+    name="syn_queue",
+    title="Fill the SYN (half-open) queue and watch syncookies take over.",
+    doc="""Fill the SYN queue of a listener with ``listen(backlog)``; snapshot after ``settle`` s.
+    ``flood=False`` (unprivileged): the listener sets TCP_DEFER_ACCEPT and the clients send
+    nothing, so every request stays SYN_RECV. ``flood=True``: ``clients`` crafted SYNs from
+    127.0.0.2 whose SYN-ACKs vanish (a private namespace), then a legitimate client tries for
+    3.5 s. Rules (6.18, ``tcp_conn_request()``): the SYN queue is full when it holds more than
     ``min(backlog, somaxconn)`` requests (so backlog+1 fit); then syncookies=1 answers with
     cookies, syncookies=0 drops (TCPReqQFullDrop). With syncookies=0, requests from unproven
-    peers also stop at 3/4 of ``max_syn_backlog`` (+1), counted only in ListenDrops.
+    peers also stop at 3/4 of ``max_syn_backlog`` (+1), counted only in ListenDrops (KERNEL.md
+    cases 4 and 8).""",
+    params=(
+        Param("backlog", "int", 4, lo=0, hi=65535, help="listen() backlog", slider=Slider(0, 4096, scale="log")),
+        Param("clients", "int", 60, lo=1, hi=1000, help="clients (or spoofed SYNs with flood)",
+              slider=Slider(1, 200)),
+        Param("syncookies", "choice", 1, choices=(0, 1, 2), sysctl="net.ipv4.tcp_syncookies",
+              help="0 off, 1 when the SYN queue is full, 2 always"),
+        Param("max_syn_backlog", "int", None, lo=1, hi=65535, optional=True, sysctl="net.ipv4.tcp_max_syn_backlog",
+              help="only used by the 3/4 rule with syncookies=0", slider=Slider(1, 4096, scale="log")),
+        Param("synack_retries", "int", None, lo=0, hi=255, optional=True, sysctl="net.ipv4.tcp_synack_retries",
+              help="SYN-ACK retransmissions of a request before it is dropped", slider=Slider(0, 10)),
+        Param("flood", "bool", False, help="spoofed SYNs from 127.0.0.2 instead of silent clients"),
+        Param("settle", "float", 0.5, lo=0.1, hi=30, unit="s", help="wait before the snapshot"),
+    ),
+    summary=(
+        Key("syn_recv", "requests (SYN_RECV) on the listener at the snapshot"),
+        Key("server_children", "ESTABLISHED children (cookie connections) at the snapshot"),
+        *[Key(c, "counter delta at the snapshot") for c in COUNTERS],
+        Key("legit_client_connected", "with flood: did a normal client get in within 3.5 s (None without flood)",
+            rule="flood_only"),
+    ),
+    tables=(
+        Table("sockets", ("state", "remote", "timer", "retransmits"), "a connection of the listener (not the listener)"),
+        Table("clients", ("client", "port", "state"), "one client (flood=False only)",
+              present=lambda p: not p["flood"]),
+    ),
+    timeline=None,
+    grid=(
+        # KERNEL.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
+        *[GridPoint(dict(backlog=b, syncookies=ck, max_syn_backlog=m), quick=(b, ck, m) in ((4, 1, 16), (100, 0, 16)))
+          for ck in (1, 0) for m in (16, 2048) for b in (0, 1, 4, 8, 100)],
+        # KERNEL.md case 4 (spoofed flood), two rows
+        GridPoint(dict(backlog=128, syncookies=0, max_syn_backlog=8, flood=True, clients=200)),
+        GridPoint(dict(backlog=4, syncookies=1, max_syn_backlog=8, flood=True, clients=200)),
+    ),
+    smoke=(dict(backlog=2, clients=6, settle=0.2),
+           dict(backlog=4, clients=20, syncookies=1, max_syn_backlog=8, flood=True, settle=0.2)),
+    real=lambda p: _real(p),
+    sim=sim_syn_queue,
+    record=RECORD,
+    needs_namespace=_needs_namespace,
+    timeout=lambda p: p["settle"] + LEGIT_WAIT_S[p["flood"]] + p["clients"] * 0.02 + 15,
+)
 
-    Tables: ``sockets`` (server-side /proc rows), ``clients`` (flood=False: state per client).
-
-    >>> syn_queue(backlog=4).summary["syn_recv"]      # doctest: +SKIP
-    5
-    """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    params = {
-        "backlog": check_int("backlog", backlog, 0, 65535),
-        "clients": check_int("clients", clients, 1, 1000),
-        "syncookies": check_choice("syncookies", syncookies, (0, 1, 2)),
-        "max_syn_backlog": check_optional_int("max_syn_backlog", max_syn_backlog, 1, 65535),
-        "synack_retries": check_optional_int("synack_retries", synack_retries, 0, 255),
-        "flood": check_bool("flood", flood),
-        "settle": check_float("settle", settle, 0.1, 30),
-    }
-    sysctls: dict[str, Any] = {"net.ipv4.tcp_syncookies": params["syncookies"]}
-    if params["max_syn_backlog"] is not None:
-        sysctls["net.ipv4.tcp_max_syn_backlog"] = params["max_syn_backlog"]
-    if params["synack_retries"] is not None:
-        sysctls["net.ipv4.tcp_synack_retries"] = params["synack_retries"]
-    needs = ("flood=True changes the routes of 127/8 and sends crafted SYNs through a raw socket, "
-             "which is only done in a private namespace") if params["flood"] else None
-    timeout = params["settle"] + LEGIT_WAIT_S[params["flood"]] + params["clients"] * 0.02 + 15
-    return _mode.run("syn_queue", params, mode=mode, seed=seed, profile=profile, real=_real, sysctls=sysctls,
-                     record=RECORD, needs_namespace=needs, timeout=timeout)
+syn_queue = make_function(SPEC)
 
 
 def _flood(p: dict[str, Any], port: int, out: Outcome) -> None:

@@ -14,20 +14,21 @@ import os
 import time
 from typing import Any
 
-from tcplab._validate import check_float, check_int, check_optional_int
+from collections.abc import Mapping
+
 from tcplab.errors import ExperimentError
-from tcplab.experiments import _mode
 from tcplab.experiments._common import Clock, counters_now, delta
-from tcplab.experiments.result import Result
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet, connect_error, tcp_state
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
+from tcplab.sim.queues import syn_retries as sim_syn_retries
 
 
-__all__ = ["syn_retries", "predict_syn_times"]
+__all__ = ["syn_retries", "predict_syn_times", "SPEC"]
 
-NAME = "syn_retries"
 LINEAR = "net.ipv4.tcp_syn_linear_timeouts"
 RECORD = ("net.ipv4.tcp_syn_retries", LINEAR, "net.ipv4.tcp_rto_min_us")
 _POLL_S = 0.002
@@ -53,45 +54,76 @@ def predict_syn_times(retries: int, linear_timeouts: int, rto_s: float = 1.0) ->
             rto = min(rto * 2, 120.0)
 
 
-def syn_retries(retries: int = 2, linear_timeouts: int | None = None, max_seconds: float = 60.0,
-                progress: _mode.Progress | None = None, *, mode: str = "auto", seed: int = 0,
-                profile: str | None = None) -> Result:
-    """Time the SYN retransmissions of a client whose SYNs are all dropped.
+def _linear(p: Mapping[str, Any]) -> int:
+    """tcp_syn_linear_timeouts a real run will have: the parameter, or a fresh namespace's default
+    (4 where the sysctl exists, 6.x; kernels without it behave like 0)."""
+    if p["linear_timeouts"] is not None:
+        return int(p["linear_timeouts"])
+    return 4 if os.path.exists("/proc/sys/net/ipv4/tcp_syn_linear_timeouts") else 0
 
-    The listener has backlog 0 and already holds one connection, so its accept queue is
+
+def _expected_s(p: Mapping[str, Any]) -> float:
+    return predict_syn_times(p["retries"], _linear(p))[1]
+
+
+def _refusal(p: dict[str, Any]) -> str | None:
+    expected = _expected_s(p)
+    if expected <= p["max_seconds"]:
+        return None
+    return (f"syn_retries(retries={p['retries']}, linear_timeouts={_linear(p)}) would run about {expected:.0f} s, "
+            f"longer than max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5} "
+            "to run it anyway")
+
+
+SPEC = Experiment(
+    name="syn_retries",
+    title="Time the SYN retransmissions of a client whose SYNs are all dropped: when does connect() give up?",
+    doc="""The listener has backlog 0 and already holds one connection, so its accept queue is
     full and every SYN is dropped (``tcp_conn_request()``: ListenOverflows). The client sets
     TCP_SYNCNT=``retries``; ``linear_timeouts`` sets tcp_syn_linear_timeouts in the namespace.
+    ``tcp_write_timeout()`` gives up at the first RTO where retransmits >= retries +
+    linear_timeouts or the elapsed time reached (2^(retries+1) - 1) s (KERNEL.md case 3). Each SYN
+    is timed by polling TCP_INFO every 2 ms. Real runs predicted to take longer than
+    ``max_seconds`` are refused in mode="real" (simulated in mode="auto"); raise it to run them.""",
+    params=(
+        Param("retries", "int", 2, lo=1, hi=127, help="TCP_SYNCNT of the client (like tcp_syn_retries)",
+              slider=Slider(1, 8)),
+        Param("linear_timeouts", "int", None, lo=0, hi=255, optional=True,
+              sysctl="net.ipv4.tcp_syn_linear_timeouts", help="retransmits at a fixed 1 s RTO before backoff",
+              slider=Slider(0, 6)),
+        Param("max_seconds", "float", 60.0, lo=1, hi=86400, unit="s",
+              help="refuse real runs predicted to take longer (simulated time is free)"),
+    ),
+    summary=(
+        Key("retransmit_times", "seconds after connect() of each retransmitted SYN", rule="list_rel10"),
+        Key("failed_after", "seconds until connect() failed", rule="rel10"),
+        Key("error", "connect()'s errno name (ETIMEDOUT)"),
+        Key("retransmissions", "SYNs retransmitted"),
+        Key("syns_sent", "SYNs sent in all"),
+    ),
+    tables=(Table("syns", ("n", "sent_at_s", "predicted_s", "rto_ms", "backoff"),
+                  "one SYN (the first has no rto_ms/backoff)"),),
+    timeline=("t", "state", "retransmits", "total_retrans", "backoff", "rto_ms"),
+    grid=(
+        # KERNEL.md case 3
+        GridPoint(dict(retries=1, linear_timeouts=0), quick=True),
+        GridPoint(dict(retries=1, linear_timeouts=4), quick=True),
+        GridPoint(dict(retries=2, linear_timeouts=0)),
+        GridPoint(dict(retries=2, linear_timeouts=4)),
+        GridPoint(dict(retries=3, linear_timeouts=0)),
+    ),
+    real=lambda p: _real(p),
+    sim=sim_syn_retries,
+    record=RECORD,
+    real_refusal=_refusal,
+    expected_s=_expected_s,
+    timeout=lambda p: _expected_s(p) * 1.3 + 15,
+    progress=True,
+    plot=Plot(y=("sent_at_s", "predicted_s"), x="n", source="syns", kind="markers",
+              title="when each SYN left", x_title="SYN number", y_title="seconds after connect()"),
+)
 
-    ``progress(fraction, text)`` is called about every 0.25 s from a helper thread while it runs,
-    and with ``(1.0, "done")`` at the end. Real runs predicted to take longer than ``max_seconds``
-    are refused with a ValueError (raise ``max_seconds`` to allow them); ``mode="sim"`` is not.
-
-    Tables: ``syns`` (n, sent_at_s, predicted_s, rto_ms, backoff). Timeline: TCP_INFO samples
-    (t, state, retransmits, total_retrans, backoff, rto_ms) at each change.
-
-    >>> syn_retries(1, linear_timeouts=0).summary["failed_after"]   # doctest: +SKIP
-    3.02
-    """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    params = {
-        "retries": check_int("retries", retries, 1, 127),
-        "linear_timeouts": check_optional_int("linear_timeouts", linear_timeouts, 0, 255),
-        "max_seconds": check_float("max_seconds", max_seconds, 1, 86400),
-    }
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be None or a callable progress(fraction, text), not {progress!r}")
-    lin = params["linear_timeouts"]
-    if lin is None:  # a fresh namespace starts with 4 where the sysctl exists (6.x), else 0
-        lin = 4 if os.path.exists("/proc/sys/net/ipv4/tcp_syn_linear_timeouts") else 0
-    expected = predict_syn_times(params["retries"], lin)[1]
-    if expected > params["max_seconds"] and mode != "sim":  # simulated time is free
-        raise ValueError(
-            f"syn_retries(retries={params['retries']}, linear_timeouts={lin}) would run about {expected:.0f} s, "
-            f"longer than max_seconds={params['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5} "
-            "to run it anyway")
-    sysctls = {} if params["linear_timeouts"] is None else {LINEAR: params["linear_timeouts"]}
-    return _mode.run(NAME, params, mode=mode, seed=seed, profile=profile, real=_real, sysctls=sysctls,
-                     record=RECORD, timeout=expected * 1.3 + 15, progress=progress, expected_s=expected)
+syn_retries = make_function(SPEC)
 
 
 def _real(p: dict[str, Any]) -> Outcome:

@@ -12,16 +12,15 @@ import errno
 import socket
 from typing import Any
 
-from tcplab._validate import (check_bool, check_choice, check_float, check_int, check_optional_int,
-                              check_port_range)
-from tcplab.experiments import _mode
 from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
-from tcplab.experiments.result import Result
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet
 from tcplab.model.outcome import Outcome
+from tcplab.sim import sockets as sim_sockets
 
 
-__all__ = ["time_wait", "rebind"]
+__all__ = ["time_wait", "rebind", "SPECS"]
 
 RECORD_TW = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_tw_reuse_delay",
              "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_fin_timeout")
@@ -30,42 +29,7 @@ PACE_S = 0.01  # one connect attempt every 10 ms, as KERNEL.md case 5 measured
 TW_COUNTERS = ("TW", "TWRecycled", "TCPTimeWaitOverflow")
 
 
-def time_wait(connections: int = 20, port_range: tuple[int, int] | None = None, tw_reuse: int | None = None,
-              timestamps: bool | None = None, max_tw_buckets: int | None = None, closer: str = "client",
-              duration: float = 3.0, *, mode: str = "auto", seed: int = 0, profile: str | None = None) -> Result:
-    """Connect, exchange nothing, close — ``connections`` times, one attempt every 10 ms, for at most
-    ``duration`` s. The side that closes first (``closer``) keeps TIME_WAIT for 60 s
-    (TCP_TIMEWAIT_LEN). With a small ``port_range`` (ip_local_port_range) and the client closing,
-    connect() fails with EADDRNOTAVAIL once every port is in TIME_WAIT, unless ``tw_reuse``
-    (tcp_tw_reuse, which needs ``timestamps`` and waits tcp_tw_reuse_delay = 1 s,
-    ``tcp_twsk_unique()``) lets a port be reused, or ``max_tw_buckets`` is so small that
-    TIME_WAIT is skipped (``inet_twsk_alloc()``: TCPTimeWaitOverflow). Failed attempts are retried
-    until ``connections`` succeeded or ``duration`` passed.
-
-    Table ``attempts``: t, ok, local_port, reused (port seen before in this run), error.
-
-    >>> time_wait(connections=5).summary["time_wait"]     # doctest: +SKIP
-    5
-    """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    params = {
-        "connections": check_int("connections", connections, 1, 5000),
-        "port_range": check_port_range("port_range", port_range),
-        "tw_reuse": check_optional_int("tw_reuse", tw_reuse, 0, 2),
-        "timestamps": None if timestamps is None else check_bool("timestamps", timestamps),
-        "max_tw_buckets": check_optional_int("max_tw_buckets", max_tw_buckets, 0, 2**31 - 1),
-        "closer": check_choice("closer", closer, ("client", "server")),
-        "duration": check_float("duration", duration, 0.1, 120),
-    }
-    sysctls: dict[str, Any] = {}
-    for key, name in (("port_range", "net.ipv4.ip_local_port_range"), ("tw_reuse", "net.ipv4.tcp_tw_reuse"),
-                      ("timestamps", "net.ipv4.tcp_timestamps"), ("max_tw_buckets", "net.ipv4.tcp_max_tw_buckets")):
-        if params[key] is not None:
-            v = params[key]
-            sysctls[name] = int(v) if isinstance(v, bool) else v
-    return _mode.run("time_wait", params, mode=mode, seed=seed, profile=profile, real=_real_time_wait,
-                     sysctls=sysctls, record=RECORD_TW, timeout=params["duration"] + 20)
-
+TW = {"port_range": (40000, 40009)}
 
 def _one_connection(ss: Any, lst: socket.socket, addr: tuple, closer: str) -> int:
     """Open, accept and close one connection, ``closer`` first; return the client's port."""
@@ -124,31 +88,6 @@ def _real_time_wait(p: dict[str, Any]) -> Outcome:
     return out
 
 
-def rebind(old_reuseaddr: bool = True, new_reuseaddr: bool = True, closer: str = "server",
-           old_listener_open: bool = False, *, mode: str = "auto", seed: int = 0,
-           profile: str | None = None) -> Result:
-    """Restart a server on the port its previous incarnation used, with a connection just closed.
-
-    The old listener (SO_REUSEADDR=``old_reuseaddr``) accepts one connection; ``closer`` closes it
-    first, so TIME_WAIT sits on the server's port (closer="server") or the client's ephemeral port.
-    The old listener is closed (unless ``old_listener_open``) and a new socket with
-    SO_REUSEADDR=``new_reuseaddr`` binds the same port and listens. Per ``inet_bind_conflict()``
-    only old *and* new SO_REUSEADDR pass a server-side TIME_WAIT; a live listener always blocks.
-
-    >>> rebind(old_reuseaddr=False).summary["error"]    # doctest: +SKIP
-    'EADDRINUSE'
-    """
-    mode, seed, profile = _mode.check_mode(mode, seed, profile)
-    params = {
-        "old_reuseaddr": check_bool("old_reuseaddr", old_reuseaddr),
-        "new_reuseaddr": check_bool("new_reuseaddr", new_reuseaddr),
-        "closer": check_choice("closer", closer, ("client", "server")),
-        "old_listener_open": check_bool("old_listener_open", old_listener_open),
-    }
-    return _mode.run("rebind", params, mode=mode, seed=seed, profile=profile, real=_real_rebind,
-                     sysctls={}, record=("net.ipv4.ip_local_port_range",), timeout=20)
-
-
 def _real_rebind(p: dict[str, Any]) -> Outcome:
 
     out = Outcome()
@@ -183,3 +122,97 @@ def _real_rebind(p: dict[str, Any]) -> Outcome:
                                         "on_server_port": r.local_port == addr[1]} for r in tw]
     out.notes.append(f"TIME_WAIT on the server's port {addr[1]}: {tw_on_port}")
     return out
+
+
+TIME_WAIT_SPEC = Experiment(
+    name="time_wait",
+    title="TIME_WAIT piling up and ephemeral ports running out; tcp_tw_reuse and tcp_max_tw_buckets.",
+    doc="""Connect, exchange nothing, close — ``connections`` times, one attempt every 10 ms, for at
+    most ``duration`` s. The side that closes first (``closer``) keeps TIME_WAIT for 60 s
+    (TCP_TIMEWAIT_LEN). With a small ``port_range`` (ip_local_port_range) and the client closing,
+    connect() fails with EADDRNOTAVAIL once every port is in TIME_WAIT, unless ``tw_reuse``
+    (tcp_tw_reuse, which needs ``timestamps`` and waits tcp_tw_reuse_delay = 1 s,
+    ``tcp_twsk_unique()``) lets a port be reused, or ``max_tw_buckets`` is so small that TIME_WAIT
+    is skipped (``inet_twsk_alloc()``: TCPTimeWaitOverflow). Failed attempts are retried until
+    ``connections`` succeeded or ``duration`` passed (KERNEL.md case 5).""",
+    params=(
+        Param("connections", "int", 20, lo=1, hi=5000, help="connections to make", slider=Slider(1, 100)),
+        Param("port_range", "port_range", None, optional=True, sysctl="net.ipv4.ip_local_port_range",
+              help="ephemeral ports (low, high)"),
+        Param("tw_reuse", "choice", None, choices=(0, 1, 2), optional=True, sysctl="net.ipv4.tcp_tw_reuse",
+              help="0 never, 1 always, 2 loopback only: reuse a TIME_WAIT port for a new connect()"),
+        Param("timestamps", "bool", None, optional=True, sysctl="net.ipv4.tcp_timestamps",
+              help="TCP timestamps (tw_reuse needs them)"),
+        Param("max_tw_buckets", "int", None, lo=0, hi=2**31 - 1, optional=True, sysctl="net.ipv4.tcp_max_tw_buckets",
+              help="at most this many TIME_WAIT sockets; beyond, TIME_WAIT is skipped"),
+        Param("closer", "choice", "client", choices=("client", "server"), help="the side that closes first"),
+        Param("duration", "float", 3.0, lo=0.1, hi=120, unit="s", help="stop trying after this long"),
+    ),
+    summary=(
+        Key("time_wait", "TIME_WAIT sockets at the end"),
+        Key("connections_made", "connections that succeeded"),
+        Key("first_failure_at", "seconds until the first failed connect (None if none)", rule="rel10"),
+        Key("error", "the first connect error's errno name (None if none)"),
+        Key("reused_ports", "connections made on a port already used earlier in the run"),
+    ),
+    tables=(
+        Table("attempts", ("t", "ok", "local_port", "reused", "error"), "one connect attempt"),
+        Table("time_wait_sockets", ("local", "remote"), "a TIME_WAIT socket at the end"),
+    ),
+    timeline=None,
+    grid=(
+        # KERNEL.md case 5 (10 ephemeral ports)
+        GridPoint(dict(TW, tw_reuse=0), quick=True),
+        GridPoint(dict(TW, tw_reuse=1, connections=30)),
+        GridPoint(dict(TW, tw_reuse=2, connections=30)),
+        GridPoint(dict(TW, tw_reuse=1, timestamps=False), quick=True),
+        GridPoint(dict(TW, tw_reuse=0, max_tw_buckets=4)),
+    ),
+    smoke=(dict(connections=12, port_range=(40000, 40009), tw_reuse=0, duration=0.5),
+           dict(connections=5, closer="server", duration=0.3)),
+    real=_real_time_wait,
+    sim=sim_sockets.time_wait,
+    record=RECORD_TW,
+    timeout=lambda p: p["duration"] + 20,
+    plot=Plot(y=("local_port",), x="t", source="attempts", kind="markers",
+              title="connect attempts and the ports they got", y_title="local port"),
+)
+
+REBIND_SPEC = Experiment(
+    name="rebind",
+    title="Restart a server over a port held by TIME_WAIT: which SO_REUSEADDR settings let bind() pass.",
+    doc="""The old listener (SO_REUSEADDR=``old_reuseaddr``) accepts one connection; ``closer``
+    closes it first, so TIME_WAIT sits on the server's port (closer="server") or the client's
+    ephemeral port. The old listener is closed (unless ``old_listener_open``) and a new socket with
+    SO_REUSEADDR=``new_reuseaddr`` binds the same port and listens. Per ``inet_bind_conflict()``
+    only old *and* new SO_REUSEADDR pass a server-side TIME_WAIT; a live listener always blocks
+    (KERNEL.md case 7).""",
+    params=(
+        Param("old_reuseaddr", "bool", True, help="SO_REUSEADDR on the old listener"),
+        Param("new_reuseaddr", "bool", True, help="SO_REUSEADDR on the new listener"),
+        Param("closer", "choice", "server", choices=("client", "server"), help="the side that closes first"),
+        Param("old_listener_open", "bool", False, help="keep the old listener open"),
+    ),
+    summary=(
+        Key("bound", "did the new bind()+listen() succeed"),
+        Key("error", "bind()'s errno name (None if it succeeded)"),
+        Key("time_wait", "TIME_WAIT sockets when the new bind() ran"),
+    ),
+    tables=(Table("time_wait_sockets", ("local", "remote", "on_server_port"), "a TIME_WAIT socket"),),
+    timeline=None,
+    grid=(
+        # KERNEL.md case 7
+        *[GridPoint(dict(old_reuseaddr=o, new_reuseaddr=nw), quick=True) for o in (False, True) for nw in (False, True)],
+        GridPoint(dict(old_reuseaddr=True, new_reuseaddr=True, old_listener_open=True), quick=True),
+        GridPoint(dict(old_reuseaddr=False, new_reuseaddr=False, closer="client")),
+    ),
+    smoke=({}, dict(closer="client", old_listener_open=True)),
+    real=_real_rebind,
+    sim=sim_sockets.rebind,
+    record=("net.ipv4.ip_local_port_range",),
+    timeout=lambda p: 20.0,
+)
+
+SPECS = (TIME_WAIT_SPEC, REBIND_SPEC)
+time_wait = make_function(TIME_WAIT_SPEC)
+rebind = make_function(REBIND_SPEC)

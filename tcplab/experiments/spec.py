@@ -1,0 +1,420 @@
+"""An experiment declared once, as data: :class:`Experiment` and its parts.
+
+Each experiment module (``tcplab/experiments/<name>.py``) defines ``SPEC = Experiment(...)``:
+its parameters (type, range, default, unit, the sysctl behind it, a slider hint), its summary
+keys with one-line meanings and the rule that compares them real vs simulated, its tables and
+timeline columns, its agreement-grid points, its real runner and its sim runner. Everything
+else is derived from the registry of specs (:mod:`tcplab.experiments.registry`): the public
+function and its signature, validation, ``tcplab.experiments.__all__``, the simulator's
+dispatch, ``tcplab run NAME --set k=v``, docs/experiments.md, the shape tests, the agreement
+grid and the generic slider panel. docs/contributing.md walks through adding one.
+
+>>> p = Param("backlog", "int", 5, lo=0, hi=65535, help="listen() backlog")
+>>> p.check(7), p.describe()
+(7, 'int 0..65535, default 5')
+>>> p.check(-1)
+Traceback (most recent call last):
+ValueError: backlog must be an int in 0..65535, not -1
+>>> Param("rate", "float", 100, lo=1, hi=1e6, real_hi=5000, unit="connects/s").real_refusal(9000)
+'rate must be at most 5000 connects/s in real mode, not 9000 (the real runner needs one fd and port per client); mode="sim" takes up to 1e+06'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from tcplab._validate import (check_bool, check_choice, check_float, check_int, check_optional_int,
+                              check_port_range)
+
+if TYPE_CHECKING:
+    from tcplab.model.outcome import Outcome
+    from tcplab.model.profiles import KernelProfile
+    from tcplab.sim.engine import Rng
+
+__all__ = ["Param", "Slider", "Key", "Table", "GridPoint", "Plot", "Experiment", "RULE_NAMES"]
+
+Kind = Literal["int", "float", "bool", "choice", "port_range"]
+KINDS: tuple[str, ...] = ("int", "float", "bool", "choice", "port_range")
+
+#: how a summary key is compared between a real and a simulated run (tcplab.experiments.agreement)
+RULE_NAMES: dict[str, str] = {
+    "exact": "equal (the kernel is deterministic here)",
+    "rel10": "within 10 % (timers drift on a real machine)",
+    "rel25": "within 25 %",
+    "list_rel10": "same length, each element within 10 %",
+    "list_exact": "same list",
+    "states": "the same ordered list of states",
+    "flood_only": "equal, compared only when the run had a flood",
+    "rel15_busy": "exact with no accepts, otherwise within 15 % (timer-wheel phase)",
+    "rel15": "within 15 %",
+    "abs10ms": "within 0.01 s",
+    "abs50ms": "within 0.05 s (one timer-wheel slot)",
+    "host_rmem": "not compared: follows the host's tcp_rmem",
+    "shown": "not compared: shown for the learner",
+}
+
+
+@dataclass(frozen=True)
+class Slider:
+    """How a panel offers a parameter: range, step and scale.
+
+    ``scale="log"`` gives a slider over log-spaced values that keeps every small integer, so a
+    learner can pick 3 as easily as 4096 (:meth:`options`).
+
+    >>> Slider(1, 4096, scale="log").options()[:12]
+    (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14)
+    >>> Slider(1, 4096, scale="log").options()[-1]
+    4096
+    """
+
+    lo: float
+    hi: float
+    step: float = 1
+    scale: Literal["linear", "log"] = "linear"
+
+    def options(self) -> tuple[float, ...]:
+        """The values a log slider offers (every integer to 10, then steps of about 15 %)."""
+        if self.scale != "log":
+            n = int(round((self.hi - self.lo) / self.step))
+            return tuple(_tidy(self.lo + i * self.step) for i in range(n + 1))
+        lo, hi = max(self.lo, self.step), self.hi
+        out: list[float] = []
+        v = lo
+        while v < hi and len(out) < 400:
+            out.append(_tidy(v))
+            nxt = v * 1.15
+            v = v + self.step if nxt - v < self.step else round(nxt / self.step) * self.step
+        out.append(_tidy(hi))
+        if self.lo < lo:
+            out.insert(0, _tidy(self.lo))
+        return tuple(dict.fromkeys(out))
+
+
+def _tidy(v: float) -> float:
+    return int(v) if float(v).is_integer() else round(v, 6)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an experiment.
+
+    kind:     ``"int"``, ``"float"``, ``"bool"``, ``"choice"`` (one of ``choices``) or
+              ``"port_range"`` (a ``(low, high)`` pair).
+    default:  the value when not given; ``None`` (with ``optional=True``) means "the kernel's
+              default in a fresh namespace" for a sysctl.
+    lo, hi:   the range every mode accepts (the simulator's limit).
+    real_hi:  a lower upper bound of the real runner (e.g. one fd per client), or None. Real mode
+              refuses beyond it with a reason; auto mode simulates with that reason.
+    unit:     shown in help, docs and slider labels ("s", "ms", "connects/s").
+    sysctl:   the kernel's name when the value is written as a sysctl in the private namespace
+              (``"net.core.somaxconn"``); bools are written as 0/1, None is not written.
+    slider:   how a panel offers it; None: the generic panel shows no control for it.
+    """
+
+    name: str
+    kind: Kind
+    default: Any
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[Any, ...] = ()
+    optional: bool = False
+    unit: str = ""
+    help: str = ""
+    sysctl: str | None = None
+    real_hi: float | None = None
+    real_why: str = "the real runner needs one fd and port per client"
+    slider: Slider | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.kind in ("int", "float") and (self.lo is None or self.hi is None):
+            raise ValueError(f"{self.name}: an {self.kind} parameter needs lo and hi")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"{self.name}: a choice parameter needs choices")
+        if self.default is not None or not self.optional:
+            self.check(self.default)
+
+    # -- checking --------------------------------------------------------------
+    def check(self, value: Any) -> Any:
+        """The value, checked (``ValueError``/``TypeError`` naming the parameter and range)."""
+        n = self.name
+        if value is None and self.optional:
+            return None
+        if self.kind == "int":
+            if self.optional:
+                return check_optional_int(n, value, int(self.lo), int(self.hi))  # type: ignore[arg-type]
+            return check_int(n, value, int(self.lo), int(self.hi))  # type: ignore[arg-type]
+        if self.kind == "float":
+            return check_float(n, value, self.lo, self.hi, optional=self.optional)  # type: ignore[arg-type]
+        if self.kind == "bool":
+            try:
+                return check_bool(n, value)
+            except TypeError:
+                if self.optional:
+                    raise TypeError(f"{n} must be None, True or False, not {value!r}") from None
+                raise
+        if self.kind == "choice":
+            return check_choice(n, value, self.choices)
+        return check_port_range(n, value)
+
+    def real_refusal(self, value: Any) -> str | None:
+        """Why the real runner cannot take ``value`` (beyond ``real_hi``), or None."""
+        if self.real_hi is None or value is None or value <= self.real_hi:
+            return None
+        unit = f" {self.unit}" if self.unit else ""
+        return (f"{self.name} must be at most {self.real_hi:g}{unit} in real mode, not {value:g} "
+                f"({self.real_why}); mode=\"sim\" takes up to {self.hi:g}")
+
+    def sysctl_value(self, value: Any) -> Any:
+        """What is written to the sysctl file for ``value``."""
+        return int(value) if isinstance(value, bool) else value
+
+    def parse(self, text: str) -> Any:
+        """A value from command-line text (``--set NAME=TEXT``), then checked.
+
+        >>> Param("port_range", "port_range", None, optional=True).parse("40000-40009")
+        (40000, 40009)
+        >>> Param("flood", "bool", False).parse("yes")
+        True
+        """
+        t = text.strip()
+        if self.optional and t.lower() in ("none", "default", ""):
+            return None
+        if self.kind == "int":
+            try:
+                return self.check(int(t))
+            except ValueError:
+                if not t.lstrip("-").isdigit():
+                    raise ValueError(f"{self.name} must be an int in {self.lo:g}..{self.hi:g}, not {t!r}") from None
+                raise
+        if self.kind == "float":
+            try:
+                v = float(t)
+            except ValueError:
+                raise ValueError(f"{self.name} must be a number in {self.lo:g}..{self.hi:g}, not {t!r}") from None
+            return self.check(v)
+        if self.kind == "bool":
+            low = t.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{self.name} must be true or false, not {t!r}")
+        if self.kind == "choice":
+            for c in self.choices:
+                if str(c) == t:
+                    return c
+            shown = ", ".join(map(str, self.choices))
+            raise ValueError(f"{self.name} must be one of {shown}, not {t!r}")
+        parts = t.strip("()[] ").replace(",", "-").split("-")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"{self.name} must look like LOW-HIGH (ports in 1024..65535), not {t!r}")
+        return self.check((int(parts[0]), int(parts[1])))
+
+    # -- describing ------------------------------------------------------------
+    def describe(self) -> str:
+        """Type, range, default and unit in a few words (help, docs)."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.kind in ("int", "float"):
+            what = f"{self.kind} {self.lo:g}..{self.hi:g}{unit}"
+            if self.real_hi is not None:
+                what += f" (real mode: up to {self.real_hi:g})"
+        elif self.kind == "choice":
+            what = "one of " + ", ".join(map(repr, self.choices))
+        elif self.kind == "bool":
+            what = "bool"
+        else:
+            what = "(low, high) ports"
+        opt = (", None = the kernel default" if self.sysctl else ", or None") if self.optional else ""
+        return f"{what}, default {self.default!r}{opt}"
+
+
+@dataclass(frozen=True)
+class Key:
+    """A summary key: its one-line meaning and how real and simulated runs are compared."""
+
+    name: str
+    meaning: str
+    rule: str = "exact"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULE_NAMES:
+            raise ValueError(f"{self.name}: rule must be one of {', '.join(RULE_NAMES)}, not {self.rule!r}")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the Result: its columns, what a row is, and when it is present."""
+
+    name: str
+    columns: tuple[str, ...]
+    meaning: str = ""
+    present: Callable[[Mapping[str, Any]], bool] | None = None
+
+    def is_present(self, params: Mapping[str, Any]) -> bool:
+        return True if self.present is None else bool(self.present(params))
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """A point of the agreement grid: run real and simulated, compare the summaries."""
+
+    params: Mapping[str, Any]
+    quick: bool = False
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """What the generic figure draws: ``y`` columns against ``x`` of the timeline or a table.
+
+    kind: ``"line"``, ``"step"`` (a line holding each value until the next), ``"markers"`` or
+    ``"bar"``.
+    """
+
+    y: tuple[str, ...]
+    x: str = "t"
+    source: str = "timeline"
+    kind: Literal["line", "step", "markers", "bar"] = "line"
+    title: str = ""
+    x_title: str = "time (s)"
+    y_title: str = ""
+
+
+RealRunner = Callable[[dict[str, Any]], "Outcome"]
+SimRunner = Callable[[dict[str, Any], "KernelProfile", "Rng"], "Outcome"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything about one experiment, as data (see the module docstring).
+
+    name:      the public function's name (``tcplab.experiments.<name>``) and the CLI's.
+    title:     one line: what it shows.
+    doc:       the public function's docstring body (what it does, the kernel rule).
+    params, summary, tables, timeline: the contract; real and sim runs return exactly these
+               (timeline None: no timeline).
+    grid:      agreement points; ``smoke``: small, fast parameter sets the shape tests run real
+               and simulated (default: the first quick grid point, or the defaults).
+    real:      module-level ``params -> Outcome``, run in the private namespace's child process.
+    sim:       pure ``(params, profile, rng) -> Outcome``.
+    record:    sysctls whose values in force go into ``Result.sysctls`` (the params' own are added).
+    needs_namespace: why a real run cannot use the host namespace (a qdisc, a route, a silenced
+               peer...) as a string or ``params -> str | None``; None: per-socket only.
+    checks:    cross-parameter checks, ``params -> None`` raising ValueError.
+    real_refusal: ``params -> str | None``: why the real runner cannot run these params (too long,
+               too many fds); real mode raises ValueError with it, auto simulates.
+    timeout:   seconds before the namespace child is killed, ``params -> float``.
+    expected_s: how long a real run takes, ``params -> float`` (drives the progress bar).
+    progress:  the public function takes ``progress=callable(fraction, text)``.
+    plot:      what the generic figure and panel draw.
+    """
+
+    name: str
+    title: str
+    doc: str
+    params: tuple[Param, ...]
+    summary: tuple[Key, ...]
+    tables: tuple[Table, ...]
+    timeline: tuple[str, ...] | None
+    grid: tuple[GridPoint, ...]
+    real: RealRunner
+    sim: SimRunner
+    record: tuple[str, ...] = ()
+    needs_namespace: str | Callable[[Mapping[str, Any]], str | None] | None = None
+    checks: Callable[[dict[str, Any]], None] | None = None
+    real_refusal: Callable[[dict[str, Any]], str | None] | None = None
+    timeout: Callable[[Mapping[str, Any]], float] = lambda p: 30.0
+    expected_s: Callable[[Mapping[str, Any]], float] | None = None
+    progress: bool = False
+    plot: Plot | None = None
+    smoke: tuple[Mapping[str, Any], ...] = ()
+    finish: Callable[..., Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: parameter names repeat: {names}")
+        reserved = {"mode", "seed", "profile", "progress"} & set(names)
+        if reserved:
+            raise ValueError(f"{self.name}: {sorted(reserved)} are reserved parameter names")
+        keys = [k.name for k in self.summary]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"{self.name}: summary keys repeat: {keys}")
+        for g in self.grid:
+            self.validate(dict(g.params))
+
+    # -- parameters ------------------------------------------------------------
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every parameter: given values checked, defaults filled; unknown names refused.
+
+        The simulator's range (``hi``) applies; real-mode limits are :meth:`refuse_real`'s.
+        """
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict, not {type(params).__name__}")
+        known = {p.name for p in self.params}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            allowed = ", ".join(p.name for p in self.params) or "(none)"
+            raise ValueError(f"{self.name} has no parameter {', '.join(map(repr, unknown))} (allowed: {allowed})")
+        out = {p.name: p.check(params.get(p.name, p.default)) for p in self.params}
+        if self.checks is not None:
+            self.checks(out)
+        return out
+
+    def refuse_real(self, params: Mapping[str, Any]) -> str | None:
+        """Why the real runner cannot run ``params`` (validated), or None."""
+        for p in self.params:
+            why = p.real_refusal(params[p.name])
+            if why:
+                return why
+        return self.real_refusal(dict(params)) if self.real_refusal is not None else None
+
+    def sysctls(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Sysctls to write in the private namespace for ``params`` (None values skipped)."""
+        return {p.sysctl: p.sysctl_value(params[p.name]) for p in self.params
+                if p.sysctl is not None and params[p.name] is not None}
+
+    def namespace_reason(self, params: Mapping[str, Any]) -> str | None:
+        n = self.needs_namespace
+        return n(params) if callable(n) else n
+
+    # -- results ---------------------------------------------------------------
+    @property
+    def summary_keys(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.summary)
+
+    @property
+    def rules(self) -> dict[str, str]:
+        return {k.name: k.rule for k in self.summary}
+
+    def tables_for(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        """Table name -> columns that a run with ``params`` returns."""
+        return {t.name: t.columns for t in self.tables if t.is_present(params)}
+
+    def smoke_points(self) -> tuple[dict[str, Any], ...]:
+        if self.smoke:
+            return tuple(dict(s) for s in self.smoke)
+        quick = [dict(g.params) for g in self.grid if g.quick]
+        return (quick[0],) if quick else ({},)
+
+
+def expected_duration(value: float) -> float:
+    """Round a predicted run time up for a timeout (helper for specs)."""
+    return math.ceil(value * 1.3) + 15.0

@@ -1,6 +1,6 @@
 # Two commands for a fresh machine with Python 3.11+ and pip:
-#   make lab    set up .venv and start JupyterLab on course/
-#   make test   set up .venv and run every test, the notebooks under nbval included
+#   make lab    set up .venv with the course only and start JupyterLab on course/
+#   make test   add the test extras to .venv and run every test, the browser walk and nbval included
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,14 +9,24 @@ BINDER := .venv-binder
 
 .PHONY: lab test test-fast test-course test-restricted bench docs clean
 
-$(STAMP): pyproject.toml
+# Two stamps: the learner's `make lab` installs the course alone (and shows pip's progress);
+# `make test` adds the test and bench extras (playwright, repo2docker, kaleido, ...).
+LAB_STAMP := $(VENV)/.installed-course
+
+$(LAB_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tcplab needs Python 3.11+, this is " + sys.version.split()[0]'
+	@echo "creating $(VENV) and installing the course (JupyterLab, ipywidgets, plotly, pandas)..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e ".[course,test,bench]"
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[course]"
+	touch $(LAB_STAMP)
+
+$(STAMP): $(LAB_STAMP) pyproject.toml
+	@echo "installing the test and bench extras..."
+	$(BIN)/python -m pip install -e ".[course,test,bench]"
 	touch $(STAMP)
 
-lab: $(STAMP)
+lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --notebook-dir=course $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Everything CI checks: unit, kernel, fuzz and browser tests; the course under nbval as this

@@ -3,7 +3,8 @@
     tcplab doctor [--workshop]          what is real here, sysctls, advice
     tcplab ss [-l] [--port N] [--state S]   sockets with ss's Recv-Q/Send-Q
     tcplab counters [--watch SECONDS] [--count N]   counters, or their deltas
-    tcplab run EXPERIMENT [--mode M] [--set name=value ...]   run one experiment
+    tcplab run EXPERIMENT [--mode M] [--seed N] [--set name=value ...]   run one experiment
+    tcplab run EXPERIMENT --help        its parameters: type, range, default, unit, sysctl
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -11,7 +12,6 @@ Bad arguments exit with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import time
 from collections.abc import Sequence
@@ -61,12 +61,25 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--watch", type=_seconds, metavar="SECONDS", help="print deltas every SECONDS")
     c.add_argument("--count", type=_int_in("--count", 1, 100000), default=60,
                    help="with --watch: stop after this many intervals (default 60)")
-    r = sub.add_parser("run", help="run one experiment and print its summary")
-    r.add_argument("experiment", help="accept_queue, ack_overflow, syn_queue, syn_retries, lifecycle, "
-                                      "handshake, time_wait, rebind, load")
-    r.add_argument("--mode", choices=["auto", "real", "sim"], default="auto")
-    r.add_argument("--set", dest="params", action="append", default=[], metavar="NAME=VALUE",
-                   help="an experiment parameter, e.g. --set backlog=5 (repeatable)")
+    r = sub.add_parser("run", help="run one experiment and print its summary",
+                       description="Run one experiment (real kernel where possible, else simulated) and "
+                                   "print its Result. `tcplab run NAME --help` lists NAME's parameters.")
+    exps = r.add_subparsers(dest="experiment", required=True, parser_class=_Parser, metavar="EXPERIMENT")
+    from tcplab.experiments.registry import SPECS, names
+
+    names()
+    for name, spec in SPECS.items():
+        lines = [f"  {q.name:18} {q.describe()}{f'; sysctl {q.sysctl}' if q.sysctl else ''}\n"
+                 f"  {'':18} {q.help}" for q in spec.params] or ["  (none)"]
+        e = exps.add_parser(name, help=spec.title, description=spec.title,
+                            epilog="parameters (--set NAME=VALUE):\n" + "\n".join(lines)
+                                   + "\n\nsummary keys:\n" + "\n".join(f"  {k.name}: {k.meaning}" for k in spec.summary),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        e.add_argument("--mode", choices=["auto", "real", "sim"], default="auto",
+                       help="auto: real where possible (default); real; sim")
+        e.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0, help="simulator seed")
+        e.add_argument("--set", dest="params", action="append", default=[], metavar="NAME=VALUE",
+                       help="a parameter, e.g. --set backlog=5 (repeatable; see below)")
     return p
 
 
@@ -104,28 +117,29 @@ def _cmd_counters(args: argparse.Namespace) -> None:
         before = after
 
 
-def _parse_params(pairs: Sequence[str]) -> dict:
+def _parse_params(name: str, pairs: Sequence[str]) -> dict:
+    """``--set NAME=VALUE`` pairs, each parsed and checked by the experiment's spec."""
+    from tcplab.experiments.registry import spec
+
+    s = spec(name)
+    known = {p.name: p for p in s.params}
     params = {}
     for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name.isidentifier():
+        key, sep, text = pair.partition("=")
+        if not sep or not key.isidentifier():
             raise ValueError(f"--set must look like NAME=VALUE, not {pair!r}")
-        try:
-            params[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            params[name] = text  # a bare word such as a scenario name
+        if key not in known:
+            allowed = ", ".join(known) or "(none)"
+            raise ValueError(f"{name} has no parameter {key!r} (allowed: {allowed})")
+        params[key] = known[key].parse(text)
     return params
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from tcplab import experiments
+    from tcplab.experiments.registry import functions
 
-    names = list(experiments.__all__)
-    fn = getattr(experiments, args.experiment, None) if args.experiment in names else None
-    if fn is None or not callable(fn) or isinstance(fn, type):
-        raise ValueError(f"experiment must be one of {', '.join(n for n in names if n[0].islower())}, "
-                         f"not {args.experiment!r}")
-    result = fn(**_parse_params(args.params), mode=args.mode)
+    fn = functions()[args.experiment]
+    result = fn(**_parse_params(args.experiment, args.params), mode=args.mode, seed=args.seed)
     print(repr(result))
 
 

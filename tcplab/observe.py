@@ -154,7 +154,7 @@ class Capabilities(dict):
 
     def _repr_html_(self) -> str:
         from html import escape
-        rows = "".join(f"<tr><td>{'✅' if c.ok else '❌'}</td><td><code>{escape(c.name)}</code></td>"
+        rows = "".join(f"<tr><td>{'✅ yes' if c.ok else '❌ no'}</td><td><code>{escape(c.name)}</code></td>"
                        f"<td>{escape(c.detail)}</td></tr>" for c in self.values())
         return f"<p><b>{escape(self.summary())}</b></p><table>{rows}</table>"
 

@@ -64,7 +64,10 @@ CASES = [
     # load
     (ex.load, {"rate": 0}, ValueError, "rate must be"),
     (ex.load, {"rate": math.inf}, ValueError, "rate must be"),
-    (ex.load, {"duration": 3600}, ValueError, "duration must be a number in 0.1..60"),
+    (ex.load, {"duration": 3601}, ValueError, "duration must be a number in 0.1..3600"),
+    (ex.load, {"duration": 3600, "mode": "real"}, ValueError, "duration must be at most 60 s in real mode"),
+    (ex.load, {"rate": 6000, "mode": "real"}, ValueError, 'rate must be at most 5000 connects/s in real mode'),
+    (ex.load, {"rate": 5000, "duration": 10, "mode": "real"}, ValueError, "at most 20000 connections in real mode"),
     (ex.load, {"syn_retries": 0}, ValueError, "syn_retries must be None or an int in 1..127"),
     # observers and namespaces
     (tcplab.sockets, {"state": "open"}, ValueError, "state must be None or one of ESTABLISHED"),

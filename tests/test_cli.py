@@ -89,7 +89,10 @@ def test_run_an_experiment_for_real():
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "teleport"], "experiment must be one of accept_queue"),
+    (["run", "teleport"], "invalid choice: 'teleport' (choose from 'accept_queue'"),
+    (["run", "load", "--mode", "real", "--set", "rate=9000"], 'rate must be at most 5000 connects/s in real mode'),
+    (["run", "time_wait", "--set", "port_range=1-2-3"], "port_range must look like LOW-HIGH"),
+    (["run", "lifecycle", "--set", "scenario=teleport"], "scenario must be one of client_closes_first"),
     (["run", "accept_queue", "--set", "backlog=-1"], "backlog must be an int in 0..65535, not -1"),
     (["run", "accept_queue", "--set", "nonsense"], "--set must look like NAME=VALUE"),
     (["run", "accept_queue", "--set", "colour=3"], "colour"),
@@ -100,3 +103,18 @@ def test_run_bad_arguments(args, message):
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_run_help_lists_every_parameter_with_range_and_default():
+    from tcplab.experiments.registry import spec
+    out = tcplab("run", "load", "--help")
+    assert out.returncode == 0, out.stderr
+    for p in spec("load").params:
+        assert p.name in out.stdout and p.describe() in out.stdout
+    assert "sysctl net.core.somaxconn" in out.stdout and "(real mode: up to 5000)" in out.stdout
+
+
+def test_run_sim_beyond_real_bounds():
+    out = tcplab("run", "load", "--mode", "sim", "--set", "rate=20000", "--set", "duration=5")
+    assert out.returncode == 0, out.stderr
+    assert "attempts=100000" in out.stdout

@@ -37,7 +37,11 @@ def test_overload_shows_retransmit_latency():
     assert s["attempts"] == 500 and s["max_recv_q"] == 9 and s["ListenOverflows"] > 0
     assert s["p50_connect_s"] < 0.1 or s["p50_connect_s"] > 0.9
     assert 0.9 <= s["p99_connect_s"] <= 2.3  # retried after the 1 s (or 2 s) SYN timeout
-    assert list(tl.columns) == ["t", "recv_q", "attempts", "established", "failed", "pending", "accepted"]
+    assert list(tl.columns) == ["t", "recv_q", "attempts", "established", "failed", "pending", "accepted",
+                                "ListenOverflows"]
+    # the drops over time (the dashboard's red bars) grow and never pass the run's total
+    lo = tl["ListenOverflows"].tolist()
+    assert lo == sorted(lo) and 0 < lo[-1] <= s["ListenOverflows"]
 
 
 @pytest.mark.real

@@ -33,14 +33,57 @@ def test_syn_queue_panel_cookies_toggle():
     assert p.fig.data[0].y[0] == 60
 
 
-def test_syn_retries_panel_waits_for_run_and_shows_progress():
+def test_syn_retries_panel_reruns_on_release_and_shows_progress():
     p = SynRetriesPanel(mode="sim", retries=1)
     assert len(p.fig.data[0].x) == 3
-    p.controls["retries"].value = 3            # not live: nothing runs yet
-    assert p.runs == 1
-    p.button.click()
+    p.controls["retries"].value = 3            # live like every panel: runs on release
+    assert p.runs == 2
     assert len(p.fig.data[0].x) == 8
     assert p.progress.bar.value == 100
+
+
+class _SlowPanel(SynRetriesPanel):
+    """A panel whose runs block until the test lets them finish (no sleeps: events)."""
+
+    background = True
+
+    def __init__(self, **kw):
+        import threading
+        self.started = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+        self.ran_with = []
+        super().__init__(**kw)
+
+    def run(self, params, mode):
+        if self.runs or self.ran_with:          # the first (synchronous) run does not block
+            self.started.release()
+            assert self.release.acquire(timeout=30)
+        self.ran_with.append(params["retries"])
+        return super().run(params, mode)
+
+
+def test_newer_slider_value_supersedes_a_run_in_flight():
+    p = _SlowPanel(mode="sim", retries=1)
+    p.controls["retries"].value = 2            # starts a background run
+    assert p.started.acquire(timeout=30)
+    p.controls["retries"].value = 3            # arrive while retries=2 is running
+    p.controls["retries"].value = 4
+    p.release.release()                        # retries=2 finishes: superseded, not drawn
+    assert p.started.acquire(timeout=30)
+    p.release.release()
+    p.wait(30)
+    assert p.ran_with == [1, 2, 4]             # 3 was never run: only the newest value counts
+    assert p.superseded == 1 and p.runs == 2
+    assert p.result.params["retries"] == 4 and len(p.fig.data[0].x) == 9
+
+
+def test_syn_queue_panel_draws_syn_recv_over_time_when_watching():
+    p = SynQueuePanel(mode="sim", backlog=128, syncookies=1, clients=200, flood=True, settle=9.0,
+                      synack_retries=2)
+    y = list(p.fig.data[0].y)
+    assert y[0] == 129 and y[-1] == 0          # synack_retries 2: all gone at 7 s
+    p.controls["synack_retries"].value = 5
+    assert list(p.fig.data[0].y)[-1] == 64     # half the queue stays: the slider matters
 
 
 def test_panel_shows_errors_instead_of_raising():

@@ -87,7 +87,7 @@ SPEC = Experiment(
     ),
     tables=(Table("clients", ("client", "started_s", "connect_s", "outcome"),
                   "one client (outcome: established, an errno name, or pending)"),),
-    timeline=("t", "recv_q", "attempts", "established", "failed", "pending", "accepted"),
+    timeline=("t", "recv_q", "attempts", "established", "failed", "pending", "accepted", "ListenOverflows"),
     grid=(
         # clients at rate/s, a server accepting accept_rate/s; dropped SYNs come back after ~1 s,
         # ~2 s on the timer wheel (p99 latency). duration 2 s, not the default 3 s: at 3 s the real
@@ -177,9 +177,11 @@ def _real(p: dict[str, Any]) -> Outcome:
                 if now >= next_sample:
                     q = listener_queues(inode)[0] or 0
                     max_q = max(max_q, q)
+                    overflows = counters_now().get("ListenOverflows", 0) - before.get("ListenOverflows", 0)
                     out.timeline.append({"t": round(now, 4), "recv_q": q, "attempts": started,
                                          "established": counts["established"], "failed": counts["failed"],
-                                         "pending": len(sel.get_map()), "accepted": counts["accepted"]})
+                                         "pending": len(sel.get_map()), "accepted": counts["accepted"],
+                                         "ListenOverflows": overflows})
                     next_sample += SAMPLE_S
                 wake = min(next_sample, p["duration"],
                            started / p["rate"] if started < total else p["duration"],

@@ -64,10 +64,10 @@ class Slider:
     ``scale="log"`` gives a slider over log-spaced values that keeps every small integer, so a
     learner can pick 3 as easily as 4096 (:meth:`options`).
 
-    >>> Slider(1, 4096, scale="log").options()[:12]
-    (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14)
-    >>> Slider(1, 4096, scale="log").options()[-1]
-    4096
+    >>> Slider(1, 4096, scale="log").options()[:14]
+    (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 16, 20)
+    >>> Slider(1, 4096, scale="log").options()[-4:]
+    (2500, 3000, 4000, 4096)
     """
 
     lo: float
@@ -76,21 +76,24 @@ class Slider:
     scale: Literal["linear", "log"] = "linear"
 
     def options(self) -> tuple[float, ...]:
-        """The values a log slider offers (every integer to 10, then steps of about 15 %)."""
+        """The values the slider offers. Log scale: every integer up to 10, then round numbers
+        (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten) and the powers of two
+        (backlogs are often 128, 1024, 4096), within ``lo..hi`` and on the ``step`` grid."""
         if self.scale != "log":
             n = int(round((self.hi - self.lo) / self.step))
             return tuple(_tidy(self.lo + i * self.step) for i in range(n + 1))
-        lo, hi = max(self.lo, self.step), self.hi
-        out: list[float] = []
-        v = lo
-        while v < hi and len(out) < 400:
-            out.append(_tidy(v))
-            nxt = v * 1.15
-            v = v + self.step if nxt - v < self.step else round(nxt / self.step) * self.step
-        out.append(_tidy(hi))
-        if self.lo < lo:
-            out.insert(0, _tidy(self.lo))
-        return tuple(dict.fromkeys(out))
+        values = {float(v) for v in range(1, 11)}
+        decade = 1.0
+        while decade <= self.hi:
+            values |= {m * decade for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8)}
+            decade *= 10
+        two = 1.0
+        while two <= self.hi:
+            values.add(two)
+            two *= 2
+        values |= {float(self.lo), float(self.hi)}
+        grid = [v for v in values if self.lo <= v <= self.hi and abs(v / self.step - round(v / self.step)) < 1e-9]
+        return tuple(_tidy(v) for v in sorted(grid))
 
 
 def _tidy(v: float) -> float:
@@ -229,7 +232,7 @@ class Param:
             what = "bool"
         else:
             what = "(low, high) ports"
-        opt = (", None = the kernel default" if self.sysctl else ", or None") if self.optional else ""
+        opt = ", None = the kernel default" if self.optional and self.sysctl else ""
         return f"{what}, default {self.default!r}{opt}"
 
 

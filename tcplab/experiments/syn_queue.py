@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from tcplab.errors import KernelUnavailable, RealModeUnavailable
 from tcplab.experiments._common import Clock, counters_now, delta, pick, proc_sockets
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Slider, Table
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.capture import craft_syn, open_raw_sender
 from tcplab.kernel.loopback import SocketSet, tcp_state
 from tcplab.kernel.qdisc import blackhole_loopback_peers
@@ -46,6 +46,8 @@ COUNTERS = ("SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDrop", "TCPReqQFullD
             "ListenOverflows")
 DEFER_ACCEPT_S = 30
 LEGIT_WAIT_S = {True: 3.5, False: 1.5}
+#: how often the real run samples SYN_RECV for its timeline (s)
+TIMELINE_EVERY_S = 0.1
 
 
 def _needs_namespace(p: Mapping[str, Any]) -> str | None:
@@ -90,7 +92,7 @@ SPEC = Experiment(
         Table("clients", ("client", "port", "state"), "one client (flood=False only)",
               present=lambda p: not p["flood"]),
     ),
-    timeline=None,
+    timeline=("t", "syn_recv", "server_children"),
     grid=(
         # KERNEL.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
         *[GridPoint(dict(backlog=b, syncookies=ck, max_syn_backlog=m), quick=(b, ck, m) in ((4, 1, 16), (100, 0, 16)))
@@ -106,6 +108,7 @@ SPEC = Experiment(
     record=RECORD,
     needs_namespace=_needs_namespace,
     timeout=lambda p: p["settle"] + LEGIT_WAIT_S[p["flood"]] + p["clients"] * 0.02 + 15,
+    plot=Plot(y=("syn_recv", "server_children"), kind="step", title="the SYN queue over time", y_title="count"),
 )
 
 syn_queue = make_function(SPEC)
@@ -143,9 +146,19 @@ def _real(p: dict[str, Any]) -> Outcome:
             _flood(p, port, out)
         else:
             clients = [ss.connect(addr) for _ in range(p["clients"])]
-        clock.sleep_until(clock() + p["settle"])
+        # SYN_RECV over time until the snapshot: requests leave when their SYN-ACK retries run out
+        # (reqsk_timer_handler(), model/synack.py), which takes seconds, so sample every 100 ms
+        timeline = []
+        end = clock() + p["settle"]
+        while True:
+            t = clock()
+            rows = [r for r in proc_sockets() if r.local_port == port and r.state != "LISTEN"]
+            timeline.append({"t": round(t, 3), "syn_recv": sum(1 for r in rows if r.state == "SYN_RECV"),
+                             "server_children": sum(1 for r in rows if r.state == "ESTABLISHED")})
+            if t >= end:
+                break
+            clock.sleep_until(min(end, t + TIMELINE_EVERY_S))
         counters = delta(before, keep=COUNTERS)
-        rows = [r for r in proc_sockets() if r.local_port == port and r.state != "LISTEN"]
         syn_recv = sum(1 for r in rows if r.state == "SYN_RECV")
         children = sum(1 for r in rows if r.state == "ESTABLISHED")
         out.tables["sockets"] = [{"state": r.state, "remote": f"{r.remote_address}:{r.remote_port}",
@@ -170,6 +183,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             else:
                 out.notes.append(f"the legitimate client was still {tcp_state(legit)} after {wait:g} s")
     out.counters = counters
+    out.timeline = timeline
     out.summary = {"syn_recv": syn_recv, "server_children": children, **pick(counters, *COUNTERS),
                    "legit_client_connected": connected}
     return out

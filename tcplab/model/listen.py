@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.model.profiles import KernelProfile, get_profile
+from tcplab.model.synack import defer_accept_retrans, syn_ack_recalc, synack_retry_limit, synack_timeout
 
 __all__ = ["Listener", "Request", "Child", "COUNTER_NAMES", "new_counters"]
 
@@ -109,6 +110,8 @@ class Listener:
     abort_on_overflow: bool | None = None
     synack_retries: int | None = None
     defer_accept: bool = False
+    #: TCP_DEFER_ACCEPT seconds when ``defer_accept`` (the syn_queue experiment's listener uses 30)
+    defer_accept_s: int = 30
     counters: dict[str, int] = field(default_factory=new_counters)
 
     def __post_init__(self) -> None:
@@ -260,26 +263,32 @@ class Listener:
         return min(r.next_timer for r in self.syn_queue.values())
 
     def on_timer(self, now: float) -> list[tuple[str, Any]]:
-        """Fire due reqsk timers (``reqsk_timer_handler``). Returns ``("synack", peer)`` for each
-        SYN-ACK retransmitted and ``("expired", peer)`` for each request dropped.
+        """Fire due reqsk timers (``reqsk_timer_handler``), oldest first. Returns ``("synack", peer)``
+        for each SYN-ACK retransmitted and ``("expired", peer)`` for each request dropped.
 
-        ``syn_ack_recalc()``: without defer-accept a request expires once
-        ``num_timeout >= synack_retries``; a deferred, acked request is not resent while it
-        waits for data. The RTO doubles from 1 s (``TCP_TIMEOUT_INIT << num_timeout``).
+        The limit is :func:`~tcplab.model.synack.synack_retry_limit` (``tcp_synack_retries``, cut
+        down to 2 for old requests while the queue is more than half full of them), expire/resend
+        is :func:`~tcplab.model.synack.syn_ack_recalc` (a deferred, acked request lives at least
+        the defer period and is not resent before its end). The timer doubles from 1 s.
         """
         out: list[tuple[str, Any]] = []
-        for peer, req in list(self.syn_queue.items()):
-            if req.next_timer > now:
+        due = sorted((r for r in self.syn_queue.values() if r.next_timer <= now),
+                     key=lambda r: (r.next_timer, r.created))
+        young = sum(1 for r in self.syn_queue.values() if r.num_timeout == 0)
+        defer = defer_accept_retrans(self.defer_accept_s) if self.defer_accept else 0
+        for req in due:
+            limit = synack_retry_limit(self.synack_retries, len(self.syn_queue), young, self.max_ack_backlog)
+            expire, resend = syn_ack_recalc(req.num_timeout, limit, defer, req.acked)
+            if req.num_timeout == 0:
+                young -= 1                       # reqsk_queue_removed() / atomic_dec(&queue->young)
+            if expire:
+                del self.syn_queue[req.peer]
+                out.append(("expired", req.peer))
                 continue
-            if req.num_timeout >= self.synack_retries and not (self.defer_accept and req.acked):
-                del self.syn_queue[peer]
-                out.append(("expired", peer))
-                continue
-            if not (self.defer_accept and req.acked):
+            if resend:
                 self.counters["TCPSynRetrans"] += 1
                 self.counters["RetransSegs"] += 1
-                out.append(("synack", peer))
+                out.append(("synack", req.peer))
             req.num_timeout += 1
-            req.next_timer = now + min(self.profile.rto_initial * (1 << req.num_timeout),
-                                       self.profile.rto_max)
+            req.next_timer = now + synack_timeout(req.num_timeout, self.profile.rto_initial, self.profile.rto_max)
         return out

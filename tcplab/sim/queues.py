@@ -74,6 +74,28 @@ def _synack_retransmits(age: float, limit: int, rto: float = 1.0) -> int:
     return n
 
 
+#: the real syn_queue runner samples SYN_RECV every 100 ms
+SYNQ_EVERY_S = 0.1
+#: a deferred request (TCP_DEFER_ACCEPT 30 s = 5 timeouts) lives 1+2+4+8+16 = 31 s
+DEFER_LIFETIME_S = 31.0
+
+
+def _walk_requests(L: Listener, until: float, every: float = SYNQ_EVERY_S) -> list[dict[str, Any]]:
+    """Fire the SYN queue's timers up to ``until`` and sample it every ``every`` s from 0 (what the
+    real runner's sampler sees: SYN_RECV requests and ESTABLISHED children)."""
+    rows = []
+    for k in range(int(until / every + 1e-9) + 1):
+        t = min(k * every, until)
+        while (due := L.next_timer()) is not None and due <= t:
+            L.on_timer(due)
+        rows.append({"t": round(t, 3), "syn_recv": L.syn_recv, "server_children": L.recv_q})
+    if rows[-1]["t"] < until:
+        while (due := L.next_timer()) is not None and due <= until:
+            L.on_timer(due)
+        rows.append({"t": round(until, 3), "syn_recv": L.syn_recv, "server_children": L.recv_q})
+    return rows
+
+
 def _client_states_at(w: Any, t: float) -> tuple[int, int]:
     """(ESTABLISHED, SYN_SENT) clients at time ``t`` of a finished :class:`ListenWorld`."""
     fail = w.schedule.fail_after
@@ -180,15 +202,17 @@ def syn_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
     srv = _addr(SERVER_PORT)
     synack_limit = profile.synack_retries if params["synack_retries"] is None else params["synack_retries"]
     if params["flood"]:
-        # Spoofed SYNs: each sent once; the SYN-ACKs go nowhere, so requests stay SYN_RECV
-        # (they would expire after tcp_synack_retries, ~63 s with 5, far beyond this run).
+        # Spoofed SYNs: each sent once; the SYN-ACKs go nowhere, so requests stay SYN_RECV until
+        # their SYN-ACK retries run out (model/synack.py: tcp_synack_retries, cut down to 2 for
+        # old requests while the queue is more than half full of them)
         for i in range(n):
             L.on_syn(CLIENT_SPACING * i, ("spoofed", i))
+        timeline = _walk_requests(L, settle)
         snap_counters = dict(counters)
         snap = (L.syn_recv, L.recv_q)
-        sockets = [proc_row("SYN_RECV", srv, _addr(1024 + i, "127.0.0.2"), timer="retransmit",
-                            retransmits=_synack_retransmits(settle - CLIENT_SPACING * i, synack_limit))
-                   for p in L.syn_queue if isinstance(p, tuple) for i in (p[1],)]
+        sockets = [proc_row("SYN_RECV", srv, _addr(1024 + p[1], "127.0.0.2"), timer="retransmit",
+                            retransmits=req.num_timeout)
+                   for p, req in L.syn_queue.items() if isinstance(p, tuple)]
         sockets += [proc_row("ESTABLISHED", srv, _addr(1024 + ch.peer[1], "127.0.0.2"))
                     for ch in L.accept_queue if isinstance(ch.peer, tuple)]
         # then a normal client tries for 3.5 s (SYNs at +0, 1, 2, 3 s)
@@ -203,19 +227,23 @@ def syn_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
         arrivals = [CLIENT_SPACING * i for i in range(n)]
         until = arrivals[-1] + settle
         w = run_listen_world(L, arrivals, until=until)
+        timeline = _walk_requests(L, until)
         syn_recv, children = L.syn_recv, L.recv_q
         summ_c = counters
         ports = [client_port(profile, i) for i in range(n)]
         tables["clients"] = [{"client": i, "port": ports[i], "state": STATE_NAMES[st]}
                              for i, st in enumerate(w.state)]
-        sockets = [proc_row("SYN_RECV", srv, _addr(ports[p]), timer="retransmit",
-                            retransmits=_synack_retransmits(until - arrivals[p], synack_limit))
-                   for p in L.syn_queue if isinstance(p, int)]
+        sockets = [proc_row("SYN_RECV", srv, _addr(ports[p]), timer="retransmit", retransmits=req.num_timeout)
+                   for p, req in L.syn_queue.items() if isinstance(p, int)]
         sockets += [proc_row("ESTABLISHED", srv, _addr(ports[ch.peer]))
                     for ch in L.accept_queue if isinstance(ch.peer, int)]
         notes.append("TCP_DEFER_ACCEPT listener that never accepts; clients send nothing (KERNEL.md case 8); "
                      f"snapshot at {until:g} s; no legitimate client (legit_client_connected is None)")
         notes.append(LOOPBACK_NOTE)
+        if params["synack_retries"] is not None and until < DEFER_LIFETIME_S:
+            notes.append(f"tcp_synack_retries changes nothing within {DEFER_LIFETIME_S:g} s here: the clients' bare "
+                         "ACKs were deferred (TCP_DEFER_ACCEPT 30 s), and syn_ack_recalc() keeps an acked request "
+                         "for the whole defer period (5 timeouts) whatever the retry limit")
     # the real runner lists the listener's connections (not the listener): state, remote, timer, retransmits
     tables["sockets"] = [{k: r[k] for k in ("state", "remote", "timer", "retransmits")} for r in sockets]
     summary = {
@@ -229,7 +257,7 @@ def syn_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
         "ListenOverflows": summ_c["ListenOverflows"],
         "legit_client_connected": legit,
     }
-    return Outcome(summary=summary, counters=_counters(counters), tables=tables, timeline=[],
+    return Outcome(summary=summary, counters=_counters(counters), tables=tables, timeline=timeline,
                    sysctls=profile.sysctls(syncookies=params["syncookies"],
                                            max_syn_backlog=params["max_syn_backlog"],
                                            synack_retries=params["synack_retries"]),
@@ -345,7 +373,8 @@ def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None,
         est = sum(1 for c in w.connected_at if c <= t)
         failed = sum(1 for a, st in zip(arrivals, w.state) if st in (FAILED, RESET) and a + fail <= t)
         timeline.append({"t": t, "recv_q": s["recv_q"], "attempts": started, "established": est,
-                         "failed": failed, "pending": started - est - failed, "accepted": s["accepted"]})
+                         "failed": failed, "pending": started - est - failed, "accepted": s["accepted"],
+                         "ListenOverflows": s.get("ListenOverflows", 0)})
     pending = w.state.count(PENDING)
     summary = {
         "attempts": len(arrivals), "established": w.established, "failed": w.failed + w.reset,

@@ -203,7 +203,7 @@ def lifecycle(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
 
 #: tcp_rmem of a fresh Linux network namespace (same default in 5.15, 6.1 and 6.18)
 DEFAULT_TCP_RMEM = (4096, 131072, 6291456)
-LO_MSS = 65495          # lo's MTU 65536 - 40
+LO_MSS = 65495          # IPV4_MAX_PMTU 65535 - 40: ipv4_default_advmss() caps lo's MTU 65536 - 40 = 65496
 TS_LEN = 12             # the timestamp option, taken off the MSS once negotiated
 
 

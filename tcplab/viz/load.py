@@ -5,7 +5,7 @@
 * :func:`connect_latency`  histogram + CDF of connect() times, with the SYN retransmission
                            steps (1 s, 2 s, 3 s … on 6.x: tcp_syn_linear_timeouts) marked.
 
-Timeline columns read: ``t``, ``recv_q``, ``pending``. Table ``clients``: ``started_s`` (s),
+Timeline columns read: ``t``, ``recv_q``, ``pending``, ``ListenOverflows`` (cumulative). Table ``clients``: ``started_s`` (s),
 ``connect_s`` (None if never connected),
 ``outcome``.
 """
@@ -58,6 +58,11 @@ def dashboard(result: Result) -> go.Figure:
         t = tl["t"].astype(float).tolist()
         fig.add_trace(go.Scatter(x=t, y=tl["recv_q"].tolist(), name="Recv-Q (accept queue)", mode="lines",
                                  line={"color": "#1f77b4", "shape": "hv"}), row=1, col=1)
+        if "ListenOverflows" in tl.columns:
+            lo = [int(v) for v in tl["ListenOverflows"].fillna(0).tolist()]
+            per = [b - a for a, b in zip([0, *lo[:-1]], lo, strict=True)]
+            fig.add_trace(go.Bar(x=t, y=per, name="SYNs dropped (ListenOverflows in each 50 ms)",
+                                 marker_color="#d62728", opacity=0.7), row=2, col=1)
         if "pending" in tl.columns:
             fig.add_trace(go.Scatter(x=t, y=tl["pending"].tolist(), name="clients waiting (SYN_SENT)",
                                      mode="lines", line={"color": "#ff7f0e", "shape": "hv"}), row=2, col=1)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["accept_queue_fill", "ack_overflow_fates", "syn_queue_fill", "backlog_sweep", "accept_limit", "syn_recv_limit"]
+__all__ = ["accept_queue_fill", "ack_overflow_fates", "syn_queue_fill", "syn_recv_over_time", "backlog_sweep", "accept_limit", "syn_recv_limit"]
 
 
 def accept_limit(backlog: int, somaxconn: int) -> int:
@@ -191,6 +191,62 @@ def syn_queue_fill(result: Result) -> go.Figure:
     legit = s.get("legit_client_connected")
     if legit is not None:
         fig.add_annotation(text=("a normal client <b>got in</b>" if legit else "a normal client was <b>locked out</b>"),
+                           xref="paper", yref="paper", x=1.0, y=-0.2, xanchor="right", showarrow=False,
+                           font={"color": "#1a7f37" if legit else LIMIT_COLOR})
+    return style(fig, height=440)
+
+
+def syn_recv_over_time(result: Result) -> go.Figure:
+    """SYN_RECV requests over the run (``result.timeline``), with the SYN-ACK timer's firings
+    (1, 3, 7, 15, 31 s) marked: a request can only leave at one of them. Right: the counters.
+
+    Trace 0: SYN_RECV over time; trace 1: ESTABLISHED children over time; trace 2: counters.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    s, p, tl = result.summary, result.params, result.timeline
+    backlog = int(p.get("backlog", 0))
+    lim_b = min(backlog, _somaxconn(result)) + 1
+    retries = p.get("synack_retries")
+    if retries is None:
+        retries = result.sysctls.get("net.ipv4.tcp_synack_retries", 5)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.16,
+                        subplot_titles=("SYN_RECV over time", "counters (deltas, at the snapshot)"))
+    t = list(tl["t"]) if len(tl) else []
+    fig.add_trace(go.Scatter(x=t, y=list(tl["syn_recv"]) if len(tl) else [], mode="lines", line_shape="hv",
+                             name="SYN_RECV (requests)", line={"color": STATE_COLORS["SYN_RECV"], "width": 3}),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=t, y=list(tl["server_children"]) if len(tl) else [], mode="lines",
+                             line_shape="hv", name="ESTABLISHED children",
+                             line={"color": STATE_COLORS["ESTABLISHED"], "dash": "dot"}), row=1, col=1)
+    names = ["ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies", "SyncookiesSent", "SyncookiesRecv"]
+    cv = [int(s.get(n) or 0) for n in names]
+    fig.add_trace(go.Bar(x=cv, y=names, orientation="h", text=cv, textposition="outside", cliponaxis=False,
+                         showlegend=False, name="counters", marker_color="#57606a"), row=1, col=2)
+    end = max(t) if t else 0.0
+    fire, k = 1.0, 0
+    while fire <= end and k < 8:
+        fig.add_vline(x=fire, line_dash="dot", line_color="#8c959f", row=1, col=1)
+        k += 1
+        fire += 2.0 ** k
+    fig.add_hline(y=lim_b, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"backlog+1 = {lim_b}",
+                             line={"dash": "dash", "color": LIMIT_COLOR}), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="SYN-ACK timer fires (1, 3, 7, 15 s)",
+                             line={"dash": "dot", "color": "#8c959f"}), row=1, col=1)
+    top = max([lim_b, *(tl["syn_recv"] if len(tl) else [0])]) * 1.2 + 1
+    fig.update_yaxes(range=[0, top], title_text="sockets", row=1, col=1)
+    fig.update_xaxes(title_text="seconds", range=[0, max(end, 1.0)], row=1, col=1)
+    fig.update_xaxes(range=[0, max(cv + [1]) * 1.35], row=1, col=2)
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
+    what = "spoofed SYN flood" if p.get("flood") else "TCP_DEFER_ACCEPT clients that send nothing"
+    titled(fig, f"SYN queue over time: listen({backlog}), tcp_synack_retries={retries}", result,
+           f"{p.get('clients', '?')} {what}; {s.get('syn_recv')} SYN_RECV at {end:g} s")
+    legit = s.get("legit_client_connected")
+    if legit is not None:
+        fig.add_annotation(text=("then a normal client <b>got in</b>" if legit
+                                 else "then a normal client was <b>locked out</b>"),
                            xref="paper", yref="paper", x=1.0, y=-0.2, xanchor="right", showarrow=False,
                            font={"color": "#1a7f37" if legit else LIMIT_COLOR})
     return style(fig, height=440)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import html
 import random
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -261,6 +262,8 @@ class Panel:
     title: str = ""
     live: bool = True
     progress_bar: bool = False
+    #: run control changes in a helper thread (newest value wins); None: only inside a kernel
+    background: bool | None = None
 
     def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
         import plotly.graph_objects as go
@@ -277,6 +280,10 @@ class Panel:
         self.result: Result | None = None
         self.error: BaseException | None = None
         self.runs = 0
+        self.superseded = 0      # background runs whose result was dropped for a newer value
+        self._lock = threading.RLock()
+        self._wanted = 0
+        self._worker: threading.Thread | None = None
         self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
         self.button = run_button("Run", self.update)
         box = [W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>")] if self.title else []
@@ -311,29 +318,85 @@ class Panel:
         return {k: c.value for k, c in self.controls.items()}
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
-        self.update()
+        if not self._background():
+            self.update()
+            return
+        # In a notebook: run in a helper thread so that the kernel keeps reading slider messages;
+        # a newer value supersedes a run still in flight (its result is dropped, not drawn), so
+        # three arrow-key presses cost at most two runs, and the figure ends at the last value.
+        with self._lock:
+            self._wanted += 1
+            self.header.value = "<i>running…</i>"
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name=f"{type(self).__name__}-run", daemon=True)
+                self._worker.start()
 
-    def update(self) -> Result | None:
-        """Run the experiment with the current values and redraw (one ``batch_update``)."""
-        self.button.disabled = True
-        self.header.value = "<i>running…</i>"
+    def _background(self) -> bool:
+        if self.background is not None:
+            return self.background
+        try:
+            from IPython import get_ipython
+        except ImportError:     # pragma: no cover - ipywidgets depends on IPython
+            return False
+        return getattr(get_ipython(), "kernel", None) is not None
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                wanted, params, mode = self._wanted, self.params, self.mode.value
+            try:
+                result: Result | BaseException = self._run_now(params, mode)
+            except Exception as e:      # noqa: BLE001 - shown in the header: a thread has nobody to raise to
+                result = e
+            with self._lock:
+                if wanted != self._wanted:
+                    self.superseded += 1
+                    continue            # newer values came in meanwhile: run again with them
+                self._worker = None
+                self._show(result)
+                return
+
+    def wait(self, timeout: float = 120.0) -> Result | None:
+        """Wait until a background run started by a control change is drawn (tests, scripts)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return self.result
+
+    def _run_now(self, params: dict[str, Any], mode: str) -> Result | BaseException:
         if self.progress is not None:
             self.progress.reset()
         try:
-            result = self.run(self.params, self.mode.value)
+            return self.run(params, mode)
         except SHOWN_ERRORS as e:
-            self.error = e
-            self.header.value = error_header(e)
-            return None
-        finally:
-            self.button.disabled = False
+            return e
+
+    def _show(self, result: Result | BaseException) -> None:
+        if isinstance(result, BaseException):
+            self.error = result
+            self.header.value = error_header(result)
+            return
         self.runs += 1
         self.error = None
         self.result = result
+        self.draw(result)
+
+    def draw(self, result: Result) -> None:
+        """Show ``result``: header, figure (one ``batch_update``), table. Subclasses may add to it."""
         self.header.value = header_html(result)
         sync_figure(self.fig, self.figure(result))
         self.table_out.value = table_html(self.table(result))
-        return result
+
+    def update(self) -> Result | None:
+        """Run the experiment with the current values and redraw, in this thread."""
+        self.button.disabled = True
+        self.header.value = "<i>running…</i>"
+        try:
+            result = self._run_now(self.params, self.mode.value)
+        finally:
+            self.button.disabled = False
+        self._show(result)
+        return None if isinstance(result, BaseException) else result
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -18,6 +18,7 @@ import ipywidgets as W
 
 from tcplab.viz.load import connect_latency, dashboard
 from tcplab.widgets.common import Panel, float_slider, int_slider
+from tcplab.widgets.generic import spec_control
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["TuningLab", "run_load", "meets_target", "queue_quiz"]
+__all__ = ["TuningLab", "run_load", "meets_target", "retries_note", "queue_quiz"]
 
 
 def run_load(**params: Any) -> Result:
@@ -58,8 +59,8 @@ class TuningLab(Panel):
         return {
             "rate": int_slider("rate", 200, 10, 2000, 10, description="clients per second"),
             "accept_rate": int_slider("accept_rate", 150, 0, 2000, 10, description="accept() per second"),
-            "backlog": int_slider("backlog", 16, 0, 1024, description="listen() backlog"),
-            "somaxconn": int_slider("somaxconn", 4096, 1, 4096, description="net.core.somaxconn"),
+            "backlog": spec_control("load", "backlog", 16, description="listen() backlog"),
+            "somaxconn": spec_control("load", "somaxconn", 4096, description="net.core.somaxconn"),
             "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
                                           style={"button_width": "40px", "description_width": "initial"}),
             "syn_retries": int_slider("syn_retries", 6, 1, 8, description="tcp_syn_retries"),
@@ -80,8 +81,9 @@ class TuningLab(Panel):
     def met(self) -> bool | None:
         return None if self.result is None else meets_target(self.result, self.target_p99)
 
-    def update(self) -> Result | None:
-        r = super().update()
+    def draw(self, result: Result) -> None:
+        super().draw(result)
+        r = result
         if r is not None:
             s = r.summary
             p99 = s.get("p99_connect_s")
@@ -92,8 +94,36 @@ class TuningLab(Panel):
                 f"<div style='color:{color};font-size:larger'>{'✅ target met' if ok else '❌ target missed'}: "
                 f"p99 connect() {html.escape(p99_text)} (target ≤ {self.target_p99} s), "
                 f"{s.get('established')}/{s.get('attempts')} connected, "
-                f"{s.get('ListenOverflows')} ListenOverflows</div>")
-        return r
+                f"{s.get('ListenOverflows')} ListenOverflows</div>"
+                f"<div style='font-size:smaller'>{html.escape(retries_note(r))}</div>")
+
+
+def retries_note(result: Result) -> str:
+    """Why ``tcp_syn_retries`` did or did not change this run: a client gives up only at its
+    ``syn_schedule(k).fail_after`` (3 s for k=1, 7 s for k=2, 19 s for k=3, 131 s for 6), so a run
+    shorter than that cannot show the difference.
+
+    >>> from tcplab.experiments.result import Result
+    >>> retries_note(Result("load", "sim", "t", {"duration": 5.0, "syn_retries": 2}, summary={"failed": 0}))[:60]
+    'tcp_syn_retries=2: a client whose SYNs are all dropped gives'
+    """
+    from tcplab.model.retries import syn_schedule
+
+    p = result.params
+    k = p.get("syn_retries")
+    if k is None:
+        k = int(result.sysctls.get("net.ipv4.tcp_syn_retries", 6))
+    lt = int(result.sysctls.get("net.ipv4.tcp_syn_linear_timeouts", 4))
+    fail = syn_schedule(int(k), lt).fail_after
+    dur = float(p.get("duration", 0))
+    failed = result.summary.get("failed") or 0
+    text = (f"tcp_syn_retries={k}: a client whose SYNs are all dropped gives up (ETIMEDOUT) {fail:g} s after "
+            f"its first SYN. ")
+    if fail >= dur:
+        return text + (f"This run lasts {dur:g} s, so no client can reach that limit: every value of "
+                       f"tcp_syn_retries that gives up after {dur:g} s looks the same here. "
+                       "Try 1 (3 s), or a longer run (2 gives up at 7 s, 3 at 19 s).")
+    return text + f"{failed} clients reached it in this {dur:g} s run."
 
 
 def queue_quiz(mode: str = "sim", rng: int | None = None) -> Any:

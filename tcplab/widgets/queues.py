@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.widgets.common import Panel, float_slider, int_slider
+from tcplab.widgets.generic import spec_control
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +39,8 @@ class AcceptQueuePanel(Panel):
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
             "backlog": int_slider("backlog", 5, 0, 64, description="listen() backlog"),
-            "somaxconn": int_slider("somaxconn", 4096, 1, 4096, description="net.core.somaxconn"),
+            # log scale from the spec: 3 is as easy to pick as 4096
+            "somaxconn": spec_control("accept_queue", "somaxconn", 4096, description="net.core.somaxconn"),
             "clients": int_slider("clients", 20, 1, 100, description="clients"),
             "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow", indent=False,
                                             layout=W.Layout(width="auto")),
@@ -103,20 +105,29 @@ class AckOverflowPanel(Panel):
 
 
 class SynQueuePanel(Panel):
-    """Sliders backlog, tcp_max_syn_backlog, syncookies, synack_retries, flood -> syn_queue()."""
+    """Sliders backlog, tcp_max_syn_backlog, syncookies, synack_retries, clients, flood and
+    ``settle`` (how long to watch) -> syn_queue().
+
+    Watching 2 s or more draws SYN_RECV over time (:func:`~tcplab.viz.queues.syn_recv_over_time`),
+    where ``tcp_synack_retries`` shows: a flood's requests leave at the SYN-ACK timer's 3rd, 7th,
+    15th… second. Shorter, the snapshot bars (:func:`~tcplab.viz.queues.syn_queue_fill`).
+    """
 
     title = "SYN queue: requests in SYN_RECV"
+    #: watching at least this long draws the timeline
+    TIMELINE_FROM_S = 2.0
 
     def make_controls(self) -> dict[str, W.ValueWidget]:
         return {
-            "backlog": int_slider("backlog", 8, 0, 128, description="listen() backlog"),
-            "max_syn_backlog": int_slider("max_syn_backlog", 16, 4, 256, description="tcp_max_syn_backlog"),
+            "backlog": spec_control("syn_queue", "backlog", 8, description="listen() backlog"),
+            "max_syn_backlog": spec_control("syn_queue", "max_syn_backlog", 16, description="tcp_max_syn_backlog"),
             "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
                                           style={"description_width": "initial", "button_width": "40px"}),
             "synack_retries": int_slider("synack_retries", 5, 0, 10, description="tcp_synack_retries"),
             "clients": int_slider("clients", 60, 10, 200, step=10, description="clients / spoofed SYNs"),
             "flood": W.Checkbox(value=False, description="spoofed SYN flood (else TCP_DEFER_ACCEPT clients)",
                                 indent=False, layout=W.Layout(width="auto")),
+            "settle": float_slider("settle", 0.5, 0.5, 20.0, 0.5, description="watch for (s)"),
         }
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
@@ -124,7 +135,9 @@ class SynQueuePanel(Panel):
         return syn_queue(**params, mode=mode)
 
     def figure(self, result: Result) -> go.Figure:
-        from tcplab.viz.queues import syn_queue_fill
+        from tcplab.viz.queues import syn_queue_fill, syn_recv_over_time
+        if float(result.params.get("settle", 0)) >= self.TIMELINE_FROM_S:
+            return syn_recv_over_time(result)
         return syn_queue_fill(result)
 
     def table(self, result: Result) -> pd.DataFrame | None:

@@ -1,4 +1,4 @@
-"""Ready-made self-check exercises for notebooks 03–05 (each a :class:`SelfCheck`).
+"""Ready-made self-check exercises for notebooks 01–05 (each a :class:`SelfCheck`).
 
 >>> q = accept_queue_quiz(rng=1); sorted(q.params)
 ['backlog', 'clients', 'somaxconn']
@@ -7,10 +7,56 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from tcplab.widgets.common import SelfCheck
 
-__all__ = ["accept_queue_quiz", "ack_overflow_quiz", "syn_queue_quiz", "syn_retries_quiz"]
+__all__ = ["states_quiz", "handshake_quiz", "accept_queue_quiz", "ack_overflow_quiz", "syn_queue_quiz",
+           "syn_retries_quiz"]
+
+
+def states_quiz(rng: int | random.Random | None = None, mode: str = "auto") -> SelfCheck:
+    """Notebook 01: predict how many client sockets stay SYN_SENT behind a listener that never accepts."""
+    from tcplab.experiments import accept_queue
+    return SelfCheck(
+        accept_queue,
+        "listen({backlog}); {clients} clients connect and the server never calls accept(). How many of the "
+        "clients' sockets are in SYN_SENT 1.5 s later?",
+        {"backlog": [0, 1, 2, 3, 4, 6], "clients": [5, 8, 10, 12]},
+        "syn_sent_clients",
+        "min(backlog, somaxconn) + 1 = {established_clients} clients got in (ESTABLISHED); the SYNs of the "
+        "other {expected} were dropped (ListenOverflows={ListenOverflows}) and they stay SYN_SENT, "
+        "retransmitting, until connect() gives up.",
+        rng=rng, mode=mode)
+
+
+def _handshake_run(packet: int, mode: str = "auto") -> Any:
+    """One handshake() run; ``packet`` (which packet the question is about) is kept in its params."""
+    from tcplab.experiments import handshake
+    res = handshake(mode=mode)
+    res.params = {**res.params, "packet": packet}
+    return res
+
+
+def _packet_ack(result: Any, packet: int) -> float | None:
+    df = result.tables.get("packets")
+    if df is None or len(df) < packet:
+        return None
+    v = df.iloc[packet - 1]["rel_ack"]
+    return None if v is None or v != v else float(v)
+
+
+def handshake_quiz(rng: int | random.Random | None = None, mode: str = "auto") -> SelfCheck:
+    """Notebook 02: predict the relative ack number of a packet of the captured connection."""
+    return SelfCheck(
+        _handshake_run,
+        "The client connects, sends 13 bytes, the server answers 13 bytes, both close. Counting the "
+        "client's SYN as packet #1: what relative ack number does packet #{packet} carry?",
+        {"packet": [2, 3, 4, 5, 6]},
+        lambda res: _packet_ack(res, res.params["packet"]),
+        "An ack is the next sequence number expected from the peer: the peer's relative seq plus its "
+        "payload, plus 1 for a SYN or a FIN. Step through the capture above to see it packet by packet.",
+        rng=rng, mode=mode, title="Self-check: seq and ack")
 
 
 def accept_queue_quiz(rng: int | random.Random | None = None, mode: str = "auto") -> SelfCheck:
@@ -71,7 +117,7 @@ def syn_retries_quiz(rng: int | random.Random | None = None, mode: str = "sim") 
         {"retries": [1, 2, 3], "linear_timeouts": [0, 4]},
         "syns_sent",
         "tcp_write_timeout() gives up when the RTO timer fires and retransmits >= retries + linear_timeouts "
-        "or the time since the first SYN reached (2^(retries+1) − 1) s. The first linear_timeouts "
-        "retransmits are 1 s apart; then the RTO doubles. Here: SYNs at 0 and {retransmit_times}, "
+        "or the time since the first SYN reached (2^(retries+1) − 1) s. The first linear_timeouts + 1 "
+        "retransmits are 1 s apart (the RTO doubles only once the backoff exceeds linear_timeouts). Here: SYNs at 0 and {retransmit_times}, "
         "failure after {failed_after} s.",
         fixed={"max_seconds": 86400}, rng=rng, mode=mode)

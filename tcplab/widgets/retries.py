@@ -23,13 +23,13 @@ DEFAULT = -1
 class SynRetriesPanel(Panel):
     """Slider retries (TCP_SYNCNT) and linear_timeouts -> syn_retries(), drawn as a timeline.
 
-    Real runs take as long as the kernel waits (k=2: 7 s, k=6: 134 s), so this panel waits
-    for the Run button and shows a progress bar. In sim mode time costs nothing
-    (``max_seconds`` is lifted); in real and auto mode runs longer than ``max_seconds`` are refused.
+    Like every panel it runs again when a slider is released. Real runs take as long as the
+    kernel waits (k=2: 7 s, k=6: 134 s), so it shows a progress bar, and a newer slider value
+    supersedes a run still in flight. In sim mode time costs nothing (``max_seconds`` is lifted);
+    in real and auto mode runs longer than ``max_seconds`` are refused.
     """
 
-    title = "SYN retransmissions: press Run"
-    live = False
+    title = "SYN retransmissions: move a slider, the experiment runs again"
     progress_bar = True
     max_seconds = 20.0
 

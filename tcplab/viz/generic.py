@@ -1,0 +1,66 @@
+"""The figure any experiment gets from its spec's :class:`~tcplab.experiments.spec.Plot`:
+its ``y`` columns against ``x`` of the timeline or of a table, titled with the mode.
+
+A new experiment needs no figure code to be seen; a hand-written figure in ``viz`` may still
+tell its story better.
+
+>>> from tcplab import experiments
+>>> fig = experiment_figure(experiments.accept_queue(backlog=3, clients=8, mode="sim"))
+>>> [t.name for t in fig.data]
+['recv_q', 'established_clients', 'syn_sent_clients']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tcplab.experiments.registry import spec as _spec
+from tcplab.viz.common import style, titled
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+    from tcplab.experiments.spec import Plot
+
+__all__ = ["experiment_figure"]
+
+
+def _frame(result: Result, plot: Plot) -> Any:
+    if plot.source == "timeline":
+        return result.timeline
+    return result.tables.get(plot.source)
+
+
+def experiment_figure(result: Result, plot: Plot | None = None) -> go.Figure:
+    """A plotly figure of ``result`` as its spec's ``plot`` (or ``plot``) says.
+
+    Without a plot (the spec has none) it shows the summary's numeric values as bars.
+    """
+    import plotly.graph_objects as go
+
+    s = _spec(result.name)
+    plot = plot or s.plot
+    fig = go.Figure()
+    if plot is None or _frame(result, plot) is None or len(_frame(result, plot)) == 0:
+        nums = {k: v for k, v in result.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        fig.add_bar(x=list(nums), y=list(nums.values()), text=[f"{v:g}" for v in nums.values()],
+                    textposition="outside", name="summary")
+        titled(fig, s.title if plot is None else f"{plot.title or s.title} (no rows)", result)
+        return style(fig)
+    df = _frame(result, plot)
+    for col in plot.y:
+        if col not in df.columns:
+            raise ValueError(f"plot column {col!r} is not in {plot.source} (columns: {', '.join(map(str, df.columns))})")
+        x, y = list(df[plot.x]), list(df[col])
+        if plot.kind == "bar":
+            fig.add_bar(x=x, y=y, name=col)
+        elif plot.kind == "markers":
+            fig.add_scatter(x=x, y=y, mode="markers", name=col, marker={"size": 9})
+        else:
+            fig.add_scatter(x=x, y=y, mode="lines", name=col,
+                            line={"shape": "hv" if plot.kind == "step" else "linear"})
+    fig.update_xaxes(title_text=plot.x_title)
+    fig.update_yaxes(title_text=plot.y_title)
+    titled(fig, plot.title or s.title, result)
+    return style(fig)

@@ -1,0 +1,150 @@
+"""A panel for any experiment, built from its spec: one control per parameter that has a
+slider hint (log-scale sliders keep every small value reachable), the mode switch, the
+REAL/SIMULATED header, the spec's figure and the first table.
+
+>>> from tcplab.widgets.generic import ExperimentPanel
+>>> p = ExperimentPanel("accept_queue", mode="sim", backlog=3, clients=10)
+>>> p.result.summary["established_clients"]
+4
+>>> p.controls["somaxconn"].value = 2          # a learner picks somaxconn=2 on the log slider
+>>> _ = p.wait()                                # the run happens in the background
+>>> p.result.summary["established_clients"]
+3
+
+Hand-written panels (``tcplab.widgets.AcceptQueuePanel`` ...) add figures and layout of their
+own; this one is what a new experiment gets for free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from tcplab.experiments.registry import functions, spec
+from tcplab.experiments.spec import Param
+from tcplab.viz.generic import experiment_figure
+from tcplab.widgets.common import Panel, float_slider, int_slider
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["ExperimentPanel", "control_for", "spec_control"]
+
+_WIDTH = W.Layout(width="420px")
+#: what a control shows for None ("the kernel's default"); ipywidgets' selections cannot hold None
+DEFAULT = "default"
+_STYLE = {"description_width": "initial"}
+
+
+def _label(p: Param) -> str:
+    return f"{p.name} ({p.unit})" if p.unit else p.name
+
+
+def spec_control(experiment: str, param: str, value: Any = None, *, description: str | None = None,
+                 default_option: bool = False) -> W.ValueWidget:
+    """The control a hand-written panel uses for ``experiment``'s parameter ``param``: range, step
+    and scale come from the spec, so every panel offers the same values (somaxconn on a log scale).
+    ``default_option`` adds a "default" stop (None) for optional sysctls; hand-written panels
+    usually start from a number.
+
+    >>> c = spec_control("accept_queue", "somaxconn", 4096, description="net.core.somaxconn")
+    >>> c.value, 3 in c.options[:5] or ("3", 3) in c.options
+    (4096, True)
+    """
+    p = spec(experiment).param(param)
+    if p.optional and not default_option:
+        p = replace(p, optional=False, default=value if value is not None else p.slider.lo)
+    c = control_for(p, value)
+    if c is None:
+        raise ValueError(f"{experiment}.{param} has no slider hint in its spec")
+    if description:
+        c.description = description
+    return c
+
+
+def control_for(p: Param, value: Any = None) -> W.ValueWidget | None:
+    """The widget for parameter ``p`` starting at ``value`` (default: ``p.default``), or None when
+    the spec gives no way to offer it (no slider hint for a number, a port range).
+
+    >>> from tcplab.experiments.spec import Param, Slider
+    >>> c = control_for(Param("somaxconn", "int", None, lo=1, hi=65535, optional=True,
+    ...                       slider=Slider(1, 4096, scale="log")))
+    >>> c.value, c.options[:4]
+    ('default', (('default', 'default'), ('1', 1), ('2', 2), ('3', 3)))
+    """
+    value = p.default if value is None else value
+    if p.kind == "bool":
+        return W.Checkbox(value=bool(value), description=_label(p), style=_STYLE, indent=False)
+    if p.kind == "choice":
+        opts = [(DEFAULT, DEFAULT)] if p.optional else []
+        opts += [(str(c), c) for c in p.choices]
+        return W.ToggleButtons(options=opts, value=DEFAULT if value is None else value, description=_label(p),
+                               style=_STYLE)
+    if p.kind not in ("int", "float") or p.slider is None:
+        return None
+    sl = p.slider
+    if sl.scale == "log" or p.optional:
+        opts = [(str(v), int(v) if p.kind == "int" else float(v)) for v in sl.options()]
+        if p.optional:
+            opts.insert(0, (DEFAULT, DEFAULT))
+        values = [v for _, v in opts]
+        if value is None:
+            value = DEFAULT
+        elif value not in values:  # a value between two stops: show the nearest
+            value = min((v for v in values if v != DEFAULT), key=lambda v: abs(v - value))
+        return W.SelectionSlider(options=opts, value=value, description=_label(p), continuous_update=False,
+                                 style=_STYLE, layout=_WIDTH)
+    if p.kind == "int":
+        return int_slider(p.name, int(value), int(sl.lo), int(sl.hi), int(sl.step), description=_label(p))
+    return float_slider(p.name, float(value), sl.lo, sl.hi, sl.step, description=_label(p))
+
+
+class ExperimentPanel(Panel):
+    """Sliders from the spec of experiment ``name``; the spec's figure; re-runs on release.
+
+    ``controls``: parameter names to offer (default: every parameter the spec can offer).
+    Other keyword values set a control's start value or fix a parameter without a control.
+    """
+
+    def __init__(self, name: str, *, mode: str = "auto", controls: tuple[str, ...] | None = None,
+                 run_first: bool = True, **values: Any) -> None:
+        self.spec = spec(name)
+        self.fn = functions()[name]
+        self.title = self.spec.title
+        self.live = True
+        self.progress_bar = self.spec.progress
+        known = {p.name for p in self.spec.params}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{name} has no parameter {', '.join(map(repr, unknown))} (allowed: {', '.join(known)})")
+        if controls is not None:
+            bad = sorted(set(controls) - known)
+            if bad:
+                raise ValueError(f"controls must name parameters of {name}, not {', '.join(map(repr, bad))}")
+        self._wanted = controls
+        self._start = self.spec.validate(values)  # bad start values fail here, before any widget
+        self.fixed = {k: v for k, v in self._start.items()}
+        super().__init__(mode=mode, run_first=run_first)
+
+    def make_controls(self) -> dict[str, W.ValueWidget]:
+        out = {}
+        for p in self.spec.params:
+            if self._wanted is not None and p.name not in self._wanted:
+                continue
+            c = control_for(p, self._start[p.name])
+            if c is not None:
+                out[p.name] = c
+        return out
+
+    def run(self, params: dict[str, Any], mode: str) -> Result:
+        args = {**self.fixed, **{k: None if v == DEFAULT else v for k, v in params.items()}}
+        if self.spec.progress and self.progress is not None:
+            args["progress"] = self.progress
+        return self.fn(**args, mode=mode)
+
+    def figure(self, result: Result) -> go.Figure:
+        return experiment_figure(result)

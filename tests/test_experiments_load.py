@@ -53,7 +53,9 @@ def test_syn_retries_per_socket_fails_clients():
 
 @pytest.mark.parametrize("kw,exc,text", [
     (dict(rate=0), ValueError, "rate"), (dict(accept_rate=-1), ValueError, "accept_rate"),
-    (dict(duration=61), ValueError, "duration"), (dict(rate=5000, duration=60), ValueError, "rate \\* duration"),
+    (dict(duration=3601), ValueError, "duration"), (dict(rate=1e6, duration=3600), ValueError, "rate \\* duration"),
+    (dict(duration=61, mode="real"), ValueError, "duration must be at most 60 s in real mode"),
+    (dict(rate=5000, duration=60, mode="real"), ValueError, "rate \\* duration must be at most 20000 connections in real"),
     (dict(syn_retries=0), ValueError, "syn_retries"), (dict(syncookies=5), ValueError, "syncookies"),
 ])
 def test_bad_parameters(kw, exc, text):

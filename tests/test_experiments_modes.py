@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import tcplab.sim
-from tcplab.errors import ExperimentError, RealModeUnavailable
+import tcplab.experiments.registry
+from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import Result, accept_queue, handshake, syn_queue, syn_retries, time_wait
 from tcplab.model.outcome import Outcome
 
@@ -18,7 +18,7 @@ def test_sim_mode_passes_validated_params_seed_and_profile(monkeypatch):
         calls.append((name, params, profile, seed))
         return Outcome(summary={"x": 1}, sysctls={"tcplab.profile": "linux-5.15"})
 
-    monkeypatch.setattr(tcplab.sim, "simulate", fake)
+    monkeypatch.setattr(tcplab.experiments.registry, "simulate", fake)
     r = accept_queue(backlog=3, mode="sim", seed=7, profile="linux-5.15")
     assert calls == [("accept_queue", {"backlog": 3, "somaxconn": None, "clients": 20, "abort_on_overflow": False,
                                        "accept_after": None, "settle": 1.5}, "linux-5.15", 7)]
@@ -48,16 +48,6 @@ def test_real_refuses_sysctls_without_namespace(monkeypatch):
         time_wait(tw_reuse=0, mode="real")
     with pytest.raises(RealModeUnavailable, match="tcp_syn_linear_timeouts"):
         syn_retries(1, linear_timeouts=0, mode="real")
-
-
-@pytest.mark.real
-def test_missing_simulator(monkeypatch):
-    monkeypatch.delattr(tcplab.sim, "simulate")
-    with pytest.raises(ExperimentError, match="simulator"):
-        accept_queue(mode="sim")
-    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
-    with pytest.raises(RealModeUnavailable, match="somaxconn.*simulator"):
-        accept_queue(somaxconn=3, mode="auto")
 
 
 @pytest.mark.parametrize("kw,exc", [(dict(mode="REAL"), ValueError), (dict(mode=None), TypeError),

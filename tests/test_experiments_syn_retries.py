@@ -79,7 +79,9 @@ def test_progress_is_reported():
 
 def test_refuses_long_runs_unless_raised():
     with pytest.raises(ValueError, match=r"max_seconds=60.*pass max_seconds=\d+"):
-        syn_retries(6)
+        syn_retries(6, mode="real")
+    r = syn_retries(6)  # auto: simulated, and the result says why
+    assert r.mode == "sim" and "max_seconds=60" in r.reason and r.summary["syns_sent"] == 11
     with pytest.raises(ValueError, match=r"retries must be an int in 1\.\.127, not 128"):
         syn_retries(128)
     with pytest.raises(ValueError, match=r"retries must be an int in 1\.\.127, not 0"):

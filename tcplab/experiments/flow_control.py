@@ -1,0 +1,408 @@
+"""flow_control: a reader that stops (or reads slowly) closes the receive window; the sender's
+Send-Q fills, zero-window probes go out with the persist timer's backoff, the window reopens.
+
+The real runner connects a receiver with a small SO_RCVBUF (set on the listener, before the
+handshake, so the window is small from the start) and a sender that writes ``bytes`` without
+blocking. Every ~2 ms it reads TCP_INFO of both sockets and the ss-style queues in bytes —
+Send-Q = ``ioctl(SIOCOUTQ)`` (write_seq - snd_una) on the sender, Recv-Q = ``ioctl(SIOCINQ)``
+(rcv_nxt - copied_seq) on the receiver, what ``ss`` and /proc/net/tcp show on ESTABLISHED rows —
+and every 50 ms the two /proc/net/tcp rows themselves (table ``queues``). Zero-window probes are
+counted by the kernel (TCPWinProbe) and timed by the sender's ``icsk_backoff``, which
+``tcp_send_probe0()`` raises once per probe. The rules are :mod:`tcplab.model.persist`.
+
+>>> s = flow_control(rcvbuf=4096, bytes=200_000, reader="stalled", stall_s=2.0, mode="sim").summary
+>>> s["max_recv_q"], s["max_send_q"], s["probes"], s["probe_times"], s["window_updates"]
+(4096, 197952, 3, [0.248, 0.656, 1.472], 1)
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import math
+import select
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tcplab.errors import ExperimentError
+from tcplab.experiments._common import Clock, counters_now, delta
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.kernel.loopback import SocketSet
+from tcplab.kernel.procnet import read_proc_net_tcp
+from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.model.outcome import Outcome
+from tcplab.model.persist import ZERO_WINDOW_DELAY, probe0_base, probe_times, receive_capacity
+from tcplab.model.profiles import KernelProfile
+
+__all__ = ["flow_control", "SPEC", "READERS", "send_recv_queues"]
+
+READERS = ("stalled", "slow", "fast")
+SIOCINQ, SIOCOUTQ = 0x541B, 0x5411          # FIONREAD / TIOCOUTQ; tcp_ioctl() answers them in bytes
+DEFAULT_SLOW_RATE = 20_000                  # B/s when reader="slow" and reader_rate is None
+_READ_PERIOD = 0.01                         # the slow reader reads every 10 ms
+_POLL_S = 0.002
+_PROC_EVERY = 0.05
+_CHUNK = 16384
+_COUNTERS = ("TCPWinProbe", "TCPToZeroWindowAdv", "TCPFromZeroWindowAdv")
+
+
+def send_recv_queues(sender: socket.socket, receiver: socket.socket) -> tuple[int, int]:
+    """(Send-Q of ``sender``, Recv-Q of ``receiver``) in bytes, as ss prints them for ESTABLISHED rows."""
+    def ask(s: socket.socket, req: int) -> int:
+        buf = array.array("i", [0])
+        fcntl.ioctl(s.fileno(), req, buf, True)
+        return int(buf[0])
+    return ask(sender, SIOCOUTQ), ask(receiver, SIOCINQ)
+
+
+def _rate(p: Mapping[str, Any]) -> float:
+    return float(p["reader_rate"] or DEFAULT_SLOW_RATE)
+
+
+def _expected_s(p: Mapping[str, Any]) -> float:
+    if p["reader"] == "stalled":
+        return p["stall_s"] + 0.5
+    if p["reader"] == "slow":
+        return p["bytes"] / _rate(p) + 0.5
+    return 1.0
+
+
+def _refusal(p: dict[str, Any]) -> str | None:
+    expected = _expected_s(p)
+    if expected <= p["max_seconds"]:
+        return None
+    return (f"flow_control(bytes={p['bytes']}, reader={p['reader']!r}) would run about {expected:.0f} s, longer than "
+            f"max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5}, fewer bytes or a "
+            "faster reader_rate")
+
+
+def _checks(p: dict[str, Any]) -> None:
+    if p["reader"] != "slow" and p["reader_rate"] is not None:
+        raise ValueError(f"reader_rate is for reader='slow' only, not reader={p['reader']!r} (leave it None)")
+
+
+SPEC = Experiment(
+    name="flow_control",
+    title="A reader that stops or reads slowly: the window closes, Send-Q fills, zero-window probes back off, "
+          "the window reopens",
+    doc="""The receiver sets SO_RCVBUF=``rcvbuf`` before the handshake (the kernel doubles it); the sender
+    (SO_SNDBUF=``sndbuf`` if given) writes ``bytes`` as fast as loopback takes them. reader="stalled"
+    reads nothing for ``stall_s`` seconds, then everything; "slow" reads ``reader_rate`` B/s (every 10 ms);
+    "fast" reads whatever arrives. Once the receiver holds about two or three segments (its Recv-Q), a
+    delayed ACK advertises window 0 (~44 ms); the rest waits in the sender's Send-Q. The persist timer
+    then sends a zero-window probe after max(RTO, 200 ms) = 204 ms, doubling the gap each time
+    (tcp_probe0_when(), capped at TCP_RTO_MAX) for as long as the peer answers; a read that frees at
+    least a segment sends a window update at once (tcp_cleanup_rbuf()).""",
+    params=(
+        Param("rcvbuf", "int", 4096, lo=1, hi=1_048_576, unit="B", help="SO_RCVBUF of the receiver",
+              slider=Slider(1152, 32768, step=1, scale="log")),
+        Param("sndbuf", "int", None, lo=1, hi=16_777_216, optional=True, unit="B",
+              help="SO_SNDBUF of the sender (None: autotuned)"),
+        Param("bytes", "int", 200_000, lo=1, hi=100_000_000, unit="B", help="bytes the sender writes",
+              slider=Slider(10_000, 2_000_000, step=1000, scale="log")),
+        Param("reader", "choice", "stalled", choices=READERS, help="how the receiving application reads"),
+        Param("reader_rate", "int", None, lo=100, hi=1_000_000_000, optional=True, unit="B/s",
+              help=f"read rate of reader='slow' (None: {DEFAULT_SLOW_RATE})"),
+        Param("stall_s", "float", 2.0, lo=0.0, hi=3600.0, unit="s",
+              help="how long reader='stalled' reads nothing", slider=Slider(0.5, 8.0, step=0.5)),
+        Param("max_seconds", "float", 60.0, lo=1, hi=86400, unit="s",
+              help="refuse real runs predicted to take longer"),
+    ),
+    summary=(
+        Key("zero_window_after_s", "seconds until the sender saw window 0 (None: never)", rule="abs50ms"),
+        Key("max_send_q", "largest Send-Q of the sender (bytes written, not yet acknowledged)", rule="rel10"),
+        Key("max_recv_q", "largest Recv-Q of the receiver (bytes received, not yet read)", rule="rel10"),
+        Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
+        Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule="list_rel10"),
+        Key("window_updates", "windows reopened from zero (on the wire; TCPFromZeroWindowAdv without a capture)", rule="rel25"),
+        Key("mss", "the sender's segment size (tcp_info.snd_mss)"),
+        Key("done_after_s", "seconds until the reader had every byte", rule="rel10"),
+    ),
+    tables=(Table("queues", ("t", "side", "state", "send_q", "recv_q"),
+                  "a /proc/net/tcp row (ss's Send-Q/Recv-Q in bytes) of the sender or receiver, every 50 ms"),),
+    timeline=("t", "sent", "read", "snd_wnd", "rcv_wnd", "rcv_space", "notsent_bytes", "unacked", "send_q",
+              "recv_q", "backoff"),
+    grid=(
+        GridPoint(dict(rcvbuf=4096, bytes=200_000, stall_s=2.0), quick=True),
+        GridPoint(dict(rcvbuf=8192, bytes=500_000, stall_s=1.0), quick=True),
+        GridPoint(dict(rcvbuf=2304, bytes=100_000, stall_s=4.0)),
+        GridPoint(dict(rcvbuf=16384, bytes=1_000_000, stall_s=3.0)),
+        GridPoint(dict(rcvbuf=6000, bytes=300_000, stall_s=1.0)),
+        GridPoint(dict(rcvbuf=32768, bytes=300_000, stall_s=0.5)),
+    ),
+    real=lambda p: _real(p),
+    sim=lambda p, profile, rng: _sim(p, profile),
+    checks=_checks,
+    real_refusal=_refusal,
+    expected_s=_expected_s,
+    timeout=lambda p: _expected_s(p) * 1.5 + 20,
+    progress=True,
+    plot=Plot(y=("send_q", "recv_q", "snd_wnd"), kind="step", title="Send-Q, Recv-Q and the advertised window",
+              y_title="bytes"),
+    smoke=(dict(rcvbuf=4096, bytes=50_000, stall_s=0.5),),
+)
+
+flow_control = make_function(SPEC)
+
+
+def _read_some(sock: socket.socket, limit: int) -> int:
+    got = 0
+    while got < limit:
+        try:
+            data = sock.recv(min(limit - got, 1 << 20))
+        except BlockingIOError:
+            break
+        if not data:
+            raise ExperimentError("the sender closed early")
+        got += len(data)
+    return got
+
+
+class _WireLog:
+    """Segments on lo with the kernel's receive timestamps (AF_PACKET + SO_TIMESTAMPNS), headers only; a
+    socket bound to ETH_P_IP sees each loopback packet once, as it is received (PACKET_HOST).
+
+    Polling TCP_INFO on a loaded machine can notice a probe tens of ms late; the kernel stamps each
+    packet as it passes. Needs CAP_NET_RAW (the owner of the private namespace has it); without it the
+    runner times probes by polling (``None`` from :meth:`open`)."""
+
+    _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+    _SO_RCVBUFFORCE = 33
+
+    def __init__(self, sock: socket.socket, mono_minus_real: float) -> None:
+        self.sock = sock
+        self.offset = mono_minus_real
+        self.segments: list[dict[str, Any]] = []
+
+    @classmethod
+    def open(cls) -> _WireLog | None:
+        try:
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+        except OSError:
+            return None
+        try:
+            s.bind(("lo", 0x0800))
+            s.setsockopt(socket.SOL_SOCKET, cls._SO_TIMESTAMPNS, 1)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, cls._SO_RCVBUFFORCE, 8 << 20)
+            except OSError:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            return None
+        return cls(s, time.monotonic() - time.time())
+
+    def drain(self) -> None:
+        for _ in range(100_000):
+            try:
+                data, anc, _flags, addr = self.sock.recvmsg(80, 64)
+            except BlockingIOError:
+                return
+            if addr[2] != socket.PACKET_HOST or len(data) < 40 or data[9] != socket.IPPROTO_TCP:
+                continue
+            ihl = (data[0] & 0x0F) * 4
+            total = struct.unpack_from("!H", data, 2)[0]
+            sport, dport, seq, ack, off, flags, window = struct.unpack_from("!HHIIBBH", data, ihl)
+            stamp = next((struct.unpack("ll", d[:16]) for lvl, typ, d in anc if typ == self._SO_TIMESTAMPNS), None)
+            real_t = stamp[0] + stamp[1] / 1e9 if stamp else time.time()
+            self.segments.append({"mono": real_t + self.offset, "sport": sport, "dport": dport, "seq": seq,
+                                  "ack": ack, "flags": flags, "window": window,
+                                  "payload": total - ihl - (off >> 4) * 4})
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _wire_events(segs: list[dict[str, Any]], sport: int, t0: float) -> tuple[float | None, list[float], int]:
+    """(first zero window seen by the sender, probe times, window reopenings) from the wire log."""
+    zero_at, probes, reopen = None, [], 0
+    last_ack, closed = None, False
+    for s in segs:
+        t = round(s["mono"] - t0, 4)
+        if s["dport"] == sport:                      # receiver -> sender: ACKs carrying the window
+            last_ack = s["ack"]
+            if s["window"] == 0:
+                if zero_at is None:
+                    zero_at = t
+                closed = True
+            elif closed:
+                reopen += 1
+                closed = False
+        elif s["sport"] == sport and s["payload"] == 0 and last_ack is not None \
+                and s["seq"] == (last_ack - 1) & 0xFFFFFFFF and s["flags"] & 0x10:
+            probes.append(round(t, 3))               # tcp_xmit_probe_skb(): seq = snd_una - 1, no data
+    return zero_at, probes, reopen
+
+
+def _real(p: dict[str, Any]) -> Outcome:
+    total, reader = p["bytes"], p["reader"]
+    out = Outcome()
+    rows: list[dict[str, Any]] = []
+    queues: list[dict[str, Any]] = []
+    probe_at: list[float] = []
+    with SocketSet() as ss:
+        lst = ss.socket()
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, p["rcvbuf"])   # inherited by the accepted socket
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(1)
+        snd = ss.socket()
+        if p["sndbuf"] is not None:
+            snd.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, p["sndbuf"])
+        snd.connect(lst.getsockname())
+        lst.settimeout(5)
+        rcv = ss.adopt(lst.accept()[0])
+        snd.setblocking(False)
+        rcv.setblocking(False)
+        sport, rport = snd.getsockname()[1], rcv.getsockname()[1]
+        payload = b"f" * _CHUNK
+        wire = _WireLog.open()
+        before = counters_now()
+        clock = Clock()
+        sent = got = 0
+        zero_at = done_at = None
+        last_key = None
+        last_backoff = 0
+        next_proc = 0.0
+        rate = _rate(p)
+        deadline = _expected_s(p) * 1.5 + 10
+        while got < total:
+            now = clock()
+            if now > deadline:
+                out.notes.append(f"stopped after {deadline:.1f} s with {got} of {total} bytes read")
+                break
+            while sent < total:                                  # the sender: as much as the socket takes
+                try:
+                    sent += snd.send(payload[:min(_CHUNK, total - sent)])
+                except BlockingIOError:
+                    break
+                if zero_at is None and tcp_info(snd).extra.get("snd_wnd", 1) == 0:
+                    zero_at = round(clock(), 4)                  # seen between two writes
+            if reader == "fast" or (reader == "stalled" and now >= p["stall_s"]):
+                got += _read_some(rcv, total - got)
+            elif reader == "slow":
+                got += _read_some(rcv, min(total - got, max(0, int(rate * now) - got)))
+            if wire is not None:
+                wire.drain()
+            si, ri = tcp_info(snd), tcp_info(rcv)
+            send_q, recv_q = send_recv_queues(snd, rcv)
+            snd_wnd = si.extra.get("snd_wnd", 0)
+            if snd_wnd == 0 and zero_at is None and sent > 0:
+                zero_at = round(now, 4)
+            if si.backoff > last_backoff:                        # tcp_send_probe0(): one probe, backoff++
+                probe_at.extend([round(now, 3)] * (si.backoff - last_backoff))
+            last_backoff = si.backoff
+            key = (snd_wnd, ri.extra.get("rcv_wnd"), si.extra.get("notsent_bytes"), si.extra.get("unacked"),
+                   send_q, recv_q, si.backoff)
+            if key != last_key:
+                rows.append({"t": round(now, 4), "sent": sent, "read": got, "snd_wnd": snd_wnd,
+                             "rcv_wnd": ri.extra.get("rcv_wnd"), "rcv_space": ri.extra.get("rcv_space"),
+                             "notsent_bytes": si.extra.get("notsent_bytes"), "unacked": si.extra.get("unacked"),
+                             "send_q": send_q, "recv_q": recv_q, "backoff": si.backoff})
+                last_key = key
+            if now >= next_proc:
+                next_proc = now + _PROC_EVERY
+                for rec in read_proc_net_tcp():
+                    if rec.local_port in (sport, rport) and rec.state == "ESTABLISHED":
+                        queues.append({"t": round(now, 3), "side": "sender" if rec.local_port == sport else "receiver",
+                                       "state": rec.state, "send_q": rec.send_q, "recv_q": rec.recv_q})
+            if got >= total:
+                done_at = round(now, 3)
+                break
+            if reader == "fast" or (reader == "stalled" and now >= p["stall_s"]):
+                select.select([rcv], [], [], _POLL_S)          # draining: go on as soon as data arrives
+            else:
+                time.sleep(_POLL_S)
+        mss = tcp_info(snd).snd_mss
+        out.counters = delta(before, keep=_COUNTERS)
+        if wire is not None:
+            time.sleep(0.01)
+            wire.drain()
+            wire.close()
+            w_zero, w_probes, w_reopen = _wire_events(wire.segments, sport, clock.t0)
+            out.notes.append(f"probes and the zero window timed from {len(wire.segments)} segments captured on lo "
+                             f"(kernel timestamps); the wire shows {len(w_probes)} probes and {w_reopen} reopenings")
+            zero_at, probe_at = w_zero, w_probes
+            wire_counts: tuple[int, int] | None = (len(w_probes), w_reopen)
+        else:
+            wire_counts = None
+            out.notes.append("no packet capture here (CAP_NET_RAW): probes timed by polling the sender's backoff")
+    out.timeline = rows
+    out.tables["queues"] = queues
+    c = out.counters
+    if c.get("TCPWinProbe", 0) != len(probe_at):
+        out.notes.append(f"TCPWinProbe counted {c.get('TCPWinProbe', 0)} probes, the sender's backoff rose "
+                         f"{len(probe_at)} times (a window update can reset it between two polls)")
+    out.summary = {
+        "zero_window_after_s": zero_at,
+        "max_send_q": max((r["send_q"] for r in rows), default=0),
+        "max_recv_q": max((r["recv_q"] for r in rows), default=0),
+        # the wire counts only this connection (host-wide counters would include other programs' probes)
+        "probes": wire_counts[0] if wire_counts else c.get("TCPWinProbe", 0),
+        "probe_times": probe_at,
+        "window_updates": wire_counts[1] if wire_counts else c.get("TCPFromZeroWindowAdv", 0),
+        "mss": mss,
+        "done_after_s": done_at,
+    }
+    out.notes.append(f"receiver SO_RCVBUF={p['rcvbuf']} (the kernel doubles it); Send-Q/Recv-Q from "
+                     "ioctl SIOCOUTQ/SIOCINQ every 2 ms, /proc/net/tcp rows every 50 ms")
+    return out
+
+
+def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
+    """Stalled reader: the rules of tcplab.model.persist, event by event. Slow and fast readers: only
+    the reader's own pace (done_after_s); what the window does between reads is not modelled (None)."""
+    total, reader = p["bytes"], p["reader"]
+    cap = receive_capacity(p["rcvbuf"])
+    held = min(total, cap.max_recv_q)
+    sndbuf_note = ""
+    if p["sndbuf"] is not None:
+        sndbuf_note = "; SO_SNDBUF is not modelled (the whole write is assumed to fit the send buffer)"
+    base = probe0_base()
+    zero_at = ZERO_WINDOW_DELAY if total > cap.max_recv_q else None
+    rows: list[dict[str, Any]] = [{"t": 0.0, "sent": total, "read": 0, "snd_wnd": cap.window, "rcv_wnd": cap.window,
+                                   "rcv_space": cap.window, "notsent_bytes": total - held, "unacked": 0,
+                                   "send_q": total, "recv_q": held, "backoff": 0}]
+    probes: tuple[float, ...] = ()
+    updates = 0
+    done = 0.0
+    if reader == "stalled":
+        done = round(p["stall_s"], 3) if total > 0 else 0.0
+        if zero_at is not None and p["stall_s"] > zero_at:
+            probes = probe_times(zero_at, p["stall_s"], base)
+            updates = 1
+            rows.append({**rows[-1], "t": zero_at, "snd_wnd": 0, "rcv_wnd": 0})
+            for i, t in enumerate(probes, start=1):
+                rows.append({**rows[-1], "t": t, "backoff": i})
+        elif zero_at is None:
+            done = 0.0 if p["stall_s"] == 0 else round(p["stall_s"], 3)
+    else:
+        # slow and fast readers: only what a fluid model knows; the window's dance between reads depends on
+        # tcp_select_window()'s rounding and the receiver's scaling_ratio, which this model does not follow
+        done = round(total / _rate(p), 3) if reader == "slow" else 0.0
+        zero_at = None
+    rows.append({"t": done, "sent": total, "read": total, "snd_wnd": cap.window, "rcv_wnd": cap.window,
+                 "rcv_space": cap.window, "notsent_bytes": 0, "unacked": 0, "send_q": 0, "recv_q": 0, "backoff": 0})
+    queues = [{"t": 0.0, "side": "sender", "state": "ESTABLISHED", "send_q": total - held, "recv_q": 0},
+              {"t": 0.0, "side": "receiver", "state": "ESTABLISHED", "send_q": 0, "recv_q": held}]
+    notes = [f"kernel profile {profile.name}: SO_RCVBUF {p['rcvbuf']} -> sk_rcvbuf {cap.sk_rcvbuf}, first window "
+             f"{cap.window}, MSS {cap.mss}, the receiver holds {cap.max_recv_q} B (tcplab.model.persist rule 4, "
+             f"fitted on 6.18){sndbuf_note}"]
+    # Send-Q peaks before the delayed ACK (rule 3): only the first segment, ACKed at once in quick-ACK
+    # mode, has left it; the sender has queued the whole write by then
+    peak_send_q = total - min(total, cap.mss)
+    summary = {"zero_window_after_s": zero_at, "max_send_q": peak_send_q, "max_recv_q": held, "probes": len(probes),
+               "probe_times": list(probes), "window_updates": updates, "mss": cap.mss, "done_after_s": done}
+    if reader != "stalled":
+        for k in ("zero_window_after_s", "max_send_q", "max_recv_q", "probes", "probe_times", "window_updates"):
+            summary[k] = None
+        notes.append(f"reader={reader!r}: the simulator models only the stalled reader's window; zero windows, "
+                     "probes, updates and queue maxima are None here (not modelled) - run it for real")
+    return Outcome(
+        summary=summary,
+        counters={"TCPWinProbe": len(probes), "TCPToZeroWindowAdv": updates, "TCPFromZeroWindowAdv": updates},
+        tables={"queues": queues}, timeline=rows, notes=notes)

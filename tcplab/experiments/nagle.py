@@ -1,0 +1,292 @@
+"""nagle: the 40 ms stall of a client that writes a request in two pieces and then reads.
+
+A client sends each request as ``request_writes`` writes of ``write_size`` bytes and waits for a
+``write_size``-byte reply; the server replies once the whole request is in. Two kernel rules meet:
+
+* **Nagle** (``tcp_nagle_check()``, net/ipv4/tcp_output.c): a segment smaller than the MSS is held
+  while an earlier small segment is unacknowledged (``partial && (!nonagle && tp->packets_out &&
+  tcp_minshall_check(tp))``). The second write waits for the ACK of the first.
+* **Delayed ACK** (``tcp_send_delayed_ack()``, net/ipv4/tcp_output.c): the server, having nothing to
+  send yet, delays the ACK by ``ato`` = ``TCP_ATO_MIN`` = ``TCP_DELACK_MIN`` = HZ/25 jiffies (40 ms,
+  include/net/tcp.h): ``timeout = jiffies + ato``. The timer wheel rounds a level-0 expiry up by one
+  jiffy (``calc_index()``: ``expires = (expires >> LVL_SHIFT(lvl)) + 1``, kernel/time/timer.c), so
+  at HZ=250 the ACK leaves 11 jiffies = 44 ms after the jiffy in which the data arrived.
+
+The first request is fast: at a connection's first data ``tcp_event_data_recv()`` gives the
+receiver quick ACKs (``tcp_incr_quickack()``), and ``tcp_in_quickack_mode()`` is ``quick &&
+!inet_csk_in_pingpong_mode(sk)``. The server's first reply, sent within ``ato`` of the data,
+counts as interactive (``tcp_event_data_sent()``: ``inet_csk_inc_pingpong_cnt()``; the threshold,
+net.ipv4.tcp_pingpong_thresh, is 1), and from then on its ACKs wait. The delayed-ACK timer leaves
+pingpong mode (``tcp_delack_timer_handler()``), the next reply enters it again: every later request
+stalls. Cures: ``TCP_NODELAY`` on the client (nonagle set, the second write leaves at once),
+``TCP_QUICKACK`` set by the server after each read (``do_tcp_setsockopt()`` leaves pingpong mode
+and sends the pending ACK), or one write per request.
+
+>>> s = simulate_requests(requests=3, request_writes=2, nodelay=False, quickack=False, tick=0.004)
+>>> [round(r["latency_s"], 3) for r in s], [r["segments"] for r in s], [r["delayed_ack"] for r in s]
+([0.0, 0.042, 0.044], [2, 2, 2], [False, True, True])
+>>> [r["latency_s"] for r in simulate_requests(3, 2, nodelay=True, quickack=False, tick=0.004)]
+[0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import statistics
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tcplab.errors import ExperimentError
+from tcplab.experiments._common import counters_now, delta
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.kernel.loopback import SocketSet
+from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.model.outcome import Outcome
+
+__all__ = ["nagle", "SPEC", "simulate_requests", "delack_jiffies", "STALL_THRESHOLD_S"]
+
+TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
+
+#: a request counts as stalled when it took at least this long (half of TCP_DELACK_MIN: a stall
+#: lasts 40-44 ms, an unstalled loopback request about 0.05 ms)
+STALL_THRESHOLD_S = 0.020
+#: the server's read timeout in the real run: a request never waits longer than a delayed ACK
+#: (at most TCP_DELACK_MAX = 200 ms), so 5 s means something else went wrong
+_READ_TIMEOUT_S = 5.0
+
+
+# -- the kernel rules (pure) ---------------------------------------------------------------------
+
+def delack_jiffies(hz: int) -> int:
+    """``TCP_DELACK_MIN`` = ``TCP_ATO_MIN`` in jiffies: HZ/25 (4 below HZ=100), include/net/tcp.h.
+
+    >>> delack_jiffies(250), delack_jiffies(1000), delack_jiffies(100)
+    (10, 40, 4)
+    """
+    return hz // 25 if hz >= 100 else 4
+
+
+def _delack_fires_at(t: float, tick: float) -> float:
+    """When a delayed ACK scheduled at time ``t`` leaves: ``timeout = jiffies + ato`` in
+    ``tcp_send_delayed_ack()``, plus the one jiffy that ``calc_index()`` adds at timer-wheel
+    level 0 (a delay under 63 jiffies) so that no timer fires early."""
+    jiffies = math.floor(t / tick + 1e-9)
+    return (jiffies + delack_jiffies(round(1 / tick)) + 1) * tick
+
+
+def _nagle_holds(nodelay: bool, small_segment_unacked: bool) -> bool:
+    """``tcp_nagle_check()`` for a sub-MSS segment: held while a small segment is unacknowledged
+    (Minshall's variant), unless TCP_NODELAY is set."""
+    return not nodelay and small_segment_unacked
+
+
+def simulate_requests(requests: int, request_writes: int, *, nodelay: bool, quickack: bool,
+                      tick: float, first_phase: float = 0.5) -> list[dict[str, Any]]:
+    """Each request's latency (s), client data segments and whether a delayed ACK released it.
+
+    Loopback costs no time here (about 0.02-0.1 ms per request on a real machine). The first
+    request starts ``first_phase`` of a jiffy after a tick; every later one starts when the
+    previous reply arrived, which after a stall is right at a timer tick.
+
+    The server reads once the client's writes are queued (the real run does the same, in one
+    thread), then replies; its reply carries the ACK of the whole request.
+    """
+    t = first_phase * tick
+    pingpong = False            # inet_csk_in_pingpong_mode() of the server
+    rows = []
+    for n in range(1, requests + 1):
+        start = t
+        segments = 1            # the first write: nothing of ours is unacknowledged
+        # the server has quick ACKs left at the start of the connection and is not yet
+        # interactive: tcp_in_quickack_mode() acknowledges the first segment at once
+        acked_at_once = not pingpong
+        held = 0
+        for _ in range(request_writes - 1):
+            if _nagle_holds(nodelay, small_segment_unacked=not acked_at_once):
+                held += 1       # queued behind the unacknowledged segment (coalesced)
+            else:
+                segments += 1
+        stalled = False
+        if held:
+            if quickack:
+                # the server's read + TCP_QUICKACK sends the pending ACK: the held writes go
+                # out as one segment at once
+                segments += 1
+            else:
+                t = _delack_fires_at(t, tick)   # tcp_delack_timer_handler(): DelayedACKs++
+                segments += 1                   # the held writes leave together
+                stalled = True
+        # the reply is sent within ato of the request: tcp_event_data_sent() counts it as
+        # interactive (pingpong threshold 1). The delayed-ACK timer left pingpong mode, this
+        # reply enters it again.
+        pingpong = True
+        rows.append({"n": n, "latency_s": t - start, "segments": segments, "delayed_ack": stalled})
+    return rows
+
+
+def _summary(latencies: list[float], segments: int, delayed_acks: int) -> dict[str, Any]:
+    stalls = [x for x in latencies if x >= STALL_THRESHOLD_S]
+    ordered = sorted(latencies)
+    p99 = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]  # nearest rank
+    return {
+        "median_latency_s": round(statistics.median(latencies), 6),
+        "p99_latency_s": round(p99, 6),
+        "first_latency_s": round(latencies[0], 6),
+        "stalled_requests": len(stalls),
+        "median_stall_s": round(statistics.median(stalls), 6) if stalls else None,
+        "delayed_acks": delayed_acks,
+        "segments": segments,
+    }
+
+
+def _sim(p: dict[str, Any], profile: Any, rng: Any) -> Outcome:
+    tick = profile.timer_tick or 0.004
+    rows = simulate_requests(p["requests"], p["request_writes"], nodelay=p["nodelay"],
+                             quickack=p["quickack"], tick=tick)
+    out = Outcome()
+    out.tables["requests"] = [{"n": r["n"], "latency_ms": round(r["latency_s"] * 1000, 3),
+                               "segments": r["segments"], "stalled": r["latency_s"] >= STALL_THRESHOLD_S}
+                              for r in rows]
+    delayed = sum(r["delayed_ack"] for r in rows)
+    out.summary = _summary([r["latency_s"] for r in rows], sum(r["segments"] for r in rows), delayed)
+    out.counters = {"DelayedACKs": delayed}
+    hz = round(1 / tick)
+    out.notes.append(f"simulated at HZ={hz}: a delayed ACK leaves {delack_jiffies(hz) + 1} jiffies "
+                     f"({(delack_jiffies(hz) + 1) * tick * 1000:g} ms) after the jiffy its data arrived in; "
+                     "the loopback path itself costs no simulated time")
+    return out
+
+
+# -- the real run (in the namespace child) ------------------------------------------------------
+
+def _recv_exactly(sock: socket.socket, n: int, quickack: bool) -> None:
+    while n:
+        data = sock.recv(n)
+        if not data:
+            raise ExperimentError("the peer closed the connection in the middle of a request")
+        if quickack:
+            # TCP_QUICKACK is not sticky: the kernel re-enters pingpong mode with the next reply
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
+        n -= len(data)
+
+
+def _real(p: dict[str, Any]) -> Outcome:
+    size, writes = p["write_size"], p["request_writes"]
+    request, reply = b"q" * size, b"r" * size
+    out = Outcome()
+    with SocketSet() as ss:
+        lst = ss.listener(1)
+        client = ss.socket()
+        if p["nodelay"]:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.settimeout(_READ_TIMEOUT_S)
+        client.connect(lst.getsockname())
+        server = ss.adopt(lst.accept()[0])
+        server.settimeout(_READ_TIMEOUT_S)
+        # One thread plays both ends, so no thread wake-up adds to the latency: the client's
+        # writes are queued (or sent) at once, then the server reads, replies, the client reads.
+        rows, latencies = [], []
+        before = counters_now()
+        segs_before = tcp_info(client).extra["data_segs_out"]
+        for n in range(1, p["requests"] + 1):
+            seg0 = tcp_info(client).extra["data_segs_out"]
+            t0 = time.monotonic()
+            for _ in range(writes):
+                client.send(request)
+            _recv_exactly(server, size * writes, p["quickack"])
+            server.sendall(reply)
+            _recv_exactly(client, size, False)
+            latency = time.monotonic() - t0
+            segs = tcp_info(client).extra["data_segs_out"] - seg0
+            latencies.append(latency)
+            rows.append({"n": n, "latency_ms": round(latency * 1000, 3), "segments": segs,
+                         "stalled": latency >= STALL_THRESHOLD_S})
+        # read before closing: the client's own delayed ACK of the last reply would fire 40 ms later
+        out.counters = delta(before, keep=("DelayedACKs", "DelayedACKLocked"))
+        segments = tcp_info(client).extra["data_segs_out"] - segs_before
+    out.tables["requests"] = rows
+    out.summary = _summary(latencies, segments, out.counters.get("DelayedACKs", 0))
+    out.notes.append("latency: first write to the last byte of the reply, one thread playing client and server; "
+                     f"a request is 'stalled' at {STALL_THRESHOLD_S * 1000:g} ms or more")
+    return out
+
+
+def _expected_s(p: Mapping[str, Any]) -> float:
+    rows = simulate_requests(p["requests"], p["request_writes"], nodelay=p["nodelay"], quickack=p["quickack"],
+                             tick=0.004)
+    return sum(r["latency_s"] for r in rows) + 0.0005 * p["requests"]
+
+
+def _refusal(p: dict[str, Any]) -> str | None:
+    expected = _expected_s(p)
+    if expected <= p["max_seconds"]:
+        return None
+    return (f"nagle(requests={p['requests']}) would run about {expected:.0f} s (44 ms per stalled request), "
+            f"longer than max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5} "
+            "to run it anyway")
+
+
+SPEC = Experiment(
+    name="nagle",
+    title="Nagle meets delayed ACK: a request written in two pieces waits 40 ms for an ACK",
+    doc="""A client writes each request as ``request_writes`` writes of ``write_size`` bytes, then
+    reads a ``write_size``-byte reply; one thread plays client and server on loopback. With
+    Nagle on (``nodelay=False``) the second write waits until the first is acknowledged
+    (``tcp_nagle_check()``), and the server delays that ACK by TCP_DELACK_MIN (HZ/25 = 40 ms;
+    44 ms at HZ=250 with the timer wheel's extra jiffy) because it has nothing to send yet
+    (``tcp_send_delayed_ack()``). The first request is fast: quick-ACK mode at the start of a
+    connection (``tcp_in_quickack_mode()``); the first reply puts the server in pingpong
+    (interactive) mode and every later request stalls. Cures: ``nodelay=True``
+    (TCP_NODELAY), ``quickack=True`` (the server sets TCP_QUICKACK after each read), or
+    ``request_writes=1``. Real runs predicted to take longer than ``max_seconds`` are refused
+    in mode="real" (simulated in mode="auto").""",
+    params=(
+        Param("nodelay", "bool", False, help="TCP_NODELAY on the client (Nagle off)"),
+        Param("quickack", "bool", False, help="the server sets TCP_QUICKACK after each read"),
+        Param("requests", "int", 20, lo=1, hi=100_000, help="request/reply exchanges on one connection",
+              slider=Slider(1, 100)),
+        Param("request_writes", "int", 2, lo=1, hi=4, help="write() calls per request",
+              slider=Slider(1, 4)),
+        Param("write_size", "int", 100, lo=1, hi=8192, unit="bytes",
+              help="bytes per write (and of the reply); below the loopback MSS so Nagle applies",
+              slider=Slider(1, 8192, scale="log")),
+        Param("max_seconds", "float", 30.0, lo=1, hi=86400, unit="s",
+              help="refuse real runs predicted to take longer (simulated time is free)"),
+    ),
+    summary=(
+        Key("median_latency_s", "median request latency (first write to the reply)", rule="abs10ms"),
+        Key("p99_latency_s", "99th-percentile request latency (nearest rank): the tail follows machine load",
+            rule="shown"),
+        Key("first_latency_s", "latency of the first request (quick-ACK mode)", rule="abs10ms"),
+        Key("stalled_requests", "requests that took 20 ms or more (waited for a delayed ACK)"),
+        Key("median_stall_s", "median latency of the stalled requests (None: no stall)", rule="rel10"),
+        Key("delayed_acks", "ACKs sent by the delayed-ACK timer (TcpExt DelayedACKs delta; a loaded machine that "
+            "stalls the run 40 ms before a reply adds one)"),
+        Key("segments", "data segments the client sent (tcpi_data_segs_out)"),
+    ),
+    tables=(Table("requests", ("n", "latency_ms", "segments", "stalled"), "one request/reply exchange"),),
+    timeline=None,
+    grid=(
+        GridPoint(dict(requests=10), quick=True, why="KERNEL.md: 44 ms median, the first request fast"),
+        GridPoint(dict(requests=10, nodelay=True), quick=True, why="TCP_NODELAY cures it"),
+        GridPoint(dict(requests=20)),
+        GridPoint(dict(requests=12, quickack=True), why="TCP_QUICKACK after each read cures it"),
+        GridPoint(dict(requests=12, request_writes=1), why="one write per request"),
+        GridPoint(dict(requests=15, request_writes=3, write_size=700)),
+        GridPoint(dict(requests=9, request_writes=4, write_size=3000, quickack=True)),
+        GridPoint(dict(requests=7, write_size=20, nodelay=True, request_writes=3)),
+    ),
+    smoke=(dict(requests=3),),
+    real=lambda p: _real(p),
+    sim=_sim,
+    real_refusal=_refusal,
+    expected_s=_expected_s,
+    timeout=lambda p: _expected_s(p) * 2 + 20,
+    plot=Plot(y=("latency_ms",), x="n", source="requests", kind="bar", title="latency of each request",
+              x_title="request", y_title="ms"),
+)
+
+nagle = make_function(SPEC)

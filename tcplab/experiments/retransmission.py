@@ -1,0 +1,302 @@
+"""retransmission: the peer goes silent with data in flight. When does each retransmission
+leave, and when — and why — does the kernel give up?
+
+The real runner connects two sockets on loopback in a private network namespace, lets
+``silence_after_bytes`` bytes through (read and acknowledged), then silences the peer by taking
+``lo`` down inside the namespace (SIOCSIFFLAGS, what ``ip link set lo down`` does) and writes 100
+bytes. Those bytes, and every retransmission of them, still leave TCP — they count in OutSegs and
+RetransSegs — and are dropped below it: the socket's cached route now points at a dead device, so
+no ACK, RST or ICMP ever comes back (a silent peer, measured: docs/data-transfer.md). TCP_INFO is
+polled every 2 ms: each increase of ``total_retrans`` is a retransmission (a tail loss probe when
+``icsk_retransmits`` did not move, an RTO retransmission when it did).
+
+The rules are :mod:`tcplab.model.rto` (one place; the simulator replays them).
+
+>>> s = retransmission(retries2=3, mode="sim").summary
+>>> s["retransmit_times"], s["failed_after_s"], s["gave_up_because"]
+([0.204, 0.408, 0.816, 1.632, 3.264], 6.528, 'tcp_retries2')
+>>> retransmission(retries2=3, user_timeout=1500, mode="sim").summary["failed_after_s"]
+1.908
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tcplab.errors import ExperimentError
+from tcplab.experiments._common import Clock, counters_now, delta
+from tcplab.experiments.registry import make_function
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.kernel.loopback import SocketSet, connect_error, wait_until
+from tcplab.kernel.sysctl import read_sysctl
+from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.model.outcome import Outcome
+from tcplab.model.profiles import KernelProfile
+from tcplab.model.rto import GAVE_UP_REASONS, RetransmitSchedule, initial_rto, model_timeout, retransmit_schedule
+
+__all__ = ["retransmission", "SPEC", "schedule_for", "silence_loopback"]
+
+TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
+RETRIES2 = "net.ipv4.tcp_retries2"
+RECORD = (RETRIES2, "net.ipv4.tcp_rto_min_us", "net.ipv4.tcp_rto_max_ms", "net.ipv4.tcp_early_retrans")
+#: a fresh namespace's tcp_retries2 (include/net/tcp.h TCP_RETR2)
+DEFAULT_RETRIES2 = 15
+UNACKED_BYTES = 100          # the write that is never acknowledged
+_POLL_S = 0.002
+_COUNTERS = ("TCPTimeouts", "RetransSegs", "TCPLossProbes", "TCPAbortOnTimeout")
+METHOD_NOTE = ("peer silenced by taking lo down inside the private namespace: segments still leave TCP "
+               "(OutSegs/RetransSegs count them) and are dropped below it; no ACK, RST or ICMP comes back")
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def silence_loopback(up: bool) -> None:
+    """Set ``lo`` of the current network namespace up or down (only ever called inside a private
+    namespace: ``SPEC.needs_namespace`` keeps the real runner out of the host's)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, ifr))[1]
+        flags = flags | _IFF_UP if up else flags & ~_IFF_UP
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags))
+
+
+def schedule_for(p: Mapping[str, Any], profile: KernelProfile | None = None,
+                 rto0: float | None = None) -> RetransmitSchedule:
+    """The model's schedule for validated params (``retries2`` None: a fresh namespace's 15).
+
+    >>> round(schedule_for({"retries2": None, "user_timeout": None}).fail_after)   # ~15.5 minutes
+    929
+    """
+    r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
+    tick = profile.timer_tick if profile is not None else 0.004
+    rto_max = profile.rto_max if profile is not None else 120.0
+    return retransmit_schedule(r2, p["user_timeout"], rto0=rto0, rto_max=rto_max, tick=tick)
+
+
+def _expected_s(p: Mapping[str, Any]) -> float:
+    return schedule_for(p).fail_after
+
+
+def _refusal(p: dict[str, Any]) -> str | None:
+    expected = _expected_s(p)
+    if expected <= p["max_seconds"]:
+        return None
+    r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
+    return (f"retransmission(retries2={r2}, user_timeout={p['user_timeout']}) would run about {expected:.0f} s, "
+            f"longer than max_seconds={p['max_seconds']:g}; pass max_seconds={math.ceil(expected * 1.2) + 5} "
+            "to run it anyway (mode=\"sim\" shows the schedule at once)")
+
+
+def _gave_up_because(elapsed: float, user_timeout_ms: int | None, retries2: int) -> str:
+    """Which limit the measured ``elapsed`` (first RTO retransmission -> error) matches."""
+    if user_timeout_ms:
+        ut = user_timeout_ms / 1000
+        if abs(elapsed - ut) <= max(0.1 * ut, 0.02):
+            return GAVE_UP_REASONS[1]
+    elif elapsed >= model_timeout(retries2) * 0.999:
+        return GAVE_UP_REASONS[0]
+    return f"unexplained (gave up {elapsed:.3f} s after the first RTO retransmission)"
+
+
+SPEC = Experiment(
+    name="retransmission",
+    title="A peer goes silent with data in flight: every retransmission's time, and when and why the kernel gives up",
+    doc="""After ``silence_after_bytes`` bytes are delivered and acknowledged, the peer goes silent
+    (lo is taken down inside the private namespace) and the client writes 100 bytes that are never
+    acknowledged. The first retransmission is a tail loss probe one RTO (204 ms on loopback: 200 ms
+    TCP_RTO_MIN rounded up to a jiffy) after the write; each RTO expiry then retransmits and doubles
+    the RTO (capped at TCP_RTO_MAX, 120 s). ``tcp_write_timeout()`` gives up when the time since the
+    first RTO retransmission reaches ``tcp_model_timeout(tcp_retries2)`` = ((2 << n) - 1) x 200 ms
+    (+120 s per retry beyond 9), or TCP_USER_TIMEOUT if the socket set it (which replaces the
+    retries2 budget). The default tcp_retries2=15 gives up after ~929 s: real runs predicted to take
+    longer than ``max_seconds`` are refused in mode="real" (simulated in mode="auto").""",
+    params=(
+        Param("retries2", "int", None, lo=0, hi=100, optional=True, sysctl=RETRIES2,
+              help="tcp_retries2 in the namespace: the give-up budget as a retry count",
+              slider=Slider(0, 15)),
+        Param("user_timeout", "int", None, lo=1, hi=3_600_000, optional=True, unit="ms",
+              help="TCP_USER_TIMEOUT on the socket (None: not set)",
+              slider=Slider(100, 20000, step=100, scale="log")),
+        Param("silence_after_bytes", "int", 0, lo=0, hi=10_000_000, unit="B",
+              help="bytes delivered and acknowledged before the peer goes silent"),
+        Param("max_seconds", "float", 60.0, lo=1, hi=86400, unit="s",
+              help="refuse real runs predicted to take longer (simulated time is free)"),
+    ),
+    summary=(
+        Key("retransmit_times", "seconds after the write of each retransmitted segment (TLP first)",
+            rule="list_rel10"),
+        Key("failed_after_s", "seconds after the write until the socket failed", rule="rel10"),
+        Key("error", "the socket's error (ETIMEDOUT)"),
+        Key("gave_up_because", "the limit that ended it: tcp_retries2 or TCP_USER_TIMEOUT"),
+        Key("limit_s", "the elapsed-time limit tcp_write_timeout() applied (tcp_model_timeout or the user timeout)"),
+        Key("rto_initial_s", "tcp_info.rto before the silence (seconds)", rule="rel10"),
+        Key("rto_max_reached_s", "the largest RTO of the run (seconds)", rule="rel10"),
+        Key("TCPTimeouts", "RTO expiries, the fatal one included"),
+        Key("RetransSegs", "segments retransmitted (the TLP included)"),
+    ),
+    tables=(Table("retransmissions", ("n", "kind", "sent_at_s", "predicted_s", "rto_ms", "backoff"),
+                  "one retransmitted segment: kind TLP (tail loss probe) or RTO"),),
+    timeline=("t", "state", "retransmits", "backoff", "rto_ms", "total_retrans", "unacked"),
+    grid=(
+        GridPoint(dict(retries2=3), quick=True, why="KERNEL.md: ETIMEDOUT after 6.79 s"),
+        GridPoint(dict(user_timeout=1500), quick=True, why="KERNEL.md: 1.92 s (tcp_retries2 15)"),
+        GridPoint(dict(retries2=1)),
+        GridPoint(dict(retries2=2, silence_after_bytes=200_000)),
+        GridPoint(dict(retries2=5), why="KERNEL.md: 13.31 s"),
+        GridPoint(dict(retries2=2, user_timeout=4000), why="a user timeout longer than the retries2 budget wins"),
+        GridPoint(dict(user_timeout=700)),
+        # tcp_retries2=4 is left out: its 6.2 s budget falls inside the timer wheel's slack at the 5th
+        # expiry (6.12 s + lateness), so real runs end at ~6.7 s or ~13.3 s (docs/data-transfer.md)
+    ),
+    real=lambda p: _real(p),
+    sim=lambda p, profile, rng: _sim(p, profile),
+    record=RECORD,
+    needs_namespace="it takes lo down to silence the peer",
+    real_refusal=_refusal,
+    expected_s=_expected_s,
+    timeout=lambda p: _expected_s(p) * 1.3 + 20,
+    progress=True,
+    plot=Plot(y=("sent_at_s", "predicted_s"), x="n", source="retransmissions", kind="markers",
+              title="when each retransmission left", x_title="retransmission", y_title="seconds after the write"),
+    smoke=(dict(retries2=1),),
+)
+
+retransmission = make_function(SPEC)
+
+
+def _exchange(client: socket.socket, server: socket.socket, nbytes: int, deadline: float) -> None:
+    """Send ``nbytes`` client -> server and read them all (bounded by ``deadline``)."""
+    client.setblocking(False)
+    server.setblocking(False)
+    chunk = b"d" * 65536
+    sent = got = 0
+    while got < nbytes:
+        if time.monotonic() > deadline:
+            raise ExperimentError(f"delivering silence_after_bytes={nbytes} took too long ({got} read)")
+        if sent < nbytes:
+            try:
+                sent += client.send(chunk[:min(len(chunk), nbytes - sent)])
+            except BlockingIOError:
+                pass
+        try:
+            data = server.recv(1 << 20)
+            if not data:
+                raise ExperimentError("the peer closed while receiving")
+            got += len(data)
+        except BlockingIOError:
+            time.sleep(0.0005)
+
+
+def _real(p: dict[str, Any]) -> Outcome:
+    retries2 = int(read_sysctl(RETRIES2))
+    ut = p["user_timeout"]
+    out = Outcome()
+    with SocketSet() as ss:
+        lst = ss.listener(1)
+        c = ss.connect(lst.getsockname(), wait=True)
+        lst.settimeout(5)
+        srv = ss.adopt(lst.accept()[0])
+        if ut:
+            c.setsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT, ut)
+        _exchange(c, srv, p["silence_after_bytes"], time.monotonic() + 30)
+        if not wait_until(lambda: tcp_info(c).extra.get("unacked", 0) == 0, 5.0, 0.001):
+            raise ExperimentError("the bytes before the silence were not acknowledged within 5 s")
+        rto0 = tcp_info(c).rto / 1e6
+        sched = retransmit_schedule(retries2, ut, rto0=rto0)
+        before = counters_now()
+        silence_loopback(False)
+        try:
+            clock = Clock()
+            c.send(b"u" * UNACKED_BYTES)
+            rows: list[dict[str, Any]] = []
+            last = None
+            failed_after = error = None
+            deadline = sched.fail_after * 1.3 + 10
+            while clock() < deadline:
+                info = tcp_info(c)
+                now = clock()
+                unacked = info.extra.get("unacked", 0)
+                key = (info.state, info.retransmits, info.backoff, info.rto, info.total_retrans, unacked)
+                if key != last:
+                    out.timeline.append({"t": round(now, 4), "state": info.state, "retransmits": info.retransmits,
+                                         "backoff": info.backoff, "rto_ms": info.rto / 1000,
+                                         "total_retrans": info.total_retrans, "unacked": unacked})
+                    if last is not None and info.state == "ESTABLISHED" and info.total_retrans > last[4]:
+                        kind = "RTO" if info.retransmits > last[1] else "TLP"
+                        rows.append({"n": len(rows) + 1, "kind": kind, "sent_at_s": round(now, 3),
+                                     "rto_ms": info.rto / 1000, "backoff": info.backoff})
+                    last = key
+                if info.state != "ESTABLISHED":
+                    failed_after = round(now, 3)
+                    error = connect_error(c)
+                    break
+                time.sleep(_POLL_S)
+        finally:
+            silence_loopback(True)
+        if failed_after is None:
+            out.notes.append(f"the socket had not failed after {deadline:.1f} s; stopped waiting")
+        out.counters = delta(before, keep=_COUNTERS)
+    for i, r in enumerate(rows):
+        r["predicted_s"] = sched.retransmit_times[i] if i < len(sched.retransmit_times) else None
+    out.tables["retransmissions"] = rows
+    first_rto = next((r["sent_at_s"] for r in rows if r["kind"] == "RTO"), None)
+    because = None
+    if failed_after is not None and first_rto is not None:
+        because = _gave_up_because(failed_after - first_rto, ut, retries2)
+    out.summary = {
+        "retransmit_times": [r["sent_at_s"] for r in rows],
+        "failed_after_s": failed_after,
+        "error": error,
+        "gave_up_because": because,
+        "limit_s": sched.limit_s,
+        "rto_initial_s": rto0,
+        "rto_max_reached_s": max((r["rto_ms"] for r in rows), default=rto0 * 1000) / 1000,
+        "TCPTimeouts": out.counters.get("TCPTimeouts", 0),
+        "RetransSegs": out.counters.get("RetransSegs", 0),
+    }
+    out.notes.append(METHOD_NOTE)
+    out.notes.append(f"the model (tcplab.model.rto) predicts retransmissions at {list(sched.retransmit_times)} s and "
+                     f"failure at {sched.fail_after:g} s (tcp_retries2={retries2}, TCP_USER_TIMEOUT={ut}, "
+                     f"measured initial RTO {rto0 * 1000:g} ms); real timers fire up to a timer-wheel slot late")
+    return out
+
+
+def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
+    rto0 = initial_rto(tick=profile.timer_tick)
+    sched = schedule_for(p, profile, rto0)
+    r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
+    rows: list[dict[str, Any]] = []
+    timeline = [{"t": 0.0, "state": "ESTABLISHED", "retransmits": 0, "backoff": 0, "rto_ms": rto0 * 1000,
+                 "total_retrans": 0, "unacked": 1}]
+    retransmits = 0
+    for i, (t, rto) in enumerate(zip(sched.retransmit_times, sched.rtos)):
+        kind = "TLP" if sched.tlp and i == 0 else "RTO"
+        retransmits += kind == "RTO"
+        rows.append({"n": i + 1, "kind": kind, "sent_at_s": t, "predicted_s": t, "rto_ms": round(rto * 1000, 3),
+                     "backoff": retransmits})
+        timeline.append({"t": t, "state": "ESTABLISHED", "retransmits": retransmits, "backoff": retransmits,
+                         "rto_ms": round(rto * 1000, 3), "total_retrans": i + 1, "unacked": 1})
+    timeline.append({"t": sched.fail_after, "state": "CLOSE", "retransmits": retransmits, "backoff": 0,
+                     "rto_ms": timeline[-1]["rto_ms"], "total_retrans": len(rows), "unacked": 0})
+    counters = {"TCPTimeouts": sched.timeouts, "RetransSegs": sched.retrans_segs,
+                "TCPLossProbes": int(sched.tlp), "TCPAbortOnTimeout": 1}
+    notes = [f"kernel profile {profile.name}: tcp_retries2={r2}, TCP_USER_TIMEOUT={p['user_timeout']}, initial RTO "
+             f"{rto0 * 1000:g} ms; timers fire exactly on time here (a real timer wheel adds up to a slot)"]
+    if sched.fail_after > p["max_seconds"]:
+        notes.append(f"a real run would take {sched.fail_after:g} s > max_seconds={p['max_seconds']:g}; "
+                     "simulated time costs nothing")
+    return Outcome(
+        summary={"retransmit_times": list(sched.retransmit_times), "failed_after_s": sched.fail_after,
+                 "error": "ETIMEDOUT", "gave_up_because": sched.gave_up_because, "limit_s": sched.limit_s,
+                 "rto_initial_s": rto0, "rto_max_reached_s": max(sched.rtos, default=rto0),
+                 "TCPTimeouts": sched.timeouts, "RetransSegs": sched.retrans_segs},
+        counters=counters, tables={"retransmissions": rows}, timeline=timeline,
+        sysctls={RETRIES2: r2, "net.ipv4.tcp_rto_min_us": 200000, "net.ipv4.tcp_rto_max_ms": int(profile.rto_max * 1000),
+                 "net.ipv4.tcp_early_retrans": 3},
+        notes=notes)

@@ -1,0 +1,104 @@
+"""flow_control: a stalled reader on the real kernel (root and uid 65534) against the rules of
+tcplab.model.persist, and the model's rules in the simulator."""
+
+from __future__ import annotations
+
+import pandas  # noqa: F401 - imported before forking to uid 65534
+import pytest
+
+from tcplab.experiments import flow_control
+from tcplab.model.persist import probe0_when, probe_times, receive_capacity
+
+
+def _within(measured, expected, rel=0.10):
+    return measured is not None and abs(measured - expected) <= rel * expected
+
+
+def _real(kw):
+    r = flow_control(**kw, mode="real")
+    return r.mode, r.summary, r.counters, r.tables["queues"].to_dict("records"), r.timeline.to_dict("records"), r.notes
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("rcvbuf,nbytes,stall", [(4096, 200_000, 2.0), (2304, 100_000, 4.0)])
+def test_stalled_reader(as_user, rcvbuf, nbytes, stall):
+    mode, s, counters, queues, timeline, notes = as_user(_real, dict(rcvbuf=rcvbuf, bytes=nbytes, stall_s=stall))
+    assert mode == "real"
+    cap = receive_capacity(rcvbuf)
+    assert s["mss"] == cap.mss and s["max_recv_q"] == cap.max_recv_q
+    # Send-Q in bytes on the sender's ESTABLISHED row: everything written but not acknowledged
+    assert _within(s["max_send_q"], nbytes - cap.mss, 0.02)
+    assert any(q["side"] == "sender" and q["state"] == "ESTABLISHED" and q["send_q"] >= nbytes - cap.max_recv_q
+               for q in queues)
+    assert any(q["side"] == "receiver" and q["recv_q"] == cap.max_recv_q for q in queues)
+    # the zero window arrives with a delayed ACK; probes back off 204, 408, 816 ... ms
+    assert abs(s["zero_window_after_s"] - 0.044) <= 0.05
+    expected = probe_times(s["zero_window_after_s"], stall)
+    assert s["probes"] == counters["TCPWinProbe"] == len(expected)
+    assert all(_within(m, e) for m, e in zip(s["probe_times"], expected)), s["probe_times"]
+    gaps = [b - a for a, b in zip(s["probe_times"], s["probe_times"][1:])]
+    assert all(g2 > 1.7 * g1 for g1, g2 in zip(gaps, gaps[1:]))       # doubling
+    assert s["window_updates"] == counters["TCPFromZeroWindowAdv"] == counters["TCPToZeroWindowAdv"] == 1
+    assert timeline[-1]["read"] == nbytes and _within(s["done_after_s"], stall)
+
+
+@pytest.mark.real
+def test_slow_reader_reopens_the_window_many_times():
+    s = flow_control(rcvbuf=4096, bytes=200_000, reader="slow", reader_rate=100_000, mode="real").summary
+    assert s["window_updates"] >= 5
+    assert _within(s["done_after_s"], 2.0, 0.25)
+
+
+@pytest.mark.real
+def test_fast_reader_never_sees_a_zero_window_with_a_large_buffer():
+    s = flow_control(rcvbuf=1_048_576, bytes=200_000, reader="fast", mode="real").summary
+    assert s["probes"] == 0 and s["window_updates"] == 0
+
+
+def test_persist_rules():
+    assert probe_times(0.0, 2.0, 0.2) == (0.2, 0.6, 1.4)
+    assert probe0_when(0.204, 20) == 120.0
+    gaps = [round(b - a, 6) for a, b in zip(*(lambda t: (t, t[1:]))(probe_times(0.0, 5000.0, 0.2)))]
+    assert max(gaps) == 120.0 and gaps == sorted(gaps)
+    assert probe_times(1.0, 1.1) == ()
+    with pytest.raises(ValueError, match="rcvbuf"):
+        receive_capacity(0)
+
+
+@pytest.mark.parametrize("rcvbuf,held", [(1, 1152), (2304, 2304), (3000, 3000), (4096, 4096), (6000, 9000),
+                                         (8192, 12288), (12000, 18000), (16384, 24576), (32768, 49152)])
+def test_receive_capacity_matches_the_measured_recv_q(rcvbuf, held):
+    assert receive_capacity(rcvbuf).max_recv_q == held
+
+
+def test_sim_stalled_reader():
+    r = flow_control(rcvbuf=8192, bytes=500_000, stall_s=1.0, mode="sim")
+    s = r.summary
+    assert s["probes"] == 2 and s["probe_times"] == [0.248, 0.656] and s["window_updates"] == 1
+    assert s["max_recv_q"] == 12288 and s["max_send_q"] == 500_000 - 4096
+    assert list(r.timeline["backoff"])[-2] == 2
+
+
+def test_sim_says_what_it_does_not_model():
+    r = flow_control(reader="slow", reader_rate=50_000, bytes=100_000, mode="sim")
+    assert r.summary["probes"] is None and r.summary["done_after_s"] == 2.0
+    assert any("not modelled" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("kw,err,msg", [
+    (dict(rcvbuf=0), ValueError, r"rcvbuf must be an int in 1\.\.1048576, not 0"),
+    (dict(bytes=0), ValueError, r"bytes must be an int in 1\.\.100000000, not 0"),
+    (dict(reader="lazy"), ValueError, r"reader must be one of 'stalled', 'slow', 'fast', not 'lazy'"),
+    (dict(reader="stalled", reader_rate=1000), ValueError, r"reader_rate is for reader='slow' only"),
+    (dict(reader_rate=5, reader="slow"), ValueError, r"reader_rate must be None or an int in 100\.\.1000000000"),
+    (dict(stall_s=-1), ValueError, r"stall_s must be"),
+    (dict(sndbuf=0), ValueError, r"sndbuf must be None or an int in 1\.\.16777216"),
+])
+def test_bad_parameters(kw, err, msg):
+    with pytest.raises(err, match=msg):
+        flow_control(**kw, mode="sim")
+
+
+def test_long_real_runs_are_refused():
+    with pytest.raises(ValueError, match=r"max_seconds=60.*fewer bytes or a faster reader_rate"):
+        flow_control(reader="slow", reader_rate=100, bytes=1_000_000, mode="real")

@@ -1,0 +1,157 @@
+"""retransmission: the KERNEL.md figures for a silent peer, real as root and as uid 65534, and the
+model's rules (tcplab.model.rto) in the simulator."""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import struct
+
+import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
+import pytest
+
+from tcplab.errors import RealModeUnavailable
+from tcplab.experiments import retransmission
+from tcplab.model.rto import initial_rto, model_timeout, retransmit_schedule
+
+# KERNEL.md "Data transfer: first probes": (params) -> ETIMEDOUT after (s)
+KERNEL_MD = {
+    (3, None): 6.79,
+    (5, None): 13.31,
+    (None, 1500): 1.92,
+}
+
+
+def _within(measured, expected, rel=0.10):
+    return measured is not None and abs(measured - expected) <= rel * expected
+
+
+def _real(retries2, user_timeout):
+    r = retransmission(retries2=retries2, user_timeout=user_timeout, mode="real")
+    return r.mode, r.summary, r.tables["retransmissions"].to_dict("records"), r.notes
+
+
+def _check(retries2, user_timeout, mode, s, rows, notes):
+    assert mode == "real"
+    assert s["error"] == "ETIMEDOUT"
+    assert _within(s["failed_after_s"], KERNEL_MD[retries2, user_timeout]), s["failed_after_s"]
+    assert s["gave_up_because"] == ("TCP_USER_TIMEOUT" if user_timeout else "tcp_retries2")
+    # loopback's RTO: 200 ms TCP_RTO_MIN + ~30 us srtt, rounded up to a jiffy
+    assert 0.2 <= s["rto_initial_s"] <= 0.21
+    # the first retransmission is a tail loss probe, then each RTO doubles (tcp_retransmit_timer)
+    assert [r["kind"] for r in rows] == ["TLP"] + ["RTO"] * (len(rows) - 1)
+    assert [r["rto_ms"] for r in rows[1:]] == [s["rto_initial_s"] * 1000 * 2 ** k for k in range(1, len(rows))]
+    expected = retransmit_schedule(retries2 or 15, user_timeout, rto0=s["rto_initial_s"])
+    assert len(s["retransmit_times"]) == s["RetransSegs"] == expected.retrans_segs
+    assert all(_within(m, e) for m, e in zip(s["retransmit_times"], expected.retransmit_times)), s["retransmit_times"]
+    assert s["TCPTimeouts"] == expected.timeouts
+    assert any("lo down" in n for n in notes)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("retries2,user_timeout", [(3, None), (None, 1500)], ids=["retries2=3", "user_timeout=1500"])
+def test_kernel_md_figures(as_user, retries2, user_timeout):
+    try:
+        got = as_user(_real, retries2, user_timeout)
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    _check(retries2, user_timeout, *got)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_kernel_md_retries2_5():
+    _check(5, None, *_real(5, None))
+
+
+@pytest.mark.real
+def test_user_timeout_longer_than_the_retries2_budget_wins():
+    """TCP_USER_TIMEOUT replaces the tcp_retries2 budget in both directions (tcp_write_timeout())."""
+    s = retransmission(retries2=1, user_timeout=2500, mode="real").summary
+    assert s["gave_up_because"] == "TCP_USER_TIMEOUT"
+    first_rto = s["retransmit_times"][1]
+    assert _within(s["failed_after_s"] - first_rto, 2.5)
+    assert s["failed_after_s"] > retransmission(retries2=1, mode="sim").summary["failed_after_s"] + 1.0
+
+
+@pytest.mark.real
+def test_host_loopback_stays_up():
+    retransmission(retries2=0, mode="real")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), 0x8913, struct.pack("16sH14x", b"lo", 0)))[1]
+    assert flags & 1, "the host's lo must never be taken down"
+
+
+# -- the model's rules, through the simulator ------------------------------------------------------
+
+def test_model_timeout_is_the_kernels_formula():
+    assert [model_timeout(n) for n in (0, 1, 2, 3, 5, 9)] == [0.2, 0.6, 1.4, 3.0, 12.6, 204.6]
+    assert model_timeout(15) == 924.6                 # the "15 minutes" of the default
+    assert model_timeout(6, rto_base=1.0) == 127.0    # tcp_syn_retries=6 with TCP_TIMEOUT_INIT
+    with pytest.raises(ValueError, match="boundary"):
+        model_timeout(-1)
+
+
+@pytest.mark.parametrize("retries2", range(0, 16))
+def test_schedule_follows_the_rules(retries2):
+    s = retransmit_schedule(retries2)
+    rto0 = initial_rto()
+    t = list(s.retransmit_times)
+    assert t[0] == rto0 and t[1] == 2 * rto0          # TLP, then the first RTO one RTO later
+    gaps = [round(b - a, 6) for a, b in zip(t[1:], t[2:])]
+    assert gaps == [min(rto0 * 2 ** k, 120.0) for k in range(1, len(gaps) + 1)]
+    # gave up at the first expiry past the budget, counted from the first RTO retransmission
+    assert s.fail_after - t[1] >= model_timeout(retries2)
+    assert len(t) == 1 or t[-1] - t[1] < model_timeout(retries2)
+    assert s.timeouts == s.retrans_segs == len(t)
+
+
+def test_default_retries2_takes_about_15_minutes():
+    r = retransmission(mode="sim")
+    s = r.summary
+    assert s["limit_s"] == 924.6 and 925 <= s["failed_after_s"] <= 930
+    assert s["rto_max_reached_s"] == 120.0 and s["RetransSegs"] == 16
+    assert any("max_seconds" in n for n in r.notes)
+
+
+def test_user_timeout_clamps_the_last_wait():
+    for ut in (100, 700, 1500, 4000, 60_000):
+        s = retransmission(retries2=15, user_timeout=ut, mode="sim").summary
+        assert s["gave_up_because"] == "TCP_USER_TIMEOUT"
+        assert s["failed_after_s"] == pytest.approx(s["retransmit_times"][1] + ut / 1000)
+
+
+def test_sim_and_real_share_the_shape_and_the_figures():
+    r = retransmission(retries2=3, mode="sim")
+    assert r.mode == "sim" and r.summary["error"] == "ETIMEDOUT"
+    assert _within(r.summary["failed_after_s"], KERNEL_MD[3, None])
+    assert list(r.tables["retransmissions"]["kind"]) == ["TLP", "RTO", "RTO", "RTO", "RTO"]
+    assert r.timeline["state"].iloc[-1] == "CLOSE"
+
+
+def test_long_real_runs_are_refused_unless_raised():
+    with pytest.raises(ValueError, match=r"would run about 929 s.*pass max_seconds=\d+"):
+        retransmission(mode="real")
+    r = retransmission(mode="auto")
+    assert r.mode == "sim" and "max_seconds" in r.reason
+
+
+@pytest.mark.parametrize("kw,err,msg", [
+    (dict(retries2=-1), ValueError, r"retries2 must be None or an int in 0\.\.100, not -1"),
+    (dict(retries2=101), ValueError, r"retries2 must be None or an int in 0\.\.100, not 101"),
+    (dict(user_timeout=0), ValueError, r"user_timeout must be .*1\.\.3600000"),
+    (dict(silence_after_bytes=-5), ValueError, r"silence_after_bytes must be an int in 0\.\.10000000, not -5"),
+    (dict(max_seconds=0), ValueError, r"max_seconds must be"),
+    (dict(retries2="3"), TypeError, r"retries2"),
+])
+def test_bad_parameters(kw, err, msg):
+    with pytest.raises(err, match=msg):
+        retransmission(**kw, mode="sim")
+
+
+def test_no_namespace_means_simulated(monkeypatch):
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    with pytest.raises(RealModeUnavailable, match="lo down"):
+        retransmission(retries2=1, mode="real")
+    r = retransmission(retries2=1)
+    assert r.mode == "sim" and "lo down" in r.reason

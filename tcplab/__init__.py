@@ -7,13 +7,12 @@
 6
 
 Names are loaded on first use (PEP 562 ``__getattr__``) so that ``import tcplab``
-does not import pandas or plotly.
+does not import pandas or plotly. The module's own helpers are private (``_importlib``):
+its public namespace is ``__all__`` and the submodules, which a test checks.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 __version__ = "0.1.0"
 
@@ -37,27 +36,30 @@ _EXPORTS: dict[str, str] = {
     "NamespaceTimeout": "tcplab.errors",
     "RealModeUnavailable": "tcplab.errors",
     "ExperimentError": "tcplab.errors",
+    "EventLimitExceeded": "tcplab.errors",
+    "IllegalTransition": "tcplab.model.states",
 }
 _SUBMODULES = ("experiments", "sim", "model", "kernel", "viz", "widgets")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
 
-if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
+if _typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
     from tcplab import experiments, kernel, model, sim, viz, widgets  # noqa: F401
-    from tcplab.errors import (ExperimentError, KernelUnavailable, NamespaceError,  # noqa: F401
-                               NamespaceTimeout, NamespaceUnavailable, ParseError,
+    from tcplab.errors import (EventLimitExceeded, ExperimentError, KernelUnavailable,  # noqa: F401
+                               NamespaceError, NamespaceTimeout, NamespaceUnavailable, ParseError,
                                RealModeUnavailable, SockDiagUnavailable, TcpLabError)
     from tcplab.kernel.namespace import in_namespace  # noqa: F401
     from tcplab.model.counters import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401
+    from tcplab.model.states import IllegalTransition  # noqa: F401
     from tcplab.observe import (Capabilities, capabilities, counters, counters_delta,  # noqa: F401
                                 sockets, sysctls)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(_importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"tcplab.{name}")
+        value = _importlib.import_module(f"tcplab.{name}")
     else:
         raise AttributeError(f"module 'tcplab' has no attribute {name!r}")
     globals()[name] = value

@@ -2,7 +2,8 @@
 
 Everything tcplab raises on purpose is a :class:`TcpLabError`, except argument
 errors, which are the built-in :class:`ValueError` / :class:`TypeError` so that
-``except ValueError`` works as users expect::
+``except ValueError`` works as users expect, and an ``OSError`` of a socket call the
+caller asked for (``SocketSet.connect``), passed on as the kernel gave it::
 
     TcpLabError
      ├── ParseError              kernel text (/proc, sysctl, sock_diag) did not parse
@@ -12,7 +13,13 @@ errors, which are the built-in :class:`ValueError` / :class:`TypeError` so that
      ├── NamespaceError          code run by in_namespace() failed (child traceback attached)
      │    └── NamespaceTimeout       ... or did not finish in time and was killed
      ├── RealModeUnavailable     mode="real" was asked for but cannot run; says why
-     └── ExperimentError         an experiment could not complete (harness failure)
+     ├── ExperimentError         an experiment could not complete (harness failure)
+     ├── EventLimitExceeded      the simulator scheduled more events than max_events (also a RuntimeError)
+     └── IllegalTransition       an event the TCP state table forbids in this state (also a ValueError;
+                                 defined in tcplab.model.states, next to the table it reads)
+
+tests/test_architecture.py checks that this drawing is the package's: every exception
+class tcplab defines is here, under the parent it really has.
 
 Argument errors name the parameter, the allowed range and the value::
 
@@ -34,6 +41,7 @@ __all__ = [
     "NamespaceTimeout",
     "RealModeUnavailable",
     "ExperimentError",
+    "EventLimitExceeded",
 ]
 
 
@@ -106,3 +114,8 @@ class RealModeUnavailable(TcpLabError):
 
 class ExperimentError(TcpLabError):
     """An experiment's harness failed (not a kernel result: those go in the Result)."""
+
+
+class EventLimitExceeded(TcpLabError, RuntimeError):
+    """The simulator scheduled more events than its ``max_events`` allows (a runaway run is
+    stopped, not left to fill memory)."""

@@ -1,8 +1,19 @@
-"""Shared fixtures. The session fixture below is the host-safety check: every value
-under /proc/sys/net is the same after the whole suite as before it."""
+"""Shared fixtures and the two guards of the suite.
+
+* ``host_sysctls_unchanged`` (session) is the host-safety check: every value under
+  /proc/sys/net is the same after the whole suite as before it.
+* The pure-test guard keeps the ``real`` marker honest: a test without it that opens a network
+  socket, forks, unshares or reads live network state from /proc fails with
+  ``KernelTouchedInPureTest``, in its fixtures (of any scope, set up for it), its body, and the
+  Python children it starts (tests/pure_guard/sitecustomize.py). So ``make test-fast``
+  (``-m "not real ..."``) runs no kernel test, and a kernel test cannot hide among the pure ones.
+  ``browser`` tests drive a live JupyterLab server over loopback: they are ``real`` too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 
 import pytest
@@ -10,6 +21,11 @@ import pytest
 from tcplab.kernel.capabilities import run_unprivileged
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+_GUARD_DIR = os.path.join(os.path.dirname(__file__), "pure_guard")
+_spec = importlib.util.spec_from_file_location("tcplab_pure_guard", os.path.join(_GUARD_DIR, "sitecustomize.py"))
+pure_guard = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pure_guard)
+KernelTouchedInPureTest = pure_guard.KernelTouchedInPureTest
 
 
 def _snapshot_host_sysctls() -> dict[str, str]:
@@ -18,7 +34,8 @@ def _snapshot_host_sysctls() -> dict[str, str]:
         for name in files:
             path = os.path.join(root, name)
             try:
-                with open(path) as f:
+                # the real open(): this session fixture is set up inside the first test's guard
+                with pure_guard.real_open(path) as f:
                     values[path] = f.read()
             except OSError:
                 values[path] = "<unreadable>"
@@ -32,6 +49,51 @@ def host_sysctls_unchanged():
     after = _snapshot_host_sysctls()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"the test suite changed host sysctls: {changed[:10]}"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("browser") is not None and item.get_closest_marker("real") is None:
+            item.add_marker(pytest.mark.real)
+
+
+def _may_touch_the_kernel(item: pytest.Item) -> bool:
+    return item.get_closest_marker("real") is not None
+
+
+@contextlib.contextmanager
+def _pure_guard(item: pytest.Item):
+    """The guard on, in this process and (by environment) in the Python children it starts."""
+    if _may_touch_the_kernel(item):
+        yield
+        return
+    env_before = {k: os.environ.get(k) for k in (pure_guard.ENV, "PYTHONPATH")}
+    os.environ[pure_guard.ENV] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_GUARD_DIR, env_before["PYTHONPATH"]) if p)
+    saved = pure_guard.install()
+    try:
+        yield
+    finally:
+        pure_guard.uninstall(saved)
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# setup (fixtures of every scope that this test is the first to need) and call; not teardown,
+# where the last test of a module also tears down fixtures that only real tests used
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    with _pure_guard(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with _pure_guard(item):
+        return (yield)
 
 
 def fixture_text(name: str) -> str:

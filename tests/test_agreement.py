@@ -45,9 +45,11 @@ def _bad(rows):
                      f"sim {r['sim']!r} [{r['rule']}]" for r in bad)
 
 
+@pytest.mark.real
 def test_quick_grid_agrees(quick_rows):
     assert not _bad([r for r in quick_rows if r["experiment"] != "lifecycle"])
 
 
+@pytest.mark.real
 def test_quick_grid_lifecycle_agrees(quick_rows):
     assert not _bad([r for r in quick_rows if r["experiment"] == "lifecycle"])

@@ -1,12 +1,18 @@
-"""Keep the layers honest (DESIGN.md): imports go one way, the model does no I/O,
-``__all__`` lists exactly what exists, and ``import tcplab`` loads no pandas/plotly."""
+"""Keep the layers honest (DESIGN.md): imports go one way over every module of the package,
+the model does no I/O, only the kernel and the experiments' real runners open sockets and
+processes, ``__all__`` lists exactly what exists, every exception is in the one tree of
+``tcplab.errors``, and ``import tcplab`` loads no pandas/plotly."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import pathlib
+import pkgutil
+import re
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -14,61 +20,186 @@ import tcplab
 
 PKG = pathlib.Path(tcplab.__file__).parent
 
-# layer -> tcplab layers it may import
-ALLOWED = {
-    "model": {"model", "errors", "_validate"},
-    "sim": {"sim", "model", "errors", "_validate"},
-    "kernel": {"kernel", "model", "errors", "_validate"},  # model: pure data tables only
-    "experiments": {"experiments", "kernel", "sim", "model", "errors", "_validate"},
-    "viz": {"viz", "model", "errors", "_validate", "experiments"},
-    "widgets": {"widgets", "viz", "experiments", "model", "errors", "_validate", "observe", "kernel"},
+#: THE layer map: each top-level module or subpackage of tcplab -> the others it may import
+#: (itself always). Every module of the package belongs to exactly one key, the most specific
+#: one: a dotted key ("experiments.spec") narrows one module of a subpackage, and may not import
+#: the rest of its own subpackage. A new top-level module or subpackage must be added here.
+#: Imports at module level, inside functions, under TYPE_CHECKING and relative ones all count.
+LAYERS: dict[str, set[str]] = {
+    "errors": set(),                                             # the bottom: imports nothing of tcplab
+    "_validate": {"errors"},
+    "model": {"errors", "_validate"},                            # pure rules and tables
+    "sim": {"model", "errors", "_validate"},                     # pure: time and rng are parameters
+    "kernel": {"model", "errors", "_validate"},                  # the only I/O; model: pure data tables only
+    "observe": {"kernel", "model", "errors", "_validate"},       # tcplab.sockets() & co
+    "experiments": {"kernel", "sim", "model", "errors", "_validate"},
+    "experiments.spec": {"model", "sim", "errors", "_validate"},  # pure data; sim: the Rng type only
+    "viz": {"experiments", "model", "errors", "_validate"},      # figures of Results
+    "widgets": {"viz", "experiments", "observe", "kernel", "model", "errors", "_validate"},
+    "doctor": {"observe", "kernel", "model", "errors", "_validate"},
+    "articles": {"experiments", "kernel", "model", "errors", "_validate"},  # claims checked by runs and sysctls
+    "cli": {"doctor", "observe", "experiments", "model", "errors", "_validate"},
+    "__main__": {"cli"},
+    # the facade: lazy re-exports of the public names (never of cli/doctor, which are programs)
+    "__init__": {"observe", "experiments", "sim", "model", "kernel", "viz", "widgets", "errors", "_validate"},
 }
+#: the package's own facade (``import tcplab``, ``from tcplab import sockets``): a module of the
+#: package that imports it could reach every layer through it
+FACADE = "tcplab"
+
 IO_MODULES = {"socket", "os", "time", "subprocess", "select", "fcntl", "ctypes", "io", "pathlib", "random"}
+#: what opens sockets, processes and namespaces; only kernel/ and the experiments' real runners may
+SYSTEM_MODULES = {"socket", "select", "subprocess", "ctypes", "fcntl", "multiprocessing", "signal"}
 
 
-def _imports(path: pathlib.Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+def _module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module ``module``'s source imports, absolute, relative ones resolved; for ``from X
+    import a`` both ``X`` and ``X.a`` (``a`` may be a submodule), but not ``tcplab`` itself for
+    ``from tcplab import a`` (that is a dependency on ``a``, not on the facade)."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module or ""
+            if origin != "tcplab":
+                names.add(origin)
+            names |= {f"{origin}.{a.name}" for a in node.names if a.name != "*"}
     return names
 
 
-def _modules(layer: str):
-    return sorted((PKG / layer).rglob("*.py"))
+def _layer(module: str) -> str | None:
+    """``tcplab.kernel.loopback`` -> ``kernel``, ``tcplab.cli`` -> ``cli``, ``tcplab`` -> the
+    facade; None for a module outside tcplab."""
+    parts = module.split(".")
+    if parts[0] != "tcplab":
+        return None
+    if len(parts) == 1:
+        return FACADE
+    return parts[1]
 
 
-@pytest.mark.parametrize("layer", sorted(ALLOWED))
-def test_layer_imports_go_one_way(layer):
-    for path in _modules(layer):
-        for name in _imports(path):
-            if name == "tcplab" or name.startswith("tcplab."):
-                parts = name.split(".")
-                target = parts[1] if len(parts) > 1 else "tcplab"
-                assert target in ALLOWED[layer], f"{path.relative_to(PKG)} imports {name}"
+def _layers_imported(source: str, module: str, is_package: bool = False) -> set[str]:
+    out = set()
+    for name in _imported_modules(source, module, is_package):
+        layer = _layer(name)
+        if layer is None:
+            continue
+        if layer != FACADE and not (PKG / layer).is_dir() and not (PKG / f"{layer}.py").exists():
+            layer = FACADE  # a public name of the facade (from tcplab import sockets), not a module
+        out.add(layer)
+    return out
+
+
+def _declared_layer(module: str) -> str:
+    """The most specific LAYERS key of ``module`` (``tcplab.experiments.spec`` -> ``experiments.spec``,
+    ``tcplab.experiments.load`` -> ``experiments``); its top-level name if none is declared."""
+    rel = module.removeprefix("tcplab").removeprefix(".") or "__init__"
+    keys = [k for k in LAYERS if rel == k or rel.startswith(k + ".")]
+    return max(keys, key=len) if keys else rel.split(".")[0]
+
+
+def _package_modules() -> list[tuple[pathlib.Path, str, str]]:
+    """(path, module name, layer) of every module of the package."""
+    return [(path, _module_name(path), _declared_layer(_module_name(path))) for path in sorted(PKG.rglob("*.py"))]
+
+
+MODULES = _package_modules()
+
+
+def test_every_module_has_a_declared_layer():
+    undeclared = sorted(str(p.relative_to(PKG)) for p, _, layer in MODULES if layer not in LAYERS)
+    assert not undeclared, f"add these to LAYERS (which layers may they import?): {undeclared}"
+    on_disk = {layer for _, _, layer in MODULES}
+    assert set(LAYERS) <= on_disk, f"LAYERS names what does not exist: {set(LAYERS) - on_disk}"
+    top_level = {k for k in LAYERS if "." not in k} - {"__init__", "__main__"}
+    for layer, allowed in LAYERS.items():
+        assert allowed <= top_level, layer
+
+
+@pytest.mark.parametrize("path,module,layer", MODULES, ids=[str(p.relative_to(PKG)) for p, _, _ in MODULES])
+def test_layer_imports_go_one_way(path, module, layer):
+    imported = _layers_imported(path.read_text(), module, path.name == "__init__.py")
+    bad = imported - LAYERS[layer] - ({layer} if "." not in layer else set())
+    assert not bad, (f"{path.relative_to(PKG)} ({layer}) imports {sorted(bad)}; "
+                     f"{layer} may import only {sorted(LAYERS[layer])} (LAYERS in this file)")
+
+
+def test_the_import_scanner_sees_every_form():
+    """The check above is only as good as this scanner: relative imports, imports in
+    functions and under TYPE_CHECKING, the facade and its names all count."""
+    source = (
+        "import tcplab.sim.engine\n"
+        "from tcplab import viz, sockets\n"
+        "from . import common\n"
+        "from ..kernel import loopback\n"
+        "from .. import observe\n"
+        "def f():\n    from tcplab.cli import main\n"
+        "if TYPE_CHECKING:\n    from ...elsewhere import x\n    import tcplab.widgets\n"
+    )
+    got = _layers_imported(source, "tcplab.model.states")
+    assert got == {"sim", "viz", FACADE, "model", "kernel", "observe", "cli", "widgets"}
+    assert _layers_imported("from . import listen\n", "tcplab.model", is_package=True) == {"model"}
 
 
 @pytest.mark.parametrize("layer", ["model", "sim"])
 def test_model_and_sim_do_no_io(layer):
-    for path in _modules(layer):
-        bad = {n.split(".")[0] for n in _imports(path)} & IO_MODULES
+    for path, module, _ in (m for m in MODULES if m[2] == layer):
+        top = {n.split(".")[0] for n in _imported_modules(path.read_text(), module, path.name == "__init__.py")}
+        bad = top & IO_MODULES
         assert not bad, f"{path.relative_to(PKG)} imports {bad}: the model is pure (time and rng are parameters)"
 
 
-def test_nothing_outside_widgets_imports_widgets():
-    for path in PKG.rglob("*.py"):
-        if "widgets" in path.relative_to(PKG).parts:
+def test_only_the_kernel_and_real_runners_open_sockets_and_processes():
+    for path, module, layer in MODULES:
+        if layer in {"kernel", "experiments"}:  # (experiments.spec, pure data, is checked)
             continue
-        assert not any(n.startswith("tcplab.widgets") for n in _imports(path)), path
+        top = {n.split(".")[0] for n in _imported_modules(path.read_text(), module, path.name == "__init__.py")}
+        bad = top & SYSTEM_MODULES
+        assert not bad, f"{path.relative_to(PKG)} imports {bad}: sockets and processes belong in tcplab.kernel"
 
 
-def test_all_is_honest():
-    for name in tcplab.__all__:
-        assert getattr(tcplab, name) is not None, name
-    public = {n for n in dir(tcplab) if not n.startswith("_")}
-    assert public == set(tcplab.__all__) - {"__version__"} | (public & {"annotations"})
+def test_nothing_outside_widgets_imports_widgets():
+    for path, module, layer in MODULES:
+        if layer not in {"widgets", "__init__"}:
+            assert "widgets" not in _layers_imported(path.read_text(), module, path.name == "__init__.py"), path
+
+
+def _public_namespace(module: types.ModuleType) -> tuple[set[str], set[str]]:
+    """(public names bound in ``vars(module)`` that are not its submodules, its submodules),
+    after loading every lazy name and importing every submodule."""
+    for name in module.__all__:
+        getattr(module, name)
+    for info in pkgutil.iter_modules(module.__path__):
+        if info.name != "__main__":  # that one runs the CLI
+            importlib.import_module(f"{module.__name__}.{info.name}")
+    names = {n for n in vars(module) if not n.startswith("_")}
+    submodules = {n for n in names if isinstance(vars(module)[n], types.ModuleType)
+                  and vars(module)[n].__name__ == f"{module.__name__}.{n}"}
+    return names - submodules, submodules
+
+
+@pytest.mark.parametrize("name", ["tcplab", "tcplab.widgets"])
+def test_public_names_are_all(name):
+    # vars(), not dir(): __dir__ returns __all__, so dir() cannot disagree with it
+    module = importlib.import_module(name)
+    public, submodules = _public_namespace(module)
+    declared = {n for n in module.__all__ if not n.startswith("_")}
+    assert public == declared - submodules, (
+        f"in {name} but not in __all__: {sorted(public - declared)}; "
+        f"in __all__ but not in {name}: {sorted(declared - submodules - public)}")
+    for n in module.__all__:
+        assert getattr(module, n) is not None, n
 
 
 def test_import_is_light():
@@ -79,7 +210,71 @@ def test_import_is_light():
 
 @pytest.mark.parametrize("module", ["tcplab.viz", "tcplab.widgets", "tcplab.experiments", "tcplab.model"])
 def test_subpackage_all_is_honest(module):
-    import importlib
     mod = importlib.import_module(module)
     for name in mod.__all__:
         assert getattr(mod, name) is not None, f"{module}.{name}"
+
+
+# --- the exception tree -------------------------------------------------------------------------
+
+def _drawn_tree() -> dict[str, str]:
+    """child -> parent, as drawn in tcplab.errors' docstring."""
+    import tcplab.errors as errors
+
+    lines = errors.__doc__.splitlines()
+    root_at = next(i for i, line in enumerate(lines) if line.strip() == "TcpLabError")
+    indent = len(lines[root_at]) - len(lines[root_at].lstrip())
+    parents: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []
+    for line in lines[root_at + 1:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break  # the drawing ended
+        m = re.search(r"[├└]── (\w+)", line)
+        if not m:
+            continue  # a blank line, or a description going on
+        col = m.start()
+        while stack and stack[-1][0] >= col:
+            stack.pop()
+        parents[m.group(1)] = stack[-1][1] if stack else "TcpLabError"
+        stack.append((col, m.group(1)))
+    return parents
+
+
+def _exception_classes() -> dict[str, type[BaseException]]:
+    """Every exception class defined in tcplab (imported module by module), by name."""
+    found: dict[str, type[BaseException]] = {}
+    for _, module, _ in MODULES:
+        if module.endswith("__main__"):
+            continue
+        mod = importlib.import_module(module)
+        for obj in vars(mod).values():
+            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ == module:
+                found[obj.__name__] = obj
+    return found
+
+
+def test_every_exception_is_in_the_drawn_tree():
+    from tcplab.errors import TcpLabError
+
+    drawn = _drawn_tree()
+    classes = _exception_classes()
+    public = {n: c for n, c in classes.items() if not n.startswith("_")}
+    assert {"IllegalTransition", "EventLimitExceeded", "NamespaceTimeout"} <= set(public)  # the walk finds them
+    missing = sorted(set(public) - set(drawn) - {"TcpLabError"})
+    assert not missing, f"draw these in tcplab/errors.py's tree: {missing}"
+    ghosts = sorted(set(drawn) - set(public))
+    assert not ghosts, f"the tree in tcplab/errors.py draws classes that do not exist: {ghosts}"
+    for name, parent in drawn.items():
+        cls = public[name]
+        assert issubclass(cls, TcpLabError), name
+        tcplab_bases = [b.__name__ for b in cls.__bases__ if issubclass(b, TcpLabError)]
+        assert tcplab_bases == [parent], f"{name} is drawn under {parent} but derives from {tcplab_bases}"
+    # private ones are control flow inside one module, caught there (listenq's _Fallback)
+    for name, cls in classes.items():
+        if name.startswith("_"):
+            assert not issubclass(cls, TcpLabError), name
+
+
+def test_every_drawn_exception_is_importable_from_tcplab():
+    for name in _drawn_tree():
+        assert name in tcplab.__all__ and issubclass(getattr(tcplab, name), tcplab.TcpLabError), name

@@ -16,6 +16,7 @@ def tcplab(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tcplab", *args], capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.real
 def test_doctor_as_root():
     out = tcplab("doctor", "--workshop")
     assert out.returncode == 0, out.stderr
@@ -28,12 +29,14 @@ def _doctor_in_process() -> str:
     return doctor_report()
 
 
+@pytest.mark.real
 def test_doctor_as_unprivileged_user():
     _doctor_in_process()  # warm every lazy import: uid 65534 cannot read /root's stdlib
     text = run_as_nobody(_doctor_in_process)
     assert "netns_root" in text and "not root" in text
 
 
+@pytest.mark.real
 def test_ss_shows_listener_send_q():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -48,6 +51,7 @@ def test_ss_shows_listener_send_q():
         s.close()
 
 
+@pytest.mark.real
 def test_counters_watch_bounded():
     out = tcplab("counters", "--watch", "0.1", "--count", "2")
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
@@ -76,6 +80,7 @@ def test_run_an_experiment_simulated():
     assert "established_clients=4" in out.stdout
 
 
+@pytest.mark.real
 def test_run_an_experiment_for_real():
     out = tcplab("run", "accept_queue", "--mode", "real", "--set", "backlog=2", "--set", "clients=6",
                  "--set", "settle=0.2")

@@ -31,6 +31,7 @@ def _summary(kw):
     return r.mode, r.summary
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("kw,expected", CASE1, ids=[str(k) for k, _ in CASE1])
 def test_kernel_md_case1(as_user, kw, expected):
     mode, s = as_user(_summary, kw)
@@ -40,12 +41,14 @@ def test_kernel_md_case1(as_user, kw, expected):
     assert s["reset_clients"] == s["phantom_clients"] == s["accepted"] == 0
 
 
+@pytest.mark.real
 def test_java_experiment_backlog_50_holds_51():
     s = accept_queue(backlog=50, clients=100, mode="real").summary
     assert s["established_clients"] == s["recv_q"] == 51 and s["send_q"] == 50
     assert s["ListenOverflows"] == 2 * 49  # first SYN + the 1 s retransmit of each dropped client
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("backlog,somaxconn,clients", [(2, None, 7), (10, 4, 12), (7, None, 8), (3, 9, 3),
                                                         (1, 1, 30)])
 def test_rule_min_backlog_somaxconn_plus_one(backlog, somaxconn, clients):
@@ -58,6 +61,7 @@ def test_rule_min_backlog_somaxconn_plus_one(backlog, somaxconn, clients):
     assert s["ListenOverflows"] == s["ListenDrops"] == 2 * (clients - admitted)
 
 
+@pytest.mark.real
 def test_accept_after_drains_the_queue():
     r = accept_queue(backlog=2, clients=10, accept_after=0.2, settle=1.5, mode="real")
     s = r.summary
@@ -71,6 +75,7 @@ def test_accept_after_drains_the_queue():
     assert r.timeline["accepted"].iloc[-1] == s["accepted"]
 
 
+@pytest.mark.real
 def test_result_shape():
     r = accept_queue(backlog=1, clients=4, settle=0.2, mode="real")
     assert isinstance(r, Result) and r.name == "accept_queue" and r.mode == "real"
@@ -98,6 +103,7 @@ def test_bad_parameters(kw, exc, text):
         accept_queue(**kw)
 
 
+@pytest.mark.real
 def test_without_namespaces_per_socket_runs_on_host_and_sysctls_are_refused(monkeypatch):
     monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
     with pytest.raises(RealModeUnavailable, match=r"net\.core\.somaxconn=3"):

@@ -31,6 +31,7 @@ def _run(kw, mode="real"):
     return r.mode, r.summary, r.tables["clients"]["error"].tolist(), r.notes
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("cookies,abort", list(CASE2), ids=[f"cookies{c}-abort{int(a)}" for c, a in CASE2])
 def test_kernel_md_case2(as_user, cookies, abort):
     try:

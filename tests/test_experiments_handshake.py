@@ -13,6 +13,7 @@ def _run():
     return r.summary, r.reason, r.tables["packets"]["flags"].tolist() if "packets" in r.tables else None
 
 
+@pytest.mark.real
 def test_handshake_captured(as_user):
     s, reason, flags = as_user(_run)
     assert s == {"packets": 10, "mss": 65495, "sack": True, "wscale": s["wscale"], "timestamps": True}
@@ -20,6 +21,7 @@ def test_handshake_captured(as_user):
     assert flags[:3] == ["S", "SA", "A"] and flags.count("PA") == 2 and flags.count("FA") == 2
 
 
+@pytest.mark.real
 def test_relative_sequence_numbers():
     r = handshake(mode="real")
     p = r.tables["packets"]
@@ -28,6 +30,7 @@ def test_relative_sequence_numbers():
     assert list(data["payload"]) == [13, 13]
 
 
+@pytest.mark.real
 def test_without_capture_rights_uses_tcp_info(monkeypatch, as_user):
     monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
     s, reason, flags = as_user(_run)

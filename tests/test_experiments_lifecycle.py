@@ -8,6 +8,8 @@ import pytest
 from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import lifecycle
 
+pytestmark = pytest.mark.real  # every scenario runs on loopback
+
 # slow_motion=20: every state of the textbook diagram shows up (client SYN_SENT needs a delayed SYN-ACK)
 SLOW = {
     "client_closes_first": (["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"],

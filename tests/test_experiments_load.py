@@ -15,6 +15,7 @@ def _run(kw):
     return r.summary, r.timeline
 
 
+@pytest.mark.real
 def test_server_faster_than_clients(as_user):
     s, tl = as_user(_run, dict(rate=50, accept_rate=200, duration=1.0))
     assert list(s) == KEYS
@@ -22,6 +23,7 @@ def test_server_faster_than_clients(as_user):
     assert s["p99_connect_s"] < 0.5 and s["max_recv_q"] <= 3
 
 
+@pytest.mark.real
 def test_server_that_never_accepts_holds_backlog_plus_one():
     s, tl = _run(dict(rate=100, accept_rate=0, duration=1.5, backlog=4, somaxconn=3))
     assert s["attempts"] == 150 and s["established"] == 4 and s["max_recv_q"] == 4
@@ -29,6 +31,7 @@ def test_server_that_never_accepts_holds_backlog_plus_one():
     assert tl["recv_q"].max() == 4
 
 
+@pytest.mark.real
 def test_overload_shows_retransmit_latency():
     s, tl = _run(dict(rate=200, accept_rate=50, duration=2.5, backlog=8))
     assert s["attempts"] == 500 and s["max_recv_q"] == 9 and s["ListenOverflows"] > 0
@@ -41,6 +44,7 @@ def test_overload_shows_retransmit_latency():
     assert lo == sorted(lo) and 0 < lo[-1] <= s["ListenOverflows"]
 
 
+@pytest.mark.real
 def test_syn_retries_per_socket_fails_clients():
     s, _ = _run(dict(rate=20, accept_rate=0, duration=3.5, backlog=0, syn_retries=1))
     # TCP_SYNCNT=1 with linear timeouts: ETIMEDOUT ~3.07 s after connect, for clients started before ~0.4 s

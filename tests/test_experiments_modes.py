@@ -26,11 +26,13 @@ def test_sim_mode_passes_validated_params_seed_and_profile(monkeypatch):
     assert "SIMULATED" in r._repr_html_()
 
 
+@pytest.mark.real
 def test_real_sim_same_keys():
     for fn in (accept_queue, handshake):
         assert list(fn(mode="sim").summary) == list(fn(mode="real").summary)
 
 
+@pytest.mark.real
 def test_auto_falls_back_to_sim_with_the_reason(monkeypatch):
     monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
     r = syn_queue(syncookies=0, mode="auto")
@@ -39,6 +41,7 @@ def test_auto_falls_back_to_sim_with_the_reason(monkeypatch):
     assert r.mode == "real" and "host network namespace" in r.reason and r.summary["established_clients"] == 3
 
 
+@pytest.mark.real
 def test_real_refuses_sysctls_without_namespace(monkeypatch):
     monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
     with pytest.raises(RealModeUnavailable, match=r"tcp_tw_reuse=0.*TCPLAB_FORBID_NAMESPACES.*mode='sim'"):

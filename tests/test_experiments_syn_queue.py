@@ -15,6 +15,7 @@ def _run(kw):
 
 
 # KERNEL.md case 8 (60 clients, snapshot at 0.5 s)
+@pytest.mark.real
 @pytest.mark.parametrize("cookies,backlog,msb,syn_recv,kids,extra", [
     (1, 0, None, 1, 1, dict(ListenOverflows=58, TCPReqQFullDoCookies=59, SyncookiesSent=1, SyncookiesRecv=1)),
     (1, 4, 16, 5, 5, dict(ListenOverflows=50, TCPReqQFullDoCookies=55, SyncookiesSent=5, SyncookiesRecv=5)),
@@ -33,6 +34,7 @@ def test_case8_defer_accept(as_user, cookies, backlog, msb, syn_recv, kids, extr
     assert s["legit_client_connected"] is None  # no legitimate client without a flood
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("backlog,clients", [(2, 20), (6, 9), (30, 40)])
 def test_rule_syn_queue_admits_backlog_plus_one(backlog, clients):
     for cookies in (0, 1):
@@ -45,6 +47,7 @@ def test_rule_syn_queue_admits_backlog_plus_one(backlog, clients):
 
 
 # KERNEL.md case 4 (200 spoofed SYNs from 127.0.0.2)
+@pytest.mark.real
 @pytest.mark.parametrize("cookies,backlog,msb,syn_recv,counters,connected", [
     (1, 128, 8, 129, dict(SyncookiesSent=71, TCPReqQFullDoCookies=71), True),
     (1, 4, 8, 5, dict(SyncookiesSent=195), True),
@@ -59,6 +62,7 @@ def test_case4_flood(as_user, cookies, backlog, msb, syn_recv, counters, connect
     assert s["legit_client_connected"] is connected
 
 
+@pytest.mark.real
 def test_flood_0_128_8_locks_out():
     s, _ = _run(dict(backlog=128, clients=200, syncookies=0, max_syn_backlog=8, flood=True))
     assert s["syn_recv"] == 7 and s["ListenDrops"] == 193 and not s["legit_client_connected"]

@@ -40,15 +40,18 @@ def _check(k, lin, mode, s, counters):
     assert counters["AttemptFails"] == 1 and counters["TCPAbortOnTimeout"] == 1
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("k,lin", [(1, 0), (2, 4)])
 def test_case3_root(k, lin):
     _check(k, lin, *_summary(k, lin))
 
 
+@pytest.mark.real
 def test_case3_unprivileged(as_user):
     _check(1, 4, *as_user(_summary, 1, 4))
 
 
+@pytest.mark.real
 @pytest.mark.slow
 @pytest.mark.parametrize("k,lin", [(1, 4), (2, 0), (3, 0), (3, 4)])
 def test_case3_slow(k, lin):
@@ -65,6 +68,7 @@ def test_predictions_follow_the_rules(k, lin):
     assert predict_syn_times(6, 4)[1] == 131 and len(predict_syn_times(6, 4)[0]) == 11  # KERNEL: 11 SYNs, ~134 s
 
 
+@pytest.mark.real
 def test_progress_is_reported():
     seen = []
     syn_retries(1, linear_timeouts=0, mode="real", progress=lambda f, text: seen.append((f, text)))
@@ -88,6 +92,7 @@ def test_refuses_long_runs_unless_raised():
         syn_retries(1, progress=5)
 
 
+@pytest.mark.real
 def test_per_socket_syncnt_runs_without_namespaces(monkeypatch):
     monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
     from tcplab.errors import RealModeUnavailable

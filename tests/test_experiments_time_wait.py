@@ -16,6 +16,7 @@ def _tw(kw):
     return r.summary, r.counters
 
 
+@pytest.mark.real
 def test_tw_reuse_0_runs_out_of_ports(as_user):
     s, c = as_user(_tw, dict(tw_reuse=0, connections=30, duration=0.5))
     assert s["connections_made"] == 10 and s["time_wait"] == 10 and s["reused_ports"] == 0
@@ -23,6 +24,7 @@ def test_tw_reuse_0_runs_out_of_ports(as_user):
     assert c["TW"] == 10
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("reuse", [1, 2])
 def test_tw_reuse_reuses_ports_after_one_second(reuse):
     r = time_wait(mode="real", port_range=PORTS, tw_reuse=reuse, connections=30, duration=3.0)
@@ -34,17 +36,20 @@ def test_tw_reuse_reuses_ports_after_one_second(reuse):
     assert 0.95 <= ok["t"].iloc[10] <= 1.15 and 1.95 <= ok["t"].iloc[20] <= 2.2
 
 
+@pytest.mark.real
 def test_tw_reuse_needs_timestamps():
     s, c = _tw(dict(tw_reuse=1, timestamps=False, connections=30, duration=1.5))
     assert s["connections_made"] == 10 and s["reused_ports"] == 0 and c["TW"] == 10
 
 
+@pytest.mark.real
 def test_max_tw_buckets_skips_time_wait():
     s, c = _tw(dict(tw_reuse=0, max_tw_buckets=4, connections=100, duration=3.0))
     assert s["connections_made"] == 100 and s["error"] is None and s["time_wait"] == 4
     assert c["TW"] == 4 and c["TCPTimeWaitOverflow"] == 96
 
 
+@pytest.mark.real
 def test_time_wait_lands_on_the_closer():
     r = time_wait(connections=5, mode="real")
     assert r.summary["time_wait"] == 5 and r.summary["connections_made"] == 5
@@ -58,6 +63,7 @@ def _rebind(kw):
     return rebind(mode="real", **kw).summary
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("old", [False, True])
 @pytest.mark.parametrize("new", [False, True])
 @pytest.mark.parametrize("closer", ["server", "client"])
@@ -70,6 +76,7 @@ def test_case7_rebind(as_user, old, new, closer):
     assert s["time_wait"] == 1
 
 
+@pytest.mark.real
 def test_live_listener_always_blocks():
     s = rebind(old_listener_open=True, mode="real").summary
     assert s == {"bound": False, "error": "EADDRINUSE", "time_wait": 1}
@@ -89,6 +96,7 @@ def test_bad_parameters(kw, exc, text):
         time_wait(**kw)
 
 
+@pytest.mark.real
 def test_without_namespaces(monkeypatch):
     monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
     with pytest.raises(RealModeUnavailable, match="ip_local_port_range"):

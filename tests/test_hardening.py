@@ -14,6 +14,9 @@ import pytest
 
 import tcplab
 from tcplab import experiments as ex
+from tcplab.kernel.namespace import namespace_support
+
+pytestmark = pytest.mark.real  # every test here runs real experiments or counts live fds/children
 
 # every kind, real and simulated, each short
 REAL = [
@@ -58,27 +61,35 @@ def test_500_runs_of_every_kind_leak_nothing():
     assert _state() == before
 
 
+def _poll(fn, timeout: float = 30.0, interval: float = 0.02):
+    """``fn()``'s first truthy answer, polled until ``timeout`` s pass (then its last answer)."""
+    deadline = time.monotonic() + timeout
+    while not (answer := fn()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return answer
+
+
 def test_sigkill_of_the_namespace_child_is_a_clear_error():
+    ok, how = namespace_support()  # probed (and cached) now, so the only child below is the experiment's
+    assert ok, how
     before = _state()
     outcome = {}
+    under_way = threading.Event()
 
     def go():
         try:
-            ex.syn_retries(2, linear_timeouts=0, mode="real")
+            ex.syn_retries(2, linear_timeouts=0, mode="real", progress=lambda f, t: under_way.set())
         except BaseException as e:  # noqa: BLE001
             outcome["error"] = e
 
     t = threading.Thread(target=go)
     t.start()
-    deadline = time.monotonic() + 5
-    kids: list[str] = []
-    time.sleep(1.0)  # past the short namespace probe: the child now is the experiment's (7 s run)
-    while time.monotonic() < deadline and not kids:
-        kids = _children()
-        time.sleep(0.05)
+    assert under_way.wait(30), "the experiment never reported progress"
+    kids = _poll(_children)
     assert kids, "the experiment did not fork a namespace child"
     os.kill(int(kids[0]), 9)
-    t.join(10)
+    t.join(30)
+    assert not t.is_alive()
     assert isinstance(outcome.get("error"), tcplab.NamespaceError)
     assert "killed by signal 9" in str(outcome["error"])
     assert _state() == before
@@ -117,11 +128,13 @@ def test_processes_at_once_equal_serial():
 
 
 def test_a_neighbours_load_does_not_pollute_counters():
+    ok, how = namespace_support()  # probed now: the child awaited below is the neighbour's run
+    assert ok, how
     result = {}
     neighbour = threading.Thread(target=lambda: result.setdefault(
         "load", ex.load(rate=300, accept_rate=10, duration=2.0, backlog=4, mode="real")))
     neighbour.start()
-    time.sleep(0.2)
+    assert _poll(_children), "the neighbour's run did not start"
     mine = ex.accept_queue(backlog=5, clients=20, mode="real")
     neighbour.join(60)
     assert result["load"].counters.get("ListenOverflows", 0) > 0  # the neighbour did overflow

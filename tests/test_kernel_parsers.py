@@ -80,6 +80,7 @@ def test_sentences_map_to_counters():
         netstat.counter_for_sentence("the cat sat")
 
 
+@pytest.mark.real
 def test_sysctl_values():
     assert sysctl.parse_sysctl_value("32768\t60999\n") == (32768, 60999)
     assert sysctl.parse_sysctl_value("2\n") == 2

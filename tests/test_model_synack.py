@@ -65,6 +65,7 @@ def test_sim_timeline(retries, at_end):
     assert r.timeline["syn_recv"].iloc[0] == 129
 
 
+@pytest.mark.real
 @pytest.mark.slow
 @pytest.mark.parametrize("retries", [1, 3])
 def test_real_flood_timeline_matches_sim(retries):

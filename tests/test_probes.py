@@ -9,6 +9,7 @@ from tcplab.errors import NamespaceUnavailable
 from tcplab.kernel.probes import fin_timeout_probe
 
 
+@pytest.mark.real
 def test_fin_timeout_ends_orphan_fin_wait2_not_time_wait():
     try:
         r = tcplab.in_namespace(fin_timeout_probe, 2.5, sysctls={"net.ipv4.tcp_fin_timeout": 1}, timeout=30)
@@ -25,6 +26,7 @@ def test_bad_watch():
         fin_timeout_probe(0)
 
 
+@pytest.mark.real
 def test_close_wait_ends_with_one_send():
     from tcplab.kernel.probes import close_wait_probe
     assert close_wait_probe() == {"before": "CLOSE_WAIT", "first_send": 1, "after": "CLOSE",

@@ -84,6 +84,7 @@ def test_handshake_sequence_diagram_sim():
     assert list(fig.data[0].text[:3]) == ["SYN seq=0", "SYN,ACK seq=0 ack=1", "ACK seq=1 ack=1"]
 
 
+@pytest.mark.real
 def test_handshake_sequence_diagram_real():
     r = E.handshake(mode="auto")
     fig = handshake.sequence_diagram(r)

@@ -32,7 +32,7 @@ def test_rebind_matrix_only_both_reuseaddr_binds():
     assert [list(row) for row in z] == [[0, 0], [0, 1]]
 
 
-@pytest.mark.parametrize("mode", ["sim", "real"])
+@pytest.mark.parametrize("mode", ["sim", pytest.param("real", marks=pytest.mark.real)])
 def test_state_timeline_lanes(mode):
     r = lifecycle("client_closes_first", mode=mode) if mode == "sim" else lifecycle("client_closes_first")
     fig = closing.state_timeline(r)

@@ -1,5 +1,7 @@
 """Panels of the course's second half, headless: set a control's value, the FigureWidget changes."""
 
+import pytest
+
 import tcplab
 from tcplab.widgets.closing import ClosingPanel, CloseWaitLeak, closing_quiz
 from tcplab.widgets.diagnose import INCIDENTS, MysteryServer
@@ -39,6 +41,7 @@ def test_tuning_lab_accept_rate_meets_target():
     assert "target met" in lab.verdict.value
 
 
+@pytest.mark.real
 def test_close_wait_leak_is_visible_and_cleaned_up():
     with CloseWaitLeak(3) as leak:
         assert len(tcplab.sockets(state="CLOSE_WAIT", port=leak.port)) == 3

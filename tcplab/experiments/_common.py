@@ -33,12 +33,12 @@ def proc_sockets() -> list[Any]:
     return read_proc_net_tcp()
 
 
-def listener_queues(inode: int, limit_guess: int | None = None) -> tuple[int | None, int | None, str | None]:
+def listener_queues(inode: int) -> tuple[int | None, int | None, str | None]:
     """(accept queue length, limit, note) of the listener with ``inode``.
 
     sock_diag gives both (``tcp_diag_get_info()``); /proc/net/tcp only the length, so
     without sock_diag the limit is None — the experiment measures the rule, it must not
-    fill in the rule's own answer. (``limit_guess`` is ignored; kept for callers.)
+    fill in the rule's own answer.
     """
     try:
         q = listen_queues().get(inode)

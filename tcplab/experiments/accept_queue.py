@@ -103,7 +103,6 @@ accept_queue = make_function(SPEC)
 def _real(p: dict[str, Any]) -> Outcome:
 
     somaxconn = int(read_sysctl("net.core.somaxconn"))
-    limit = min(p["backlog"], somaxconn)  # __sys_listen_socket() clamps to somaxconn
     out = Outcome()
     before = counters_now()
     with SocketSet() as ss:
@@ -126,7 +125,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             if acc_at is not None and now >= acc_at:
                 drain()
             states = [tcp_state(c) for c in clients]
-            rq, _, _ = listener_queues(inode, limit)
+            rq, _, _ = listener_queues(inode)
             out.timeline.append({"t": round(now, 4), "recv_q": rq, "accepted": len(accepted),
                                  "established_clients": states.count("ESTABLISHED"),
                                  "syn_sent_clients": states.count("SYN_SENT")})
@@ -136,7 +135,7 @@ def _real(p: dict[str, Any]) -> Outcome:
 
         # the snapshot
         counters = delta(before)
-        recv_q, send_q, note = listener_queues(inode, limit)
+        recv_q, send_q, note = listener_queues(inode)
         if note:
             out.notes.append(note)
         port = addr[1]

@@ -21,7 +21,6 @@ from tcplab.experiments._common import Clock, counters_now, delta, listener_queu
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet, socket_inode
-from tcplab.kernel.sysctl import read_sysctl
 from tcplab.model.outcome import Outcome
 from tcplab.sim.queues import load as sim_load
 
@@ -128,7 +127,6 @@ def _real(p: dict[str, Any]) -> Outcome:
     want = min(hard, max(soft, int(p["rate"] * p["duration"]) + 256))
     if want > soft:  # we are a forked child (or the caller): only our own limit changes
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    limit = min(p["backlog"], int(read_sysctl("net.core.somaxconn")))
     out = Outcome()
     before = counters_now()
     total = int(round(p["rate"] * p["duration"]))
@@ -177,7 +175,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                     counts["accepted"] += 1
                     accept_ticks_used += 1
                 if now >= next_sample:
-                    q = listener_queues(inode, limit)[0] or 0
+                    q = listener_queues(inode)[0] or 0
                     max_q = max(max_q, q)
                     overflows = counters_now().get("ListenOverflows", 0) - before.get("ListenOverflows", 0)
                     out.timeline.append({"t": round(now, 4), "recv_q": q, "attempts": started,

@@ -21,7 +21,6 @@ from tcplab._validate import check_loopback
 __all__ = ["Capture", "decode_ipv4_tcp", "craft_syn", "open_raw_sender", "ETH_P_ALL"]
 
 ETH_P_ALL = 0x0003
-_FLAG_NAMES = "FSRPAUEC"  # bit order of the TCP flags byte: FIN=1, SYN=2, RST=4, PSH=8, ACK=16, URG, ECE, CWR
 
 
 def _flags(byte: int) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 from tcplab._validate import check_int, check_loopback
 from tcplab.kernel.tcpinfo import tcp_info
 
-__all__ = ["SocketSet", "check_loopback", "tcp_state", "connect_error", "socket_inode", "wait_until",
+__all__ = ["SocketSet", "CloseWaitLeak", "check_loopback", "tcp_state", "connect_error", "socket_inode", "wait_until",
            "TCP_SYNCNT", "TCP_DEFER_ACCEPT"]
 
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
@@ -156,3 +156,45 @@ class SocketSet:
         if wait:
             wait_until(lambda: tcp_state(s) != "SYN_SENT", timeout)
         return s
+
+
+class CloseWaitLeak:
+    """A listener on 127.0.0.1 (ephemeral port) whose "application" accepts ``n``
+    connections and never closes them; the clients close theirs. The server sockets sit in
+    CLOSE_WAIT (no timer ever ends it), the clients' in FIN_WAIT2 until tcp_fin_timeout.
+
+    Use as a context manager; leaving it closes everything (the server's FINs finally go out)::
+
+        with CloseWaitLeak(5) as leak:
+            tcplab.sockets(state="CLOSE_WAIT", port=leak.port)
+
+    The course shows it in notebooks 06 and 08 (``tcplab.widgets.CloseWaitLeak``).
+    """
+
+    def __init__(self, n: int = 5) -> None:
+        self.n = check_int("n", n, 1, 200)
+        self.port: int | None = None
+        self.accepted: list[socket.socket] = []
+        self._ss: SocketSet | None = None
+
+    def __enter__(self) -> CloseWaitLeak:
+        self._ss = ss = SocketSet()
+        try:
+            lst = ss.listener(self.n)
+            lst.settimeout(2.0)
+            addr = lst.getsockname()
+            self.port = addr[1]
+            clients = [ss.connect(addr, wait=True) for _ in range(self.n)]
+            self.accepted = [ss.adopt(lst.accept()[0]) for _ in range(self.n)]
+            for c in clients:
+                c.close()  # the client is done: FIN. The buggy server never calls close().
+            wait_until(lambda: all(tcp_state(s) == "CLOSE_WAIT" for s in self.accepted), 2.0)
+        except BaseException:
+            ss.close_all()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ss is not None:
+            self._ss.close_all()
+            self._ss = None

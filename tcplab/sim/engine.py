@@ -28,6 +28,8 @@ import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from tcplab.errors import EventLimitExceeded  # re-exported: tcplab.sim.engine.EventLimitExceeded
+
 __all__ = ["Engine", "SplitMix64", "Rng", "EventLimitExceeded", "poisson_times"]
 
 _MASK = (1 << 64) - 1
@@ -72,10 +74,6 @@ def poisson_times(rng: Rng, rate: float, duration: float, start: float = 0.0) ->
         if t >= end:
             return out
         out.append(t)
-
-
-class EventLimitExceeded(RuntimeError):
-    """The run scheduled more events than ``max_events`` allows."""
 
 
 class Engine:

@@ -7,13 +7,12 @@ change, the REAL/SIMULATED header on every result, and self-check quizzes.
 >>> panel.result.summary["established_clients"]
 6
 
-Names load on first use, so ``import tcplab.widgets`` does not import ipywidgets.
+Names load on first use, so ``import tcplab.widgets`` does not import ipywidgets. The
+module's own helpers are private: its public namespace is ``__all__`` and its submodules.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
+import typing as _typing
 
 _EXPORTS = {
     "ExperimentPanel": "generic",
@@ -30,10 +29,10 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tcplab.widgets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"tcplab.widgets.{_EXPORTS[name]}"), name)
+    value = getattr(_importlib.import_module(f"tcplab.widgets.{_EXPORTS[name]}"), name)
     globals()[name] = value
     return value
 

@@ -4,7 +4,9 @@
                          see both ends' states as lanes.
 * :class:`CloseWaitLeak` a tiny buggy server on loopback that never close()s accepted
                          sockets: ``n`` CLOSE_WAIT sockets to find with
-                         ``tcplab.sockets(state="CLOSE_WAIT", port=leak.port)``.
+                         ``tcplab.sockets(state="CLOSE_WAIT", port=leak.port)``. It opens real
+                         sockets, so it lives in :mod:`tcplab.kernel.loopback`; it is
+                         re-exported here, where the notebooks import it.
 
 >>> from tcplab.widgets.closing import ClosingPanel
 >>> p = ClosingPanel(scenario="abortive_close", mode="sim")   # doctest: +SKIP
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.experiments.lifecycle import SCENARIOS, lifecycle
+from tcplab.kernel.loopback import CloseWaitLeak
 from tcplab.viz.closing import state_timeline
 from tcplab.widgets.common import Panel
 
@@ -62,48 +65,6 @@ class ClosingPanel(Panel):
             if name in result.tables:
                 return result.tables[name]
         return super().table(result)
-
-
-class CloseWaitLeak:
-    """A listener on 127.0.0.1 (ephemeral port) whose "application" accepts ``n``
-    connections and never closes them; the clients close theirs. The server sockets sit in
-    CLOSE_WAIT (no timer ever ends it), the clients' in FIN_WAIT2 until tcp_fin_timeout.
-
-    Use as a context manager; leaving it closes everything (the server's FINs finally go out)::
-
-        with CloseWaitLeak(5) as leak:
-            tcplab.sockets(state="CLOSE_WAIT", port=leak.port)
-    """
-
-    def __init__(self, n: int = 5) -> None:
-        from tcplab._validate import check_int
-        self.n = check_int("n", n, 1, 200)
-        self.port: int | None = None
-        self._ss: Any = None
-
-    def __enter__(self) -> CloseWaitLeak:
-        from tcplab.kernel.loopback import SocketSet, tcp_state, wait_until
-
-        self._ss = ss = SocketSet()
-        try:
-            lst = ss.listener(self.n)
-            lst.settimeout(2.0)
-            addr = lst.getsockname()
-            self.port = addr[1]
-            clients = [ss.connect(addr, wait=True) for _ in range(self.n)]
-            self.accepted = [ss.adopt(lst.accept()[0]) for _ in range(self.n)]
-            for c in clients:
-                c.close()  # the client is done: FIN. The buggy server never calls close().
-            wait_until(lambda: all(tcp_state(s) == "CLOSE_WAIT" for s in self.accepted), 2.0)
-        except BaseException:
-            ss.close_all()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._ss is not None:
-            self._ss.close_all()
-            self._ss = None
 
 
 def time_wait_ends(result: Result) -> int:

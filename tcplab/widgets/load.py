@@ -97,10 +97,6 @@ class TuningLab(Panel):
                 f"{s.get('ListenOverflows')} ListenOverflows</div>"
                 f"<div style='font-size:smaller'>{html.escape(retries_note(r))}</div>")
 
-    def latency_figure(self) -> go.Figure | None:
-        """The connect-time histogram and CDF of the last run."""
-        return None if self.result is None else connect_latency(self.result)
-
 
 def retries_note(result: Result) -> str:
     """Why ``tcp_syn_retries`` did or did not change this run: a client gives up only at its

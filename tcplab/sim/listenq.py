@@ -895,7 +895,7 @@ def _run_generic(listener: Listener, arrivals: list[float], sched: SynSchedule, 
         # lazy accept() and samples, in time order (accept first at equal times)
         while True:
             when = inf
-            if aq and free_at <= t:
+            if aq:
                 when = aq[0].created
                 if when < free_at:
                     when = free_at

@@ -49,7 +49,8 @@ def _case(seed: int) -> tuple[dict[str, Any], int, list[float], dict[str, Any]]:
     run = dict(until=rng.choice([1.5, 3.0, 7.0, 20.0]), syn_retries=rng.choice([1, 2, 3, None]),
                accept_start=start, accept_every=every if poll else None,
                accept_service=rng.choice([0.0, every]) if poll else rng.choice([0.0, every, 0.2]),
-               sample_every=rng.choice([None, 0.05, 0.5]), timer_gran=gran, timer_phase=rng.random() * gran)
+               sample_every=rng.choice([None, 0.05, 0.5]), timer_gran=gran, timer_phase=rng.random() * gran,
+               fin_rto=rng.choice([0.0, 0.0, 0.2]))       # load(): phantoms' FINs retry the child
     return listener, spoofed, arr, run
 
 

@@ -243,19 +243,20 @@ class Listener:
             return Syn.DROP_THREE_QUARTERS
         return Syn.REQUEST
 
-    def ack_verdict(self, acceptq_len: int, *, cookie: bool = False, request: Request | None = None,
+    def ack_verdict(self, acceptq_len: int, *, cookie: bool = False, has_request: bool = True,
                     bare: bool = True) -> Ack:
-        """The handshake ACK meeting ``acceptq_len`` children: a cookie ACK, or the ACK of
-        ``request`` (None: no request). Pure; :data:`ACK_COUNTERS` says what it counts.
+        """The handshake ACK meeting ``acceptq_len`` children: a cookie ACK, or the ACK of a
+        request (``has_request``: the SYN queue holds one for this peer; ``bare``: the ACK
+        carries no data). Pure; :data:`ACK_COUNTERS` says what it counts.
 
         >>> L = Listener(backlog=0)
-        >>> L.ack_verdict(1, cookie=True).name, L.ack_verdict(1, request=Request(1, 0.0)).name
-        ('COOKIE_DISCARDED', 'OVERFLOW')
+        >>> L.ack_verdict(1, cookie=True).name, L.ack_verdict(1).name, L.ack_verdict(0).name
+        ('COOKIE_DISCARDED', 'OVERFLOW', 'CHILD')
         """
         full = acceptq_len > self.max_ack_backlog
         if cookie:                               # cookie_v4_check() -> tcp_get_cookie_sock()
             return Ack.COOKIE_DISCARDED if full else Ack.COOKIE_CHILD
-        if request is None:
+        if not has_request:
             return Ack.UNKNOWN
         if self.defer_accept and bare:           # num_timeout < rskq_defer_accept && bare ACK
             return Ack.DEFERRED
@@ -287,7 +288,7 @@ class Listener:
         or "unknown" (no request and no cookie).
         """
         req = None if cookie else self.syn_queue.get(peer)
-        v = self.ack_verdict(len(self.accept_queue), cookie=cookie, request=req, bare=bare)
+        v = self.ack_verdict(len(self.accept_queue), cookie=cookie, has_request=req is not None, bare=bare)
         self.count(ACK_COUNTERS[v])
         if v is Ack.COOKIE_CHILD:
             self.accept_queue.append(Child(peer, now, via_cookie=True))

@@ -17,6 +17,7 @@ clients start 0.1 ms apart (a connect() loop on loopback), the loopback RTT is 0
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import Any
 
 from tcplab.model.listen import Listener, new_counters
@@ -74,15 +75,33 @@ def _synack_retransmits(age: float, limit: int, rto: float = 1.0) -> int:
     return n
 
 
-def _client_states_at(w: Any, t: float) -> tuple[int, int]:
-    """(ESTABLISHED, SYN_SENT) clients at time ``t`` of a finished :class:`ListenWorld`."""
-    fail = w.schedule.fail_after
-    est = sum(1 for c in w.connected_at if c <= t)
-    sent = 0
-    for a, c, st in zip(w.arrivals, w.connected_at, w.state):
-        if a <= t and not c <= t and not (st == FAILED and a + fail <= t) and st != RESET:
-            sent += 1
-    return est, sent
+class _ClientCounts:
+    """Clients of a finished :class:`ListenWorld` by time, one bisect per count (timelines are
+    built after the run; a scan of every client per sample cost O(clients x samples))."""
+
+    def __init__(self, w: Any) -> None:
+        fail = w.schedule.fail_after
+        self.arrivals = w.arrivals                                    # sorted
+        self.connected = sorted(x for x in w.connected_at if x == x)
+        pairs = list(zip(w.arrivals, w.state))
+        self.failed = sorted(a + fail for a, st in pairs if st == FAILED)   # ETIMEDOUT, when it comes
+        self.reset_at = sorted(a + fail for a, st in pairs if st == RESET)
+        self.reset_started = sorted(a for a, st in pairs if st == RESET)
+
+    def started(self, t: float) -> int:
+        return bisect_right(self.arrivals, t)
+
+    def established(self, t: float) -> int:
+        return bisect_right(self.connected, t)
+
+    def failed_or_reset(self, t: float) -> int:
+        """Failed clients whose ``arrival + fail_after`` has come (as the load runner counts)."""
+        return bisect_right(self.failed, t) + bisect_right(self.reset_at, t)
+
+    def syn_sent(self, t: float) -> int:
+        """Started, not connected, not timed out yet, not reset."""
+        return (self.started(t) - self.established(t) - bisect_right(self.failed, t)
+                - bisect_right(self.reset_started, t))
 
 
 def accept_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
@@ -130,10 +149,11 @@ def accept_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None
             sockets.append(proc_row(r["state"], _addr(ports[i]), srv, timer="retransmit" if syn else "off",
                                     retransmits=w.syns[i] - 1 if syn else 0))
     timeline = []
+    counts = _ClientCounts(w)
     for s in w.timeline:
-        est, sent = _client_states_at(w, s["t"])
-        timeline.append({"t": s["t"], "recv_q": s["recv_q"], "accepted": s["accepted"],
-                         "established_clients": est, "syn_sent_clients": sent})
+        t = s["t"]
+        timeline.append({"t": t, "recv_q": s["recv_q"], "accepted": s["accepted"],
+                         "established_clients": counts.established(t), "syn_sent_clients": counts.syn_sent(t)})
     summary = {
         "established_clients": w.established,
         "syn_sent_clients": w.syn_sent,
@@ -329,7 +349,6 @@ def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None,
                          accept_every=1.0 / ar if ar > 0 else None,
                          sample_every=SAMPLE_S, timer_gran=RTO_WHEEL_GRAN, timer_phase=phase,
                          fin_rto=FIN_RTO)
-    fail = w.schedule.fail_after
     rows = []
     latencies = []
     for i, (a, c, st) in enumerate(zip(arrivals, w.connected_at, w.state)):
@@ -339,11 +358,10 @@ def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None,
         rows.append({"client": i, "started_s": round(a, 4),
                      "connect_s": None if lat is None else round(lat, 4), "outcome": OUTCOME_NAMES[st]})
     timeline = []
+    counts = _ClientCounts(w)
     for s in w.timeline:
         t = s["t"]
-        started = sum(1 for a in arrivals if a <= t)
-        est = sum(1 for c in w.connected_at if c <= t)
-        failed = sum(1 for a, st in zip(arrivals, w.state) if st in (FAILED, RESET) and a + fail <= t)
+        started, est, failed = counts.started(t), counts.established(t), counts.failed_or_reset(t)
         timeline.append({"t": t, "recv_q": s["recv_q"], "attempts": started, "established": est,
                          "failed": failed, "pending": started - est - failed, "accepted": s["accepted"]})
     pending = w.state.count(PENDING)

@@ -82,8 +82,8 @@ _SPEC: dict[str, dict[str, tuple[Any, Callable[[str, Any], Any]]]] = {
         "closer": ("server", _choice("client", "server")), "old_listener_open": (False, check_bool),
     },
     "load": {
-        "rate": (100, _flt(1, 5000)), "accept_rate": (50, _flt(0, 100000)),
-        "duration": (3.0, _flt(0.1, 60)), "backlog": (16, _int(0, 65535)),
+        "rate": (100, _flt(1, 1e6)), "accept_rate": (50, _flt(0, 100000)),
+        "duration": (3.0, _flt(0.1, 3600)), "backlog": (16, _int(0, 65535)),
         "somaxconn": (None, _oint(1, 65535)), "syncookies": (None, lambda n, v: None if v is None else check_choice(n, v, (0, 1, 2))),
         "syn_retries": (None, _oint(1, 127)),
     },

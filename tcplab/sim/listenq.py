@@ -420,9 +420,17 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
 
     def pending(name: str) -> int:
         """Counter ``name`` with the tallies so far (for a timeline sample)."""
-        return (c[name] + sum(k for v, k in zip(Syn, syn_tally) if name in SYN_COUNTERS[v])
-                + sum(k for v, k in zip(Ack, ack_tally) if name in ACK_COUNTERS[v]))
+        syn_rows, ack_rows = rows_of[name]
+        return c[name] + sum(syn_tally[v] for v in syn_rows) + sum(ack_tally[v] for v in ack_rows)
 
+    rows_of = {name: ([int(v) for v in Syn if name in SYN_COUNTERS[v]], [int(v) for v in Ack if name in ACK_COUNTERS[v]])
+               for name in ("ListenOverflows", "ListenDrops")}
+
+    # the ACK verdicts the loop needs, by [cookie][accept queue full] (only the queue's length
+    # varies; the ACK of a burst's SYN, a FIN's ACK, the re-ACK of a retransmitted SYN-ACK)
+    burst_ack = [[int(ack_verdict(x, cookie=ck)) for x in (0, mab + 1)] for ck in (False, True)]
+    fin_ack = [[int(ack_verdict(x, cookie=ck, bare=False)) for x in (0, mab + 1)] for ck in (False, True)]
+    reack = burst_ack[False]
     qlen = 0                                 # requests in the SYN queue (ACK overflowed, waiting)
     cap, v_free, a_free, v_full = lone_verdicts(qlen)
     COOKIE_CHILD, OVERFLOW, RST, DISCARDED = (int(Ack.COOKIE_CHILD), int(Ack.OVERFLOW), int(Ack.RESET),
@@ -517,7 +525,7 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                                     nreq += 1
                                 acks.append((b, v == COOKIE))
                         for b, ck in acks:
-                            v = ack_verdict(q, cookie=ck)
+                            v = burst_ack[ck][q > mab]
                             ack_tally[v] += 1
                             if v == RST:         # embryonic_reset: the client gets ECONNRESET
                                 resets += 1
@@ -565,9 +573,25 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                 fails += 1
                 state[cl] = FAILED
                 continue
-            else:                                # a request's SYN-ACK timer, or a phantom's FIN
-                pop(heap)
-                if kind == _SYNACK_TIMER:
+            else:                                # a phantom's FIN, or a request's SYN-ACK timer
+                if kind == _FIN:                 # copy e[4] of a phantom's FIN: its ACK again
+                    if cl not in phantom:
+                        pop(heap)
+                        continue
+                    req = synq.get(cl)           # no request: a cookie phantom, the ACK is a cookie
+                    v = fin_ack[req is None][q > mab]
+                    ack_tally[v] += 1
+                    if v == OVERFLOW or v == DISCARDED:
+                        k = e[4] + 1
+                        if k < FIN_SENDS:        # retransmitted: one sift replaces pop + push
+                            seq += 1
+                            replace(heap, (t + fin_rto * (1 << e[4]), seq, _FIN, cl, k))
+                        else:
+                            pop(heap)
+                        continue
+                    pop(heap)
+                else:                            # the SYN-ACK timer of a request whose ACK overflowed
+                    pop(heap)
                     req = synq.get(cl)
                     if req is None:
                         continue
@@ -575,22 +599,11 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                         qlen -= 1                # the client stays a phantom
                         cap, v_free, a_free, v_full = lone_verdicts(qlen)
                         continue
-                    v = ack_verdict(q)           # the client re-ACKs the SYN-ACK
+                    v = reack[q > mab]           # the client re-ACKs the SYN-ACK
                     ack_tally[v] += 1
                     if v == OVERFLOW:
                         seq += 1
                         push(heap, (req.next_timer, seq, _SYNACK_TIMER, cl, 0))
-                        continue
-                else:
-                    if cl not in phantom:
-                        continue
-                    req = synq.get(cl)           # no request: a cookie phantom, its FIN's ACK is a cookie
-                    v = ack_verdict(q, cookie=req is None, bare=False)
-                    ack_tally[v] += 1
-                    if v == OVERFLOW or v == DISCARDED:
-                        if e[4] + 1 < FIN_SENDS:
-                            seq += 1
-                            push(heap, (t + fin_rto * (1 << e[4]), seq, _FIN, cl, e[4] + 1))
                         continue
                 phantom.discard(cl)              # the child is made at last
                 if req is not None:

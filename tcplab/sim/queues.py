@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from itertools import count, repeat
 from typing import Any
 
 from tcplab.model.listen import Listener, new_counters
@@ -302,11 +303,11 @@ def syn_retries(params: dict[str, Any], profile: KernelProfile, rng: Rng | None 
         counters=counters, tables={"syns": syns}, timeline=timeline, sysctls=sysctls, notes=notes)
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def _percentile(values: list[float], q: float, presorted: bool = False) -> float | None:
     """Linear interpolation between closest ranks (numpy's default), as the real runner."""
     if not values:
         return None
-    v = sorted(values)
+    v = values if presorted else sorted(values)
     k = (len(v) - 1) * q
     lo = int(k)
     hi = min(lo + 1, len(v) - 1)
@@ -349,14 +350,13 @@ def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None,
                          accept_every=1.0 / ar if ar > 0 else None,
                          sample_every=SAMPLE_S, timer_gran=RTO_WHEEL_GRAN, timer_phase=phase,
                          fin_rto=FIN_RTO)
-    rows = []
-    latencies = []
-    for i, (a, c, st) in enumerate(zip(arrivals, w.connected_at, w.state)):
-        lat = c - a if c == c else None
-        if lat is not None:
-            latencies.append(lat)
-        rows.append({"client": i, "started_s": round(a, 4),
-                     "connect_s": None if lat is None else round(lat, 4), "outcome": OUTCOME_NAMES[st]})
+    # one pass per column (C-level map where it can), then the rows: ~3x cheaper than one
+    # Python-level pass per client at 1M clients
+    lats = [c - a if c == c else None for a, c in zip(arrivals, w.connected_at)]
+    latencies = sorted(x for x in lats if x is not None)
+    rows = [{"client": i, "started_s": a, "connect_s": None if x is None else round(x, 4), "outcome": o}
+            for i, a, x, o in zip(count(), map(round, arrivals, repeat(4)), lats,
+                                  map(OUTCOME_NAMES.__getitem__, w.state))]
     timeline = []
     counts = _ClientCounts(w)
     for s in w.timeline:
@@ -367,8 +367,8 @@ def load(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None,
     pending = w.state.count(PENDING)
     summary = {
         "attempts": len(arrivals), "established": w.established, "failed": w.failed + w.reset,
-        "max_recv_q": w.max_recv_q, "p50_connect_s": _percentile(latencies, 0.50),
-        "p99_connect_s": _percentile(latencies, 0.99), "ListenOverflows": L.counters["ListenOverflows"],
+        "max_recv_q": w.max_recv_q, "p50_connect_s": _percentile(latencies, 0.50, presorted=True),
+        "p99_connect_s": _percentile(latencies, 0.99, presorted=True), "ListenOverflows": L.counters["ListenOverflows"],
     }
     notes = [LOOPBACK_NOTE.replace("; clients start 0.1 ms apart", ""),
              f"client i starts at i/rate; at most one accept() per 1/accept_rate s tick (idle ticks lost); "

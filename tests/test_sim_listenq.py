@@ -87,3 +87,22 @@ def test_accept_tick_due_with_a_connect_comes_first(reference):
                          accept_service=0.0025, accept_every=0.0025, reference=reference)
     assert w.state == [1] * 5 and w.connected_at[-1] == 0.0076
     assert w.accepted == 5 and L.counters["ListenOverflows"] == 0
+
+
+def test_client_counts_by_bisect_match_a_scan():
+    """The timelines count clients by bisect over sorted times; the plain scan is the definition."""
+    from tcplab.sim.listenq import FAILED, RESET
+    from tcplab.sim.queues import _ClientCounts
+    for seed in range(40):
+        listener, _, arr, run = _case(seed)
+        w = run_listen_world(Listener(**listener), arr, **run)
+        counts = _ClientCounts(w)
+        fail = w.schedule.fail_after
+        for t in sorted({0.0, run["until"], *arr[::7], *(x for x in w.connected_at[::5] if x == x)}):
+            started = sum(1 for a in arr if a <= t)
+            est = sum(1 for c in w.connected_at if c <= t)
+            gone = sum(1 for a, st in zip(arr, w.state) if st in (FAILED, RESET) and a + fail <= t)
+            sent = sum(1 for a, c, st in zip(arr, w.connected_at, w.state)
+                       if a <= t and not c <= t and not (st == FAILED and a + fail <= t) and st != RESET)
+            assert (counts.started(t), counts.established(t), counts.failed_or_reset(t), counts.syn_sent(t)) \
+                == (started, est, gone, sent), (seed, t)

@@ -421,7 +421,7 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
     def pending(name: str) -> int:
         """Counter ``name`` with the tallies so far (for a timeline sample)."""
         syn_rows, ack_rows = rows_of[name]
-        return c[name] + sum(syn_tally[v] for v in syn_rows) + sum(ack_tally[v] for v in ack_rows)
+        return c[name] + sum(map(syn_tally.__getitem__, syn_rows)) + sum(map(ack_tally.__getitem__, ack_rows))
 
     rows_of = {name: ([int(v) for v in Syn if name in SYN_COUNTERS[v]], [int(v) for v in Ack if name in ACK_COUNTERS[v]])
                for name in ("ListenOverflows", "ListenDrops")}
@@ -506,6 +506,8 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                         for e in held:
                             push(heap, e)
                         acks = []
+                        fins: list[int] = []     # phantoms of this burst: their FINs, one group entry
+                        fin_seq = 0
                         nreq = 0                 # requests queued by this burst's SYNs so far
                         for e in members:
                             b = e[3]
@@ -540,7 +542,9 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                                     push(heap, (t + rto0, seq, _SYNACK_TIMER, b, 0))
                                 if fin_rto:      # the client's close(): its FIN, at once
                                     seq += 1
-                                    push(heap, (t, seq, _FIN, b, 0))
+                                    if not fins:
+                                        fin_seq = seq
+                                    fins.append(b)
                             else:
                                 aq.append((t, b))
                                 q += 1
@@ -556,6 +560,8 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                             state[b] = ESTAB
                             connected_at[b] = t
                             est += 1
+                        if fins:
+                            push(heap, (t, fin_seq, _FIN, fins, 0))
                         cap, v_free, a_free, v_full = lone_verdicts(qlen)
                         continue
                 retrans += 1
@@ -574,22 +580,60 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                 state[cl] = FAILED
                 continue
             else:                                # a phantom's FIN, or a request's SYN-ACK timer
-                if kind == _FIN:                 # copy e[4] of a phantom's FIN: its ACK again
-                    if cl not in phantom:
-                        pop(heap)
-                        continue
-                    req = synq.get(cl)           # no request: a cookie phantom, the ACK is a cookie
-                    v = fin_ack[req is None][q > mab]
-                    ack_tally[v] += 1
-                    if v == OVERFLOW or v == DISCARDED:
-                        k = e[4] + 1
-                        if k < FIN_SENDS:        # retransmitted: one sift replaces pop + push
-                            seq += 1
-                            replace(heap, (t + fin_rto * (1 << e[4]), seq, _FIN, cl, k))
-                        else:
-                            pop(heap)
-                        continue
+                if kind == _FIN:                 # copy e[4] of the FINs of a group of phantoms
                     pop(heap)
+                    members = e[3]
+                    k = e[4]
+                    rearm: list[int] = []
+                    j = 0
+                    nm = len(members)
+                    while j < nm:
+                        cl = members[j]
+                        j += 1
+                        if cl not in phantom:    # made a child since (its SYN-ACK timer)
+                            continue
+                        req = synq.get(cl)       # no request: a cookie phantom, the ACK is a cookie
+                        full = q > mab
+                        v = fin_ack[req is None][full]
+                        ack_tally[v] += 1
+                        if v == OVERFLOW or v == DISCARDED:
+                            if k + 1 < FIN_SENDS:
+                                rearm.append(cl)
+                            if full and special > t:
+                                # nothing frees a slot before the next event: every other FIN
+                                # of the group finds the queue full too
+                                rest = [x for x in members[j:] if x in phantom]
+                                nreq = sum(1 for x in rest if x in synq) if synq else 0
+                                ack_tally[fin_ack[0][1]] += nreq
+                                ack_tally[fin_ack[1][1]] += len(rest) - nreq
+                                if k + 1 < FIN_SENDS:
+                                    rearm += rest
+                                break
+                            continue
+                        phantom.discard(cl)      # the child is made at last
+                        if req is not None:
+                            del synq[cl]
+                            qlen -= 1
+                            cap, v_free, a_free, v_full = lone_verdicts(qlen)
+                        else:
+                            cookie_kids.add(cl)
+                        aq.append((t, cl))
+                        q += 1
+                        if q > max_q:
+                            max_q = q
+                        if q == 1:
+                            when = t if t > free_at else free_at
+                            next_acc = poll(when) if poll is not None else when
+                            if next_acc < special:
+                                special = next_acc
+                        if special <= t and j < nm:   # an accept() is due first: the rest later
+                            push(heap, (t, e[1] + j, _FIN, members[j:], k))
+                            break
+                    if rearm:                    # retransmitted together (seqs as if one by one)
+                        seq += 1
+                        push(heap, (t + fin_rto * (1 << k), seq, _FIN, rearm, k + 1))
+                        seq += len(rearm) - 1
+                    continue
                 else:                            # the SYN-ACK timer of a request whose ACK overflowed
                     pop(heap)
                     req = synq.get(cl)

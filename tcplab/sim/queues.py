@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from itertools import count, repeat
+from itertools import compress, count, filterfalse, repeat
 from typing import Any
 
 from tcplab.model.listen import Listener, new_counters
@@ -83,11 +83,13 @@ class _ClientCounts:
     def __init__(self, w: Any) -> None:
         fail = w.schedule.fail_after
         self.arrivals = w.arrivals                                    # sorted
-        self.connected = sorted(x for x in w.connected_at if x == x)
-        pairs = list(zip(w.arrivals, w.state))
-        self.failed = sorted(a + fail for a, st in pairs if st == FAILED)   # ETIMEDOUT, when it comes
-        self.reset_at = sorted(a + fail for a, st in pairs if st == RESET)
-        self.reset_started = sorted(a for a, st in pairs if st == RESET)
+        self.connected = list(filterfalse(math.isnan, w.connected_at))
+        self.connected.sort()
+        failed = list(compress(w.arrivals, map(FAILED.__eq__, w.state)))   # ETIMEDOUT, when it comes
+        reset = list(compress(w.arrivals, map(RESET.__eq__, w.state)))
+        self.failed = sorted(a + fail for a in failed)
+        self.reset_at = sorted(a + fail for a in reset)
+        self.reset_started = sorted(reset)
 
     def started(self, t: float) -> int:
         return bisect_right(self.arrivals, t)

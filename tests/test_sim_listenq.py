@@ -37,7 +37,8 @@ def _case(seed: int) -> tuple[dict[str, Any], int, list[float], dict[str, Any]]:
         arr = [sp * i for i in range(n)]
     listener = dict(backlog=rng.choice([0, 1, 2, 5, 16]), syncookies=rng.choice([None, 0, 2]),
                     abort_on_overflow=rng.choice([None, True]), profile=rng.choice([None, "linux-5.15", "linux-6.1"]),
-                    max_syn_backlog=rng.choice([None, None, 8]), somaxconn=rng.choice([None, None, 3]))
+                    max_syn_backlog=rng.choice([None, None, 8]), somaxconn=rng.choice([None, None, 3]),
+                    synack_retries=rng.choice([None, None, 0, 1]))   # 0, 1: overflowed requests expire
     spoofed = rng.choice([0, 0, 0, 3, 7])
     poll = rng.random() < 0.5
     # accept() ticks on the arrivals' lattice (as load(): first tick 1/accept_rate + 0.1 ms, then one

@@ -579,83 +579,79 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                 fails += 1
                 state[cl] = FAILED
                 continue
-            else:                                # a phantom's FIN, or a request's SYN-ACK timer
-                if kind == _FIN:                 # copy e[4] of the FINs of a group of phantoms
-                    pop(heap)
-                    members = e[3]
-                    k = e[4]
-                    rearm: list[int] = []
-                    j = 0
-                    nm = len(members)
-                    while j < nm:
-                        cl = members[j]
-                        j += 1
-                        if cl not in phantom:    # made a child since (its SYN-ACK timer)
-                            continue
-                        req = synq.get(cl)       # no request: a cookie phantom, the ACK is a cookie
-                        full = q > mab
-                        v = fin_ack[req is None][full]
-                        ack_tally[v] += 1
-                        if v == OVERFLOW or v == DISCARDED:
-                            if k + 1 < FIN_SENDS:
-                                rearm.append(cl)
-                            if full and special > t:
-                                # nothing frees a slot before the next event: every other FIN
-                                # of the group finds the queue full too
-                                rest = [x for x in members[j:] if x in phantom]
-                                nreq = sum(1 for x in rest if x in synq) if synq else 0
-                                ack_tally[fin_ack[0][1]] += nreq
-                                ack_tally[fin_ack[1][1]] += len(rest) - nreq
-                                if k + 1 < FIN_SENDS:
-                                    rearm += rest
-                                break
-                            continue
-                        phantom.discard(cl)      # the child is made at last
-                        if req is not None:
-                            del synq[cl]
-                            qlen -= 1
-                            cap, v_free, a_free, v_full = lone_verdicts(qlen)
-                        else:
-                            cookie_kids.add(cl)
-                        aq.append((t, cl))
-                        q += 1
-                        if q > max_q:
-                            max_q = q
-                        if q == 1:
-                            when = t if t > free_at else free_at
-                            next_acc = poll(when) if poll is not None else when
-                            if next_acc < special:
-                                special = next_acc
-                        if special <= t and j < nm:   # an accept() is due first: the rest later
-                            push(heap, (t, e[1] + j, _FIN, members[j:], k))
-                            break
-                    if rearm:                    # retransmitted together (seqs as if one by one)
-                        seq += 1
-                        push(heap, (t + fin_rto * (1 << k), seq, _FIN, rearm, k + 1))
-                        seq += len(rearm) - 1
-                    continue
-                else:                            # the SYN-ACK timer of a request whose ACK overflowed
-                    pop(heap)
-                    req = synq.get(cl)
-                    if req is None:
+            elif kind == _FIN:                   # copy e[4] of the FINs of a group of phantoms
+                pop(heap)
+                members = e[3]
+                k = e[4]
+                rearm: list[int] = []
+                j = 0
+                nm = len(members)
+                while j < nm:
+                    cl = members[j]
+                    j += 1
+                    if cl not in phantom:        # made a child since (its SYN-ACK timer)
                         continue
-                    if L.on_request_timer(t, req) == "expired":
-                        qlen -= 1                # the client stays a phantom
-                        cap, v_free, a_free, v_full = lone_verdicts(qlen)
-                        continue
-                    v = reack[q > mab]           # the client re-ACKs the SYN-ACK
+                    req = synq.get(cl)           # no request: a cookie phantom, the ACK is a cookie
+                    full = q > mab
+                    v = fin_ack[req is None][full]
                     ack_tally[v] += 1
-                    if v == OVERFLOW:
-                        seq += 1
-                        push(heap, (req.next_timer, seq, _SYNACK_TIMER, cl, 0))
+                    if v == OVERFLOW or v == DISCARDED:
+                        if k + 1 < FIN_SENDS:
+                            rearm.append(cl)
+                        if full and special > t:
+                            # nothing frees a slot before the next event: every other FIN
+                            # of the group finds the queue full too
+                            rest = [x for x in members[j:] if x in phantom]
+                            nreq = sum(1 for x in rest if x in synq) if synq else 0
+                            ack_tally[fin_ack[0][1]] += nreq
+                            ack_tally[fin_ack[1][1]] += len(rest) - nreq
+                            if k + 1 < FIN_SENDS:
+                                rearm += rest
+                            break
                         continue
-                phantom.discard(cl)              # the child is made at last
-                if req is not None:
-                    del synq[cl]
-                    qlen -= 1
+                    phantom.discard(cl)          # the child is made at last
+                    if req is not None:
+                        del synq[cl]
+                        qlen -= 1
+                        cap, v_free, a_free, v_full = lone_verdicts(qlen)
+                    else:
+                        cookie_kids.add(cl)
+                    aq.append((t, cl))
+                    q += 1
+                    if q > max_q:
+                        max_q = q
+                    if q == 1:
+                        when = t if t > free_at else free_at
+                        next_acc = poll(when) if poll is not None else when
+                        if next_acc < special:
+                            special = next_acc
+                    if special <= t and j < nm:   # an accept() is due first: the rest later
+                        push(heap, (t, e[1] + j, _FIN, members[j:], k))
+                        break
+                if rearm:                        # retransmitted together (seqs as if one by one)
+                    seq += 1
+                    push(heap, (t + fin_rto * (1 << k), seq, _FIN, rearm, k + 1))
+                    seq += len(rearm) - 1
+                continue
+            else:                                # the SYN-ACK timer of a request whose ACK overflowed
+                pop(heap)
+                req = synq.get(cl)
+                if req is None:
+                    continue
+                if L.on_request_timer(t, req) == "expired":
+                    qlen -= 1                    # the client stays a phantom
                     cap, v_free, a_free, v_full = lone_verdicts(qlen)
-                else:
-                    cookie_kids.add(cl)
+                    continue
+                v = reack[q > mab]               # the client re-ACKs the SYN-ACK
+                ack_tally[v] += 1
+                if v == OVERFLOW:
+                    seq += 1
+                    push(heap, (req.next_timer, seq, _SYNACK_TIMER, cl, 0))
+                    continue
+                phantom.discard(cl)              # the child is made at last
+                del synq[cl]
+                qlen -= 1
+                cap, v_free, a_free, v_full = lone_verdicts(qlen)
                 aq.append((t, cl))
                 q += 1
                 if q > max_q:

@@ -514,7 +514,8 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                             a = e[4]
                             retrans += 1
                             syns[b] = a + 1
-                            v = syn_verdict(qlen + nreq, q)
+                            vs = verdicts.get(qlen + nreq) or lone_verdicts(qlen + nreq)
+                            v = vs[3] if q > mab else vs[1]   # syn_verdict(qlen + nreq, q)
                             syn_tally[v] += 1
                             if v >= DROPPED:
                                 a += 1

@@ -66,7 +66,7 @@ class Event(IntEnum):
     SYN = 0            # the client's SYN number ``n`` (1, 2, ...: retransmissions; 0 comes from arrivals)
     GIVE_UP = 1        # the RTO fired with the SYN budget spent: connect() fails (ETIMEDOUT)
     SYNACK_TIMER = 2   # the reqsk timer of a request whose ACK overflowed: SYN-ACK again, the client re-ACKs
-    FIN = 3            # copy ``n`` of a phantom client's FIN; it carries the ACK again
+    FIN = 3            # copy ``n`` of a phantom client's FIN (of a group of them in _run_loopback); it carries the ACK again
 
 
 _SYN, _GIVE_UP, _SYNACK_TIMER, _FIN = map(int, Event)
@@ -369,9 +369,14 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
     and is looked up once per ``qlen`` (``v_free``/``v_full``). ``cap`` is the accept-queue
     length above which a lone SYN is dropped (-1 when every SYN is). A dropped retransmission is
     one ``heapreplace``. Bursts (retransmissions due within ``timer_tick`` of the head, KERNEL.md
-    case 2's "all SYNs before their ACKs") ask the model for each SYN with ``qlen + requests so
-    far``, then for each ACK. The accept queue holds ``(created, client)``; requests whose ACK
-    overflowed live in the Listener's own SYN queue (their timer is ``on_request_timer``).
+    case 2's "all SYNs before their ACKs") take each SYN's verdict for ``qlen + requests so far``
+    (from the same per-``qlen`` cache), then each ACK's. The accept queue holds
+    ``(created, client)``; requests whose ACK overflowed live in the Listener's own SYN queue
+    (their timer is ``on_request_timer``). The FINs of one burst's phantoms are one heap entry
+    ``(time, seq, FIN, [clients], copy)`` standing for one entry per client with consecutive
+    seqs (nothing else is armed at that time in between, so the order of every event is the
+    per-client order); once one of them finds the accept queue full with no accept() due before
+    the next event, the rest of the group finds it full too and is tallied at once.
     """
     L = listener
     c = L.counters
@@ -393,7 +398,8 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
     q = 0                                    # len(aq)
     cookie_kids: set[int] = set()
     # the heap always holds a sentinel at +inf, so the loop never tests it for emptiness
-    heap: list[tuple[float, int, int, int, int]] = [(inf, -1, -1, -1, -1)]
+    # (a FIN entry holds a list of clients: see the docstring)
+    heap: list[tuple[float, int, int, Any, int]] = [(inf, -1, -1, -1, -1)]
     push, pop, replace = heapq.heappush, heapq.heappop, heapq.heapreplace
     seq = 0
     up = _wheel(timer_gran, timer_phase) if timer_gran else None

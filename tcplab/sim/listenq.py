@@ -511,6 +511,23 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
                                 held.append(e)
                         for e in held:
                             push(heap, e)
+                        if q > mab:              # accept queue full for the whole burst: all dropped
+                            retrans += len(members)
+                            syn_tally[v_full] += len(members)
+                            due: dict[int, float] = {}   # on the wheel: SYN a's time, same for all
+                            for e in members:
+                                b = e[3]
+                                a = e[4] + 1
+                                syns[b] = a
+                                if up is None:
+                                    when = arrivals[b] + offsets[a]
+                                else:
+                                    when = due.get(a, -1.0)
+                                    if when < 0:
+                                        when = due[a] = up(t + offsets[a] - offsets[a - 1])
+                                seq += 1
+                                push(heap, (when, seq, _SYN if a < nsends else _GIVE_UP, b, a))
+                            continue
                         acks = []
                         fins: list[int] = []     # phantoms of this burst: their FINs, one group entry
                         fin_seq = 0

@@ -1,153 +1,139 @@
-"""Benchmark: the slider scenario (N connection attempts with SYN retries against a listen
-queue) in tcplab's simulator vs a plain SimPy model of the same scenario.
+"""Benchmark: what users run in the simulator, against a plain SimPy model of the same scenario.
 
-Both models get the same deterministic workload (seeded Poisson arrivals at 100/s, backlog 16,
-an app that accept()s one connection every 1/90 s) and must produce the same summary before
-the times are compared. Run: ``python bench/bench_sim.py [--sizes 10000,100000,1000000]``;
-``bench/run.py`` calls :func:`run`. Times are CPU seconds (best of ``--repeat``).
+The public calls with their default profile (linux-6.18: 4 ms timer tick, SYN bursts, the
+32 ms RTO wheel, phantom FINs in load): ``tcplab.experiments.load/accept_queue/syn_queue(...,
+mode="sim")``, which return a Result with pandas tables, and ``tcplab.experiments.simulate(name,
+params)``, the simulator under them (plain-data Outcome). The reference is
+:mod:`bench.simpy_models`: the same scenario in SimPy with the kernel rules written inline.
+Before anything is timed, tcplab's summary must equal the SimPy model's (a ratio between two
+different answers means nothing): SystemExit otherwise.
 
-Where the time goes (measured 2026-12-02 on the 2-core VM, CPython 3.11): with timer_tick 0
-tcplab runs ``_run_waves`` in ``tcplab/sim/listenq.py``: one FIFO per retry number, the SYNs
-of a window (< the smallest RTO gap) merged by one C-level sort, the accept queue walked by
-bisect, dropped SYNs moved in bulk. ~0.28 µs of CPU per SYN event at 100k attempts (10k
-attempts make ~27k events, 100k ~355k), ~0.3 µs at 10k; the heap loop it replaces spent
-~0.41 µs. SimPy spends ~3.5-4 µs per event. Ratio: ~12.5x at 10k and 100k (before: ~12.8x
-and ~9.2x on the same machine the same day), short of 20x: that needs <= ~0.19 µs per event,
-and the C-level per-SYN work alone (build the window's time list, sort it, move the drops) is
-already ~0.2 µs; the per-connection walk (~0.23 µs each, ~0.28 connections per SYN) comes on
-top. The default profile's bursts (``burst_s``) still run the heap loop.
+``load`` is asked for 10k, 100k and 1M attempts (rate 2000/s, accept_rate 1500/s, backlog 128,
+syn_retries 2: the issue's slider scenario, longer), through the public ``load(mode="sim")``
+(which takes up to 20M attempts in sim mode; only real mode is bound by fds and ports) and
+through ``simulate("load")`` (the Outcome without pandas). accept_queue and syn_queue take at most 1,000
+clients: they are timed at their defaults and at 1,000 clients.
+
+Times are CPU seconds (``time.process_time``, best of ``--repeat`` warm runs: both sides are
+single-threaded and CPU-bound; on a shared 2-core VM wall time would also count other
+programs). Peak memory is tracemalloc's peak over one extra run.
+
+Run: ``python bench/bench_sim.py [--sizes 10000,100000,1000000] [--simpy-max 100000]``;
+``bench/run.py`` calls :func:`run`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
-from dataclasses import replace
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tcplab.model.listen import Listener
-from tcplab.model.profiles import get_profile
-from tcplab.model.retries import syn_schedule
-from tcplab.sim.engine import SplitMix64, poisson_times
-from tcplab.sim.listenq import run_listen_world
+from bench import simpy_models  # noqa: E402
+from tcplab import experiments  # noqa: E402
+from tcplab.experiments import simulate  # noqa: E402
+from tcplab.sim.engine import SplitMix64  # noqa: E402
+from tcplab.sim.queues import RTO_WHEEL_GRAN  # noqa: E402
 
-RATE, BACKLOG, SERVICE = 100.0, 16, 1 / 90.0
-
-
-#: the SimPy model sends every retransmission on its own; the same run in tcplab needs timer_tick 0
-#: (the default profile's 4 ms tick turns simultaneous retransmissions into SYN bursts with
-#: syncookies, a different answer; its cost is reported separately as ``burst_s``)
-ONE_BY_ONE = replace(get_profile(None), timer_tick=0.0)
+LOAD = dict(rate=2000, accept_rate=1500, backlog=128, syn_retries=2)   # + duration = attempts / rate
+from tcplab.experiments.load import MAX_SIM_ATTEMPTS as PUBLIC_LOAD_MAX  # noqa: E402
+SEED = 0
 
 
-def run_tcplab(arrivals, until, profile=ONE_BY_ONE):
-    w = run_listen_world(Listener(backlog=BACKLOG, profile=profile), arrivals, until=until,
-                         accept_start=0.0, accept_service=SERVICE)
-    return {"established": w.established, "failed": w.failed, "pending": w.syn_sent,
-            "accepted": w.accepted, "ListenOverflows": w.listener.counters["ListenOverflows"]}
-
-
-def run_simpy(arrivals, until):
-    import simpy
-    env = simpy.Environment()
-    sched = syn_schedule(6, 4)
-    limit = BACKLOG
-    queue = simpy.Store(env)
-    stats = {"established": 0, "failed": 0, "accepted": 0, "ListenOverflows": 0}
-
-    def client(a):
-        yield env.timeout(a - env.now)
-        for k, offset in enumerate(sched.send_times):
-            if k:
-                yield env.timeout(a + offset - env.now)
-            if len(queue.items) > limit:          # sk_acceptq_is_full: len > max
-                stats["ListenOverflows"] += 1
-                continue
-            queue.put(env.now)
-            stats["established"] += 1
-            return
-        yield env.timeout(a + sched.fail_after - env.now)
-        stats["failed"] += 1
-
-    def server():
-        while True:
-            yield queue.get()
-            stats["accepted"] += 1
-            yield env.timeout(SERVICE)
-
-    def spawner():
-        for a in arrivals:
-            yield env.timeout(a - env.now)
-            env.process(client(a))
-
-    env.process(server())
-    env.process(spawner())
-    env.run(until=until)
-    stats["pending"] = len(arrivals) - stats["established"] - stats["failed"]
-    # count accepts the same way as tcplab (those due by `until`)
-    return {k: stats[k] for k in ("established", "failed", "pending", "accepted", "ListenOverflows")}
-
-
-def measure(fn, *args, repeat: int = 3):
-    """(result, best CPU seconds over ``repeat`` untraced runs, peak traced bytes of one run).
-
-    Both models are single-threaded and CPU-bound, so process CPU time (``time.process_time``)
-    is their cost; on a shared 2-core VM wall time also counts the time other programs hold
-    the CPU. The best of a few runs is the least noisy figure; both models get the same
-    number of runs."""
-    tracemalloc.start()
-    out = fn(*args)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+def cpu_time(fn: Callable[[], Any], repeat: int) -> float:
+    """Best CPU seconds of ``repeat`` runs of ``fn()`` (after the caller's warm-up run)."""
     best = float("inf")
-    for _ in range(repeat):                  # untraced timing (tracemalloc slows Python down)
+    for _ in range(repeat):
         t0 = time.process_time()
-        fn(*args)
+        fn()
         best = min(best, time.process_time() - t0)
-    return out, best, peak
+    return best
 
 
-def run(sizes=(10_000, 100_000, 1_000_000), simpy_max: int = 100_000, repeat: int = 3,
-        with_summary: bool = False) -> list[dict]:
-    """One row per size: attempts, tcplab_s, peak_mib, simpy_s, speedup, same_summary
-(seconds are CPU seconds, best of ``repeat``; ``with_summary`` adds the summary itself).
+def peak_mib(fn: Callable[[], Any]) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
 
-    SimPy runs only up to ``simpy_max`` attempts (its 1M run takes minutes); above that
-    simpy_s, speedup and same_summary are None. A size where the two models disagree raises
-    SystemExit: a ratio between two different answers means nothing."""
+
+def _row(what: str, attempts: int, summary: Any, reference: Any, public: Callable[[], Any] | None,
+         sim: Callable[[], Any], simpy: Callable[[], Any] | None, repeat: int) -> dict[str, Any]:
+    if reference is not None and summary != reference:
+        raise SystemExit(f"{what}: summaries differ: tcplab {summary} vs simpy {reference}")
+    row: dict[str, Any] = {"scenario": what, "attempts": attempts}
+    if public is not None:
+        public()                                            # warm: pandas imported, caches filled
+        row["public_s"] = cpu_time(public, repeat)
+    row["simulate_s"] = cpu_time(sim, repeat)
+    row["peak_mib"] = peak_mib(sim)
+    if simpy is not None:
+        row["simpy_s"] = cpu_time(simpy, max(1, repeat // 2))
+        row["simpy_peak_mib"] = peak_mib(simpy) if attempts <= 100_000 else None
+        if public is not None:
+            row["public_vs_simpy"] = row["simpy_s"] / row["public_s"]
+        row["simulate_vs_simpy"] = row["simpy_s"] / row["simulate_s"]
+        row["same_summary"] = True
+    return row
+
+
+def load_rows(sizes: tuple[int, ...], simpy_max: int, repeat: int) -> list[dict[str, Any]]:
     rows = []
+    phase = SplitMix64(SEED).random() * RTO_WHEEL_GRAN      # the wheel phase simulate() draws for seed 0
     for n in sizes:
-        until = n / RATE
-        arrivals = poisson_times(SplitMix64(42), RATE, until)
-        ours, t_ours, peak = measure(run_tcplab, arrivals, until, repeat=repeat)
-        _, t_burst, _ = measure(run_tcplab, arrivals, until, None, repeat=repeat)
-        row = {"attempts": len(arrivals), "tcplab_s": t_ours, "burst_s": t_burst, "peak_mib": peak / 2**20,
-               "simpy_s": None, "speedup": None, "same_summary": None, "summary": ours}
-        if n <= simpy_max:
-            theirs, t_simpy, _ = measure(run_simpy, arrivals, until, repeat=repeat)
-            if theirs != ours:
-                raise SystemExit(f"summaries differ at n={n}: tcplab {ours} vs simpy {theirs}")
-            row.update(simpy_s=t_simpy, speedup=t_simpy / t_ours, same_summary=True)
-        if not with_summary:
-            del row["summary"]
-        rows.append(row)
+        p = dict(LOAD, duration=n / LOAD["rate"])
+        summary = simulate("load", p, seed=SEED).summary
+        reference = simpy_models.load(**p, phase=phase) if n <= simpy_max else None
+        public = (lambda p=p: experiments.load(**p, mode="sim", seed=SEED)) if n <= PUBLIC_LOAD_MAX else None
+        rows.append(_row("load", summary["attempts"], summary, reference, public,
+                         lambda p=p: simulate("load", p, seed=SEED),
+                         (lambda p=p: simpy_models.load(**p, phase=phase)) if reference is not None else None,
+                         repeat if n <= 100_000 else 1))
     return rows
 
 
+def queue_rows(repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for name, params, model in (
+            ("accept_queue", {}, simpy_models.accept_queue),
+            ("accept_queue", dict(backlog=128, clients=1000, accept_after=0.5), simpy_models.accept_queue),
+            ("syn_queue", {}, simpy_models.syn_queue),
+            ("syn_queue", dict(backlog=128, clients=1000), simpy_models.syn_queue)):
+        summary = simulate(name, params).summary
+        clients = params.get("clients", 20 if name == "accept_queue" else 60)   # the defaults
+        fn = getattr(experiments, name)
+        rows.append(_row(f"{name}({', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults'})", clients,
+                         summary, model(**params), lambda fn=fn, params=params: fn(**params, mode="sim"),
+                         lambda name=name, params=params: simulate(name, params),
+                         lambda model=model, params=params: model(**params), repeat))
+    return rows
+
+
+def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), simpy_max: int = 100_000,
+        repeat: int = 3) -> list[dict[str, Any]]:
+    """One row per scenario and size: public_s (the public call, mode="sim"), simulate_s,
+    peak_mib (of simulate), simpy_s, simpy_peak_mib, public_vs_simpy, simulate_vs_simpy,
+    same_summary. SimPy runs up to ``simpy_max`` attempts (1M takes minutes)."""
+    return load_rows(sizes, simpy_max, repeat) + queue_rows(repeat)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", default="10000,100000,1000000")
-    ap.add_argument("--simpy-max", type=int, default=100000, help="largest size also run in SimPy")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per model and size (best is kept)")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="load() attempts")
+    ap.add_argument("--simpy-max", type=int, default=100_000, help="largest load() size also run in SimPy")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per side (best is kept)")
     args = ap.parse_args()
-    print(f"{'attempts':>9} {'tcplab s':>9} {'burst s':>9} {'peak MiB':>9} {'simpy s':>9} {'ratio':>7}  summary")
-    for r in run(tuple(int(x) for x in args.sizes.split(",")), args.simpy_max, args.repeat, with_summary=True):
-        simpy_t = "-" if r["simpy_s"] is None else f"{r['simpy_s']:9.3f}"
-        ratio = "-" if r["speedup"] is None else f"{r['speedup']:6.1f}x"
-        print(f"{r['attempts']:>9} {r['tcplab_s']:9.3f} {r['burst_s']:9.3f} {r['peak_mib']:9.1f} {simpy_t:>9} {ratio:>7}  {r['summary']}",
-              flush=True)
-    print("targets: 10k < 0.1 s, 1M < 10 s, memory linear, ratio >= 20x")
+    from bench._common import table
+    rows = run(tuple(int(x) for x in args.sizes.split(",")), args.simpy_max, args.repeat)
+    print(table(rows, list(dict.fromkeys(k for r in rows for k in r))))
+    print("goals: >= 20x SimPy on the public call at 10k and 100k attempts; 1M attempts < 2 s; memory linear")
 
 
 if __name__ == "__main__":

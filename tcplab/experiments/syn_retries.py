@@ -23,6 +23,7 @@ from tcplab.kernel.loopback import SocketSet, connect_error, tcp_state
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
+from tcplab.model.retries import syn_schedule
 from tcplab.sim.queues import syn_retries as sim_syn_retries
 
 
@@ -34,23 +35,11 @@ _POLL_S = 0.002
 
 
 def predict_syn_times(retries: int, linear_timeouts: int, rto_s: float = 1.0) -> tuple[list[float], float]:
-    """SYN send times and the failure time the 6.x rules predict (net/ipv4/tcp_timer.c).
-
-    When the RTO timer fires, ``tcp_write_timeout()`` gives up if ``retransmits >= retries +
-    linear_timeouts`` or if the elapsed time reached ``(2^(retries+1) - 1) * 1 s``
-    (``tcp_model_timeout()``); otherwise it retransmits, and ``tcp_retransmit_timer()`` doubles
-    the RTO only once ``backoff > linear_timeouts``.
-    """
-    t, rto, retrans, sends = 0.0, rto_s, 0, [0.0]
-    budget = ((2 << retries) - 1) * rto_s
-    while True:
-        t += rto
-        if retrans >= retries + linear_timeouts or t >= budget:
-            return sends, t
-        retrans += 1
-        sends.append(t)
-        if retrans > linear_timeouts:  # icsk_backoff after this retransmit
-            rto = min(rto * 2, 120.0)
+    """SYN send times and the failure time the 6.x rules predict: the model's
+    :func:`tcplab.model.retries.syn_schedule` (the one copy of ``tcp_write_timeout()`` /
+    ``tcp_retransmit_timer()``), as ``(send_times, fail_after)``."""
+    sched = syn_schedule(retries, linear_timeouts, rto_s)
+    return list(sched.send_times), sched.fail_after
 
 
 def _linear(p: Mapping[str, Any]) -> int:

@@ -21,6 +21,7 @@ import struct
 
 from tcplab.errors import ParseError, SockDiagUnavailable
 from tcplab.kernel.procnet import SocketRecord
+from tcplab.model.states import STATE_NAMES, TIMER_NAMES, TcpState
 
 __all__ = ["DiagRecord", "parse_diag_messages", "dump_tcp", "dump_tcp_rows", "listen_queues", "build_request", "state_mask"]
 
@@ -30,7 +31,7 @@ NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
-TCP_LISTEN = 10
+TCP_LISTEN = int(TcpState.LISTEN)
 ALL_STATES = 0xFFF
 
 _NLMSGHDR = struct.Struct("=IHHII")            # len, type, flags, seq, pid
@@ -41,9 +42,6 @@ _SOCKID = struct.Struct(">HH16s16s4s8s")      # sport, dport (network order), sr
 # 50k-socket dump fast.
 _MSG = struct.Struct("=BBBB2s2s16s16s12xIIIII")
 _MSG_LEN = _MSG.size  # 72
-_TIMERS = {0: "off", 1: "retransmit", 2: "keepalive", 3: "time_wait", 4: "probe"}
-_STATE_NAMES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-                6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 
 
 # One record type for both sources: an inet_diag_msg carries the same fields as a
@@ -77,8 +75,8 @@ def build_request(family: int, states: int = ALL_STATES, seq: int = 1) -> bytes:
 # nlmsghdr + inet_diag_msg in one unpack (we ask for no attributes, so a message is 88 bytes
 # plus nothing); ports come out in host order and are swapped with ntohs.
 _HDR_MSG = struct.Struct("=IHHIIBBBBHH16s16s12xIIIII")
-_STATE_BY_NUMBER = tuple(_STATE_NAMES.get(i) for i in range(16))
-_TIMER_BY_NUMBER = tuple(_TIMERS.get(i, str(i)) for i in range(256))
+_STATE_BY_NUMBER = tuple(STATE_NAMES.get(i) for i in range(16))
+_TIMER_BY_NUMBER = tuple(TIMER_NAMES.get(i, str(i)) for i in range(256))
 
 
 def _parse_rows(data: bytes, source: str) -> tuple[list[tuple], bool]:
@@ -172,7 +170,7 @@ def state_mask(state: str | None) -> int:
     """The idiag_states bit mask for one kernel state name, or all states for None."""
     if state is None:
         return ALL_STATES
-    number = {v: k for k, v in _STATE_NAMES.items()}[state]
+    number = {v: k for k, v in STATE_NAMES.items()}[state]
     return 1 << number
 
 

@@ -20,17 +20,15 @@ import sys
 from dataclasses import dataclass
 
 from tcplab.errors import KernelUnavailable, ParseError
+from tcplab.model.states import STATE_NAMES, TIMER_NAMES
 
 __all__ = ["TCP_STATES", "SocketRecord", "parse_proc_net_tcp", "read_proc_net_tcp"]
 
-#: include/net/tcp_states.h — the kernel's numbers and names.
-TCP_STATES: dict[int, str] = {
-    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
-}
+#: include/net/tcp_states.h — the kernel's numbers and names (the table lives in the model).
+TCP_STATES: dict[int, str] = STATE_NAMES
 
 #: tr field of /proc/net/tcp: which timer is pending.
-TIMERS: dict[int, str] = {0: "off", 1: "retransmit", 2: "keepalive", 3: "time_wait", 4: "probe"}
+TIMERS: dict[int, str] = TIMER_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +56,7 @@ def _decode_address(hexaddr: str) -> str:
         raise ValueError(f"address of {len(raw)} bytes")
     if sys.byteorder == "little":
         raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    ip = ipaddress.ip_address(raw)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        return str(ip)
-    return str(ip)
+    return str(ipaddress.ip_address(raw))
 
 
 def _endpoint(field: str) -> tuple[str, int]:

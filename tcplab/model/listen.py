@@ -51,12 +51,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 from tcplab.model.profiles import KernelProfile, get_profile
 from tcplab.model.synack import defer_accept_retrans, syn_ack_recalc, synack_retry_limit, synack_timeout
 
-__all__ = ["Listener", "Request", "Child", "COUNTER_NAMES", "new_counters"]
+__all__ = ["Listener", "Request", "Child", "COUNTER_NAMES", "new_counters",
+           "Syn", "SYN_COUNTERS", "Ack", "ACK_COUNTERS"]
 
 #: Counters the model maintains (kernel names; TcpExt unless noted).
 COUNTER_NAMES = (
@@ -72,6 +74,62 @@ COUNTER_NAMES = (
 def new_counters() -> dict[str, int]:
     """A fresh counter dict with every name at 0 (one per simulated network namespace)."""
     return dict.fromkeys(COUNTER_NAMES, 0)
+
+
+class Syn(IntEnum):
+    """What ``tcp_conn_request()`` does with a SYN (:meth:`Listener.syn_verdict`)."""
+
+    REQUEST = 0                  # a request sock is queued (SYN_RECV)
+    COOKIE = 1                   # SYN queue full, cookies on: a syncookie SYN-ACK, no state kept
+    DROP_SYNQ_FULL = 2           # SYN queue full, cookies off (tcp_syn_flood_action)
+    DROP_ACCEPTQ_FULL = 3        # accept queue full (sk_acceptq_is_full)
+    DROP_ACCEPTQ_FULL_COOKIE = 4  # the same after a cookie was intended
+    DROP_THREE_QUARTERS = 5      # cookies off, SYN queue past 3/4 of tcp_max_syn_backlog
+
+    @property
+    def dropped(self) -> bool:
+        return self >= Syn.DROP_SYNQ_FULL
+
+
+#: The counters ``tcp_conn_request()`` bumps for each :class:`Syn` verdict, one each
+#: (ListenDrops is ``tcp_listendrop()`` at ``drop:``; the 3/4 rule has no counter of its own).
+SYN_COUNTERS: dict[Syn, tuple[str, ...]] = {
+    Syn.REQUEST: (),
+    Syn.COOKIE: ("TCPReqQFullDoCookies", "SyncookiesSent"),
+    Syn.DROP_SYNQ_FULL: ("TCPReqQFullDrop", "ListenDrops"),
+    Syn.DROP_ACCEPTQ_FULL: ("ListenOverflows", "ListenDrops"),
+    Syn.DROP_ACCEPTQ_FULL_COOKIE: ("TCPReqQFullDoCookies", "ListenOverflows", "ListenDrops"),
+    Syn.DROP_THREE_QUARTERS: ("ListenDrops",),
+}
+
+
+class Ack(IntEnum):
+    """What the handshake ACK does (:meth:`Listener.ack_verdict`)."""
+
+    CHILD = 0                    # a child is queued for accept()
+    COOKIE_CHILD = 1             # a valid cookie: the child is built at once
+    DEFERRED = 2                 # TCP_DEFER_ACCEPT and a bare ACK: the request stays, acked
+    OVERFLOW = 3                 # accept queue full, tcp_abort_on_overflow=0: request stays, acked
+    RESET = 4                    # accept queue full, tcp_abort_on_overflow=1: RST, request gone
+    COOKIE_DISCARDED = 5         # a cookie ACK while the accept queue is full: dropped, no RST
+    UNKNOWN = 6                  # no request and no cookie
+
+
+#: The counters each :class:`Ack` verdict bumps, one each (``tcp_check_req()``,
+#: ``tcp_v4_syn_recv_sock()``, ``cookie_v4_check()``).
+ACK_COUNTERS: dict[Ack, tuple[str, ...]] = {
+    Ack.CHILD: ("PassiveOpens",),
+    Ack.COOKIE_CHILD: ("SyncookiesRecv", "PassiveOpens"),
+    Ack.DEFERRED: ("TCPDeferAcceptDrop",),
+    Ack.OVERFLOW: ("ListenOverflows", "ListenDrops"),
+    Ack.RESET: ("ListenOverflows", "ListenDrops", "EmbryonicRsts", "OutRsts"),
+    Ack.COOKIE_DISCARDED: ("SyncookiesRecv", "ListenOverflows", "ListenDrops"),
+    Ack.UNKNOWN: (),
+}
+
+#: what :meth:`Listener.on_ack` answers for each verdict
+_ACK_RESULT = {Ack.CHILD: "child", Ack.COOKIE_CHILD: "child", Ack.DEFERRED: "deferred", Ack.OVERFLOW: "overflow",
+               Ack.RESET: "reset", Ack.COOKIE_DISCARDED: "discarded", Ack.UNKNOWN: "unknown"}
 
 
 @dataclass
@@ -147,48 +205,82 @@ class Listener:
         """Request socks in the SYN queue (``inet_csk_reqsk_queue_len``)."""
         return len(self.syn_queue)
 
-    # -- the rules -----------------------------------------------------------------------
-    def acceptq_is_full(self) -> bool:
-        """``sk_acceptq_is_full()``: ``sk_ack_backlog > sk_max_ack_backlog``."""
-        return len(self.accept_queue) > self.max_ack_backlog
+    # -- the rules ---------------------------------------------------------------------
+    def acceptq_is_full(self, acceptq_len: int | None = None) -> bool:
+        """``sk_acceptq_is_full()``: ``sk_ack_backlog > sk_max_ack_backlog`` (this listener's
+        accept queue, or one of ``acceptq_len``)."""
+        n = len(self.accept_queue) if acceptq_len is None else acceptq_len
+        return n > self.max_ack_backlog
 
-    def reqsk_queue_is_full(self) -> bool:
-        """``inet_csk_reqsk_queue_is_full()``: ``>`` since v6.13, ``>=`` before."""
-        qlen = len(self.syn_queue)
+    def reqsk_queue_is_full(self, qlen: int | None = None) -> bool:
+        """``inet_csk_reqsk_queue_is_full()``: ``>`` since v6.13, ``>=`` before (this
+        listener's SYN queue, or one of ``qlen`` requests)."""
+        if qlen is None:
+            qlen = len(self.syn_queue)
         if self.profile.synq_full_strict:
             return qlen > self.max_ack_backlog
         return qlen >= self.max_ack_backlog
 
-    def _listendrop(self) -> None:
-        self.counters["ListenDrops"] += 1        # tcp_listendrop()
+    def syn_verdict(self, qlen: int, acceptq_len: int, proven: bool = False) -> Syn:
+        """``tcp_conn_request()`` for a SYN meeting ``qlen`` requests and ``acceptq_len``
+        children (pure: counts nothing; :data:`SYN_COUNTERS` says what it counts).
+
+        >>> L = Listener(backlog=100, syncookies=0, max_syn_backlog=16)
+        >>> [L.syn_verdict(q, 0).name for q in (0, 12, 13, 101)]
+        ['REQUEST', 'REQUEST', 'DROP_THREE_QUARTERS', 'DROP_SYNQ_FULL']
+        >>> L.syn_verdict(0, 101).name, Listener(backlog=4).syn_verdict(5, 5).name
+        ('DROP_ACCEPTQ_FULL', 'DROP_ACCEPTQ_FULL_COOKIE')
+        """
+        cookies = self.syncookies
+        want_cookie = False
+        if cookies == 2 or self.reqsk_queue_is_full(qlen):
+            if not cookies:                      # tcp_syn_flood_action(): no cookies
+                return Syn.DROP_SYNQ_FULL
+            want_cookie = True
+        if acceptq_len > self.max_ack_backlog:   # sk_acceptq_is_full()
+            return Syn.DROP_ACCEPTQ_FULL_COOKIE if want_cookie else Syn.DROP_ACCEPTQ_FULL
+        if want_cookie:
+            return Syn.COOKIE
+        mx = self.max_syn_backlog
+        if not cookies and mx - qlen < (mx >> 2) and not proven:   # drop_and_release
+            return Syn.DROP_THREE_QUARTERS
+        return Syn.REQUEST
+
+    def ack_verdict(self, acceptq_len: int, *, cookie: bool = False, has_request: bool = True,
+                    bare: bool = True) -> Ack:
+        """The handshake ACK meeting ``acceptq_len`` children: a cookie ACK, or the ACK of a
+        request (``has_request``: the SYN queue holds one for this peer; ``bare``: the ACK
+        carries no data). Pure; :data:`ACK_COUNTERS` says what it counts.
+
+        >>> L = Listener(backlog=0)
+        >>> L.ack_verdict(1, cookie=True).name, L.ack_verdict(1).name, L.ack_verdict(0).name
+        ('COOKIE_DISCARDED', 'OVERFLOW', 'CHILD')
+        """
+        full = acceptq_len > self.max_ack_backlog
+        if cookie:                               # cookie_v4_check() -> tcp_get_cookie_sock()
+            return Ack.COOKIE_DISCARDED if full else Ack.COOKIE_CHILD
+        if not has_request:
+            return Ack.UNKNOWN
+        if self.defer_accept and bare:           # num_timeout < rskq_defer_accept && bare ACK
+            return Ack.DEFERRED
+        if full:                                 # tcp_v4_syn_recv_sock(): exit_overflow
+            return Ack.RESET if self.abort_on_overflow else Ack.OVERFLOW
+        return Ack.CHILD
+
+    def count(self, names: tuple[str, ...], n: int = 1) -> None:
+        """Add ``n`` to each counter of ``names`` (a :data:`SYN_COUNTERS` / :data:`ACK_COUNTERS` row)."""
+        c = self.counters
+        for name in names:
+            c[name] += n
 
     def on_syn(self, now: float, peer: Any, *, proven: bool = False) -> str:
         """A SYN from ``peer``. Returns "request", "cookie" or "dropped" (``tcp_conn_request``)."""
-        c = self.counters
-        want_cookie = False
-        if self.syncookies == 2 or self.reqsk_queue_is_full():
-            # tcp_syn_flood_action()
-            if self.syncookies:
-                c["TCPReqQFullDoCookies"] += 1
-                want_cookie = True
-            else:
-                c["TCPReqQFullDrop"] += 1
-                self._listendrop()
-                return "dropped"
-        if self.acceptq_is_full():
-            c["ListenOverflows"] += 1
-            self._listendrop()
-            return "dropped"
-        if not want_cookie:
-            mx = self.max_syn_backlog
-            if not self.syncookies and mx - len(self.syn_queue) < (mx >> 2) and not proven:
-                self._listendrop()               # drop_and_release: no dedicated counter
-                return "dropped"
-        if want_cookie:
-            c["SyncookiesSent"] += 1             # cookie_init_sequence()
-            return "cookie"
-        self.syn_queue[peer] = Request(peer, now, next_timer=now + self.profile.rto_initial)
-        return "request"
+        v = self.syn_verdict(len(self.syn_queue), len(self.accept_queue), proven)
+        self.count(SYN_COUNTERS[v])
+        if v is Syn.REQUEST:
+            self.syn_queue[peer] = Request(peer, now, next_timer=now + self.profile.rto_initial)
+            return "request"
+        return "cookie" if v is Syn.COOKIE else "dropped"
 
     def on_ack(self, now: float, peer: Any, *, cookie: bool = False, bare: bool = True) -> str:
         """The handshake ACK from ``peer``.
@@ -198,38 +290,19 @@ class Listener:
         RST sent, request gone), "discarded" (cookie ACK while the accept queue is full)
         or "unknown" (no request and no cookie).
         """
-        c = self.counters
-        if cookie:
-            c["SyncookiesRecv"] += 1             # cookie_v4_check()
-            if self.acceptq_is_full():           # tcp_v4_syn_recv_sock(): exit_overflow
-                c["ListenOverflows"] += 1
-                self._listendrop()
-                return "discarded"               # tcp_get_cookie_sock(): no abort branch
+        req = None if cookie else self.syn_queue.get(peer)
+        v = self.ack_verdict(len(self.accept_queue), cookie=cookie, has_request=req is not None, bare=bare)
+        self.count(ACK_COUNTERS[v])
+        if v is Ack.COOKIE_CHILD:
             self.accept_queue.append(Child(peer, now, via_cookie=True))
-            c["PassiveOpens"] += 1
-            return "child"
-        req = self.syn_queue.get(peer)
-        if req is None:
-            return "unknown"
-        if self.defer_accept and bare:
-            # tcp_check_req(): num_timeout < rskq_defer_accept && bare ACK
-            req.acked = True
-            c["TCPDeferAcceptDrop"] += 1
-            return "deferred"
-        if self.acceptq_is_full():
-            c["ListenOverflows"] += 1
-            self._listendrop()
-            if not self.abort_on_overflow:
-                req.acked = True                 # listen_overflow: wait for a retransmit
-                return "overflow"
+        elif v is Ack.CHILD:
+            del self.syn_queue[peer]
+            self.accept_queue.append(Child(peer, now))
+        elif v is Ack.DEFERRED or v is Ack.OVERFLOW:
+            req.acked = True                     # type: ignore[union-attr]  # wait for a retransmit
+        elif v is Ack.RESET:
             del self.syn_queue[peer]             # embryonic_reset:
-            c["EmbryonicRsts"] += 1
-            c["OutRsts"] += 1
-            return "reset"
-        del self.syn_queue[peer]
-        self.accept_queue.append(Child(peer, now))
-        c["PassiveOpens"] += 1
-        return "child"
+        return _ACK_RESULT[v]
 
     def connect(self, now: float, peer: Any = None) -> str:
         """A loopback connect(): SYN, SYN-ACK and ACK all run inside the call (KERNEL.md
@@ -263,32 +336,38 @@ class Listener:
         return min(r.next_timer for r in self.syn_queue.values())
 
     def on_timer(self, now: float) -> list[tuple[str, Any]]:
-        """Fire due reqsk timers (``reqsk_timer_handler``), oldest first. Returns ``("synack", peer)``
-        for each SYN-ACK retransmitted and ``("expired", peer)`` for each request dropped.
-
-        The limit is :func:`~tcplab.model.synack.synack_retry_limit` (``tcp_synack_retries``, cut
-        down to 2 for old requests while the queue is more than half full of them), expire/resend
-        is :func:`~tcplab.model.synack.syn_ack_recalc` (a deferred, acked request lives at least
-        the defer period and is not resent before its end). The timer doubles from 1 s.
-        """
+        """Fire due reqsk timers (``reqsk_timer_handler``, :meth:`on_request_timer` for each),
+        oldest first. Returns ``("synack", peer)`` for each SYN-ACK retransmitted and
+        ``("expired", peer)`` for each request dropped."""
         out: list[tuple[str, Any]] = []
         due = sorted((r for r in self.syn_queue.values() if r.next_timer <= now),
                      key=lambda r: (r.next_timer, r.created))
+        for req in due:
+            what = self.on_request_timer(now, req)
+            if what != "waiting":
+                out.append((what, req.peer))
+        return out
+
+    def on_request_timer(self, now: float, req: Request) -> str:
+        """The SYN-ACK timer of ``req`` fired (``reqsk_timer_handler``): "expired" (dropped from
+        the SYN queue), "synack" (retransmitted) or "waiting" (re-armed without a SYN-ACK).
+
+        The limit is :func:`~tcplab.model.synack.synack_retry_limit` (``tcp_synack_retries``, cut
+        down to 2 for old requests while the queue is more than half full of them, read at this
+        request's timer as the kernel reads ``qlen`` and ``young``), expire/resend is
+        :func:`~tcplab.model.synack.syn_ack_recalc` (a deferred, acked request lives at least the
+        defer period and is not resent before its end). The timer doubles from 1 s.
+        """
         young = sum(1 for r in self.syn_queue.values() if r.num_timeout == 0)
         defer = defer_accept_retrans(self.defer_accept_s) if self.defer_accept else 0
-        for req in due:
-            limit = synack_retry_limit(self.synack_retries, len(self.syn_queue), young, self.max_ack_backlog)
-            expire, resend = syn_ack_recalc(req.num_timeout, limit, defer, req.acked)
-            if req.num_timeout == 0:
-                young -= 1                       # reqsk_queue_removed() / atomic_dec(&queue->young)
-            if expire:
-                del self.syn_queue[req.peer]
-                out.append(("expired", req.peer))
-                continue
-            if resend:
-                self.counters["TCPSynRetrans"] += 1
-                self.counters["RetransSegs"] += 1
-                out.append(("synack", req.peer))
-            req.num_timeout += 1
-            req.next_timer = now + synack_timeout(req.num_timeout, self.profile.rto_initial, self.profile.rto_max)
-        return out
+        limit = synack_retry_limit(self.synack_retries, len(self.syn_queue), young, self.max_ack_backlog)
+        expire, resend = syn_ack_recalc(req.num_timeout, limit, defer, req.acked)
+        if expire:
+            del self.syn_queue[req.peer]
+            return "expired"
+        if resend:
+            self.counters["TCPSynRetrans"] += 1
+            self.counters["RetransSegs"] += 1
+        req.num_timeout += 1
+        req.next_timer = now + synack_timeout(req.num_timeout, self.profile.rto_initial, self.profile.rto_max)
+        return "synack" if resend else "waiting"

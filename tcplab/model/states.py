@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from tcplab.errors import TcpLabError
 
-__all__ = ["TcpState", "EVENTS", "TRANSITIONS", "IllegalTransition", "next_state", "edges",
+__all__ = ["TcpState", "STATE_NAMES", "TIMER_NAMES", "EVENTS", "TRANSITIONS", "IllegalTransition", "next_state", "edges",
            "Edge", "reachable"]
 
 
@@ -42,6 +42,17 @@ class TcpState(IntEnum):
     LAST_ACK = 9
     LISTEN = 10
     CLOSING = 11
+
+
+#: ``{number: name}`` of every state: what ``/proc/net/tcp`` (``st``, hex) and sock_diag
+#: (``idiag_state``) carry. The kernel layer decodes with this table.
+STATE_NAMES: dict[int, str] = {s.value: s.name for s in TcpState}
+
+#: Which timer is pending on a socket, by number: the ``tr`` field of ``/proc/net/tcp``
+#: (``get_tcp4_sock()``: 1 retransmit/loss probe, 4 zero-window probe, 2 keepalive) and
+#: ``idiag_timer`` of sock_diag (``inet_sk_diag_fill()``, same numbers); 3 is a TIME_WAIT
+#: socket's timer (``get_timewait4_sock()``).
+TIMER_NAMES: dict[int, str] = {0: "off", 1: "retransmit", 2: "keepalive", 3: "time_wait", 4: "probe"}
 
 
 class IllegalTransition(TcpLabError, ValueError):

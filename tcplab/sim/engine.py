@@ -54,9 +54,6 @@ class SplitMix64:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
         return ((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0)
 
-    def expovariate(self, rate: float) -> float:
-        return -math.log(1.0 - self.random()) / rate
-
 
 def poisson_times(rng: Rng, rate: float, duration: float, start: float = 0.0) -> list[float]:
     """Arrival times of a Poisson process of ``rate``/s in ``[start, start+duration)``.
@@ -95,9 +92,6 @@ class Engine:
         self._seq += 1
         heapq.heappush(self._heap, (time, priority, self._seq, action, arg))
         return self._seq
-
-    def peek(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
 
     def run(self, until: float = math.inf, max_events: int = 50_000_000) -> int:
         """Run events with ``time <= until``; leave ``now == until`` (if finite). Returns the

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BINDER := .venv-binder
 
-.PHONY: lab test test-fast test-course test-restricted bench docs clean
+.PHONY: lab test test-fast test-course test-restricted test-workshop workshop-env workshop-bench bench docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tcplab needs Python 3.11+, this is " + sys.version.split()[0]'
@@ -20,11 +20,14 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=course $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Everything CI checks: unit, kernel, fuzz and browser tests; the course under nbval as this
-# user; then the course as Binder installs it, as a non-root user without namespaces.
+# user; then the course as Binder installs it, as a non-root user without namespaces; then (as root)
+# a JupyterHub with a room of 12 learners running the course's experiments at once (~1.5 min).
 test: $(STAMP)
 	./scripts/ensure-chromium
-	$(BIN)/python -m pytest tests --doctest-modules tcplab -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests --doctest-modules tcplab -q -p no:cacheprovider -m "not workshop"
 	$(MAKE) --no-print-directory test-course test-restricted
+	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-workshop; \
+	else echo "test-workshop skipped: it creates Unix accounts and runs a hub, which needs root"; fi
 
 test-course: $(STAMP)
 	cd course && ../$(BIN)/python -m pytest --nbval-lax . -q -p no:cacheprovider
@@ -52,5 +55,39 @@ docs: $(STAMP)
 	$(BIN)/python scripts/gen_api.py
 	$(BIN)/python -m tcplab.experiments.agreement --out docs/agreement.md
 
+# A workshop on this host (workshop/jupyterhub_config.py). The learners' environment is built from
+# a system interpreter every account can execute (like TLJH's /opt/tljh/user), with tcplab
+# installed (not editable: learners must not need to read this checkout); the proxy from npm.
+WS_PYTHON ?= /usr/bin/python3
+WS_ENV    := workshop/build/env
+WS_STAMP  := $(WS_ENV)/.installed
+WS_DRIVER := $(VENV)/.workshop-installed
+CHP       := workshop/build/node/node_modules/.bin/configurable-http-proxy
+LEARNERS  ?= 12
+
+$(WS_STAMP): pyproject.toml $(shell find tcplab -name '*.py')
+	@$(WS_PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "WS_PYTHON must be Python 3.11+ readable by every learner"'
+	$(WS_PYTHON) -m venv $(WS_ENV)
+	$(WS_ENV)/bin/python -m pip install -qq --upgrade pip
+	$(WS_ENV)/bin/python -m pip install -qq ".[course,workshop]"
+	touch $(WS_STAMP)
+
+$(CHP):
+	npm install --silent --prefix workshop/build/node configurable-http-proxy@5.3.0
+
+$(WS_DRIVER): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -qq -e ".[workshop]"
+	touch $(WS_DRIVER)
+
+workshop-env: $(WS_STAMP) $(CHP) $(WS_DRIVER)
+
+# root only: creates LEARNERS accounts tcplab-l01..., runs the hub on loopback, removes them
+test-workshop: workshop-env
+	TCPLAB_LEARNERS=$(LEARNERS) $(BIN)/python -m pytest tests/test_workshop.py -m workshop -q -p no:cacheprovider -s
+
+# the capacity table of docs/instructors.md (several minutes; root)
+workshop-bench: workshop-env
+	$(BIN)/python workshop/room.py bench --levels 1,4,8,$(LEARNERS),16,24 --out workshop/build/bench.json
+
 clean:
-	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis workshop/build

@@ -4,6 +4,7 @@
     tcplab ss [-l] [--port N] [--state S]   sockets with ss's Recv-Q/Send-Q
     tcplab counters [--watch SECONDS] [--count N]   counters, or their deltas
     tcplab run EXPERIMENT [--mode M] [--set name=value ...]   run one experiment
+    tcplab workshop progress [--homes DIR]   who passed which self-check (admin, on a workshop hub)
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -67,7 +68,17 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=["auto", "real", "sim"], default="auto")
     r.add_argument("--set", dest="params", action="append", default=[], metavar="NAME=VALUE",
                    help="an experiment parameter, e.g. --set backlog=5 (repeatable)")
+    w = sub.add_parser("workshop", help="for the instructor of a workshop hub")
+    wsub = w.add_subparsers(dest="workshop_command", required=True, parser_class=_Parser)
+    wp = wsub.add_parser("progress", help="who passed which self-check (reads DIR/*/.tcplab/progress.jsonl)")
+    wp.add_argument("--homes", default="/home", metavar="DIR", help="where the learners' homes are (default /home)")
     return p
+
+
+def _cmd_workshop(args: argparse.Namespace) -> None:
+    from tcplab.kernel.progress import progress_table, read_room
+
+    print(progress_table(read_room(args.homes)))
 
 
 def _cmd_ss(args: argparse.Namespace) -> None:
@@ -142,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_counters(args)
         elif args.command == "run":
             _cmd_run(args)
+        elif args.command == "workshop":
+            _cmd_workshop(args)
     except (ValueError, TypeError) as e:
         print(f"tcplab: error: {e}", file=sys.stderr)
         return 2

@@ -130,6 +130,17 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
                 "import subprocess, json\n"
                 "p = subprocess.run(['tcplab', 'doctor', '--workshop'], capture_output=True, text=True, timeout=120)\n"
                 "print('@@' + json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr}))", timeout=150)
+        # self-checks: learner 0 answers notebook 03's quiz right, learner 1 wrong; the admin's view
+        for k, s in enumerate(sessions[:2]):
+            if s.kernel is not None:
+                report.setdefault("self_checks", []).append(s.kernel.execute(
+                    "from tcplab.widgets.quiz import accept_queue_quiz\n"
+                    "q = accept_queue_quiz(rng=3, mode='real')\n"
+                    "right = min(q.params['backlog'], q.params['somaxconn']) + 1\n"
+                    f"ok = q.check(answer=right + {k})\n"
+                    "print('@@' + json.dumps({'ok': ok, 'mode': q.result.mode}))", timeout=120))
+        report["progress"] = subprocess.run([sys.executable, "-m", "tcplab", "workshop", "progress"], cwd=ROOT,
+                                            capture_output=True, text=True, timeout=60).stdout
         for s in sessions:
             for k in (s.kernel, s.spare):
                 if k is not None:
@@ -189,6 +200,16 @@ def test_doctor_as_a_learner_says_what_the_course_does_for_them(scenario):
     assert "In the course on this host" in out
     assert "real: every experiment, each in its own namespace" in out
     assert "[ok] open files limit 4096" in out, out
+    assert "[ok] other users' processes are hidden from you" in out, out
+    assert "self-check results are recorded in" in out, out
+
+
+def test_self_checks_are_recorded_and_the_admin_sees_who_passed(scenario):
+    assert [c.get("ok") for c in scenario["self_checks"]] == [True, False], scenario["self_checks"]
+    rows = {line.split()[0]: line for line in scenario["progress"].splitlines()[1:]}
+    first, second = f"{PREFIX}01", f"{PREFIX}02"
+    assert "passed (1)" in rows[first] and "not yet (1)" in rows[second], scenario["progress"]
+    assert scenario["progress"].splitlines()[0].split() == ["learner", "accept_queue"]
 
 
 def test_host_sysctls_unchanged(scenario):

@@ -135,7 +135,8 @@ c.Spawner.notebook_dir = "~"
 c.Spawner.pre_spawn_hook = deliver_course
 # only what the learner needs: not the hub's PYTHONPATH (a learner imports the installed tcplab)
 c.Spawner.env_keep = ["LANG", "LC_ALL", "TZ"]
-c.Spawner.environment = {"PATH": f"{ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
+c.Spawner.environment = {"PATH": f"{ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+                         "TCPLAB_PROGRESS": "1"}  # self-checks go to ~/.tcplab/progress.jsonl (tcplab workshop progress)
 c.Spawner.start_timeout = 120  # 12 servers starting at once on 2 cores
 c.Spawner.http_timeout = 120
 c.JupyterHub.concurrent_spawn_limit = 100

@@ -451,6 +451,9 @@ class SelfCheck:
         self.expected = expected
         ok = expected is not None and abs(float(yours) - float(expected)) <= self.tolerance + 1e-9
         self.correct = ok
+        from tcplab.kernel.progress import record_self_check  # ~/.tcplab/progress.jsonl on a workshop hub
+        record_self_check(getattr(self.experiment, "__name__", "?"), self.params, _num(yours), _num(expected), ok,
+                          result.mode)
         values = {**dict(result.summary),
                   **self.params, "expected": _num(expected), "yours": _num(yours)}
         why = html.escape(_fmt(self.explanation, values))

@@ -137,8 +137,8 @@ c.Spawner.pre_spawn_hook = deliver_course
 c.Spawner.env_keep = ["LANG", "LC_ALL", "TZ"]
 c.Spawner.environment = {"PATH": f"{ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                          "TCPLAB_PROGRESS": "1"}  # self-checks go to ~/.tcplab/progress.jsonl (tcplab workshop progress)
-c.Spawner.start_timeout = 120  # 12 servers starting at once on 2 cores
-c.Spawner.http_timeout = 120
+c.Spawner.start_timeout = 300  # 48 servers starting at once on 2 cores take ~3.4 s of CPU each
+c.Spawner.http_timeout = 300
 c.JupyterHub.concurrent_spawn_limit = 100
 # an idle kernel holds ~60 MB; the culler (jupyterhub-idle-culler) is the TLJH default, not needed here
 

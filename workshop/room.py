@@ -262,7 +262,7 @@ def _auth(lr: Learner) -> dict[str, str]:
     return {"Authorization": f"token {lr.token}"}
 
 
-def spawn(hub: Hub, lr: Learner, timeout: float = 180) -> None:
+def spawn(hub: Hub, lr: Learner, timeout: float = 400) -> None:
     """Start the learner's server with their own token and wait until the hub says it is ready."""
     r = requests.post(f"{hub.url}/hub/api/users/{lr.name}/server", headers=_auth(lr), timeout=60)
     if r.status_code not in (201, 202):

@@ -59,7 +59,7 @@ docs: $(STAMP)
 # a system interpreter every account can execute (like TLJH's /opt/tljh/user), with tcplab
 # installed (not editable: learners must not need to read this checkout); the proxy from npm.
 WS_PYTHON ?= /usr/bin/python3
-WS_ENV    := workshop/build/env
+WS_ENV    ?= workshop/build/env
 WS_STAMP  := $(WS_ENV)/.installed
 WS_DRIVER := $(VENV)/.workshop-installed
 CHP       := workshop/build/node/node_modules/.bin/configurable-http-proxy
@@ -83,11 +83,12 @@ workshop-env: $(WS_STAMP) $(CHP) $(WS_DRIVER)
 
 # root only: creates LEARNERS accounts tcplab-l01..., runs the hub on loopback, removes them
 test-workshop: workshop-env
-	TCPLAB_LEARNERS=$(LEARNERS) $(BIN)/python -m pytest tests/test_workshop.py -m workshop -q -p no:cacheprovider -s
+	TCPLAB_LEARNERS=$(LEARNERS) TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python -m pytest tests/test_workshop.py -m workshop -q -p no:cacheprovider -s
 
-# the capacity table of docs/instructors.md (several minutes; root)
+# the capacity table of docs/instructors.md (~20 minutes on 2 cores; root)
+BENCH_LEVELS ?= 1,4,8,12,16,24,32,48
 workshop-bench: workshop-env
-	$(BIN)/python workshop/room.py bench --levels 1,4,8,$(LEARNERS),16,24 --out workshop/build/bench.json
+	TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python workshop/room.py bench --levels $(BENCH_LEVELS) --out workshop/build/bench.json
 
 clean:
 	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis workshop/build

@@ -51,6 +51,14 @@ def _why_not() -> str | None:
     return None
 
 
+def _unreachable_by_learners(path: Path) -> Path | None:
+    """The first directory on ``path`` that other users cannot traverse (e.g. a clone under /root)."""
+    for d in [*reversed(path.resolve().parents), path.resolve()]:
+        if not os.stat(d).st_mode & 0o001:
+            return d
+    return None
+
+
 def _netns(pid: int) -> int | None:
     try:
         return os.stat(f"/proc/{pid}/ns/net").st_ino
@@ -74,6 +82,10 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
     why = _why_not()
     if why:
         pytest.skip(why)
+    blocked = _unreachable_by_learners(ENV / "bin")
+    if blocked is not None:
+        pytest.fail(f"learners cannot reach {ENV}: {blocked} is mode {os.stat(blocked).st_mode & 0o777:o}. Build the "
+                    "environment somewhere every account can read (make test-workshop WS_ENV=/opt/tcplab-workshop/env)")
     import psutil
     import room
 
@@ -134,6 +146,10 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
                 "import subprocess, json\n"
                 "p = subprocess.run(['tcplab', 'doctor', '--workshop'], capture_output=True, text=True, timeout=120)\n"
                 "print('@@' + json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr}))", timeout=150)
+        if s0.kernel is not None:  # kernels on Unix sockets, not loopback ports (jupyterhub_config.py)
+            report["transport"] = s0.kernel.execute(
+                "from ipykernel.kernelapp import IPKernelApp\n"
+                "print('@@' + json.dumps(IPKernelApp.instance().transport))")
         # self-checks: learner 0 answers notebook 03's quiz right, learner 1 wrong; the admin's view
         for k, s in enumerate(sessions[:2]):
             if s.kernel is not None:
@@ -215,6 +231,10 @@ def test_self_checks_are_recorded_and_the_admin_sees_who_passed(scenario):
     first, second = f"{PREFIX}01", f"{PREFIX}02"
     assert "passed (1)" in rows[first] and "not yet (1)" in rows[second], scenario["progress"]
     assert scenario["progress"].splitlines()[0].split() == ["learner", "accept_queue"]
+
+
+def test_kernels_use_unix_sockets_not_loopback_ports(scenario):
+    assert scenario.get("transport") == "ipc"
 
 
 def test_host_sysctls_unchanged(scenario):

@@ -133,6 +133,11 @@ c.Spawner.cmd = [str(ENV / "bin" / "jupyterhub-singleuser")]
 c.Spawner.default_url = f"/lab/tree/{COURSE_DIR_NAME}"
 c.Spawner.notebook_dir = "~"
 c.Spawner.pre_spawn_hook = deliver_course
+# Kernels talk to their server over Unix sockets in the learner's runtime dir, not loopback TCP.
+# With TCP the server picks free ports and the kernel binds them a moment later; with 24 learners
+# starting kernels at once a port was taken meanwhile (ZMQError: Address already in use, the
+# kernel died). Unix sockets also keep every kernel's channels off the shared loopback.
+c.Spawner.args = ["--KernelManager.transport=ipc"]
 # only what the learner needs: not the hub's PYTHONPATH (a learner imports the installed tcplab)
 c.Spawner.env_keep = ["LANG", "LC_ALL", "TZ"]
 c.Spawner.environment = {"PATH": f"{ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",

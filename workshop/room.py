@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import grp
 import json
 import os
 import pwd
+import queue
 import secrets
 import signal
 import socket
@@ -155,7 +157,6 @@ def remove_learners(learners: list[Learner], remove_group: bool = True) -> None:
         subprocess.run(["userdel", "-r", "-f", lr.name], capture_output=True, timeout=60)
     if remove_group:
         with contextlib.suppress(KeyError):
-            import grp
             if not grp.getgrnam(GROUP).gr_mem:
                 subprocess.run(["groupdel", GROUP], capture_output=True, timeout=60)
 
@@ -280,7 +281,11 @@ def spawn(hub: Hub, lr: Learner, timeout: float = 400) -> None:
 
 
 class Kernel:
-    """A kernel in a learner's server, driven over Jupyter Server's REST API and kernel websocket."""
+    """A kernel in a learner's server, driven over Jupyter Server's REST API and kernel websocket.
+
+    A reader thread keeps receiving, as a browser tab does: Jupyter Server pings every 30 s and
+    closes a websocket that has not answered for 90 s (websocket-client answers pings in recv()).
+    """
 
     def __init__(self, hub: Hub, lr: Learner) -> None:
         self.base = f"{hub.url}/user/{lr.name}"
@@ -291,6 +296,21 @@ class Kernel:
         self.session = uuid.uuid4().hex
         ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{self.id}/channels"
         self.ws = websocket.create_connection(ws_url, header=[f"Authorization: token {lr.token}"], timeout=120)
+        self.ws.settimeout(2)
+        self._inbox: queue.Queue[str | BaseException] = queue.Queue()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._inbox.put(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                continue
+            except Exception as e:  # noqa: BLE001 — handed to execute()
+                self._inbox.put(e)
+                return
 
     def execute(self, code: str, timeout: float = 120) -> dict[str, Any]:
         """Run ``code``; the JSON after the last ``@@`` it printed, or {"error": ...}."""
@@ -307,8 +327,13 @@ class Kernel:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no reply within {timeout} s to {code[:60]!r}")
-            self.ws.settimeout(left)
-            m = json.loads(self.ws.recv())
+            try:
+                raw = self._inbox.get(timeout=left)
+            except queue.Empty:
+                continue
+            if isinstance(raw, BaseException):
+                raise raw
+            m = json.loads(raw)
             if m.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             t, c = m["msg_type"], m["content"]
@@ -325,8 +350,10 @@ class Kernel:
         return json.loads(payload) if "@@" in text else {"stdout": text}
 
     def close(self) -> None:
+        self._closed.set()
         with contextlib.suppress(Exception):
             self.ws.close()
+        self._reader.join(5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,6 +461,8 @@ def run_round(sessions: list[Session], names: tuple[str, ...] = ("accept_queue",
               during: Callable[[], None] | None = None) -> None:
     """Every learner runs the cells ``names`` at the same time; ``during`` runs meanwhile in this thread."""
     live = [s for s in sessions if s.error is None]
+    if not live:
+        return
     go = threading.Barrier(len(live) + (1 if during else 0))
 
     def one(i: int) -> None:
@@ -471,7 +500,10 @@ def memory_per_learner(hub: Hub, sessions: list[Session]) -> dict[str, float]:
 
     hub_pss, hub_rss = mem(hub.processes())
     per = [mem(learner_processes({s.learner.uid})) for s in sessions if s.error is None]
-    n = max(1, len(per))
+    if not per:
+        return {"pss_mb": float("nan"), "rss_mb": float("nan"), "hub_pss_mb": hub_pss,
+                "server_kernel_pss_mb": float("nan")}
+    n = len(per)
     return {"pss_mb": statistics.mean(p for p, _ in per) + hub_pss / n,
             "rss_mb": statistics.mean(r for _, r in per) + hub_rss / n,
             "hub_pss_mb": hub_pss, "server_kernel_pss_mb": statistics.mean(p for p, _ in per)}

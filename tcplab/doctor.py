@@ -57,7 +57,8 @@ def _workshop_checks() -> list[tuple[bool, str]]:
     except OSError:
         checks.append((False, "user.max_user_namespaces unreadable"))
     cpus = os.cpu_count() or 1
-    checks.append((cpus >= 2, f"{cpus} CPUs (plan ~1 CPU per 8 learners running experiments at once)"))
+    checks.append((cpus >= 2, f"{cpus} CPUs (measured on 2: up to 16 learners per CPU for a snappy room, 32 with "
+                              "servers started ahead; see docs/instructors.md, Capacity)"))
     if os.geteuid() != 0:  # root sees everything anyway; the question is what a learner sees
         others = _foreign_processes()
         checks.append((others == 0, "other users' processes are hidden from you (/proc hidepid=invisible): nobody "

@@ -106,8 +106,6 @@ class Learner:
     uid: int
     home: str
     token: str | None = None
-    created_group: bool = False
-    marks: dict[str, float] = field(default_factory=dict)
 
 
 def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
@@ -549,6 +547,7 @@ def room(n: int, state_dir: Path, prefix: str = PREFIX) -> Iterator[tuple[Hub, l
 
 
 def percentile(xs: list[float], q: float) -> float:
+    """Nearest-rank percentile (with fewer than 100 samples, p99 is the slowest one)."""
     xs = sorted(xs)
     k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
     return xs[k]
@@ -561,6 +560,7 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
     """For each level N: a fresh room of N learners, everyone starting together, then ``rounds``
     rounds of notebooks 03–05 at the same time. Returns one row per level."""
     sys.path.insert(0, str(ROOT))
+    from tcplab.experiments._common import BUSY_NOTE
     from tcplab.experiments.syn_retries import predict_syn_times
 
     lin = 4 if os.path.exists("/proc/sys/net/ipv4/tcp_syn_linear_timeouts") else 0
@@ -583,7 +583,7 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
                         if "summary" in r:
                             total += 1
                             agree += syn_schedule_agrees(r["summary"], predicted, predicted_fail)
-                            busy += any("too busy" in x for x in r.get("notes", []))
+                            busy += any(x.startswith(BUSY_NOTE) for x in r.get("notes", []))
             mem = memory_per_learner(hub, sessions)
             errors = [f"{s.learner.name}: {s.error}" for s in sessions if s.error]
         row = {"learners": n, "errors": errors, "first_result_p50": statistics.median(firsts) if firsts else None,

@@ -572,7 +572,7 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
             sessions = start_sessions(hub, learners)
             firsts = [s.first_result_s for s in sessions if s.first_result_s is not None]
             lat: dict[str, list[float]] = {}
-            agree = total = busy = 0
+            agree = total = busy = off_flagged = 0
             for _ in range(rounds):
                 run_round(sessions)
                 for s in sessions:
@@ -582,8 +582,9 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
                         r = s.results.get("syn_retries", {})
                         if "summary" in r:
                             total += 1
-                            agree += syn_schedule_agrees(r["summary"], predicted, predicted_fail)
-                            busy += any(x.startswith(BUSY_NOTE) for x in r.get("notes", []))
+                            ok = syn_schedule_agrees(r["summary"], predicted, predicted_fail)
+                            flagged = any(x.startswith(BUSY_NOTE) for x in r.get("notes", []))
+                            agree, busy, off_flagged = agree + ok, busy + flagged, off_flagged + (flagged and not ok)
             mem = memory_per_learner(hub, sessions)
             errors = [f"{s.learner.name}: {s.error}" for s in sessions if s.error]
         row = {"learners": n, "errors": errors, "first_result_p50": statistics.median(firsts) if firsts else None,
@@ -591,6 +592,8 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
                **{f"{k}_p50": percentile(v, 50) for k, v in lat.items()},
                **{f"{k}_p99": percentile(v, 99) for k, v in lat.items()},
                "syn_retries_agree": f"{agree}/{total}", "syn_retries_flagged_busy": busy,
+               # of the runs off by more than 10 %, how many said the host was too busy
+               "syn_retries_off_and_flagged": f"{off_flagged}/{total - agree}",
                "load_before": load_before, **mem}
         rows.append(row)
         print(json.dumps(row), flush=True)

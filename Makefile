@@ -85,8 +85,8 @@ workshop-env: $(WS_STAMP) $(CHP) $(WS_DRIVER)
 test-workshop: workshop-env
 	TCPLAB_LEARNERS=$(LEARNERS) TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python -m pytest tests/test_workshop.py -m workshop -q -p no:cacheprovider -s
 
-# the capacity table of docs/instructors.md (~20 minutes on 2 cores; root)
-BENCH_LEVELS ?= 1,4,8,12,16,24,32,48
+# the capacity table of docs/instructors.md (~16 minutes on 2 cores; root)
+BENCH_LEVELS ?= 1,4,8,12,16,24,32,48,64
 workshop-bench: workshop-env
 	TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python workshop/room.py bench --levels $(BENCH_LEVELS) --out workshop/build/bench.json
 

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BINDER := .venv-binder
 
-.PHONY: lab test test-fast test-course test-restricted bench docs clean
+.PHONY: lab test test-fast test-course test-restricted test-workshop workshop-env workshop-bench bench docs clean
 
 # Two stamps: the learner's `make lab` installs the course alone (and shows pip's progress);
 # `make test` adds the test and bench extras (playwright, repo2docker, kaleido, ...).
@@ -30,11 +30,14 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --notebook-dir=course $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Everything CI checks: unit, kernel, fuzz and browser tests; the course under nbval as this
-# user; then the course as Binder installs it, as a non-root user without namespaces.
+# user; then the course as Binder installs it, as a non-root user without namespaces; then (as root)
+# a JupyterHub with a room of 12 learners running the course's experiments at once (~1.5 min).
 test: $(STAMP)
 	./scripts/ensure-chromium
-	$(BIN)/python -m pytest tests --doctest-modules tcplab -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests --doctest-modules tcplab -q -p no:cacheprovider -m "not workshop"
 	$(MAKE) --no-print-directory test-course test-restricted
+	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-workshop; \
+	else echo "test-workshop skipped: it creates Unix accounts and runs a hub, which needs root"; fi
 
 test-course: $(STAMP)
 	cd course && ../$(BIN)/python -m pytest --nbval-lax . -q -p no:cacheprovider
@@ -64,5 +67,40 @@ docs: $(STAMP)
 	$(BIN)/python scripts/gen_api.py
 	$(BIN)/python -m tcplab.experiments.agreement --out docs/agreement.md
 
+# A workshop on this host (workshop/jupyterhub_config.py). The learners' environment is built from
+# a system interpreter every account can execute (like TLJH's /opt/tljh/user), with tcplab
+# installed (not editable: learners must not need to read this checkout); the proxy from npm.
+WS_PYTHON ?= /usr/bin/python3
+WS_ENV    ?= workshop/build/env
+WS_STAMP  := $(WS_ENV)/.installed
+WS_DRIVER := $(VENV)/.workshop-installed
+CHP       := workshop/build/node/node_modules/.bin/configurable-http-proxy
+LEARNERS  ?= 12
+
+$(WS_STAMP): pyproject.toml $(shell find tcplab -name '*.py')
+	@$(WS_PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "WS_PYTHON must be Python 3.11+ readable by every learner"'
+	$(WS_PYTHON) -m venv $(WS_ENV)
+	$(WS_ENV)/bin/python -m pip install -qq --upgrade pip
+	$(WS_ENV)/bin/python -m pip install -qq ".[course,workshop]"
+	touch $(WS_STAMP)
+
+$(CHP):
+	npm install --silent --prefix workshop/build/node configurable-http-proxy@5.3.0
+
+$(WS_DRIVER): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -qq -e ".[workshop]"
+	touch $(WS_DRIVER)
+
+workshop-env: $(WS_STAMP) $(CHP) $(WS_DRIVER)
+
+# root only: creates LEARNERS accounts tcplab-l01..., runs the hub on loopback, removes them
+test-workshop: workshop-env
+	TCPLAB_LEARNERS=$(LEARNERS) TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python -m pytest tests/test_workshop.py -m workshop -q -p no:cacheprovider -s
+
+# the capacity table of docs/instructors.md (~16 minutes on 2 cores; root)
+BENCH_LEVELS ?= 1,4,8,12,16,24,32,48,64
+workshop-bench: workshop-env
+	TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python workshop/room.py bench --levels $(BENCH_LEVELS) --out workshop/build/bench.json
+
 clean:
-	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis workshop/build

@@ -5,6 +5,7 @@
     tcplab counters [--watch SECONDS] [--count N]   counters, or their deltas
     tcplab run EXPERIMENT [--mode M] [--seed N] [--set name=value ...]   run one experiment
     tcplab run EXPERIMENT --help        its parameters: type, range, default, unit, sysctl
+    tcplab workshop progress [--homes DIR]   who passed which self-check (admin, on a workshop hub)
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -80,7 +81,17 @@ def _build_parser() -> argparse.ArgumentParser:
         e.add_argument("--seed", type=_int_in("--seed", 0, 2**63 - 1), default=0, help="simulator seed")
         e.add_argument("--set", dest="params", action="append", default=[], metavar="NAME=VALUE",
                        help="a parameter, e.g. --set backlog=5 (repeatable; see below)")
+    w = sub.add_parser("workshop", help="for the instructor of a workshop hub")
+    wsub = w.add_subparsers(dest="workshop_command", required=True, parser_class=_Parser)
+    wp = wsub.add_parser("progress", help="who passed which self-check (reads DIR/*/.tcplab/progress.jsonl)")
+    wp.add_argument("--homes", default="/home", metavar="DIR", help="where the learners' homes are (default /home)")
     return p
+
+
+def _cmd_workshop(args: argparse.Namespace) -> None:
+    from tcplab.kernel.progress import progress_table, read_room
+
+    print(progress_table(read_room(args.homes)))
 
 
 def _cmd_ss(args: argparse.Namespace) -> None:
@@ -156,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_counters(args)
         elif args.command == "run":
             _cmd_run(args)
+        elif args.command == "workshop":
+            _cmd_workshop(args)
     except (ValueError, TypeError) as e:
         print(f"tcplab: error: {e}", file=sys.stderr)
         return 2

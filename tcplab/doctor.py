@@ -57,8 +57,34 @@ def _workshop_checks() -> list[tuple[bool, str]]:
     except OSError:
         checks.append((False, "user.max_user_namespaces unreadable"))
     cpus = os.cpu_count() or 1
-    checks.append((cpus >= 2, f"{cpus} CPUs (plan ~1 CPU per 8 learners running experiments at once)"))
+    checks.append((cpus >= 2, f"{cpus} CPUs (measured on 2: up to 16 learners per CPU for a snappy room, 32 with "
+                              "servers started ahead; see docs/instructors.md, Capacity)"))
+    if os.geteuid() != 0:  # root sees everything anyway; the question is what a learner sees
+        others = _foreign_processes()
+        checks.append((others == 0, "other users' processes are hidden from you (/proc hidepid=invisible): nobody "
+                                    "can read another learner's experiment" if others == 0 else
+                       f"{others} processes of other users are visible: /proc/<pid>/net of another learner's "
+                       "running experiment (its sockets and counters) is readable by everyone; mount /proc with "
+                       "hidepid=invisible (workshop/jupyterhub_config.py does it per learner; TLJH: "
+                       "ProtectProc=invisible)"))
+    from tcplab.kernel.progress import PROGRESS_ENV, progress_path
+    recorded = bool(os.environ.get(PROGRESS_ENV))
+    checks.append((True, f"self-check results are recorded in {progress_path()} for the instructor "
+                         "(tcplab workshop progress)" if recorded else
+                   f"self-check results are not recorded ({PROGRESS_ENV} is not set)"))
     return checks
+
+
+def _foreign_processes() -> int:
+    """How many processes of other uids this user can see in /proc."""
+    me, n = os.getuid(), 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                n += os.stat(f"/proc/{name}").st_uid != me
+            except OSError:
+                pass  # exited meanwhile
+    return n
 
 
 def doctor_report(workshop: bool = False) -> str:

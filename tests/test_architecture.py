@@ -38,7 +38,7 @@ LAYERS: dict[str, set[str]] = {
     "widgets": {"viz", "experiments", "observe", "kernel", "model", "errors", "_validate"},
     "doctor": {"observe", "kernel", "model", "errors", "_validate"},
     "articles": {"experiments", "kernel", "model", "errors", "_validate"},  # claims checked by runs and sysctls
-    "cli": {"doctor", "observe", "experiments", "model", "errors", "_validate"},
+    "cli": {"doctor", "observe", "experiments", "kernel", "model", "errors", "_validate"},  # kernel: workshop progress files
     "__main__": {"cli"},
     # the facade: lazy re-exports of the public names (never of cli/doctor, which are programs)
     "__init__": {"observe", "experiments", "sim", "model", "kernel", "viz", "widgets", "errors", "_validate"},

@@ -11,7 +11,11 @@ from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.procnet import read_proc_net_tcp
 
 
-__all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick"]
+__all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE"]
+
+#: how a Result's note starts when the host was too busy for the runner to time the kernel
+#: (the panels highlight it; ``any(n.startswith(BUSY_NOTE) for n in result.notes)`` is the flag)
+BUSY_NOTE = "host too busy to time this run"
 
 
 def counters_now() -> dict[str, int]:
@@ -66,3 +70,44 @@ class Clock:
         left = t - self()
         if left > 0:
             time.sleep(left)
+
+
+class LagMeter:
+    """The runner's own scheduling lag: how much later than asked it got to look again.
+
+    A sampling loop that asks to sleep ``interval`` s calls :meth:`tick` at every sample; a gap
+    much longer than ``interval`` means the process was not scheduled (a busy host), so an event
+    seen at that sample happened up to ``gap`` s earlier than it was seen. ``limit`` is the lag
+    above which a timing must not be presented as the kernel's without saying so.
+
+    >>> m = LagMeter(interval=0.002, limit=0.05)
+    >>> [round(m.tick(t), 3) for t in (0.0, 0.002, 0.004, 0.204)]
+    [0.0, 0.002, 0.002, 0.2]
+    >>> round(m.max_gap, 3), m.too_busy
+    (0.2, True)
+    >>> print(m.note("SYN times"))   # doctest: +ELLIPSIS
+    host too busy to time this run: the sampler asked to look every 2 ms but went up to 200 ms without the CPU; SYN times may be off by that much ...
+    """
+
+    def __init__(self, interval: float, limit: float) -> None:
+        self.interval, self.limit = interval, limit
+        self.last: float | None = None
+        self.max_gap = 0.0
+        self.samples = 0
+
+    def tick(self, now: float) -> float:
+        """Record a sample taken at ``now`` (s); returns the gap since the previous one."""
+        gap = 0.0 if self.last is None else now - self.last
+        self.last = now
+        self.samples += 1
+        self.max_gap = max(self.max_gap, gap)
+        return gap
+
+    @property
+    def too_busy(self) -> bool:
+        return self.max_gap - self.interval > self.limit
+
+    def note(self, what: str) -> str:
+        return (f"{BUSY_NOTE}: the sampler asked to look every {self.interval * 1000:.0f} ms but went up to "
+                f"{self.max_gap * 1000:.0f} ms without the CPU; {what} may be off by that much (the kernel's timers are not, "
+                "only our view of them): rerun when the host is quieter, or use mode='sim' for the schedule")

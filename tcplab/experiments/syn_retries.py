@@ -16,7 +16,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import Clock, counters_now, delta
+from tcplab.experiments._common import Clock, LagMeter, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet, connect_error, tcp_state
@@ -32,6 +32,9 @@ __all__ = ["syn_retries", "predict_syn_times", "SPEC"]
 LINEAR = "net.ipv4.tcp_syn_linear_timeouts"
 RECORD = ("net.ipv4.tcp_syn_retries", LINEAR, "net.ipv4.tcp_rto_min_us")
 _POLL_S = 0.002
+#: sampler lag above which the run says the host was too busy: half of the 10 % a schedule may
+#: differ from the rules at the first 1 s retransmission
+_LAG_LIMIT_S = 0.05
 
 
 def predict_syn_times(retries: int, linear_timeouts: int, rto_s: float = 1.0) -> tuple[list[float], float]:
@@ -133,9 +136,11 @@ def _real(p: dict[str, Any]) -> Outcome:
         deadline = predicted_fail * 1.3 + 10
         failed_after = None
         error = None
+        lag = LagMeter(_POLL_S, _LAG_LIMIT_S)
         while clock() < deadline:
             info = tcp_info(c)
             now = clock()
+            lag.tick(now)
             key = (info.state, info.retransmits, info.total_retrans, info.backoff)
             if key != last:
                 out.timeline.append({"t": round(now, 4), "state": info.state, "retransmits": info.retransmits,
@@ -166,4 +171,6 @@ def _real(p: dict[str, Any]) -> Outcome:
     }
     out.notes.append(f"rules predict SYNs at {predicted} s and failure at {predicted_fail:g} s "
                      f"(TCP_SYNCNT={p['retries']}, tcp_syn_linear_timeouts={lin})")
+    if lag.too_busy:
+        out.notes.append(lag.note("the SYN and failure times above"))
     return out

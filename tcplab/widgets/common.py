@@ -96,7 +96,11 @@ def header_html(result: Result) -> str:
     real = result.mode == "real"
     where = f"Linux {esc(str(result.kernel))}" if real else f"simulator, profile {esc(str(result.profile))}"
     notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
-    return (f"<div style='line-height:1.5'>{_badge(real)} <b>{esc(result.name)}</b> "
+    # a run the host was too busy to time (experiments/_common.py BUSY_NOTE) says so up front
+    from tcplab.experiments._common import BUSY_NOTE
+    busy = "".join(f"<div style='color:{ERROR_COLOR};font-weight:bold'>⚠ {esc(n)}</div>"
+                   for n in result.notes if n.startswith(BUSY_NOTE))
+    return (f"<div style='line-height:1.5'>{busy}{_badge(real)} <b>{esc(result.name)}</b> "
             f"<small>{where} · {result.duration_s:.2f} s</small><br>"
             f"<small><i>why this mode:</i> {esc(result.reason)}</small>"
             + (f"<ul style='margin:2px 0;font-size:smaller'>{notes}</ul>" if notes else "") + "</div>")
@@ -510,6 +514,9 @@ class SelfCheck:
         self.expected = expected
         ok = expected is not None and abs(float(yours) - float(expected)) <= self.tolerance + 1e-9
         self.correct = ok
+        from tcplab.kernel.progress import record_self_check  # ~/.tcplab/progress.jsonl on a workshop hub
+        record_self_check(getattr(self.experiment, "__name__", "?"), self.params, _num(yours), _num(expected), ok,
+                          result.mode)
         values = {**dict(result.summary),
                   **self.params, "expected": _num(expected), "yours": _num(yours)}
         why = html.escape(_fmt(self.explanation, values))

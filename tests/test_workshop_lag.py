@@ -1,0 +1,71 @@
+"""A time-sensitive experiment notices when the host is too busy to time it (issue 16).
+
+The runner of syn_retries is made late for real: its namespace child is stopped with SIGSTOP
+for a while in the middle of the run (what a starved process experiences), then continued.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from tcplab.experiments import syn_retries
+from tcplab.experiments._common import BUSY_NOTE
+from tcplab.kernel.namespace import namespace_support
+from tcplab.widgets.common import header_html
+
+psutil = pytest.importorskip("psutil")
+
+
+def _netns(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _runner_child(deadline: float) -> psutil.Process | None:
+    """The forked child running the experiment in its own network namespace."""
+    mine = _netns(os.getpid())
+    while time.monotonic() < deadline:
+        for c in psutil.Process().children(recursive=True):
+            ns = _netns(c.pid)
+            if ns is not None and ns != mine:
+                return c
+        time.sleep(0.01)
+    return None
+
+
+@pytest.mark.real
+def test_syn_retries_says_when_its_sampler_was_starved():
+    ok, why = namespace_support()
+    if not ok:
+        pytest.skip(f"no private network namespace here: {why}")
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", syn_retries(1, linear_timeouts=0, mode="real")))
+    t.start()
+    child = _runner_child(time.monotonic() + 10)
+    assert child is not None, "the experiment's namespace child never appeared"
+    time.sleep(0.2)  # into the run: the first SYN is out, the 1 s retransmission is due
+    child.send_signal(signal.SIGSTOP)
+    time.sleep(0.4)  # the fault: 400 ms without the CPU (> the 50 ms limit)
+    child.send_signal(signal.SIGCONT)
+    t.join(30)
+    r = box["r"]
+    assert r.mode == "real"
+    busy = [n for n in r.notes if n.startswith(BUSY_NOTE)]
+    assert len(busy) == 1, r.notes
+    # it names how late it got (>= the 400 ms stop)
+    late_ms = int(busy[0].split("went up to ")[1].split(" ms")[0])
+    assert late_ms >= 400, busy
+    assert "⚠" in header_html(r) and BUSY_NOTE in header_html(r)
+
+
+def test_a_quiet_result_has_no_warning_in_the_panel():
+    r = syn_retries(1, linear_timeouts=0, mode="sim")
+    assert not any(n.startswith(BUSY_NOTE) for n in r.notes)
+    assert "⚠" not in header_html(r)

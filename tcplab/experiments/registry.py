@@ -6,8 +6,8 @@ or ``SPECS``, a tuple of them) is an experiment; nothing else has to list it. Fr
 (:func:`simulate`), the CLI's ``tcplab run``, docs/experiments.md (:func:`render_markdown`), the
 agreement grid, the shape tests and the generic panel.
 
->>> names()[:3]
-('accept_queue', 'ack_overflow', 'handshake')
+>>> "accept_queue" in names() and names() == tuple(sorted(names()))
+True
 >>> simulate("accept_queue", {"backlog": 5, "clients": 20}).summary["established_clients"]
 6
 >>> simulate("nope")  # doctest: +ELLIPSIS

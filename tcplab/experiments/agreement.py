@@ -137,6 +137,8 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any) ->
             ok = _rel(real, sim, 0.15)
     elif rule == REL15:
         ok = _rel(real, sim, 0.15)
+    elif rule == "rel20":
+        ok = _rel(real, sim, 0.20)
     elif rule == ABS10MS:
         ok = _abs(real, sim, 0.01)
     elif rule == ABS50MS:

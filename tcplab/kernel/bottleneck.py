@@ -327,6 +327,9 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
         except BaseException as e:  # noqa: BLE001 - reported to the sender
             _send_msg(up_w, ("error", f"{type(e).__name__}: {e}"))
             os._exit(0)
+        # the receiver's ACKs wait while its reader lags (``__tcp_ack_snd_check()`` sends the
+        # every-second-segment ACK only if the window would not shrink): it shares the priority
+        priority = _realtime_priority()
         sink = os.fork()
         if sink == 0:
             code = 0
@@ -340,7 +343,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
             finally:
                 os._exit(code)
         lst.close()
-        _send_msg(up_w, ("ready", _realtime_priority()))
+        _send_msg(up_w, ("ready", priority))
         os.close(up_w)
         _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"])
         try:
@@ -358,7 +361,7 @@ def drain(lst: socket.socket, deadline: float) -> None:
     """The receiver: accept connections and read everything until each peer closes (or deadline)."""
     lst.setblocking(False)
     conns: list[socket.socket] = []
-    buf = bytearray(1 << 20)
+    buf = bytearray(4 << 20)
     open_count = 0
     while time.monotonic() < deadline:
         r, _, _ = select.select([lst, *conns], [], [], 0.2)

@@ -29,6 +29,7 @@ SUITES = {
     "counters": ("bench.bench_counters", ["what", "seconds", "ratio_vs_nstat"],
                  "counters and a delta cheaper than one nstat call"),
     "sim": ("bench.bench_sim", None, "10k attempts < 100 ms, 1M < 10 s, >= 20x SimPy on the same summary"),
+    "cc": ("bench.bench_cc", None, "a 30 s, 50 Mbit/s, 50 ms congestion-control transfer simulated in under 1 s"),
     "course": ("bench.bench_course", ["what", "seconds", "ratio", "per_notebook_s"],
                "the whole course under nbval in under 3 minutes on 2 cores"),
     "experiments": ("bench.bench_experiments", None,

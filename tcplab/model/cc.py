@@ -360,7 +360,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
 
     def on_ack(now: float, f: _Flow, high_inst: int, cum: int) -> None:
         delivered = 0
-        rtt = None
+        rtt = None          # seq_rtt_us: the oldest newly delivered packet (srtt)
+        ca_rtt = None       # ca_rtt_us: the newest one (what CUBIC's HyStart sees, tcp_clean_rtx_queue())
         xmit = f.xmit
         while xmit and xmit[0][0] <= high_inst:
             inst, seq, sent, retx = xmit.popleft()
@@ -376,8 +377,10 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                 delivered += 1
             if f.holes:
                 f.after_hole += 1
-            if not retx and rtt is None:
-                rtt = now - sent
+            if not retx:
+                if rtt is None:
+                    rtt = now - sent
+                ca_rtt = now - sent
         while f.snd_una in f.got:
             f.got.discard(f.snd_una)
             f.snd_una += 1
@@ -394,7 +397,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                 f.srtt += (rtt - f.srtt) / 8
             f.min_rtt = min(f.min_rtt, rtt)
             if f.algo == "cubic":
-                f.cubic_acked(now, rtt)
+                f.cubic_acked(now, ca_rtt if ca_rtt is not None else rtt)
         if f.holes and (f.state != "Open" or f.after_hole >= 3 or now - f.hole_t >= f.min_rtt / 4):
             if f.state == "Open":
                 f.prior_cwnd = f.cwnd

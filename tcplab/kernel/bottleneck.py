@@ -106,6 +106,12 @@ class Path:
     notes: list[str] = field(default_factory=list)
 
 
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG(SIGKILL): if the process that forked us dies (e.g. the namespace child is
+    killed at its timeout), the kernel kills us too, so no helper outlives a run."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 def _unshare_net() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(ctypes.c_int(_CLONE_NEWNET)) != 0:
@@ -298,6 +304,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
     """Forked child: become R, configure it, become B for the receiver and the delay line."""
     status = 0
     try:
+        _die_with_parent()
         try:
             ip, tc = ip_available(), tc_available()
             _unshare_net()                                  # R
@@ -340,6 +347,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
         if sink == 0:
             code = 0
             try:
+                _die_with_parent()
                 nl.close()
                 os.close(tun_r)
                 os.close(tun_b)

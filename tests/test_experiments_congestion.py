@@ -145,9 +145,11 @@ def test_real_reno_fills_the_buffer_and_agrees_with_the_model(as_user):
     assert s["loss_events"] >= 1 and s["fast_retransmits"] >= 1
     sim = congestion(mode="sim", **RENO).summary
     assert abs(s["throughput_mbit"] - sim["throughput_mbit"]) <= 0.1 * sim["throughput_mbit"], (s, sim)
-    # a full buffer inflates the RTT by at least buffer / rate (on a loaded machine the path adds
-    # more: softirq work deferred to ksoftirqd, docs/data-transfer.md)
+    # bufferbloat's bound: a full buffer adds buffer / rate = 20 x 1.2 ms, and nothing else does.
+    # The median is bounded; the largest sample may carry a scheduling hiccup of the delay line
+    # (as uid 65534 it runs at normal priority on a shared machine), so only its floor is asserted.
     assert s["srtt_max_ms"] >= 30 + 0.8 * 20 * 1.2
+    assert 30 <= s["srtt_p50_ms"] <= 1.1 * (30 + 20 * 1.2), s["srtt_p50_ms"]
 
 
 @pytest.mark.real

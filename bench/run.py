@@ -31,6 +31,7 @@ SUITES = {
     "sim": ("bench.bench_sim", None,
             ">= 20x a plain SimPy model (same summary) on the public call, mode=\"sim\", at 10k and 100k "
             "attempts; 1M attempts < 2 s; memory linear"),
+    "cc": ("bench.bench_cc", None, "a 30 s, 50 Mbit/s, 50 ms congestion-control transfer simulated in under 1 s"),
     "course": ("bench.bench_course", ["what", "seconds", "ratio", "per_notebook_s"],
                "the whole course under nbval in under 3 minutes on 2 cores"),
     "experiments": ("bench.bench_experiments", None,

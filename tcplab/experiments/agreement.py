@@ -84,6 +84,11 @@ FINDINGS: dict[str, str] = {
         "arrive immediately, so SYN_SENT and FIN_WAIT1 last microseconds and the 1 ms sampler misses them. "
         "The two-socket scenarios are not affected (the peer's answer is the delayed segment). The real list is "
         "the simulated one without those two states."),
+    "congestion": (
+        "**congestion with a deep buffer at a low rate — HyStart's exit round.** At 10 Mbit/s every ACK comes "
+        "2.4 ms after the previous one, so HyStart's ACK-train rule cannot fire and slow start ends by the delay "
+        "rule; the kernel left slow start one round earlier than tcplab.model.cc (cwnd 29 vs 56 at 10 Mbit/s, "
+        "20 ms, 200 packets), which moves the median sRTT of a 5 s run. Unresolved; docs/data-transfer.md."),
 }
 
 
@@ -137,6 +142,8 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any) ->
             ok = _rel(real, sim, 0.15)
     elif rule == REL15:
         ok = _rel(real, sim, 0.15)
+    elif rule == "rel20":
+        ok = _rel(real, sim, 0.20)
     elif rule == ABS10MS:
         ok = _abs(real, sim, 0.01)
     elif rule == ABS50MS:

@@ -50,6 +50,7 @@ RULE_NAMES: dict[str, str] = {
     "flood_only": "equal, compared only when the run had a flood",
     "rel15_busy": "exact with no accepts, otherwise within 15 % (timer-wheel phase)",
     "rel15": "within 15 %",
+    "rel20": "within 20 %",
     "abs10ms": "within 0.01 s",
     "abs50ms": "within 0.05 s (one timer-wheel slot)",
     "host_rmem": "not compared: follows the host's tcp_rmem",

@@ -1,0 +1,479 @@
+"""A bottleneck path between private network namespaces: rate, drop-tail buffer, one-way delay.
+
+Three namespaces, all children of the caller's private one (call only inside
+:func:`tcplab.kernel.namespace.in_namespace`; as an unprivileged user they are owned by its user
+namespace)::
+
+    sender (caller's ns)          router R                          receiver B
+    a0 10.15.1.1 ==veth== r0 10.15.1.2  tunR 10.15.2.1 ~~ delay line ~~ tunB 10.15.2.2
+                                        tbf rate + pfifo limit N
+
+- **Rate and buffer**: tbf (rate, a bucket of one packet: see ``_TBF_BURST``) with a pfifo child of ``buffer_packets``
+  on tunR's egress in R: a drop-tail queue counted in packets. It sits in R, not in the sender's
+  namespace, on purpose: a packet that crossed the veth into another namespace is orphaned (no
+  longer charged to the sending socket), so TCP Small Queues (``tcp_small_queue_check()``) cannot
+  keep the queue short as it would for a qdisc on the sender's own device.
+- **Delay**: netem is not built into this kernel (CONFIG_NET_SCH_NETEM is not set), so a userspace
+  delay line forwards between two TUN devices: every packet read from tunR is written to tunB
+  ``rtt_ms / 2`` later, and every packet read from tunB is written to tunR ``rtt_ms / 2`` later.
+  The forwarder (a forked process) records how late each release was (its jitter) and samples the
+  bottleneck qdisc's queue length and drops by rtnetlink.
+- **MTU** 1500 on every device (a tbf burst must hold one packet).
+
+>>> DELAY_METHOD.split(":")[0]
+'userspace TUN delay line'
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import fcntl
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tcplab.errors import KernelUnavailable
+from tcplab.kernel.qdisc import ip_available, tc_available
+
+__all__ = ["Path", "PathStats", "bottleneck_path", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
+           "MTU"]
+
+SENDER_ADDR = "10.15.1.1"
+ROUTER_ADDR = "10.15.1.2"
+TUN_R_ADDR = "10.15.2.1"
+RECEIVER_ADDR = "10.15.2.2"
+MTU = 1500
+DELAY_METHOD = ("userspace TUN delay line: a forked process holds each packet rtt/2 in each direction "
+                "(netem is not built into this kernel)")
+
+#: tbf's bucket: more than one 1500-byte packet, less than two. tbf_enqueue() segments only a GSO
+#: skb longer than the bucket (``qdisc_pkt_len(skb) > q->max_size``, net/sched/sch_tbf.c); with a
+#: two-packet bucket the 2-segment GSO skbs TCP builds at low rates (``tcp_tso_autosize()``, at
+#: least ``tcp_min_tso_segs`` = 2) entered the pfifo whole, one "packet" of its limit holding two:
+#: measured at 10 Mbit/s, 30 ms, 20 packets, the path held ~12 segments more than the pfifo's qlen
+_TBF_BURST = 1600
+_CLONE_NEWNET = 0x40000000
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+# rtnetlink (include/uapi/linux/rtnetlink.h, pkt_sched.h, gen_stats.h)
+_RTM_NEWQDISC, _RTM_GETQDISC = 36, 38
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_NLMSG_DONE, _NLMSG_ERROR = 3, 2
+_TCA_STATS2, _TCA_STATS_QUEUE = 7, 3
+_TC_H_ROOT = 0xFFFFFFFF
+
+
+@dataclass
+class PathStats:
+    """What the forwarder measured: its own lateness and the bottleneck queue over time.
+
+    lateness_*: how late (ms) packets left the delay line after their due time (its jitter).
+    queue: rows (t_monotonic, qlen packets, backlog bytes, drops so far) sampled every
+    ``queue_period_s``.
+    """
+
+    packets: int = 0
+    lateness_p50_ms: float = 0.0
+    lateness_p99_ms: float = 0.0
+    lateness_max_ms: float = 0.0
+    queue: list[tuple[float, int, int, int]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Path:
+    """A live path (see :func:`bottleneck_path`)."""
+
+    rate_mbit: float
+    rtt_ms: float
+    buffer_packets: int
+    receiver: tuple[str, int]
+    stats: PathStats | None = None
+    scheduling: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG(SIGKILL): if the process that forked us dies (e.g. the namespace child is
+    killed at its timeout), the kernel kills us too, so no helper outlives a run."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def _unshare_net() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(ctypes.c_int(_CLONE_NEWNET)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+
+
+def _run(tool: str, *args: str) -> None:
+    try:
+        res = subprocess.run([tool, *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise KernelUnavailable(f"`{os.path.basename(tool)} {' '.join(args)}` failed: {e}") from None
+    if res.returncode != 0:
+        raise KernelUnavailable(f"`{os.path.basename(tool)} {' '.join(args)}` failed: "
+                                f"{res.stderr.strip() or res.returncode}")
+
+
+def _tun(name: str) -> int:
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH22x", name.encode(), _IFF_TUN | _IFF_NO_PI))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def qdisc_queue(nl: socket.socket, ifindex: int) -> tuple[int, int, int] | None:
+    """(qlen packets, backlog bytes, drops) of the root qdisc of ``ifindex``, by an RTM_GETQDISC
+    dump on the rtnetlink socket ``nl`` (its namespace's qdiscs), or None if not found."""
+    req = struct.pack("=IHHII", 36, _RTM_GETQDISC, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + struct.pack("=BxHiIII", 0, 0, 0, 0, 0, 0)
+    nl.send(req)
+    found = None
+    while True:
+        data = nl.recv(65536)
+        off = 0
+        while off + 16 <= len(data):
+            length, kind = struct.unpack_from("=IH", data, off)
+            if length < 16:
+                return found
+            if kind == _NLMSG_DONE or kind == _NLMSG_ERROR:
+                return found
+            if kind == _RTM_NEWQDISC:
+                _family, _pad, idx, _handle, parent, _info = struct.unpack_from("=BxHiIII", data, off + 16)
+                if idx == ifindex and parent == _TC_H_ROOT:
+                    found = _queue_attr(data[off + 36:off + length]) or found
+            off += (length + 3) & ~3
+
+
+def _queue_attr(attrs: bytes) -> tuple[int, int, int] | None:
+    off = 0
+    while off + 4 <= len(attrs):
+        alen, atype = struct.unpack_from("=HH", attrs, off)
+        if alen < 4:
+            break
+        if atype & 0x3FFF == _TCA_STATS2:
+            inner = attrs[off + 4:off + alen]
+            ioff = 0
+            while ioff + 4 <= len(inner):
+                ilen, itype = struct.unpack_from("=HH", inner, ioff)
+                if ilen < 4:
+                    break
+                if itype == _TCA_STATS_QUEUE and ilen >= 4 + 20:
+                    qlen, backlog, drops, _requeues, _over = struct.unpack_from("=5I", inner, ioff + 4)
+                    return qlen, backlog, drops
+                ioff += (ilen + 3) & ~3
+        off += (alen + 3) & ~3
+    return None
+
+
+def _percentile(values: array.array, q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _sample_queue(nl: socket.socket, ifindex: int, period_s: float, stop: threading.Event,
+                  rows: list[tuple[float, int, int, int]]) -> None:
+    """Sample the bottleneck qdisc every ``period_s`` (a thread: an RTM_GETQDISC dump takes the
+    global rtnl lock, which other namespaces' setup and teardown may hold for milliseconds; the
+    delay line must not wait for it)."""
+    nxt = time.monotonic()
+    while not stop.is_set():
+        try:
+            got = qdisc_queue(nl, ifindex)
+        except OSError:
+            got = None
+        if got is not None:
+            rows.append((time.monotonic(), *got))
+        nxt = max(nxt + period_s, time.monotonic())
+        stop.wait(max(0.0, nxt - time.monotonic()))
+
+
+def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: socket.socket,
+             ifindex: int, queue_period_s: float, deadline: float) -> None:
+    """The delay line (runs in its own process until ``ctrl`` is closed or ``deadline``).
+
+    Both directions are FIFOs: the delay is constant, so due times are in arrival order.
+    """
+    to_b: deque[tuple[float, bytes]] = deque()
+    to_r: deque[tuple[float, bytes]] = deque()
+    late = array.array("f")
+    stats = PathStats()
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_queue, args=(nl, ifindex, queue_period_s, stop, stats.queue),
+                               daemon=True)
+    sampler.start()
+    read, write, mono = os.read, os.write, time.monotonic
+    try:
+        while True:
+            now = mono()
+            if now > deadline:
+                stats.error = "the delay line reached its deadline"
+                break
+            for q, fd in ((to_b, tun_b), (to_r, tun_r)):
+                while q and q[0][0] <= now:
+                    due, pkt = q.popleft()
+                    try:
+                        write(fd, pkt)
+                    except OSError:
+                        pass  # the device is going away
+                    late.append((now - due) * 1000)
+                    now = mono()
+            wake = deadline
+            if to_b:
+                wake = min(wake, to_b[0][0])
+            if to_r:
+                wake = min(wake, to_r[0][0])
+            r, _, _ = select.select((tun_r, tun_b, ctrl), (), (), max(0.0, wake - mono()))
+            if ctrl in r:
+                break
+            now = mono()
+            for fd, q in ((tun_r, to_b), (tun_b, to_r)):
+                if fd in r:
+                    for _ in range(256):
+                        try:
+                            q.append((now + one_way_s, read(fd, 65536)))
+                        except BlockingIOError:
+                            break
+    finally:
+        stop.set()
+        sampler.join(2.0)
+        stats.packets = len(late)
+        stats.lateness_p50_ms = round(_percentile(late, 0.5), 3)
+        stats.lateness_p99_ms = round(_percentile(late, 0.99), 3)
+        stats.lateness_max_ms = round(max(late, default=0.0), 3)
+        stats.queue = list(stats.queue)
+        _send_msg(out, stats)
+
+
+def _realtime_priority() -> str:
+    """Ask for SCHED_FIFO (priority 10) for the delay line: every packet's delay depends on this
+    process being scheduled on time, and on a loaded machine a normal process waits for a CPU for
+    milliseconds. Allowed only with CAP_SYS_NICE in the initial user namespace (root); otherwise
+    the line runs at normal priority and its measured lateness says what that cost. The process
+    sleeps in select() between packets and the kernel's RT throttling bounds it in any case."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        return "SCHED_FIFO priority 10"
+    except (OSError, AttributeError) as e:
+        return f"normal priority (SCHED_FIFO refused: {getattr(e, 'strerror', e)})"
+
+
+def _read_msg(fd: int, deadline: float) -> Any:
+    buf = bytearray()
+    need = None
+    while need is None or len(buf) < 8 + need:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise KernelUnavailable("the bottleneck path's helper process did not answer in time")
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            raise KernelUnavailable("the bottleneck path's helper process exited before answering")
+        buf += chunk
+        if need is None and len(buf) >= 8:
+            need = struct.unpack(">Q", bytes(buf[:8]))[0]
+    return pickle.loads(bytes(buf[8:8 + need]))
+
+
+def _send_msg(fd: int, obj: Any) -> None:
+    data = pickle.dumps(obj)
+    view = memoryview(struct.pack(">Q", len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[str, Any],
+                         receiver_main: Any) -> None:
+    """Forked child: become R, configure it, become B for the receiver and the delay line."""
+    status = 0
+    try:
+        _die_with_parent()
+        try:
+            ip, tc = ip_available(), tc_available()
+            _unshare_net()                                  # R
+            _send_msg(up_w, ("unshared", None))
+            if os.read(go_r, 1) != b"g":                    # the sender moved r0 here
+                os._exit(0)
+            _run(ip, "link", "set", "lo", "up")
+            _run(ip, "link", "set", "r0", "mtu", str(MTU), "up")
+            _run(ip, "addr", "add", f"{ROUTER_ADDR}/24", "dev", "r0")
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+                f.write("1")
+            tun_r = _tun("tunR")
+            _run(ip, "link", "set", "tunR", "mtu", str(MTU), "up")
+            _run(ip, "addr", "add", TUN_R_ADDR, "peer", RECEIVER_ADDR, "dev", "tunR")
+            rate_bit = int(p["rate_mbit"] * 1e6)
+            _run(tc, "qdisc", "replace", "dev", "tunR", "root", "handle", "1:", "tbf", "rate", f"{rate_bit}bit",
+                 "burst", str(_TBF_BURST), "limit", str(MTU * (p["buffer_packets"] + 2)))
+            _run(tc, "qdisc", "replace", "dev", "tunR", "parent", "1:1", "handle", "10:", "pfifo",
+                 "limit", str(p["buffer_packets"]))
+            ifindex = socket.if_nametoindex("tunR")
+            nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)   # NETLINK_ROUTE, bound to R
+            nl.settimeout(1.0)
+            nl.bind((0, 0))
+            _unshare_net()                                  # B
+            _run(ip, "link", "set", "lo", "up")
+            tun_b = _tun("tunB")
+            _run(ip, "link", "set", "tunB", "mtu", str(MTU), "up")
+            _run(ip, "addr", "add", RECEIVER_ADDR, "peer", TUN_R_ADDR, "dev", "tunB")
+            _run(ip, "route", "add", "10.15.1.0/24", "dev", "tunB")
+            lst = socket.socket()
+            lst.bind((RECEIVER_ADDR, p["port"]))
+            lst.listen(64)
+        except BaseException as e:  # noqa: BLE001 - reported to the sender
+            _send_msg(up_w, ("error", f"{type(e).__name__}: {e}"))
+            os._exit(0)
+        # the receiver's ACKs wait while its reader lags (``__tcp_ack_snd_check()`` sends the
+        # every-second-segment ACK only if the window would not shrink): it shares the priority
+        priority = _realtime_priority()
+        sink = os.fork()
+        if sink == 0:
+            code = 0
+            try:
+                _die_with_parent()
+                nl.close()
+                os.close(tun_r)
+                os.close(tun_b)
+                receiver_main(lst, p["deadline"])
+            except BaseException:  # noqa: BLE001
+                code = 70
+            finally:
+                os._exit(code)
+        lst.close()
+        _send_msg(up_w, ("ready", priority))
+        os.close(up_w)
+        _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"])
+        try:
+            os.kill(sink, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(sink, 0)
+    except BaseException:  # noqa: BLE001
+        status = 70
+    finally:
+        os._exit(status)
+
+
+def drain(lst: socket.socket, deadline: float) -> None:
+    """The receiver: accept connections and read everything until each peer closes (or deadline)."""
+    lst.setblocking(False)
+    conns: list[socket.socket] = []
+    buf = bytearray(4 << 20)
+    open_count = 0
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([lst, *conns], [], [], 0.2)
+        for s in r:
+            if s is lst:
+                try:
+                    c, _ = lst.accept()
+                except BlockingIOError:
+                    continue
+                c.setblocking(False)
+                conns.append(c)
+                open_count += 1
+                continue
+            try:
+                n = s.recv_into(buf)
+            except (BlockingIOError, ConnectionError):
+                n = -1
+            if n == 0:
+                conns.remove(s)
+                s.close()
+        if open_count and not conns:
+            return
+
+
+@contextmanager
+def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, port: int = 5001,
+                    queue_period_s: float = 0.005, max_seconds: float = 60.0) -> Iterator[Path]:
+    """Build the path, yield a :class:`Path` (connect to ``path.receiver``), tear everything down.
+
+    Only inside a private namespace of our own. After the ``with`` block, ``path.stats`` holds
+    the forwarder's measurements. Raises :class:`KernelUnavailable` naming what failed.
+    """
+    ip, tc = ip_available(), tc_available()
+    if ip is None or tc is None:
+        raise KernelUnavailable("the bottleneck path needs iproute2's `ip` and `tc`")
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        raise KernelUnavailable("/dev/net/tun is not available (the delay line needs TUN devices)")
+    deadline = time.monotonic() + max_seconds
+    _run(ip, "link", "add", "a0", "mtu", str(MTU), "type", "veth", "peer", "name", "r0", "mtu", str(MTU))
+    _run(ip, "addr", "add", f"{SENDER_ADDR}/24", "dev", "a0")
+    _run(ip, "link", "set", "a0", "up")
+    _run(ip, "route", "add", "10.15.2.0/24", "via", ROUTER_ADDR)
+    go_r, go_w = os.pipe()
+    up_r, up_w = os.pipe()
+    ctrl_r, ctrl_w = os.pipe()
+    out_r, out_w = os.pipe()
+    params = {"rate_mbit": rate_mbit, "rtt_ms": rtt_ms, "buffer_packets": buffer_packets,
+              "queue_period_s": queue_period_s, "deadline": deadline, "port": port}
+    pid = os.fork()
+    if pid == 0:
+        for fd in (go_w, up_r, ctrl_w, out_r):
+            os.close(fd)
+        _router_and_receiver(go_r, up_w, ctrl_r, out_w, params, drain)
+    for fd in (go_r, up_w, ctrl_r, out_w):
+        os.close(fd)
+    path = Path(rate_mbit, rtt_ms, buffer_packets, (RECEIVER_ADDR, port))
+    try:
+        what, _ = _read_msg(up_r, time.monotonic() + 10)
+        if what == "error":
+            raise KernelUnavailable(f"building the router namespace failed: {_}")
+        _run(ip, "link", "set", "r0", "netns", str(pid))
+        os.write(go_w, b"g")
+        what, info = _read_msg(up_r, time.monotonic() + 20)
+        if what == "error":
+            raise KernelUnavailable(f"building the bottleneck path failed: {info}")
+        path.scheduling = info
+        path.notes.append(f"delay line scheduling: {info}")
+        path.notes.append(f"path: veth to a router namespace, tbf {rate_mbit:g} Mbit/s with a {buffer_packets}-packet "
+                          f"drop-tail pfifo on tunR, then {DELAY_METHOD}; MTU {MTU}")
+        yield path
+    finally:
+        os.close(ctrl_w)                                    # stops the delay line
+        try:
+            path.stats = _read_msg(out_r, time.monotonic() + 5)
+        except KernelUnavailable as e:
+            path.notes.append(f"delay line statistics unavailable: {e}")
+        for fd in (go_w, up_r, out_r):
+            os.close(fd)
+        _reap(pid, 5.0)
+
+
+def _reap(pid: int, grace_s: float) -> None:
+    """Wait for ``pid`` (it exits by itself once the delay line stops: it kills and reaps the
+    receiver first); SIGKILL it after ``grace_s``."""
+    end = time.monotonic() + grace_s
+    while time.monotonic() < end:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.01)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,507 @@
+"""Congestion control through one bottleneck, packet by packet: Reno and CUBIC as Linux runs them.
+
+A pure model (no I/O, no clock) of the path :mod:`tcplab.kernel.bottleneck` builds: a drop-tail
+FIFO of ``buffer_packets`` served at ``rate_mbit`` (1500-byte packets, 1448 bytes of payload with
+timestamps), ``rtt_ms / 2`` each way, a receiver that ACKs every second full segment (the first
+16 at once: ``TCP_MAX_QUICKACKS``; out of order at once; an odd segment after 40 ms,
+``TCP_DELACK_MIN``), and senders that always have data.
+
+The sender's rules, each from the kernel:
+
+- slow start ``tcp_slow_start()`` (net/ipv4/tcp_cong.c): cwnd += packets delivered, up to ssthresh;
+  initial cwnd 10 (``TCP_INIT_CWND``), ssthresh infinite.
+- Reno congestion avoidance ``tcp_cong_avoid_ai(tp, cwnd, acked)``: +1 per cwnd delivered;
+  on loss ``tcp_reno_ssthresh()`` = max(cwnd / 2, 2).
+- CUBIC (net/ipv4/tcp_cubic.c, RFC 9438 with Linux's constants): ``bictcp_update()`` target
+  W(t) = C (t - K)^3 + Wmax with C = 410/1024 (``bic_scale`` 41 x 10 / 1024), t counted from the
+  epoch start plus ``delay_min``, K = cbrt((Wmax - cwnd) / C); ``cnt`` capped at 20 before the
+  first loss, TCP-friendly region (``beta_scale`` 15), ``cnt >= 2``; on loss
+  ``cubictcp_recalc_ssthresh()`` = max(cwnd x 717/1024, 2) with fast convergence
+  (Wmax = cwnd x (1024 + 717) / 2048 when below the previous Wmax).
+- HyStart (CUBIC only, ``hystart_update()``): from cwnd 16 (``hystart_low_window``), a round ends
+  when snd_una passes the round's snd_nxt; ACK train: ACKs no more than 2 ms apart
+  (``hystart_ack_delta_us``) reaching (delay_min + ``hystart_ack_delay()``) / 2 after the round
+  start; delay: the minimum of the round's first 8 RTT samples above
+  delay_min + clamp(delay_min / 8, 4 ms, 16 ms). Either sets ssthresh = cwnd.
+- loss detection (RACK, ``tcp_rack_detect_loss()``): a FIFO path never reorders, so a packet is
+  lost when one sent after it is delivered — from the third SACKed packet on before recovery
+  (``tcp_rack_reo_wnd()`` is 0 then), at once during recovery, or after min_rtt / 4 (the RACK
+  reordering timer) when fewer than three packets follow the hole.
+- fast recovery with PRR (``tcp_cwnd_reduction()``), cwnd = ssthresh on exit
+  (``tcp_end_cwnd_reduction()``); RTO = srtt + max(4 rttvar, 200 ms) (``tcp_set_rto()``):
+  cwnd 1, everything outstanding lost, the ``Loss`` state.
+
+Not modelled: BBR (refused by the experiment), tail loss probes, pacing and TSO bursts, receive
+window limits, undo of spurious reductions, and the 2-packet burst a tbf allows after idle.
+
+>>> r = simulate(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="reno", duration=2.0)
+>>> r.flows[0].loss_events >= 1, 0.8 < r.utilization <= 1.0
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["simulate", "SimRun", "FlowRun", "ALGORITHMS", "MSS", "WIRE_BYTES", "cubic_ssthresh",
+           "reno_ssthresh", "BETA_CUBIC", "C_CUBIC", "INFINITE_SSTHRESH", "exit_cwnd_from_ssthresh"]
+
+MSS = 1448              # payload of a 1500-byte packet with TCP timestamps
+WIRE_BYTES = 1500       # what the bottleneck's tbf counts (no link header on a TUN device)
+INIT_CWND = 10          # TCP_INIT_CWND
+INFINITE_SSTHRESH = 0x7FFFFFFF
+BETA_CUBIC = 717 / 1024
+C_CUBIC = 410 / 1024    # cube_rtt_scale = bic_scale * 10, over 2^10
+BETA_SCALE = 8 * (1024 + 717) // 3 // (1024 - 717)   # 15, tcp_friendliness
+HYSTART_LOW_WINDOW = 16
+HYSTART_ACK_DELTA = 0.002
+HYSTART_MIN_SAMPLES = 8
+HYSTART_ACK_DELAY = 0.001     # hystart_ack_delay(): min(1 ms, 4 GSO packets at the pacing rate)
+QUICKACKS = 16                # TCP_MAX_QUICKACKS
+DELACK = 0.040                # TCP_DELACK_MIN
+RTO_MIN = 0.2
+ALGORITHMS = ("reno", "cubic")
+
+
+def reno_ssthresh(cwnd: int) -> int:
+    """``tcp_reno_ssthresh()``: half the window, at least 2.
+
+    >>> reno_ssthresh(101)
+    50
+    """
+    return max(cwnd >> 1, 2)
+
+
+def cubic_ssthresh(cwnd: int) -> int:
+    """``cubictcp_recalc_ssthresh()``: cwnd x 717 / 1024, at least 2.
+
+    >>> cubic_ssthresh(100)
+    70
+    """
+    return max(cwnd * 717 // 1024, 2)
+
+
+def exit_cwnd_from_ssthresh(ssthresh: int, algorithm: str, by_loss: bool) -> int:
+    """The cwnd slow start ended at, from the first finite ssthresh: HyStart sets ssthresh = cwnd;
+    a loss sets the algorithm's reduction of it (inverted here, to within a packet).
+
+    >>> exit_cwnd_from_ssthresh(70, "cubic", True), exit_cwnd_from_ssthresh(50, "reno", True)
+    (100, 100)
+    """
+    if not by_loss:
+        return ssthresh
+    if algorithm == "reno":
+        return 2 * ssthresh
+    return int(round(ssthresh * 1024 / 717))
+
+
+@dataclass
+class FlowRun:
+    """One flow's figures from the model (packets, seconds)."""
+
+    delivered: int = 0
+    loss_events: int = 0
+    fast_retransmits: int = 0
+    rto_timeouts: int = 0
+    slow_start_exit_cwnd: int | None = None
+    exit_by: str | None = None
+
+
+@dataclass
+class SimRun:
+    """What :func:`simulate` returns: per-flow figures, samples and the queue."""
+
+    flows: list[FlowRun]
+    timeline: list[dict[str, Any]]
+    queue: list[dict[str, Any]]
+    duration: float
+    rate_mbit: float
+    drops: int = 0
+    packets: int = 0
+
+    @property
+    def utilization(self) -> float:
+        """Delivered payload over what the link can carry in payload (1448 of every 1500 bytes)."""
+        cap = self.rate_mbit * 1e6 / 8 / WIRE_BYTES * self.duration
+        return sum(f.delivered for f in self.flows) / cap if cap else 0.0
+
+
+class _Flow:
+    __slots__ = ("i", "algo", "cwnd", "cnt", "ssthresh", "state", "snd_nxt", "snd_una", "got", "xmit",
+                 "holes", "after_hole", "hole_t", "lost", "in_flight", "srtt", "rttvar", "min_rtt",
+                 "high_seq", "prior_cwnd", "prr_delivered", "prr_out", "last_progress", "run",
+                 "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_count", "rcv_high_inst", "delack_at",
+                 "epoch_start", "last_max", "origin", "K", "ack_cnt", "tcp_cwnd", "last_cwnd",
+                 "last_time", "delay_min", "found", "round_start", "last_ack", "end_seq", "curr_rtt",
+                 "sample_cnt", "delivered_mark", "total_retrans", "ever_lost", "bic_cnt")
+
+    def __init__(self, i: int, algo: str) -> None:
+        self.i, self.algo = i, algo
+        self.cwnd, self.cnt, self.ssthresh, self.state = INIT_CWND, 0, INFINITE_SSTHRESH, "Open"
+        self.snd_nxt = self.snd_una = 0
+        self.got: set[int] = set()
+        self.xmit: deque[tuple[int, int, float, bool]] = deque()
+        self.holes: list[int] = []
+        self.after_hole, self.hole_t = 0, 0.0
+        self.lost: deque[int] = deque()
+        self.in_flight = 0
+        self.srtt = self.rttvar = 0.0
+        self.min_rtt = math.inf
+        self.high_seq = self.prior_cwnd = self.prr_delivered = self.prr_out = 0
+        self.last_progress = 0.0
+        self.run = FlowRun()
+        self.rcv_nxt, self.rcv_ooo, self.rcv_pending, self.rcv_count, self.rcv_high_inst = 0, set(), 0, 0, -1
+        self.delack_at = math.inf
+        self.epoch_start = self.last_max = self.origin = self.K = 0.0
+        self.ack_cnt = self.tcp_cwnd = self.last_cwnd = 0
+        self.last_time = -1.0
+        self.delay_min = 0.0
+        self.found = False
+        self.round_start = self.last_ack = 0.0
+        self.end_seq = 0
+        self.curr_rtt, self.sample_cnt = math.inf, 0
+        self.delivered_mark = 0
+        self.total_retrans = 0
+        self.ever_lost = False
+        self.bic_cnt = 0
+
+    # -- CUBIC ------------------------------------------------------------------
+    def hystart_reset(self, now: float) -> None:
+        self.round_start = self.last_ack = now
+        self.end_seq = self.snd_nxt
+        self.curr_rtt, self.sample_cnt = math.inf, 0
+
+    def cubic_acked(self, now: float, rtt: float) -> None:
+        """``cubictcp_acked()``: delay_min and HyStart from one RTT sample."""
+        if self.epoch_start and now - self.epoch_start < 1.0:
+            return
+        if self.delay_min == 0 or self.delay_min > rtt:
+            self.delay_min = rtt
+        if not self.found and self.cwnd < self.ssthresh and self.cwnd >= HYSTART_LOW_WINDOW:
+            if self.snd_una > self.end_seq:
+                self.hystart_reset(now)
+            if now - self.last_ack <= HYSTART_ACK_DELTA:
+                self.last_ack = now
+                if now - self.round_start > (self.delay_min + HYSTART_ACK_DELAY) / 2:
+                    self.hystart_found()
+            if not self.found:
+                self.curr_rtt = min(self.curr_rtt, rtt)
+                if self.sample_cnt < HYSTART_MIN_SAMPLES:
+                    self.sample_cnt += 1
+                elif self.curr_rtt > self.delay_min + min(max(self.delay_min / 8, 0.004), 0.016):
+                    self.hystart_found()
+
+    def hystart_found(self) -> None:
+        self.found = True
+        self.ssthresh = self.cwnd
+        if self.run.slow_start_exit_cwnd is None:
+            self.run.slow_start_exit_cwnd, self.run.exit_by = self.cwnd, "hystart"
+
+    def cubic_update(self, now: float, acked: int) -> None:
+        """``bictcp_update()`` in floating point (the kernel's fixed point agrees to a packet)."""
+        self.ack_cnt += acked
+        cwnd = self.cwnd
+        if self.last_cwnd == cwnd and now - self.last_time <= 1 / 32:
+            return
+        if not (self.epoch_start and now == self.last_time):
+            self.last_cwnd, self.last_time = cwnd, now
+            if self.epoch_start == 0:
+                self.epoch_start = now or 1e-9
+                self.ack_cnt, self.tcp_cwnd = acked, cwnd
+                if self.last_max <= cwnd:
+                    self.K, self.origin = 0.0, cwnd
+                else:
+                    self.K = ((self.last_max - cwnd) / C_CUBIC) ** (1 / 3)
+                    self.origin = self.last_max
+            t = now - self.epoch_start + self.delay_min
+            target = self.origin + C_CUBIC * (t - self.K) ** 3
+            target = math.floor(target) if target > 0 else 0
+            self.bic_cnt = cwnd // (target - cwnd) if target > cwnd else 100 * cwnd
+            if self.last_max == 0 and self.bic_cnt > 20:
+                self.bic_cnt = 20
+        delta = (cwnd * BETA_SCALE) >> 3
+        while delta and self.ack_cnt > delta:
+            self.ack_cnt -= delta
+            self.tcp_cwnd += 1
+        if self.tcp_cwnd > cwnd:
+            max_cnt = cwnd // (self.tcp_cwnd - cwnd)
+            if self.bic_cnt > max_cnt:
+                self.bic_cnt = max_cnt
+        self.bic_cnt = max(self.bic_cnt, 2)
+
+    # -- both -------------------------------------------------------------------
+    def cong_avoid(self, now: float, acked: int) -> None:
+        if self.cwnd < self.ssthresh:                   # tcp_slow_start()
+            if self.algo == "cubic" and self.snd_una > self.end_seq:
+                self.hystart_reset(now)
+            new = min(self.cwnd + acked, self.ssthresh)
+            acked -= new - self.cwnd
+            self.cwnd = new
+            if acked <= 0:
+                return
+        if self.algo == "cubic":
+            self.cubic_update(now, acked)
+            w = self.bic_cnt
+        else:
+            w = self.cwnd
+        if self.cnt >= w:                               # tcp_cong_avoid_ai()
+            self.cnt = 0
+            self.cwnd += 1
+        self.cnt += acked
+        if self.cnt >= w:
+            d = self.cnt // w
+            self.cnt -= d * w
+            self.cwnd += d
+
+    def reduce(self) -> int:
+        """ssthresh on a loss (and the CUBIC epoch bookkeeping)."""
+        cwnd = self.cwnd
+        if self.algo == "reno":
+            return reno_ssthresh(cwnd)
+        self.epoch_start = 0.0
+        self.last_max = cwnd * (1024 + 717) / 2048 if cwnd < self.last_max else cwnd
+        return cubic_ssthresh(cwnd)
+
+    def note_exit(self, by: str) -> None:
+        if self.run.slow_start_exit_cwnd is None:
+            self.run.slow_start_exit_cwnd, self.run.exit_by = self.cwnd, by
+
+
+def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
+             flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
+             loss: float | None = None, seed: int = 0) -> SimRun:
+    """Run the model; see the module docstring. ``loss``: a random drop probability per data
+    packet at the bottleneck's input (decided by a seeded generator).
+
+    >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
+    >>> r.flows[0].slow_start_exit_cwnd is not None
+    True
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)} in the model, not {algorithm!r}")
+    tx = WIRE_BYTES * 8 / (rate_mbit * 1e6)
+    one_way = rtt_ms / 2000
+    sample_s = sample_s or max(0.001, rtt_ms / 8000)
+    fl = [_Flow(i, algorithm) for i in range(flows)]
+    dropped: set[int] = set()
+    qdep: deque[float] = deque()
+    arrivals: deque[tuple[float, _Flow, int, int]] = deque()
+    acks: deque[tuple[float, _Flow, int, int]] = deque()
+    state = {"inst": 0, "last_dep": 0.0, "drops": 0}
+    lcg = [seed * 2654435761 % 4294967296 or 12345]
+    timeline: list[dict[str, Any]] = []
+    queue_rows: list[dict[str, Any]] = []
+
+    def rand() -> float:
+        lcg[0] = (lcg[0] * 1103515245 + 12345) % 2147483648
+        return lcg[0] / 2147483648
+
+    def transmit(f: _Flow, now: float, seq: int, retx: bool) -> None:
+        inst = state["inst"]
+        state["inst"] = inst + 1
+        f.xmit.append((inst, seq, now, retx))
+        f.in_flight += 1
+        while qdep and qdep[0] <= now:
+            qdep.popleft()
+        if len(qdep) >= buffer_packets or (loss and rand() < loss):
+            dropped.add(inst)
+            state["drops"] += 1
+            return
+        d = max(now, state["last_dep"] + tx)
+        state["last_dep"] = d
+        qdep.append(d)
+        arrivals.append((d + one_way, f, inst, seq))
+
+    def send(f: _Flow, now: float, budget: int | None = None) -> None:
+        n = 0
+        while f.in_flight < f.cwnd and (budget is None or n < budget):
+            if f.lost:
+                seq = f.lost.popleft()
+                if seq < f.snd_una or seq in f.got:
+                    continue
+                f.total_retrans += 1
+                if f.state == "Recovery":
+                    f.run.fast_retransmits += 1
+                transmit(f, now, seq, True)
+            else:
+                transmit(f, now, f.snd_nxt, False)
+                f.snd_nxt += 1
+            n += 1
+        if f.state == "Recovery":
+            f.prr_out += n
+
+    def receive(now: float, f: _Flow, inst: int, seq: int) -> None:
+        """The receiver: ACK now (out of order, hole filled, quickack, 2nd segment) or later."""
+        f.rcv_count += 1
+        f.rcv_high_inst = inst
+        immediate = False
+        if seq == f.rcv_nxt:
+            f.rcv_nxt += 1
+            if f.rcv_ooo:
+                immediate = True
+                while f.rcv_nxt in f.rcv_ooo:
+                    f.rcv_ooo.discard(f.rcv_nxt)
+                    f.rcv_nxt += 1
+            f.rcv_pending += 1
+        elif seq > f.rcv_nxt:
+            f.rcv_ooo.add(seq)
+            immediate = True
+        else:
+            immediate = True
+        if immediate or f.rcv_count <= QUICKACKS or f.rcv_pending >= 2:
+            f.rcv_pending = 0
+            f.delack_at = math.inf
+            acks.append((now + one_way, f, inst, f.rcv_nxt))
+        elif f.delack_at == math.inf:
+            f.delack_at = now + DELACK
+
+    def on_ack(now: float, f: _Flow, high_inst: int, cum: int) -> None:
+        delivered = 0
+        rtt = None          # seq_rtt_us: the oldest newly delivered packet (srtt)
+        ca_rtt = None       # ca_rtt_us: the newest one (what CUBIC's HyStart sees, tcp_clean_rtx_queue())
+        xmit = f.xmit
+        while xmit and xmit[0][0] <= high_inst:
+            inst, seq, sent, retx = xmit.popleft()
+            if inst in dropped:
+                dropped.discard(inst)
+                f.holes.append(seq)
+                if len(f.holes) == 1:
+                    f.after_hole, f.hole_t = 0, now
+                continue
+            f.in_flight -= 1
+            if seq >= f.snd_una and seq not in f.got:
+                f.got.add(seq)
+                delivered += 1
+            if f.holes:
+                f.after_hole += 1
+            if not retx:
+                if rtt is None:
+                    rtt = now - sent
+                ca_rtt = now - sent
+        while f.snd_una in f.got:
+            f.got.discard(f.snd_una)
+            f.snd_una += 1
+        if cum > f.snd_una:
+            f.snd_una = cum
+        if delivered:
+            f.last_progress = now
+            f.run.delivered += delivered
+        if rtt is not None:
+            if f.srtt == 0:
+                f.srtt, f.rttvar = rtt, rtt / 2
+            else:
+                f.rttvar += (abs(rtt - f.srtt) - f.rttvar) / 4
+                f.srtt += (rtt - f.srtt) / 8
+            f.min_rtt = min(f.min_rtt, rtt)
+            if f.algo == "cubic":
+                f.cubic_acked(now, ca_rtt if ca_rtt is not None else rtt)
+        if f.holes and (f.state != "Open" or f.after_hole >= 3 or now - f.hole_t >= f.min_rtt / 4):
+            if f.state == "Open":
+                f.prior_cwnd = f.cwnd
+                f.note_exit("loss")
+                f.ssthresh = f.reduce()
+                f.state, f.high_seq = "Recovery", f.snd_nxt - 1
+                f.prr_delivered = f.prr_out = 0
+                f.run.loss_events += 1
+            for seq in f.holes:
+                f.in_flight -= 1
+                f.lost.append(seq)
+            f.holes.clear()
+        if f.state == "Recovery":
+            if f.snd_una > f.high_seq:
+                f.state = "Open"
+                f.cwnd = f.ssthresh
+            else:
+                f.prr_delivered += delivered
+                delta = f.ssthresh - f.in_flight
+                if delta < 0:
+                    sndcnt = -(-f.ssthresh * f.prr_delivered // f.prior_cwnd) - f.prr_out
+                else:
+                    sndcnt = min(delta, max(f.prr_delivered - f.prr_out, delivered) + 1)
+                sndcnt = max(sndcnt, 1 if f.lost else 0)
+                f.cwnd = max(f.in_flight + sndcnt, 1)
+                send(f, now)
+                return
+        elif f.state == "Loss" and f.snd_una > f.high_seq:
+            f.state = "Open"
+        if delivered and f.state != "Recovery":
+            f.cong_avoid(now, delivered)
+        send(f, now)
+
+    def rto(f: _Flow, now: float) -> None:
+        f.note_exit("loss")
+        f.run.rto_timeouts += 1
+        if f.state == "Open":
+            f.run.loss_events += 1
+        f.ssthresh = f.reduce() if f.state != "Loss" else f.ssthresh
+        if f.algo == "cubic":
+            f.epoch_start = f.last_max = 0.0 if f.state == "Loss" else f.epoch_start
+        f.state, f.high_seq = "Loss", f.snd_nxt - 1
+        f.cwnd, f.cnt = 1, 0
+        for inst, seq, _, _ in f.xmit:
+            dropped.discard(inst)
+        f.lost = deque(s for s in range(f.snd_una, f.snd_nxt) if s not in f.got)
+        f.xmit.clear()
+        f.holes.clear()
+        f.in_flight = 0
+        f.last_progress = now
+        send(f, now)
+
+    for f in fl:
+        f.hystart_reset(0.0)
+        send(f, 0.0)
+    next_sample = 0.0
+    now = 0.0
+    inf = math.inf
+    while True:
+        ta = arrivals[0][0] if arrivals else inf
+        tk = acks[0][0] if acks else inf
+        td = min(f.delack_at for f in fl)
+        tr = min((f.last_progress + (f.srtt + max(4 * f.rttvar, RTO_MIN) if f.srtt else 1.0)) if f.in_flight > 0 or f.lost else inf for f in fl)
+        now = min(ta, tk, td, tr)
+        while next_sample <= min(now, duration):
+            _sample(fl, next_sample, timeline, queue_rows, qdep, state["drops"], buffer_packets)
+            next_sample += sample_s
+        if now > duration:
+            break
+        if now == ta:
+            _, f, inst, seq = arrivals.popleft()
+            receive(now, f, inst, seq)
+        elif now == tk:
+            _, f, inst, cum = acks.popleft()
+            on_ack(now, f, inst, cum)
+        elif now == td:
+            for f in fl:
+                if f.delack_at == now:
+                    f.delack_at, f.rcv_pending = inf, 0
+                    acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt))
+        else:
+            for f in fl:
+                if f.in_flight > 0 or f.lost:
+                    limit = f.last_progress + (f.srtt + max(4 * f.rttvar, RTO_MIN) if f.srtt else 1.0)
+                    if limit <= now:
+                        rto(f, now)
+    return SimRun(flows=[f.run for f in fl], timeline=timeline, queue=queue_rows, duration=duration,
+                  rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"])
+
+
+def _sample(fl: list[_Flow], t: float, timeline: list[dict[str, Any]], queue_rows: list[dict[str, Any]],
+            qdep: deque[float], drops: int, buffer_packets: int) -> None:
+    q = sum(1 for d in qdep if d > t)
+    queue_rows.append({"t": round(t, 6), "queue_packets": q, "backlog_bytes": q * WIRE_BYTES, "drops": drops})
+    for f in fl:
+        ss = None if f.ssthresh >= INFINITE_SSTHRESH else f.ssthresh
+        srtt = f.srtt if f.srtt else None
+        pacing = None
+        if srtt:
+            ratio = 2.0 if f.cwnd < f.ssthresh / 2 else 1.2      # tcp_update_pacing_rate()
+            pacing = round(ratio * f.cwnd * MSS * 8 / srtt / 1e6, 3)
+        timeline.append({"t": round(t, 6), "flow": f.i, "cwnd": f.cwnd, "ssthresh": ss,
+                         "srtt_ms": round(srtt * 1000, 3) if srtt else None,
+                         "rttvar_ms": round(f.rttvar * 1000, 3) if srtt else None,
+                         "in_flight": f.in_flight, "total_retrans": f.total_retrans,
+                         "delivery_rate_mbit": None, "pacing_rate_mbit": pacing, "ca_state": f.state,
+                         "delivered_bytes": f.run.delivered * MSS})

@@ -21,6 +21,7 @@ from tcplab._validate import check_loopback
 __all__ = ["Capture", "decode_ipv4_tcp", "craft_syn", "open_raw_sender", "ETH_P_ALL"]
 
 ETH_P_ALL = 0x0003
+_SOL_PACKET, _PACKET_STATISTICS = 263, 6  # linux/socket.h, linux/if_packet.h
 _FLAG_NAMES = "FSRPAUEC"  # bit order of the TCP flags byte: FIN=1, SYN=2, RST=4, PSH=8, ACK=16, URG, ECE, CWR
 
 
@@ -84,9 +85,12 @@ class Capture:
     only outgoing copies are kept, so each segment counts once.
     """
 
-    def __init__(self, ifname: str = "lo") -> None:
+    def __init__(self, ifname: str = "lo", rcvbuf: int | None = None) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         try:
+            if rcvbuf is not None:
+                # room for a burst while the reader is descheduled (capped by net.core.rmem_max)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self.sock.bind((ifname, ETH_P_ALL))
             self.sock.setblocking(False)
         except BaseException:
@@ -101,14 +105,15 @@ class Capture:
         self.sock.close()
 
     def read(self, timeout: float = 0.05) -> list[dict[str, Any]]:
-        """Decoded TCP segments that arrived so far (waits up to ``timeout`` for the first)."""
-        out = []
+        """Decoded TCP segments that arrived so far (waits up to ``timeout`` for the first;
+        returns by ``timeout`` even while packets keep coming, e.g. on a busy host lo)."""
+        out: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if not select.select([self.sock], [], [], max(0.0, left))[0]:
                 return out
-            while True:
+            for _ in range(10_000):
                 try:
                     data, addr = self.sock.recvfrom(65536)
                 except BlockingIOError:
@@ -119,6 +124,14 @@ class Capture:
                 if seg is not None:
                     seg["t"] = round(time.monotonic() - self.t0, 6)
                     out.append(seg)
+            if time.monotonic() >= deadline:
+                return out
+
+    def drops(self) -> int:
+        """Packets the kernel dropped for this socket (receive buffer full) since the last call
+        (PACKET_STATISTICS, which resets on read): a capture with drops is incomplete."""
+        packets_and_drops = self.sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8)
+        return struct.unpack("II", packets_and_drops)[1]
 
 
 def _checksum(data: bytes) -> int:

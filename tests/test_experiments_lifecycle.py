@@ -176,3 +176,36 @@ def test_follower_rst_and_sequence_wrap():
     assert _names(p) == ["CLOSE"]
     p.received("R", seq=6)                       # nothing left to reset: the table says no
     assert _names(p) == ["CLOSE"] and p.ignored == 1
+
+
+def test_capture_filter_keeps_only_the_connection():
+    """The kernel-side filter: on a busy lo other traffic never reaches the capture's buffer."""
+    import socket
+
+    from tcplab.kernel.capture import Capture, ports_filter
+
+    with pytest.raises(ValueError, match="port b must be an int in 0..65535"):
+        ports_filter(80, 70000)
+    if os.geteuid() != 0:
+        pytest.skip("capturing on the host's lo needs root")
+    with socket.socket() as lst, socket.socket() as c, socket.socket() as olst:
+        for s in (lst, c, olst):
+            s.bind(("127.0.0.1", 0))
+        lst.listen()
+        olst.listen()
+        sport, cport = lst.getsockname()[1], c.getsockname()[1]
+        with Capture("lo", rcvbuf=1 << 16, ports=(sport, cport)) as cap:
+            with socket.create_connection(olst.getsockname(), timeout=5) as other:
+                peer, _ = olst.accept()
+                with peer:
+                    for _ in range(2000):          # far more than a 64 KiB buffer holds
+                        other.sendall(b"x" * 100)
+                        peer.recv(1000)
+            c.connect(lst.getsockname())
+            s, _ = lst.accept()
+            s.close()
+            c.close()
+            segs = cap.read(0.3)
+            assert cap.drops() == 0
+    assert segs and all({g["src_port"], g["dst_port"]} == {sport, cport} for g in segs), segs
+    assert [g["flags"] for g in segs][:3] == ["S", "SA", "A"]

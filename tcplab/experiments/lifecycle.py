@@ -23,6 +23,7 @@ state lasts at least one delay (for a learner watching the timeline).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import struct
@@ -150,10 +151,10 @@ class _Sampler(threading.Thread):
             self.error = e
 
 
-def _open_capture() -> tuple[Capture | None, str | None]:
-    """An AF_PACKET capture on lo, or (None, why not)."""
+def _open_capture(ports: tuple[int, int]) -> tuple[Capture | None, str | None]:
+    """An AF_PACKET capture on lo of the segments between ``ports``, or (None, why not)."""
     try:
-        return Capture("lo", rcvbuf=1 << 20), None
+        return Capture("lo", rcvbuf=1 << 20, ports=ports), None
     except OSError as e:
         return None, f"no packet capture here ({_errname(e)}: AF_PACKET needs CAP_NET_RAW in the namespace)"
 
@@ -214,8 +215,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         events.append({"t": round(clock(), 4), "event": what})
 
     sc = p["scenario"]
-    capture, no_capture = _open_capture()
-    with SocketSet() as ss, (capture if capture is not None else _Nothing()):
+    with SocketSet() as ss, contextlib.ExitStack() as stack:
         lst = ss.listener(8)
         lst.settimeout(5 + 4 * delay / 1000)
         sport = lst.getsockname()[1]
@@ -223,6 +223,10 @@ def _real(p: dict[str, Any]) -> Outcome:
         c.bind(("127.0.0.1", 0))  # learn the client port before the SYN, so SYN_SENT can be sampled
         cport = c.getsockname()[1]
         self_connect = sc == "simultaneous_open"
+        # the capture starts before the SYN, and the kernel keeps only this connection's segments
+        capture, no_capture = _open_capture((sport, cport))
+        if capture is not None:
+            stack.enter_context(capture)
         sampler = _Sampler(clock, cport if self_connect else sport, cport, self_connect, capture)
         sampler.start()
         try:
@@ -327,16 +331,6 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.notes.append(f"each step waited {hold:.2f} s (4 one-way delays) so that every segment "
                          "and its answer crossed before the next step")
     return out
-
-
-class _Nothing:
-    """A context manager that does nothing (no capture)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _choose(out: Outcome, sampler: _Sampler, sport: int, cport: int, self_connect: bool,

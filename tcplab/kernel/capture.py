@@ -18,7 +18,7 @@ from typing import Any
 
 from tcplab._validate import check_loopback
 
-__all__ = ["Capture", "decode_ipv4_tcp", "craft_syn", "open_raw_sender", "ETH_P_ALL"]
+__all__ = ["Capture", "decode_ipv4_tcp", "craft_syn", "open_raw_sender", "ports_filter", "ETH_P_ALL"]
 
 ETH_P_ALL = 0x0003
 _SOL_PACKET, _PACKET_STATISTICS = 263, 6  # linux/socket.h, linux/if_packet.h
@@ -85,9 +85,14 @@ class Capture:
     only outgoing copies are kept, so each segment counts once.
     """
 
-    def __init__(self, ifname: str = "lo", rcvbuf: int | None = None) -> None:
+    def __init__(self, ifname: str = "lo", rcvbuf: int | None = None,
+                 ports: tuple[int, int] | None = None) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         try:
+            if ports is not None:
+                # in the kernel, before the receive buffer: on a busy lo (the host namespace) other
+                # traffic can neither fill the buffer nor make this connection's packets drop
+                self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _bpf_program(ports_filter(*ports)))
             if rcvbuf is not None:
                 # room for a burst while the reader is descheduled (capped by net.core.rmem_max)
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -132,6 +137,51 @@ class Capture:
         (PACKET_STATISTICS, which resets on read): a capture with drops is incomplete."""
         packets_and_drops = self.sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8)
         return struct.unpack("II", packets_and_drops)[1]
+
+
+_SO_ATTACH_FILTER = 26  # asm-generic/socket.h
+
+
+def ports_filter(a: int, b: int) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program (code, jt, jf, k) that keeps IPv4 TCP segments between ports ``a``
+    and ``b`` (either direction, any address) and drops everything else. An AF_PACKET
+    SOCK_DGRAM socket's filter sees the packet from its IP header.
+
+    >>> len(ports_filter(80, 4242)), ports_filter(80, 4242)[-2:]
+    (14, [(6, 0, 0, 65535), (6, 0, 0, 0)])
+    """
+    for name, port in (("a", a), ("b", b)):
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port {name} must be an int in 0..65535, not {port!r}")
+    accept, drop = 12, 13                       # indexes of the two return instructions
+    prog = [
+        (0x30, 0, 0, 0),                        # 0  A = ip[0]
+        (0x54, 0, 0, 0xF0),                     # 1  A &= 0xf0
+        (0x15, 0, drop - 3, 0x40),              # 2  IPv4?
+        (0x30, 0, 0, 9),                        # 3  A = ip[9] (protocol)
+        (0x15, 0, drop - 5, socket.IPPROTO_TCP),  # 4  TCP?
+        (0xB1, 0, 0, 0),                        # 5  X = 4 * (ip[0] & 0xf): the IP header length
+        (0x48, 0, 0, 0),                        # 6  A = tcp source port
+        (0x15, 9 - 8, 0, a),                    # 7  == a -> 9
+        (0x15, 0, drop - 9, b),                 # 8  == b -> 9, else drop
+        (0x48, 0, 0, 2),                        # 9  A = tcp destination port
+        (0x15, accept - 11, 0, a),              # 10 == a -> accept
+        (0x15, 0, drop - 12, b),                # 11 == b -> accept, else drop
+        (0x06, 0, 0, 0xFFFF),                   # 12 accept (up to 64 KiB)
+        (0x06, 0, 0, 0),                        # 13 drop
+    ]
+    return prog
+
+
+def _bpf_program(prog: list[tuple[int, int, int, int]]) -> bytes:
+    """struct sock_fprog for setsockopt(SO_ATTACH_FILTER): length, then a pointer to the code
+    (kept alive on the function object until the next call; the kernel copies it at once)."""
+    import ctypes
+
+    code = b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    buf = ctypes.create_string_buffer(code, len(code))
+    _bpf_program.keep = buf  # type: ignore[attr-defined]
+    return struct.pack("HL", len(prog), ctypes.addressof(buf))
 
 
 def _checksum(data: bytes) -> int:

@@ -3,16 +3,19 @@
 Every notebook of the course (found by glob, so new ones are walked too), as a learner: run
 all; no cell shows an error, every widget renders (no "Error displaying widget", none left
 "Loading widget..."), every plotly figure has data; then move every slider of every panel
-to a random legal value (seeded: TCPLAB_BROWSER_SEED, printed on failure), run everything
-below the first panel again, and check that no assert fails. A screenshot per notebook goes to
+to a random legal value and pick a random choice in every dropdown (seeded:
+TCPLAB_BROWSER_SEED, printed on failure), run everything below the first panel again, and
+check that no assert fails. A screenshot per notebook goes to
 tests/screenshots/. Two notebooks have an extra check in their walk: 03's backlog slider moves
 the chart and the table (established = min(backlog, somaxconn) + 1), and 00 times how long a
 slider release takes to redraw its figure in sim mode (BENCHMARKS.md).
 
 Bounded: every wait has a deadline, and each notebook has a hard one (``BUDGET_S``): a
-watchdog kills the Chromium this module started (by its pid) when it is reached, so a hung
-browser call fails with the step it hung in, instead of blocking the suite; every failure
-saves a screenshot (the last one taken, if the page no longer answers).
+watchdog then takes a screenshot over a DevTools connection of its own and kills the Chromium
+this module started (by its pid), so a hung browser call fails with the step it hung in and a
+screenshot, instead of blocking the suite; every other failure saves a screenshot too.
+``test_a_hung_browser_call_fails_with_its_step_and_a_screenshot`` checks that on a call that
+never returns.
 
 The server runs with TCPLAB_FORBID_NAMESPACES=1: experiments needing a sysctl run in the
 simulator (fast; the point here is the UI; the notebooks run on the real kernel under nbval)."""
@@ -150,7 +153,34 @@ class Chromium:
         self.pw = pw
         self.proc: subprocess.Popen | None = None
         self.browser = None
+        self.port = 0
         self.profile = tempfile.mkdtemp(prefix="tcplab-chromium-")
+
+    def screenshot_over_cdp(self, path: pathlib.Path, timeout_s: float = 10.0) -> str:
+        """A screenshot of the page in front through a second DevTools connection of its own:
+        what a watchdog can still get while the Playwright connection waits on a hung call."""
+        import base64
+
+        import websocket
+
+        port = self.port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout_s) as r:
+            pages = [t for t in json.load(r) if t.get("type") == "page" and "webSocketDebuggerUrl" in t]
+        if not pages:
+            return "no page to take a screenshot of"
+        lab_pages = [t for t in pages if "/lab" in t.get("url", "")] or pages[-1:]   # not Chromium's about:blank
+        ws = websocket.create_connection(lab_pages[0]["webSocketDebuggerUrl"], timeout=timeout_s)
+        try:
+            ws.send(json.dumps({"id": 1, "method": "Page.captureScreenshot", "params": {"format": "png"}}))
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("id") == 1:
+                    path.write_bytes(base64.b64decode(msg["result"]["data"]))
+                    return str(path)
+        finally:
+            ws.close()
+        return f"no screenshot in {timeout_s:.0f} s"
 
     def _launch(self) -> None:
         self.proc = subprocess.Popen(
@@ -165,6 +195,7 @@ class Chromium:
                 seen += line
                 m = re.search(rb"DevTools listening on (ws://\S+)", line)
                 if m:
+                    self.port = int(re.search(rb":(\d+)/", m.group(1)).group(1))
                     # drain the rest of stderr in a thread so Chromium never blocks on a full pipe
                     threading.Thread(target=self.proc.stderr.read, daemon=True).start()
                     self.browser = self.pw.chromium.connect_over_cdp(m.group(1).decode(), timeout=60_000)
@@ -187,9 +218,11 @@ class Chromium:
         return page
 
     def kill(self) -> None:
-        if self.proc is not None:
-            _kill_group(self.proc)
-        self.proc = self.browser = None
+        proc = self.proc
+        if proc is not None:
+            _kill_group(proc)
+        if self.proc is proc:           # not relaunched meanwhile
+            self.proc = self.browser = None
 
     def close(self) -> None:
         self.kill()
@@ -200,8 +233,10 @@ class Watchdog:
     """A hard deadline for a whole walk: when it passes, Chromium is killed (the hung
     Playwright call then raises) and the failure names the step that was running."""
 
-    def __init__(self, chromium: Chromium, budget_s: float) -> None:
+    def __init__(self, chromium: Chromium, budget_s: float, shot: pathlib.Path | None = None) -> None:
         self.chromium = chromium
+        self.shot_path = shot
+        self.shot = "none"
         self.budget_s = budget_s
         self.step = "start"
         self.fired = False
@@ -212,6 +247,12 @@ class Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
+        if self.shot_path is not None:
+            try:
+                SHOTS.mkdir(exist_ok=True)
+                self.shot = self.chromium.screenshot_over_cdp(self.shot_path)
+            except Exception as e:  # noqa: BLE001 - a hung renderer may not answer; the kill matters
+                self.shot = f"none ({type(e).__name__}: {e})"
         self.chromium.kill()
 
     def at(self, step: str) -> None:
@@ -230,6 +271,7 @@ class Watchdog:
 
     def __exit__(self, *exc: object) -> None:
         self.timer.cancel()
+        self.timer.join(60)             # a firing watchdog finishes its screenshot and kill first
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +347,12 @@ SLIDERS_JS = """() => { %s return Array.from(root.querySelectorAll('.widget-slid
           float: /\\./.test(readout),
           editable: !!(s.querySelector('.widget-readout') || {}).isContentEditable};
 }); }""" % ROOT_JS
+
+DROPDOWNS_JS = """() => { %s return Array.from(root.querySelectorAll('.widget-dropdown')).map((d, i) => {
+  const sel = d.querySelector('select');
+  return {i, label: (d.querySelector('.widget-label') || {innerText: ''}).innerText.trim(),
+          options: sel ? Array.from(sel.options).map(o => o.value) : [], disabled: !sel || sel.disabled};
+}).filter(d => !d.disabled && d.options.length > 1); }""" % ROOT_JS
 
 PANEL_03_JS = """() => { %s
   const cell = Array.from(root.querySelectorAll('.jp-CodeCell'))
@@ -419,6 +467,15 @@ class Walk:
         self.page.mouse.up()
         return slider.locator(".widget-readout").inner_text()
 
+    def choose(self, d: dict, rng: random.Random) -> str:
+        """Pick a random choice of dropdown ``d`` (a panel's scenario, say)."""
+        value = rng.choice(d["options"])
+        self.dog.at(f"choose {value!r} in {d['label']!r}")
+        sel = self.page.locator(NB + " .widget-dropdown").nth(d["i"]).locator("select")
+        sel.scroll_into_view_if_needed()
+        sel.select_option(value=value)
+        return sel.locator(f"option[value='{value}']").inner_text()
+
     def shot(self, suffix: str = "") -> pathlib.Path:
         """Screenshot of the whole notebook: the viewport grown to the notebook's height (capped)."""
         self.dog.at("screenshot")
@@ -522,7 +579,7 @@ EXTRA = {"00_welcome.ipynb": _time_release_to_figure, "03_accept_queue.ipynb": _
 def test_every_notebook_as_a_learner(lab, chromium, name, record_property):
     rng = random.Random(f"{SEED}/{name}")
     page = chromium.page()
-    dog = Watchdog(chromium, BUDGET_S)
+    dog = Watchdog(chromium, BUDGET_S, SHOTS / f"{name[:-6]}-HUNG.png")
     w = Walk(page, dog, lab, name)
     try:
         with dog:
@@ -541,13 +598,16 @@ def test_every_notebook_as_a_learner(lab, chromium, name, record_property):
             dog.phase("checks")
             for s in sliders:
                 w.moved.append((s["label"], w.move(s, rng)))
+            for d in w.js(DROPDOWNS_JS):
+                w.moved.append((d["label"], w.choose(d, rng)))
             w.settle(120, "after moving the sliders")
-            dog.phase(f"{len(sliders)} sliders")
+            dog.phase(f"{len(w.moved)} controls")
             w.problems("after moving the sliders")
-            if sliders:
+            if sliders or w.moved:
                 # run everything below the first panel again: every assert must still hold
                 dog.at("select the first panel's cell")
-                first = page.locator(NB + " .jp-CodeCell").filter(has=page.locator(".widget-slider")).first
+                first = page.locator(NB + " .jp-CodeCell").filter(
+                    has=page.locator(".widget-slider, .widget-dropdown")).first
                 first.locator(".jp-InputPrompt").click()
                 w.command("notebook:run-all-below")
                 w.settle(180, "rerun below the first panel")
@@ -561,8 +621,8 @@ def test_every_notebook_as_a_learner(lab, chromium, name, record_property):
     except Exception as e:
         if dog.fired:
             pytest.fail(f"{name}: hard deadline of {BUDGET_S:.0f} s reached during step '{dog.step}' "
-                        f"(Chromium killed; seed {SEED}, sliders moved {w.moved}); last screenshot: "
-                        f"{w.last_shot}; JupyterLab log: {lab.log_tail(800)}", pytrace=False)
+                        f"(Chromium killed; seed {SEED}, sliders moved {w.moved}); screenshot at the deadline: "
+                        f"{dog.shot}; JupyterLab log: {lab.log_tail(800)}", pytrace=False)
         try:
             shot = w.shot("-FAILED")
         except Exception as e2:  # noqa: BLE001 - the page may be gone; the original error matters
@@ -590,3 +650,22 @@ def test_slider_release_to_figure_update_in_sim_mode(record_property):
               f"figure drawn {plot:.0f} ms")
     record_property("release_to_figure_ms", med)
     assert len(RELEASE_TIMES) == 8 and all(t > 0 for t in RELEASE_TIMES)
+
+
+def test_a_hung_browser_call_fails_with_its_step_and_a_screenshot(chromium):
+    """The harness itself: a Playwright call that never returns is ended by the watchdog, which
+    names the step and saves a screenshot taken over its own DevTools connection."""
+    page = chromium.page()
+    page.set_content("<h1>tcplab: a page whose script never answers</h1>")
+    shot = SHOTS / "watchdog-selftest-HUNG.png"
+    shot.unlink(missing_ok=True)
+    dog = Watchdog(chromium, 3.0, shot)
+    t0 = time.monotonic()
+    with pytest.raises(Exception), dog:
+        dog.at("evaluate a promise that never resolves")
+        page.evaluate("() => new Promise(() => {})")
+    assert dog.fired and dog.step == "evaluate a promise that never resolves"
+    assert time.monotonic() - t0 < 60
+    assert dog.shot == str(shot) and shot.stat().st_size > 1000, dog.shot
+    assert not chromium.alive()
+    chromium.page().context.close()          # the next walk gets a fresh Chromium

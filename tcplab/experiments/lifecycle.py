@@ -202,9 +202,11 @@ def _real(p: dict[str, Any]) -> Outcome:
         try:
             out.notes.append("loopback slowed down for slow_motion: " + add_delay(delay))
         except KernelUnavailable as e:
-            out.notes.append(f"slow_motion ignored: {e.reason}; short states may be missed")
+            out.notes.append(f"slow_motion ignored: {e.reason}; every state is still derived from the "
+                             "packets, but the short ones last microseconds on the timeline")
             delay = 0.0
-    # long enough for a segment and its answer to cross, and for the sampler to see the state
+    # long enough for a segment and its answer to cross (and for the cross-checking sampler to
+    # see every state that lasts until the next step)
     hold = max(0.1, 4 * delay / 1000)
     before = counters_now()
     clock = Clock()

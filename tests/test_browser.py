@@ -64,18 +64,22 @@ def _free_port() -> int:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """End a process group this module started (by its leader's pid), SIGTERM then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    """End a process group this module started (by its leader's pid, also when the leader has
+    already exited and left children in it), SIGTERM then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
+            break                       # nobody left in the group
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            try:
+                os.killpg(proc.pid, 0)  # children of the group still there?
+            except ProcessLookupError:
+                break
 
 
 class Lab:
@@ -154,6 +158,7 @@ class Chromium:
         self.proc: subprocess.Popen | None = None
         self.browser = None
         self.port = 0
+        self.launched: list[subprocess.Popen] = []
         self.profile = tempfile.mkdtemp(prefix="tcplab-chromium-")
 
     def screenshot_over_cdp(self, path: pathlib.Path, timeout_s: float = 10.0) -> str:
@@ -183,24 +188,25 @@ class Chromium:
         return f"no screenshot in {timeout_s:.0f} s"
 
     def _launch(self) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = proc = subprocess.Popen(
             [CHROMIUM, *FLAGS, "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
              f"--user-data-dir={self.profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.launched.append(proc)      # close() ends every one, whatever happened to self.proc
         deadline = time.monotonic() + 60
         seen = b""
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if select.select([self.proc.stderr], [], [], 0.5)[0]:
-                line = self.proc.stderr.readline()
+        while time.monotonic() < deadline and proc.poll() is None:
+            if select.select([proc.stderr], [], [], 0.5)[0]:
+                line = proc.stderr.readline()
                 seen += line
                 m = re.search(rb"DevTools listening on (ws://\S+)", line)
                 if m:
                     self.port = int(re.search(rb":(\d+)/", m.group(1)).group(1))
                     # drain the rest of stderr in a thread so Chromium never blocks on a full pipe
-                    threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+                    threading.Thread(target=proc.stderr.read, daemon=True).start()
                     self.browser = self.pw.chromium.connect_over_cdp(m.group(1).decode(), timeout=60_000)
                     return
-        _kill_group(self.proc)
+        _kill_group(proc)
         raise AssertionError(f"Chromium did not start in 60 s: {seen.decode(errors='replace')[-1500:]}")
 
     def alive(self) -> bool:
@@ -226,6 +232,8 @@ class Chromium:
 
     def close(self) -> None:
         self.kill()
+        for proc in self.launched:
+            _kill_group(proc)
         shutil.rmtree(self.profile, ignore_errors=True)
 
 

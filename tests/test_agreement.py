@@ -21,9 +21,16 @@ def test_compare_rules():
     assert compare("syn_retries", {}, "failed_after", 3.5, 3.0)[1] == "DIFFER"
     assert compare("syn_retries", {}, "retransmit_times", [1.02], [1.0, 2.0])[1] == "DIFFER"
     assert compare("syn_queue", {"flood": False}, "legit_client_connected", False, None)[1] == "not compared"
-    st = ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
-    assert compare("lifecycle", {"slow_motion": 0}, "client_states", [st[0], st[2], st[3]], st)[1] == "agree"
-    assert compare("lifecycle", {"slow_motion": 20}, "client_states", [st[0], st[2], st[3]], st)[1] == "DIFFER"
+    st = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+    # states derived from packets: exact, at any slow motion (a missing FIN_WAIT1 is a difference)
+    for sm in (0, 20):
+        assert compare("lifecycle", {"slow_motion": sm}, "client_states", st, st) == ("states", "agree")
+        assert compare("lifecycle", {"slow_motion": sm}, "client_states", [st[1], st[3], st[4]], st)[1] == "DIFFER"
+    # sampled from /proc (no capture): a subsequence with the same ends, and the verdict says so
+    sampled = compare("lifecycle", {"slow_motion": 0}, "client_states", [st[1], st[3], st[4]], st, sampled=True)
+    assert sampled == ("states (sampled: subsequence)", "agree")
+    assert compare("lifecycle", {}, "client_states", [st[1], st[2]], st, sampled=True)[1] == "DIFFER"
+    assert compare("lifecycle", {}, "client_states", [st[3], st[2], st[4]], st, sampled=True)[1] == "DIFFER"
 
 
 def test_quick_grid_is_a_subset():

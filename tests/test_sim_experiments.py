@@ -215,9 +215,10 @@ def test_lifecycle(scenario, client, server):
         assert s["client_states"] == ["SYN_SENT", "SYN_RECV", *client] and s["server_states"] == []
     else:
         assert s["client_states"] == ["SYN_SENT", *client] and s["server_states"] == ["SYN_RECV", *server]
-    # on plain loopback the handshake runs inside connect(): the lists start at ESTABLISHED
+    # on plain loopback the handshake's states last microseconds, but they are there (the real
+    # runner derives its lists from the packets): the same lists
     s0 = simulate("lifecycle", dict(scenario=scenario, slow_motion=0.0)).summary
-    assert s0["client_states"] == client and s0["server_states"] == server
+    assert (s0["client_states"], s0["server_states"]) == (s["client_states"], s["server_states"])
     if scenario == "abortive_close":
         assert s["server_error"] == "ECONNRESET" and "TIME_WAIT" not in s["client_states"]
 

@@ -1,18 +1,29 @@
 """lifecycle: watch both ends of one connection go through their states (KERNEL.md case 6).
 
-A sampler thread reads /proc/net/tcp of the namespace every millisecond and records every
-state change of the client's and the server's socket (found by their ports, also after
-close(), while the kernel keeps an orphan, LAST_ACK or TIME_WAIT socket). On plain loopback
-the short states (SYN_RECV, FIN_WAIT1, LAST_ACK, CLOSING) last microseconds and are usually
-missed; ``slow_motion`` adds a netem delay on lo inside the namespace so they show up.
+Each end's states are derived from the packets: an AF_PACKET capture on lo (inside the
+private namespace) records every segment of the connection, and each end is fed the
+segments it sent and received, in capture order, through the model's state table
+(:class:`tcplab.model.states.SegmentFollower`): every transition of RFC 9293's diagram
+except the timeouts is a segment sent or received, so no state is missed, however short.
+LAST_ACK, FIN_WAIT1 and SYN_RECV last microseconds on plain loopback.
 
->>> r = lifecycle("client_closes_first", slow_motion=20)     # doctest: +SKIP
->>> r.summary["client_states"]                               # doctest: +SKIP
-['SYN_SENT', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT']
+A sampler thread reads /proc/net/tcp of the namespace every millisecond as a cross-check
+(it finds the sockets by their ports, also after close(), while the kernel keeps an orphan,
+LAST_ACK or TIME_WAIT socket): what it saw must be the packets' list with some short states
+left out; otherwise a note says where they disagree. Where no capture is possible (no
+CAP_NET_RAW: the host namespace as an unprivileged user) or the capture lost packets, the
+sampled states are reported instead and a note says so (:data:`SAMPLED_NOTE`): then the short
+states may be missing. ``slow_motion`` adds a netem delay on lo inside the namespace so each
+state lasts at least one delay (for a learner watching the timeline).
+
+>>> r = lifecycle("client_closes_first")                     # doctest: +SKIP
+>>> r.summary["client_states"], r.summary["server_states"]  # doctest: +SKIP
+(['SYN_SENT', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT'], ['SYN_RECV', 'ESTABLISHED', 'CLOSE_WAIT', 'LAST_ACK', 'CLOSE'])
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import struct
@@ -24,18 +35,24 @@ from tcplab.errors import KernelUnavailable
 from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Slider, Table
+from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.qdisc import add_delay
 from tcplab.model.outcome import Outcome
+from tcplab.model.states import SegmentFollower, TcpState
 from tcplab.sim.sockets import lifecycle as sim_lifecycle
 
 
-__all__ = ["lifecycle", "SCENARIOS", "SPEC"]
+__all__ = ["lifecycle", "SCENARIOS", "SPEC", "SAMPLED_NOTE"]
 
 SCENARIOS = ("client_closes_first", "server_closes_first", "server_never_closes", "abortive_close",
              "half_close", "simultaneous_open")
 RECORD = ("net.ipv4.tcp_fin_timeout",)
 GONE = "CLOSE"  # TCP_CLOSE (tcp_states.h): recorded when the kernel no longer has the socket at all
+#: How a Result's notes start when its states were sampled from /proc, not derived from packets
+#: (tcplab.experiments.agreement then compares them as a subsequence, not exactly).
+SAMPLED_NOTE = "states sampled from /proc/net/tcp every ms"
+ADDR = "127.0.0.1"
 
 
 SPEC = Experiment(
@@ -78,11 +95,15 @@ lifecycle = make_function(SPEC)
 
 
 class _Sampler(threading.Thread):
-    """Samples /proc/net/tcp every ms; records state changes of the two ends."""
+    """Samples /proc/net/tcp every ms and records state changes of the two ends; between two
+    samples it reads the capture (if any), keeping the connection's segments in order."""
 
-    def __init__(self, clock: Clock, server_port: int, client_port: int, self_connect: bool) -> None:
+    def __init__(self, clock: Clock, server_port: int, client_port: int, self_connect: bool,
+                 capture: Capture | None) -> None:
         super().__init__(name="tcplab-sampler", daemon=True)
         self.clock, self.sport, self.cport, self.self_connect = clock, server_port, client_port, self_connect
+        self.capture = capture
+        self.segments: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self.now: dict[str, str | None] = {"client": None, "server": None}
         self.changes: list[dict[str, Any]] = []
@@ -107,14 +128,66 @@ class _Sampler(threading.Thread):
                     self.now[end] = st
                     self.changes.append({"t": round(self.clock(), 4), "end": end, "state": st})
 
+    def read_capture(self, timeout: float) -> None:
+        if self.capture is None:
+            time.sleep(timeout)
+            return
+        shift = self.capture.t0 - self.clock.t0      # capture times -> the run's clock
+        ports = {self.sport, self.cport}
+        for seg in self.capture.read(timeout):
+            # only this connection (the host's lo, where the fallback runs, carries other traffic)
+            if seg["src_port"] in ports and seg["dst_port"] in ports and seg["src"] == seg["dst"] == ADDR:
+                seg["t"] = round(seg["t"] + shift, 6)
+                self.segments.append(seg)
+
     def run(self) -> None:
         try:
             while not self.stop.is_set():
                 self.sample()
-                time.sleep(0.001)
+                self.read_capture(0.001)
             self.sample()
+            self.read_capture(0.01)
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             self.error = e
+
+
+def _open_capture(ports: tuple[int, int]) -> tuple[Capture | None, str | None]:
+    """An AF_PACKET capture on lo of the segments between ``ports``, or (None, why not)."""
+    try:
+        return Capture("lo", rcvbuf=1 << 20, ports=ports), None
+    except OSError as e:
+        return None, f"no packet capture here ({_errname(e)}: AF_PACKET needs CAP_NET_RAW in the namespace)"
+
+
+def _derive(segments: list[dict[str, Any]], sport: int, cport: int,
+            self_connect: bool) -> list[dict[str, Any]]:
+    """State changes of both ends from the captured segments, via the model's state table:
+    the client starts CLOSE, the server at its listener (LISTEN, not reported)."""
+    client = (ADDR, cport)
+    server = (ADDR, sport)
+    ends = {"client": SegmentFollower(TcpState.CLOSE)}
+    if not self_connect:
+        ends["server"] = SegmentFollower(TcpState.LISTEN)
+    changes: list[dict[str, Any]] = []
+    for seg in segments:
+        src, dst = (seg["src"], seg["src_port"]), (seg["dst"], seg["dst_port"])
+        args = (seg["flags"], seg["seq"], seg["ack"], seg["payload"])
+        for end, f in ends.items():
+            me = client if end == "client" else server
+            peer = client if self_connect else (server if end == "client" else client)
+            before = len(f.states)
+            if src == me and dst == peer:
+                f.sent(*args)
+            if dst == me and src == peer:      # a self-connected socket also receives what it sent
+                f.received(*args)
+            for st in f.states[before:]:
+                changes.append({"t": seg["t"], "end": end, "state": st.name, "segment": seg["flags"]})
+    return changes
+
+
+def _subsequence(short: list[str], long: list[str]) -> bool:
+    it = iter(long)
+    return all(any(x == y for y in it) for x in short)
 
 
 def _errname(e: OSError) -> str:
@@ -129,9 +202,11 @@ def _real(p: dict[str, Any]) -> Outcome:
         try:
             out.notes.append("loopback slowed down for slow_motion: " + add_delay(delay))
         except KernelUnavailable as e:
-            out.notes.append(f"slow_motion ignored: {e.reason}; short states may be missed")
+            out.notes.append(f"slow_motion ignored: {e.reason}; every state is still derived from the "
+                             "packets, but the short ones last microseconds on the timeline")
             delay = 0.0
-    # long enough for a segment and its answer to cross, and for the sampler to see the state
+    # long enough for a segment and its answer to cross (and for the cross-checking sampler to
+    # see every state that lasts until the next step)
     hold = max(0.1, 4 * delay / 1000)
     before = counters_now()
     clock = Clock()
@@ -142,7 +217,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         events.append({"t": round(clock(), 4), "event": what})
 
     sc = p["scenario"]
-    with SocketSet() as ss:
+    with SocketSet() as ss, contextlib.ExitStack() as stack:
         lst = ss.listener(8)
         lst.settimeout(5 + 4 * delay / 1000)
         sport = lst.getsockname()[1]
@@ -150,7 +225,11 @@ def _real(p: dict[str, Any]) -> Outcome:
         c.bind(("127.0.0.1", 0))  # learn the client port before the SYN, so SYN_SENT can be sampled
         cport = c.getsockname()[1]
         self_connect = sc == "simultaneous_open"
-        sampler = _Sampler(clock, cport if self_connect else sport, cport, self_connect)
+        # the capture starts before the SYN, and the kernel keeps only this connection's segments
+        capture, no_capture = _open_capture((sport, cport))
+        if capture is not None:
+            stack.enter_context(capture)
+        sampler = _Sampler(clock, cport if self_connect else sport, cport, self_connect, capture)
         sampler.start()
         try:
             c.settimeout(5 + 4 * delay / 1000)
@@ -224,9 +303,11 @@ def _real(p: dict[str, Any]) -> Outcome:
             sampler.join(5)
         if sampler.error is not None:
             raise sampler.error
+        dropped = capture.drops() if capture is not None else 0
     out.counters = delta(before, keep=())
+    changes = _choose(out, sampler, sport, cport, self_connect, no_capture, dropped)
     timeline, cur = [], {"client": None, "server": None}
-    for ch in sampler.changes:
+    for ch in changes:
         cur[ch["end"]] = ch["state"]
         timeline.append({"t": ch["t"], "client": cur["client"], "server": cur["server"],
                          "event": f"{ch['end']} -> {ch['state']}"})
@@ -243,11 +324,39 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.timeline = timeline
     out.tables["events"] = events
     out.summary = {
-        "client_states": [ch["state"] for ch in sampler.changes if ch["end"] == "client"],
-        "server_states": [ch["state"] for ch in sampler.changes if ch["end"] == "server"],
+        "client_states": [ch["state"] for ch in changes if ch["end"] == "client"],
+        "server_states": [ch["state"] for ch in changes if ch["end"] == "server"],
         "client_error": errs["client"],
         "server_error": errs["server"],
     }
     if delay:
-        out.notes.append(f"each step waited {hold:.2f} s so the sampler (1 ms) sees every state")
+        out.notes.append(f"each step waited {hold:.2f} s (4 one-way delays) so that every segment "
+                         "and its answer crossed before the next step")
     return out
+
+
+def _choose(out: Outcome, sampler: _Sampler, sport: int, cport: int, self_connect: bool,
+            no_capture: str | None, dropped: int) -> list[dict[str, Any]]:
+    """The state changes to report: from the packets when the capture is complete, else the
+    sampler's (with a note saying so); the sampler cross-checks the packets' lists."""
+    sampled = sampler.changes
+    if no_capture is None and dropped:
+        no_capture = f"the capture lost {dropped} packets"
+    derived = [] if no_capture else _derive(sampler.segments, sport, cport, self_connect)
+    if no_capture is None and not any(ch["end"] == "client" for ch in derived):
+        no_capture = "the capture saw none of the connection's segments"
+    if no_capture is not None:
+        out.notes.append(f"{SAMPLED_NOTE} ({no_capture}): a state that lasts less than that, "
+                         "like LAST_ACK or FIN_WAIT1 on plain loopback, may be missing")
+        return sampled
+    out.notes.append(f"states derived from the {len(sampler.segments)} segments captured on lo "
+                     "(AF_PACKET), each end through the state table; /proc/net/tcp sampled every ms "
+                     "as a cross-check")
+    for end in ("client", "server"):
+        seen = [ch["state"] for ch in sampled if ch["end"] == end]
+        got = [ch["state"] for ch in derived if ch["end"] == end]
+        if not _subsequence(seen, got):
+            out.notes.append(f"the /proc sampler saw the {end} go {' -> '.join(seen) or 'nowhere'}, "
+                             f"the packets say {' -> '.join(got) or 'nowhere'}: they disagree beyond "
+                             "states too short to sample")
+    return derived

@@ -18,9 +18,10 @@ from typing import Any
 
 from tcplab._validate import check_loopback
 
-__all__ = ["Capture", "decode_ipv4_tcp", "craft_syn", "open_raw_sender", "ETH_P_ALL"]
+__all__ = ["Capture", "decode_ipv4_tcp", "craft_syn", "open_raw_sender", "ports_filter", "ETH_P_ALL"]
 
 ETH_P_ALL = 0x0003
+_SOL_PACKET, _PACKET_STATISTICS = 263, 6  # linux/socket.h, linux/if_packet.h
 
 
 def _flags(byte: int) -> str:
@@ -83,9 +84,17 @@ class Capture:
     only outgoing copies are kept, so each segment counts once.
     """
 
-    def __init__(self, ifname: str = "lo") -> None:
+    def __init__(self, ifname: str = "lo", rcvbuf: int | None = None,
+                 ports: tuple[int, int] | None = None) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         try:
+            if ports is not None:
+                # in the kernel, before the receive buffer: on a busy lo (the host namespace) other
+                # traffic can neither fill the buffer nor make this connection's packets drop
+                self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _bpf_program(ports_filter(*ports)))
+            if rcvbuf is not None:
+                # room for a burst while the reader is descheduled (capped by net.core.rmem_max)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self.sock.bind((ifname, ETH_P_ALL))
             self.sock.setblocking(False)
         except BaseException:
@@ -100,14 +109,15 @@ class Capture:
         self.sock.close()
 
     def read(self, timeout: float = 0.05) -> list[dict[str, Any]]:
-        """Decoded TCP segments that arrived so far (waits up to ``timeout`` for the first)."""
-        out = []
+        """Decoded TCP segments that arrived so far (waits up to ``timeout`` for the first;
+        returns by ``timeout`` even while packets keep coming, e.g. on a busy host lo)."""
+        out: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if not select.select([self.sock], [], [], max(0.0, left))[0]:
                 return out
-            while True:
+            for _ in range(10_000):
                 try:
                     data, addr = self.sock.recvfrom(65536)
                 except BlockingIOError:
@@ -118,6 +128,59 @@ class Capture:
                 if seg is not None:
                     seg["t"] = round(time.monotonic() - self.t0, 6)
                     out.append(seg)
+            if time.monotonic() >= deadline:
+                return out
+
+    def drops(self) -> int:
+        """Packets the kernel dropped for this socket (receive buffer full) since the last call
+        (PACKET_STATISTICS, which resets on read): a capture with drops is incomplete."""
+        packets_and_drops = self.sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8)
+        return struct.unpack("II", packets_and_drops)[1]
+
+
+_SO_ATTACH_FILTER = 26  # asm-generic/socket.h
+
+
+def ports_filter(a: int, b: int) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program (code, jt, jf, k) that keeps IPv4 TCP segments between ports ``a``
+    and ``b`` (either direction, any address) and drops everything else. An AF_PACKET
+    SOCK_DGRAM socket's filter sees the packet from its IP header.
+
+    >>> len(ports_filter(80, 4242)), ports_filter(80, 4242)[-2:]
+    (14, [(6, 0, 0, 65535), (6, 0, 0, 0)])
+    """
+    for name, port in (("a", a), ("b", b)):
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port {name} must be an int in 0..65535, not {port!r}")
+    accept, drop = 12, 13                       # indexes of the two return instructions
+    prog = [
+        (0x30, 0, 0, 0),                        # 0  A = ip[0]
+        (0x54, 0, 0, 0xF0),                     # 1  A &= 0xf0
+        (0x15, 0, drop - 3, 0x40),              # 2  IPv4?
+        (0x30, 0, 0, 9),                        # 3  A = ip[9] (protocol)
+        (0x15, 0, drop - 5, socket.IPPROTO_TCP),  # 4  TCP?
+        (0xB1, 0, 0, 0),                        # 5  X = 4 * (ip[0] & 0xf): the IP header length
+        (0x48, 0, 0, 0),                        # 6  A = tcp source port
+        (0x15, 9 - 8, 0, a),                    # 7  == a -> 9
+        (0x15, 0, drop - 9, b),                 # 8  == b -> 9, else drop
+        (0x48, 0, 0, 2),                        # 9  A = tcp destination port
+        (0x15, accept - 11, 0, a),              # 10 == a -> accept
+        (0x15, 0, drop - 12, b),                # 11 == b -> accept, else drop
+        (0x06, 0, 0, 0xFFFF),                   # 12 accept (up to 64 KiB)
+        (0x06, 0, 0, 0),                        # 13 drop
+    ]
+    return prog
+
+
+def _bpf_program(prog: list[tuple[int, int, int, int]]) -> bytes:
+    """struct sock_fprog for setsockopt(SO_ATTACH_FILTER): length, then a pointer to the code
+    (kept alive on the function object until the next call; the kernel copies it at once)."""
+    import ctypes
+
+    code = b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    buf = ctypes.create_string_buffer(code, len(code))
+    _bpf_program.keep = buf  # type: ignore[attr-defined]
+    return struct.pack("HL", len(prog), ctypes.addressof(buf))
 
 
 def _checksum(data: bytes) -> int:

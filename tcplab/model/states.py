@@ -18,14 +18,14 @@ IllegalTransition: event 'rcv_fin' is not allowed in state CLOSE (allowed: app_c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tcplab.errors import TcpLabError
 
-__all__ = ["TcpState", "STATE_NAMES", "TIMER_NAMES", "EVENTS", "TRANSITIONS", "IllegalTransition", "next_state", "edges",
-           "Edge", "reachable"]
+__all__ = ["TcpState", "STATE_NAMES", "TIMER_NAMES", "EVENTS", "TRANSITIONS", "IllegalTransition", "next_state",
+           "edges", "Edge", "reachable", "SegmentFollower", "follow_segments"]
 
 
 class TcpState(IntEnum):
@@ -204,3 +204,113 @@ def reachable(start: TcpState) -> set[TcpState]:
                 seen.add(dst)
                 todo.append(dst)
     return seen
+
+
+def _covers(ack: int, end: int | None) -> bool:
+    """``ack`` acknowledges everything before ``end`` (32-bit sequence arithmetic)."""
+    return end is not None and ((ack - end) & 0xFFFFFFFF) < 0x80000000
+
+
+class SegmentFollower:
+    """One end of a connection, followed through :data:`TRANSITIONS` by the segments it sends
+    and receives (as a capture on the wire shows them), not by watching the socket.
+
+    Every transition of RFC 9293's diagram except the timeouts is a segment sent or received:
+    the end's own SYN (``app_connect``), FIN (``app_close``) or RST (``app_abort``), or a peer's
+    SYN, SYN-ACK, ACK of our SYN/FIN, FIN or RST. A received segment is processed in RFC 9293's
+    order (3.10.7.4: RST, SYN, then ACK, then FIN), as ``tcp_rcv_state_process()`` does, so a FIN
+    that also acknowledges our FIN takes FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT (Linux sets
+    FIN_WAIT2 before ``tcp_fin()`` moves to TIME_WAIT; the diagram's ``rcv_fin_ack`` arrow is
+    the two steps at once). Segments that change nothing (data, window updates, retransmitted
+    SYNs and FINs, duplicate ACKs) are ignored. The table decides every step: a segment whose
+    event the current state does not allow changes nothing, and is counted in ``ignored``.
+
+    ``start`` is CLOSE for the end that calls connect() and LISTEN for the end that accepts
+    (its listener). ``states`` lists the states entered, in order (without ``start``).
+
+    >>> c = SegmentFollower(TcpState.CLOSE)
+    >>> c.sent("S", seq=100, ack=0); c.received("SA", seq=900, ack=101)
+    >>> c.sent("FA", seq=101, ack=901); c.received("A", seq=901, ack=102); c.received("FA", seq=901, ack=102)
+    >>> [s.name for s in c.states]
+    ['SYN_SENT', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT']
+    """
+
+    def __init__(self, start: TcpState = TcpState.CLOSE) -> None:
+        self.state = start
+        self.states: list[TcpState] = []
+        self.events: list[str] = []
+        self.ignored = 0
+        self._syn_end: int | None = None   # sequence number just after our SYN
+        self._fin_end: int | None = None   # sequence number just after our FIN
+
+    def _fire(self, event: str) -> bool:
+        nxt = TRANSITIONS[self.state].get(event)
+        if nxt is None:
+            self.ignored += 1
+            return False
+        self.state = nxt
+        self.states.append(nxt)
+        self.events.append(event)
+        return True
+
+    def sent(self, flags: str, seq: int, ack: int = 0, length: int = 0) -> None:
+        """This end sent a segment (``flags`` as tcpdump reads them: "S", "SA", "FA", "RA", ...)."""
+        if "R" in flags:
+            self._fire("app_abort")
+            return
+        if "S" in flags:
+            self._syn_end = (seq + 1) & 0xFFFFFFFF
+            if "A" not in flags and self.state is S.CLOSE:
+                self._fire("app_connect")
+            return      # a SYN-ACK follows a received SYN, which already moved this end
+        if "F" in flags:
+            self._fin_end = (seq + length + 1) & 0xFFFFFFFF
+            # a FIN leaves ESTABLISHED, SYN_RECV or CLOSE_WAIT; anywhere else it is a retransmission
+            if self.state in (S.ESTABLISHED, S.SYN_RECV, S.CLOSE_WAIT):
+                self._fire("app_close")
+
+    def received(self, flags: str, seq: int, ack: int = 0, length: int = 0) -> None:
+        """This end received a segment from its peer."""
+        if "R" in flags:
+            self._fire("rcv_rst")
+            return
+        if "S" in flags:
+            if "A" in flags and self.state is S.SYN_SENT and _covers(ack, self._syn_end):
+                self._fire("rcv_syn_ack")
+                return
+            if "A" not in flags and self.state in (S.LISTEN, S.SYN_SENT):
+                self._fire("rcv_syn")
+                return
+        if "A" in flags:
+            if self.state is S.SYN_RECV and _covers(ack, self._syn_end):
+                self._fire("rcv_ack")
+            if self.state in (S.FIN_WAIT1, S.CLOSING, S.LAST_ACK) and _covers(ack, self._fin_end):
+                self._fire("rcv_ack")
+        if "F" in flags and self.state in (S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2):
+            self._fire("rcv_fin")
+
+
+def follow_segments(segments: Iterable[Mapping[str, Any]], local: tuple[str, int],
+                    remote: tuple[str, int] | None, start: TcpState) -> SegmentFollower:
+    """Follow the end at ``local`` (address, port) through ``segments`` in capture order.
+
+    ``segments`` are dicts as :func:`tcplab.kernel.capture.decode_ipv4_tcp` gives them (src,
+    src_port, dst, dst_port, flags, seq, ack, payload); only those between ``local`` and
+    ``remote`` count. ``remote=None`` (or equal to ``local``) is a socket connected to itself
+    (simultaneous open): each of its segments is first sent, then received, by the same end.
+
+    >>> segs = [dict(src="127.0.0.1", src_port=5, dst="127.0.0.1", dst_port=5, flags=f, seq=q, ack=a, payload=0)
+    ...         for f, q, a in (("S", 7, 0), ("SA", 7, 8), ("FA", 8, 8), ("A", 9, 9))]
+    >>> [s.name for s in follow_segments(segs, ("127.0.0.1", 5), None, TcpState.CLOSE).states]
+    ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT1', 'CLOSING', 'TIME_WAIT']
+    """
+    f = SegmentFollower(start)
+    peer = local if remote is None else remote
+    for seg in segments:
+        src, dst = (seg["src"], seg["src_port"]), (seg["dst"], seg["dst_port"])
+        args = (seg["flags"], seg["seq"], seg["ack"], seg.get("payload", 0))
+        if src == local and dst == peer:
+            f.sent(*args)
+        if dst == local and src == peer:
+            f.received(*args)
+    return f

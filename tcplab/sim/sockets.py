@@ -3,14 +3,15 @@
 lifecycle drives :class:`~tcplab.model.endpoint.Endpoint` objects over a lossless simulated
 loopback (one-way delay = ``slow_motion`` ms, or 50 µs) on the :class:`~tcplab.sim.engine.Engine`,
 following the real runner's script. The states reported are the distinct states each side went
-through, as the real 1 ms /proc sampler sees them: with ``slow_motion`` from SYN_SENT (client) /
-SYN_RECV (server), on plain loopback from ESTABLISHED. Tables and timelines have the real
+through, as the real runner derives them from the packets: from SYN_SENT (client) / SYN_RECV
+(server), with or without ``slow_motion`` (the handshake's states last microseconds on plain
+loopback, but the kernel goes through them). Tables and timelines have the real
 runners' shapes (docs/experiments.md, "Tables and timelines").
 
 >>> from tcplab.model.profiles import get_profile
 >>> o = lifecycle({"scenario": "client_closes_first", "slow_motion": 0.0}, get_profile(None))
 >>> o.summary["client_states"], o.summary["server_states"]
-(['ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT'], ['ESTABLISHED', 'CLOSE_WAIT', 'LAST_ACK', 'CLOSE'])
+(['SYN_SENT', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT'], ['SYN_RECV', 'ESTABLISHED', 'CLOSE_WAIT', 'LAST_ACK', 'CLOSE'])
 >>> o = lifecycle({"scenario": "simultaneous_open", "slow_motion": 20.0}, get_profile(None))
 >>> o.summary["client_states"], o.summary["server_states"]
 (['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT1', 'CLOSING', 'TIME_WAIT'], [])
@@ -72,12 +73,12 @@ class Wire:
 
 
 def lifecycle(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
-    """The real runner's script on a simulated loopback. Like its /proc sampler, the result
-    follows the client socket and the server's connection socket (a request sock shows as
-    SYN_RECV; the listener is not followed); "CLOSE" means the socket is gone. On plain
-    loopback (``slow_motion=0``) the handshake runs inside connect(), so — like the real
-    sampler — the lists start at ESTABLISHED. ``simultaneous_open`` is one socket connected to
-    its own address, then closed: ``server_states`` stays empty."""
+    """The real runner's script on a simulated loopback. Like the real runner, the result
+    follows the client socket and the server's connection socket (a request sock is SYN_RECV;
+    the listener is not followed); "CLOSE" means the socket is gone. The lists start at
+    SYN_SENT / SYN_RECV at any ``slow_motion`` (the real runner derives them from the packets,
+    so it sees the handshake even when it lasts microseconds). ``simultaneous_open`` is one
+    socket connected to its own address, then closed: ``server_states`` stays empty."""
     scenario = params["scenario"]
     sm = params["slow_motion"]
     d = sm / 1000.0 or 50e-6
@@ -92,14 +93,13 @@ def lifecycle(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
     events: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     now_state: dict[str, str | None] = {"client": None, "server": None}
-    skip = () if sm else ("SYN_SENT", "SYN_RECV")   # inside connect() on plain loopback
 
     def observe() -> None:
         for end, ep in (("client", client), ("server", None if self_connect else server)):
             if ep is None:
                 continue
             st = ep.state.name
-            if st in ("LISTEN",) or (st == "CLOSE" and now_state[end] is None) or st in skip:
+            if st in ("LISTEN",) or (st == "CLOSE" and now_state[end] is None):
                 continue
             if st != now_state[end]:
                 now_state[end] = st
@@ -191,9 +191,6 @@ def lifecycle(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
         counters = {"TCPAbortOnData": 1, "OutRsts": 1, "EstabResets": 2}
     notes = [f"simulated loopback, one-way delay {d * 1000:g} ms; each step waits {hold:.2f} s "
              f"like the real script; run for {end:g} s of simulated time"]
-    if not sm:
-        notes.append("plain loopback: the handshake runs inside connect(), so the lists start at ESTABLISHED "
-                     "(a 1 ms sampler cannot see SYN_SENT/SYN_RECV)")
     if scenario == "server_never_closes":
         notes.append(f"the orphaned client FIN_WAIT2 would end after tcp_fin_timeout "
                      f"({profile.fin_timeout} s); the server stays CLOSE_WAIT forever (no timer)")

@@ -386,10 +386,19 @@ class Panel:
         self.draw(result)
 
     def draw(self, result: Result) -> None:
-        """Show ``result``: header, figure (one ``batch_update``), table. Subclasses may add to it."""
-        self.header.value = header_html(result)
-        sync_figure(self.fig, self.figure(result))
-        self.table_out.value = table_html(self.table(result))
+        """Show ``result``: figure (one ``batch_update``), header, table. Subclasses may add to it.
+
+        Everything is computed first (building the plotly figure is most of a sim-mode update),
+        then sent in three messages back to back, the figure first: the browser starts its redraw
+        (the slowest step on its side) at once, and header, chart and table change together
+        instead of a new header sitting over the old chart.
+        """
+        fig = self.figure(result)
+        table = table_html(self.table(result))
+        header = header_html(result)
+        sync_figure(self.fig, fig)
+        self.header.value = header
+        self.table_out.value = table
 
     def update(self) -> Result | None:
         """Run the experiment with the current values and redraw, in this thread."""

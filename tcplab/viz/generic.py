@@ -8,10 +8,14 @@ tell its story better.
 >>> fig = experiment_figure(experiments.accept_queue(backlog=3, clients=8, mode="sim"))
 >>> [t.name for t in fig.data]
 ['recv_q', 'established_clients', 'syn_sent_clients']
+>>> c = experiment_figure(experiments.congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, duration=1, mode="sim"))
+>>> any(v is None for v in c.data[1].y), any(isinstance(v, float) and v != v for v in c.data[1].y)
+(True, False)
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from tcplab.experiments.registry import spec as _spec
@@ -30,6 +34,14 @@ def _frame(result: Result, plot: Plot) -> Any:
     if plot.source == "timeline":
         return result.timeline
     return result.tables.get(plot.source)
+
+
+def _values(column: Any) -> list[Any]:
+    """A column as a list with gaps as None: NaN (a missing value, e.g. ssthresh before slow start
+    ends) and inf are not JSON, and a FigureWidget's comm message carrying them fails to serialize;
+    plotly draws None as a gap."""
+    return [None if isinstance(v, float) and not math.isfinite(v) else v
+            for v in column.astype(object).where(column.notna(), None)]
 
 
 def experiment_figure(result: Result, plot: Plot | None = None) -> go.Figure:
@@ -52,7 +64,7 @@ def experiment_figure(result: Result, plot: Plot | None = None) -> go.Figure:
     for col in plot.y:
         if col not in df.columns:
             raise ValueError(f"plot column {col!r} is not in {plot.source} (columns: {', '.join(map(str, df.columns))})")
-        x, y = list(df[plot.x]), list(df[col])
+        x, y = _values(df[plot.x]), _values(df[col])
         if plot.kind == "bar":
             fig.add_bar(x=x, y=y, name=col)
         elif plot.kind == "markers":

@@ -332,9 +332,10 @@ PROBLEMS_JS = """() => { %s
       out.push(t.slice(0, 600));
   });
   const figs = Array.from(root.querySelectorAll('.js-plotly-plot'));
+  // numpy columns reach plotly.js base64-encoded ({dtype, bdata}): data, though without a length
+  const has = v => v && (v.length || v.bdata);
   const empty = figs.filter(f => !f.data || f.data.length === 0 || !f.data.some(
-      t => (t.x && t.x.length) || (t.y && t.y.length) || (t.values && t.values.length)
-           || (t.z && t.z.length) || (t.cells))).map(f => {
+      t => has(t.x) || has(t.y) || has(t.values) || has(t.z) || (t.cells))).map(f => {
       const cell = f.closest('.jp-CodeCell');
       const code = cell ? (cell.querySelector('.jp-InputArea-editor') || {innerText: ''}).innerText : '';
       const title = f.layout && f.layout.title ? (f.layout.title.text || f.layout.title) : '';

@@ -42,6 +42,16 @@ def quick_rows():
     rows = agreement_grid(quick=True)
     if all(r["verdict"].startswith("real unavailable") for r in rows):
         pytest.skip(rows[0]["verdict"])
+    # A real run on a shared 2-core host can be knocked off its timers by load (a descheduled
+    # process, a late timer wheel). A point that differs is run once more, real and simulated;
+    # only a difference that repeats fails the test (both runs are printed).
+    shown = {(n, ", ".join(f"{k}={v}" for k, v in p.items())): (n, p) for n, p, q in GRID if q}
+    again = list(dict.fromkeys(shown[(r["experiment"], r["params"])] for r in rows if r["verdict"] == "DIFFER"))
+    if again:
+        print("differed once, run again:\n" + _bad(rows))
+        redo = agreement_grid(points=again)
+        names = {(n, ", ".join(f"{k}={v}" for k, v in p.items())) for n, p in again}
+        rows = [r for r in rows if (r["experiment"], r["params"]) not in names] + redo
     return rows
 
 

@@ -190,15 +190,18 @@ def _run(name: str, params: dict[str, Any], mode: str) -> Any:
     return getattr(ex, name)(**params, mode=mode)
 
 
-def agreement_grid(quick: bool = False, *, progress: Any = None) -> list[dict[str, Any]]:
+def agreement_grid(quick: bool = False, *, progress: Any = None,
+                   points: list[tuple[str, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """Run the grid (only the quick points with ``quick``) in ``mode="real"`` and
     ``mode="sim"``; one row per (point, summary key): experiment, params, key, rule, real,
     sim, verdict, kernel. A point whose real run cannot happen here gives one row with
-    verdict "real unavailable: ..." (the test skips on those)."""
+    verdict "real unavailable: ..." (the test skips on those). ``points``: these
+    ``(experiment, params)`` instead of the grid's."""
     from tcplab.errors import RealModeUnavailable
 
     rows: list[dict[str, Any]] = []
-    points = [(n, p) for n, p, q in _grid() if q or not quick]
+    if points is None:
+        points = [(n, p) for n, p, q in _grid() if q or not quick]
     for idx, (name, params) in enumerate(points):
         if progress is not None:
             progress(idx, len(points), name, params)

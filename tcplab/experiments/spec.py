@@ -430,8 +430,3 @@ def too_long(call: str, expected_s: float, max_seconds: float, also: str = "") -
         return None
     return (f"{call} would run about {expected_s:.0f} s, longer than max_seconds={max_seconds:g}; pass "
             f"max_seconds={math.ceil(expected_s * 1.2) + 5}{also} to run it anyway")
-
-
-def expected_duration(value: float) -> float:
-    """Round a predicted run time up for a timeout (helper for specs)."""
-    return math.ceil(value * 1.3) + 15.0

@@ -39,7 +39,7 @@ def test_loss_reductions_are_linux_betas():
 def test_reno_adds_one_packet_per_rtt_in_congestion_avoidance():
     # a deep buffer: after slow start's loss, Reno grows by ~1 packet per RTT
     run = simulate(10, 40, 300, "reno", duration=6.0, sample_s=0.005)
-    rows = [r for r in run.timeline if r["ca_state"] == "Open" and r["ssthresh"] is not None and r["t"] > 2]
+    rows = [r for r in run.timeline if r["ca_state"] == "Open" and r["ssthresh"] is not None and r["t"] > 3]
     a, b = rows[0], rows[-1]
     growth = (b["cwnd"] - a["cwnd"]) / ((b["t"] - a["t"]) / (b["srtt_ms"] / 1000))
     assert 0.7 <= growth <= 1.3, growth

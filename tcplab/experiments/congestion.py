@@ -37,13 +37,16 @@ from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.tcpinfo import tcp_info
-from tcplab.model.cc import INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, simulate
+from tcplab.kernel.sysctl import read_sysctl
+from tcplab.model.cc import (INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, rcvbuf_request,
+                             receive_window_for, receive_window_packets, simulate)
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
 
 __all__ = ["congestion", "SPEC", "jain_index"]
 
 CC_SYSCTL = "net.ipv4.tcp_congestion_control"
+RMEM_MAX = "net.core.rmem_max"
 _COUNTERS = ("TCPSackRecovery", "TCPRenoRecovery", "TCPTimeouts", "TCPFastRetrans", "TCPLossProbes",
              "RetransSegs")
 TIMELINE = ("t", "flow", "cwnd", "ssthresh", "srtt_ms", "rttvar_ms", "in_flight", "total_retrans",
@@ -129,6 +132,8 @@ SPEC = Experiment(
         Key("fairness", "Jain's index of the flows' throughputs (None for one flow)", rule="shown"),
         Key("bottleneck_drops", "packets the bottleneck's buffer dropped", rule="shown"),
         Key("queue_max_packets", "the longest bottleneck queue sampled", rule="shown"),
+        Key("receive_window_packets", "the most the receiver advertises: its receive buffer is locked at twice the "
+            "path (BDP + buffer) + 16 packets, so cwnd limits the sender", rule="shown"),
         Key("delay_method", "how the delay was made (and, real, how late the delay line ran)", rule="shown"),
     ),
     tables=(Table("queue", ("t", "queue_packets", "backlog_bytes", "drops"),
@@ -138,8 +143,10 @@ SPEC = Experiment(
         GridPoint(dict(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="cubic", duration=4)),
         GridPoint(dict(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="reno", duration=4), quick=True,
                   why="no HyStart: slow start ends by loss; 3 real runs agreed on every key"),
-        GridPoint(dict(rate_mbit=10, rtt_ms=20, buffer_packets=10, algorithm="reno", duration=5),
-                  why="a buffer well under the BDP costs utilization"),
+        GridPoint(dict(rate_mbit=10, rtt_ms=20, buffer_packets=12, algorithm="reno", duration=5),
+                  why="a buffer well under the BDP (17 packets) costs utilization. Not 10: slow start's "
+                      "second round peaks at exactly 10 queued packets there, and the kernel's ACK timing "
+                      "jitter decided run by run whether one was dropped (slow start exit at cwnd 38 or 52)"),
         GridPoint(dict(rate_mbit=10, rtt_ms=20, buffer_packets=200, algorithm="cubic", duration=5),
                   why="bufferbloat: srtt grows by 200 x 1.2 ms"),
         GridPoint(dict(rate_mbit=50, rtt_ms=50, buffer_packets=100, algorithm="cubic", duration=6)),
@@ -152,6 +159,7 @@ SPEC = Experiment(
     needs_namespace="it builds namespaces, a veth, TUN devices and a qdisc",
     checks=_checks,
     real_refusal=_refusal,
+    host_limit=lambda p: _host_limit(p),
     expected_s=lambda p: p["duration"] + 1.5,
     timeout=lambda p: p["duration"] * 2 + 40,
     progress=False,
@@ -165,7 +173,7 @@ congestion = make_function(SPEC)
 
 def _summarise(p: Mapping[str, Any], timeline: list[dict[str, Any]], delivered_bytes: list[int],
                duration: float, counters: Mapping[str, int], exit_cwnd: int | None, exit_by: str | None,
-               queue: list[dict[str, Any]], delay_method: str) -> dict[str, Any]:
+               queue: list[dict[str, Any]], delay_method: str, rcv_window: int) -> dict[str, Any]:
     per_flow = [round(b * 8 / duration / 1e6, 3) for b in delivered_bytes]
     total = sum(per_flow)
     cap = p["rate_mbit"] * MSS / WIRE_BYTES
@@ -186,6 +194,7 @@ def _summarise(p: Mapping[str, Any], timeline: list[dict[str, Any]], delivered_b
         "fairness": jain_index(per_flow),
         "bottleneck_drops": queue[-1]["drops"] if queue else None,
         "queue_max_packets": max((q["queue_packets"] for q in queue), default=None),
+        "receive_window_packets": rcv_window,
         "delay_method": delay_method,
     }
 
@@ -202,11 +211,43 @@ def _exit_from_samples(rows: list[dict[str, Any]], algorithm: str) -> tuple[int 
     return None, None
 
 
+def _path_packets(p: Mapping[str, Any]) -> float:
+    """What the path holds when full: the bandwidth-delay product plus the buffer, in packets."""
+    return p["buffer_packets"] + p["rate_mbit"] * 1e6 / 8 * p["rtt_ms"] / 1000 / WIRE_BYTES
+
+
+def _window(p: Mapping[str, Any]) -> int:
+    return receive_window_for(_path_packets(p))
+
+
+def _host_limit(p: dict[str, Any]) -> str | None:
+    """The receiver's buffer is locked at what the path needs; a SO_RCVBUF request beyond
+    net.core.rmem_max (host-wide: a namespace can neither read its own nor raise it) is cut to it."""
+    need = rcvbuf_request(_window(p))
+    try:
+        rmem_max = read_sysctl(RMEM_MAX)
+    except (OSError, ValueError):
+        return None                     # the real run reports the window it got
+    if isinstance(rmem_max, int) and rmem_max < need:
+        return (f"the receiver needs a {_window(p)}-packet window for this path ({_path_packets(p):.0f} packets of "
+                f"BDP + buffer, twice over, so that cwnd and not the receiver limits the sender), a locked SO_RCVBUF "
+                f"of {need} bytes, but the host's net.core.rmem_max is {rmem_max} (the host's administrator can "
+                f"raise it; a namespace cannot)")
+    return None
+
+
+def _window_note(p: Mapping[str, Any], rcvbuf: int) -> str:
+    return (f"receiver: SO_RCVBUF locked at {rcvbuf} bytes, a window of up to {receive_window_packets(rcvbuf)} "
+            f"packets (twice the path's {_path_packets(p):.0f} + 16): cwnd, not the receiver, limits the sender. "
+            f"The window opens two segments per segment received (tcp_grow_window()), and the receiver ACKs every "
+            f"segment until it is fully open, every second one after")
+
+
 def _real(p: dict[str, Any]) -> Outcome:
     out = Outcome()
     sample_s = _sample_s(p)
     with bottleneck_path(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"],
-                         max_seconds=p["duration"] + 30) as path:
+                         max_seconds=p["duration"] + 30, rcvbuf=rcvbuf_request(_window(p))) as path:
         socks: list[socket.socket] = []
         try:
             for _ in range(p["flows"]):
@@ -264,7 +305,16 @@ def _real(p: dict[str, Any]) -> Outcome:
               f"{stats.lateness_p99_ms} ms, max {stats.lateness_max_ms} ms over {stats.packets} packets")
     out.timeline = rows
     out.tables["queue"] = queue
-    out.summary = _summarise(p, rows, delivered, elapsed, out.counters, exit_cwnd, exit_by, queue, method)
+    rcv_window = receive_window_packets(path.rcvbuf)
+    out.summary = _summarise(p, rows, delivered, elapsed, out.counters, exit_cwnd, exit_by, queue, method,
+                             rcv_window)
+    out.notes.append(_window_note(p, path.rcvbuf))
+    if rcv_window < _window(p):
+        out.notes.append(f"the kernel kept SO_RCVBUF at {path.rcvbuf} bytes: a {rcv_window}-packet window, less than "
+                         f"the {_window(p)} asked for (net.core.rmem_max); the model assumes {_window(p)}")
+    widest = max((f.extra.get("snd_wnd", 0) for f in finals), default=0)
+    if widest:
+        out.notes.append(f"the receiver's window reached {widest // MSS} packets ({widest} bytes) by the end")
     min_rtt = min((f.extra.get("min_rtt", 0) for f in finals), default=0) / 1000
     out.summary["delay_method"] += f"; min_rtt measured {min_rtt:g} ms for {p['rtt_ms']:g} ms configured"
     out.notes += path.notes
@@ -293,8 +343,9 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
         raise ValueError("algorithm='bbr' cannot be simulated: tcplab's model has Reno and CUBIC only (BBR's "
                          "bandwidth and min-RTT filters, gain cycle and ProbeRTT are not modelled); use "
                          "mode='real' where namespaces are allowed")
+    rcv_window = _window(p)
     run = simulate(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], p["algorithm"], flows=p["flows"],
-                   duration=p["duration"], sample_s=_sample_s(p), loss=p["loss"])
+                   duration=p["duration"], sample_s=_sample_s(p), loss=p["loss"], rcv_window=rcv_window)
     counters = {"TCPSackRecovery": sum(f.loss_events - f.rto_timeouts for f in run.flows),
                 "TCPTimeouts": sum(f.rto_timeouts for f in run.flows),
                 "TCPFastRetrans": sum(f.fast_retransmits for f in run.flows)}
@@ -303,7 +354,8 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     out = Outcome(timeline=run.timeline, tables={"queue": run.queue}, counters=counters,
                   sysctls={CC_SYSCTL: p["algorithm"]})
     out.summary = _summarise(p, run.timeline, [f.delivered * MSS for f in run.flows], p["duration"], counters,
-                             f0.slow_start_exit_cwnd, f0.exit_by, run.queue, method)
+                             f0.slow_start_exit_cwnd, f0.exit_by, run.queue, method, rcv_window)
+    out.notes.append(_window_note(p, 2 * rcvbuf_request(rcv_window)))
     out.summary["loss_events"] = sum(f.loss_events for f in run.flows)
     out.notes.append(f"kernel profile {profile.name}: Reno/CUBIC as tcplab.model.cc models them; {run.packets} packets, "
                      f"{run.drops} dropped at the bottleneck")

@@ -27,6 +27,7 @@ from tcplab.experiments import _mode
 from tcplab.experiments.result import Result
 from tcplab.experiments.spec import RULE_NAMES, Experiment
 from tcplab.model.outcome import Outcome
+from tcplab.errors import RealModeUnavailable
 from tcplab.model.profiles import KernelProfile, get_profile
 
 __all__ = ["SPECS", "FUNCTIONS", "spec", "names", "functions", "simulate", "make_function", "run", "render_markdown"]
@@ -118,6 +119,12 @@ def run(s: Experiment, given: dict[str, Any], *, mode: str = "auto", seed: int =
     refusal = s.refuse_real(params)
     if refusal is not None and mode == "real":
         raise ValueError(refusal)
+    if refusal is None and mode != "sim" and s.host_limit is not None:
+        limit = s.host_limit(dict(params))
+        if limit is not None and mode == "real":
+            raise RealModeUnavailable(f"cannot run {s.name} on the real kernel here: {limit}. "
+                                      "Use mode='sim' (or 'auto') to simulate it.")
+        refusal = limit
     expected = s.expected_s(params) if s.expected_s is not None else 0.0
     result = _mode.run(s.name, params, mode="sim" if refusal is not None else mode, seed=seed, profile=profile,
                        real=s.real, sim=lambda p: simulate(s.name, p, profile=profile, seed=seed),

@@ -312,6 +312,10 @@ class Experiment:
     checks:    cross-parameter checks, ``params -> None`` raising ValueError.
     real_refusal: ``params -> str | None``: why the real runner cannot run these params (too long,
                too many fds); real mode raises ValueError with it, auto simulates.
+    host_limit: ``params -> str | None``: why *this host* cannot run these params for real (a host-wide
+               limit such as net.core.rmem_max); asked only when a real run is about to start (it may
+               read the host), never in mode="sim": real mode raises RealModeUnavailable with it,
+               auto simulates and says why.
     timeout:   seconds before the namespace child is killed, ``params -> float``.
     expected_s: how long a real run takes, ``params -> float`` (drives the progress bar).
     progress:  the public function takes ``progress=callable(fraction, text)``.
@@ -332,6 +336,7 @@ class Experiment:
     needs_namespace: str | Callable[[Mapping[str, Any]], str | None] | None = None
     checks: Callable[[dict[str, Any]], None] | None = None
     real_refusal: Callable[[dict[str, Any]], str | None] | None = None
+    host_limit: Callable[[dict[str, Any]], str | None] | None = None
     timeout: Callable[[Mapping[str, Any]], float] = lambda p: 30.0
     expected_s: Callable[[Mapping[str, Any]], float] | None = None
     progress: bool = False

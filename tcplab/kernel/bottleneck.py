@@ -103,6 +103,9 @@ class Path:
     receiver: tuple[str, int]
     stats: PathStats | None = None
     scheduling: str = ""
+    #: the receiver's SO_RCVBUF as getsockopt reports it after the lock (twice the request,
+    #: capped at twice net.core.rmem_max); its initial size where no lock was asked for
+    rcvbuf: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -335,6 +338,10 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
             _run(ip, "addr", "add", RECEIVER_ADDR, "peer", TUN_R_ADDR, "dev", "tunB")
             _run(ip, "route", "add", "10.15.1.0/24", "dev", "tunB")
             lst = socket.socket()
+            if p["rcvbuf"]:
+                # locked before listen() so accepted sockets inherit it (see bottleneck_path())
+                lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, p["rcvbuf"])
+            rcvbuf = lst.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             lst.bind((RECEIVER_ADDR, p["port"]))
             lst.listen(64)
         except BaseException as e:  # noqa: BLE001 - reported to the sender
@@ -357,7 +364,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
             finally:
                 os._exit(code)
         lst.close()
-        _send_msg(up_w, ("ready", priority))
+        _send_msg(up_w, ("ready", (priority, rcvbuf)))
         os.close(up_w)
         _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"])
         try:
@@ -402,11 +409,17 @@ def drain(lst: socket.socket, deadline: float) -> None:
 
 @contextmanager
 def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, port: int = 5001,
-                    queue_period_s: float = 0.005, max_seconds: float = 60.0) -> Iterator[Path]:
+                    queue_period_s: float = 0.005, max_seconds: float = 60.0,
+                    rcvbuf: int | None = None) -> Iterator[Path]:
     """Build the path, yield a :class:`Path` (connect to ``path.receiver``), tear everything down.
 
     Only inside a private namespace of our own. After the ``with`` block, ``path.stats`` holds
     the forwarder's measurements. Raises :class:`KernelUnavailable` naming what failed.
+
+    ``rcvbuf``: lock the receiver's SO_RCVBUF at this request (the kernel doubles it and caps it
+    at twice net.core.rmem_max). Without a lock, autotuning (``tcp_rcv_space_adjust()``) grows
+    the window by a factor that hinges on when the reader happened to wake up: with a deep buffer,
+    runs differed by 2x in RTT depending only on how the receiver polled.
     """
     ip, tc = ip_available(), tc_available()
     if ip is None or tc is None:
@@ -423,7 +436,7 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     ctrl_r, ctrl_w = os.pipe()
     out_r, out_w = os.pipe()
     params = {"rate_mbit": rate_mbit, "rtt_ms": rtt_ms, "buffer_packets": buffer_packets,
-              "queue_period_s": queue_period_s, "deadline": deadline, "port": port}
+              "queue_period_s": queue_period_s, "deadline": deadline, "port": port, "rcvbuf": rcvbuf}
     pid = os.fork()
     if pid == 0:
         for fd in (go_w, up_r, ctrl_w, out_r):
@@ -441,8 +454,8 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
         what, info = _read_msg(up_r, time.monotonic() + 20)
         if what == "error":
             raise KernelUnavailable(f"building the bottleneck path failed: {info}")
-        path.scheduling = info
-        path.notes.append(f"delay line scheduling: {info}")
+        path.scheduling, path.rcvbuf = info
+        path.notes.append(f"delay line scheduling: {path.scheduling}")
         path.notes.append(f"path: veth to a router namespace, tbf {rate_mbit:g} Mbit/s with a {buffer_packets}-packet "
                           f"drop-tail pfifo on tunR, then {DELAY_METHOD}; MTU {MTU}")
         yield path

@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["simulate", "SimRun", "FlowRun", "ALGORITHMS", "MSS", "WIRE_BYTES", "cubic_ssthresh",
-           "reno_ssthresh", "BETA_CUBIC", "C_CUBIC", "INFINITE_SSTHRESH", "exit_cwnd_from_ssthresh"]
+           "reno_ssthresh", "BETA_CUBIC", "C_CUBIC", "INFINITE_SSTHRESH", "exit_cwnd_from_ssthresh",
+           "receive_window_packets", "receive_window_for", "rcvbuf_request"]
 
 MSS = 1448              # payload of a 1500-byte packet with TCP timestamps
 WIRE_BYTES = 1500       # what the bottleneck's tbf counts (no link header on a TUN device)
@@ -61,6 +62,11 @@ HYSTART_ACK_DELTA = 0.002
 HYSTART_MIN_SAMPLES = 8
 HYSTART_ACK_DELAY = 0.001     # hystart_ack_delay(): min(1 ms, 4 GSO packets at the pacing rate)
 QUICKACKS = 16                # TCP_MAX_QUICKACKS
+#: the receiver's rcv_ssthresh before any data, in packets (64088 bytes measured here)
+RCV_SSTHRESH0 = 44
+#: tcp_win_from_space(): window = rcvbuf x scaling_ratio / 256; scaling_ratio = len / truesize of
+#: a 1500-byte packet written to a TUN device, measured here (rcvbuf 8388608 -> window 5242880)
+SCALING_RATIO = 160
 DELACK = 0.040                # TCP_DELACK_MIN
 RTO_MIN = 0.2
 ALGORITHMS = ("reno", "cubic")
@@ -82,6 +88,38 @@ def cubic_ssthresh(cwnd: int) -> int:
     70
     """
     return max(cwnd * 717 // 1024, 2)
+
+
+def receive_window_packets(rcvbuf: int) -> int:
+    """The most a receiver with a locked ``rcvbuf`` (SO_RCVBUF, the value getsockopt returns)
+    advertises, in packets: ``tcp_win_from_space()`` of the buffer, which rcv_ssthresh reaches
+    in steps of two segments (``tcp_grow_window()``).
+
+    >>> receive_window_packets(2 * 4194304), receive_window_packets(2 * 212992)
+    (3620, 183)
+    """
+    return (rcvbuf * SCALING_RATIO >> 8) // MSS
+
+
+def receive_window_for(path_packets: float) -> int:
+    """The receive window tcplab gives each flow, in packets: room for the whole path (BDP +
+    buffer) twice over plus 16 segments, as receive autotuning settles (``tcp_rcvbuf_grow()``:
+    twice what one RTT delivers), so that cwnd, not the receiver, limits the sender.
+
+    >>> receive_window_for(117)
+    250
+    """
+    return 2 * math.ceil(path_packets) + 16
+
+
+def rcvbuf_request(window_packets: int) -> int:
+    """The SO_RCVBUF request that makes :func:`receive_window_packets` come out at
+    ``window_packets`` (the kernel stores twice the request).
+
+    >>> receive_window_packets(2 * rcvbuf_request(250))
+    250
+    """
+    return -(-(window_packets * MSS << 8) // SCALING_RATIO) // 2 + 1
 
 
 def exit_cwnd_from_ssthresh(ssthresh: int, algorithm: str, by_loss: bool) -> int:
@@ -136,10 +174,14 @@ class _Flow:
                  "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_count", "rcv_high_inst", "delack_at",
                  "epoch_start", "last_max", "origin", "K", "ack_cnt", "tcp_cwnd", "last_cwnd",
                  "last_time", "delay_min", "found", "round_start", "last_ack", "end_seq", "curr_rtt",
-                 "sample_cnt", "delivered_mark", "total_retrans", "ever_lost", "bic_cnt")
+                 "sample_cnt", "delivered_mark", "total_retrans", "ever_lost", "bic_cnt",
+                 "rcv_ssthresh", "rcv_clamp", "rwnd_edge")
 
-    def __init__(self, i: int, algo: str) -> None:
+    def __init__(self, i: int, algo: str, rcv_window: int) -> None:
         self.i, self.algo = i, algo
+        self.rcv_clamp = max(rcv_window, 2)
+        self.rcv_ssthresh = min(RCV_SSTHRESH0, self.rcv_clamp)
+        self.rwnd_edge = self.rcv_ssthresh      # the window the SYN-ACK offered
         self.cwnd, self.cnt, self.ssthresh, self.state = INIT_CWND, 0, INFINITE_SSTHRESH, "Open"
         self.snd_nxt = self.snd_una = 0
         self.got: set[int] = set()
@@ -272,9 +314,10 @@ class _Flow:
 
 def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
              flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
-             loss: float | None = None, seed: int = 0) -> SimRun:
+             loss: float | None = None, seed: int = 0, rcv_window: int | None = None) -> SimRun:
     """Run the model; see the module docstring. ``loss``: a random drop probability per data
-    packet at the bottleneck's input (decided by a seeded generator).
+    packet at the bottleneck's input (decided by a seeded generator). ``rcv_window``: the most the
+    receiver advertises, in packets (by default :func:`receive_window_for` the path).
 
     >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
     >>> r.flows[0].slow_start_exit_cwnd is not None
@@ -285,12 +328,14 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     tx = WIRE_BYTES * 8 / (rate_mbit * 1e6)
     one_way = rtt_ms / 2000
     sample_s = sample_s or max(0.001, rtt_ms / 8000)
-    fl = [_Flow(i, algorithm) for i in range(flows)]
+    if rcv_window is None:
+        rcv_window = receive_window_for(buffer_packets + rate_mbit * 1e6 / 8 * rtt_ms / 1000 / WIRE_BYTES)
+    fl = [_Flow(i, algorithm, rcv_window) for i in range(flows)]
     dropped: set[int] = set()
     qdep: deque[float] = deque()
     arrivals: deque[tuple[float, _Flow, int, int]] = deque()
-    acks: deque[tuple[float, _Flow, int, int]] = deque()
-    state = {"inst": 0, "last_dep": 0.0, "drops": 0}
+    acks: deque[tuple[float, _Flow, int, int, int]] = deque()
+    state = {"inst": 0, "last_dep": -math.inf, "drops": 0}   # an idle tbf passes the first packet at once
     lcg = [seed * 2654435761 % 4294967296 or 12345]
     timeline: list[dict[str, Any]] = []
     queue_rows: list[dict[str, Any]] = []
@@ -326,9 +371,11 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                 if f.state == "Recovery":
                     f.run.fast_retransmits += 1
                 transmit(f, now, seq, True)
-            else:
+            elif f.snd_nxt < f.rwnd_edge:
                 transmit(f, now, f.snd_nxt, False)
                 f.snd_nxt += 1
+            else:
+                break                                   # receive-window limited
             n += 1
         if f.state == "Recovery":
             f.prr_out += n
@@ -340,6 +387,11 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         immediate = False
         if seq == f.rcv_nxt:
             f.rcv_nxt += 1
+            if f.rcv_ssthresh < f.rcv_clamp:
+                # tcp_grow_window(): the window grows by two segments and sets quickack
+                # (icsk_ack.quick |= 1): every segment is ACKed at once while it grows
+                f.rcv_ssthresh = min(f.rcv_ssthresh + 2, f.rcv_clamp)
+                immediate = True
             if f.rcv_ooo:
                 immediate = True
                 while f.rcv_nxt in f.rcv_ooo:
@@ -354,11 +406,13 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         if immediate or f.rcv_count <= QUICKACKS or f.rcv_pending >= 2:
             f.rcv_pending = 0
             f.delack_at = math.inf
-            acks.append((now + one_way, f, inst, f.rcv_nxt))
+            acks.append((now + one_way, f, inst, f.rcv_nxt, f.rcv_nxt + f.rcv_ssthresh))
         elif f.delack_at == math.inf:
             f.delack_at = now + DELACK
 
-    def on_ack(now: float, f: _Flow, high_inst: int, cum: int) -> None:
+    def on_ack(now: float, f: _Flow, high_inst: int, cum: int, edge: int) -> None:
+        if edge > f.rwnd_edge:
+            f.rwnd_edge = edge
         delivered = 0
         rtt = None          # seq_rtt_us: the oldest newly delivered packet (srtt)
         ca_rtt = None       # ca_rtt_us: the newest one (what CUBIC's HyStart sees, tcp_clean_rtx_queue())
@@ -471,13 +525,13 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             _, f, inst, seq = arrivals.popleft()
             receive(now, f, inst, seq)
         elif now == tk:
-            _, f, inst, cum = acks.popleft()
-            on_ack(now, f, inst, cum)
+            _, f, inst, cum, edge = acks.popleft()
+            on_ack(now, f, inst, cum, edge)
         elif now == td:
             for f in fl:
                 if f.delack_at == now:
                     f.delack_at, f.rcv_pending = inf, 0
-                    acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt))
+                    acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt, f.rcv_nxt + f.rcv_ssthresh))
         else:
             for f in fl:
                 if f.in_flight > 0 or f.lost:

@@ -3,13 +3,17 @@ pfifo, TUN delay line) as root and as uid 65534."""
 
 from __future__ import annotations
 
+import importlib
+import os
+
 import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
 import pytest
 
 from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import congestion
 from tcplab.experiments.congestion import jain_index
-from tcplab.model.cc import MSS, WIRE_BYTES, cubic_ssthresh, exit_cwnd_from_ssthresh, reno_ssthresh, simulate
+from tcplab.model.cc import (MSS, WIRE_BYTES, cubic_ssthresh, exit_cwnd_from_ssthresh, receive_window_for,
+                             reno_ssthresh, simulate)
 
 
 # -- the model's rules -----------------------------------------------------------------------------
@@ -173,3 +177,61 @@ def test_real_bbr_keeps_the_queue_shorter_than_cubic():
         pytest.skip(str(e))
     assert bbr["slow_start_exit_cwnd"] is None
     assert bbr["srtt_p50_ms"] < cubic["srtt_p50_ms"], (bbr["srtt_p50_ms"], cubic["srtt_p50_ms"])
+
+
+# -- the receiver's window -----------------------------------------------------------------------------
+def test_receiver_window_bounds_what_is_in_flight():
+    # a 30-packet window on a path that holds 117: the sender never has more than 30 out, the
+    # buffer never fills, and RTT inflation stops short of buffer / rate
+    run = simulate(20, 40, 50, "reno", duration=2.0, sample_s=0.002, rcv_window=30)
+    assert max(r["in_flight"] for r in run.timeline) <= 30
+    assert max(q["queue_packets"] for q in run.queue) < 50 and run.drops == 0
+    # the experiment gives each receiver twice the path: cwnd, not the window, then decides
+    s = congestion(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="reno", duration=2, mode="sim")
+    assert s.summary["receive_window_packets"] == receive_window_for(117) == 2 * 117 + 16
+    assert s.summary["bottleneck_drops"] > 0
+    assert any("SO_RCVBUF locked" in n for n in s.notes)
+
+
+def test_a_host_whose_rmem_max_is_too_small_runs_the_simulator_and_says_why(monkeypatch):
+    mod = importlib.import_module("tcplab.experiments.congestion")   # the module, not the function
+    monkeypatch.setattr(mod, "read_sysctl", lambda name: 212992 if name == "net.core.rmem_max" else 0)
+    with pytest.raises(RealModeUnavailable, match=r"net.core.rmem_max is 212992"):
+        congestion(mode="real")
+    r = congestion(duration=1)           # auto
+    assert r.mode == "sim" and "net.core.rmem_max is 212992" in r.reason
+    # a small path fits: 10 Mbit/s x 20 ms + 10 packets -> a 50-packet window, 43,441 bytes asked
+    assert mod._host_limit(dict(rate_mbit=10, rtt_ms=20, buffer_packets=10)) is None
+
+
+def _children(pid):
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+@pytest.mark.real
+def test_a_real_run_leaves_no_process_behind_also_when_it_fails(monkeypatch):
+    mod = importlib.import_module("tcplab.experiments.congestion")   # the module, not the function
+    before = set(_children(os.getpid()))
+    try:
+        r = congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real")
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    assert r.summary["receive_window_packets"] == receive_window_for(20 + 10e6 / 8 * 0.02 / 1500)
+    assert set(_children(os.getpid())) <= before
+
+    def broken(sock):       # the sampler fails mid-run, inside the namespace child (forked: it inherits this)
+        raise OSError("sampler broke")
+    monkeypatch.setattr(mod, "tcp_info", broken)
+    with pytest.raises(Exception, match="sampler broke"):
+        congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real")
+    assert set(_children(os.getpid())) <= before

@@ -78,16 +78,7 @@ def __getattr__(name: str) -> Any:
 
 #: What was found where real and sim differ, checked against KERNEL.md (shown under the table
 #: for an experiment that has DIFFER rows; the verdicts themselves are never softened).
-FINDINGS: dict[str, str] = {
-    "congestion": (
-        "**congestion with a deep buffer at a low rate — HyStart's exit round.** At 10 Mbit/s every ACK comes "
-        "2.4 ms after the previous one, so HyStart's ACK-train rule cannot fire and slow start ends by the delay "
-        "rule; the kernel left slow start one round earlier than tcplab.model.cc (cwnd 29 vs 56 at 10 Mbit/s, "
-        "20 ms, 200 packets), which moves the median sRTT of a 5 s run. Unresolved; docs/data-transfer.md."
-        " The same early exit showed at 10 Mbit/s, 20 ms, 10 packets with Reno (cwnd 40 vs 56; it agreed in 2 of 3"
-        " earlier real runs), and at 50 Mbit/s, 50 ms, 100 packets with CUBIC the kernel had 2 loss events where the"
-        " model had 1. Congestion agreement is therefore not claimed yet (issue 15 stays open)."),
-}
+FINDINGS: dict[str, str] = {}
 
 
 def _rel10(real: Any, sim: Any) -> bool:

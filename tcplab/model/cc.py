@@ -2,9 +2,16 @@
 
 A pure model (no I/O, no clock) of the path :mod:`tcplab.kernel.bottleneck` builds: a drop-tail
 FIFO of ``buffer_packets`` served at ``rate_mbit`` (1500-byte packets, 1448 bytes of payload with
-timestamps), ``rtt_ms / 2`` each way, a receiver that ACKs every second full segment (the first
-16 at once: ``TCP_MAX_QUICKACKS``; out of order at once; an odd segment after 40 ms,
-``TCP_DELACK_MIN``), and senders that always have data.
+timestamps; an idle tbf passes the first packet at once), ``rtt_ms / 2`` each way, senders that
+always have data, and a receiver whose buffer is locked (SO_RCVBUF) at ``rcv_window`` packets:
+
+- its window starts at 44 packets and opens by two segments per segment received
+  (``tcp_grow_window()``), up to ``rcv_window``; the sender never has more than the window
+  beyond the last ACK.
+- it ACKs every segment at once while that window is still opening (``tcp_grow_window()`` sets
+  ``icsk_ack.quick``: measured here, a 10 Mbit/s slow start was ACKed segment by segment, not
+  every second one), the first 16 (``TCP_MAX_QUICKACKS``) and anything out of order; otherwise
+  every second full segment, an odd one after 40 ms (``TCP_DELACK_MIN``).
 
 The sender's rules, each from the kernel:
 
@@ -32,7 +39,8 @@ The sender's rules, each from the kernel:
   cwnd 1, everything outstanding lost, the ``Loss`` state.
 
 Not modelled: BBR (refused by the experiment), tail loss probes, pacing and TSO bursts, receive
-window limits, undo of spurious reductions, and the 2-packet burst a tbf allows after idle.
+buffer autotuning (the experiment locks the buffer: see :func:`receive_window_for`), undo of
+spurious reductions, and the 100 bytes of credit tbf's 1600-byte bucket keeps after a packet.
 
 >>> r = simulate(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="reno", duration=2.0)
 >>> r.flows[0].loss_events >= 1, 0.8 < r.utilization <= 1.0

@@ -70,11 +70,16 @@ def _sample_s(p: Mapping[str, Any]) -> float:
     return max(0.001, p["rtt_ms"] / 8000)
 
 
+def _path_packets(p: Mapping[str, Any]) -> float:
+    """What the path holds when full: the bandwidth-delay product plus the buffer, in packets."""
+    return p["buffer_packets"] + p["rate_mbit"] * 1e6 / 8 * p["rtt_ms"] / 1000 / WIRE_BYTES
+
+
 def _checks(p: dict[str, Any]) -> None:
-    bdp = p["rate_mbit"] * 1e6 / 8 * p["rtt_ms"] / 1000 / WIRE_BYTES
-    if p["buffer_packets"] + bdp > 20000:
-        raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({bdp:.0f} packets) must be at most "
-                         f"20000 packets, not {p['buffer_packets'] + bdp:.0f} (the receive window caps a flow there)")
+    if _path_packets(p) > 20000:
+        raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({_path_packets(p) - p['buffer_packets']:.0f} "
+                         f"packets) must be at most 20000 packets, not {_path_packets(p):.0f} (the receive window caps a "
+                         f"flow there)")
 
 
 def _refusal(p: dict[str, Any]) -> str | None:
@@ -212,18 +217,13 @@ def _exit_from_samples(rows: list[dict[str, Any]], algorithm: str) -> tuple[int 
     return None, None
 
 
-def _path_packets(p: Mapping[str, Any]) -> float:
-    """What the path holds when full: the bandwidth-delay product plus the buffer, in packets."""
-    return p["buffer_packets"] + p["rate_mbit"] * 1e6 / 8 * p["rtt_ms"] / 1000 / WIRE_BYTES
-
-
 def _window(p: Mapping[str, Any]) -> int:
     return receive_window_for(_path_packets(p))
 
 
 def _host_limit(p: dict[str, Any]) -> str | None:
     """The receiver's buffer is locked at what the path needs; a SO_RCVBUF request beyond
-    net.core.rmem_max (host-wide: a namespace can neither read its own nor raise it) is cut to it."""
+    net.core.rmem_max (host-wide: no namespace has its own, and none can raise it) is cut to it."""
     need = rcvbuf_request(_window(p))
     try:
         rmem_max = read_sysctl(RMEM_MAX)

@@ -23,6 +23,21 @@ __all__ = ["congestion_figure"]
 _FLOW_COLORS = ("#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#57606a", "#fb8500")
 
 
+def _round_step(span: float) -> int:
+    """The smallest 1-2-5 step at or above ``span`` (a round tick spacing).
+
+    >>> _round_step(50), _round_step(3.2), _round_step(0.3), _round_step(230)
+    (50, 5, 1, 500)
+    """
+    step = 1
+    for _ in range(20):                 # 1e20 packets: far past any buffer
+        for m in (1, 2, 5):
+            if step * m >= span:
+                return step * m
+        step *= 10
+    return step
+
+
 def congestion_figure(result: Result) -> go.Figure:
     """Two panels sharing the time axis: cwnd (solid) and ssthresh (dotted) per flow in packets;
     srtt per flow in ms and the bottleneck's queue in packets (right axis)."""
@@ -48,7 +63,10 @@ def congestion_figure(result: Result) -> go.Figure:
     p = result.params
     fig.update_yaxes(title_text="packets", row=1, col=1)
     fig.update_yaxes(title_text="srtt (ms)", row=2, col=1)
-    fig.update_yaxes(title_text="queue (packets)", row=2, col=1, secondary_y=True, rangemode="tozero")
+    # the queue's own scale, 0 to the buffer's limit, with its own round ticks (not the srtt grid's)
+    top = max(int(p.get("buffer_packets") or 1), int(q["queue_packets"].max()) if q is not None and len(q) else 1)
+    fig.update_yaxes(title_text="queue (packets)", row=2, col=1, secondary_y=True, range=[0, top * 1.05],
+                     showgrid=False, tickmode="linear", tick0=0, dtick=_round_step(top / 5))
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
     titled(fig, f"{p.get('algorithm')} through {p.get('rate_mbit')} Mbit/s, {p.get('rtt_ms')} ms, "
                 f"{p.get('buffer_packets')}-packet buffer", result)

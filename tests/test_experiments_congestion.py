@@ -235,3 +235,63 @@ def test_a_real_run_leaves_no_process_behind_also_when_it_fails(monkeypatch):
     with pytest.raises(Exception, match="sampler broke"):
         congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real")
     assert set(_children(os.getpid())) <= before
+
+
+def _ack_advances_in_slow_start():
+    """Inside a private namespace: the bottleneck path with the experiment's locked receive buffer,
+    one bulk flow for 0.15 s, and how many segments each ACK seen on the sender's veth acknowledged."""
+    import select
+    import socket
+    import time
+
+    from tcplab.kernel.bottleneck import bottleneck_path
+    from tcplab.kernel.capture import decode_ipv4_tcp
+    from tcplab.model.cc import path_packets, rcvbuf_request
+
+    with bottleneck_path(10, 20, 200, max_seconds=20,
+                         rcvbuf=rcvbuf_request(receive_window_for(path_packets(10, 20, 200)))) as path:
+        cap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0003))
+        sender = socket.socket()
+        try:
+            cap.bind(("a0", 0x0003))
+            sender.connect(path.receiver)
+            sender.setblocking(False)
+            acks, chunk, end = [], b"\0" * (1 << 16), time.monotonic() + 0.15
+            while time.monotonic() < end:
+                readable, writable, _ = select.select([cap], [sender], [], 0.005)
+                if writable:
+                    try:
+                        sender.send(chunk)
+                    except BlockingIOError:
+                        pass
+                for _ in range(1000 if readable else 0):
+                    try:
+                        data, addr = cap.recvfrom(65536, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        break
+                    seg = decode_ipv4_tcp(data)
+                    if seg and addr[2] != socket.PACKET_OUTGOING and not seg["payload"] and "S" not in seg["flags"]:
+                        acks.append(seg["ack"])
+        finally:
+            sender.close()
+            cap.close()
+    return [(b - a) // MSS for a, b in zip(acks, acks[1:])]
+
+
+@pytest.mark.real
+def test_the_receiver_acks_every_segment_while_its_window_opens():
+    # the model's receiver (tcplab.model.cc), on the kernel: a locked 450-packet window starts at
+    # 4/5 of it (360) and opens two segments per segment; tcp_grow_window() sets icsk_ack.quick |= 1
+    # each time, so the 16 quickacks are only spent once it is open: 45 + 16 = 61 ACKs of one
+    # segment each, then one ACK per two segments
+    from tcplab.kernel.namespace import in_namespace
+    try:
+        advances = in_namespace(_ack_advances_in_slow_start, timeout=60)
+    except Exception as e:  # noqa: BLE001 - skip only where no namespace can be made
+        if type(e).__name__ in ("NamespaceUnavailable", "RealModeUnavailable"):
+            pytest.skip(str(e))
+        raise
+    leading = next((i for i, a in enumerate(advances) if a != 1), len(advances))
+    assert 55 <= leading <= 67, advances
+    rest = advances[leading:]
+    assert len(rest) >= 10 and sum(1 for a in rest if a == 2) >= 0.8 * len(rest), advances

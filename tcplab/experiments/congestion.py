@@ -38,8 +38,8 @@ from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Sli
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.kernel.sysctl import read_sysctl
-from tcplab.model.cc import (INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, rcvbuf_request,
-                             receive_window_for, receive_window_packets, simulate)
+from tcplab.model.cc import (INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets,
+                             rcvbuf_request, receive_window_for, receive_window_packets, simulate)
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
 
@@ -71,8 +71,7 @@ def _sample_s(p: Mapping[str, Any]) -> float:
 
 
 def _path_packets(p: Mapping[str, Any]) -> float:
-    """What the path holds when full: the bandwidth-delay product plus the buffer, in packets."""
-    return p["buffer_packets"] + p["rate_mbit"] * 1e6 / 8 * p["rtt_ms"] / 1000 / WIRE_BYTES
+    return path_packets(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"])
 
 
 def _checks(p: dict[str, Any]) -> None:
@@ -240,8 +239,8 @@ def _host_limit(p: dict[str, Any]) -> str | None:
 def _window_note(p: Mapping[str, Any], rcvbuf: int) -> str:
     return (f"receiver: SO_RCVBUF locked at {rcvbuf} bytes, a window of up to {receive_window_packets(rcvbuf)} "
             f"packets (twice the path's {_path_packets(p):.0f} + 16): cwnd, not the receiver, limits the sender. "
-            f"The window opens two segments per segment received (tcp_grow_window()), and the receiver ACKs every "
-            f"segment until it is fully open, every second one after")
+            f"It opens from 4/5 of that by two segments per segment received (tcp_grow_window()); the receiver ACKs "
+            f"every segment until it is open and 16 more (quickack), every second one after")
 
 
 def _real(p: dict[str, Any]) -> Outcome:

@@ -23,11 +23,11 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any
 
+from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import _mode
 from tcplab.experiments.result import Result
 from tcplab.experiments.spec import RULE_NAMES, Experiment
 from tcplab.model.outcome import Outcome
-from tcplab.errors import RealModeUnavailable
 from tcplab.model.profiles import KernelProfile, get_profile
 
 __all__ = ["SPECS", "FUNCTIONS", "spec", "names", "functions", "simulate", "make_function", "run", "render_markdown"]

@@ -5,13 +5,16 @@ FIFO of ``buffer_packets`` served at ``rate_mbit`` (1500-byte packets, 1448 byte
 timestamps; an idle tbf passes the first packet at once), ``rtt_ms / 2`` each way, senders that
 always have data, and a receiver whose buffer is locked (SO_RCVBUF) at ``rcv_window`` packets:
 
-- its window starts at 44 packets and opens by two segments per segment received
-  (``tcp_grow_window()``), up to ``rcv_window``; the sender never has more than the window
-  beyond the last ACK.
-- it ACKs every segment at once while that window is still opening (``tcp_grow_window()`` sets
-  ``icsk_ack.quick``: measured here, a 10 Mbit/s slow start was ACKed segment by segment, not
-  every second one), the first 16 (``TCP_MAX_QUICKACKS``) and anything out of order; otherwise
-  every second full segment, an odd one after 40 ms (``TCP_DELACK_MIN``).
+- its window (rcv_ssthresh) starts at 4/5 of ``rcv_window`` (the buffer at the default scaling
+  ratio) and opens by two segments per segment received (``tcp_grow_window()``) up to
+  ``rcv_window``; the sender's first window is the SYN-ACK's unscaled 65535 bytes, then never
+  more than the advertised window beyond the last ACK.
+- quickack: 16 immediate ACKs (``TCP_MAX_QUICKACKS``), one spent per ACK sent
+  (``tcp_dec_quickack_mode()``); while the window opens, ``tcp_grow_window()`` sets
+  ``icsk_ack.quick |= 1``, so none is spent and every segment is ACKed at once. Measured here
+  (10 Mbit/s, 20 ms, a 450-packet window): 45 opening steps + 16 = the first 61 ACKs each
+  acknowledged one segment, every later one two. Out-of-order segments are ACKed at once;
+  otherwise every second full segment, an odd one after 40 ms (``TCP_DELACK_MIN``).
 
 The sender's rules, each from the kernel:
 
@@ -56,7 +59,7 @@ from typing import Any
 
 __all__ = ["simulate", "SimRun", "FlowRun", "ALGORITHMS", "MSS", "WIRE_BYTES", "cubic_ssthresh",
            "reno_ssthresh", "BETA_CUBIC", "C_CUBIC", "INFINITE_SSTHRESH", "exit_cwnd_from_ssthresh",
-           "receive_window_packets", "receive_window_for", "rcvbuf_request"]
+           "receive_window_packets", "receive_window_for", "rcvbuf_request", "path_packets"]
 
 MSS = 1448              # payload of a 1500-byte packet with TCP timestamps
 WIRE_BYTES = 1500       # what the bottleneck's tbf counts (no link header on a TUN device)
@@ -70,8 +73,12 @@ HYSTART_ACK_DELTA = 0.002
 HYSTART_MIN_SAMPLES = 8
 HYSTART_ACK_DELAY = 0.001     # hystart_ack_delay(): min(1 ms, 4 GSO packets at the pacing rate)
 QUICKACKS = 16                # TCP_MAX_QUICKACKS
-#: the receiver's rcv_ssthresh before any data, in packets (64088 bytes measured here)
-RCV_SSTHRESH0 = 44
+#: scaling_ratio before the first data segment (TCP_DEFAULT_SCALING_RATIO, 50 %): a listener with a
+#: locked SO_RCVBUF starts its connections' rcv_ssthresh at rcvbuf x 128 / 256 (measured here:
+#: rcvbuf 1042562 -> 519833 bytes), 4/5 of the window it opens to once the ratio is measured
+DEFAULT_SCALING_RATIO = 128
+#: the SYN-ACK's window field is never scaled: the sender's first window is at most 65535 bytes
+SYN_WINDOW = 65535 // 1448
 #: tcp_win_from_space(): window = rcvbuf x scaling_ratio / 256; scaling_ratio = len / truesize of
 #: a 1500-byte packet written to a TUN device, measured here (rcvbuf 8388608 -> window 5242880)
 SCALING_RATIO = 160
@@ -107,6 +114,15 @@ def receive_window_packets(rcvbuf: int) -> int:
     (3620, 183)
     """
     return (rcvbuf * SCALING_RATIO >> 8) // MSS
+
+
+def path_packets(rate_mbit: float, rtt_ms: float, buffer_packets: int) -> float:
+    """What the path holds when full: its bandwidth-delay product plus the buffer, in packets.
+
+    >>> round(path_packets(20, 40, 50), 1)
+    116.7
+    """
+    return buffer_packets + rate_mbit * 1e6 / 8 * rtt_ms / 1000 / WIRE_BYTES
 
 
 def receive_window_for(path_packets: float) -> int:
@@ -179,7 +195,7 @@ class _Flow:
     __slots__ = ("i", "algo", "cwnd", "cnt", "ssthresh", "state", "snd_nxt", "snd_una", "got", "xmit",
                  "holes", "after_hole", "hole_t", "lost", "in_flight", "srtt", "rttvar", "min_rtt",
                  "high_seq", "prior_cwnd", "prr_delivered", "prr_out", "last_progress", "run",
-                 "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_count", "rcv_high_inst", "delack_at",
+                 "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
                  "epoch_start", "last_max", "origin", "K", "ack_cnt", "tcp_cwnd", "last_cwnd",
                  "last_time", "delay_min", "found", "round_start", "last_ack", "end_seq", "curr_rtt",
                  "sample_cnt", "delivered_mark", "total_retrans", "ever_lost", "bic_cnt",
@@ -188,8 +204,8 @@ class _Flow:
     def __init__(self, i: int, algo: str, rcv_window: int) -> None:
         self.i, self.algo = i, algo
         self.rcv_clamp = max(rcv_window, 2)
-        self.rcv_ssthresh = min(RCV_SSTHRESH0, self.rcv_clamp)
-        self.rwnd_edge = self.rcv_ssthresh      # the window the SYN-ACK offered
+        self.rcv_ssthresh = max(self.rcv_clamp * DEFAULT_SCALING_RATIO // SCALING_RATIO, 2)
+        self.rwnd_edge = min(SYN_WINDOW, self.rcv_ssthresh)      # the window the SYN-ACK offered
         self.cwnd, self.cnt, self.ssthresh, self.state = INIT_CWND, 0, INFINITE_SSTHRESH, "Open"
         self.snd_nxt = self.snd_una = 0
         self.got: set[int] = set()
@@ -203,7 +219,7 @@ class _Flow:
         self.high_seq = self.prior_cwnd = self.prr_delivered = self.prr_out = 0
         self.last_progress = 0.0
         self.run = FlowRun()
-        self.rcv_nxt, self.rcv_ooo, self.rcv_pending, self.rcv_count, self.rcv_high_inst = 0, set(), 0, 0, -1
+        self.rcv_nxt, self.rcv_ooo, self.rcv_pending, self.rcv_quick, self.rcv_high_inst = 0, set(), 0, QUICKACKS, -1
         self.delack_at = math.inf
         self.epoch_start = self.last_max = self.origin = self.K = 0.0
         self.ack_cnt = self.tcp_cwnd = self.last_cwnd = 0
@@ -337,7 +353,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     one_way = rtt_ms / 2000
     sample_s = sample_s or max(0.001, rtt_ms / 8000)
     if rcv_window is None:
-        rcv_window = receive_window_for(buffer_packets + rate_mbit * 1e6 / 8 * rtt_ms / 1000 / WIRE_BYTES)
+        rcv_window = receive_window_for(path_packets(rate_mbit, rtt_ms, buffer_packets))
     fl = [_Flow(i, algorithm, rcv_window) for i in range(flows)]
     dropped: set[int] = set()
     qdep: deque[float] = deque()
@@ -390,33 +406,36 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
 
     def receive(now: float, f: _Flow, inst: int, seq: int) -> None:
         """The receiver: ACK now (out of order, hole filled, quickack, 2nd segment) or later."""
-        f.rcv_count += 1
         f.rcv_high_inst = inst
         immediate = False
+        if f.rcv_ssthresh < f.rcv_clamp:
+            # tcp_grow_window() (in order, and out of order with SACK): two segments more, and
+            # icsk_ack.quick |= 1, so this ACK goes at once without spending a quickack
+            f.rcv_ssthresh = min(f.rcv_ssthresh + 2, f.rcv_clamp)
+            f.rcv_quick |= 1
         if seq == f.rcv_nxt:
             f.rcv_nxt += 1
-            if f.rcv_ssthresh < f.rcv_clamp:
-                # tcp_grow_window(): the window grows by two segments and sets quickack
-                # (icsk_ack.quick |= 1): every segment is ACKed at once while it grows
-                f.rcv_ssthresh = min(f.rcv_ssthresh + 2, f.rcv_clamp)
-                immediate = True
             if f.rcv_ooo:
                 immediate = True
                 while f.rcv_nxt in f.rcv_ooo:
                     f.rcv_ooo.discard(f.rcv_nxt)
                     f.rcv_nxt += 1
             f.rcv_pending += 1
-        elif seq > f.rcv_nxt:
-            f.rcv_ooo.add(seq)
-            immediate = True
         else:
+            if seq > f.rcv_nxt:
+                f.rcv_ooo.add(seq)
             immediate = True
-        if immediate or f.rcv_count <= QUICKACKS or f.rcv_pending >= 2:
-            f.rcv_pending = 0
-            f.delack_at = math.inf
-            acks.append((now + one_way, f, inst, f.rcv_nxt, f.rcv_nxt + f.rcv_ssthresh))
+        if immediate or f.rcv_quick or f.rcv_pending >= 2:
+            send_ack(now, f)
         elif f.delack_at == math.inf:
             f.delack_at = now + DELACK
+
+    def send_ack(now: float, f: _Flow) -> None:
+        if f.rcv_quick:
+            f.rcv_quick -= 1                            # tcp_dec_quickack_mode()
+        f.rcv_pending = 0
+        f.delack_at = math.inf
+        acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt, f.rcv_nxt + f.rcv_ssthresh))
 
     def on_ack(now: float, f: _Flow, high_inst: int, cum: int, edge: int) -> None:
         if edge > f.rwnd_edge:
@@ -538,8 +557,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         elif now == td:
             for f in fl:
                 if f.delack_at == now:
-                    f.delack_at, f.rcv_pending = inf, 0
-                    acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt, f.rcv_nxt + f.rcv_ssthresh))
+                    send_ack(now, f)
         else:
             for f in fl:
                 if f.in_flight > 0 or f.lost:

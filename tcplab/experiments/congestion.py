@@ -75,10 +75,11 @@ def _path_packets(p: Mapping[str, Any]) -> float:
 
 
 def _checks(p: dict[str, Any]) -> None:
-    if _path_packets(p) > 20000:
-        raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({_path_packets(p) - p['buffer_packets']:.0f} "
-                         f"packets) must be at most 20000 packets, not {_path_packets(p):.0f} (the receive window caps a "
-                         f"flow there)")
+    path = _path_packets(p)
+    if path > 20000:
+        bdp = path - p["buffer_packets"]
+        raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({bdp:.0f} packets) must be at most "
+                         f"20000 packets, not {path:.0f} (the receive window caps a flow there)")
 
 
 def _refusal(p: dict[str, Any]) -> str | None:

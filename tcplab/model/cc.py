@@ -78,7 +78,7 @@ QUICKACKS = 16                # TCP_MAX_QUICKACKS
 #: rcvbuf 1042562 -> 519833 bytes), 4/5 of the window it opens to once the ratio is measured
 DEFAULT_SCALING_RATIO = 128
 #: the SYN-ACK's window field is never scaled: the sender's first window is at most 65535 bytes
-SYN_WINDOW = 65535 // 1448
+SYN_WINDOW = 65535 // MSS
 #: tcp_win_from_space(): window = rcvbuf x scaling_ratio / 256; scaling_ratio = len / truesize of
 #: a 1500-byte packet written to a TUN device, measured here (rcvbuf 8388608 -> window 5242880)
 SCALING_RATIO = 160

@@ -99,14 +99,29 @@ def test_rto_is_capped():
 
 
 def test_profiles():
-    assert set(PROFILES) == {"linux-6.18", "linux-6.1", "linux-5.15"}
+    assert set(PROFILES) == {"linux-6.18", "linux-6.12", "linux-6.1", "linux-5.15"}
     assert profile_for_release("6.18.44-fc").name == "linux-6.18"
-    assert profile_for_release("6.13.0").name == "linux-6.18"
-    assert profile_for_release("6.8.0-45-generic").name == "linux-6.1"
+    assert profile_for_release("6.12.9+bpo-amd64").name == "linux-6.12"
     assert PROFILES["linux-5.15"].syn_linear_timeouts == 0
     assert "net.ipv4.tcp_syn_linear_timeouts" not in PROFILES["linux-5.15"].sysctls()
     with pytest.raises(ValueError, match="linux-6.18"):
         get_profile("bogus")
+
+
+@pytest.mark.parametrize("release, linear, strict, absent", [
+    ("6.1.0-50-amd64", 0, False, {"tcp_syn_linear_timeouts", "tcp_rto_min_us", "tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
+    ("6.8.0-45-generic", 4, False, {"tcp_rto_min_us", "tcp_tw_reuse_delay", "tcp_rto_max_ms"}),  # 6.5 < 6.8 < 6.11
+    ("6.12.9", 4, False, {"tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
+    ("6.13.0", 4, True, {"tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
+    ("6.14.1", 4, True, {"tcp_rto_max_ms"}),
+    ("6.18.44-fc", 4, True, set()),
+    ("7.2.0", 4, True, set()),                     # newer than every profile: the newest's rules
+])
+def test_a_release_gets_the_rules_its_version_implies(release, linear, strict, absent):
+    p = profile_for_release(release)
+    assert (p.syn_linear_timeouts, p.synq_full_strict) == (linear, strict)
+    assert {n.rsplit(".", 1)[1] for n in p.absent} == absent
+    assert all(not p.has_sysctl(n) and n not in p.sysctls() for n in p.absent)
 
 
 def test_ports_time_wait_and_reuse():

@@ -28,11 +28,12 @@ from tcplab.errors import NamespaceUnavailable, RealModeUnavailable
 from tcplab.experiments.result import Result
 from tcplab.kernel.namespace import in_namespace, namespace_support
 from tcplab.kernel.netstat import counters_delta, read_counters
-from tcplab.kernel.sysctl import read_sysctl
+from tcplab.kernel.sysctl import read_sysctl, sysctl_exists
+from tcplab.model.profiles import sysctl_arrival
 from tcplab.model.outcome import Outcome
 
 
-__all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl"]
+__all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl", "absent_on_host", "absence_note"]
 
 MODES = ("auto", "real", "sim")
 Progress = Callable[[float, str], Any]
@@ -53,6 +54,23 @@ def check_mode(mode: Any, seed: Any, profile: Any) -> tuple[str, int, str | None
 def host_sysctl(name: str) -> Any:
     """Current value of a sysctl in the caller's namespace (tuples for multi-value files)."""
     return read_sysctl(name)
+
+
+def absence_note(name: str) -> str:
+    """What it means that this kernel lacks sysctl ``name``, from the profile's change table.
+
+    >>> absence_note("net.ipv4.tcp_syn_linear_timeouts")
+    'this kernel has no net.ipv4.tcp_syn_linear_timeouts (added in Linux 6.5, commit ccce324dabfe): older kernels double the SYN RTO from the first retry'
+    """
+    change = sysctl_arrival(name)
+    if change is None:
+        return f"this kernel has no {name}"
+    return f"this kernel has no {name} (added in {change.where}): {change.older}"
+
+
+def absent_on_host(names: Any) -> list[str]:
+    """The sysctls of ``names`` this kernel does not have (checked in the caller's namespace)."""
+    return [n for n in names if not sysctl_exists(n)]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -77,6 +95,11 @@ def _run_here(real: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
         delta = counters_delta(before, _read_counters())
         outcome.counters = {k: v for k, v in delta.items() if v or k in BASE_COUNTERS}
     for name in record:
+        if not sysctl_exists(name):
+            # a kernel older than the sysctl: record its absence, never a made-up value
+            outcome.absent_sysctls.append(name)
+            outcome.notes.append(absence_note(name))
+            continue
         try:
             outcome.sysctls.setdefault(name, host_sysctl(name))
         except OSError:

@@ -39,6 +39,8 @@ class Result:
     profile:    the simulator's kernel profile name (None when real).
     duration_s: wall-clock seconds the run took.
     notes:      sentences worth showing (e.g. "loopback slowed by 20 ms netem").
+    absent_sysctls: sysctls this kernel does not have that the experiment records elsewhere
+                (e.g. ``net.ipv4.tcp_syn_linear_timeouts`` before 6.5); the notes say what that means.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Result:
     profile: str | None = None
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    absent_sysctls: tuple[str, ...] = ()
 
     @classmethod
     def from_outcome(cls, name: str, mode: str, reason: str, params: dict[str, Any], outcome: Outcome, *,
@@ -66,7 +69,7 @@ class Result:
         return cls(name=name, mode=mode, reason=reason, params=dict(params), kernel=kernel,
                    sysctls=dict(outcome.sysctls), counters=dict(outcome.counters), summary=dict(outcome.summary),
                    tables=tables, timeline=timeline, profile=profile, duration_s=duration_s,
-                   notes=list(outcome.notes))
+                   notes=list(outcome.notes), absent_sysctls=tuple(outcome.absent_sysctls))
 
     def __repr__(self) -> str:
         where = f"kernel {self.kernel}" if self.mode == "real" else f"profile {self.profile}"

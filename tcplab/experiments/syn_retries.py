@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -20,7 +19,7 @@ from tcplab.experiments._common import Clock, LagMeter, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet, connect_error, tcp_state
-from tcplab.kernel.sysctl import read_sysctl
+from tcplab.kernel.sysctl import read_sysctl, sysctl_exists
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
 from tcplab.model.retries import syn_schedule
@@ -47,10 +46,10 @@ def predict_syn_times(retries: int, linear_timeouts: int, rto_s: float = 1.0) ->
 
 def _linear(p: Mapping[str, Any]) -> int:
     """tcp_syn_linear_timeouts a real run will have: the parameter, or a fresh namespace's default
-    (4 where the sysctl exists, 6.x; kernels without it behave like 0)."""
+    (4 where the sysctl exists, 6.5+; kernels without it behave like 0)."""
     if p["linear_timeouts"] is not None:
         return int(p["linear_timeouts"])
-    return 4 if os.path.exists("/proc/sys/net/ipv4/tcp_syn_linear_timeouts") else 0
+    return 4 if sysctl_exists(LINEAR) else 0
 
 
 def _expected_s(p: Mapping[str, Any]) -> float:
@@ -115,10 +114,8 @@ syn_retries = make_function(SPEC)
 
 def _real(p: dict[str, Any]) -> Outcome:
 
-    try:
-        lin = int(read_sysctl(LINEAR))
-    except OSError:
-        lin = 0  # kernels before tcp_syn_linear_timeouts behave like 0
+    # the value in force in this namespace; kernels before 6.5 have no such sysctl and behave like 0
+    lin = int(read_sysctl(LINEAR)) if sysctl_exists(LINEAR) else 0
     predicted, predicted_fail = predict_syn_times(p["retries"], lin)
     out = Outcome()
     with SocketSet() as ss:

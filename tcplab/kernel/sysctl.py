@@ -19,7 +19,7 @@ from typing import Any
 
 from tcplab.errors import ParseError
 
-__all__ = ["SysctlInfo", "SYSCTLS", "parse_sysctl_value", "read_sysctl", "sysctl_file"]
+__all__ = ["SysctlInfo", "SYSCTLS", "parse_sysctl_value", "read_sysctl", "sysctl_file", "sysctl_exists"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,18 @@ def parse_sysctl_value(text: str, source: str = "<sysctl>") -> int | tuple[int, 
     except ValueError:
         return text.strip()
     return numbers[0] if len(numbers) == 1 else numbers
+
+
+def sysctl_exists(name: str, root: str = "/proc") -> bool:
+    """Whether this kernel has sysctl ``name`` (in the caller's network namespace).
+
+    Sysctls come and go between kernel versions (``tcp_syn_linear_timeouts`` arrived in 6.5,
+    ``tcp_tw_reuse_delay`` in 6.14): ask before reading one a kernel may lack.
+
+    >>> sysctl_exists("net.core.somaxconn"), sysctl_exists("net.ipv4.no_such_knob")  # doctest: +SKIP
+    (True, False)
+    """
+    return os.path.exists(sysctl_file(name, root))
 
 
 def read_sysctl(name: str, root: str = "/proc") -> int | tuple[int, ...] | str:

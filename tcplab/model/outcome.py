@@ -27,6 +27,7 @@ class Outcome:
     timeline: list of row dicts with a ``t`` column in seconds since the start.
     sysctls:  sysctl name -> value in force during the run (e.g. "net.core.somaxconn": 4096).
     notes:    human sentences worth showing (e.g. "loopback slowed by 20 ms netem").
+    absent_sysctls: sysctls the run wanted to record that this kernel does not have.
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -35,3 +36,4 @@ class Outcome:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     sysctls: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    absent_sysctls: list[str] = field(default_factory=list)

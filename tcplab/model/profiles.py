@@ -1,30 +1,43 @@
 """Kernel profiles: the version-dependent rules and sysctl defaults, as named data.
 
-The simulator never hard-codes "what Linux does"; it reads a :class:`KernelProfile`.
-Differences that matter for the course (KERNEL.md):
+The simulator never hard-codes "what Linux does"; it reads a :class:`KernelProfile`. What
+differs between kernel versions is one table, :data:`CHANGES`: each row names the version and
+the commit that made the difference and the profile fields it sets. A profile for any release
+is the baseline with every change up to that release applied, so a kernel between two measured
+ones gets the rules its version implies (``profile_for_release("6.13.2")``), not the nearest
+neighbour's.
 
+* ``tcp_syn_linear_timeouts`` (default 4) appeared in v6.5 (commit ccce324dabfe,
+  "tcp: make the first N SYN RTO backoffs linear"); older kernels back off from the first retry.
+* ``tcp_rto_min_us`` became a sysctl in v6.11; before it the floor was the constant ``TCP_RTO_MIN``.
 * ``inet_csk_reqsk_queue_is_full()`` uses ``>`` since v6.13 (commit 3479c7549fb1,
   "allow a connection when sk_max_ack_backlog is zero"), ``>=`` before: the SYN queue
   admits backlog+1 requests on 6.13+, backlog before.
-* ``tcp_syn_linear_timeouts`` (default 4) appeared in v6.5 (commit ccce324dabfe,
-  "tcp: make the first N SYN RTO backoffs linear"); older kernels back off from the first retry.
-* ``tcp_tw_reuse_delay`` became a sysctl in 6.14; before it the delay was a fixed 1 s.
+* ``tcp_tw_reuse_delay`` became a sysctl in v6.14; before it the delay was a fixed 1 s.
+* ``tcp_rto_max_ms`` became a sysctl in v6.15; before it ``TCP_RTO_MAX`` was a fixed 120 s.
+
+The named profiles (:data:`PROFILES`) are the lines the course is checked on; ``measured``
+says whether the profile was compared with that kernel running (docs/kernels.md) or only
+derived from the table by reading the source.
 
 >>> p = profile_for_release("6.18.44-fc-v669"); p.name, p.synq_full_strict, p.syn_linear_timeouts
 ('linux-6.18', True, 4)
 >>> profile_for_release("5.15.0-91-generic").name
 'linux-5.15'
->>> PROFILES["linux-6.1"].syn_linear_timeouts
-0
+>>> PROFILES["linux-6.1"].syn_linear_timeouts, PROFILES["linux-6.1"].has_sysctl("net.ipv4.tcp_syn_linear_timeouts")
+(0, False)
+>>> PROFILES["linux-6.12"].absent_sysctls()
+('net.ipv4.tcp_tw_reuse_delay', 'net.ipv4.tcp_rto_max_ms')
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["KernelProfile", "PROFILES", "DEFAULT_PROFILE", "profile_for_release", "get_profile"]
+__all__ = ["KernelProfile", "KernelChange", "CHANGES", "PROFILES", "DEFAULT_PROFILE", "profile_for_release",
+           "get_profile", "sysctl_arrival"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +55,12 @@ class KernelProfile:
     syn_retries: int = 6                  # net.ipv4.tcp_syn_retries
     synack_retries: int = 5               # net.ipv4.tcp_synack_retries
     syn_linear_timeouts: int = 4          # net.ipv4.tcp_syn_linear_timeouts (0 = absent)
-    has_syn_linear_timeouts: bool = True
     syncookies: int = 1                   # net.ipv4.tcp_syncookies
     abort_on_overflow: int = 0            # net.ipv4.tcp_abort_on_overflow
     fin_timeout: int = 60                 # net.ipv4.tcp_fin_timeout (orphaned FIN_WAIT2 only)
     timewait_len: float = 60.0            # TCP_TIMEWAIT_LEN, include/net/tcp.h (not a sysctl)
     tw_reuse: int = 2                     # net.ipv4.tcp_tw_reuse (2 = loopback only)
-    tw_reuse_delay_ms: int = 1000         # net.ipv4.tcp_tw_reuse_delay
-    has_tw_reuse_delay: bool = True
+    tw_reuse_delay_ms: int = 1000         # net.ipv4.tcp_tw_reuse_delay (a fixed 1 s where absent)
     timestamps: int = 1                   # net.ipv4.tcp_timestamps
     max_tw_buckets: int = 262144          # net.ipv4.tcp_max_tw_buckets (scaled by RAM in init_net)
     port_range: tuple[int, int] = (32768, 60999)  # net.ipv4.ip_local_port_range
@@ -59,6 +70,30 @@ class KernelProfile:
     #: expiring within one tick of each other run in the same timer softirq, so their SYNs reach
     #: the listener as a burst (all SYNs before any ACK). 0 = every retransmission on its own.
     timer_tick: float = 0.004
+    #: sysctls this kernel line does not have (from :data:`CHANGES`)
+    absent: frozenset[str] = field(default=frozenset())
+    #: True: compared with this kernel running (docs/kernels.md); False: derived from CHANGES only
+    measured: bool = False
+
+    @property
+    def has_syn_linear_timeouts(self) -> bool:
+        return self.has_sysctl("net.ipv4.tcp_syn_linear_timeouts")
+
+    @property
+    def has_tw_reuse_delay(self) -> bool:
+        return self.has_sysctl("net.ipv4.tcp_tw_reuse_delay")
+
+    def has_sysctl(self, name: str) -> bool:
+        """Whether this kernel line has sysctl ``name`` (every sysctl not in :data:`CHANGES` is assumed present).
+
+        >>> PROFILES["linux-6.12"].has_sysctl("net.ipv4.tcp_rto_min_us")
+        True
+        """
+        return name not in self.absent
+
+    def absent_sysctls(self) -> tuple[str, ...]:
+        """The sysctls :data:`CHANGES` knows of that this line lacks, oldest change first."""
+        return tuple(c.sysctl for c in CHANGES if c.sysctl and c.sysctl in self.absent)
 
     def sysctls(self, **overrides: Any) -> dict[str, Any]:
         """The sysctls in force with full names; ``overrides`` use field names.
@@ -87,41 +122,118 @@ class KernelProfile:
         return out
 
 
+@dataclass(frozen=True)
+class KernelChange:
+    """One difference between kernel versions: from ``since`` on, ``fields`` hold; before, ``before`` does.
+
+    ``sysctl`` is the sysctl the change added (absent before ``since``), or None. ``commit`` is
+    the mainline commit where it was checked (empty where the version is known but the commit
+    was not confirmed).
+    """
+
+    since: tuple[int, int]
+    commit: str
+    what: str
+    older: str
+    fields: dict[str, Any]
+    before: dict[str, Any]
+    sysctl: str | None = None
+
+    @property
+    def where(self) -> str:
+        """``Linux 6.5, commit ccce324dabfe``: the version (and commit) that made the change."""
+        return f"Linux {self.since[0]}.{self.since[1]}" + (f", commit {self.commit}" if self.commit else "")
+
+    def describe(self) -> str:
+        """One sentence: what changed when, and what older kernels do instead.
+
+        >>> CHANGES[0].describe()
+        'since Linux 6.5, commit ccce324dabfe: the first tcp_syn_linear_timeouts SYN retransmits are 1 s apart; older kernels double the SYN RTO from the first retry'
+        """
+        return f"since {self.where}: {self.what}; {self.older}"
+
+
+#: Every version difference tcplab models, oldest first. A profile is the baseline
+#: (:class:`KernelProfile`'s defaults, i.e. the newest kernel) with ``before`` applied for every
+#: change newer than its version.
+CHANGES: tuple[KernelChange, ...] = (
+    KernelChange((6, 5), "ccce324dabfe",
+                 "the first tcp_syn_linear_timeouts SYN retransmits are 1 s apart",
+                 "older kernels double the SYN RTO from the first retry",
+                 fields={"syn_linear_timeouts": 4}, before={"syn_linear_timeouts": 0},
+                 sysctl="net.ipv4.tcp_syn_linear_timeouts"),
+    KernelChange((6, 11), "f086edef71be",
+                 "the RTO floor is a sysctl",
+                 "older kernels have the constant TCP_RTO_MIN (200 ms), or a route's rto_min",
+                 fields={}, before={}, sysctl="net.ipv4.tcp_rto_min_us"),
+    KernelChange((6, 13), "3479c7549fb1",
+                 "the SYN queue is full when it holds more than the backlog (>, so it admits backlog + 1)",
+                 "older kernels test >= and admit backlog requests",
+                 fields={"synq_full_strict": True}, before={"synq_full_strict": False}),
+    KernelChange((6, 14), "",
+                 "how long a TIME_WAIT ages before tcp_tw_reuse may take its port is a sysctl",
+                 "older kernels wait a fixed 1 s",
+                 fields={}, before={}, sysctl="net.ipv4.tcp_tw_reuse_delay"),
+    KernelChange((6, 15), "",
+                 "the RTO ceiling is a sysctl",
+                 "older kernels have the constant TCP_RTO_MAX (120 s)",
+                 fields={}, before={}, sysctl="net.ipv4.tcp_rto_max_ms"),
+)
+
+
+def sysctl_arrival(name: str) -> KernelChange | None:
+    """The change that added sysctl ``name``, or None when tcplab knows of no kernel without it.
+
+    >>> sysctl_arrival("net.ipv4.tcp_syn_linear_timeouts").since
+    (6, 5)
+    """
+    return next((c for c in CHANGES if c.sysctl == name), None)
+
+
+def _derive(name: str, version: tuple[int, int], measured: bool = False) -> KernelProfile:
+    """The baseline with every change newer than ``version`` undone."""
+    fields: dict[str, Any] = {}
+    absent: set[str] = set()
+    for change in CHANGES:
+        if version < change.since:
+            fields.update(change.before)
+            if change.sysctl:
+                absent.add(change.sysctl)
+    return KernelProfile(name=name, version=version, **{"synq_full_strict": True, **fields},
+                         absent=frozenset(absent), measured=measured)
+
+
 PROFILES: dict[str, KernelProfile] = {
-    "linux-6.18": KernelProfile(name="linux-6.18", version=(6, 18), synq_full_strict=True),
-    "linux-6.1": KernelProfile(name="linux-6.1", version=(6, 1), synq_full_strict=False,
-                               syn_linear_timeouts=0, has_syn_linear_timeouts=False,
-                               has_tw_reuse_delay=False),
-    "linux-5.15": KernelProfile(name="linux-5.15", version=(5, 15), synq_full_strict=False,
-                                syn_linear_timeouts=0, has_syn_linear_timeouts=False,
-                                has_tw_reuse_delay=False),
+    "linux-6.18": _derive("linux-6.18", (6, 18), measured=True),
+    "linux-6.12": _derive("linux-6.12", (6, 12), measured=True),
+    "linux-6.1": _derive("linux-6.1", (6, 1), measured=True),
+    "linux-5.15": _derive("linux-5.15", (5, 15)),
 }
 
 DEFAULT_PROFILE = "linux-6.18"
 
 
 def profile_for_release(release: str) -> KernelProfile:
-    """The profile closest to a ``uname -r`` string: the newest profile not newer than it.
+    """The profile of a ``uname -r`` string: a named profile when its line matches, else one
+    derived from :data:`CHANGES` for that version (named ``linux-MAJOR.MINOR``).
 
-    Kernels older than every profile get the oldest; 6.13+ all behave like 6.18 here.
-
-    >>> profile_for_release("6.13.2").name, profile_for_release("6.12.9").name
-    ('linux-6.18', 'linux-6.1')
-    >>> profile_for_release("4.19.0").name
-    'linux-5.15'
+    >>> profile_for_release("6.12.9+bpo-amd64").name, profile_for_release("6.13.2").synq_full_strict
+    ('linux-6.12', True)
+    >>> p = profile_for_release("6.8.0-45-generic"); p.name, p.measured, p.has_tw_reuse_delay
+    ('linux-6.8', False, False)
     """
     m = re.match(r"\s*(\d+)\.(\d+)", release)
     if not m:
         raise ValueError(f"release must look like '6.18.1-...', not {release!r}")
     version = (int(m.group(1)), int(m.group(2)))
-    if version >= (6, 13):  # the v6.13 SYN-queue change is the last rule difference modelled
-        return PROFILES["linux-6.18"]
-    ordered = sorted(PROFILES.values(), key=lambda p: p.version)
-    best = ordered[0]
-    for p in ordered:
-        if p.version <= version:
-            best = p
-    return best
+    for p in PROFILES.values():
+        if p.version == version:
+            return p
+    newest = max(PROFILES.values(), key=lambda p: p.version)
+    if version > newest.version:
+        # newer than every profile: the newest one's rules (CHANGES knows no later difference)
+        return newest
+    return _derive(f"linux-{version[0]}.{version[1]}", version)
 
 
 def get_profile(profile: KernelProfile | str | None) -> KernelProfile:
@@ -131,7 +243,7 @@ def get_profile(profile: KernelProfile | str | None) -> KernelProfile:
     'linux-6.18'
     >>> get_profile("nope")
     Traceback (most recent call last):
-    ValueError: profile must be one of 'linux-6.18', 'linux-6.1', 'linux-5.15' or a kernel release like '6.8.0', not 'nope'
+    ValueError: profile must be one of 'linux-6.18', 'linux-6.12', 'linux-6.1', 'linux-5.15' or a kernel release like '6.8.0', not 'nope'
     """
     if profile is None:
         return PROFILES[DEFAULT_PROFILE]

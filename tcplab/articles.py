@@ -44,6 +44,11 @@ def _sysctl(name: str) -> Any:
 
 def _live(name: str, fmt: Callable[[Any], str] = str) -> Check:
     def check(_cache: dict[str, Any]) -> tuple[str, str]:
+        from tcplab.kernel.sysctl import sysctl_exists
+        if not sysctl_exists(name):
+            # an older kernel: its absence is the answer, in the words of the change that added it
+            from tcplab.experiments._mode import absence_note
+            return absence_note(name), f"live sysctl {name} (looked for now)"
         return fmt(_sysctl(name)), f"live sysctl {name} (read now)"
     return check
 
@@ -93,8 +98,11 @@ def _listendrops(cache: dict[str, Any]) -> tuple[str, str]:
 
 def _syn_backlog(cache: dict[str, Any]) -> tuple[str, str]:
     from tcplab.experiments import syn_queue
+    from tcplab.kernel.release import running_profile
     r = _cached(cache, "sq", lambda: syn_queue(backlog=8, max_syn_backlog=256, syncookies=1, clients=30))
-    return (f"listen(8), tcp_max_syn_backlog=256: {r.summary['syn_recv']} SYN_RECV (backlog + 1)",
+    # the SYN queue's limit is backlog + 1 since 6.13 (inet_csk_reqsk_queue_is_full() uses >), backlog before
+    rule = "backlog + 1" if running_profile().profile.synq_full_strict else "backlog, before 6.13's > test"
+    return (f"listen(8), tcp_max_syn_backlog=256: {r.summary['syn_recv']} SYN_RECV ({rule})",
             f"run syn_queue(backlog=8, max_syn_backlog=256, clients=30), {_tag(r)}")
 
 

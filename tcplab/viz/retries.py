@@ -29,11 +29,17 @@ def send_times(result: Result) -> list[float]:
 
 
 def linear_timeouts_of(result: Result) -> int:
-    """tcp_syn_linear_timeouts in force for the run (parameter, else the recorded sysctl, else 4)."""
+    """tcp_syn_linear_timeouts in force for the run: the parameter, else the recorded sysctl, else 0
+    where the kernel has none (before 6.5), else the profile's default."""
     v = result.params.get("linear_timeouts")
     if v is None:
         v = result.sysctls.get("net.ipv4.tcp_syn_linear_timeouts")
-    return int(v) if v is not None else 4
+    if v is None and "net.ipv4.tcp_syn_linear_timeouts" in result.absent_sysctls:
+        return 0
+    if v is None:
+        from tcplab.model.profiles import get_profile
+        return get_profile(result.profile).syn_linear_timeouts
+    return int(v)
 
 
 def syn_timeline(result: Result) -> go.Figure:

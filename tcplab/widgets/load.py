@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.viz.load import connect_latency, dashboard
+from tcplab.viz.retries import linear_timeouts_of
 from tcplab.widgets.common import Panel, float_slider, int_slider
 from tcplab.widgets.generic import spec_control
 
@@ -113,7 +114,7 @@ def retries_note(result: Result) -> str:
     k = p.get("syn_retries")
     if k is None:
         k = int(result.sysctls.get("net.ipv4.tcp_syn_retries", 6))
-    lt = int(result.sysctls.get("net.ipv4.tcp_syn_linear_timeouts", 4))
+    lt = linear_timeouts_of(result)
     fail = syn_schedule(int(k), lt).fail_after
     dur = float(p.get("duration", 0))
     failed = result.summary.get("failed") or 0

@@ -1,6 +1,6 @@
 """``tcplab doctor``: what will be real here, and which sysctls look risky.
 
-The advice repeats what the articles warn about, tied to KERNEL.md's facts,
+The advice repeats what the articles warn about, tied to docs/kernel-facts.md's facts,
 so an instructor can read one screen before a workshop.
 
 >>> advise({"net.core.somaxconn": 128})[0]

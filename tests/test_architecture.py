@@ -1,4 +1,4 @@
-"""Keep the layers honest (DESIGN.md): imports go one way over every module of the package,
+"""Keep the layers honest (docs/contributing.md): imports go one way over every module of the package,
 the model does no I/O, only the kernel and the experiments' real runners open sockets and
 processes, ``__all__`` lists exactly what exists, every exception is in the one tree of
 ``tcplab.errors``, and ``import tcplab`` loads no pandas/plotly."""

@@ -1,4 +1,4 @@
-"""accept_queue on the real kernel vs KERNEL.md case 1, as root and as an unprivileged user."""
+"""accept_queue on the real kernel vs docs/kernel-facts.md case 1, as root and as an unprivileged user."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tcplab.experiments import Result, accept_queue
 KEYS = ["established_clients", "syn_sent_clients", "server_children", "recv_q", "send_q", "ListenOverflows",
         "ListenDrops", "reset_clients", "phantom_clients", "accepted"]
 
-# KERNEL.md case 1, settle 1.5 s: (params, expected)
+# docs/kernel-facts.md case 1, settle 1.5 s: (params, expected)
 CASE1 = [
     (dict(backlog=5, clients=20), dict(established_clients=6, syn_sent_clients=14, server_children=6,
                                        recv_q=6, send_q=5, ListenOverflows=28, ListenDrops=28)),
@@ -69,7 +69,7 @@ def test_accept_after_drains_the_queue():
     assert s["server_children"] == s["accepted"] + s["recv_q"]
     # The 1 s SYN retransmits arrive together: some get syncookies (SYN queue over the limit),
     # and their cookie ACK finds the accept queue full, so tcp_get_cookie_sock() drops it silently:
-    # the client is ESTABLISHED, the server has nothing (KERNEL.md case 2, "phantom").
+    # the client is ESTABLISHED, the server has nothing (docs/kernel-facts.md case 2, "phantom").
     assert s["established_clients"] == s["server_children"] + s["phantom_clients"]
     assert s["phantom_clients"] <= r.counters.get("SyncookiesSent", 0)
     assert r.timeline["accepted"].iloc[-1] == s["accepted"]

@@ -1,4 +1,4 @@
-"""ack_overflow on the real kernel vs KERNEL.md case 2, as root and as an unprivileged user,
+"""ack_overflow on the real kernel vs docs/kernel-facts.md case 2, as root and as an unprivileged user,
 and the simulator against the same facts."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import tcplab.sim.overflow  # noqa: F401 - the same, for the simulator the real 
 from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import ack_overflow
 
-# KERNEL.md case 2: backlog 4, the accept queue pre-filled with 4, a burst of 6 on a slowed lo.
+# docs/kernel-facts.md case 2: backlog 4, the accept queue pre-filled with 4, a burst of 6 on a slowed lo.
 # (syncookies, abort) -> the snapshot at 1.5 s and phase 2
 CASE2 = {
     (1, False): dict(server_children=1, syn_recv=4, established_clients=6, syn_sent_clients=0, reset_clients=0,

@@ -1,4 +1,4 @@
-"""keepalive on the real kernel vs KERNEL.md ("Data transfer: first probes"), as root and as an
+"""keepalive on the real kernel vs docs/kernel-facts.md ("Data transfer: first probes"), as root and as an
 unprivileged user; the timer model (tcplab.model.keepalive) against the same facts."""
 
 from __future__ import annotations

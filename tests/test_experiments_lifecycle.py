@@ -1,4 +1,4 @@
-"""lifecycle on the real kernel: the states of both ends (KERNEL.md case 6), derived from the
+"""lifecycle on the real kernel: the states of both ends (docs/kernel-facts.md case 6), derived from the
 packets, so no state is missed at any slow motion; the /proc sampler only where no capture is
 possible."""
 

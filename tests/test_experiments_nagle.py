@@ -1,4 +1,4 @@
-"""nagle on the real kernel vs KERNEL.md ("Data transfer: first probes"), as root and as an
+"""nagle on the real kernel vs docs/kernel-facts.md ("Data transfer: first probes"), as root and as an
 unprivileged user, and the simulator's rules (Nagle + delayed ACK + quick-ACK start)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tcplab.experiments import nagle, simulate
 from tcplab.experiments.nagle import delack_jiffies, simulate_requests
 from tcplab.model.profiles import get_profile
 
-# KERNEL.md: write(100), write(100), read(100) x 20: median 44 ms (40 ms TCP_DELACK_MIN + one
+# docs/kernel-facts.md: write(100), write(100), read(100) x 20: median 44 ms (40 ms TCP_DELACK_MIN + one
 # 4 ms jiffy at HZ=250), the first request fast (quick-ACK mode), TCP_NODELAY ~0.01 ms.
 MEDIAN_STALL_S = 0.044
 

@@ -1,4 +1,4 @@
-"""retransmission: the KERNEL.md figures for a silent peer, real as root and as uid 65534, and the
+"""retransmission: the docs/kernel-facts.md figures for a silent peer, real as root and as uid 65534, and the
 model's rules (tcplab.model.rto) in the simulator."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import retransmission
 from tcplab.model.rto import initial_rto, model_timeout, retransmit_schedule
 
-# KERNEL.md "Data transfer: first probes": (params) -> ETIMEDOUT after (s)
+# docs/kernel-facts.md "Data transfer: first probes": (params) -> ETIMEDOUT after (s)
 KERNEL_MD = {
     (3, None): 6.79,
     (5, None): 13.31,

@@ -1,4 +1,4 @@
-"""syn_queue on the real kernel vs KERNEL.md cases 8 (TCP_DEFER_ACCEPT) and 4 (raw SYN flood)."""
+"""syn_queue on the real kernel vs docs/kernel-facts.md cases 8 (TCP_DEFER_ACCEPT) and 4 (raw SYN flood)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _run(kw):
     return r.summary, r.counters
 
 
-# KERNEL.md case 8 (60 clients, snapshot at 0.5 s)
+# docs/kernel-facts.md case 8 (60 clients, snapshot at 0.5 s)
 @pytest.mark.real
 @pytest.mark.parametrize("cookies,backlog,msb,syn_recv,kids,extra", [
     (1, 0, None, 1, 1, dict(ListenOverflows=58, TCPReqQFullDoCookies=59, SyncookiesSent=1, SyncookiesRecv=1)),
@@ -46,7 +46,7 @@ def test_rule_syn_queue_admits_backlog_plus_one(backlog, clients):
             assert s["TCPReqQFullDrop"] == clients - admitted
 
 
-# KERNEL.md case 4 (200 spoofed SYNs from 127.0.0.2)
+# docs/kernel-facts.md case 4 (200 spoofed SYNs from 127.0.0.2)
 @pytest.mark.real
 @pytest.mark.parametrize("cookies,backlog,msb,syn_recv,counters,connected", [
     (1, 128, 8, 129, dict(SyncookiesSent=71, TCPReqQFullDoCookies=71), True),

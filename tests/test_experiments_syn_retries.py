@@ -1,4 +1,4 @@
-"""syn_retries on the real kernel vs KERNEL.md case 3 (times within 10%)."""
+"""syn_retries on the real kernel vs docs/kernel-facts.md case 3 (times within 10%)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from tcplab.experiments import syn_retries
 from tcplab.experiments.syn_retries import predict_syn_times
 
-# KERNEL.md case 3: (k, linear_timeouts) -> (SYN send times, connect() fails after)
+# docs/kernel-facts.md case 3: (k, linear_timeouts) -> (SYN send times, connect() fails after)
 CASE3 = {
     (1, 4): ([0, 1, 2], 3.07),
     (2, 4): ([0, 1, 2, 3, 4, 5], 7.13),

@@ -1,4 +1,4 @@
-"""time_wait and rebind on the real kernel vs KERNEL.md cases 5 and 7."""
+"""time_wait and rebind on the real kernel vs docs/kernel-facts.md cases 5 and 7."""
 
 from __future__ import annotations
 

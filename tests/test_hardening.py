@@ -138,4 +138,4 @@ def test_a_neighbours_load_does_not_pollute_counters():
     mine = ex.accept_queue(backlog=5, clients=20, mode="real")
     neighbour.join(60)
     assert result["load"].counters.get("ListenOverflows", 0) > 0  # the neighbour did overflow
-    assert mine.summary["ListenOverflows"] == mine.counters["ListenOverflows"] == 28  # KERNEL.md case 1
+    assert mine.summary["ListenOverflows"] == mine.counters["ListenOverflows"] == 28  # docs/kernel-facts.md case 1

@@ -1,4 +1,4 @@
-"""The Linux listen-queue rules (KERNEL.md cases 1-4, 8) on the pure model."""
+"""The Linux listen-queue rules (docs/kernel-facts.md cases 1-4, 8) on the pure model."""
 
 from __future__ import annotations
 

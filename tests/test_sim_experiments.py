@@ -1,4 +1,4 @@
-"""simulate() against the KERNEL.md observations (rules, not just the table)."""
+"""simulate() against the docs/kernel-facts.md observations (rules, not just the table)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_no_burst_without_timer_tick():
 
 
 def test_request_ack_overflow_abort_resets_cookie_ack_does_not():
-    """KERNEL.md case 2 in one burst: queue with one free slot (room for backlog+1), 6 SYNs."""
+    """docs/kernel-facts.md case 2 in one burst: queue with one free slot (room for backlog+1), 6 SYNs."""
     from tcplab.model.listen import Listener
     for abort, want in ((False, {"child": 1, "overflow": 4, "discarded": 1}),
                         (True, {"child": 1, "reset": 4, "discarded": 1})):

@@ -1,5 +1,5 @@
 """accept_queue: a listener that does not accept (or starts late) and ``clients``
-non-blocking connects. Shows the ``min(backlog, somaxconn) + 1`` rule (KERNEL.md case 1).
+non-blocking connects. Shows the ``min(backlog, somaxconn) + 1`` rule (docs/kernel-facts.md case 1).
 
 >>> r = accept_queue(backlog=5, clients=20)          # doctest: +SKIP
 >>> r.summary["established_clients"], r.summary["send_q"], r.summary["ListenOverflows"]  # doctest: +SKIP
@@ -41,7 +41,7 @@ SPEC = Experiment(
     accepting (everything that arrives) that many seconds after the first connect; ``accepted``
     counts what it got before the snapshot. On loopback the handshake completes inside connect(),
     so an overflow drops the *SYN* (``tcp_conn_request()`` -> ListenOverflows) and the client stays
-    SYN_SENT, retrying at 1 s, 2 s... The rule: ``min(backlog, somaxconn) + 1`` (KERNEL.md case 1,
+    SYN_SENT, retrying at 1 s, 2 s... The rule: ``min(backlog, somaxconn) + 1`` (docs/kernel-facts.md case 1,
     ``sk_acceptq_is_full()`` is ``>``).""",
     params=(
         Param("backlog", "int", 5, lo=0, hi=65535, help="listen() backlog",
@@ -74,7 +74,7 @@ SPEC = Experiment(
     ),
     timeline=("t", "recv_q", "accepted", "established_clients", "syn_sent_clients"),
     grid=(
-        # KERNEL.md case 1 (its four rows) and two more points of the rule min(backlog, somaxconn) + 1
+        # docs/kernel-facts.md case 1 (its four rows) and two more points of the rule min(backlog, somaxconn) + 1
         GridPoint(dict(backlog=5, clients=20), quick=True),
         GridPoint(dict(backlog=5, somaxconn=3, clients=20)),
         GridPoint(dict(backlog=0, clients=5)),

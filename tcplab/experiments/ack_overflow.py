@@ -1,5 +1,5 @@
 """ack_overflow: what ``tcp_abort_on_overflow`` does when a handshake's final ACK finds the
-accept queue full (KERNEL.md case 2).
+accept queue full (docs/kernel-facts.md case 2).
 
 On plain loopback the whole handshake runs inside connect(), so a full accept queue drops the
 *SYN* and tcp_abort_on_overflow never matters (see :func:`accept_queue`). Here the loopback is
@@ -69,7 +69,7 @@ SPEC = Experiment(
     notes say which) makes every SYN arrive before any ACK. Snapshot at 1.5 s; then phase 2: the
     app drains the queue, each ESTABLISHED client sends one byte, and the app accepts for 2.5 s.
     abort_on_overflow=False: the other ACKs are dropped and complete later; True: each gets a RST
-    (EmbryonicRsts). A cookie connection is never reset (KERNEL.md case 2).""",
+    (EmbryonicRsts). A cookie connection is never reset (docs/kernel-facts.md case 2).""",
     params=(
         Param("abort_on_overflow", "bool", False, sysctl="net.ipv4.tcp_abort_on_overflow",
               help="RST a final ACK that finds the accept queue full (else drop it)"),
@@ -102,7 +102,7 @@ SPEC = Experiment(
     ),
     timeline=("t", "recv_q", "syn_recv", "established_clients", "syn_sent_clients", "reset_clients", "accepted"),
     grid=(
-        # KERNEL.md case 2 (slowed loopback, accept queue with room for one): its four rows,
+        # docs/kernel-facts.md case 2 (slowed loopback, accept queue with room for one): its four rows,
         # cookies=2, and the rule at other backlogs and bursts
         *[GridPoint(dict(syncookies=ck, abort_on_overflow=ab), quick=(ck, ab) in ((1, False), (0, True)))
           for ck in (1, 0, 2) for ab in (False, True)],

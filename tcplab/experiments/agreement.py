@@ -1,5 +1,5 @@
 """Agreement grid: every experiment run on the real kernel and in the simulator, summaries
-compared key by key (issue 4 §3; the facts are KERNEL.md's).
+compared key by key (issue 4 §3; the facts are docs/kernel-facts.md's).
 
     python -m tcplab.experiments.agreement [--quick] [--out docs/agreement.md]
 
@@ -76,7 +76,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: What was found where real and sim differ, checked against KERNEL.md (shown under the table
+#: What was found where real and sim differ, checked against docs/kernel-facts.md (shown under the table
 #: for an experiment that has DIFFER rows; the verdicts themselves are never softened).
 FINDINGS: dict[str, str] = {}
 

@@ -237,7 +237,7 @@ SPEC = Experiment(
                   "one keepalive probe (answer: ACK, RST or None for silence)"),),
     timeline=("t", "state", "unanswered"),
     grid=(
-        GridPoint(dict(idle=2, interval=1, count=3), quick=True, why="KERNEL.md: ETIMEDOUT after 5.08 s"),
+        GridPoint(dict(idle=2, interval=1, count=3), quick=True, why="docs/kernel-facts.md: ETIMEDOUT after 5.08 s"),
         GridPoint(dict(idle=1, interval=1, count=2, peer="close_wait_rst"), quick=True,
                   why="notebook 06: a CLOSE_WAIT socket probes too"),
         GridPoint(dict(idle=1, interval=2, count=2), why="interval longer than idle"),

@@ -1,4 +1,4 @@
-"""lifecycle: watch both ends of one connection go through their states (KERNEL.md case 6).
+"""lifecycle: watch both ends of one connection go through their states (docs/kernel-facts.md case 6).
 
 Each end's states are derived from the packets: an AF_PACKET capture on lo (inside the
 private namespace) records every segment of the connection, and each end is fed the
@@ -65,7 +65,7 @@ SPEC = Experiment(
     them), ``simultaneous_open`` (a socket connecting to its own address: one socket, so
     ``server_states`` is empty). ``slow_motion`` is a one-way delay added to lo (netem, or tbf
     where netem is missing); it needs a private namespace. "CLOSE" at the end of a state list
-    means the kernel dropped the socket (TCP_CLOSE) (KERNEL.md case 6).""",
+    means the kernel dropped the socket (TCP_CLOSE) (docs/kernel-facts.md case 6).""",
     params=(
         Param("scenario", "choice", "client_closes_first", choices=SCENARIOS, help="what the two ends do"),
         Param("slow_motion", "float", 0.0, lo=0, hi=500, unit="ms", help="one-way delay added to lo",

@@ -257,7 +257,7 @@ SPEC = Experiment(
     tables=(Table("requests", ("n", "latency_ms", "segments", "stalled"), "one request/reply exchange"),),
     timeline=None,
     grid=(
-        GridPoint(dict(requests=10), quick=True, why="KERNEL.md: 44 ms median, the first request fast"),
+        GridPoint(dict(requests=10), quick=True, why="docs/kernel-facts.md: 44 ms median, the first request fast"),
         GridPoint(dict(requests=10, nodelay=True), quick=True, why="TCP_NODELAY cures it"),
         GridPoint(dict(requests=20)),
         GridPoint(dict(requests=12, quickack=True), why="TCP_QUICKACK after each read cures it"),

@@ -139,11 +139,11 @@ SPEC = Experiment(
                   "one retransmitted segment: kind TLP (tail loss probe) or RTO"),),
     timeline=("t", "state", "retransmits", "backoff", "rto_ms", "total_retrans", "unacked"),
     grid=(
-        GridPoint(dict(retries2=3), quick=True, why="KERNEL.md: ETIMEDOUT after 6.79 s"),
-        GridPoint(dict(user_timeout=1500), quick=True, why="KERNEL.md: 1.92 s (tcp_retries2 15)"),
+        GridPoint(dict(retries2=3), quick=True, why="docs/kernel-facts.md: ETIMEDOUT after 6.79 s"),
+        GridPoint(dict(user_timeout=1500), quick=True, why="docs/kernel-facts.md: 1.92 s (tcp_retries2 15)"),
         GridPoint(dict(retries2=1)),
         GridPoint(dict(retries2=2, silence_after_bytes=200_000)),
-        GridPoint(dict(retries2=5), why="KERNEL.md: 13.31 s"),
+        GridPoint(dict(retries2=5), why="docs/kernel-facts.md: 13.31 s"),
         GridPoint(dict(retries2=2, user_timeout=4000), why="a user timeout longer than the retries2 budget wins"),
         GridPoint(dict(user_timeout=700)),
         # tcp_retries2=4 is left out: its 6.2 s budget falls inside the timer wheel's slack at the 5th

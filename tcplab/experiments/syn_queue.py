@@ -1,5 +1,5 @@
 """syn_queue: fill the half-open (SYN) queue and watch syncookies take over
-(KERNEL.md cases 4 and 8).
+(docs/kernel-facts.md cases 4 and 8).
 
 Two ways to fill it:
 
@@ -65,7 +65,7 @@ SPEC = Experiment(
     3.5 s. Rules (6.18, ``tcp_conn_request()``): the SYN queue is full when it holds more than
     ``min(backlog, somaxconn)`` requests (so backlog+1 fit); then syncookies=1 answers with
     cookies, syncookies=0 drops (TCPReqQFullDrop). With syncookies=0, requests from unproven
-    peers also stop at 3/4 of ``max_syn_backlog`` (+1), counted only in ListenDrops (KERNEL.md
+    peers also stop at 3/4 of ``max_syn_backlog`` (+1), counted only in ListenDrops (docs/kernel-facts.md
     cases 4 and 8).""",
     params=(
         Param("backlog", "int", 4, lo=0, hi=65535, help="listen() backlog", slider=Slider(0, 4096, scale="log")),
@@ -94,10 +94,10 @@ SPEC = Experiment(
     ),
     timeline=("t", "syn_recv", "server_children"),
     grid=(
-        # KERNEL.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
+        # docs/kernel-facts.md case 8 (TCP_DEFER_ACCEPT, 60 clients) for both max_syn_backlog values
         *[GridPoint(dict(backlog=b, syncookies=ck, max_syn_backlog=m), quick=(b, ck, m) in ((4, 1, 16), (100, 0, 16)))
           for ck in (1, 0) for m in (16, 2048) for b in (0, 1, 4, 8, 100)],
-        # KERNEL.md case 4 (spoofed flood), two rows
+        # docs/kernel-facts.md case 4 (spoofed flood), two rows
         GridPoint(dict(backlog=128, syncookies=0, max_syn_backlog=8, flood=True, clients=200)),
         GridPoint(dict(backlog=4, syncookies=1, max_syn_backlog=8, flood=True, clients=200)),
     ),

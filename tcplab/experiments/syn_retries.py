@@ -1,5 +1,5 @@
 """syn_retries: how long connect() keeps retransmitting SYNs that are dropped
-(KERNEL.md case 3). Each SYN is timed by polling TCP_INFO every 2 ms.
+(docs/kernel-facts.md case 3). Each SYN is timed by polling TCP_INFO every 2 ms.
 
 >>> predict_syn_times(2, 4)
 ([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 7.0)
@@ -68,7 +68,7 @@ SPEC = Experiment(
     full and every SYN is dropped (``tcp_conn_request()``: ListenOverflows). The client sets
     TCP_SYNCNT=``retries``; ``linear_timeouts`` sets tcp_syn_linear_timeouts in the namespace.
     ``tcp_write_timeout()`` gives up at the first RTO where retransmits >= retries +
-    linear_timeouts or the elapsed time reached (2^(retries+1) - 1) s (KERNEL.md case 3). Each SYN
+    linear_timeouts or the elapsed time reached (2^(retries+1) - 1) s (docs/kernel-facts.md case 3). Each SYN
     is timed by polling TCP_INFO every 2 ms. Real runs predicted to take longer than
     ``max_seconds`` are refused in mode="real" (simulated in mode="auto"); raise it to run them.""",
     params=(
@@ -91,7 +91,7 @@ SPEC = Experiment(
                   "one SYN (the first has no rto_ms/backoff)"),),
     timeline=("t", "state", "retransmits", "total_retrans", "backoff", "rto_ms"),
     grid=(
-        # KERNEL.md case 3
+        # docs/kernel-facts.md case 3
         GridPoint(dict(retries=1, linear_timeouts=0), quick=True),
         GridPoint(dict(retries=1, linear_timeouts=4), quick=True),
         GridPoint(dict(retries=2, linear_timeouts=0)),

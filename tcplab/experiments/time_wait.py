@@ -1,5 +1,5 @@
 """time_wait and rebind: TIME_WAIT piling up, ephemeral ports running out, and restarting
-a server over a port held by TIME_WAIT (KERNEL.md cases 5 and 7).
+a server over a port held by TIME_WAIT (docs/kernel-facts.md cases 5 and 7).
 
 >>> r = time_wait(connections=30, port_range=(40000, 40009), tw_reuse=0)   # doctest: +SKIP
 >>> r.summary["connections_made"], r.summary["error"]                      # doctest: +SKIP
@@ -25,7 +25,7 @@ __all__ = ["time_wait", "rebind", "SPECS"]
 RECORD_TW = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_tw_reuse_delay",
              "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_fin_timeout")
 SERVER_PORT = 5000  # only inside a private namespace (port_range set): keeps the listener out of the range
-PACE_S = 0.01  # one connect attempt every 10 ms, as KERNEL.md case 5 measured
+PACE_S = 0.01  # one connect attempt every 10 ms, as docs/kernel-facts.md case 5 measured
 TW_COUNTERS = ("TW", "TWRecycled", "TCPTimeWaitOverflow")
 
 
@@ -134,7 +134,7 @@ TIME_WAIT_SPEC = Experiment(
     (tcp_tw_reuse, which needs ``timestamps`` and waits tcp_tw_reuse_delay = 1 s,
     ``tcp_twsk_unique()``) lets a port be reused, or ``max_tw_buckets`` is so small that TIME_WAIT
     is skipped (``inet_twsk_alloc()``: TCPTimeWaitOverflow). Failed attempts are retried until
-    ``connections`` succeeded or ``duration`` passed (KERNEL.md case 5).""",
+    ``connections`` succeeded or ``duration`` passed (docs/kernel-facts.md case 5).""",
     params=(
         Param("connections", "int", 20, lo=1, hi=5000, help="connections to make", slider=Slider(1, 100)),
         Param("port_range", "port_range", None, optional=True, sysctl="net.ipv4.ip_local_port_range",
@@ -161,7 +161,7 @@ TIME_WAIT_SPEC = Experiment(
     ),
     timeline=None,
     grid=(
-        # KERNEL.md case 5 (10 ephemeral ports)
+        # docs/kernel-facts.md case 5 (10 ephemeral ports)
         GridPoint(dict(TW, tw_reuse=0), quick=True),
         GridPoint(dict(TW, tw_reuse=1, connections=30)),
         GridPoint(dict(TW, tw_reuse=2, connections=30)),
@@ -186,7 +186,7 @@ REBIND_SPEC = Experiment(
     ephemeral port. The old listener is closed (unless ``old_listener_open``) and a new socket with
     SO_REUSEADDR=``new_reuseaddr`` binds the same port and listens. Per ``inet_bind_conflict()``
     only old *and* new SO_REUSEADDR pass a server-side TIME_WAIT; a live listener always blocks
-    (KERNEL.md case 7).""",
+    (docs/kernel-facts.md case 7).""",
     params=(
         Param("old_reuseaddr", "bool", True, help="SO_REUSEADDR on the old listener"),
         Param("new_reuseaddr", "bool", True, help="SO_REUSEADDR on the new listener"),
@@ -201,7 +201,7 @@ REBIND_SPEC = Experiment(
     tables=(Table("time_wait_sockets", ("local", "remote", "on_server_port"), "a TIME_WAIT socket"),),
     timeline=None,
     grid=(
-        # KERNEL.md case 7
+        # docs/kernel-facts.md case 7
         *[GridPoint(dict(old_reuseaddr=o, new_reuseaddr=nw), quick=True) for o in (False, True) for nw in (False, True)],
         GridPoint(dict(old_reuseaddr=True, new_reuseaddr=True, old_listener_open=True), quick=True),
         GridPoint(dict(old_reuseaddr=False, new_reuseaddr=False, closer="client")),

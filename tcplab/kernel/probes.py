@@ -80,7 +80,7 @@ def close_wait_probe() -> dict[str, Any]:
     """A server socket in CLOSE_WAIT (the client closed, the server did not) calls send() twice.
 
     CLOSE_WAIT has no timer of its own, but it is not immortal: the client's closed socket answers
-    the data with a RST, and the server's socket is gone (KERNEL.md case 6). Returns the server
+    the data with a RST, and the server's socket is gone (docs/kernel-facts.md case 6). Returns the server
     socket's state before the first send, after it, and the second send's error::
 
         {"before": "CLOSE_WAIT", "first_send": 1, "after": "CLOSE", "second_send_error": "EPIPE"}

@@ -33,7 +33,7 @@ def add_delay(delay_ms: float, dev: str = "lo") -> str:
     """Delay every packet on ``dev`` by about ``delay_ms``; return a sentence saying how.
 
     netem when the kernel has it (CONFIG_NET_SCH_NETEM); otherwise a token bucket (tbf, as
-    KERNEL.md case 2) whose rate sends one control segment per ``delay_ms``: packets queued
+    docs/kernel-facts.md case 2) whose rate sends one control segment per ``delay_ms``: packets queued
     behind each other then wait longer (the delay is per packet, not fixed).
     Raises :class:`KernelUnavailable` with the reason when ``tc`` is missing or both are refused.
     """
@@ -75,7 +75,7 @@ def blackhole_loopback_peers() -> str:
     """Make 127.0.0.2..127.255.255.254 non-local, so segments sent to them vanish without a RST.
 
     Replaces the ``local 127.0.0.0/8`` route of the local table by a unicast route on lo
-    (KERNEL.md case 4): a SYN-ACK to a spoofed 127.0.0.2 then takes an output route whose
+    (docs/kernel-facts.md case 4): a SYN-ACK to a spoofed 127.0.0.2 then takes an output route whose
     input side discards it, like a SYN-ACK to a host that is down. 127.0.0.1 stays local.
     Only inside a private namespace.
     """

@@ -78,7 +78,7 @@ class Endpoint:
             self.history.append(state)
         self._timer = self._timer_kind = None
         if state is S.TIME_WAIT:
-            # TCP_TIMEWAIT_LEN, not tcp_fin_timeout (KERNEL.md case 5)
+            # TCP_TIMEWAIT_LEN, not tcp_fin_timeout (docs/kernel-facts.md case 5)
             self._set_timer(now + self.profile.timewait_len, "timeout_2msl")
         elif state is S.FIN_WAIT2 and self.orphaned:
             # tcp_rcv_state_process(): an orphan goes to a FIN_WAIT2 mini-socket for tcp_fin_timeout

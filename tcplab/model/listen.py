@@ -1,4 +1,4 @@
-"""The Linux listen-queue rules of KERNEL.md as a pure object.
+"""The Linux listen-queue rules of docs/kernel-facts.md as a pure object.
 
 A :class:`Listener` holds the SYN queue (request socks, ``SYN_RECV``) and the accept
 queue (established children not yet accept()ed) and counts what the kernel counts,
@@ -305,7 +305,7 @@ class Listener:
         return _ACK_RESULT[v]
 
     def connect(self, now: float, peer: Any = None) -> str:
-        """A loopback connect(): SYN, SYN-ACK and ACK all run inside the call (KERNEL.md
+        """A loopback connect(): SYN, SYN-ACK and ACK all run inside the call (docs/kernel-facts.md
         "surprise" 5). Returns "established" or "dropped"."""
         if peer is None:
             peer = object()

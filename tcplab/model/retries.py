@@ -1,6 +1,6 @@
 """Client SYN retransmission schedule (``tcp_retransmit_timer`` / ``tcp_write_timeout``).
 
-KERNEL.md case 3, ``net/ipv4/tcp_timer.c``:
+docs/kernel-facts.md case 3, ``net/ipv4/tcp_timer.c``:
 
 * the RTO starts at ``TCP_TIMEOUT_INIT`` (1 s) and is doubled (capped at ``TCP_RTO_MAX``)
   only ``if (sk->sk_state != TCP_SYN_SENT || tp->total_rto > sysctl_tcp_syn_linear_timeouts)``,

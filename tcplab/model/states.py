@@ -98,7 +98,7 @@ EVENTS: dict[str, str] = {
 #   in Linux the request sock is just freed and the listener stays LISTEN.
 # * FIN_WAIT2 --timeout_fin_wait2--> CLOSE is Linux-only: an *orphaned* FIN_WAIT2 is
 #   moved to a timewait mini-socket that dies after tcp_fin_timeout (tcp_rcv_state_process).
-# * CLOSE_WAIT has no timer at all (KERNEL.md case 6), so it has no timeout edge.
+# * CLOSE_WAIT has no timer at all (docs/kernel-facts.md case 6), so it has no timeout edge.
 TRANSITIONS: dict[TcpState, dict[str, TcpState]] = {
     S.CLOSE: {
         "app_listen": S.LISTEN,

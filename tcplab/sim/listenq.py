@@ -2,7 +2,7 @@
 syn_queue and load.
 
 Each client sends its first SYN at its arrival time. On loopback the whole handshake
-runs inside connect() (KERNEL.md case 1), so a SYN is either dropped by the
+runs inside connect() (docs/kernel-facts.md case 1), so a SYN is either dropped by the
 :class:`~tcplab.model.listen.Listener` rules or the client is ESTABLISHED at once.
 A dropped client retransmits on the :func:`~tcplab.model.retries.syn_schedule` and gives
 up (ETIMEDOUT) when that schedule says so. Retransmissions due within one timer tick
@@ -180,7 +180,7 @@ def _run_reference(listener: Listener, arrivals: list[float], sched: SynSchedule
     ``on_request_timer``. A request whose ACK overflowed (abort_on_overflow=0,
     ``inet_rsk(req)->acked``) gets a :attr:`Event.SYNACK_TIMER`: the client answers the
     retransmitted SYN-ACK with its ACK again, which builds the child once the accept queue has
-    room (KERNEL.md case 2)."""
+    room (docs/kernel-facts.md case 2)."""
     offsets = (*sched.send_times, sched.fail_after)   # SYN n is due at arrival + offsets[n]
     nsends = len(sched.send_times)
     n = len(arrivals)
@@ -368,7 +368,7 @@ def _run_loopback(listener: Listener, arrivals: list[float], sched: SynSchedule,
     (``qlen``): a lone SYN's verdict depends on ``qlen`` and on whether the accept queue is full,
     and is looked up once per ``qlen`` (``v_free``/``v_full``). ``cap`` is the accept-queue
     length above which a lone SYN is dropped (-1 when every SYN is). A dropped retransmission is
-    one ``heapreplace``. Bursts (retransmissions due within ``timer_tick`` of the head, KERNEL.md
+    one ``heapreplace``. Bursts (retransmissions due within ``timer_tick`` of the head, docs/kernel-facts.md
     case 2's "all SYNs before their ACKs") take each SYN's verdict for ``qlen + requests so far``
     (from the same per-``qlen`` cache), then each ACK's. The accept queue holds
     ``(created, client)``; requests whose ACK overflowed live in the Listener's own SYN queue

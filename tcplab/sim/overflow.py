@@ -1,4 +1,4 @@
-"""The ack_overflow scenario (KERNEL.md case 2): a burst of handshakes on a slowed loopback
+"""The ack_overflow scenario (docs/kernel-facts.md case 2): a burst of handshakes on a slowed loopback
 against a listener whose accept queue has room for one more connection.
 
 The protocol of the run, shared with the real runner (``tcplab.experiments.ack_overflow``):
@@ -35,7 +35,7 @@ from tcplab.sim.engine import Rng
 
 __all__ = ["ack_overflow", "SNAPSHOT_S", "DRAIN_FOR_S", "SUMMARY_COUNTERS", "SAMPLE_S"]
 
-#: the snapshot, seconds after the burst (after the 1 s SYN-ACK and SYN retransmits, as KERNEL.md)
+#: the snapshot, seconds after the burst (after the 1 s SYN-ACK and SYN retransmits, as docs/kernel-facts.md)
 SNAPSHOT_S = 1.5
 #: phase 2: the application accepts for this long after the snapshot (the 2 s SYN retry lands in it)
 DRAIN_FOR_S = 2.5

@@ -33,7 +33,7 @@ __all__ = ["accept_queue", "syn_queue", "syn_retries", "load", "CLIENT_SPACING"]
 #: seconds between two clients' connect() calls ("at once" in a connect loop)
 CLIENT_SPACING = 1e-4
 LOOPBACK_NOTE = ("simulated loopback: RTT 0, so the handshake completes inside connect() and a full "
-                 "accept queue drops the SYN (KERNEL.md case 1); clients start 0.1 ms apart")
+                 "accept queue drops the SYN (docs/kernel-facts.md case 1); clients start 0.1 ms apart")
 
 
 def _counters(c: dict[str, int]) -> dict[str, int]:
@@ -130,7 +130,7 @@ class _ClientCounts:
 
 
 def accept_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
-    """KERNEL.md case 1 (and case 2's loopback reading of tcp_abort_on_overflow)."""
+    """docs/kernel-facts.md case 1 (and case 2's loopback reading of tcp_abort_on_overflow)."""
     L = Listener(backlog=params["backlog"], profile=profile, somaxconn=params["somaxconn"],
                  abort_on_overflow=params["abort_on_overflow"])
     n = params["clients"]
@@ -211,7 +211,7 @@ def accept_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None
 
 
 def syn_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
-    """KERNEL.md case 8 (TCP_DEFER_ACCEPT keeps requests in SYN_RECV) or, with ``flood``,
+    """docs/kernel-facts.md case 8 (TCP_DEFER_ACCEPT keeps requests in SYN_RECV) or, with ``flood``,
     case 4 (spoofed SYNs whose SYN-ACKs are never answered, then one legitimate client)."""
     counters = new_counters()
     L = Listener(backlog=params["backlog"], profile=profile, syncookies=params["syncookies"],
@@ -260,7 +260,7 @@ def syn_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
                    for p, req in L.syn_queue.items() if isinstance(p, int)]
         sockets += [proc_row("ESTABLISHED", srv, _addr(ports[ch.peer]))
                     for ch in L.accept_queue if isinstance(ch.peer, int)]
-        notes.append("TCP_DEFER_ACCEPT listener that never accepts; clients send nothing (KERNEL.md case 8); "
+        notes.append("TCP_DEFER_ACCEPT listener that never accepts; clients send nothing (docs/kernel-facts.md case 8); "
                      f"snapshot at {until:g} s; no legitimate client (legit_client_connected is None)")
         notes.append(LOOPBACK_NOTE)
         if params["synack_retries"] is not None and until < DEFER_LIFETIME_S:
@@ -288,7 +288,7 @@ def syn_queue(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
 
 
 def syn_retries(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
-    """KERNEL.md case 3: a client whose every SYN is dropped (listener backlog 0, already full).
+    """docs/kernel-facts.md case 3: a client whose every SYN is dropped (listener backlog 0, already full).
 
     Table ``syns`` and the TCP_INFO timeline as the real runner records them: after the j-th
     retransmission ``icsk_backoff`` is ``max(0, j - tcp_syn_linear_timeouts)`` and the RTO

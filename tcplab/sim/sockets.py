@@ -266,7 +266,7 @@ def handshake(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
 
 
 def time_wait(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
-    """KERNEL.md case 5: connect and close in a loop, one attempt every 10 ms, for ``duration`` s
+    """docs/kernel-facts.md case 5: connect and close in a loop, one attempt every 10 ms, for ``duration`` s
     or until ``connections`` connections have been made. ``reused_ports`` counts connections
     on a local port already used earlier in the run (as the real runner)."""
     step = 0.01                  # one connect()+close() round on loopback
@@ -339,7 +339,7 @@ def time_wait(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
 
 
 def rebind(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = None) -> Outcome:
-    """KERNEL.md case 7: bind()+listen() on :5000 again after the old server's connection closed."""
+    """docs/kernel-facts.md case 7: bind()+listen() on :5000 again after the old server's connection closed."""
     server_closed_first = params["closer"] == "server"
     others: list[tuple[bool, str, str]] = []         # (sk_reuse, state, what)
     if params["old_listener_open"]:

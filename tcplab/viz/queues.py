@@ -1,4 +1,4 @@
-"""Accept queue and SYN queue figures (KERNEL.md cases 1, 4 and 8).
+"""Accept queue and SYN queue figures (docs/kernel-facts.md cases 1, 4 and 8).
 
 Pure functions: a :class:`~tcplab.experiments.Result` in, a plotly Figure out. Tests read
 ``fig.data``: the bars carry the summary's numbers, the dashed lines the kernel's limits.
@@ -32,7 +32,7 @@ def accept_limit(backlog: int, somaxconn: int) -> int:
 
 
 def syn_recv_limit(backlog: int, somaxconn: int, syncookies: int, max_syn_backlog: int) -> int:
-    """Requests in SYN_RECV (KERNEL.md case 4/8): backlog+1, and with syncookies=0 also 3/4·max+1."""
+    """Requests in SYN_RECV (docs/kernel-facts.md case 4/8): backlog+1, and with syncookies=0 also 3/4·max+1."""
     lim = min(backlog, somaxconn) + 1
     if syncookies == 2:
         return 0

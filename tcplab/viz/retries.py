@@ -1,4 +1,4 @@
-"""SYN retransmission figures (KERNEL.md case 3, ``net/ipv4/tcp_timer.c``).
+"""SYN retransmission figures (docs/kernel-facts.md case 3, ``net/ipv4/tcp_timer.c``).
 
 >>> from tcplab.experiments.result import Result
 >>> r = Result("syn_retries", "sim", "t", {"retries": 1, "linear_timeouts": 4},

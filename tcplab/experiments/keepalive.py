@@ -31,6 +31,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from tcplab.model.rto import HZ_TICK
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
@@ -45,9 +46,9 @@ __all__ = ["keepalive", "SPEC", "predict"]
 
 _POLL_S = 0.005
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
-#: the tick the real runner's predictions use (HZ=250, the measured kernel; the simulator takes
+#: the tick the real runner's predictions use (the default profile's HZ; the simulator takes
 #: the profile's)
-_TICK = 0.004
+_TICK = HZ_TICK
 
 
 def predict(p: Mapping[str, Any], tick: float = _TICK) -> KeepaliveSchedule:

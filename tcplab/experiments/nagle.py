@@ -38,6 +38,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from tcplab.model.rto import HZ_TICK
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import counters_now, delta
 from tcplab.experiments.registry import make_function
@@ -135,7 +136,7 @@ def _summary(latencies: list[float], segments: int, delayed_acks: int) -> dict[s
 
 
 def _sim(p: dict[str, Any], profile: Any, rng: Any) -> Outcome:
-    tick = profile.timer_tick or 0.004
+    tick = profile.timer_tick or HZ_TICK
     rows = simulate_requests(p["requests"], p["request_writes"], nodelay=p["nodelay"],
                              quickack=p["quickack"], tick=tick)
     out = Outcome()
@@ -208,7 +209,7 @@ def _real(p: dict[str, Any]) -> Outcome:
 
 def _expected_s(p: Mapping[str, Any]) -> float:
     rows = simulate_requests(p["requests"], p["request_writes"], nodelay=p["nodelay"], quickack=p["quickack"],
-                             tick=0.004)
+                             tick=HZ_TICK)
     return sum(r["latency_s"] for r in rows) + 0.0005 * p["requests"]
 
 

@@ -37,15 +37,16 @@ from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
-from tcplab.model.rto import GAVE_UP_REASONS, RetransmitSchedule, initial_rto, model_timeout, retransmit_schedule
+from tcplab.model.rto import (GAVE_UP_REASONS, HZ_TICK, TCP_RETR2, TCP_RTO_MAX, RetransmitSchedule, initial_rto,
+                              model_timeout, retransmit_schedule)
 
 __all__ = ["retransmission", "SPEC", "schedule_for", "silence_loopback"]
 
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 RETRIES2 = "net.ipv4.tcp_retries2"
 RECORD = (RETRIES2, "net.ipv4.tcp_rto_min_us", "net.ipv4.tcp_rto_max_ms", "net.ipv4.tcp_early_retrans")
-#: a fresh namespace's tcp_retries2 (include/net/tcp.h TCP_RETR2)
-DEFAULT_RETRIES2 = 15
+#: a fresh namespace's tcp_retries2 (include/net/tcp.h TCP_RETR2, the profile's retries2)
+DEFAULT_RETRIES2 = TCP_RETR2
 UNACKED_BYTES = 100          # the write that is never acknowledged
 _POLL_S = 0.002
 _COUNTERS = ("TCPTimeouts", "RetransSegs", "TCPLossProbes", "TCPAbortOnTimeout")
@@ -73,8 +74,8 @@ def schedule_for(p: Mapping[str, Any], profile: KernelProfile | None = None,
     929
     """
     r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
-    tick = profile.timer_tick if profile is not None else 0.004
-    rto_max = profile.rto_max if profile is not None else 120.0
+    tick = profile.timer_tick if profile is not None else HZ_TICK
+    rto_max = profile.rto_max if profile is not None else TCP_RTO_MAX
     return retransmit_schedule(r2, p["user_timeout"], rto0=rto0, rto_max=rto_max, tick=tick)
 
 

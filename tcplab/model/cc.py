@@ -57,6 +57,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcplab.model.delack import TCP_DELACK_MIN
+from tcplab.model.profiles import DEFAULT_PROFILE, PROFILES
+from tcplab.model.rto import TCP_RTO_MIN
+
 __all__ = ["simulate", "SimRun", "FlowRun", "ALGORITHMS", "MSS", "WIRE_BYTES", "cubic_ssthresh",
            "reno_ssthresh", "BETA_CUBIC", "C_CUBIC", "INFINITE_SSTHRESH", "exit_cwnd_from_ssthresh",
            "receive_window_packets", "receive_window_for", "rcvbuf_request", "path_packets"]
@@ -65,9 +69,10 @@ MSS = 1448              # payload of a 1500-byte packet with TCP timestamps
 WIRE_BYTES = 1500       # what the bottleneck's tbf counts (no link header on a TUN device)
 INIT_CWND = 10          # TCP_INIT_CWND
 INFINITE_SSTHRESH = 0x7FFFFFFF
-BETA_CUBIC = 717 / 1024
-C_CUBIC = 410 / 1024    # cube_rtt_scale = bic_scale * 10, over 2^10
-BETA_SCALE = 8 * (1024 + 717) // 3 // (1024 - 717)   # 15, tcp_friendliness
+_BETA = PROFILES[DEFAULT_PROFILE].cubic_beta   # tcp_cubic.c beta: 717 (of BICTCP_BETA_SCALE 1024)
+BETA_CUBIC = _BETA / 1024
+C_CUBIC = PROFILES[DEFAULT_PROFILE].cubic_bic_scale * 10 / 1024   # cube_rtt_scale = bic_scale * 10, over 2^10
+BETA_SCALE = 8 * (1024 + _BETA) // 3 // (1024 - _BETA)   # 15, tcp_friendliness
 HYSTART_LOW_WINDOW = 16
 HYSTART_ACK_DELTA = 0.002
 HYSTART_MIN_SAMPLES = 8
@@ -82,8 +87,8 @@ SYN_WINDOW = 65535 // MSS
 #: tcp_win_from_space(): window = rcvbuf x scaling_ratio / 256; scaling_ratio = len / truesize of
 #: a 1500-byte packet written to a TUN device, measured here (rcvbuf 8388608 -> window 5242880)
 SCALING_RATIO = 160
-DELACK = 0.040                # TCP_DELACK_MIN
-RTO_MIN = 0.2
+DELACK = TCP_DELACK_MIN
+RTO_MIN = TCP_RTO_MIN
 ALGORITHMS = ("reno", "cubic")
 
 
@@ -102,7 +107,7 @@ def cubic_ssthresh(cwnd: int) -> int:
     >>> cubic_ssthresh(100)
     70
     """
-    return max(cwnd * 717 // 1024, 2)
+    return max(cwnd * _BETA // 1024, 2)
 
 
 def receive_window_packets(rcvbuf: int) -> int:
@@ -157,7 +162,7 @@ def exit_cwnd_from_ssthresh(ssthresh: int, algorithm: str, by_loss: bool) -> int
         return ssthresh
     if algorithm == "reno":
         return 2 * ssthresh
-    return int(round(ssthresh * 1024 / 717))
+    return int(round(ssthresh * 1024 / _BETA))
 
 
 @dataclass
@@ -328,7 +333,7 @@ class _Flow:
         if self.algo == "reno":
             return reno_ssthresh(cwnd)
         self.epoch_start = 0.0
-        self.last_max = cwnd * (1024 + 717) / 2048 if cwnd < self.last_max else cwnd
+        self.last_max = cwnd * (1024 + _BETA) / 2048 if cwnd < self.last_max else cwnd
         return cubic_ssthresh(cwnd)
 
     def note_exit(self, by: str) -> None:

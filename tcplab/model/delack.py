@@ -14,10 +14,14 @@ therefore leaves 11 jiffies = 44 ms after the jiffy the data arrived in.
 
 from __future__ import annotations
 
-__all__ = ["delack_jiffies", "delayed_ack_delay", "TCP_DELACK_MIN"]
+from tcplab.model.profiles import DEFAULT_PROFILE, PROFILES
 
-#: include/net/tcp.h: ``#define TCP_DELACK_MIN ((unsigned)(HZ/25))``, in seconds
-TCP_DELACK_MIN = 0.04
+__all__ = ["delack_jiffies", "delayed_ack_delay", "TCP_DELACK_MIN", "TCP_DELACK_MAX"]
+
+#: include/net/tcp.h: ``#define TCP_DELACK_MIN ((unsigned)(HZ/25))``, in seconds (the default profile's)
+TCP_DELACK_MIN = PROFILES[DEFAULT_PROFILE].delack_min
+#: include/net/tcp.h: ``#define TCP_DELACK_MAX ((unsigned)(HZ/5))``: the longest a delayed ACK waits
+TCP_DELACK_MAX = PROFILES[DEFAULT_PROFILE].delack_max
 
 
 def delack_jiffies(hz: int) -> int:

@@ -205,6 +205,24 @@ class Listener:
         """Request socks in the SYN queue (``inet_csk_reqsk_queue_len``)."""
         return len(self.syn_queue)
 
+    @property
+    def accept_capacity(self) -> int:
+        """Completed connections held before SYNs are dropped: the first length
+        :meth:`acceptq_is_full` calls full, ``min(backlog, somaxconn) + 1``."""
+        return self.max_ack_backlog + 1
+
+    @property
+    def syn_capacity(self) -> int:
+        """Requests the SYN queue holds (docs/kernel-facts.md cases 4 and 8): the first length
+        :meth:`reqsk_queue_is_full` calls full (backlog + 1 since 6.13, backlog before), and with
+        syncookies=0 also the 3/4 rule's ``max_syn_backlog - max_syn_backlog/4 + 1``; 0 with cookies only."""
+        if self.syncookies == 2:
+            return 0
+        limit = self.max_ack_backlog + (1 if self.profile.synq_full_strict else 0)
+        if self.syncookies == 0:
+            limit = min(limit, self.max_syn_backlog - (self.max_syn_backlog >> 2) + 1)
+        return limit
+
     # -- the rules ---------------------------------------------------------------------
     def acceptq_is_full(self, acceptq_len: int | None = None) -> bool:
         """``sk_acceptq_is_full()``: ``sk_ack_backlog > sk_max_ack_backlog`` (this listener's

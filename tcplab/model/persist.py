@@ -41,7 +41,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tcplab.model.delack import TCP_DELACK_MIN, delayed_ack_delay
-from tcplab.model.rto import HZ_TICK, TCP_RTO_MAX, TCP_RTO_MIN, initial_rto
+from tcplab.model.rto import HZ_TICK, TCP_RETR2, TCP_RTO_MAX, TCP_RTO_MIN, initial_rto
 
 __all__ = ["TCP_DELACK_MIN", "ZERO_WINDOW_DELAY", "SKB_OVERHEAD", "SOCK_MIN_RCVBUF", "LOOPBACK_MSS",
            "probe0_base", "probe0_when", "probe_times", "ReceiveCapacity", "receive_capacity"]
@@ -67,7 +67,7 @@ def probe0_when(base: float, backoff: int, rto_max: float = TCP_RTO_MAX) -> floa
     return min(base * 2 ** min(backoff, 64), rto_max)
 
 
-def probe_times(zero_at: float, until: float, base: float | None = None, *, retries2: int = 15,
+def probe_times(zero_at: float, until: float, base: float | None = None, *, retries2: int = TCP_RETR2,
                 rto_max: float = TCP_RTO_MAX) -> tuple[float, ...]:
     """When zero-window probes leave, the window having closed at ``zero_at`` and reopening at
     ``until`` (rule 1; the backoff stops growing at ``retries2``).

@@ -64,8 +64,17 @@ class KernelProfile:
     timestamps: int = 1                   # net.ipv4.tcp_timestamps
     max_tw_buckets: int = 262144          # net.ipv4.tcp_max_tw_buckets (scaled by RAM in init_net)
     port_range: tuple[int, int] = (32768, 60999)  # net.ipv4.ip_local_port_range
-    rto_initial: float = 1.0              # TCP_TIMEOUT_INIT
-    rto_max: float = 120.0                # TCP_RTO_MAX / net.ipv4.tcp_rto_max_ms
+    rto_initial: float = 1.0              # TCP_TIMEOUT_INIT: the RTO before any RTT sample (SYN)
+    rto_min: float = 0.2                  # TCP_RTO_MIN (HZ/5) / net.ipv4.tcp_rto_min_us (6.11+)
+    rto_max: float = 120.0                # TCP_RTO_MAX (120*HZ) / net.ipv4.tcp_rto_max_ms (6.15+)
+    delack_min: float = 0.04              # TCP_DELACK_MIN = TCP_ATO_MIN (HZ/25), include/net/tcp.h
+    delack_max: float = 0.2               # TCP_DELACK_MAX (HZ/5), include/net/tcp.h
+    retries2: int = 15                    # net.ipv4.tcp_retries2 (TCP_RETR2)
+    keepalive_time: int = 7200            # net.ipv4.tcp_keepalive_time (TCP_KEEPALIVE_TIME), s
+    keepalive_intvl: int = 75             # net.ipv4.tcp_keepalive_intvl (TCP_KEEPALIVE_INTVL), s
+    keepalive_probes: int = 9             # net.ipv4.tcp_keepalive_probes (TCP_KEEPALIVE_PROBES)
+    cubic_beta: int = 717                 # tcp_cubic.c beta, over 1024 (BICTCP_BETA_SCALE)
+    cubic_bic_scale: int = 41             # tcp_cubic.c bic_scale: C = bic_scale * 10 / 1024 (0.4)
     #: one jiffy (1/CONFIG_HZ; 250 on the measured 6.18 VM and most distro kernels): RTO timers
     #: expiring within one tick of each other run in the same timer softirq, so their SYNs reach
     #: the listener as a burst (all SYNs before any ACK). 0 = every retransmission on its own.
@@ -114,6 +123,10 @@ class KernelProfile:
             "net.ipv4.tcp_timestamps": p.timestamps,
             "net.ipv4.tcp_max_tw_buckets": p.max_tw_buckets,
             "net.ipv4.ip_local_port_range": p.port_range,
+            "net.ipv4.tcp_retries2": p.retries2,
+            "net.ipv4.tcp_keepalive_time": p.keepalive_time,
+            "net.ipv4.tcp_keepalive_intvl": p.keepalive_intvl,
+            "net.ipv4.tcp_keepalive_probes": p.keepalive_probes,
         }
         if p.has_syn_linear_timeouts:
             out["net.ipv4.tcp_syn_linear_timeouts"] = p.syn_linear_timeouts

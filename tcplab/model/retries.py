@@ -27,6 +27,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
+from tcplab.model.rto import TCP_RTO_MAX, TCP_TIMEOUT_INIT
+
 __all__ = ["SynSchedule", "syn_schedule"]
 
 
@@ -42,8 +44,8 @@ class SynSchedule(NamedTuple):
 
 
 @lru_cache(maxsize=256)
-def syn_schedule(retries: int, linear_timeouts: int = 4, rto_initial: float = 1.0,
-                 rto_max: float = 120.0) -> SynSchedule:
+def syn_schedule(retries: int, linear_timeouts: int = 4, rto_initial: float = TCP_TIMEOUT_INIT,
+                 rto_max: float = TCP_RTO_MAX) -> SynSchedule:
     """Replay the RTO timer of a SYN_SENT socket that never gets an answer."""
     if retries < 1:
         raise ValueError(f"retries must be an int >= 1, not {retries}")

@@ -48,15 +48,20 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+
+from tcplab.model.profiles import DEFAULT_PROFILE, PROFILES
 from typing import NamedTuple
 
-__all__ = ["TCP_RTO_MIN", "TCP_RTO_MAX", "TCP_TIMEOUT_INIT", "HZ_TICK", "LOOPBACK_SRTT", "model_timeout",
+__all__ = ["TCP_RTO_MIN", "TCP_RTO_MAX", "TCP_TIMEOUT_INIT", "HZ_TICK", "TCP_RETR2", "LOOPBACK_SRTT", "model_timeout",
            "initial_rto", "backed_off_rto", "RetransmitSchedule", "retransmit_schedule", "GAVE_UP_REASONS"]
 
-TCP_RTO_MIN = 0.2        # include/net/tcp.h: HZ/5 (net.ipv4.tcp_rto_min_us, 200000 by default)
-TCP_RTO_MAX = 120.0      # include/net/tcp.h: 120*HZ (net.ipv4.tcp_rto_max_ms since 6.15)
-TCP_TIMEOUT_INIT = 1.0   # include/net/tcp.h: the RTO before any RTT sample (SYN)
-HZ_TICK = 0.004          # one jiffy at CONFIG_HZ=250, the measured kernel
+# the kernel's constants are the default profile's (written once, in tcplab.model.profiles)
+_DEFAULT = PROFILES[DEFAULT_PROFILE]
+TCP_RTO_MIN = _DEFAULT.rto_min            # include/net/tcp.h: HZ/5 (net.ipv4.tcp_rto_min_us since 6.11)
+TCP_RTO_MAX = _DEFAULT.rto_max            # include/net/tcp.h: 120*HZ (net.ipv4.tcp_rto_max_ms since 6.15)
+TCP_TIMEOUT_INIT = _DEFAULT.rto_initial   # include/net/tcp.h: the RTO before any RTT sample (SYN)
+HZ_TICK = _DEFAULT.timer_tick             # one jiffy at CONFIG_HZ=250, the measured kernel
+TCP_RETR2 = _DEFAULT.retries2             # net.ipv4.tcp_retries2 of a fresh namespace
 LOOPBACK_SRTT = 30e-6    # tcp_info.rtt on loopback: ~30 µs
 
 #: why the kernel gave up: the tcp_retries2 budget or the socket's TCP_USER_TIMEOUT
@@ -129,7 +134,7 @@ class RetransmitSchedule(NamedTuple):
 
 
 @lru_cache(maxsize=512)
-def retransmit_schedule(retries2: int = 15, user_timeout_ms: int | None = None, *, rto0: float | None = None,
+def retransmit_schedule(retries2: int = TCP_RETR2, user_timeout_ms: int | None = None, *, rto0: float | None = None,
                         tlp: bool = True, rto_max: float = TCP_RTO_MAX, rto_min: float = TCP_RTO_MIN,
                         tick: float = HZ_TICK) -> RetransmitSchedule:
     """Replay rules 2-5 of the module docstring for one unacknowledged segment written at t=0.

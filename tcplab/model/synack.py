@@ -24,6 +24,8 @@ syncookies=1, clients=200, settle=16)``): 129 SYN_RECV; with synack_retries 1 al
 
 from __future__ import annotations
 
+from tcplab.model.rto import TCP_RTO_MAX, TCP_TIMEOUT_INIT
+
 __all__ = ["synack_retry_limit", "syn_ack_recalc", "defer_accept_retrans", "synack_timeout"]
 
 #: the cut never goes below this many retransmissions (``while (max_syn_ack_retries > 2)``)
@@ -85,7 +87,7 @@ def syn_ack_recalc(num_timeout: int, limit: int, defer_retrans: int = 0, acked: 
     return expire, resend
 
 
-def defer_accept_retrans(seconds: int, timeout: float = 1.0, rto_max: float = 120.0) -> int:
+def defer_accept_retrans(seconds: int, timeout: float = TCP_TIMEOUT_INIT, rto_max: float = TCP_RTO_MAX) -> int:
     """``secs_to_retrans()``: TCP_DEFER_ACCEPT seconds as a number of SYN-ACK timeouts.
 
     >>> defer_accept_retrans(30), defer_accept_retrans(1), defer_accept_retrans(0)
@@ -101,7 +103,7 @@ def defer_accept_retrans(seconds: int, timeout: float = 1.0, rto_max: float = 12
     return res
 
 
-def synack_timeout(num_timeout: int, rto_initial: float = 1.0, rto_max: float = 120.0) -> float:
+def synack_timeout(num_timeout: int, rto_initial: float = TCP_TIMEOUT_INIT, rto_max: float = TCP_RTO_MAX) -> float:
     """Seconds until the next timer of a request that timed out ``num_timeout`` times.
 
     >>> [synack_timeout(n) for n in range(1, 5)]

@@ -33,7 +33,10 @@ def queue_limit(result: Result) -> int:
     backlog = int(result.params.get("backlog", 0))
     som = result.params.get("somaxconn")
     if som is None:
-        som = result.sysctls.get("net.core.somaxconn", 4096)
+        som = result.sysctls.get("net.core.somaxconn")
+    if som is None:
+        from tcplab.model.profiles import get_profile
+        som = get_profile(result.profile or result.kernel).somaxconn
     return min(backlog, int(som))
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tcplab.model.listen import Listener
+from tcplab.model.profiles import KernelProfile, get_profile
 from tcplab.viz.common import LIMIT_COLOR, STATE_COLORS, style, titled
 
 if TYPE_CHECKING:
@@ -26,26 +28,43 @@ if TYPE_CHECKING:
 __all__ = ["accept_queue_fill", "ack_overflow_fates", "syn_queue_fill", "syn_recv_over_time", "backlog_sweep", "accept_limit", "syn_recv_limit"]
 
 
-def accept_limit(backlog: int, somaxconn: int) -> int:
-    """Completed connections a listener holds: ``min(backlog, somaxconn) + 1`` (sk_acceptq_is_full uses ``>``)."""
-    return min(backlog, somaxconn) + 1
+def accept_limit(backlog: int, somaxconn: int, profile: KernelProfile | str | None = None) -> int:
+    """Completed connections a listener holds: the model's ``Listener.accept_capacity``
+    (``min(backlog, somaxconn) + 1``: sk_acceptq_is_full uses ``>``).
+
+    >>> accept_limit(5, 4096)
+    6
+    """
+    return Listener(backlog=backlog, somaxconn=somaxconn, profile=profile).accept_capacity
 
 
-def syn_recv_limit(backlog: int, somaxconn: int, syncookies: int, max_syn_backlog: int) -> int:
-    """Requests in SYN_RECV (docs/kernel-facts.md case 4/8): backlog+1, and with syncookies=0 also 3/4·max+1."""
-    lim = min(backlog, somaxconn) + 1
-    if syncookies == 2:
-        return 0
-    if syncookies == 0:
-        lim = min(lim, (max_syn_backlog - (max_syn_backlog >> 2)) + 1)
-    return lim
+def syn_recv_limit(backlog: int, somaxconn: int, syncookies: int, max_syn_backlog: int,
+                   profile: KernelProfile | str | None = None) -> int:
+    """Requests in SYN_RECV: the model's ``Listener.syn_capacity`` for that kernel's profile.
+
+    >>> syn_recv_limit(4, 4096, 1, 1024, "linux-6.18"), syn_recv_limit(4, 4096, 1, 1024, "linux-6.1")
+    (5, 4)
+    """
+    return Listener(backlog=backlog, somaxconn=somaxconn, syncookies=syncookies, max_syn_backlog=max_syn_backlog,
+                    profile=profile).syn_capacity
+
+
+def profile_of(result: Result) -> KernelProfile:
+    """The kernel profile that describes a Result: the simulator's, or the real kernel's release."""
+    return get_profile(result.profile or result.kernel)
+
+
+def _backlog_rule(backlog: int, somaxconn: int, profile: KernelProfile) -> tuple[int, str]:
+    """The SYN queue's backlog limit on ``profile``'s kernel, and its name for a legend."""
+    limit = syn_recv_limit(backlog, somaxconn, 1, profile.max_syn_backlog, profile)
+    return limit, ("backlog+1" if profile.synq_full_strict else "backlog (before 6.13)")
 
 
 def _somaxconn(result: Result) -> int:
     v = result.params.get("somaxconn")
     if v is None:
         v = result.sysctls.get("net.core.somaxconn")
-    return int(v) if v is not None else 4096
+    return int(v) if v is not None else profile_of(result).somaxconn
 
 
 def _timeline_is_flat(tl: Any, cols: Sequence[str]) -> bool:
@@ -70,7 +89,7 @@ def accept_queue_fill(result: Result) -> go.Figure:
     s = result.summary
     backlog = int(result.params.get("backlog", 0))
     smc = _somaxconn(result)
-    limit = accept_limit(backlog, smc)
+    limit = accept_limit(backlog, smc, profile_of(result))
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.1,
                         subplot_titles=("at the snapshot", "over time"))
     names = ["clients<br>ESTABLISHED", "clients<br>SYN_SENT", "listener<br>Recv-Q"]
@@ -155,11 +174,12 @@ def syn_queue_fill(result: Result) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.14,
                         subplot_titles=("server side at the snapshot", "counters (deltas)"))
     vals = [s.get("syn_recv", 0), s.get("server_children", 0)]
-    lim_b = min(backlog, smc) + 1
+    prof = profile_of(result)
+    lim_b, lim_name = _backlog_rule(backlog, smc, prof)
     ymax = max([*vals, lim_b])
     lim_q = None
     if cookies == 0 and msb is not None:
-        lim_q = int(msb) - (int(msb) >> 2) + 1
+        lim_q = syn_recv_limit(65535, 65535, 0, int(msb), prof)    # the 3/4 rule alone
         ymax = max(ymax, lim_q)
     top = ymax * 1.25 + 1
     # tall bars carry their number inside; the limits are named in the legend, not on the lines
@@ -169,7 +189,7 @@ def syn_queue_fill(result: Result) -> go.Figure:
                          showlegend=False, name="server",
                          marker_color=[STATE_COLORS["SYN_RECV"], STATE_COLORS["ESTABLISHED"]]), row=1, col=1)
     fig.add_hline(y=lim_b, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=1)
-    legend = [go.Scatter(x=[None], y=[None], mode="lines", name=f"backlog+1 = {lim_b}",
+    legend = [go.Scatter(x=[None], y=[None], mode="lines", name=f"{lim_name} = {lim_b}",
                          line={"dash": "dash", "color": LIMIT_COLOR})]
     if lim_q is not None:
         fig.add_hline(y=lim_q, line_dash="dot", line_color="#8250df", row=1, col=1)
@@ -207,7 +227,7 @@ def syn_recv_over_time(result: Result) -> go.Figure:
 
     s, p, tl = result.summary, result.params, result.timeline
     backlog = int(p.get("backlog", 0))
-    lim_b = min(backlog, _somaxconn(result)) + 1
+    lim_b, _ = _backlog_rule(backlog, _somaxconn(result), profile_of(result))
     retries = p.get("synack_retries")
     if retries is None:
         retries = result.sysctls.get("net.ipv4.tcp_synack_retries", 5)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Write docs/api.md from the docstrings of tcplab's public names, and docs/experiments.md from
-the experiment specs.
+"""Write docs/api.md from the docstrings of tcplab's public names, docs/experiments.md from
+the experiment specs, and docs/layers.md from the layer map (tcplab/_layers.py).
 
-    python scripts/gen_api.py            # rewrite both
+    python scripts/gen_api.py            # rewrite all three
     python scripts/gen_api.py --check    # exit 1 if either is out of date (a test runs this)
 """
 
@@ -67,10 +67,12 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
+    from tcplab._layers import render_markdown as render_layers
     from tcplab.experiments.registry import render_markdown
 
     stale = []
-    for path, text in ((ROOT / "docs" / "api.md", render()), (ROOT / "docs" / "experiments.md", render_markdown())):
+    for path, text in ((ROOT / "docs" / "api.md", render()), (ROOT / "docs" / "experiments.md", render_markdown()),
+                       (ROOT / "docs" / "layers.md", render_layers())):
         if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(path.name)

@@ -157,19 +157,17 @@ def _close_wait(cache: dict[str, Any]) -> tuple[str, str]:
 
 
 def _tw_recycle(_cache: dict[str, Any]) -> tuple[str, str]:
-    exists = os.path.exists("/proc/sys/net/ipv4/tcp_tw_recycle")
+    from tcplab.kernel.sysctl import sysctl_exists
+    exists = sysctl_exists("net.ipv4.tcp_tw_recycle")
     return ("exists" if exists else "does not exist (removed in Linux 4.12)",
-            "looked for /proc/sys/net/ipv4/tcp_tw_recycle now")
+            "looked for net.ipv4.tcp_tw_recycle now")
 
 
 def _lo_mss(cache: dict[str, Any]) -> tuple[str, str]:
     from tcplab.experiments import handshake
     r = _cached(cache, "hs", lambda: handshake())
-    try:
-        with open("/sys/class/net/lo/mtu") as f:
-            mtu = int(f.read())
-    except OSError:
-        mtu = None
+    from tcplab.kernel.capabilities import interface_mtu
+    mtu = interface_mtu("lo")
     return (f"lo MTU {mtu}, SYN option mss={r.summary['mss']} (capped at 65535 − 40 by ipv4_default_advmss())",
             f"run handshake() and /sys/class/net/lo/mtu, {_tag(r)}")
 

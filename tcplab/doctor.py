@@ -14,6 +14,8 @@ import resource
 from collections.abc import Mapping
 from typing import Any
 
+from tcplab.kernel.capabilities import foreign_processes, max_user_namespaces
+
 __all__ = ["advise", "doctor_report"]
 
 
@@ -49,18 +51,17 @@ def _workshop_checks() -> list[tuple[bool, str]]:
     nproc_soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     checks.append((nproc_soft == resource.RLIM_INFINITY or nproc_soft >= 256,
                    f"process limit {nproc_soft} (each experiment forks one child per run)"))
-    try:
-        with open("/proc/sys/user/max_user_namespaces") as f:
-            n = int(f.read())
+    n = max_user_namespaces()
+    if n is not None:
         checks.append((n >= 100, f"user.max_user_namespaces={n} (each running experiment holds one; "
                                  "40 learners x 8 concurrent runs = 320)"))
-    except OSError:
+    else:
         checks.append((False, "user.max_user_namespaces unreadable"))
     cpus = os.cpu_count() or 1
     checks.append((cpus >= 2, f"{cpus} CPUs (measured on 2: up to 16 learners per CPU for a snappy room, 32 with "
                               "servers started ahead; see docs/instructors.md, Capacity)"))
     if os.geteuid() != 0:  # root sees everything anyway; the question is what a learner sees
-        others = _foreign_processes()
+        others = foreign_processes()
         checks.append((others == 0, "other users' processes are hidden from you (/proc hidepid=invisible): nobody "
                                     "can read another learner's experiment" if others == 0 else
                        f"{others} processes of other users are visible: /proc/<pid>/net of another learner's "
@@ -73,18 +74,6 @@ def _workshop_checks() -> list[tuple[bool, str]]:
                          "(tcplab workshop progress)" if recorded else
                    f"self-check results are not recorded ({PROGRESS_ENV} is not set)"))
     return checks
-
-
-def _foreign_processes() -> int:
-    """How many processes of other uids this user can see in /proc."""
-    me, n = os.getuid(), 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                n += os.stat(f"/proc/{name}").st_uid != me
-            except OSError:
-                pass  # exited meanwhile
-    return n
 
 
 def doctor_report(workshop: bool = False) -> str:

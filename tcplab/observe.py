@@ -18,11 +18,15 @@ from tcplab._validate import check_optional_int
 from tcplab.errors import SockDiagUnavailable
 from tcplab.kernel import capabilities as _caps
 from tcplab.kernel import diag, netstat, procnet, sysctl
+# what the panels use of the host, through this module (widgets never import kernel/ directly)
+from tcplab.kernel.loopback import CloseWaitLeak
+from tcplab.kernel.progress import record_self_check
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["sockets", "counters", "counters_delta", "sysctls", "capabilities", "Capabilities", "SOCKET_COLUMNS"]
+__all__ = ["sockets", "counters", "counters_delta", "sysctls", "capabilities", "Capabilities", "SOCKET_COLUMNS",
+           "CloseWaitLeak", "record_self_check"]
 
 _FIELDS = list(procnet.SocketRecord.__dataclass_fields__)
 SOCKET_COLUMNS = ["state", "local_address", "local_port", "remote_address", "remote_port",

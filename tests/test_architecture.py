@@ -17,32 +17,14 @@ import types
 import pytest
 
 import tcplab
+from tcplab import _layers
 
 PKG = pathlib.Path(tcplab.__file__).parent
 
-#: THE layer map: each top-level module or subpackage of tcplab -> the others it may import
-#: (itself always). Every module of the package belongs to exactly one key, the most specific
-#: one: a dotted key ("experiments.spec") narrows one module of a subpackage, and may not import
-#: the rest of its own subpackage. A new top-level module or subpackage must be added here.
-#: Imports at module level, inside functions, under TYPE_CHECKING and relative ones all count.
-LAYERS: dict[str, set[str]] = {
-    "errors": set(),                                             # the bottom: imports nothing of tcplab
-    "_validate": {"errors"},
-    "model": {"errors", "_validate"},                            # pure rules and tables
-    "sim": {"model", "errors", "_validate"},                     # pure: time and rng are parameters
-    "kernel": {"model", "errors", "_validate"},                  # the only I/O; model: pure data tables only
-    "observe": {"kernel", "model", "errors", "_validate"},       # tcplab.sockets() & co
-    "experiments": {"kernel", "sim", "model", "errors", "_validate"},
-    "experiments.spec": {"model", "sim", "errors", "_validate"},  # pure data; sim: the Rng type only
-    "viz": {"experiments", "model", "errors", "_validate"},      # figures of Results
-    "widgets": {"viz", "experiments", "observe", "kernel", "model", "errors", "_validate"},
-    "doctor": {"observe", "kernel", "model", "errors", "_validate"},
-    "articles": {"experiments", "kernel", "model", "errors", "_validate"},  # claims checked by runs and sysctls
-    "cli": {"doctor", "observe", "experiments", "kernel", "model", "errors", "_validate"},  # kernel: workshop progress files
-    "__main__": {"cli"},
-    # the facade: lazy re-exports of the public names (never of cli/doctor, which are programs)
-    "__init__": {"observe", "experiments", "sim", "model", "kernel", "viz", "widgets", "errors", "_validate"},
-}
+#: THE layer map lives in the package (tcplab/_layers.py, drawn in docs/layers.md); this test holds
+#: every module to it. Imports at module level, inside functions, under TYPE_CHECKING and relative
+#: ones all count.
+LAYERS = _layers.LAYERS
 #: the package's own facade (``import tcplab``, ``from tcplab import sockets``): a module of the
 #: package that imports it could reach every layer through it
 FACADE = "tcplab"
@@ -161,12 +143,57 @@ def test_model_and_sim_do_no_io(layer):
 
 
 def test_only_the_kernel_and_real_runners_open_sockets_and_processes():
+    """Ordinary sockets: kernel/ and the experiments' real runners. Processes: kernel/ only."""
     for path, module, layer in MODULES:
-        if layer in {"kernel", "experiments"}:  # (experiments.spec, pure data, is checked)
+        if layer == "kernel":
             continue
         top = {n.split(".")[0] for n in _imported_modules(path.read_text(), module, path.name == "__init__.py")}
-        bad = top & SYSTEM_MODULES
+        allowed = {"socket", "select"} if layer == "experiments" else set()
+        bad = top & (SYSTEM_MODULES - allowed)
         assert not bad, f"{path.relative_to(PKG)} imports {bad}: sockets and processes belong in tcplab.kernel"
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes of a module and its classes and functions (prose may name /proc)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def host_primitives(source: str) -> set[str]:
+    """The host-level primitives of _layers.HOST_PRIMITIVES that ``source`` uses."""
+    tree = ast.parse(source)
+    docs = _docstrings(tree)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found |= {n for n in names if n.split(".")[0] in {"fcntl", "ctypes"}}
+        elif isinstance(node, ast.Attribute) and node.attr in {"ioctl", "AF_PACKET"}:
+            found.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            found |= {p for p in ("/proc/", "/sys/") if node.value.startswith(p)}
+    return found
+
+
+def test_the_primitive_scanner_sees_every_form():
+    src = ('"""Reads /proc/net/tcp (prose)."""\nimport fcntl\nimport ctypes.util\n'
+           'def f(s):\n    """/proc/ in prose"""\n    fcntl.ioctl(s, 1)\n    socket.AF_PACKET\n'
+           '    open("/proc/self/ns/net")\n    open(f"/sys/class/net/{x}/mtu")\n')
+    assert host_primitives(src) == {"fcntl", "ctypes.util", "ioctl", "AF_PACKET", "/proc/", "/sys/"}
+
+
+@pytest.mark.parametrize("path,module,layer", [m for m in MODULES if m[2] != "kernel"],
+                         ids=[str(p.relative_to(PKG)) for p, _, layer in MODULES if layer != "kernel"])
+def test_host_primitives_live_in_the_kernel_layer(path, module, layer):
+    used = {p for p in host_primitives(path.read_text())
+            if (module, p.split(".")[0]) not in _layers.EXCEPTIONS}
+    assert not used, (f"{path.relative_to(PKG)} uses {sorted(used)}: host primitives are written once, in "
+                      "tcplab/kernel/ (tcplab/_layers.py HOST_PRIMITIVES); call the kernel layer's function")
 
 
 def test_nothing_outside_widgets_imports_widgets():

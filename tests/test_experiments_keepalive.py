@@ -6,10 +6,11 @@ from __future__ import annotations
 import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
 import pytest
 
+import tcplab
+
 import tcplab.model.keepalive  # noqa: F401 - the same, for the model the real runner imports
 from tcplab.errors import ExperimentError, RealModeUnavailable
 from tcplab.experiments import keepalive
-from tcplab.experiments.keepalive import _check_private_namespace
 from tcplab.model.keepalive import keepalive_schedule, wheel_fires_at
 
 
@@ -63,8 +64,30 @@ def test_alive_peer_answers_every_probe():
 
 
 def test_lo_is_never_taken_down_outside_a_private_namespace():
-    with pytest.raises(ExperimentError, match="not a private network namespace"):
-        _check_private_namespace()
+    from tcplab.errors import KernelUnavailable
+    from tcplab.kernel.namespace import set_loopback
+
+    with pytest.raises(KernelUnavailable, match="not a private network namespace"):
+        set_loopback(False)
+
+
+@pytest.mark.real
+def test_inside_a_private_namespace_lo_goes_down_and_up():
+    from tcplab.kernel.loopback import SocketSet, tcp_state
+    from tcplab.kernel.namespace import set_loopback
+
+    def down_and_up():
+        with SocketSet() as ss:
+            lst = ss.listener(1)
+            set_loopback(False)
+            try:   # with lo down the SYN goes nowhere: ENETUNREACH at once, or a socket left in SYN_SENT
+                reached_down = tcp_state(ss.connect(lst.getsockname(), wait=True, timeout=0.3)) == "ESTABLISHED"
+            except OSError:
+                reached_down = False
+            set_loopback(True)
+            ss.connect(lst.getsockname(), wait=True)
+            return reached_down
+    assert tcplab.in_namespace(down_and_up, timeout=20) is False   # down: nothing gets through
 
 
 # -- the model ----------------------------------------------------------------------------------

@@ -17,11 +17,8 @@ counted by the kernel (TCPWinProbe) and timed by the sender's ``icsk_backoff``, 
 
 from __future__ import annotations
 
-import array
-import fcntl
 import select
 import socket
-import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,9 +27,10 @@ from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
+from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.procnet import read_proc_net_tcp
-from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.kernel.tcpinfo import send_recv_queues, tcp_info
 from tcplab.model.outcome import Outcome
 from tcplab.model.persist import ZERO_WINDOW_DELAY, probe0_base, probe_times, receive_capacity
 from tcplab.model.profiles import KernelProfile
@@ -40,22 +38,12 @@ from tcplab.model.profiles import KernelProfile
 __all__ = ["flow_control", "SPEC", "READERS", "send_recv_queues"]
 
 READERS = ("stalled", "slow", "fast")
-SIOCINQ, SIOCOUTQ = 0x541B, 0x5411          # FIONREAD / TIOCOUTQ; tcp_ioctl() answers them in bytes
 DEFAULT_SLOW_RATE = 20_000                  # B/s when reader="slow" and reader_rate is None
 _READ_PERIOD = 0.01                         # the slow reader reads every 10 ms
 _POLL_S = 0.002
 _PROC_EVERY = 0.05
 _CHUNK = 16384
 _COUNTERS = ("TCPWinProbe", "TCPToZeroWindowAdv", "TCPFromZeroWindowAdv")
-
-
-def send_recv_queues(sender: socket.socket, receiver: socket.socket) -> tuple[int, int]:
-    """(Send-Q of ``sender``, Recv-Q of ``receiver``) in bytes, as ss prints them for ESTABLISHED rows."""
-    def ask(s: socket.socket, req: int) -> int:
-        buf = array.array("i", [0])
-        fcntl.ioctl(s.fileno(), req, buf, True)
-        return int(buf[0])
-    return ask(sender, SIOCOUTQ), ask(receiver, SIOCINQ)
 
 
 def _rate(p: Mapping[str, Any]) -> float:
@@ -157,69 +145,13 @@ def _read_some(sock: socket.socket, limit: int) -> int:
     return got
 
 
-class _WireLog:
-    """Segments on lo with the kernel's receive timestamps (AF_PACKET + SO_TIMESTAMPNS), headers only; a
-    socket bound to ETH_P_IP sees each loopback packet once, as it is received (PACKET_HOST).
-
-    Polling TCP_INFO on a loaded machine can notice a probe tens of ms late; the kernel stamps each
-    packet as it passes. Needs CAP_NET_RAW (the owner of the private namespace has it); without it the
-    runner times probes by polling (``None`` from :meth:`open`)."""
-
-    _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-    _SO_RCVBUFFORCE = 33
-
-    def __init__(self, sock: socket.socket, mono_minus_real: float) -> None:
-        self.sock = sock
-        self.offset = mono_minus_real
-        self.segments: list[dict[str, Any]] = []
-
-    @classmethod
-    def open(cls) -> _WireLog | None:
-        try:
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
-        except OSError:
-            return None
-        try:
-            s.bind(("lo", 0x0800))
-            s.setsockopt(socket.SOL_SOCKET, cls._SO_TIMESTAMPNS, 1)
-            try:
-                s.setsockopt(socket.SOL_SOCKET, cls._SO_RCVBUFFORCE, 8 << 20)
-            except OSError:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-            s.setblocking(False)
-        except OSError:
-            s.close()
-            return None
-        return cls(s, time.monotonic() - time.time())
-
-    def drain(self) -> None:
-        for _ in range(100_000):
-            try:
-                data, anc, _flags, addr = self.sock.recvmsg(80, 64)
-            except BlockingIOError:
-                return
-            if addr[2] != socket.PACKET_HOST or len(data) < 40 or data[9] != socket.IPPROTO_TCP:
-                continue
-            ihl = (data[0] & 0x0F) * 4
-            total = struct.unpack_from("!H", data, 2)[0]
-            sport, dport, seq, ack, off, flags, window = struct.unpack_from("!HHIIBBH", data, ihl)
-            stamp = next((struct.unpack("ll", d[:16]) for lvl, typ, d in anc if typ == self._SO_TIMESTAMPNS), None)
-            real_t = stamp[0] + stamp[1] / 1e9 if stamp else time.time()
-            self.segments.append({"mono": real_t + self.offset, "sport": sport, "dport": dport, "seq": seq,
-                                  "ack": ack, "flags": flags, "window": window,
-                                  "payload": total - ihl - (off >> 4) * 4})
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def _wire_events(segs: list[dict[str, Any]], sport: int, t0: float) -> tuple[float | None, list[float], int]:
     """(first zero window seen by the sender, probe times, window reopenings) from the wire log."""
     zero_at, probes, reopen = None, [], 0
     last_ack, closed = None, False
     for s in segs:
         t = round(s["mono"] - t0, 4)
-        if s["dport"] == sport:                      # receiver -> sender: ACKs carrying the window
+        if s["dst_port"] == sport:                   # receiver -> sender: ACKs carrying the window
             last_ack = s["ack"]
             if s["window"] == 0:
                 if zero_at is None:
@@ -228,8 +160,8 @@ def _wire_events(segs: list[dict[str, Any]], sport: int, t0: float) -> tuple[flo
             elif closed:
                 reopen += 1
                 closed = False
-        elif s["sport"] == sport and s["payload"] == 0 and last_ack is not None \
-                and s["seq"] == (last_ack - 1) & 0xFFFFFFFF and s["flags"] & 0x10:
+        elif s["src_port"] == sport and s["payload"] == 0 and last_ack is not None \
+                and s["seq"] == (last_ack - 1) & 0xFFFFFFFF and "A" in s["flags"]:
             probes.append(round(t, 3))               # tcp_xmit_probe_skb(): seq = snd_una - 1, no data
     return zero_at, probes, reopen
 
@@ -255,7 +187,12 @@ def _real(p: dict[str, Any]) -> Outcome:
         rcv.setblocking(False)
         sport, rport = snd.getsockname()[1], rcv.getsockname()[1]
         payload = b"f" * _CHUNK
-        wire = _WireLog.open()
+        # the kernel stamps each segment as it passes: polling TCP_INFO on a loaded machine can
+        # notice a probe tens of ms late. Without CAP_NET_RAW the runner times probes by polling.
+        wire, _ = Capture.try_open("lo", ports=(sport, rport), rcvbuf=8 << 20, kernel_time=True)
+        if wire is not None:
+            ss.adopt(wire.sock)      # closed with the sockets, also when the run fails
+        segments: list[dict[str, Any]] = []
         before = counters_now()
         clock = Clock()
         sent = got = 0
@@ -282,7 +219,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             elif reader == "slow":
                 got += _read_some(rcv, min(total - got, max(0, int(rate * now) - got)))
             if wire is not None:
-                wire.drain()
+                segments += wire.read(timeout=0)
             si, ri = tcp_info(snd), tcp_info(rcv)
             send_q, recv_q = send_recv_queues(snd, rcv)
             snd_wnd = si.extra.get("snd_wnd", 0)
@@ -315,11 +252,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         mss = tcp_info(snd).snd_mss
         out.counters = delta(before, keep=_COUNTERS)
         if wire is not None:
-            time.sleep(0.01)
-            wire.drain()
-            wire.close()
-            w_zero, w_probes, w_reopen = _wire_events(wire.segments, sport, clock.t0)
-            out.notes.append(f"probes and the zero window timed from {len(wire.segments)} segments captured on lo "
+            segments += wire.read(timeout=0.01)
+            w_zero, w_probes, w_reopen = _wire_events(segments, sport, clock.t0)
+            out.notes.append(f"probes and the zero window timed from {len(segments)} segments captured on lo "
                              f"(kernel timestamps); the wire shows {len(w_probes)} probes and {w_reopen} reopenings")
             zero_at, probe_at = w_zero, w_probes
             wire_counts: tuple[int, int] | None = (len(w_probes), w_reopen)

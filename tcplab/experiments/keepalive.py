@@ -23,8 +23,6 @@ silent peer, ``tcpi_last_ack_recv`` restarts for an answered one.
 from __future__ import annotations
 
 import errno
-import fcntl
-import os
 import socket
 import struct
 import time
@@ -37,6 +35,7 @@ from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet, tcp_state, wait_until
+from tcplab.kernel.namespace import set_loopback
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.keepalive import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, PEERS,
                                     KeepaliveSchedule, keepalive_schedule)
@@ -45,7 +44,6 @@ from tcplab.model.outcome import Outcome
 __all__ = ["keepalive", "SPEC", "predict"]
 
 _POLL_S = 0.005
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 #: the tick the real runner's predictions use (the default profile's HZ; the simulator takes
 #: the profile's)
 _TICK = HZ_TICK
@@ -101,28 +99,6 @@ def _sim(p: dict[str, Any], profile: Any, rng: Any) -> Outcome:
 
 # -- the real run (in the namespace child) -------------------------------------------------------
 
-def _set_lo(up: bool) -> None:
-    """``ip link set lo up|down`` by ioctl, only inside a private namespace (checked: taking the
-    host's lo down would cut every local connection of the machine)."""
-    _check_private_namespace()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0)))[1]
-        flags = flags | _IFF_UP if up else flags & ~_IFF_UP
-        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags))
-
-
-def _check_private_namespace() -> None:
-    mine = os.readlink("/proc/self/ns/net")
-    try:
-        parents = os.readlink(f"/proc/{os.getppid()}/ns/net")
-    except OSError:
-        parents = None  # a user-namespace child may not read its parent's: a fresh netns has only lo
-        if [name for _, name in socket.if_nameindex()] == ["lo"]:
-            return
-    if parents is None or parents == mine:
-        raise ExperimentError("refusing to take lo down: this is not a private network namespace")
-
-
 def _keepalive_socket(ss: SocketSet, p: Mapping[str, Any]) -> socket.socket:
     c = ss.socket()
     c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -145,7 +121,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         server = ss.adopt(lst.accept()[0])
         before = counters_now()
         if p["peer"] == "silent":
-            _set_lo(False)
+            set_loopback(False)
         elif p["peer"] == "close_wait_rst":
             server.shutdown(socket.SHUT_WR)   # the peer's FIN: our socket goes CLOSE_WAIT
             clock = Clock()                   # idle from the FIN on (it updated rcv_tstamp)
@@ -153,10 +129,10 @@ def _real(p: dict[str, Any]) -> Outcome:
             # peer's host has nothing left to say before it forgets the connection
             if not wait_until(lambda: tcp_state(server) == "FIN_WAIT2", 1.0, 0.001):
                 raise ExperimentError(f"the peer is {tcp_state(server)}, not FIN_WAIT2, after its FIN")
-            _set_lo(False)
+            set_loopback(False)
             server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             server.close()                    # its RST finds no route: lost
-            _set_lo(True)
+            set_loopback(True)
         rows, last, last_ack = [], None, None
         while clock() < deadline:
             info = tcp_info(c)
@@ -186,7 +162,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             time.sleep(_POLL_S)
         observed.end_state = tcp_info(c).state
         if p["peer"] == "silent":
-            _set_lo(True)
+            set_loopback(True)
         out.counters = delta(before, keep=("TCPKeepAlive",))
     if observed.ended_at is None and p["peer"] != "alive":
         out.notes.append(f"the socket had not ended after {deadline:.1f} s; stopped watching")

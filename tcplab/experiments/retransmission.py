@@ -21,9 +21,7 @@ The rules are :mod:`tcplab.model.rto` (one place; the simulator replays them).
 
 from __future__ import annotations
 
-import fcntl
 import socket
-import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +31,7 @@ from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.loopback import SocketSet, connect_error, wait_until
+from tcplab.kernel.namespace import set_loopback
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
@@ -40,7 +39,7 @@ from tcplab.model.profiles import KernelProfile
 from tcplab.model.rto import (GAVE_UP_REASONS, HZ_TICK, TCP_RETR2, TCP_RTO_MAX, RetransmitSchedule, initial_rto,
                               model_timeout, retransmit_schedule)
 
-__all__ = ["retransmission", "SPEC", "schedule_for", "silence_loopback"]
+__all__ = ["retransmission", "SPEC", "schedule_for"]
 
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 RETRIES2 = "net.ipv4.tcp_retries2"
@@ -52,19 +51,6 @@ _POLL_S = 0.002
 _COUNTERS = ("TCPTimeouts", "RetransSegs", "TCPLossProbes", "TCPAbortOnTimeout")
 METHOD_NOTE = ("peer silenced by taking lo down inside the private namespace: segments still leave TCP "
                "(OutSegs/RetransSegs count them) and are dropped below it; no ACK, RST or ICMP comes back")
-
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
-
-
-def silence_loopback(up: bool) -> None:
-    """Set ``lo`` of the current network namespace up or down (only ever called inside a private
-    namespace: ``SPEC.needs_namespace`` keeps the real runner out of the host's)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifr = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, ifr))[1]
-        flags = flags | _IFF_UP if up else flags & ~_IFF_UP
-        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags))
-
 
 def schedule_for(p: Mapping[str, Any], profile: KernelProfile | None = None,
                  rto0: float | None = None) -> RetransmitSchedule:
@@ -206,7 +192,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         rto0 = tcp_info(c).rto / 1e6
         sched = retransmit_schedule(retries2, ut, rto0=rto0)
         before = counters_now()
-        silence_loopback(False)
+        set_loopback(False)
         try:
             clock = Clock()
             c.send(b"u" * UNACKED_BYTES)
@@ -234,7 +220,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                     break
                 time.sleep(_POLL_S)
         finally:
-            silence_loopback(True)
+            set_loopback(True)
         if failed_after is None:
             out.notes.append(f"the socket had not failed after {deadline:.1f} s; stopped waiting")
         out.counters = delta(before, keep=_COUNTERS)

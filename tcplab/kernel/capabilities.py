@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from tcplab.kernel.namespace import FORBID_ENV, _forbidden_reason, in_namespace
 from tcplab.errors import NamespaceUnavailable, SockDiagUnavailable, TcpLabError
 
-__all__ = ["Capability", "probe_capabilities", "run_unprivileged"]
+__all__ = ["Capability", "probe_capabilities", "run_unprivileged", "interface_mtu", "max_user_namespaces",
+           "foreign_processes"]
 
 NOBODY = 65534
 
@@ -164,3 +165,35 @@ def probe_capabilities() -> dict[str, Capability]:
         caps.append(Capability("host_sysctls_readable", False, f"/proc/sys/net unreadable: {e.strerror}"))
     _cache[key] = {c.name: c for c in caps}
     return _cache[key]
+
+
+def interface_mtu(name: str = "lo") -> int | None:
+    """The MTU of interface ``name`` in this namespace (/sys/class/net), or None where unreadable."""
+    if not name.isidentifier() and not name.replace("-", "").isalnum():
+        raise ValueError(f"name must be an interface name such as 'lo', not {name!r}")
+    try:
+        with open(f"/sys/class/net/{name}/mtu") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def max_user_namespaces() -> int | None:
+    """``user.max_user_namespaces`` (how many user namespaces a user may hold), or None where unreadable."""
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def foreign_processes() -> int:
+    """How many processes of other uids this user can see in /proc (0 where /proc has hidepid)."""
+    me, n = os.getuid(), 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                n += os.stat(f"/proc/{name}").st_uid != me
+            except OSError:
+                pass  # exited meanwhile
+    return n

@@ -82,25 +82,47 @@ class Capture:
 
     On lo every packet is seen once, as outgoing (PACKET_OUTGOING) and once as incoming:
     only outgoing copies are kept, so each segment counts once.
+
+    ``kernel_time``: stamp each segment with the time the kernel handed it to the capture
+    (SO_TIMESTAMPNS), not when this process read it: a reader descheduled on a busy host
+    would otherwise see a probe tens of ms late. Each segment's ``mono`` is that instant on
+    ``time.monotonic()``'s clock, ``t`` the seconds since the capture opened.
     """
 
     def __init__(self, ifname: str = "lo", rcvbuf: int | None = None,
-                 ports: tuple[int, int] | None = None) -> None:
+                 ports: tuple[int, int] | None = None, kernel_time: bool = False) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+        self.kernel_time = kernel_time
         try:
             if ports is not None:
                 # in the kernel, before the receive buffer: on a busy lo (the host namespace) other
                 # traffic can neither fill the buffer nor make this connection's packets drop
                 self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _bpf_program(ports_filter(*ports)))
             if rcvbuf is not None:
-                # room for a burst while the reader is descheduled (capped by net.core.rmem_max)
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                # room for a burst while the reader is descheduled: SO_RCVBUFFORCE passes
+                # net.core.rmem_max where the namespace's owner may (CAP_NET_ADMIN), SO_RCVBUF is capped by it
+                try:
+                    self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, rcvbuf)
+                except OSError:
+                    self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            if kernel_time:
+                self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             self.sock.bind((ifname, ETH_P_ALL))
             self.sock.setblocking(False)
         except BaseException:
             self.sock.close()
             raise
         self.t0 = time.monotonic()
+        # the kernel stamps in CLOCK_REALTIME; this converts to the monotonic clock runs are timed on
+        self._mono_minus_real = time.monotonic() - time.time()
+
+    @classmethod
+    def try_open(cls, ifname: str = "lo", **options: Any) -> tuple[Capture | None, str]:
+        """``(capture, "")``, or ``(None, why not)`` where AF_PACKET is not allowed (no CAP_NET_RAW)."""
+        try:
+            return cls(ifname, **options), ""
+        except PermissionError as e:
+            return None, f"no packet capture here ({e.strerror}: AF_PACKET needs CAP_NET_RAW in the namespace)"
 
     def __enter__(self) -> Capture:
         return self
@@ -119,14 +141,17 @@ class Capture:
                 return out
             for _ in range(10_000):
                 try:
-                    data, addr = self.sock.recvfrom(65536)
+                    data, anc, _flags, addr = self.sock.recvmsg(65536, 64)
                 except BlockingIOError:
                     break
                 if addr[2] != socket.PACKET_OUTGOING:
                     continue
                 seg = decode_ipv4_tcp(data)
                 if seg is not None:
-                    seg["t"] = round(time.monotonic() - self.t0, 6)
+                    stamp = next((struct.unpack("ll", d[:16]) for _, kind, d in anc if kind == _SO_TIMESTAMPNS), None)
+                    mono = stamp[0] + stamp[1] / 1e9 + self._mono_minus_real if stamp else time.monotonic()
+                    seg["mono"] = mono
+                    seg["t"] = round(mono - self.t0, 6)
                     out.append(seg)
             if time.monotonic() >= deadline:
                 return out
@@ -139,6 +164,8 @@ class Capture:
 
 
 _SO_ATTACH_FILTER = 26  # asm-generic/socket.h
+_SO_RCVBUFFORCE = 33
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 def ports_filter(a: int, b: int) -> list[tuple[int, int, int, int]]:

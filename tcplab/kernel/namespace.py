@@ -36,9 +36,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from tcplab._validate import check_float
-from tcplab.errors import NamespaceError, NamespaceTimeout, NamespaceUnavailable
+from tcplab.errors import KernelUnavailable, NamespaceError, NamespaceTimeout, NamespaceUnavailable
 
-__all__ = ["in_namespace", "namespace_support", "FORBID_ENV", "sysctl_path"]
+__all__ = ["in_namespace", "namespace_support", "FORBID_ENV", "sysctl_path", "set_loopback"]
 
 T = TypeVar("T")
 
@@ -87,12 +87,34 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def _bring_loopback_up() -> None:
+#: set in the namespace child once it owns a fresh network namespace: the one place that may
+#: switch ``lo`` (taking the host's lo down would cut every local connection of the machine)
+_IN_PRIVATE_NETNS = False
+
+
+def _switch_loopback(up: bool) -> None:
     # ioctl instead of `ip link set lo up`: no dependency on iproute2.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         ifr = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, ifr))[1]
-        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+        flags = flags | _IFF_UP if up else flags & ~_IFF_UP
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags))
+
+
+def set_loopback(up: bool) -> None:
+    """``ip link set lo up|down`` in the private namespace this code runs in (:func:`in_namespace`).
+
+    Taking ``lo`` down silences a peer completely: segments still leave TCP and vanish below it
+    (no ACK, no RST, no ICMP), which is how the retransmission and keepalive experiments make a
+    dead peer. Refuses anywhere else, so the host's ``lo`` is never touched.
+
+    >>> set_loopback(False)
+    Traceback (most recent call last):
+    tcplab.errors.KernelUnavailable: refusing to switch lo: this is not a private network namespace made by in_namespace()
+    """
+    if not _IN_PRIVATE_NETNS:
+        raise KernelUnavailable("refusing to switch lo: this is not a private network namespace made by in_namespace()")
+    _switch_loopback(up)
 
 
 def _enter_private_netns() -> None:
@@ -114,6 +136,7 @@ def _enter_private_netns() -> None:
 
 
 def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, sysctls: Mapping[str, Any], wfd: int) -> None:
+    global _IN_PRIVATE_NETNS
     status = 0
     try:
         try:
@@ -123,8 +146,9 @@ def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, sysctls: Mapping[s
                        "user namespaces may be forbidden here (kernel.unprivileged_userns_clone, "
                        "user.max_user_namespaces, or a container's seccomp profile)")
         else:
+            _IN_PRIVATE_NETNS = True
             try:
-                _bring_loopback_up()
+                _switch_loopback(True)
                 for name, value in sysctls.items():
                     try:
                         _write(sysctl_path(name), _format_sysctl_value(name, value))

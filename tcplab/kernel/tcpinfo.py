@@ -13,12 +13,14 @@ returns a shorter struct: fields past the returned length are left out of
 
 from __future__ import annotations
 
+import array
+import fcntl
 import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TcpInfo", "tcp_info", "decode_tcp_info", "TCPI_OPT_TIMESTAMPS", "TCPI_OPT_SACK",
+__all__ = ["TcpInfo", "tcp_info", "decode_tcp_info", "send_recv_queues", "TCPI_OPT_TIMESTAMPS", "TCPI_OPT_SACK",
            "TCPI_OPT_WSCALE", "TCPI_OPT_ECN", "CA_STATES"]
 
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
@@ -125,3 +127,16 @@ def decode_tcp_info(data: bytes) -> TcpInfo:
 def tcp_info(sock: socket.socket) -> TcpInfo:
     """``TCP_INFO`` of a TCP socket, decoded. Cheap (one getsockopt), safe to poll every ms."""
     return decode_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, _BUFSIZE))
+
+
+_SIOCINQ, _SIOCOUTQ = 0x541B, 0x5411   # FIONREAD / TIOCOUTQ; tcp_ioctl() answers them in bytes
+
+
+def send_recv_queues(sender: socket.socket, receiver: socket.socket) -> tuple[int, int]:
+    """(Send-Q of ``sender``, Recv-Q of ``receiver``) in bytes, as ss prints them for ESTABLISHED
+    rows: ``ioctl(SIOCOUTQ)`` is write_seq - snd_una, ``ioctl(SIOCINQ)`` rcv_nxt - copied_seq."""
+    def ask(s: socket.socket, req: int) -> int:
+        buf = array.array("i", [0])
+        fcntl.ioctl(s.fileno(), req, buf, True)
+        return int(buf[0])
+    return ask(sender, _SIOCOUTQ), ask(receiver, _SIOCINQ)

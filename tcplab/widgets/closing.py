@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.experiments.lifecycle import SCENARIOS, lifecycle
-from tcplab.kernel.loopback import CloseWaitLeak
+from tcplab.observe import CloseWaitLeak
 from tcplab.viz.closing import state_timeline
 from tcplab.widgets.common import Panel
 

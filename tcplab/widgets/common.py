@@ -523,7 +523,7 @@ class SelfCheck:
         self.expected = expected
         ok = expected is not None and abs(float(yours) - float(expected)) <= self.tolerance + 1e-9
         self.correct = ok
-        from tcplab.kernel.progress import record_self_check  # ~/.tcplab/progress.jsonl on a workshop hub
+        from tcplab.observe import record_self_check  # ~/.tcplab/progress.jsonl on a workshop hub
         record_self_check(getattr(self.experiment, "__name__", "?"), self.params, _num(yours), _num(expected), ok,
                           result.mode)
         values = {**dict(result.summary),

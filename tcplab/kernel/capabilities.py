@@ -126,7 +126,7 @@ def probe_capabilities() -> dict[str, Capability]:
     key = (os.geteuid(), os.environ.get(FORBID_ENV, ""))
     if key in _cache:
         return _cache[key]
-    caps: list[Capability] = [Capability("kernel", True, f"Linux {platform.release()}")]
+    caps: list[Capability] = [Capability("kernel", True, f"Linux {platform.release()}"), _kernel_profile()]
     root = os.geteuid() == 0
     forbidden = _forbidden_reason()
 
@@ -165,6 +165,18 @@ def probe_capabilities() -> dict[str, Capability]:
         caps.append(Capability("host_sysctls_readable", False, f"/proc/sys/net unreadable: {e.strerror}"))
     _cache[key] = {c.name: c for c in caps}
     return _cache[key]
+
+
+def _kernel_profile() -> Capability:
+    """Which simulator profile describes this kernel, and whether tcplab has measured that kernel line."""
+    from tcplab.kernel.release import running_profile
+
+    fit = running_profile()
+    lacks = ", ".join(n.rsplit(".", 1)[1] for n in fit.profile.absent_sysctls())
+    lacking = f"; this kernel has no {lacks} (the course says what that changes)" if lacks else ""
+    if fit.measured:
+        return Capability("kernel_profile", True, f"{fit.profile.name}: a kernel line tcplab has measured{lacking}")
+    return Capability("kernel_profile", False, fit.note + lacking)
 
 
 def interface_mtu(name: str = "lo") -> int | None:

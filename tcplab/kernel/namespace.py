@@ -147,17 +147,25 @@ def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, sysctls: Mapping[s
                        "user.max_user_namespaces, or a container's seccomp profile)")
         else:
             _IN_PRIVATE_NETNS = True
-            try:
-                _switch_loopback(True)
-                for name, value in sysctls.items():
-                    try:
-                        _write(sysctl_path(name), _format_sysctl_value(name, value))
-                    except OSError as e:
-                        raise NamespaceError(
-                            f"cannot set {name}={value!r} in the private namespace: {e.strerror}") from None
-                payload = ("ok", fn(*args, **kwargs))
-            except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
-                payload = ("raise", e, traceback.format_exc())
+            hidden = [n for n in sysctls if not os.path.exists(sysctl_path(n))]
+            if hidden:
+                # the host has it, this namespace does not show it: some kernels hide a sysctl from a
+                # namespace an unprivileged user owns (6.1 hides net.core.somaxconn; as root it is there)
+                payload = ("unavailable", f"this kernel ({os.uname().release}) does not show {', '.join(hidden)} "
+                                          "inside the private namespace it made here, so it cannot be set there "
+                                          "(6.1 hides net.core.somaxconn from a namespace an unprivileged user owns)")
+            else:
+                try:
+                    _switch_loopback(True)
+                    for name, value in sysctls.items():
+                        try:
+                            _write(sysctl_path(name), _format_sysctl_value(name, value))
+                        except OSError as e:
+                            raise NamespaceError(
+                                f"cannot set {name}={value!r} in the private namespace: {e.strerror}") from None
+                    payload = ("ok", fn(*args, **kwargs))
+                except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
+                    payload = ("raise", e, traceback.format_exc())
         try:
             data = pickle.dumps(payload)
         except Exception as e:  # noqa: BLE001

@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "KernelUnavailable": "tcplab.errors",
     "NamespaceUnavailable": "tcplab.errors",
     "SockDiagUnavailable": "tcplab.errors",
+    "SysctlUnavailable": "tcplab.errors",
     "NamespaceError": "tcplab.errors",
     "NamespaceTimeout": "tcplab.errors",
     "RealModeUnavailable": "tcplab.errors",
@@ -47,7 +48,8 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time names load 
     from tcplab import experiments, kernel, model, sim, viz, widgets  # noqa: F401
     from tcplab.errors import (EventLimitExceeded, ExperimentError, KernelUnavailable,  # noqa: F401
                                NamespaceError, NamespaceTimeout, NamespaceUnavailable, ParseError,
-                               RealModeUnavailable, SockDiagUnavailable, TcpLabError)
+                               RealModeUnavailable, SockDiagUnavailable, SysctlUnavailable,
+                               TcpLabError)
     from tcplab.kernel.namespace import in_namespace  # noqa: F401
     from tcplab.model.counters import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401
     from tcplab.model.states import IllegalTransition  # noqa: F401

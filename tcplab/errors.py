@@ -9,6 +9,7 @@ caller asked for (``SocketSet.connect``), passed on as the kernel gave it::
      ├── ParseError              kernel text (/proc, sysctl, sock_diag) did not parse
      ├── KernelUnavailable       a kernel facility cannot be used here (reason attached)
      │    ├── NamespaceUnavailable   no private network namespace can be made
+     │    ├── SysctlUnavailable      a sysctl cannot be set in the private namespace (not shown there)
      │    └── SockDiagUnavailable    NETLINK_SOCK_DIAG cannot be opened
      ├── NamespaceError          code run by in_namespace() failed (child traceback attached)
      │    └── NamespaceTimeout       ... or did not finish in time and was killed
@@ -37,6 +38,7 @@ __all__ = [
     "KernelUnavailable",
     "NamespaceUnavailable",
     "SockDiagUnavailable",
+    "SysctlUnavailable",
     "NamespaceError",
     "NamespaceTimeout",
     "RealModeUnavailable",
@@ -86,6 +88,11 @@ class KernelUnavailable(TcpLabError):
 
 class NamespaceUnavailable(KernelUnavailable):
     """No private network namespace can be created here (neither user+net nor net as root)."""
+
+
+class SysctlUnavailable(KernelUnavailable):
+    """A sysctl cannot be set in the private namespace: this kernel does not show it there
+    (global, or hidden from a namespace an unprivileged user owns)."""
 
 
 class SockDiagUnavailable(KernelUnavailable):

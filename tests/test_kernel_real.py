@@ -259,7 +259,7 @@ def test_unknown_sysctl_is_refused_before_forking():
 @pytest.mark.real
 def test_sysctl_not_writable_in_the_namespace_is_a_clear_error():
     # netdev_max_backlog is global: a private network namespace has no copy of it
-    with pytest.raises(tcplab.NamespaceError, match="cannot set net.core.netdev_max_backlog"):
+    with pytest.raises(tcplab.errors.SysctlUnavailable, match="cannot set net.core.netdev_max_backlog"):
         tcplab.in_namespace(_read_somaxconn, sysctls={"net.core.netdev_max_backlog": 2000})
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tcplab._validate import check_choice, check_int
-from tcplab.errors import NamespaceUnavailable, RealModeUnavailable
+from tcplab.errors import NamespaceUnavailable, RealModeUnavailable, SysctlUnavailable
 from tcplab.experiments.result import Result
 from tcplab.kernel.namespace import in_namespace, namespace_support
 from tcplab.kernel.netstat import counters_delta, read_counters
@@ -64,7 +64,8 @@ def absence_note(name: str) -> str:
     """
     change = sysctl_arrival(name)
     if change is None:
-        return f"this kernel has no {name}"
+        return (f"{name} is not visible in this network namespace (a global sysctl, or one this kernel hides "
+                "from a namespace an unprivileged user owns, as 6.1 does net.core.somaxconn)")
     return f"this kernel has no {name} (added in {change.where}): {change.older}"
 
 
@@ -185,6 +186,8 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
                 out, kernel = in_namespace(_run_here, real, params, record, sysctls=dict(sysctls), timeout=timeout)
         except NamespaceUnavailable as e:
             ok, how = False, e.reason
+        except SysctlUnavailable as e:
+            ok, how = False, str(e)
         if ok:
             return done(out, "real", f"Linux kernel in a private {how}", kernel, None)
     why_not = how

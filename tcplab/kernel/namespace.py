@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from tcplab._validate import check_float
-from tcplab.errors import KernelUnavailable, NamespaceError, NamespaceTimeout, NamespaceUnavailable
+from tcplab.errors import KernelUnavailable, NamespaceError, NamespaceTimeout, NamespaceUnavailable, SysctlUnavailable
 
 __all__ = ["in_namespace", "namespace_support", "FORBID_ENV", "sysctl_path", "set_loopback"]
 
@@ -151,9 +151,9 @@ def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, sysctls: Mapping[s
             if hidden:
                 # the host has it, this namespace does not show it: some kernels hide a sysctl from a
                 # namespace an unprivileged user owns (6.1 hides net.core.somaxconn; as root it is there)
-                payload = ("unavailable", f"this kernel ({os.uname().release}) does not show {', '.join(hidden)} "
-                                          "inside the private namespace it made here, so it cannot be set there "
-                                          "(6.1 hides net.core.somaxconn from a namespace an unprivileged user owns)")
+                payload = ("sysctl", f"cannot set {', '.join(hidden)} in the private namespace: this kernel "
+                                     f"({os.uname().release}) does not show it there (a global sysctl, or one "
+                                     "hidden from a namespace an unprivileged user owns: 6.1 hides net.core.somaxconn)")
             else:
                 try:
                     _switch_loopback(True)
@@ -292,6 +292,8 @@ def in_namespace(fn: Callable[..., T], *args: Any, sysctls: Mapping[str, Any] | 
         return payload[1]
     if kind == "unavailable":
         raise NamespaceUnavailable(f"no private network namespace: {payload[1]}")
+    if kind == "sysctl":
+        raise SysctlUnavailable(payload[1])
     exc, tb = payload[1], payload[2]
     if isinstance(exc, BaseException):
         exc.add_note("--- traceback in the namespace child ---\n" + tb.rstrip())

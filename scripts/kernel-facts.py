@@ -3,6 +3,7 @@
 nothing but the standard library (Python inside a TCG guest is 20-100x slower: no tcplab import).
 
     python3 scripts/kernel-facts.py [--json FILE] [--syncnt 1,2,3]
+    python3 scripts/kernel-facts.py render A.json B.json ...   (Markdown tables, one column per kernel)
 
 Everything runs in a fresh user+network namespace (``unshare -Urn``, re-executed by this script):
 no host sysctl changes, traffic only on the namespace's own loopback.
@@ -16,7 +17,9 @@ no host sysctl changes, traffic only on the namespace's own loopback.
   so Python's slowness in the guest does not enter the times; connect()'s failure is timed by
   poll() on the socket (its error, ETIMEDOUT, is read with SO_ERROR). Where the kernel has
   tcp_syn_linear_timeouts, the same is also measured with it set to 0.
-* ``uname``, ``hz_guess`` (not measured here: CONFIG_HZ comes from the package's config).
+* ``tw_reuse``: how long after TIME_WAIT begins a connect() may reuse the 4-tuple (tcp_tw_reuse=2).
+* ``qdiscs``: which of tbf, htb, pfifo, netem, fq, fq_codel ``tc qdisc add dev lo root`` accepts.
+CONFIG_HZ is not measured here: it comes from the kernel package's /boot/config-*.
 """
 
 from __future__ import annotations
@@ -172,6 +175,66 @@ def syn_times(syncnts: list[int], linear: int | None) -> dict[str, object]:
     return out
 
 
+def tw_reuse_delays(trials: int = 8) -> dict[str, object]:
+    """How long after the client's TIME_WAIT began a new connect() reuses its port
+    (tcp_tw_reuse=2 on loopback, timestamps on). The namespace's ip_local_port_range is one port,
+    so connect() must take the TIME_WAIT's port (``__inet_hash_connect`` -> ``tcp_twsk_unique``
+    with its reuse delay); it is retried every 5 ms until it stops failing with EADDRNOTAVAIL.
+    (A connect() from an explicitly bound port skips the delay: twsk_unique's ``!twp`` case.)"""
+    rng = "/proc/sys/net/ipv4/ip_local_port_range"
+    old = open(rng).read()
+    with open(rng, "w") as f:
+        f.write("40000 40000")
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 5000))
+    lst.listen(16)
+    addr = lst.getsockname()
+    delays = []
+    try:
+        for _ in range(trials):
+            c = None
+            for _wait in range(400):       # the previous trial's TIME_WAIT holds the one port
+                try:
+                    c = socket.create_connection(addr, timeout=5)
+                    break
+                except OSError as e:
+                    if e.errno != errno.EADDRNOTAVAIL:
+                        raise
+                    time.sleep(0.005)
+            if c is None:
+                raise RuntimeError("port 40000 never came free")
+            s, _ = lst.accept()
+            c.close()                      # client FIN first: the client end gets TIME_WAIT
+            s.recv(1)
+            s.close()                      # server FIN: its timestamp is the TIME_WAIT's ts_recent
+            t0 = time.monotonic()
+            time.sleep(0.002)
+            done = None
+            while time.monotonic() - t0 < 5:
+                n = socket.socket()
+                try:
+                    n.connect(addr)
+                    done = time.monotonic() - t0
+                    a, _ = lst.accept()
+                    n.close()              # client first again: its TIME_WAIT on 40000 ends
+                    a.recv(1)
+                    a.close()
+                    break
+                except OSError as e:
+                    n.close()
+                    if e.errno != errno.EADDRNOTAVAIL:
+                        raise
+                time.sleep(0.005)
+            delays.append(None if done is None else round(done, 3))
+            time.sleep(0.137)              # a different phase against the second tick next time
+    finally:
+        lst.close()
+        with open(rng, "w") as f:
+            f.write(old)
+    got = [d for d in delays if d is not None]
+    return {"delays_s": delays, "min_s": min(got) if got else None, "max_s": max(got) if got else None}
+
+
 QDISCS = {"tbf": "rate 1mbit burst 32kb latency 50ms", "htb": "default 1", "pfifo": "limit 100",
           "netem": "delay 1ms", "fq": "", "fq_codel": ""}
 
@@ -204,11 +267,57 @@ def inner(args: argparse.Namespace) -> dict[str, object]:
     if has_linear:
         facts["syn"]["linear_timeouts=0"] = syn_times(syncnts, 0)
     facts["qdiscs"] = qdiscs()
+    facts["tw_reuse"] = tw_reuse_delays()
     facts["syn_measure_s"] = round(time.monotonic() - t, 1)
     return facts
 
 
+USED = ("tcp_syn_linear_timeouts", "tcp_tw_reuse_delay", "tcp_rto_min_us", "tcp_rto_max_ms", "tcp_tw_reuse",
+        "tcp_syn_retries", "tcp_retries2", "tcp_early_retrans", "tcp_max_syn_backlog", "tcp_syncookies")
+
+
+def render(paths: list[str]) -> str:
+    """Markdown tables from facts JSON files (one column per kernel): the sysctls tcplab uses,
+    the SYN times, the qdiscs, and every sysctl ("-" = absent)."""
+    facts = [json.load(open(p)) for p in paths]
+    head = "| | " + " | ".join(f["release"] for f in facts) + " |\n|---|" + "---|" * len(facts)
+    sy = [f["sysctls"] for f in facts]
+
+    def row(name: str, vals: list[object], mark: bool = True) -> str:
+        diff = mark and len({str(v) for v in vals}) > 1
+        cells = " | ".join("-" if v is None else str(v) for v in vals)
+        return f"| {'**' + name + '**' if diff else name} | {cells} |"
+
+    out = ["### Sysctls tcplab uses (fresh `unshare -Urn` namespace; - = absent)", "", head]
+    out += [row(f"net.ipv4.{n}", [s.get(f"net.ipv4.{n}") for s in sy]) for n in USED]
+    out += [row(n, [s.get(n) for s in sy]) for n in ("net.core.somaxconn", "net.ipv4.ip_local_port_range")]
+    out += ["", "### SYN send times (s after the first SYN) and connect() failure, TCP_SYNCNT=k", "", head]
+    for mode in ("default", "linear_timeouts=0"):
+        for k in sorted({k for f in facts for k in f["syn"].get(mode, {})}, key=int):
+            vals = []
+            for f in facts:
+                r = f["syn"].get(mode, {}).get(k)
+                vals.append(None if r is None else f"{r['syns_sent']} SYNs at {r['send_times_s']}; "
+                            f"{r['error']} at {r['failed_after_s']}")
+            out.append(row(f"k={k}" + ("" if mode == "default" else ", tcp_syn_linear_timeouts=0"), vals, False))
+    out += ["", "### Qdiscs `tc qdisc add dev lo root KIND` accepts in the namespace", "", head]
+    for q in ("tbf", "htb", "pfifo", "netem", "fq", "fq_codel"):
+        out.append(row(q, [f.get("qdiscs", {}).get(q) for f in facts], False))
+    out += ["", "### TIME_WAIT reuse delay (tcp_tw_reuse=2, loopback): seconds from the server's FIN to a "
+            "successful connect() from the same port", "", head]
+    out.append(row("delays", [f.get("tw_reuse", {}).get("delays_s") for f in facts], False))
+    out.append(row("min..max", [f"{f['tw_reuse']['min_s']}..{f['tw_reuse']['max_s']}" if f.get("tw_reuse") else None
+                                for f in facts], False))
+    out += ["", "### Every sysctl dumped (bold: differs between the kernels)", "", head]
+    for n in sorted(set().union(*sy)):
+        out.append(row(n, [s.get(n) for s in sy]))
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "render":
+        sys.stdout.write(render(sys.argv[2:]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", help="write the facts here too")
     ap.add_argument("--syncnt", default="1,2,3")

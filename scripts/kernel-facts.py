@@ -191,7 +191,7 @@ def tw_reuse_delays(trials: int = 8) -> dict[str, object]:
     addr = lst.getsockname()
     delays = []
     try:
-        for _ in range(trials):
+        for i in range(trials):
             c = None
             for _wait in range(400):       # the previous trial's TIME_WAIT holds the one port
                 try:
@@ -204,6 +204,9 @@ def tw_reuse_delays(trials: int = 8) -> dict[str, object]:
             if c is None:
                 raise RuntimeError("port 40000 never came free")
             s, _ = lst.accept()
+            # the wait above ended just after a whole second (pre-6.14 reuse is second-grained):
+            # start each TIME_WAIT at another phase of the second
+            time.sleep((i * 0.13) % 1.0)
             c.close()                      # client FIN first: the client end gets TIME_WAIT
             s.recv(1)
             s.close()                      # server FIN: its timestamp is the TIME_WAIT's ts_recent
@@ -226,7 +229,6 @@ def tw_reuse_delays(trials: int = 8) -> dict[str, object]:
                         raise
                 time.sleep(0.005)
             delays.append(None if done is None else round(done, 3))
-            time.sleep(0.137)              # a different phase against the second tick next time
     finally:
         lst.close()
         with open(rng, "w") as f:

@@ -32,20 +32,25 @@ from typing import Any
 from tcplab.experiments import agreement as ag
 from tcplab.model import profiles as prof
 
-#: measured on 6.12.118+deb12-amd64 (docs/kernels.md); used only while tcplab has no linux-6.12
+#: measured (docs/kernels.md "Proposed profiles"); used where tcplab has no profile of that name,
+#: or instead of tcplab's with --proposed
 PROPOSED = {
-    "linux-6.12": dict(name="linux-6.12", version=(6, 12), synq_full_strict=False,
-                       syn_linear_timeouts=4, has_syn_linear_timeouts=True,
-                       has_tw_reuse_delay=False),
+    "linux-6.1": dict(name="linux-6.1", version=(6, 1), synq_full_strict=True,
+                      syn_linear_timeouts=0, has_syn_linear_timeouts=False, has_tw_reuse_delay=False),
+    "linux-6.12": dict(name="linux-6.12", version=(6, 12), synq_full_strict=True,
+                       syn_linear_timeouts=4, has_syn_linear_timeouts=True, has_tw_reuse_delay=False),
 }
 
 
-def pick_profile(name: str) -> tuple[str, str]:
+def pick_profile(name: str, proposed: bool = False) -> tuple[str, str]:
     """(profile name, how it was chosen)."""
     if name != "auto":
         return prof.get_profile(name).name, "asked for"
     rel = os.uname().release
     major_minor = "linux-" + ".".join(rel.split(".")[:2]).split("-")[0]
+    if proposed and major_minor in PROPOSED:
+        prof.PROFILES[major_minor] = prof.KernelProfile(**PROPOSED[major_minor])
+        return major_minor, f"proposed in docs/kernels.md for {rel} (--proposed, instead of tcplab's)"
     if major_minor in prof.PROFILES:
         return major_minor, f"tcplab's profile for {rel}"
     if major_minor in PROPOSED:
@@ -112,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--point", action="append", default=[],
                     help="'EXP:k=v,k=v' instead of the grid (repeatable; ';' separates when a value has commas)")
     ap.add_argument("--profile", default="auto")
+    ap.add_argument("--proposed", action="store_true",
+                    help="use PROPOSED's profile for this kernel even where tcplab has one")
     ap.add_argument("--out", required=True, help="Markdown file (- for stdout)")
     ap.add_argument("--json", help="rows as JSON, with per-point real seconds")
     args = ap.parse_args(argv)
 
-    profile, how = pick_profile(args.profile)
+    profile, how = pick_profile(args.profile, args.proposed)
     if args.point:
         points = [parse_point(p) for p in args.point]
     else:

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""The agreement grid on the kernel this runs on (a guest of scripts/kernel-guest, or the host),
+real against the simulator *with this kernel's profile* (issue 20, item 1).
+
+    python scripts/kernel-agreement.py [--quick] [--only EXP,...] [--point 'EXP:k=v,k=v' ...]
+                                       [--profile NAME|auto] --out FILE.md [--json FILE.json]
+
+``python -m tcplab.experiments.agreement`` compares with the default profile (6.18) and stops at
+the first real run that raises; this driver (a) picks the profile of the running kernel
+(``linux-MAJ.MIN`` if tcplab has one, else the proposed profile below, else the nearest older
+one), (b) records a real run that raises as a row "real error: ..." and goes on, (c) times
+every point. It uses tcplab.experiments.agreement's own compare() and render(), so the table
+has the same rules and layout as docs/agreement.md.
+
+Exit status: 0 when every compared key agrees and no real run raised, 1 otherwise.
+
+PROPOSED holds profiles measured for docs/kernels.md that tcplab.model.profiles does not have
+yet (the lead adds them there; this driver then uses tcplab's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from tcplab.experiments import agreement as ag
+from tcplab.model import profiles as prof
+
+#: measured (docs/kernels.md "Proposed profiles"); used where tcplab has no profile of that name,
+#: or instead of tcplab's with --proposed
+PROPOSED = {
+    "linux-6.1": dict(name="linux-6.1", version=(6, 1), synq_full_strict=True,
+                      syn_linear_timeouts=0, has_syn_linear_timeouts=False, has_tw_reuse_delay=False),
+    "linux-6.12": dict(name="linux-6.12", version=(6, 12), synq_full_strict=True,
+                       syn_linear_timeouts=4, has_syn_linear_timeouts=True, has_tw_reuse_delay=False),
+}
+
+
+def pick_profile(name: str, proposed: bool = False) -> tuple[str, str]:
+    """(profile name, how it was chosen)."""
+    if name != "auto":
+        return prof.get_profile(name).name, "asked for"
+    rel = os.uname().release
+    major_minor = "linux-" + ".".join(rel.split(".")[:2]).split("-")[0]
+    if proposed and major_minor in PROPOSED:
+        prof.PROFILES[major_minor] = prof.KernelProfile(**PROPOSED[major_minor])
+        return major_minor, f"proposed in docs/kernels.md for {rel} (--proposed, instead of tcplab's)"
+    if major_minor in prof.PROFILES:
+        return major_minor, f"tcplab's profile for {rel}"
+    if major_minor in PROPOSED:
+        prof.PROFILES[major_minor] = prof.KernelProfile(**PROPOSED[major_minor])
+        return major_minor, f"proposed in docs/kernels.md for {rel} (not yet in tcplab.model.profiles)"
+    p = prof.profile_for_release(rel)
+    return p.name, f"nearest older profile to {rel} (tcplab has none for {major_minor})"
+
+
+def parse_point(text: str) -> tuple[str, dict[str, Any]]:
+    name, _, rest = text.partition(":")
+    params: dict[str, Any] = {}
+    for kv in filter(None, rest.split(";") if ";" in rest else rest.split(",")):
+        k, _, v = kv.partition("=")
+        try:
+            params[k.strip()] = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError):
+            params[k.strip()] = v.strip()
+    return name.strip(), params
+
+
+def run_points(points: list[tuple[str, dict[str, Any]]], profile: str) -> list[dict[str, Any]]:
+    import tcplab.experiments as ex
+    from tcplab.errors import RealModeUnavailable
+
+    rows: list[dict[str, Any]] = []
+    for i, (name, params) in enumerate(points):
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        print(f"[{i + 1}/{len(points)}] {name} {shown}", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        base = {"experiment": name, "params": shown, "key": "-", "rule": "-", "real": None, "sim": None,
+                "kernel": os.uname().release, "profile": profile}
+        try:
+            real = getattr(ex, name)(**params, mode="real")
+        except RealModeUnavailable as e:
+            rows.append({**base, "verdict": f"real unavailable: {e}", "real_s": time.monotonic() - t0})
+            continue
+        except Exception as e:  # noqa: BLE001 - recorded, the grid goes on
+            msg = f"{type(e).__name__}: {e}".replace("\n", " ")
+            rows.append({**base, "verdict": f"real error: {msg}", "real_s": time.monotonic() - t0})
+            traceback.print_exc(limit=3)
+            continue
+        real_s = time.monotonic() - t0
+        if not real.reason.startswith("Linux kernel in a private"):
+            rows.append({**base, "verdict": f"real unavailable: ran as '{real.reason}', not compared",
+                         "real_s": real_s})
+            continue
+        sim = getattr(ex, name)(**params, mode="sim", profile=profile)
+        for key in dict.fromkeys([*sim.summary, *real.summary]):
+            rule, verdict = ag.compare(name, params, key, real.summary.get(key), sim.summary.get(key),
+                                       sampled=ag.states_sampled(real))
+            rows.append({**base, "key": key, "rule": rule, "real": real.summary.get(key),
+                         "sim": sim.summary.get(key), "verdict": verdict, "kernel": real.kernel,
+                         "profile": sim.profile, "real_s": real_s})
+        print(f"    real {real_s:.1f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="only the grid's quick points")
+    ap.add_argument("--only", default="", help="comma-separated experiment names")
+    ap.add_argument("--skip", default="", help="comma-separated experiment names to leave out")
+    ap.add_argument("--point", action="append", default=[],
+                    help="'EXP:k=v,k=v' instead of the grid (repeatable; ';' separates when a value has commas)")
+    ap.add_argument("--profile", default="auto")
+    ap.add_argument("--proposed", action="store_true",
+                    help="use PROPOSED's profile for this kernel even where tcplab has one")
+    ap.add_argument("--out", required=True, help="Markdown file (- for stdout)")
+    ap.add_argument("--json", help="rows as JSON, with per-point real seconds")
+    args = ap.parse_args(argv)
+
+    profile, how = pick_profile(args.profile, args.proposed)
+    if args.point:
+        points = [parse_point(p) for p in args.point]
+    else:
+        points = [(n, p) for n, p, q in ag.GRID if q or not args.quick]
+    only = {x for x in args.only.split(",") if x}
+    skip = {x for x in args.skip.split(",") if x}
+    points = [(n, p) for n, p in points if (not only or n in only) and n not in skip]
+    print(f"kernel {os.uname().release}; simulator profile {profile} ({how}); {len(points)} points",
+          file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    rows = run_points(points, profile)
+    seconds = time.monotonic() - t0
+    text = ag.render(rows, quick=args.quick, seconds=seconds)
+    cmd = "python scripts/kernel-agreement.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = text.replace("Generated by `python -m tcplab.experiments.agreement" + (" --quick" if args.quick else "") + "`",
+                        f"Generated by `{cmd}`", 1)
+    errors = [r for r in rows if r["verdict"].startswith("real error")]
+    text = text.replace("## Rules", f"Simulator profile: {profile} ({how}).\n"
+                        + (f"\n**{len(errors)} points raised in the real run** (rows \"real error\").\n" if errors else "")
+                        + "\n## Rules", 1)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w") as f:
+            f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"kernel": os.uname().release, "profile": profile, "profile_how": how,
+                       "seconds": round(seconds, 1), "rows": rows}, f, indent=1, default=str)
+    differ = [r for r in rows if r["verdict"] == "DIFFER"]
+    for r in differ:
+        print(f"DIFFER {r['experiment']} {r['params']} {r['key']}: real {r['real']!r} sim {r['sim']!r}",
+              file=sys.stderr)
+    for r in errors:
+        print(f"ERROR {r['experiment']} {r['params']}: {r['verdict']}", file=sys.stderr)
+    compared = [r for r in rows if r["verdict"] in ("agree", "DIFFER")]
+    print(f"{len(compared) - len(differ)} of {len(compared)} compared keys agree; {len(differ)} differ; "
+          f"{len(errors)} real errors; {seconds:.0f} s", file=sys.stderr)
+    return 1 if differ or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

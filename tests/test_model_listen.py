@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tcplab.model.listen import Child, Listener
@@ -20,7 +22,12 @@ def test_accept_queue_holds_limit_plus_one(backlog, somaxconn):
     assert L.counters["ListenOverflows"] == L.counters["ListenDrops"] == 300 - limit - 1
 
 
-@pytest.mark.parametrize("profile,extra", [("linux-6.18", 1), ("linux-5.15", 0), ("linux-6.1", 0)])
+#: a kernel without the stable backport of 3479c7549fb1 (>= in inet_csk_reqsk_queue_is_full)
+UNPATCHED = dataclasses.replace(PROFILES["linux-5.15"], name="unpatched-5.15", synq_full_strict=False)
+
+
+# 6.1 and 6.12 measured: the > test was backported (docs/kernels.md); an unpatched kernel admits backlog
+@pytest.mark.parametrize("profile,extra", [("linux-6.18", 1), ("linux-6.1", 1), ("linux-6.12", 1), (UNPATCHED, 0)])
 @pytest.mark.parametrize("backlog", [1, 4, 9])
 def test_syn_queue_limit_is_backlog_plus_one_since_6_13(profile, extra, backlog):
     L = Listener(backlog=backlog, profile=profile, syncookies=0, max_syn_backlog=65535)
@@ -109,10 +116,10 @@ def test_profiles():
 
 
 @pytest.mark.parametrize("release, linear, strict, absent", [
-    ("6.1.0-50-amd64", 0, False, {"tcp_syn_linear_timeouts", "tcp_rto_min_us", "tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
-    ("6.8.0-45-generic", 4, False, {"tcp_rto_min_us", "tcp_tw_reuse_delay", "tcp_rto_max_ms"}),  # 6.5 < 6.8 < 6.11
-    ("6.12.9", 4, False, {"tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
-    ("6.13.0", 4, True, {"tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
+    # the SYN queue's > test (6.13) went to the stable trees: measured on Debian's 6.1.192 and 6.12.118
+    ("6.1.0-57-amd64", 0, True, {"tcp_syn_linear_timeouts", "tcp_rto_min_us", "tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
+    ("6.8.0-45-generic", 4, True, {"tcp_rto_min_us", "tcp_tw_reuse_delay", "tcp_rto_max_ms"}),  # 6.5 < 6.8 < 6.11
+    ("6.12.118+deb12-amd64", 4, True, {"tcp_tw_reuse_delay", "tcp_rto_max_ms"}),
     ("6.14.1", 4, True, {"tcp_rto_max_ms"}),
     ("6.18.44-fc", 4, True, set()),
     ("7.2.0", 4, True, set()),                     # newer than every profile: the newest's rules
@@ -122,6 +129,15 @@ def test_a_release_gets_the_rules_its_version_implies(release, linear, strict, a
     assert (p.syn_linear_timeouts, p.synq_full_strict) == (linear, strict)
     assert {n.rsplit(".", 1)[1] for n in p.absent} == absent
     assert all(not p.has_sysctl(n) and n not in p.sysctls() for n in p.absent)
+    assert p.tw_reuse_ms == ("tcp_tw_reuse_delay" not in absent)
+
+
+def test_measured_profiles_say_what_was_measured():
+    # docs/kernels.md: 6.1 hides somaxconn from a user-owned namespace, reuses TIME_WAIT ports on the
+    # seconds tick; 6.12 shows somaxconn, reuses on the tick too
+    assert [PROFILES[n].measured for n in ("linux-6.18", "linux-6.12", "linux-6.1", "linux-5.15")] == [True, True, True, False]
+    assert (PROFILES["linux-6.1"].somaxconn_in_userns, PROFILES["linux-6.12"].somaxconn_in_userns) == (False, True)
+    assert (PROFILES["linux-6.12"].tw_reuse_ms, PROFILES["linux-6.18"].tw_reuse_ms) == (False, True)
 
 
 def test_ports_time_wait_and_reuse():

@@ -145,9 +145,15 @@ def test_syn_queue_case8(cookies, mx, backlog, syn_recv, kids, lo):
         assert s["SyncookiesSent"] == s["SyncookiesRecv"] == kids
 
 
-def test_syn_queue_case8_5_15_admits_backlog():
-    s = simulate("syn_queue", dict(syncookies=0, backlog=4, clients=60), profile="linux-5.15").summary
+def test_syn_queue_case8_an_unpatched_kernel_admits_backlog():
+    # an old kernel without the stable backport of 3479c7549fb1 tests >= (docs/kernels.md)
+    import dataclasses
+    from tcplab.model.profiles import PROFILES
+    unpatched = dataclasses.replace(PROFILES["linux-5.15"], name="unpatched", synq_full_strict=False)
+    s = simulate("syn_queue", dict(syncookies=0, backlog=4, clients=60), profile=unpatched).summary
     assert s["syn_recv"] == 4 and s["TCPReqQFullDrop"] == 56
+    # the maintained lines have it: backlog + 1
+    assert simulate("syn_queue", dict(syncookies=0, backlog=4, clients=60), profile="linux-6.1").summary["syn_recv"] == 5
 
 
 @pytest.mark.parametrize("cookies,backlog,mx,syn_recv,connected", [

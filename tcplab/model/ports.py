@@ -5,7 +5,9 @@
   the socket closes without TIME_WAIT (TCPTimeWaitOverflow). "TW" counts TIME_WAITs *entered*.
 * ``tcp_twsk_unique()``: a connect() may take over a TIME_WAIT 4-tuple only with timestamps
   and ``tw_reuse`` (1, or 2 on loopback) after ``tw_entry_stamp + tcp_tw_reuse_delay``
-  (strictly later, ``time_after32``). That counts TWRecycled.
+  (strictly later, ``time_after32``; 6.14+). Before 6.14 the stamp is in whole seconds
+  (``time_after32(ktime_get_seconds(), tw_ts_recent_stamp)``): the port is reusable once the
+  seconds clock ticks, 0 to 1 s after the TIME_WAIT began (``seconds_phase``). That counts TWRecycled.
 * ``inet_bind_conflict()``: no conflict only if ``sk->sk_reuse && sk2->sk_reuse &&
   sk2->sk_state != TCP_LISTEN``; the TIME_WAIT mini-socket keeps the old ``sk_reuse``.
 
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from tcplab.model.listen import new_counters
@@ -35,6 +38,9 @@ class PortTable:
     tw_reuse: int = 2                 # 2 = loopback only, and this is loopback
     timestamps: bool = True
     tw_reuse_delay: float = 1.0
+    #: None: the 6.14+ rule (``tw_reuse_delay`` after the stamp). A float in [0, 1): the older rule,
+    #: the seconds clock's phase at time 0 (the port is reusable once that clock ticks past the stamp)
+    seconds_phase: float | None = None
     max_tw_buckets: int = 262144
     timewait_len: float = TIMEWAIT_LEN
     counters: dict[str, int] = field(default_factory=new_counters)
@@ -76,7 +82,7 @@ class PortTable:
                 self.in_use.add(port)
                 self._next = (port - lo) // 2 + 1
                 return port
-            if reusable is None and self.tw_reuse and self.timestamps and now > stamp + self.tw_reuse_delay:
+            if reusable is None and self.tw_reuse and self.timestamps and self._aged(stamp, now):
                 reusable = port
         if reusable is not None:
             del self.time_wait[reusable]
@@ -85,6 +91,18 @@ class PortTable:
             self._next = (reusable - lo) // 2 + 1
             return reusable
         return None
+
+    def _aged(self, stamp: float, now: float) -> bool:
+        """Whether a TIME_WAIT stamped at ``stamp`` may be reused at ``now`` (``tcp_twsk_unique()``).
+
+        >>> PortTable(seconds_phase=0.25)._aged(0.5, 0.8), PortTable(seconds_phase=0.25)._aged(0.5, 0.76)
+        (True, True)
+        >>> PortTable()._aged(0.5, 1.5), PortTable()._aged(0.5, 1.51)
+        (False, True)
+        """
+        if self.seconds_phase is None:
+            return now > stamp + self.tw_reuse_delay
+        return math.floor(now + self.seconds_phase) > math.floor(stamp + self.seconds_phase)
 
     def close(self, now: float, port: int, *, time_wait: bool = True) -> None:
         """Close the connection on ``port``; the active closer enters TIME_WAIT unless the

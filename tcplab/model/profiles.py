@@ -7,14 +7,19 @@ is the baseline with every change up to that release applied, so a kernel betwee
 ones gets the rules its version implies (``profile_for_release("6.13.2")``), not the nearest
 neighbour's.
 
+* ``net.core.somaxconn`` is visible in a namespace an unprivileged user owns since v6.3
+  (commit 6b754d7bd007); 6.1 hides it there (it still holds 4096).
 * ``tcp_syn_linear_timeouts`` (default 4) appeared in v6.5 (commit ccce324dabfe,
   "tcp: make the first N SYN RTO backoffs linear"); older kernels back off from the first retry.
-* ``tcp_rto_min_us`` became a sysctl in v6.11; before it the floor was the constant ``TCP_RTO_MIN``.
-* ``inet_csk_reqsk_queue_is_full()`` uses ``>`` since v6.13 (commit 3479c7549fb1,
-  "allow a connection when sk_max_ack_backlog is zero"), ``>=`` before: the SYN queue
-  admits backlog+1 requests on 6.13+, backlog before.
-* ``tcp_tw_reuse_delay`` became a sysctl in v6.14; before it the delay was a fixed 1 s.
-* ``tcp_rto_max_ms`` became a sysctl in v6.15; before it ``TCP_RTO_MAX`` was a fixed 120 s.
+* ``tcp_rto_min_us`` became a sysctl in v6.11 (f086edef71be); before it the floor was the constant ``TCP_RTO_MIN``.
+* ``inet_csk_reqsk_queue_is_full()`` uses ``>`` since v6.13 (commit 3479c7549fb1), ``>=``
+  before, but the fix went to the stable trees in January 2025: Debian's 6.1.192 and 6.12.118
+  measured ``>`` (backlog+1), so every profile here has it; only an unpatched older kernel admits backlog.
+* ``tcp_tw_reuse_delay`` became a sysctl in v6.14 (ca6a6f93867a, with 19ce8cd30465 measuring it in
+  ms); before it a port was reused once the seconds clock passed the TIME_WAIT's stamp (0..1 s).
+* ``tcp_rto_max_ms`` became a sysctl in v6.15 (1280c26228bd); before it ``TCP_RTO_MAX`` was a fixed 120 s.
+
+docs/kernels.md has the measurements on Debian's 6.1 and 6.12 beside this machine's 6.18.
 
 The named profiles (:data:`PROFILES`) are the lines the course is checked on; ``measured``
 says whether the profile was compared with that kernel running (docs/kernels.md) or only
@@ -81,6 +86,11 @@ class KernelProfile:
     timer_tick: float = 0.004
     #: sysctls this kernel line does not have (from :data:`CHANGES`)
     absent: frozenset[str] = field(default=frozenset())
+    #: tcp_tw_reuse measures the TIME_WAIT's age in ms (6.14+: tcp_tw_reuse_delay); False: in whole
+    #: seconds, so a port is reused once the seconds clock ticks past its stamp (0..1 s)
+    tw_reuse_ms: bool = True
+    #: net.core.somaxconn can be read and set in a namespace an unprivileged user owns (6.3+)
+    somaxconn_in_userns: bool = True
     #: True: compared with this kernel running (docs/kernels.md); False: derived from CHANGES only
     measured: bool = False
 
@@ -151,6 +161,8 @@ class KernelChange:
     fields: dict[str, Any]
     before: dict[str, Any]
     sysctl: str | None = None
+    #: the fix went to the stable trees, so maintained older kernels have it too (measured on Debian's 6.1, 6.12)
+    backported: bool = False
 
     @property
     def where(self) -> str:
@@ -160,7 +172,7 @@ class KernelChange:
     def describe(self) -> str:
         """One sentence: what changed when, and what older kernels do instead.
 
-        >>> CHANGES[0].describe()
+        >>> CHANGES[1].describe()
         'since Linux 6.5, commit ccce324dabfe: the first tcp_syn_linear_timeouts SYN retransmits are 1 s apart; older kernels double the SYN RTO from the first retry'
         """
         return f"since {self.where}: {self.what}; {self.older}"
@@ -170,6 +182,10 @@ class KernelChange:
 #: (:class:`KernelProfile`'s defaults, i.e. the newest kernel) with ``before`` applied for every
 #: change newer than its version.
 CHANGES: tuple[KernelChange, ...] = (
+    KernelChange((6, 3), "6b754d7bd007",
+                 "net.core.somaxconn can be read and set in a namespace an unprivileged user owns",
+                 "6.1 hides it there (it holds 4096); as root it is visible",
+                 fields={"somaxconn_in_userns": True}, before={"somaxconn_in_userns": False}),
     KernelChange((6, 5), "ccce324dabfe",
                  "the first tcp_syn_linear_timeouts SYN retransmits are 1 s apart",
                  "older kernels double the SYN RTO from the first retry",
@@ -181,13 +197,14 @@ CHANGES: tuple[KernelChange, ...] = (
                  fields={}, before={}, sysctl="net.ipv4.tcp_rto_min_us"),
     KernelChange((6, 13), "3479c7549fb1",
                  "the SYN queue is full when it holds more than the backlog (>, so it admits backlog + 1)",
-                 "older kernels test >= and admit backlog requests",
-                 fields={"synq_full_strict": True}, before={"synq_full_strict": False}),
-    KernelChange((6, 14), "",
-                 "how long a TIME_WAIT ages before tcp_tw_reuse may take its port is a sysctl",
-                 "older kernels wait a fixed 1 s",
-                 fields={}, before={}, sysctl="net.ipv4.tcp_tw_reuse_delay"),
-    KernelChange((6, 15), "",
+                 "unpatched older kernels test >= and admit backlog requests; the stable trees took the fix in "
+                 "January 2025 (measured: Debian's 6.1.192 and 6.12.118 admit backlog + 1)",
+                 fields={"synq_full_strict": True}, before={"synq_full_strict": False}, backported=True),
+    KernelChange((6, 14), "ca6a6f93867a",
+                 "a TIME_WAIT ages tcp_tw_reuse_delay ms (1000) before tcp_tw_reuse may take its port",
+                 "older kernels reuse it once the seconds clock ticks past the TIME_WAIT's stamp: after 0 to 1 s",
+                 fields={"tw_reuse_ms": True}, before={"tw_reuse_ms": False}, sysctl="net.ipv4.tcp_tw_reuse_delay"),
+    KernelChange((6, 15), "1280c26228bd",
                  "the RTO ceiling is a sysctl",
                  "older kernels have the constant TCP_RTO_MAX (120 s)",
                  fields={}, before={}, sysctl="net.ipv4.tcp_rto_max_ms"),
@@ -208,7 +225,7 @@ def _derive(name: str, version: tuple[int, int], measured: bool = False) -> Kern
     fields: dict[str, Any] = {}
     absent: set[str] = set()
     for change in CHANGES:
-        if version < change.since:
+        if version < change.since and not change.backported:
             fields.update(change.before)
             if change.sysctl:
                 absent.add(change.sysctl)

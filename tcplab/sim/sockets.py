@@ -275,9 +275,12 @@ def time_wait(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
     ts = bool(profile.timestamps) if params["timestamps"] is None else params["timestamps"]
     buckets = profile.max_tw_buckets if params["max_tw_buckets"] is None else params["max_tw_buckets"]
     client_closes = params["closer"] == "client"
+    # before 6.14 reuse waits for the seconds clock to tick: where in its second the run starts is
+    # the host's chance, so the simulated run draws it (the real kernel's phase is not observable)
+    phase = None if profile.tw_reuse_ms else (rng.random() if rng is not None else 0.5)
     ports = PortTable(port_range=tuple(rng_), tw_reuse=reuse, timestamps=ts,  # type: ignore[arg-type]
-                         tw_reuse_delay=profile.tw_reuse_delay_ms / 1000.0, max_tw_buckets=buckets,
-                         timewait_len=profile.timewait_len)
+                      tw_reuse_delay=profile.tw_reuse_delay_ms / 1000.0, seconds_phase=phase, max_tw_buckets=buckets,
+                      timewait_len=profile.timewait_len)
     server_tw = PortTable(port_range=(0, 0), max_tw_buckets=buckets, counters=ports.counters,
                           timewait_len=profile.timewait_len)
     made = 0

@@ -42,8 +42,8 @@ def syn_recv_limit(backlog: int, somaxconn: int, syncookies: int, max_syn_backlo
                    profile: KernelProfile | str | None = None) -> int:
     """Requests in SYN_RECV: the model's ``Listener.syn_capacity`` for that kernel's profile.
 
-    >>> syn_recv_limit(4, 4096, 1, 1024, "linux-6.18"), syn_recv_limit(4, 4096, 1, 1024, "linux-6.1")
-    (5, 4)
+    >>> syn_recv_limit(4, 4096, 1, 1024, "linux-6.18"), syn_recv_limit(4, 4096, 0, 16, "linux-6.1")
+    (5, 5)
     """
     return Listener(backlog=backlog, somaxconn=somaxconn, syncookies=syncookies, max_syn_backlog=max_syn_backlog,
                     profile=profile).syn_capacity

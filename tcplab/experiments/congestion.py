@@ -42,6 +42,7 @@ from tcplab.model.cc import (INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_
                              rcvbuf_request, receive_window_for, receive_window_packets, simulate)
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
+from tcplab.sim.engine import Rng
 
 __all__ = ["congestion", "SPEC", "jain_index"]
 
@@ -160,7 +161,7 @@ SPEC = Experiment(
         GridPoint(dict(rate_mbit=20, rtt_ms=30, buffer_packets=40, algorithm="cubic", flows=2, duration=6)),
     ),
     real=lambda p: _real(p),
-    sim=lambda p, profile, rng: _sim(p, profile),
+    sim=lambda p, profile, rng: _sim(p, profile, rng),
     record=("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"),
     needs_namespace="it builds namespaces, a veth, TUN devices and a qdisc",
     checks=_checks,
@@ -339,14 +340,15 @@ def _row(t: float, flow: int, info: Any, acked0: int) -> dict[str, Any]:
             "ca_state": info.ca_state, "delivered_bytes": x.get("bytes_acked", 0) - acked0}
 
 
-def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
+def _sim(p: dict[str, Any], profile: KernelProfile, rng: Rng) -> Outcome:
     if p["algorithm"] == "bbr":
         raise ValueError("algorithm='bbr' cannot be simulated: tcplab's model has Reno and CUBIC only (BBR's "
                          "bandwidth and min-RTT filters, gain cycle and ProbeRTT are not modelled); use "
                          "mode='real' where namespaces are allowed")
     rcv_window = _window(p)
     run = simulate(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], p["algorithm"], flows=p["flows"],
-                   duration=p["duration"], sample_s=_sample_s(p), loss=p["loss"], rcv_window=rcv_window)
+                   duration=p["duration"], sample_s=_sample_s(p), loss=p["loss"], rng=rng,
+                   rcv_window=rcv_window)
     counters = {"TCPSackRecovery": sum(f.loss_events - f.rto_timeouts for f in run.flows),
                 "TCPTimeouts": sum(f.rto_timeouts for f in run.flows),
                 "TCPFastRetrans": sum(f.fast_retransmits for f in run.flows)}

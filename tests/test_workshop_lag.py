@@ -69,3 +69,46 @@ def test_a_quiet_result_has_no_warning_in_the_panel():
     r = syn_retries(1, linear_timeouts=0, mode="sim")
     assert r.trusted and r.fidelity is None
     assert "⚠" not in header_html(r)
+
+
+def _stop_each_run(count: int, deadline: float) -> list[int]:
+    """SIGSTOP the next ``count`` namespace children for 400 ms each, 0.2 s into each run."""
+    stopped: list[int] = []
+    while len(stopped) < count and time.monotonic() < deadline:
+        child = _runner_child(deadline)
+        if child is None:
+            break
+        if child.pid in stopped:
+            time.sleep(0.01)
+            continue
+        time.sleep(0.2)
+        try:
+            child.send_signal(signal.SIGSTOP)
+            time.sleep(0.4)
+            child.send_signal(signal.SIGCONT)
+        except psutil.NoSuchProcess:
+            continue
+        stopped.append(child.pid)
+    return stopped
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("mode", ["real", "auto"])
+def test_syn_retries_starved_twice_is_flagged_or_simulated(mode):
+    ok, why = namespace_support()
+    if not ok:
+        pytest.skip(f"no private network namespace here: {why}")
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", syn_retries(1, linear_timeouts=0, mode=mode)))
+    t.start()
+    stopped = _stop_each_run(2, time.monotonic() + 30)
+    t.join(60)
+    assert len(stopped) == 2, stopped
+    r = box["r"]
+    assert not r.fidelity.ok and r.fidelity.attempts == 2
+    assert "host busy: the sampler asked to look every" in r.fidelity.reason
+    if mode == "real":
+        assert r.mode == "real" and not r.trusted and r.badge == "REAL, host busy"
+        assert "REAL, host busy" in header_html(r) and "⚠" in header_html(r)
+    else:
+        assert r.mode == "sim" and r.trusted and "lost fidelity both times" in r.reason

@@ -230,17 +230,20 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
         return done(out, "sim", got, None, prof)
     out, kernel, why = got
     verdict = judge(out.timings, 1)
+    lost_how = ""
     if not verdict.ok:
         first = verdict
         again = attempt()
-        if not isinstance(again, str):
+        if isinstance(again, str):         # the repeat could not start: the first run's verdict stands
+            verdict = replace(first, attempts=2)
+            lost_how = f"the real run lost fidelity and its repeat could not run ({again})"
+        else:
             out, kernel, why = again
             verdict = judge(out.timings, 2)
-        verdict = replace(verdict, attempts=2)
+            lost_how = "the real run was repeated and lost fidelity both times"
         if verdict.ok:
             out.notes.append(f"a first real run lost fidelity and was discarded ({first.reason}); this is the repeat")
     if verdict.ok or mode == "real":
         return done(out, "real", why, kernel, None, verdict)
     out, prof = _simulate(sim, params, profile)
-    return done(out, "sim", f"the real run was repeated and lost fidelity both times, so the simulator ran: "
-                            f"{verdict.reason}", None, prof, verdict)
+    return done(out, "sim", f"{lost_how}, so the simulator ran: {verdict.reason}", None, prof, verdict)

@@ -158,3 +158,23 @@ def test_a_real_congestion_run_held_to_a_tiny_lateness_tolerance_loses_fidelity(
     # the spec's own tolerance: the same run, judged as the course judges it
     ok = congestion(**kw, mode="real")
     assert {t.name for t in ok.fidelity.timings} == {"delay_line", "sender"}
+
+
+def test_progress_never_goes_back_when_a_run_is_repeated(monkeypatch):
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    monkeypatch.setattr(_mode, "_read_counters", lambda: {})
+    spec = replace(accept_queue.spec, summary=(Key("n", "a count", tolerates={"sampler": 50}),))
+    seen, lags = [], [400, 10]
+
+    def real(params):
+        import time
+        time.sleep(0.6)                   # long enough for the 0.25 s progress ticks
+        lag = lags.pop(0)
+        return Outcome(summary={"n": 1}, timings=[Timing("sampler", lag, f"{lag} ms")])
+
+    r = _mode.run("x", {}, mode="real", seed=0, profile=None, real=real, sim=lambda p: Outcome(), sysctls={},
+                  judge=spec.judge, progress=lambda f, text: seen.append((f, text)), expected_s=0.6)
+    assert r.trusted and r.fidelity.attempts == 2
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and seen[-1] == (1.0, "done")
+    assert any(text.startswith("repeating (the host was busy)") for _, text in seen), seen

@@ -184,12 +184,21 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
         out, prof = _simulate(sim, params, profile)
         return done(out, "sim", "mode='sim' was asked for", None, prof)
 
+    # progress never goes back: a repeated run shows the fraction the first reached until it passes it
+    shown = {"fraction": 0.0, "prefix": ""}
+
+    def ticks(fraction: float, text: str) -> Any:
+        shown["fraction"] = max(shown["fraction"], fraction)
+        return progress(shown["fraction"], shown["prefix"] + text)  # type: ignore[misc]
+
+    tick = ticks if progress is not None else None
+
     def attempt() -> tuple[Outcome, str, str] | str:
         """One real run: (outcome, kernel release, why real), or why it cannot run for real."""
         ok, how = namespace_support()
         if ok:
             try:
-                with _progress_ticks(progress, expected_s):
+                with _progress_ticks(tick, expected_s):
                     out, kernel = in_namespace(_run_here, real, params, record, sysctls=dict(sysctls),
                                                timeout=timeout)
             except NamespaceUnavailable as e:
@@ -215,7 +224,7 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
         if differ:
             return (f"cannot run {name} on the real kernel here: " + "; ".join(differ)
                     + f", and a sysctl may only be changed in a private namespace, which is unavailable: {why_not}")
-        with _progress_ticks(progress, expected_s):
+        with _progress_ticks(tick, expected_s):
             out, kernel = _run_here(real, params, record)
         out.notes.append("ran in the host network namespace: the sysctls are the host's and the counters "
                          "are host-wide (other programs can add to them)")
@@ -233,6 +242,7 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
     lost_how = ""
     if not verdict.ok:
         first = verdict
+        shown["prefix"] = "repeating (the host was busy): "
         again = attempt()
         if isinstance(again, str):         # the repeat could not start: the first run's verdict stands
             verdict = replace(first, attempts=2)

@@ -68,3 +68,113 @@ def test_sim_result_names_its_profile_and_only_sysctls_in_sysctls():
     r = accept_queue(mode="sim")
     assert r.profile == "linux-6.18" and r.mode == "sim"
     assert all(k.startswith("net.") for k in r.sysctls), r.sysctls
+
+
+# -- fidelity: one verdict, decided in _mode.run ------------------------------------------------------
+from dataclasses import replace  # noqa: E402
+
+from tcplab.experiments import _mode, congestion, registry  # noqa: E402
+from tcplab.experiments.spec import Key  # noqa: E402
+from tcplab.model.outcome import Timing  # noqa: E402
+from tcplab.widgets.common import header_html  # noqa: E402
+
+
+def _judged_run(monkeypatch, lags_ms, mode):
+    """_mode.run on the host (no namespace), with a real runner that reports a sampler lag from
+    ``lags_ms`` per attempt, judged by a key that tolerates 50 ms of it."""
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    monkeypatch.setattr(_mode, "_read_counters", lambda: {})      # pure: no /proc
+    spec = replace(accept_queue.spec, summary=(Key("n", "a count", tolerates={"sampler": 50}),))
+    attempts = []
+
+    def real(params):
+        attempts.append(lags_ms[len(attempts)])
+        return Outcome(summary={"n": len(attempts)},
+                       timings=[Timing("sampler", attempts[-1], f"the sampler went {attempts[-1]} ms without the CPU")])
+
+    def sim(params):
+        return Outcome(summary={"n": -1})
+
+    r = _mode.run("x", {}, mode=mode, seed=0, profile=None, real=real, sim=sim, sysctls={}, judge=spec.judge)
+    return r, attempts
+
+
+def test_fidelity_held_is_one_run(monkeypatch):
+    r, attempts = _judged_run(monkeypatch, [10], "auto")
+    assert (r.mode, r.summary["n"], attempts) == ("real", 1, [10])
+    assert r.trusted and r.fidelity.ok and r.fidelity.attempts == 1 and r.badge == "REAL"
+
+
+def test_fidelity_lost_once_is_repeated_and_the_repeat_kept(monkeypatch):
+    r, attempts = _judged_run(monkeypatch, [400, 10], "real")
+    assert (r.mode, r.summary["n"], attempts) == ("real", 2, [400, 10])
+    assert r.trusted and r.fidelity.attempts == 2
+    assert any("first real run lost fidelity" in n and "400 ms" in n for n in r.notes), r.notes
+
+
+def test_fidelity_lost_twice_real_is_flagged(monkeypatch):
+    r, attempts = _judged_run(monkeypatch, [400, 300], "real")
+    assert (r.mode, r.summary["n"], attempts) == ("real", 2, [400, 300])
+    assert not r.trusted and not r.fidelity.ok and r.fidelity.keys == ("n",)
+    assert r.fidelity.reason == ("host busy: the sampler went 300 ms without the CPU (n tolerates 50 ms), "
+                                 "so n is not the kernel's alone")
+    assert r.badge == "REAL, host busy" and "REAL, host busy" in repr(r) and "300 ms" in repr(r)
+    assert "REAL, host busy" in r._repr_html_() and "⚠" in header_html(r) and "300 ms" in header_html(r)
+
+
+def test_fidelity_lost_twice_auto_simulates_with_the_reason(monkeypatch):
+    r, attempts = _judged_run(monkeypatch, [400, 300], "auto")
+    assert (r.mode, r.summary["n"], attempts) == ("sim", -1, [400, 300])
+    assert r.trusted and not r.fidelity.ok            # the simulator's figures; the rejected real run's verdict
+    assert "lost fidelity both times" in r.reason and "300 ms without the CPU" in r.reason
+    assert r.badge == "SIMULATED" and "300 ms" in header_html(r)
+
+
+def test_a_timing_no_key_names_is_held_to_the_runners_own_limit(monkeypatch):
+    spec = accept_queue.spec              # no key tolerates anything: LagMeter's own limit decides
+    assert spec.judge([Timing("sampler", 40, "40 ms", limit_ms=50)]).ok
+    lost = spec.judge([Timing("sampler", 60, "the sampler went 60 ms without the CPU", limit_ms=50)])
+    assert not lost.ok and "more than the runner's 50 ms" in lost.reason
+
+
+@pytest.mark.real
+def test_a_real_congestion_run_held_to_a_tiny_lateness_tolerance_loses_fidelity():
+    # the real delay line is held to 1 µs of p99 release lateness, which no run meets (an
+    # undisturbed one has ~2-5 ms): both real runs lose fidelity
+    tiny = {"delay_line": 0.001}
+    s = congestion.spec
+    strict = replace(s, summary=tuple(replace(k, tolerates=tiny) if k.tolerates else k for k in s.summary))
+    kw = dict(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1)
+    try:
+        r = registry.run(strict, kw, mode="real")
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    assert r.mode == "real" and not r.trusted and r.fidelity.attempts == 2
+    assert r.fidelity.reason.startswith("host busy: the delay line released 1 % of its ")
+    assert "utilization" in r.fidelity.keys and "srtt_p50_ms" in r.fidelity.keys
+    assert "REAL, host busy" in repr(r)
+    auto = registry.run(strict, kw, mode="auto")
+    assert auto.mode == "sim" and "the delay line released" in auto.reason
+    # the spec's own tolerance: the same run, judged as the course judges it
+    ok = congestion(**kw, mode="real")
+    assert {t.name for t in ok.fidelity.timings} == {"delay_line", "sender"}
+
+
+def test_progress_never_goes_back_when_a_run_is_repeated(monkeypatch):
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    monkeypatch.setattr(_mode, "_read_counters", lambda: {})
+    spec = replace(accept_queue.spec, summary=(Key("n", "a count", tolerates={"sampler": 50}),))
+    seen, lags = [], [400, 10]
+
+    def real(params):
+        import time
+        time.sleep(0.6)                   # long enough for the 0.25 s progress ticks
+        lag = lags.pop(0)
+        return Outcome(summary={"n": 1}, timings=[Timing("sampler", lag, f"{lag} ms")])
+
+    r = _mode.run("x", {}, mode="real", seed=0, profile=None, real=real, sim=lambda p: Outcome(), sysctls={},
+                  judge=spec.judge, progress=lambda f, text: seen.append((f, text)), expected_s=0.6)
+    assert r.trusted and r.fidelity.attempts == 2
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and seen[-1] == (1.0, "done")
+    assert any(text.startswith("repeating (the host was busy)") for _, text in seen), seen

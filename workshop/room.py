@@ -51,7 +51,8 @@ import json, os, time
 from tcplab.experiments import accept_queue, syn_queue, syn_retries
 def _emit(r):
     print("@@" + json.dumps({"mode": r.mode, "reason": r.reason, "summary": r.summary, "counters": r.counters,
-                             "notes": r.notes, "duration_s": r.duration_s, "sysctls": r.sysctls}, default=str))
+                             "notes": r.notes, "duration_s": r.duration_s, "sysctls": r.sysctls,
+                             "trusted": r.trusted, "fidelity": r.fidelity and r.fidelity.reason}, default=str))
 """
 
 # a learner tries to look at / interfere with another learner's process and home directory
@@ -560,7 +561,6 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
     """For each level N: a fresh room of N learners, everyone starting together, then ``rounds``
     rounds of notebooks 03–05 at the same time. Returns one row per level."""
     sys.path.insert(0, str(ROOT))
-    from tcplab.experiments._common import BUSY_NOTE
     from tcplab.experiments.syn_retries import predict_syn_times
 
     lin = 4 if os.path.exists("/proc/sys/net/ipv4/tcp_syn_linear_timeouts") else 0
@@ -583,7 +583,7 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
                         if "summary" in r:
                             total += 1
                             ok = syn_schedule_agrees(r["summary"], predicted, predicted_fail)
-                            flagged = any(x.startswith(BUSY_NOTE) for x in r.get("notes", []))
+                            flagged = not r.get("trusted", True)   # Result.trusted: fidelity lost
                             agree, busy, off_flagged = agree + ok, busy + flagged, off_flagged + (flagged and not ok)
             mem = memory_per_learner(hub, sessions)
             errors = [f"{s.learner.name}: {s.error}" for s in sessions if s.error]

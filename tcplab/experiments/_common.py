@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -9,13 +10,17 @@ from tcplab.errors import SockDiagUnavailable
 from tcplab.kernel.diag import listen_queues
 from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.procnet import read_proc_net_tcp
+from tcplab.model.outcome import Timing
 
 
-__all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE"]
+__all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
+           "meters_of_this_run"]
 
-#: how a Result's note starts when the host was too busy for the runner to time the kernel
-#: (the panels highlight it; ``any(n.startswith(BUSY_NOTE) for n in result.notes)`` is the flag)
+#: how the sentence of :meth:`LagMeter.note` starts. Text only: the flag is ``Result.fidelity``
+#: (``result.trusted``), which every meter of a run feeds (see :func:`meters_of_this_run`)
 BUSY_NOTE = "host too busy to time this run"
+
+_meters = threading.local()
 
 
 def counters_now() -> dict[str, int]:
@@ -87,13 +92,21 @@ class LagMeter:
     (0.2, True)
     >>> print(m.note("SYN times"))   # doctest: +ELLIPSIS
     host too busy to time this run: the sampler asked to look every 2 ms but went up to 200 ms without the CPU; SYN times may be off by that much ...
+    >>> m.timing()
+    Timing(name='sampler', ms=198.0, detail='the sampler asked to look every 2 ms but went up to 200 ms without the CPU', limit_ms=50.0)
+
+    A meter reports itself: every LagMeter made during a real run becomes one of the run's
+    ``Outcome.timings`` (:func:`meters_of_this_run`), which the run's fidelity verdict reads.
     """
 
-    def __init__(self, interval: float, limit: float) -> None:
-        self.interval, self.limit = interval, limit
+    def __init__(self, interval: float, limit: float, name: str = "sampler") -> None:
+        self.interval, self.limit, self.name = interval, limit, name
         self.last: float | None = None
         self.max_gap = 0.0
         self.samples = 0
+        made = getattr(_meters, "made", None)
+        if made is not None:
+            made.append(self)
 
     def tick(self, now: float) -> float:
         """Record a sample taken at ``now`` (s); returns the gap since the previous one."""
@@ -107,7 +120,33 @@ class LagMeter:
     def too_busy(self) -> bool:
         return self.max_gap - self.interval > self.limit
 
+    def timing(self) -> Timing:
+        """What this meter measured, as a :class:`~tcplab.model.outcome.Timing`: the lag beyond
+        the interval, against the meter's limit."""
+        return Timing(self.name, round((self.max_gap - self.interval) * 1000, 3),
+                      f"the {self.name} asked to look every {self.interval * 1000:.0f} ms but went up to "
+                      f"{self.max_gap * 1000:.0f} ms without the CPU", limit_ms=round(self.limit * 1000, 3))
+
     def note(self, what: str) -> str:
         return (f"{BUSY_NOTE}: the sampler asked to look every {self.interval * 1000:.0f} ms but went up to "
                 f"{self.max_gap * 1000:.0f} ms without the CPU; {what} may be off by that much (the kernel's timers are not, "
                 "only our view of them): rerun when the host is quieter, or use mode='sim' for the schedule")
+
+
+class meters_of_this_run:
+    """Collect the :class:`LagMeter` objects made in this thread while the block runs (a real
+    run; ``tcplab.experiments._mode`` wraps every real runner in it).
+
+    >>> with meters_of_this_run() as made:
+    ...     m = LagMeter(0.001, 0.05)
+    >>> made == [m]
+    True
+    """
+
+    def __enter__(self) -> list[LagMeter]:
+        self.outer = getattr(_meters, "made", None)
+        _meters.made = []
+        return _meters.made
+
+    def __exit__(self, *exc: Any) -> None:
+        _meters.made = self.outer

@@ -12,6 +12,10 @@ Decision, in order:
    which values were in force. Otherwise ``mode="real"`` raises
    :class:`RealModeUnavailable` naming the sysctl and the reason, and ``mode="auto"``
    falls back to the simulator with that reason.
+4. Fidelity: a real run measures its own timing (``Outcome.timings``: a delay line's lateness, a
+   sampler's lag); the spec's summary keys say what they tolerate (``Key.tolerates``), and
+   :func:`run` turns that into ``Result.fidelity``. A run that lost it is repeated once; lost
+   again, ``mode="real"`` returns it flagged and ``mode="auto"`` simulates with the reason.
 """
 
 from __future__ import annotations
@@ -20,17 +24,19 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tcplab._validate import check_choice, check_int
-from tcplab.errors import NamespaceUnavailable, RealModeUnavailable, SysctlUnavailable
+from tcplab.errors import KernelUnavailable, NamespaceUnavailable, RealModeUnavailable
+from tcplab.experiments._common import meters_of_this_run
 from tcplab.experiments.result import Result
 from tcplab.kernel.namespace import in_namespace, namespace_support
 from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.sysctl import read_sysctl, sysctl_exists
+from tcplab.model.outcome import Fidelity, Outcome, Timing
 from tcplab.model.profiles import sysctl_arrival
-from tcplab.model.outcome import Outcome
 
 
 __all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl", "absent_on_host", "absence_note"]
@@ -91,7 +97,9 @@ def _run_here(real: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
     """Run ``real`` in the current network namespace (the namespace child, or the host as a
     fallback) and add the counter deltas and the sysctls in force, read in that same namespace."""
     before = _read_counters()
-    outcome = real(params)
+    with meters_of_this_run() as meters:
+        outcome = real(params)
+    outcome.timings += [m.timing() for m in meters]
     if not outcome.counters:
         delta = counters_delta(before, _read_counters())
         outcome.counters = {k: v for k, v in delta.items() if v or k in BASE_COUNTERS}
@@ -147,11 +155,22 @@ def _progress_ticks(progress: Progress | None, expected_s: float) -> Iterator[No
         t.join()
 
 
+Judge = Callable[[Sequence[Timing], int], Fidelity]
+
+
+def _own_limits(timings: Sequence[Timing], attempts: int) -> Fidelity:
+    """The verdict when no spec judges: each timing against the runner's own ``limit_ms``."""
+    lost = [t.detail for t in timings if t.limit_ms is not None and t.ms > t.limit_ms]
+    if lost:
+        return Fidelity(False, "host busy: " + "; ".join(lost), tuple(timings), (), attempts)
+    return Fidelity(True, "timing held" if timings else "no timing measured", tuple(timings), (), attempts)
+
+
 def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str | None,
         real: Callable[[dict[str, Any]], Outcome], sim: Callable[[dict[str, Any]], Outcome],
         sysctls: Mapping[str, Any],
         record: tuple[str, ...] = (), needs_namespace: str | None = None, timeout: float = 30.0,
-        progress: Progress | None = None, expected_s: float = 0.0) -> Result:
+        progress: Progress | None = None, expected_s: float = 0.0, judge: Judge | None = None) -> Result:
     """Run experiment ``name`` with validated ``params`` in the mode chosen as described above.
 
     real:            module-level function ``params -> Outcome`` (it runs in a forked child).
@@ -161,37 +180,62 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
     needs_namespace: why this run cannot use the host namespace even with host sysctls
                      (e.g. it changes a route or a qdisc), or None.
     timeout:         the namespace child is killed after this many seconds.
+    judge:           ``(timings, attempts) -> Fidelity``, the spec's :meth:`Experiment.judge`
+                     (None: each timing against the runner's own limit).
+
+    Fidelity, decided here and nowhere else: a real run whose own timings (``Outcome.timings``)
+    exceed what its summary keys tolerate is repeated once. If the repeat holds, it is the
+    result (a note says the first was discarded). If it too lost fidelity, ``mode="real"``
+    returns it flagged (``Result.fidelity.ok`` False, the badge says "REAL, host busy") and
+    ``mode="auto"`` runs the simulator, with the verdict's reason as its reason.
     """
 
     start = time.monotonic()
     record = tuple(dict.fromkeys((*record, *sysctls)))
+    judge = judge or _own_limits
 
-    def done(out: Outcome, mode_: str, reason: str, kernel: str | None, prof: str | None) -> Result:
+    def done(out: Outcome, mode_: str, reason: str, kernel: str | None, prof: str | None,
+             fidelity: Fidelity | None = None) -> Result:
         if progress is not None:
             try:
                 progress(1.0, "done")
             except Exception:  # noqa: BLE001
                 pass
         return Result.from_outcome(name, mode_, reason, params, out, kernel=kernel, profile=prof,
-                                   duration_s=time.monotonic() - start)
+                                   duration_s=time.monotonic() - start, fidelity=fidelity)
 
     if mode == "sim":
         out, prof = _simulate(sim, params, profile)
         return done(out, "sim", "mode='sim' was asked for", None, prof)
 
-    ok, how = namespace_support()
-    if ok:
-        try:
-            with _progress_ticks(progress, expected_s):
-                out, kernel = in_namespace(_run_here, real, params, record, sysctls=dict(sysctls), timeout=timeout)
-        except NamespaceUnavailable as e:
-            ok, how = False, e.reason
-        except SysctlUnavailable as e:
-            ok, how = False, str(e)
+    # progress never goes back: a repeated run shows the fraction the first reached until it passes it
+    shown = {"fraction": 0.0, "prefix": ""}
+
+    def ticks(fraction: float, text: str) -> Any:
+        shown["fraction"] = max(shown["fraction"], fraction)
+        return progress(shown["fraction"], shown["prefix"] + text)  # type: ignore[misc]
+
+    tick = ticks if progress is not None else None
+
+    def attempt() -> tuple[Outcome, str, str] | str:
+        """One real run: (outcome, kernel release, why real), or why it cannot run for real."""
+        ok, how = namespace_support()
         if ok:
-            return done(out, "real", f"Linux kernel in a private {how}", kernel, None)
-    why_not = how
-    if needs_namespace is None:
+            try:
+                with _progress_ticks(tick, expected_s):
+                    out, kernel = in_namespace(_run_here, real, params, record, sysctls=dict(sysctls),
+                                               timeout=timeout)
+            except NamespaceUnavailable as e:
+                ok, how = False, e.reason
+            except KernelUnavailable as e:
+                # a facility the runner needs is missing here (e.g. /dev/net/tun not open to this
+                # user): not a failure of the experiment, a reason it cannot run for real
+                return f"cannot run {name} on the real kernel here: {e.reason}"
+            if ok:
+                return out, kernel, f"Linux kernel in a private {how}"
+        why_not = how
+        if needs_namespace is not None:
+            return f"cannot run {name} on the real kernel here: {needs_namespace}, and {why_not}"
         differ = []
         for k, v in sysctls.items():
             try:
@@ -201,18 +245,39 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
                 continue
             if not _same(v, hv):
                 differ.append(f"{k}={v!r} was asked but the host has {hv!r}")
-        if not differ:
-            with _progress_ticks(progress, expected_s):
-                out, kernel = _run_here(real, params, record)
-            out.notes.append("ran in the host network namespace: the sysctls are the host's and the counters "
-                             "are host-wide (other programs can add to them)")
-            return done(out, "real", f"Linux kernel, host network namespace with the host's sysctls "
-                                     f"(no private namespace: {why_not})", kernel, None)
-        refusal = (f"cannot run {name} on the real kernel here: " + "; ".join(differ)
-                   + f", and a sysctl may only be changed in a private namespace, which is unavailable: {why_not}")
-    else:
-        refusal = f"cannot run {name} on the real kernel here: {needs_namespace}, and {why_not}"
-    if mode == "real":
-        raise RealModeUnavailable(refusal + ". Use mode='sim' (or 'auto') to simulate it.")
+        if differ:
+            return (f"cannot run {name} on the real kernel here: " + "; ".join(differ)
+                    + f", and a sysctl may only be changed in a private namespace, which is unavailable: {why_not}")
+        with _progress_ticks(tick, expected_s):
+            out, kernel = _run_here(real, params, record)
+        out.notes.append("ran in the host network namespace: the sysctls are the host's and the counters "
+                         "are host-wide (other programs can add to them)")
+        return out, kernel, (f"Linux kernel, host network namespace with the host's sysctls "
+                             f"(no private namespace: {why_not})")
+
+    got = attempt()
+    if isinstance(got, str):
+        if mode == "real":
+            raise RealModeUnavailable(got + ". Use mode='sim' (or 'auto') to simulate it.")
+        out, prof = _simulate(sim, params, profile)
+        return done(out, "sim", got, None, prof)
+    out, kernel, why = got
+    verdict = judge(out.timings, 1)
+    lost_how = ""
+    if not verdict.ok:
+        first = verdict
+        shown["prefix"] = "repeating (the host was busy): "
+        again = attempt()
+        if isinstance(again, str):         # the repeat could not start: the first run's verdict stands
+            verdict = replace(first, attempts=2)
+            lost_how = f"the real run lost fidelity and its repeat could not run ({again})"
+        else:
+            out, kernel, why = again
+            verdict = judge(out.timings, 2)
+            lost_how = "the real run was repeated and lost fidelity both times"
+        if verdict.ok:
+            out.notes.append(f"a first real run lost fidelity and was discarded ({first.reason}); this is the repeat")
+    if verdict.ok or mode == "real":
+        return done(out, "real", why, kernel, None, verdict)
     out, prof = _simulate(sim, params, profile)
-    return done(out, "sim", refusal, None, prof)
+    return done(out, "sim", f"{lost_how}, so the simulator ran: {verdict.reason}", None, prof, verdict)

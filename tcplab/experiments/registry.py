@@ -146,7 +146,7 @@ def run(s: Experiment, given: dict[str, Any], *, mode: str = "auto", seed: int =
     result = _mode.run(s.name, params, mode="sim" if refusal is not None else mode, seed=seed, profile=sim_profile,
                        real=s.real, sim=lambda p: simulate(s.name, p, profile=sim_profile, seed=seed),
                        sysctls=wanted, record=s.record, needs_namespace=s.namespace_reason(params),
-                       timeout=s.timeout(params), progress=progress, expected_s=expected)
+                       timeout=s.timeout(params), progress=progress, expected_s=expected, judge=s.judge)
     if refusal is not None and mode == "auto":
         result.reason = f"simulated: {refusal}"
     if result.mode == "sim" and profile is None and sim_profile == fit.release and fit.note:

@@ -1,10 +1,21 @@
 """The :class:`Result` every experiment returns, real or simulated.
 
->>> from tcplab.model.outcome import Outcome
+>>> from tcplab.model.outcome import Fidelity, Outcome
 >>> r = Result.from_outcome("accept_queue", "sim", "asked for", {"backlog": 5},
 ...                         Outcome(summary={"recv_q": 6}))
 >>> r.summary["recv_q"], r.mode
 (6, 'sim')
+
+A real run the host disturbed says so (:attr:`Result.fidelity`, decided in
+``tcplab.experiments._mode``), in its repr and badge:
+
+>>> from tcplab.model.outcome import Fidelity
+>>> busy = Fidelity(False, "host busy: the delay line released packets up to 11 ms late")
+>>> r = Result.from_outcome("congestion", "real", "private netns", {}, Outcome(), kernel="6.18", fidelity=busy)
+>>> r.trusted, r.badge
+(False, 'REAL, host busy')
+>>> repr(r)  # doctest: +ELLIPSIS
+'<Result congestion REAL, host busy (kernel 6.18; private netns; host busy: the delay line released ...) in 0.00 s: >'
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Fidelity, Outcome
 
 
 if TYPE_CHECKING:  # pandas is imported lazily: `import tcplab` stays light
@@ -41,6 +52,10 @@ class Result:
     notes:      sentences worth showing (e.g. "loopback slowed by 20 ms netem").
     absent_sysctls: sysctls this kernel does not have that the experiment records elsewhere
                 (e.g. ``net.ipv4.tcp_syn_linear_timeouts`` before 6.5); the notes say what that means.
+    fidelity:   the verdict on a real run's own timing (:class:`~tcplab.model.outcome.Fidelity`:
+                ``ok``, ``reason``): of this run when real; of the rejected real runs when
+                mode="auto" fell back to the simulator because the host was too busy; None when
+                no real run was made.
     """
 
     name: str
@@ -57,10 +72,38 @@ class Result:
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     absent_sysctls: tuple[str, ...] = ()
+    fidelity: Fidelity | None = None
+
+    @property
+    def trusted(self) -> bool:
+        """True unless this is a real run that lost fidelity: its figures are the kernel's (or the
+        simulator's), not a busy host's."""
+        return self.mode != "real" or self.fidelity is None or self.fidelity.ok
+
+    @property
+    def badge(self) -> str:
+        """``"REAL"``, ``"SIMULATED"`` or ``"REAL, host busy"`` (a real run that lost fidelity)."""
+        if self.mode != "real":
+            return "SIMULATED"
+        return "REAL" if self.trusted else "REAL, host busy"
+
+    @property
+    def provenance(self) -> str:
+        """One line: what produced these figures, why, and (real) the fidelity verdict.
+
+        >>> Result("x", "sim", "mode='sim' was asked for", {}, profile="linux-6.18").provenance
+        "SIMULATED (linux-6.18): mode='sim' was asked for"
+        """
+        where = f"Linux {self.kernel}" if self.mode == "real" else str(self.profile)
+        line = f"{self.badge} ({where}): {self.reason}"
+        if self.mode == "real" and self.fidelity is not None:
+            line += f"; {self.fidelity.reason}"
+        return line
 
     @classmethod
     def from_outcome(cls, name: str, mode: str, reason: str, params: dict[str, Any], outcome: Outcome, *,
-                     kernel: str | None = None, profile: str | None = None, duration_s: float = 0.0) -> Result:
+                     kernel: str | None = None, profile: str | None = None, duration_s: float = 0.0,
+                     fidelity: Fidelity | None = None) -> Result:
         """Turn plain-data :class:`Outcome` rows into DataFrames."""
         import pandas as pd
 
@@ -69,20 +112,23 @@ class Result:
         return cls(name=name, mode=mode, reason=reason, params=dict(params), kernel=kernel,
                    sysctls=dict(outcome.sysctls), counters=dict(outcome.counters), summary=dict(outcome.summary),
                    tables=tables, timeline=timeline, profile=profile, duration_s=duration_s,
-                   notes=list(outcome.notes), absent_sysctls=tuple(outcome.absent_sysctls))
+                   notes=list(outcome.notes), absent_sysctls=tuple(outcome.absent_sysctls), fidelity=fidelity)
 
     def __repr__(self) -> str:
         where = f"kernel {self.kernel}" if self.mode == "real" else f"profile {self.profile}"
         summary = ", ".join(f"{k}={v!r}" for k, v in self.summary.items())
-        return (f"<Result {self.name} {self.mode.upper()} ({where}; {self.reason}) "
+        lost = f"; {self.fidelity.reason}" if self.mode == "real" and not self.trusted and self.fidelity else ""
+        return (f"<Result {self.name} {self.badge} ({where}; {self.reason}{lost}) "
                 f"in {self.duration_s:.2f} s: {summary}>")
 
     def _repr_html_(self) -> str:
         esc = html.escape
         real = self.mode == "real"
-        color = "#1a7f37" if real else "#9a6700"
+        color = ("#1a7f37" if self.trusted else "#cf222e") if real else "#9a6700"
         badge = (f'<span style="background:{color};color:white;padding:2px 6px;border-radius:4px;'
-                 f'font-weight:bold">{"REAL" if real else "SIMULATED"}</span>')
+                 f'font-weight:bold">{esc(self.badge)}</span>')
+        lost = (f"<div style='color:#cf222e;font-weight:bold'>⚠ {esc(self.fidelity.reason)}</div>"
+                if self.fidelity is not None and not self.fidelity.ok else "")
         where = f"Linux {esc(str(self.kernel))}" if real else f"profile {esc(str(self.profile))}"
 
         def table(d: dict[str, Any], title: str) -> str:
@@ -95,7 +141,7 @@ class Result:
         nonzero = {k: v for k, v in self.counters.items() if v}
         notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
         return (f"<div><b>{esc(self.name)}</b> {badge} <small>{where} — {esc(self.reason)} — "
-                f"{self.duration_s:.2f} s</small>"
+                f"{self.duration_s:.2f} s</small>" + lost
                 + table(self.summary, "summary")
                 + table(nonzero, "counters (deltas, nonzero)")
                 + table(self.sysctls, "sysctls in force")

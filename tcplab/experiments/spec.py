@@ -22,10 +22,11 @@ ValueError: backlog must be an int in 0..65535, not -1
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from tcplab.model.outcome import Fidelity, Timing
 from tcplab._validate import (check_bool, check_choice, check_float, check_int, check_optional_int,
                               check_port_range)
 
@@ -239,15 +240,28 @@ class Param:
 
 @dataclass(frozen=True)
 class Key:
-    """A summary key: its one-line meaning and how real and simulated runs are compared."""
+    """A summary key: its one-line meaning, how real and simulated runs are compared, and how much
+    of the real runner's own timing error it tolerates.
+
+    tolerates: timing name (a :class:`~tcplab.model.outcome.Timing` the real runner reports, e.g.
+               ``"delay_line"``) -> the most of it, in ms, this key's real value survives; beyond it
+               the value is the busy host's as much as the kernel's (:meth:`Experiment.judge`).
+
+    >>> Key("utilization", "payload over capacity", rule="rel10", tolerates={"delay_line": 5}).tolerates
+    {'delay_line': 5}
+    """
 
     name: str
     meaning: str
     rule: str = "exact"
+    tolerates: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.rule not in RULE_NAMES:
             raise ValueError(f"{self.name}: rule must be one of {', '.join(RULE_NAMES)}, not {self.rule!r}")
+        for what, ms in self.tolerates.items():
+            if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not ms > 0:
+                raise ValueError(f"{self.name}: tolerates[{what!r}] must be a positive number of ms, not {ms!r}")
 
 
 @dataclass(frozen=True)
@@ -412,6 +426,46 @@ class Experiment:
     @property
     def rules(self) -> dict[str, str]:
         return {k.name: k.rule for k in self.summary}
+
+    def judge(self, timings: Sequence[Timing], attempts: int = 1) -> Fidelity:
+        """The fidelity verdict on a real run that measured ``timings``.
+
+        A timing is held against every summary key that declares a tolerance for its name; a
+        timing no key names, against the runner's own ``limit_ms`` (if any). The verdict is lost
+        when any is exceeded; its reason names what was measured and which keys it spoils.
+
+        >>> s = Experiment("x", "t", "d", (), (Key("rate", "r", rule="rel10", tolerates={"delay_line": 5}),
+        ...                Key("count", "c")), (), None, (), real=None, sim=None)
+        >>> s.judge([Timing("delay_line", 2.0, "the delay line was 2 ms late")]).ok
+        True
+        >>> v = s.judge([Timing("delay_line", 11.0, "the delay line released packets up to 11 ms late")])
+        >>> v.ok, v.keys
+        (False, ('rate',))
+        >>> print(v.reason)
+        host busy: the delay line released packets up to 11 ms late (rate tolerates 5 ms), so rate is not the kernel's alone
+        >>> print(s.judge([Timing("sampler", 200, "the sampler went 200 ms without the CPU", limit_ms=50)]).reason)
+        host busy: the sampler went 200 ms without the CPU (more than the runner's 50 ms)
+        """
+        lost: list[str] = []
+        keys: list[str] = []
+        for t in timings:
+            named = [k for k in self.summary if t.name in k.tolerates]
+            if named:
+                over = [k for k in named if t.ms > k.tolerates[t.name]]
+                if over:
+                    tol = min(k.tolerates[t.name] for k in over)
+                    names = [k.name for k in over]
+                    lost.append(f"{t.detail} ({', '.join(names)} {'tolerates' if len(names) == 1 else 'tolerate'} "
+                                f"{tol:g} ms)")
+                    keys += [n for n in names if n not in keys]
+            elif t.limit_ms is not None and t.ms > t.limit_ms:
+                lost.append(f"{t.detail} (more than the runner's {t.limit_ms:g} ms)")
+        if not lost:
+            held = "; ".join(f"{t.name} {t.ms:g} ms" for t in timings)
+            return Fidelity(True, f"timing held ({held})" if held else "no timing measured", tuple(timings),
+                            (), attempts)
+        spoiled = f", so {', '.join(keys)} {'is' if len(keys) == 1 else 'are'} not the kernel's alone" if keys else ""
+        return Fidelity(False, "host busy: " + "; ".join(lost) + spoiled, tuple(timings), tuple(keys), attempts)
 
     def tables_for(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
         """Table name -> columns that a run with ``params`` returns."""

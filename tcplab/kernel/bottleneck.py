@@ -271,7 +271,12 @@ def _realtime_priority() -> str:
     process being scheduled on time, and on a loaded machine a normal process waits for a CPU for
     milliseconds. Allowed only with CAP_SYS_NICE in the initial user namespace (root); otherwise
     the line runs at normal priority and its measured lateness says what that cost. The process
-    sleeps in select() between packets and the kernel's RT throttling bounds it in any case."""
+    sleeps in select() between packets and the kernel's RT throttling bounds it in any case.
+    Root is refused too inside a child cgroup of a cgroup-v1 cpu controller on a kernel with
+    CONFIG_RT_GROUP_SCHED (its cpu.rt_runtime_us is 0). ``TCPLAB_NO_REALTIME=1`` withholds it on
+    purpose, to see what a learner without it gets (docs/fidelity.md)."""
+    if os.environ.get("TCPLAB_NO_REALTIME"):
+        return "normal priority (TCPLAB_NO_REALTIME is set: as for an unprivileged learner)"
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
         return "SCHED_FIFO priority 10"

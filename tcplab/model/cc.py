@@ -55,7 +55,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+
+class Random(Protocol):
+    """The run's seeded generator (``tcplab.sim.engine.SplitMix64`` or ``random.Random``)."""
+
+    def random(self) -> float: ...
 
 from tcplab.model.delack import TCP_DELACK_MIN
 from tcplab.model.profiles import DEFAULT_PROFILE, PROFILES
@@ -343,14 +349,20 @@ class _Flow:
 
 def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
              flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
-             loss: float | None = None, seed: int = 0, rcv_window: int | None = None) -> SimRun:
+             loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None) -> SimRun:
     """Run the model; see the module docstring. ``loss``: a random drop probability per data
-    packet at the bottleneck's input (decided by a seeded generator). ``rcv_window``: the most the
+    packet at the bottleneck's input, decided by ``rng`` (the run's seeded generator, e.g.
+    :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
     receiver advertises, in packets (by default :func:`receive_window_for` the path).
 
     >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
     >>> r.flows[0].slow_start_exit_cwnd is not None
     True
+    >>> from tcplab.sim.engine import SplitMix64
+    >>> runs = [simulate(10, 20, 500, "reno", duration=1.0, loss=0.02, rng=SplitMix64(s)) for s in (1, 2, 1)]
+    >>> drops = [(r.drops, r.packets, r.flows[0].delivered) for r in runs]
+    >>> drops[0] == drops[2], drops[0] != drops[1]
+    (True, True)
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)} in the model, not {algorithm!r}")
@@ -365,13 +377,12 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     arrivals: deque[tuple[float, _Flow, int, int]] = deque()
     acks: deque[tuple[float, _Flow, int, int, int]] = deque()
     state = {"inst": 0, "last_dep": -math.inf, "drops": 0}   # an idle tbf passes the first packet at once
-    lcg = [seed * 2654435761 % 4294967296 or 12345]
     timeline: list[dict[str, Any]] = []
     queue_rows: list[dict[str, Any]] = []
 
-    def rand() -> float:
-        lcg[0] = (lcg[0] * 1103515245 + 12345) % 2147483648
-        return lcg[0] / 2147483648
+    if loss and rng is None:
+        raise ValueError("loss needs rng, the run's seeded generator (e.g. tcplab.sim.engine.SplitMix64(seed))")
+    rand = rng.random if rng is not None else None
 
     def transmit(f: _Flow, now: float, seq: int, retx: bool) -> None:
         inst = state["inst"]
@@ -380,7 +391,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         f.in_flight += 1
         while qdep and qdep[0] <= now:
             qdep.popleft()
-        if len(qdep) >= buffer_packets or (loss and rand() < loss):
+        if len(qdep) >= buffer_packets or (loss and rand is not None and rand() < loss):
             dropped.add(inst)
             state["drops"] += 1
             return

@@ -7,6 +7,10 @@ simulator stays fast and pure and both sides are compared field by field.
 >>> o = Outcome(summary={"recv_q": 6}, counters={"ListenOverflows": 28})
 >>> o.summary["recv_q"]
 6
+
+A real runner also reports what it measured about its own timing (:class:`Timing`); the spec's
+summary keys say how much of it they tolerate, and one verdict (:class:`Fidelity`) comes of it
+(``tcplab.experiments.spec.Experiment.judge``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,52 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Outcome"]
+__all__ = ["Outcome", "Timing", "Fidelity"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Something a real runner measured about its own timing, by which its run is judged.
+
+    name:     what was measured, as the spec's ``Key.tolerates`` names it: ``"delay_line"`` (how
+              late a userspace delay line released packets), ``"sampler"`` (how long a sampling
+              loop went without the CPU), ...
+    ms:       the figure judged, in milliseconds (e.g. the delay line's p99 release lateness).
+    detail:   what a learner reads when it is too large: "the delay line released 2% of its packets
+              more than 11 ms late (max 40 ms)".
+    limit_ms: the runner's own bound, used by the keys of a spec that declares none for ``name``.
+
+    >>> Timing("sampler", 200.0, "the sampler went 200 ms without the CPU", limit_ms=50).ms
+    200.0
+    """
+
+    name: str
+    ms: float
+    detail: str
+    limit_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Whether a real run measured the kernel alone, or a busy host too: the verdict on its timings.
+
+    ok:       every timing within what the summary keys tolerate.
+    reason:   one sentence: what was measured and, when lost, what it spoils
+              ("host busy: the delay line released ... late, so utilization and srtt_p50_ms are not
+              the kernel's alone").
+    timings:  what the runner measured (the evidence).
+    keys:     the summary keys whose tolerance was exceeded (empty when ok).
+    attempts: real runs made: 2 when the first lost fidelity and was repeated.
+
+    >>> Fidelity(True, "timing held").ok
+    True
+    """
+
+    ok: bool
+    reason: str
+    timings: tuple[Timing, ...] = ()
+    keys: tuple[str, ...] = ()
+    attempts: int = 1
 
 
 @dataclass
@@ -26,8 +75,10 @@ class Outcome:
     tables:   name -> list of row dicts (become DataFrames in the Result).
     timeline: list of row dicts with a ``t`` column in seconds since the start.
     sysctls:  sysctl name -> value in force during the run (e.g. "net.core.somaxconn": 4096).
-    notes:    human sentences worth showing (e.g. "loopback slowed by 20 ms netem").
+    notes:    human sentences worth showing (e.g. "loopback slowed by 20 ms netem"); text, not flags.
     absent_sysctls: sysctls the run wanted to record that this kernel does not have.
+    timings:  what a real runner measured about its own timing (:class:`Timing`); the simulator
+              reports none.
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -37,3 +88,4 @@ class Outcome:
     sysctls: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     absent_sysctls: list[str] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=list)

@@ -8,6 +8,12 @@ real kernel or the simulator produced it:
 'SIMULATED (linux-6.18)'
 >>> mode_tag(Result("accept_queue", "real", "netns", {}, kernel="6.18.4"))
 'REAL (Linux 6.18.4)'
+
+and a real run that lost fidelity (the host was too busy to measure the kernel alone) says that too:
+
+>>> from tcplab.model.outcome import Fidelity
+>>> mode_tag(Result("congestion", "real", "netns", {}, kernel="6.18.4", fidelity=Fidelity(False, "host busy: ...")))
+'REAL, host busy (Linux 6.18.4)'
 """
 
 from __future__ import annotations
@@ -38,11 +44,12 @@ STATE_COLORS = {
 
 
 def mode_tag(result: Result | str) -> str:
-    """``'REAL (Linux <release>)'`` or ``'SIMULATED (<profile>)'``; a plain string passes through."""
+    """``'REAL (Linux <release>)'``, ``'REAL, host busy (Linux <release>)'`` or
+    ``'SIMULATED (<profile>)'`` (``Result.badge`` and where); a plain string passes through."""
     if isinstance(result, str):
         return result
     if result.mode == "real":
-        return f"REAL (Linux {result.kernel})" if result.kernel else "REAL"
+        return f"{result.badge} (Linux {result.kernel})" if result.kernel else result.badge
     prof = result.profile
     return f"SIMULATED ({prof})" if prof else "SIMULATED"
 
@@ -56,7 +63,7 @@ def titled(fig: go.Figure, text: str, result: Result | str | None, subtitle: str
         return fig
     tag = mode_tag(result)
     color = ("#57606a" if "REAL" in tag and "SIMULATED" in tag else   # a mix of both
-             REAL_COLOR if tag.startswith("REAL") else SIM_COLOR)
+             LIMIT_COLOR if "host busy" in tag else REAL_COLOR if tag.startswith("REAL") else SIM_COLOR)
     fig.update_layout(title={"text": f"{text}<br><span style='font-size:13px'><b style='color:{color}'>{tag}</b>"
                                      f"{sub}</span>", "x": 0.01, "xanchor": "left"})
     return fig

@@ -41,11 +41,10 @@ MODE_COLORS = {"real": "#1a7f37", "sim": "#9a6700"}
 
 
 def mode_label(result: Result) -> str:
-    """``REAL (Linux 6.18.4)`` or ``SIMULATED (linux-6.18)``: what produced ``result``."""
-    if result.mode == "real":
-        return f"REAL (Linux {result.kernel})" if result.kernel else "REAL"
-    prof = result.profile
-    return f"SIMULATED ({prof})" if prof else "SIMULATED"
+    """``REAL (Linux 6.18.4)``, ``REAL, host busy (Linux 6.18.4)`` (a real run that lost fidelity)
+    or ``SIMULATED (linux-6.18)``: what produced ``result``."""
+    from tcplab.viz.common import mode_tag
+    return mode_tag(result)
 
 
 def titled(fig: go.Figure, text: str, results: Result | list[Result] | None) -> go.Figure:
@@ -60,7 +59,7 @@ def titled(fig: go.Figure, text: str, results: Result | list[Result] | None) -> 
     rs = results if isinstance(results, list) else [results]
     labels = list(dict.fromkeys(mode_label(r) for r in rs))
     modes = {r.mode for r in rs}
-    color = MODE_COLORS["real"] if modes == {"real"} else MODE_COLORS["sim"]
+    color = MODE_COLORS["real"] if modes == {"real"} and all(r.trusted for r in rs) else MODE_COLORS["sim"]
     badge = " + ".join(labels)
     fig.update_layout(title={"text": f"<b>{text}</b> <span style='color:{color}'>— {badge}</span>", "x": 0.01},
                       margin={"t": 60})

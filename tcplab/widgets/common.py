@@ -84,23 +84,26 @@ def mode_toggle(default: str = "auto", *, description: str = "mode") -> W.Toggle
                            style={"button_width": "60px", "description_width": "initial"})
 
 
-def _badge(real: bool) -> str:
-    color = REAL_COLOR if real else SIM_COLOR
+def _badge(result: Result) -> str:
+    color = (REAL_COLOR if result.trusted else ERROR_COLOR) if result.mode == "real" else SIM_COLOR
     return (f'<span style="background:{color};color:white;padding:2px 8px;border-radius:4px;'
-            f'font-weight:bold">{"REAL" if real else "SIMULATED"}</span>')
+            f'font-weight:bold">{html.escape(result.badge)}</span>')
 
 
 def header_html(result: Result) -> str:
-    """HTML of :func:`result_header` (a badge, where it ran, why, how long)."""
+    """HTML of :func:`result_header` (a badge, where it ran, why, how long).
+
+    A real run that lost fidelity (``result.fidelity``, decided in ``tcplab.experiments._mode``)
+    says so up front, and its badge reads "REAL, host busy".
+    """
     esc = html.escape
     real = result.mode == "real"
     where = f"Linux {esc(str(result.kernel))}" if real else f"simulator, profile {esc(str(result.profile))}"
     notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
-    # a run the host was too busy to time (experiments/_common.py BUSY_NOTE) says so up front
-    from tcplab.experiments._common import BUSY_NOTE
-    busy = "".join(f"<div style='color:{ERROR_COLOR};font-weight:bold'>⚠ {esc(n)}</div>"
-                   for n in result.notes if n.startswith(BUSY_NOTE))
-    return (f"<div style='line-height:1.5'>{busy}{_badge(real)} <b>{esc(result.name)}</b> "
+    f = result.fidelity
+    busy = (f"<div style='color:{ERROR_COLOR};font-weight:bold'>⚠ {esc(f.reason)}</div>"
+            if f is not None and not f.ok else "")
+    return (f"<div style='line-height:1.5'>{busy}{_badge(result)} <b>{esc(result.name)}</b> "
             f"<small>{where} · {result.duration_s:.2f} s</small><br>"
             f"<small><i>why this mode:</i> {esc(result.reason)}</small>"
             + (f"<ul style='margin:2px 0;font-size:smaller'>{notes}</ul>" if notes else "") + "</div>")

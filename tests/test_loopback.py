@@ -121,3 +121,14 @@ def test_capture_and_slow_loopback_in_namespace(as_user):
     assert flags[:3] == ["S", "SA", "A"]
     if not how.startswith("none"):
         assert rtt_us >= 20_000, how  # SYN and SYN-ACK each waited 20 ms in the qdisc
+
+
+def test_wait_for_returns_the_awaited_value_and_raises_when_the_bound_passes():
+    from tcplab.errors import ExperimentError
+    from tcplab.kernel.loopback import wait_for
+    states = iter(["SYN_SENT", "SYN_SENT", "ESTABLISHED", "never read"])
+    assert wait_for(lambda: next(states), lambda s: s == "ESTABLISHED", 1.0, "the handshake", 0.001) == "ESTABLISHED"
+    reads = []
+    with pytest.raises(ExperimentError, match=r"the ACK did not happen within 0.05 s \(last read: 'FIN_WAIT1'\)"):
+        wait_for(lambda: reads.append(1) or "FIN_WAIT1", lambda s: s == "FIN_WAIT2", 0.05, "the ACK", 0.01)
+    assert 2 <= len(reads) <= 7  # bounded in polls as well as in time

@@ -7,11 +7,13 @@ from typing import Any
 
 from tcplab.errors import SockDiagUnavailable
 from tcplab.kernel.diag import listen_queues
+from tcplab.kernel.loopback import wait_for
 from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.procnet import read_proc_net_tcp
 
 
-__all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE"]
+__all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
+           "wait_closes_done", "wait_accept_queue"]
 
 #: how a Result's note starts when the host was too busy for the runner to time the kernel
 #: (the panels highlight it; ``any(n.startswith(BUSY_NOTE) for n in result.notes)`` is the flag)
@@ -55,6 +57,36 @@ def listener_queues(inode: int) -> tuple[int | None, int | None, str | None]:
         if rec.inode == inode and rec.state == "LISTEN":
             return rec.recv_q, None, note
     return None, None, note
+
+
+#: the states a connection passes through between the two close() calls and its end (TIME_WAIT or gone)
+_CLOSING = ("FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
+
+#: bound of a wait for segments already sent on loopback to be processed: microseconds on a quiet
+#: host, longer when softirq work is deferred to ksoftirqd on a busy one; the wait ends at the event
+SETTLE_S = 5.0
+
+
+def wait_closes_done(port: int, what: str, timeout: float = SETTLE_S) -> None:
+    """Wait until no connection to or from ``port`` is between its two close() calls and its end.
+
+    For runs where both ends have called close(): the last FIN and its ACK are processed in softirq,
+    which on a busy host runs after close() returned, so the closer may still be FIN_WAIT2 rather
+    than TIME_WAIT when the sockets are counted. Raises ExperimentError after ``timeout`` s.
+    """
+    wait_for(lambda: sorted(r.state for r in read_proc_net_tcp() if port in (r.local_port, r.remote_port)
+                            and r.state in _CLOSING),
+             lambda closing: not closing, timeout, what)
+
+
+def wait_accept_queue(inode: int, n: int, what: str, timeout: float = SETTLE_S) -> None:
+    """Wait until the listener ``inode`` holds ``n`` connections in its accept queue.
+
+    A client is ESTABLISHED when it has processed the SYN-ACK, before the listener has processed its
+    ACK (which may sit in another CPU's backlog): a run that needs the queue full must wait for the
+    queue itself, not for the client. Raises ExperimentError after ``timeout`` s.
+    """
+    wait_for(lambda: listener_queues(inode)[0], lambda q: q is not None and q >= n, timeout, what)
 
 
 class Clock:

@@ -36,7 +36,7 @@ from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Slider, Table
 from tcplab.kernel.capture import Capture
-from tcplab.kernel.loopback import SocketSet
+from tcplab.kernel.loopback import SocketSet, wait_until
 from tcplab.kernel.qdisc import add_delay
 from tcplab.model.outcome import Outcome
 from tcplab.model.states import SegmentFollower, TcpState
@@ -48,7 +48,19 @@ __all__ = ["lifecycle", "SCENARIOS", "SPEC", "SAMPLED_NOTE"]
 SCENARIOS = ("client_closes_first", "server_closes_first", "server_never_closes", "abortive_close",
              "half_close", "simultaneous_open")
 RECORD = ("net.ipv4.tcp_fin_timeout",)
+
 GONE = "CLOSE"  # TCP_CLOSE (tcp_states.h): recorded when the kernel no longer has the socket at all
+
+#: (client, server) as /proc shows them once a scenario's last segment has been processed (None:
+#: not sampled). The last step's answer (an ACK, a FIN's TIME_WAIT) is sent in softirq, which on a
+#: busy host runs later than the step's hold: the run ends when the ends get here, not after a sleep.
+FINAL = {"client_closes_first": ("TIME_WAIT", GONE), "server_closes_first": (GONE, "TIME_WAIT"),
+         "server_never_closes": ("FIN_WAIT2", "CLOSE_WAIT"), "abortive_close": (GONE, GONE),
+         "half_close": ("TIME_WAIT", GONE), "simultaneous_open": ("TIME_WAIT", None)}
+
+#: bound of the wait for the final states (the wait ends when they are reached)
+FINAL_WAIT_S = 5.0
+
 #: How a Result's notes start when its states were sampled from /proc, not derived from packets
 #: (tcplab.experiments.agreement then compares them as a subsequence, not exactly).
 SAMPLED_NOTE = "states sampled from /proc/net/tcp every ms"
@@ -127,6 +139,11 @@ class _Sampler(threading.Thread):
                 if st is not None and st != prev:
                     self.now[end] = st
                     self.changes.append({"t": round(self.clock(), 4), "end": end, "state": st})
+
+    def reached(self, want: tuple[str | None, str | None]) -> bool:
+        """Whether the sampled states are ``want`` (client, server; None: either)."""
+        with self.lock:
+            return all(w is None or self.now[end] == w for end, w in zip(("client", "server"), want))
 
     def read_capture(self, timeout: float) -> None:
         if self.capture is None:
@@ -293,6 +310,12 @@ def _real(p: dict[str, Any]) -> Outcome:
                     event("client close()")
                     c.close()
                 time.sleep(hold)
+            # the sampler stops (and the capture is read for the last time) once the last segment
+            # has been processed, so the states derived from the packets end where the kernel's do
+            want = FINAL[sc]
+            if not wait_until(lambda: sampler.reached(want) or sampler.error is not None, FINAL_WAIT_S, 0.002):
+                out.notes.append(f"the ends had not reached {want[0]} / {want[1] or '-'} {FINAL_WAIT_S:g} s "
+                                 f"after the last step (sampled: {sampler.now['client']} / {sampler.now['server']})")
         except OSError as e:
             end = "client" if errs["client"] is None else "server"
             errs[end] = _errname(e)

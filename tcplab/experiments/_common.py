@@ -13,7 +13,8 @@ from tcplab.kernel.procnet import read_proc_net_tcp
 
 
 __all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
-           "wait_closes_done", "wait_accept_queue"]
+           "wait_closes_done", "wait_accept_queue",
+           "connect_answered"]
 
 #: how a Result's note starts when the host was too busy for the runner to time the kernel
 #: (the panels highlight it; ``any(n.startswith(BUSY_NOTE) for n in result.notes)`` is the flag)
@@ -87,6 +88,27 @@ def wait_accept_queue(inode: int, n: int, what: str, timeout: float = SETTLE_S) 
     queue itself, not for the client. Raises ExperimentError after ``timeout`` s.
     """
     wait_for(lambda: listener_queues(inode)[0], lambda q: q is not None and q >= n, timeout, what)
+
+
+def connect_answered(ss: Any, addr: tuple, inode: int, timeout: float = SETTLE_S, **connect: Any) -> Any:
+    """``ss.connect(addr, **connect)`` (non-blocking), returned once the listener ``inode`` has
+    answered that SYN for good: the connection is in its accept queue, or it dropped something
+    (ListenDrops rose: the SYN, or the final ACK of a request it took).
+
+    On a quiet host a loopback handshake completes inside connect(). On a busy one the softirq
+    work is left to ksoftirqd, so the next client's SYN can reach the listener before this one's
+    ACK: it is then taken as a request while the queue is already full, and its ACK is dropped
+    (a phantom client, ack_overflow's story, not accept_queue's). Waiting here keeps the
+    handshakes one after the other, as the experiments and their simulator describe them.
+    Raises ExperimentError after ``timeout`` s.
+    """
+    q0 = listener_queues(inode)[0] or 0
+    d0 = counters_now().get("ListenDrops", 0)
+    c = ss.connect(addr, **connect)
+    wait_for(lambda: ((listener_queues(inode)[0] or 0) - q0, counters_now().get("ListenDrops", 0) - d0),
+             lambda grown: grown[0] > 0 or grown[1] > 0, timeout,
+             "the listener's answer to a SYN (the connection queued, or ListenDrops +1)")
+    return c
 
 
 class Clock:

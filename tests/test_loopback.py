@@ -111,6 +111,10 @@ def _capture_and_delay():
     with Capture() as cap, SocketSet() as ss:
         lst = ss.listener(1)
         c = ss.connect(lst.getsockname(), wait=True)
+        # the client is ESTABLISHED before its ACK left the qdisc; accept() returns once the
+        # listener processed that ACK, so by then the capture holds all three segments
+        lst.settimeout(5)
+        ss.adopt(lst.accept()[0])
         segs = [s["flags"] for s in cap.read(0.2)]
         # the kernel's own RTT sample of the handshake (SYN sent -> SYN-ACK received), in µs
         return how, tcp_info(c).extra["rtt"], segs, tcp_state(c)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from typing import Any
 
@@ -10,6 +12,7 @@ from tcplab.kernel.diag import listen_queues
 from tcplab.kernel.loopback import wait_for
 from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.procnet import read_proc_net_tcp
+from tcplab.kernel.tcpinfo import tcp_info
 
 
 __all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
@@ -90,24 +93,36 @@ def wait_accept_queue(inode: int, n: int, what: str, timeout: float = SETTLE_S) 
     wait_for(lambda: listener_queues(inode)[0], lambda q: q is not None and q >= n, timeout, what)
 
 
-def connect_answered(ss: Any, addr: tuple, inode: int, timeout: float = SETTLE_S, **connect: Any) -> Any:
-    """``ss.connect(addr, **connect)`` (non-blocking), returned once the listener ``inode`` has
-    answered that SYN for good: the connection is in its accept queue, or it dropped something
-    (ListenDrops rose: the SYN, or the final ACK of a request it took).
+#: getsockopt(SOL_SOCKET, SO_MEMINFO): u32 sk_meminfo[], whose SK_MEMINFO_DROPS is sk_drops, which
+#: tcp_listendrop() increments for every SYN or final ACK a listener drops (include/net/tcp.h)
+_SO_MEMINFO = 55
+_SK_MEMINFO_DROPS = 8
+
+
+def _listener_answers(lst: socket.socket) -> tuple[int, int]:
+    """(accept queue length, drops so far) of the listening socket ``lst``: TCP_INFO of a listener
+    reports sk_ack_backlog as tcpi_unacked (tcp_get_info()); two getsockopt() calls, no /proc read."""
+    raw = lst.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 4 * 16)
+    drops = struct.unpack_from("I", raw, 4 * _SK_MEMINFO_DROPS)[0] if len(raw) > 4 * _SK_MEMINFO_DROPS else 0
+    return int(tcp_info(lst).extra.get("unacked", 0)), drops
+
+
+def connect_answered(ss: Any, lst: socket.socket, timeout: float = SETTLE_S, **connect: Any) -> socket.socket:
+    """``ss.connect(lst.getsockname(), **connect)`` (non-blocking), returned once the listener
+    ``lst`` has answered that SYN for good: the connection is in its accept queue, or the listener
+    dropped something (the SYN, or the final ACK of a request it took).
 
     On a quiet host a loopback handshake completes inside connect(). On a busy one the softirq
     work is left to ksoftirqd, so the next client's SYN can reach the listener before this one's
     ACK: it is then taken as a request while the queue is already full, and its ACK is dropped
     (a phantom client, ack_overflow's story, not accept_queue's). Waiting here keeps the
-    handshakes one after the other, as the experiments and their simulator describe them.
-    Raises ExperimentError after ``timeout`` s.
+    handshakes one after the other, as the experiments and their simulator describe them; it is
+    two getsockopt() calls when the answer is already there. Raises ExperimentError after ``timeout`` s.
     """
-    q0 = listener_queues(inode)[0] or 0
-    d0 = counters_now().get("ListenDrops", 0)
-    c = ss.connect(addr, **connect)
-    wait_for(lambda: ((listener_queues(inode)[0] or 0) - q0, counters_now().get("ListenDrops", 0) - d0),
-             lambda grown: grown[0] > 0 or grown[1] > 0, timeout,
-             "the listener's answer to a SYN (the connection queued, or ListenDrops +1)")
+    q0, d0 = _listener_answers(lst)
+    c = ss.connect(lst.getsockname(), **connect)
+    wait_for(lambda: _listener_answers(lst), lambda qd: qd[0] > q0 or qd[1] > d0, timeout,
+             "the listener's answer to a SYN (the connection queued, or a drop); (queue, drops)")
     return c
 
 

@@ -113,7 +113,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         addr = lst.getsockname()
         clock = Clock()
         # one handshake after the other, each answered (queued or dropped) before the next SYN
-        clients = [connect_answered(ss, addr, inode) for _ in range(p["clients"])]
+        clients = [connect_answered(ss, lst) for _ in range(p["clients"])]
         connected_at = clock()
         accepted: list[Any] = []
         snapshot_at = connected_at + p["settle"]

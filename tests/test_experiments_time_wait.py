@@ -13,14 +13,16 @@ PORTS = (40000, 40009)
 
 def _tw(kw):
     r = time_wait(mode="real", port_range=PORTS, **kw)
-    return r.summary, r.counters
+    return r.summary, r.counters, r.tables["attempts"]["ok"].tolist()
 
 
 @pytest.mark.real
 def test_tw_reuse_0_runs_out_of_ports(as_user):
-    s, c = as_user(_tw, dict(tw_reuse=0, connections=30, duration=0.5))
+    s, c, ok = as_user(_tw, dict(tw_reuse=0, connections=30, duration=0.5))
     assert s["connections_made"] == 10 and s["time_wait"] == 10 and s["reused_ports"] == 0
-    assert s["error"] == "EADDRNOTAVAIL" and abs(s["first_failure_at"] - 0.10) <= 0.01
+    # the 11th attempt is the first to fail (10 ports, all in TIME_WAIT); it is due at 10 x 10 ms and
+    # never earlier, but how late the runner gets to it is the host's load, not the kernel's behaviour
+    assert s["error"] == "EADDRNOTAVAIL" and ok.index(False) == 10 and s["first_failure_at"] >= 0.10 - 0.001
     assert c["TW"] == 10
 
 
@@ -38,13 +40,13 @@ def test_tw_reuse_reuses_ports_after_one_second(reuse):
 
 @pytest.mark.real
 def test_tw_reuse_needs_timestamps():
-    s, c = _tw(dict(tw_reuse=1, timestamps=False, connections=30, duration=1.5))
+    s, c, _ = _tw(dict(tw_reuse=1, timestamps=False, connections=30, duration=1.5))
     assert s["connections_made"] == 10 and s["reused_ports"] == 0 and c["TW"] == 10
 
 
 @pytest.mark.real
 def test_max_tw_buckets_skips_time_wait():
-    s, c = _tw(dict(tw_reuse=0, max_tw_buckets=4, connections=100, duration=3.0))
+    s, c, _ = _tw(dict(tw_reuse=0, max_tw_buckets=4, connections=100, duration=3.0))
     assert s["connections_made"] == 100 and s["error"] is None and s["time_wait"] == 4
     assert c["TW"] == 4 and c["TCPTimeWaitOverflow"] == 96
 

@@ -14,7 +14,9 @@ import time
 import pytest
 
 from tcplab.experiments import syn_retries
+from tcplab.kernel.loopback import wait_until
 from tcplab.kernel.namespace import namespace_support
+from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.widgets.common import header_html
 
 psutil = pytest.importorskip("psutil")
@@ -39,6 +41,14 @@ def _runner_child(deadline: float) -> psutil.Process | None:
     return None
 
 
+def _syn_sent_in(pid: int) -> bool:
+    """Whether the network namespace of ``pid`` has a socket in SYN_SENT."""
+    try:
+        return any(r.state == "SYN_SENT" for r in read_proc_net_tcp(f"/proc/{pid}"))
+    except OSError:  # the child is gone
+        return False
+
+
 @pytest.mark.real
 def test_syn_retries_says_when_its_sampler_was_starved():
     ok, why = namespace_support()
@@ -49,7 +59,9 @@ def test_syn_retries_says_when_its_sampler_was_starved():
     t.start()
     child = _runner_child(time.monotonic() + 10)
     assert child is not None, "the experiment's namespace child never appeared"
-    time.sleep(0.2)  # into the run: the first SYN is out, the 1 s retransmission is due
+    # into the run: stop the child only once its SYN is out (a SYN_SENT socket in its namespace), so
+    # the stop lands in the sampling loop and not in the setup before it, however busy the host is
+    assert wait_until(lambda: _syn_sent_in(child.pid), 10), "the experiment's SYN never went out"
     child.send_signal(signal.SIGSTOP)
     time.sleep(0.4)  # the fault: 400 ms without the CPU (> the 50 ms limit)
     child.send_signal(signal.SIGCONT)

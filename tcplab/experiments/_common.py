@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from typing import Any
 
 from tcplab.errors import SockDiagUnavailable
 from tcplab.kernel.diag import listen_queues
+from tcplab.kernel.loopback import wait_for
 from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.procnet import read_proc_net_tcp
+from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Timing
 
 
 __all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
-           "meters_of_this_run"]
+           "meters_of_this_run", "wait_closes_done", "wait_accept_queue", "connect_answered"]
 
 #: how the sentence of :meth:`LagMeter.note` starts. Text only: the flag is ``Result.fidelity``
 #: (``result.trusted``), which every meter of a run feeds (see :func:`meters_of_this_run`)
@@ -60,6 +64,69 @@ def listener_queues(inode: int) -> tuple[int | None, int | None, str | None]:
         if rec.inode == inode and rec.state == "LISTEN":
             return rec.recv_q, None, note
     return None, None, note
+
+
+#: the states a connection passes through between the two close() calls and its end (TIME_WAIT or gone)
+_CLOSING = ("FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
+
+#: bound of a wait for segments already sent on loopback to be processed: microseconds on a quiet
+#: host, longer when softirq work is deferred to ksoftirqd on a busy one; the wait ends at the event
+SETTLE_S = 5.0
+
+
+def wait_closes_done(port: int, what: str, timeout: float = SETTLE_S) -> None:
+    """Wait until no connection to or from ``port`` is between its two close() calls and its end.
+
+    For runs where both ends have called close(): the last FIN and its ACK are processed in softirq,
+    which on a busy host runs after close() returned, so the closer may still be FIN_WAIT2 rather
+    than TIME_WAIT when the sockets are counted. Raises ExperimentError after ``timeout`` s.
+    """
+    wait_for(lambda: sorted(r.state for r in read_proc_net_tcp() if port in (r.local_port, r.remote_port)
+                            and r.state in _CLOSING),
+             lambda closing: not closing, timeout, what)
+
+
+def wait_accept_queue(inode: int, n: int, what: str, timeout: float = SETTLE_S) -> None:
+    """Wait until the listener ``inode`` holds ``n`` connections in its accept queue.
+
+    A client is ESTABLISHED when it has processed the SYN-ACK, before the listener has processed its
+    ACK (which may sit in another CPU's backlog): a run that needs the queue full must wait for the
+    queue itself, not for the client. Raises ExperimentError after ``timeout`` s.
+    """
+    wait_for(lambda: listener_queues(inode)[0], lambda q: q is not None and q >= n, timeout, what)
+
+
+#: getsockopt(SOL_SOCKET, SO_MEMINFO): u32 sk_meminfo[], whose SK_MEMINFO_DROPS is sk_drops, which
+#: tcp_listendrop() increments for every SYN or final ACK a listener drops (include/net/tcp.h)
+_SO_MEMINFO = 55
+_SK_MEMINFO_DROPS = 8
+
+
+def _listener_answers(lst: socket.socket) -> tuple[int, int]:
+    """(accept queue length, drops so far) of the listening socket ``lst``: TCP_INFO of a listener
+    reports sk_ack_backlog as tcpi_unacked (tcp_get_info()); two getsockopt() calls, no /proc read."""
+    raw = lst.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 4 * 16)
+    drops = struct.unpack_from("I", raw, 4 * _SK_MEMINFO_DROPS)[0] if len(raw) > 4 * _SK_MEMINFO_DROPS else 0
+    return int(tcp_info(lst).extra.get("unacked", 0)), drops
+
+
+def connect_answered(ss: Any, lst: socket.socket, timeout: float = SETTLE_S, **connect: Any) -> socket.socket:
+    """``ss.connect(lst.getsockname(), **connect)`` (non-blocking), returned once the listener
+    ``lst`` has answered that SYN for good: the connection is in its accept queue, or the listener
+    dropped something (the SYN, or the final ACK of a request it took).
+
+    On a quiet host a loopback handshake completes inside connect(). On a busy one the softirq
+    work is left to ksoftirqd, so the next client's SYN can reach the listener before this one's
+    ACK: it is then taken as a request while the queue is already full, and its ACK is dropped
+    (a phantom client, ack_overflow's story, not accept_queue's). Waiting here keeps the
+    handshakes one after the other, as the experiments and their simulator describe them; it is
+    two getsockopt() calls when the answer is already there. Raises ExperimentError after ``timeout`` s.
+    """
+    q0, d0 = _listener_answers(lst)
+    c = ss.connect(lst.getsockname(), **connect)
+    wait_for(lambda: _listener_answers(lst), lambda qd: qd[0] > q0 or qd[1] > d0, timeout,
+             "the listener's answer to a SYN (the connection queued, or a drop); (queue, drops)")
+    return c
 
 
 class Clock:

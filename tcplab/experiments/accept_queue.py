@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.sim.queues import accept_queue as sim_accept_queue
-from tcplab.experiments._common import Clock, counters_now, delta, listener_queues, pick, proc_sockets
+from tcplab.experiments._common import (Clock, connect_answered, counters_now, delta, listener_queues, pick,
+                                        proc_sockets)
 from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_state
 from tcplab.kernel.release import running_profile
 from tcplab.kernel.sysctl import read_sysctl, sysctl_exists
@@ -117,7 +118,8 @@ def _real(p: dict[str, Any]) -> Outcome:
         inode = socket_inode(lst)
         addr = lst.getsockname()
         clock = Clock()
-        clients = [ss.connect(addr) for _ in range(p["clients"])]
+        # one handshake after the other, each answered (queued or dropped) before the next SYN
+        clients = [connect_answered(ss, lst) for _ in range(p["clients"])]
         connected_at = clock()
         accepted: list[Any] = []
         snapshot_at = connected_at + p["settle"]

@@ -26,7 +26,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tcplab.experiments._common import Clock, counters_now, delta, listener_queues, pick, proc_sockets
+from tcplab.experiments._common import (Clock, counters_now, delta, listener_queues, pick, proc_sockets,
+                                        wait_accept_queue)
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_state
@@ -141,6 +142,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         # the accept queue holds `backlog` connections: room for exactly one more (N admits N+1)
         for _ in range(p["backlog"]):
             ss.connect(addr, wait=True)
+        # the clients are ESTABLISHED before the listener has queued them (their ACKs may still be
+        # in a backlog): the burst must find exactly one free place, so wait for the queue itself
+        wait_accept_queue(inode, p["backlog"], f"the {p['backlog']} prefill connections in the accept queue")
         out.notes.append(add_delay(p["slow_motion"]))
         clock = Clock()
         clients = [ss.connect(addr) for _ in range(p["burst"])]

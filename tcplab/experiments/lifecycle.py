@@ -36,7 +36,7 @@ from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Slider, Table
 from tcplab.kernel.capture import Capture
-from tcplab.kernel.loopback import SocketSet
+from tcplab.kernel.loopback import SocketSet, wait_until
 from tcplab.kernel.qdisc import add_delay
 from tcplab.model.outcome import Outcome
 from tcplab.model.states import SegmentFollower, TcpState
@@ -48,7 +48,19 @@ __all__ = ["lifecycle", "SCENARIOS", "SPEC", "SAMPLED_NOTE"]
 SCENARIOS = ("client_closes_first", "server_closes_first", "server_never_closes", "abortive_close",
              "half_close", "simultaneous_open")
 RECORD = ("net.ipv4.tcp_fin_timeout",)
+
 GONE = "CLOSE"  # TCP_CLOSE (tcp_states.h): recorded when the kernel no longer has the socket at all
+
+#: (client, server) as /proc shows them once a scenario's last segment has been processed (None:
+#: not sampled). The last step's answer (an ACK, a FIN's TIME_WAIT) is sent in softirq, which on a
+#: busy host runs later than the step's hold: the run ends when the ends get here, not after a sleep.
+FINAL = {"client_closes_first": ("TIME_WAIT", GONE), "server_closes_first": (GONE, "TIME_WAIT"),
+         "server_never_closes": ("FIN_WAIT2", "CLOSE_WAIT"), "abortive_close": (GONE, GONE),
+         "half_close": ("TIME_WAIT", GONE), "simultaneous_open": ("TIME_WAIT", None)}
+
+#: bound of the wait for the final states (the wait ends when they are reached)
+FINAL_WAIT_S = 5.0
+
 #: How a Result's notes start when its states were sampled from /proc, not derived from packets
 #: (tcplab.experiments.agreement then compares them as a subsequence, not exactly).
 SAMPLED_NOTE = "states sampled from /proc/net/tcp every ms"
@@ -109,8 +121,15 @@ class _Sampler(threading.Thread):
         self.changes: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.error: BaseException | None = None
+        self.sampled_from = float("-inf")   # monotonic start of the last complete sample
+
+    def sampled_since(self, t: float) -> bool:
+        """Whether a sample that started at or after monotonic ``t`` is complete."""
+        with self.lock:
+            return self.sampled_from >= t
 
     def sample(self) -> None:
+        started = time.monotonic()
         client = server = None
         for r in proc_sockets():
             if r.state == "LISTEN":
@@ -127,6 +146,12 @@ class _Sampler(threading.Thread):
                 if st is not None and st != prev:
                     self.now[end] = st
                     self.changes.append({"t": round(self.clock(), 4), "end": end, "state": st})
+            self.sampled_from = started
+
+    def reached(self, want: tuple[str | None, str | None]) -> bool:
+        """Whether the sampled states are ``want`` (client, server; None: either)."""
+        with self.lock:
+            return all(w is None or self.now[end] == w for end, w in zip(("client", "server"), want))
 
     def read_capture(self, timeout: float) -> None:
         if self.capture is None:
@@ -231,15 +256,23 @@ def _real(p: dict[str, Any]) -> Outcome:
             stack.enter_context(capture)
         sampler = _Sampler(clock, cport if self_connect else sport, cport, self_connect, capture)
         sampler.start()
+
+        def pause() -> None:
+            """The step's hold, then one complete sample taken after it: the state that lasts until
+            the next step is sampled however long a busy host keeps the sampler thread off the CPU."""
+            time.sleep(hold)
+            t = time.monotonic()
+            wait_until(lambda: sampler.sampled_since(t) or not sampler.is_alive(), FINAL_WAIT_S, 0.001)
+
         try:
             c.settimeout(5 + 4 * delay / 1000)
             if self_connect:
                 event("client connect() to its own address")
                 c.connect(("127.0.0.1", cport))  # SYN meets itself: simultaneous open
-                time.sleep(hold)
+                pause()
                 event("close()")
                 c.close()
-                time.sleep(hold)
+                pause()
             else:
                 event("client connect()")
                 c.connect(("127.0.0.1", sport))
@@ -247,31 +280,31 @@ def _real(p: dict[str, Any]) -> Outcome:
                 ss.adopt(s)
                 event("server accept()")
                 s.settimeout(5 + 4 * delay / 1000)
-                time.sleep(hold)
+                pause()
                 if sc in ("client_closes_first", "server_never_closes"):
                     event("client close()")
                     c.close()
-                    time.sleep(hold)
+                    pause()
                     event("server recv() -> " + repr(s.recv(100)))
-                    time.sleep(hold)
+                    pause()
                     if sc == "client_closes_first":
                         event("server close()")
                         s.close()
                     else:
-                        time.sleep(hold)
+                        pause()
                 elif sc == "server_closes_first":
                     event("server close()")
                     s.close()
-                    time.sleep(hold)
+                    pause()
                     event("client recv() -> " + repr(c.recv(100)))
-                    time.sleep(hold)
+                    pause()
                     event("client close()")
                     c.close()
                 elif sc == "abortive_close":
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     event("client close() with SO_LINGER {1, 0}")
                     c.close()
-                    time.sleep(hold)
+                    pause()
                     try:
                         event("server recv() -> " + repr(s.recv(100)))
                     except OSError as e:
@@ -280,24 +313,30 @@ def _real(p: dict[str, Any]) -> Outcome:
                 elif sc == "half_close":
                     event("client shutdown(SHUT_WR)")
                     c.shutdown(socket.SHUT_WR)
-                    time.sleep(hold)
+                    pause()
                     event("server recv() -> " + repr(s.recv(100)))
                     s.sendall(b"hello, world\n")
                     event("server send(13 bytes)")
-                    time.sleep(hold)
+                    pause()
                     event("client recv() -> " + repr(c.recv(100)))
                     event("server close()")
                     s.close()
-                    time.sleep(hold)
+                    pause()
                     event("client recv() -> " + repr(c.recv(100)))
                     event("client close()")
                     c.close()
-                time.sleep(hold)
+                pause()
+            # the sampler stops (and the capture is read for the last time) once the last segment
+            # has been processed, so the states derived from the packets end where the kernel's do
+            want = FINAL[sc]
+            if not wait_until(lambda: sampler.reached(want) or not sampler.is_alive(), FINAL_WAIT_S, 0.002):
+                out.notes.append(f"the ends had not reached {want[0]} / {want[1] or '-'} {FINAL_WAIT_S:g} s "
+                                 f"after the last step (sampled: {sampler.now['client']} / {sampler.now['server']})")
         except OSError as e:
             end = "client" if errs["client"] is None else "server"
             errs[end] = _errname(e)
             event(f"{end} error {errs[end]}")
-            time.sleep(hold)
+            pause()
         finally:
             sampler.stop.set()
             sampler.join(5)

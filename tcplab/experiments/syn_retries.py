@@ -15,10 +15,10 @@ from typing import Any
 from collections.abc import Mapping
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import Clock, LagMeter, counters_now, delta
+from tcplab.experiments._common import Clock, LagMeter, counters_now, delta, wait_accept_queue
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
-from tcplab.kernel.loopback import SocketSet, connect_error, tcp_state
+from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_state
 from tcplab.kernel.sysctl import read_sysctl, sysctl_exists
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
@@ -124,6 +124,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         first = ss.connect(addr, wait=True)  # backlog 0 holds one: the queue is now full
         if tcp_state(first) != "ESTABLISHED":
             raise ExperimentError(f"the connection that fills the queue is {tcp_state(first)}, not ESTABLISHED")
+        # ESTABLISHED on the client does not mean the listener has queued it yet (its ACK may still
+        # be in a backlog): the SYN below must find the queue full, so wait for the queue
+        wait_accept_queue(socket_inode(lst), 1, "the first connection in the listener's accept queue")
         before = counters_now()
         clock = Clock()
         c = ss.connect(addr, syncnt=p["retries"])

@@ -12,7 +12,7 @@ import errno
 import socket
 from typing import Any
 
-from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
+from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets, wait_closes_done
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet
@@ -79,6 +79,8 @@ def _real_time_wait(p: dict[str, Any]) -> Outcome:
             out.tables.setdefault("attempts", []).append({"t": t, "ok": True, "local_port": port,
                                                            "reused": again, "error": None})
         ss.close_all()  # drop our own fds; TIME_WAIT mini-sockets stay in the kernel
+        # count once the last FIN was processed (softirq may run after close() returned)
+        wait_closes_done(addr[1], "every closed connection in TIME_WAIT or gone")
         tw = [r for r in proc_sockets() if r.state == "TIME_WAIT"]
     out.counters = delta(before, keep=("ListenOverflows", "ListenDrops", *TW_COUNTERS))
     out.summary = {"time_wait": len(tw), "connections_made": made, "first_failure_at": first_fail,
@@ -99,6 +101,8 @@ def _real_rebind(p: dict[str, Any]) -> Outcome:
         _one_connection(ss, old, addr, p["closer"])
         if not p["old_listener_open"]:
             old.close()
+        # count once the last FIN was processed (softirq may run after close() returned)
+        wait_closes_done(addr[1], "the closed connection in TIME_WAIT or gone")
         tw = [r for r in proc_sockets() if r.state == "TIME_WAIT"]
         tw_on_port = sum(1 for r in tw if r.local_port == addr[1])
         new = ss.socket()

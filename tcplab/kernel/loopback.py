@@ -21,12 +21,14 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from tcplab._validate import check_int, check_loopback
+from tcplab.errors import ExperimentError
 from tcplab.kernel.tcpinfo import tcp_info
 
 __all__ = ["SocketSet", "CloseWaitLeak", "check_loopback", "tcp_state", "connect_error", "socket_inode", "wait_until",
+           "wait_for",
            "TCP_SYNCNT", "TCP_DEFER_ACCEPT"]
 
 TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
@@ -63,6 +65,38 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+T = TypeVar("T")
+
+
+def wait_for(read: Callable[[], T], ok: Callable[[T], bool], timeout: float, what: str,
+             interval: float = 0.005) -> T:
+    """Poll ``read()`` until ``ok(value)`` holds and return that value; raise when ``timeout`` s pass.
+
+    For a state the next step needs (a socket in FIN_WAIT2 before its timer is watched, an ACK
+    before a count is read): on loopback such an event is usually over before the syscall that
+    caused it returns, but when softirq work is deferred to ksoftirqd on a busy host it comes
+    later, so reading once (or after a fixed sleep) would sometimes read the state before it.
+    The wait ends at the event, so a generous ``timeout`` costs nothing when the host is quiet.
+    Bounded in time and in polls; the error names the event and the last value read::
+
+        >>> wait_for(lambda: "FIN_WAIT1", lambda s: s == "FIN_WAIT2", 0.02, "the client in FIN_WAIT2")
+        Traceback (most recent call last):
+        ...
+        tcplab.errors.ExperimentError: the client in FIN_WAIT2 did not happen within 0.02 s (last read: 'FIN_WAIT1')
+    """
+    deadline = time.monotonic() + timeout
+    # each poll sleeps at least ``interval``, so this count is never reached before the deadline;
+    # it only guarantees the loop ends even if the clock misbehaves
+    for _ in range(int(timeout / interval) + 2):
+        value = read()
+        if ok(value):
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    raise ExperimentError(f"{what} did not happen within {timeout:g} s (last read: {value!r})")
 
 
 class SocketSet:
@@ -188,7 +222,11 @@ class CloseWaitLeak:
             self.accepted = [ss.adopt(lst.accept()[0]) for _ in range(self.n)]
             for c in clients:
                 c.close()  # the client is done: FIN. The buggy server never calls close().
-            wait_until(lambda: all(tcp_state(s) == "CLOSE_WAIT" for s in self.accepted), 2.0)
+            # the FINs are processed in softirq, on a busy host after close() returned: hand the
+            # leak out only once every server socket is in CLOSE_WAIT (callers count them at once)
+            wait_for(lambda: [tcp_state(s) for s in self.accepted],
+                     lambda states: all(st == "CLOSE_WAIT" for st in states), 5.0,
+                     f"all {self.n} server sockets in CLOSE_WAIT after the clients' FINs")
         except BaseException:
             ss.close_all()
             raise

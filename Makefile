@@ -114,6 +114,11 @@ workshop-bench: workshop-env
 #                            kernel-dependent agreement points (the CI part, under 10 minutes)
 KERNELS       ?= 6.1 6.12
 KGUEST        := TCPLAB_VENV=$(abspath $(VENV)) ./scripts/kernel-guest
+# what an instructor's host has and a bare guest lacks: /dev/net/tun (no udev in the guest to
+# create it) and net.core.rmem_max for notebook 14's congestion runs (docs/instructors.md); the
+# guest's own init namespace, never this machine's
+KGUEST_PREP   := --prep 'modprobe tun' --prep 'sysctl -qw net.core.rmem_max=4194304'
+KGUEST_RUN     = $(KGUEST) run $$k $(KGUEST_PREP) --rwdir $(abspath $(KERNEL_OUT))
 KERNEL_OUT    := docs/kernels
 KERNEL_TESTS  ?= tests/test_kernel_real.py tests/test_loopback.py tests/test_experiments_accept_queue.py \
                  tests/test_experiments_syn_queue.py tests/test_experiments_syn_retries.py \
@@ -133,11 +138,11 @@ test-kernels: kernels
 	mkdir -p $(KERNEL_OUT)
 	@fail=0; for k in $(KERNELS); do \
 	  echo "== linux $$k: real tests"; \
-	  $(KGUEST) run $$k --timeout 3600 --rwdir $(abspath $(KERNEL_OUT)) -- \
+	  $(KGUEST_RUN) --timeout 3600 -- \
 	    $(BIN)/python -m pytest $(KERNEL_TESTS) -m real -q -p no:cacheprovider \
 	    --junitxml=$(KERNEL_OUT)/tests-linux-$$k.xml || fail=1; \
 	  echo "== linux $$k: agreement grid"; \
-	  $(KGUEST) run $$k --timeout 5400 --rwdir $(abspath $(KERNEL_OUT)) -- \
+	  $(KGUEST_RUN) --timeout 5400 -- \
 	    $(BIN)/python scripts/kernel-agreement.py --out $(KERNEL_OUT)/agreement-linux-$$k.md \
 	    --json $(KERNEL_OUT)/agreement-linux-$$k.json || fail=1; \
 	done; exit $$fail
@@ -146,7 +151,7 @@ test-kernels-quick: kernels
 	mkdir -p $(KERNEL_OUT)
 	@fail=0; for k in $(KERNELS); do \
 	  echo "== linux $$k: facts and quick agreement"; \
-	  $(KGUEST) run $$k --timeout 600 --rwdir $(abspath $(KERNEL_OUT)) -- sh -c \
+	  $(KGUEST_RUN) --timeout 600 -- sh -c \
 	    "$(BIN)/python scripts/kernel-facts.py --json $(KERNEL_OUT)/facts-linux-$$k.json >/dev/null && \
 	     $(BIN)/python scripts/kernel-agreement.py $(KERNEL_QUICK_POINTS) \
 	     --out $(KERNEL_OUT)/quick-linux-$$k.md --json $(KERNEL_OUT)/quick-linux-$$k.json" || fail=1; \

@@ -114,6 +114,11 @@ workshop-bench: workshop-env
 #                            kernel-dependent agreement points (the CI part, under 10 minutes)
 KERNELS       ?= 6.1 6.12
 KGUEST        := TCPLAB_VENV=$(abspath $(VENV)) ./scripts/kernel-guest
+# what an instructor's host has and a bare guest lacks: /dev/net/tun (no udev in the guest to
+# create it) and net.core.rmem_max for notebook 14's congestion runs (docs/instructors.md); the
+# guest's own init namespace, never this machine's
+KGUEST_PREP   := --prep 'modprobe tun' --prep 'sysctl -qw net.core.rmem_max=4194304'
+KGUEST_RUN     = $(KGUEST) run $$k $(KGUEST_PREP) --rwdir $(abspath $(KERNEL_OUT))
 KERNEL_OUT    := docs/kernels
 KERNEL_TESTS  ?= tests/test_kernel_real.py tests/test_loopback.py tests/test_experiments_accept_queue.py \
                  tests/test_experiments_syn_queue.py tests/test_experiments_syn_retries.py \
@@ -121,6 +126,10 @@ KERNEL_TESTS  ?= tests/test_kernel_real.py tests/test_loopback.py tests/test_exp
                  tests/test_experiments_lifecycle.py tests/test_experiments_keepalive.py \
                  tests/test_experiments_retransmission.py tests/test_experiments_nagle.py \
                  tests/test_experiments_handshake.py
+# congestion's userspace delay line is CPU-bound: under TCG it carries 6-12 Mbit/s whatever the
+# path asks (measured on 6.12: utilization 0.17-0.77 against 0.80-0.99 simulated), so its real runs
+# in a guest measure QEMU, not the kernel
+KERNEL_GRID_SKIP ?= congestion
 KERNEL_QUICK_POINTS := --point 'syn_retries:retries=1' --point 'syn_queue:backlog=0,syncookies=0,max_syn_backlog=16' \
                  --point 'syn_queue:backlog=4,syncookies=1,max_syn_backlog=16' --point 'accept_queue:backlog=5,clients=20' \
                  --point 'time_wait:port_range=(40000,40009);tw_reuse=1;connections=30' \
@@ -133,12 +142,12 @@ test-kernels: kernels
 	mkdir -p $(KERNEL_OUT)
 	@fail=0; for k in $(KERNELS); do \
 	  echo "== linux $$k: real tests"; \
-	  $(KGUEST) run $$k --timeout 3600 --rwdir $(abspath $(KERNEL_OUT)) -- \
+	  $(KGUEST_RUN) --timeout 3600 -- \
 	    $(BIN)/python -m pytest $(KERNEL_TESTS) -m real -q -p no:cacheprovider \
 	    --junitxml=$(KERNEL_OUT)/tests-linux-$$k.xml || fail=1; \
 	  echo "== linux $$k: agreement grid"; \
-	  $(KGUEST) run $$k --timeout 5400 --rwdir $(abspath $(KERNEL_OUT)) -- \
-	    $(BIN)/python scripts/kernel-agreement.py --out $(KERNEL_OUT)/agreement-linux-$$k.md \
+	  $(KGUEST_RUN) --timeout 5400 -- \
+	    $(BIN)/python scripts/kernel-agreement.py --skip '$(KERNEL_GRID_SKIP)' --out $(KERNEL_OUT)/agreement-linux-$$k.md \
 	    --json $(KERNEL_OUT)/agreement-linux-$$k.json || fail=1; \
 	done; exit $$fail
 
@@ -146,7 +155,7 @@ test-kernels-quick: kernels
 	mkdir -p $(KERNEL_OUT)
 	@fail=0; for k in $(KERNELS); do \
 	  echo "== linux $$k: facts and quick agreement"; \
-	  $(KGUEST) run $$k --timeout 600 --rwdir $(abspath $(KERNEL_OUT)) -- sh -c \
+	  $(KGUEST_RUN) --timeout 600 -- sh -c \
 	    "$(BIN)/python scripts/kernel-facts.py --json $(KERNEL_OUT)/facts-linux-$$k.json >/dev/null && \
 	     $(BIN)/python scripts/kernel-agreement.py $(KERNEL_QUICK_POINTS) \
 	     --out $(KERNEL_OUT)/quick-linux-$$k.md --json $(KERNEL_OUT)/quick-linux-$$k.json" || fail=1; \

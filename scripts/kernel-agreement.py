@@ -81,7 +81,7 @@ def run_points(points: list[tuple[str, dict[str, Any]]], profile: str) -> list[d
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
         print(f"[{i + 1}/{len(points)}] {name} {shown}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
-        base = {"experiment": name, "params": shown, "key": "-", "rule": "-", "real": None, "sim": None,
+        base = {"experiment": name, "params": shown, "params_repr": repr(params), "key": "-", "rule": "-", "real": None, "sim": None,
                 "kernel": os.uname().release, "profile": profile}
         try:
             real = getattr(ex, name)(**params, mode="real")
@@ -109,6 +109,42 @@ def run_points(points: list[tuple[str, dict[str, Any]]], profile: str) -> list[d
     return rows
 
 
+def _from_shown(shown: str) -> dict[str, Any]:
+    """'a=1, b=(2, 3), c=cubic' -> {'a': 1, 'b': (2, 3), 'c': 'cubic'} (rows written before params_repr)."""
+    import re
+    out: dict[str, Any] = {}
+    for kv in filter(None, re.split(r", (?=\w+=)", shown)):
+        k, _, v = kv.partition("=")
+        try:
+            out[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            out[k] = v
+    return out
+
+
+def rejudge(path: str, profile: str) -> list[dict[str, Any]]:
+    """The real values stored in a --json file, compared again with the simulator under another
+    profile (no guest needed: the simulator is deterministic)."""
+    import tcplab.experiments as ex
+
+    with open(path) as f:
+        stored = json.load(f)
+    rows: list[dict[str, Any]] = []
+    done: dict[tuple[str, str], Any] = {}
+    for r in stored["rows"]:
+        if r["verdict"] not in ("agree", "DIFFER"):
+            rows.append(r)
+            continue
+        params = ast.literal_eval(r["params_repr"]) if "params_repr" in r else _from_shown(r["params"])
+        k = (r["experiment"], r["params"])
+        if k not in done:
+            done[k] = getattr(ex, r["experiment"])(**params, mode="sim", profile=profile)
+        sim = done[k]
+        rule, verdict = ag.compare(r["experiment"], params, r["key"], r["real"], sim.summary.get(r["key"]))
+        rows.append({**r, "sim": sim.summary.get(r["key"]), "rule": rule, "verdict": verdict, "profile": profile})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="only the grid's quick points")
@@ -121,20 +157,41 @@ def main(argv: list[str] | None = None) -> int:
                     help="use PROPOSED's profile for this kernel even where tcplab has one")
     ap.add_argument("--out", required=True, help="Markdown file (- for stdout)")
     ap.add_argument("--json", help="rows as JSON, with per-point real seconds")
+    ap.add_argument("--rejudge", metavar="FILE.json",
+                    help="no real runs: compare the real values stored in FILE.json (from --json, on any "
+                         "machine) with the simulator under --profile NAME, or with --proposed for its kernel")
     args = ap.parse_args(argv)
 
-    profile, how = pick_profile(args.profile, args.proposed)
-    if args.point:
+    if args.rejudge:
+        with open(args.rejudge) as f:
+            kernel = json.load(f)["kernel"]
+        if args.profile == "auto":
+            mm = "linux-" + ".".join(kernel.split(".")[:2]).split("-")[0]
+            if mm not in PROPOSED:
+                ap.error(f"no proposed profile for {kernel}; give --profile NAME")
+            prof.PROFILES[mm] = prof.KernelProfile(**PROPOSED[mm])
+            profile, how = mm, f"proposed in docs/kernels.md, re-judging the real values of {kernel}"
+        else:
+            profile, how = prof.get_profile(args.profile).name, f"asked for, re-judging the real values of {kernel}"
+        t0 = time.monotonic()
+        rows = rejudge(args.rejudge, profile)
+        points: list[tuple[str, dict[str, Any]]] = []
+    else:
+        profile, how = pick_profile(args.profile, args.proposed)
+    if args.rejudge:
+        pass
+    elif args.point:
         points = [parse_point(p) for p in args.point]
     else:
         points = [(n, p) for n, p, q in ag.GRID if q or not args.quick]
     only = {x for x in args.only.split(",") if x}
     skip = {x for x in args.skip.split(",") if x}
     points = [(n, p) for n, p in points if (not only or n in only) and n not in skip]
-    print(f"kernel {os.uname().release}; simulator profile {profile} ({how}); {len(points)} points",
-          file=sys.stderr, flush=True)
-    t0 = time.monotonic()
-    rows = run_points(points, profile)
+    if not args.rejudge:
+        print(f"kernel {os.uname().release}; simulator profile {profile} ({how}); {len(points)} points",
+              file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        rows = run_points(points, profile)
     seconds = time.monotonic() - t0
     text = ag.render(rows, quick=args.quick, seconds=seconds)
     cmd = "python scripts/kernel-agreement.py " + " ".join(argv if argv is not None else sys.argv[1:])

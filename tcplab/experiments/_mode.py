@@ -62,17 +62,19 @@ def host_sysctl(name: str) -> Any:
     return read_sysctl(name)
 
 
-def absence_note(name: str) -> str:
-    """What it means that this kernel lacks sysctl ``name``, from the profile's change table.
+def absence_note(name: str, release: str | None = None) -> str:
+    """What it means that this kernel (``release``, if given) lacks sysctl ``name``, from the
+    profile's change table.
 
-    >>> absence_note("net.ipv4.tcp_syn_linear_timeouts")
-    'this kernel has no net.ipv4.tcp_syn_linear_timeouts (added in Linux 6.5, commit ccce324dabfe): older kernels double the SYN RTO from the first retry'
+    >>> absence_note("net.ipv4.tcp_syn_linear_timeouts", "6.1.0-57-amd64")
+    'this kernel (6.1.0-57-amd64) has no net.ipv4.tcp_syn_linear_timeouts (added in Linux 6.5, commit ccce324dabfe): older kernels double the SYN RTO from the first retry'
     """
     change = sysctl_arrival(name)
     if change is None:
         return (f"{name} is not visible in this network namespace (a global sysctl, or one this kernel hides "
                 "from a namespace an unprivileged user owns, as 6.1 does net.core.somaxconn)")
-    return f"this kernel has no {name} (added in {change.where}): {change.older}"
+    kernel = f"this kernel ({release})" if release else "this kernel"
+    return f"{kernel} has no {name} (added in {change.where}): {change.older}"
 
 
 def absent_on_host(names: Any) -> list[str]:

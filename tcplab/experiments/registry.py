@@ -136,7 +136,7 @@ def run(s: Experiment, given: dict[str, Any], *, mode: str = "auto", seed: int =
         if lacking:
             # the learner asked for a knob this kernel does not have: the kernel cannot show it, a
             # kernel that has it can be simulated (the newest profile, unless one was named)
-            why = "; ".join(_mode.absence_note(n) for n in lacking).replace("this kernel", f"this kernel ({fit.release})", 1)
+            why = "; ".join(_mode.absence_note(n, fit.release) for n in lacking)
             if mode == "real":
                 raise RealModeUnavailable(f"cannot run {s.name} on the real kernel here: {why}. "
                                           "Use mode='sim' (or 'auto') to simulate a kernel that has it.")

@@ -23,18 +23,17 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any
 
-from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import _mode
+from tcplab.experiments.decision import plan
 from tcplab.experiments.result import Result
 from tcplab.experiments.spec import RULE_NAMES, Experiment
 from tcplab.model.outcome import Outcome
-from tcplab.kernel.release import running_profile
-from tcplab.model.profiles import DEFAULT_PROFILE, KernelProfile, get_profile
+from tcplab.model.profiles import KernelProfile, get_profile
 
 __all__ = ["SPECS", "FUNCTIONS", "spec", "names", "functions", "simulate", "make_function", "run", "render_markdown"]
 
 #: modules of this package that are machinery, not experiments
-_NOT_EXPERIMENTS = frozenset({"spec", "registry", "result", "agreement", "docs"})
+_NOT_EXPERIMENTS = frozenset({"spec", "registry", "result", "agreement", "docs", "decision"})
 
 
 def _discover() -> dict[str, Experiment]:
@@ -119,38 +118,18 @@ def run(s: Experiment, given: dict[str, Any], *, mode: str = "auto", seed: int =
     params = s.validate(given)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be None or a callable progress(fraction, text), not {progress!r}")
-    refusal = s.refuse_real(params)
-    if refusal is not None and mode == "real":
-        raise ValueError(refusal)
-    if refusal is None and mode != "sim" and s.host_limit is not None:
-        limit = s.host_limit(dict(params))
-        if limit is not None and mode == "real":
-            raise RealModeUnavailable(f"cannot run {s.name} on the real kernel here: {limit}. "
-                                      "Use mode='sim' (or 'auto') to simulate it.")
-        refusal = limit
-    wanted = s.sysctls(params)
-    fit = running_profile()
-    sim_profile: str = profile if profile is not None else fit.release
-    if refusal is None and mode != "sim":
-        lacking = _mode.absent_on_host(wanted)
-        if lacking:
-            # the learner asked for a knob this kernel does not have: the kernel cannot show it, a
-            # kernel that has it can be simulated (the newest profile, unless one was named)
-            why = "; ".join(_mode.absence_note(n, fit.release) for n in lacking)
-            if mode == "real":
-                raise RealModeUnavailable(f"cannot run {s.name} on the real kernel here: {why}. "
-                                          "Use mode='sim' (or 'auto') to simulate a kernel that has it.")
-            refusal = why
-            sim_profile = profile if profile is not None else DEFAULT_PROFILE
+    decided = plan(s, params, mode, profile)
     expected = s.expected_s(params) if s.expected_s is not None else 0.0
-    result = _mode.run(s.name, params, mode="sim" if refusal is not None else mode, seed=seed, profile=sim_profile,
-                       real=s.real, sim=lambda p: simulate(s.name, p, profile=sim_profile, seed=seed),
-                       sysctls=wanted, record=s.record, needs_namespace=s.namespace_reason(params),
+    sim_profile = decided.sim_profile
+    result = _mode.run(s.name, params, mode="sim" if decided.refusal is not None else mode, seed=seed,
+                       profile=sim_profile, real=s.real,
+                       sim=lambda p: simulate(s.name, p, profile=sim_profile, seed=seed),
+                       sysctls=s.sysctls(params), record=s.record, needs_namespace=s.namespace_reason(params),
                        timeout=s.timeout(params), progress=progress, expected_s=expected, judge=s.judge)
-    if refusal is not None and mode == "auto":
-        result.reason = f"simulated: {refusal}"
-    if result.mode == "sim" and profile is None and sim_profile == fit.release and fit.note:
-        result.notes.append(fit.note)
+    if decided.refusal is not None and mode == "auto":
+        result.reason = f"simulated: {decided.refusal}"
+    if result.mode == "sim" and decided.kernel_note:
+        result.notes.append(decided.kernel_note)
     if s.finish is not None:
         result = s.finish(result, mode, lambda: run(s, given, mode="sim", seed=seed, profile=profile))
     return result

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas  # noqa: F401 - imported before forking to uid 65534
 import pytest
 
+from tcplab.model.rto import HZ_TICK
+
 from tcplab.experiments import flow_control
 from tcplab.model.persist import probe0_when, probe_times, receive_capacity
 
@@ -31,9 +33,10 @@ def test_stalled_reader(as_user, rcvbuf, nbytes, stall):
     assert any(q["side"] == "sender" and q["state"] == "ESTABLISHED" and q["send_q"] >= nbytes - cap.max_recv_q
                for q in queues)
     assert any(q["side"] == "receiver" and q["recv_q"] == cap.max_recv_q for q in queues)
-    # the zero window arrives with a delayed ACK; probes back off 204, 408, 816 ... ms
+    # the zero window arrives with a delayed ACK; probes back off from max(icsk_rto, TCP_RTO_MIN), doubling,
+    # each timer run by the timer wheel (a jiffy late, then on 32 ms buckets)
     assert abs(s["zero_window_after_s"] - 0.044) <= 0.05
-    expected = probe_times(s["zero_window_after_s"], stall)
+    expected = probe_times(s["zero_window_after_s"], stall, s["probe_base_s"], tick=HZ_TICK)
     assert s["probes"] == counters["TCPWinProbe"] == len(expected)
     assert all(_within(m, e) for m, e in zip(s["probe_times"], expected)), s["probe_times"]
     gaps = [b - a for a, b in zip(s["probe_times"], s["probe_times"][1:])]
@@ -61,6 +64,11 @@ def test_persist_rules():
     gaps = [round(b - a, 6) for a, b in zip(*(lambda t: (t, t[1:]))(probe_times(0.0, 5000.0, 0.2)))]
     assert max(gaps) == 120.0 and gaps == sorted(gaps)
     assert probe_times(1.0, 1.1) == ()
+    # the timer wheel: each probe timer fires at its bucket, never early, and a jiffy or a 32 ms bucket late
+    wheel = probe_times(0.044, 2.0, 0.204, tick=0.004)
+    exact = probe_times(0.044, 2.0, 0.204)
+    assert len(wheel) == len(exact) and all(0 < w - e for w, e in zip(wheel, exact))
+    assert wheel[0] - exact[0] <= 0.004 + 1e-9
     with pytest.raises(ValueError, match="rcvbuf"):
         receive_capacity(0)
 
@@ -74,7 +82,7 @@ def test_receive_capacity_matches_the_measured_recv_q(rcvbuf, held):
 def test_sim_stalled_reader():
     r = flow_control(rcvbuf=8192, bytes=500_000, stall_s=1.0, mode="sim")
     s = r.summary
-    assert s["probes"] == 2 and s["probe_times"] == [0.248, 0.656] and s["window_updates"] == 1
+    assert s["probes"] == 2 and s["probe_times"] == [0.252, 0.672] and s["window_updates"] == 1
     assert s["max_recv_q"] == 12288 and s["max_send_q"] == 500_000 - 4096
     assert list(r.timeline["backoff"])[-2] == 2
 

@@ -12,7 +12,7 @@ counted by the kernel (TCPWinProbe) and timed by the sender's ``icsk_backoff``, 
 
 >>> s = flow_control(rcvbuf=4096, bytes=200_000, reader="stalled", stall_s=2.0, mode="sim").summary
 >>> s["max_recv_q"], s["max_send_q"], s["probes"], s["probe_times"], s["window_updates"]
-(4096, 197952, 3, [0.248, 0.656, 1.472], 1)
+(4096, 197952, 3, [0.252, 0.672, 1.504], 1)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import send_recv_queues, tcp_info
 from tcplab.model.outcome import Outcome
 from tcplab.model.persist import ZERO_WINDOW_DELAY, probe0_base, probe_times, receive_capacity
+from tcplab.model.rto import TCP_RTO_MIN
 from tcplab.model.profiles import KernelProfile
 
 __all__ = ["flow_control", "SPEC", "READERS", "send_recv_queues"]
@@ -101,6 +102,10 @@ SPEC = Experiment(
         Key("max_recv_q", "largest Recv-Q of the receiver (bytes received, not yet read)", rule="rel10"),
         Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
         Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule="list_rel10"),
+        Key("probe_base_s", "the probe timer's base when the window closed: max(icsk_rto, TCP_RTO_MIN) "
+            "(tcp_probe0_base(); real: tcp_info.rto then, which the delayed-ACK RTT samples raise above "
+            "loopback's 204 ms; simulated: the loopback RTO). Probe n leaves base x (2^n - 1) after the close",
+            rule="rel10"),
         Key("window_updates", "windows reopened from zero (on the wire; TCPFromZeroWindowAdv without a capture)", rule="rel25"),
         Key("mss", "the sender's segment size (tcp_info.snd_mss)"),
         Key("done_after_s", "seconds until the reader had every byte", rule="rel10"),
@@ -197,6 +202,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         clock = Clock()
         sent = got = 0
         zero_at = done_at = None
+        rto_at_zero: int | None = None       # tcp_info.rto (us) when the window was first seen closed
         last_key = None
         last_backoff = 0
         next_proc = 0.0
@@ -214,6 +220,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                     break
                 if zero_at is None and tcp_info(snd).extra.get("snd_wnd", 1) == 0:
                     zero_at = round(clock(), 4)                  # seen between two writes
+                    rto_at_zero = tcp_info(snd).rto
             if reader == "fast" or (reader == "stalled" and now >= p["stall_s"]):
                 got += _read_some(rcv, total - got)
             elif reader == "slow":
@@ -225,6 +232,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             snd_wnd = si.extra.get("snd_wnd", 0)
             if snd_wnd == 0 and zero_at is None and sent > 0:
                 zero_at = round(now, 4)
+                rto_at_zero = si.rto
             if si.backoff > last_backoff:                        # tcp_send_probe0(): one probe, backoff++
                 probe_at.extend([round(now, 3)] * (si.backoff - last_backoff))
             last_backoff = si.backoff
@@ -269,6 +277,8 @@ def _real(p: dict[str, Any]) -> Outcome:
                          f"{len(probe_at)} times (a window update can reset it between two polls)")
     out.summary = {
         "zero_window_after_s": zero_at,
+        # tcp_probe0_base(): the first probe waits max(icsk_rto, TCP_RTO_MIN), then each gap doubles
+        "probe_base_s": round(max(rto_at_zero / 1e6, TCP_RTO_MIN), 6) if rto_at_zero is not None else None,
         "max_send_q": max((r["send_q"] for r in rows), default=0),
         "max_recv_q": max((r["recv_q"] for r in rows), default=0),
         # the wire counts only this connection (host-wide counters would include other programs' probes)
@@ -303,7 +313,7 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     if reader == "stalled":
         done = round(p["stall_s"], 3) if total > 0 else 0.0
         if zero_at is not None and p["stall_s"] > zero_at:
-            probes = probe_times(zero_at, p["stall_s"], base)
+            probes = probe_times(zero_at, p["stall_s"], base, tick=profile.timer_tick)
             updates = 1
             rows.append({**rows[-1], "t": zero_at, "snd_wnd": 0, "rcv_wnd": 0})
             for i, t in enumerate(probes, start=1):
@@ -325,7 +335,8 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     # Send-Q peaks before the delayed ACK (rule 3): only the first segment, ACKed at once in quick-ACK
     # mode, has left it; the sender has queued the whole write by then
     peak_send_q = total - min(total, cap.mss)
-    summary = {"zero_window_after_s": zero_at, "max_send_q": peak_send_q, "max_recv_q": held, "probes": len(probes),
+    summary = {"zero_window_after_s": zero_at, "probe_base_s": round(base, 6) if zero_at is not None else None,
+               "max_send_q": peak_send_q, "max_recv_q": held, "probes": len(probes),
                "probe_times": list(probes), "window_updates": updates, "mss": cap.mss, "done_after_s": done}
     if reader != "stalled":
         for k in ("zero_window_after_s", "max_send_q", "max_recv_q", "probes", "probe_times", "window_updates"):

@@ -38,9 +38,11 @@ Rules (Linux 6.x, measured on 6.18 loopback — docs/data-transfer.md):
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from tcplab.model.delack import TCP_DELACK_MIN, delayed_ack_delay
+from tcplab.model.keepalive import wheel_fires_at
 from tcplab.model.rto import HZ_TICK, TCP_RETR2, TCP_RTO_MAX, TCP_RTO_MIN, initial_rto
 
 __all__ = ["TCP_DELACK_MIN", "ZERO_WINDOW_DELAY", "SKB_OVERHEAD", "SOCK_MIN_RCVBUF", "LOOPBACK_MSS",
@@ -68,17 +70,34 @@ def probe0_when(base: float, backoff: int, rto_max: float = TCP_RTO_MAX) -> floa
 
 
 def probe_times(zero_at: float, until: float, base: float | None = None, *, retries2: int = TCP_RETR2,
-                rto_max: float = TCP_RTO_MAX) -> tuple[float, ...]:
+                rto_max: float = TCP_RTO_MAX, tick: float | None = None) -> tuple[float, ...]:
     """When zero-window probes leave, the window having closed at ``zero_at`` and reopening at
     ``until`` (rule 1; the backoff stops growing at ``retries2``).
 
+    ``tick`` (one jiffy, 1/HZ): each probe timer fires when the timer wheel runs it
+    (:func:`tcplab.model.keepalive.wheel_fires_at`): one jiffy late below 63 jiffies, then at the
+    next 8-jiffy bucket (32 ms at HZ=250) and coarser for longer timers. That, not the RTO, is why a
+    real run's gaps looked ~7 % longer than ``base x 2^n``.
+
     >>> probe_times(0.0, 1000.0, 0.2)[-3:]       # the gap is capped at TCP_RTO_MAX
     (684.6, 804.6, 924.6)
+    >>> probe_times(0.0434, 2.0, 0.208, tick=0.004)   # measured on 6.18: 0.259, 0.703, 1.567
+    (0.256, 0.704, 1.568)
     """
     if base is None:
         base = probe0_base()
     out: list[float] = []
-    t, backoff = zero_at + base, 0
+    backoff = 0
+    if tick:
+        now = round(zero_at / tick)
+        while len(out) < _MAX_PROBES:
+            now = wheel_fires_at(now, math.ceil(round(probe0_when(base, backoff, rto_max) / tick, 9)))
+            if now * tick >= until:
+                break
+            out.append(round(now * tick, 6))
+            backoff = min(backoff + 1, retries2)
+        return tuple(out)
+    t = zero_at + base
     while t < until and len(out) < _MAX_PROBES:
         out.append(round(t, 6))
         backoff = min(backoff + 1, retries2)

@@ -98,14 +98,14 @@ SPEC = Experiment(
     ),
     summary=(
         Key("zero_window_after_s", "seconds until the sender saw window 0 (None: never)", rule="abs50ms"),
-        Key("max_send_q", "largest Send-Q of the sender (bytes written, not yet acknowledged)", rule="rel10"),
-        Key("max_recv_q", "largest Recv-Q of the receiver (bytes received, not yet read)", rule="rel10"),
-        Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
-        Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule="list_rel10"),
         Key("probe_base_s", "the probe timer's base when the window closed: max(icsk_rto, TCP_RTO_MIN) "
             "(tcp_probe0_base(); real: tcp_info.rto then, which the delayed-ACK RTT samples raise above "
             "loopback's 204 ms; simulated: the loopback RTO). Probe n leaves base x (2^n - 1) after the close",
             rule="rel10"),
+        Key("max_send_q", "largest Send-Q of the sender (bytes written, not yet acknowledged)", rule="rel10"),
+        Key("max_recv_q", "largest Recv-Q of the receiver (bytes received, not yet read)", rule="rel10"),
+        Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
+        Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule="list_rel10"),
         Key("window_updates", "windows reopened from zero (on the wire; TCPFromZeroWindowAdv without a capture)", rule="rel25"),
         Key("mss", "the sender's segment size (tcp_info.snd_mss)"),
         Key("done_after_s", "seconds until the reader had every byte", rule="rel10"),

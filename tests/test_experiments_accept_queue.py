@@ -75,6 +75,27 @@ def test_accept_after_drains_the_queue():
     assert r.timeline["accepted"].iloc[-1] == s["accepted"]
 
 
+def test_a_spread_out_connect_loop_spoils_the_late_accept_story():
+    """notebook 03's late accept: its figures are the kernel's only when the stuck clients' SYN
+    retransmissions arrive as one burst, i.e. their connects fit in one timer-wheel bucket."""
+    from tcplab.experiments.accept_queue import SPEC
+    from tcplab.model.outcome import Timing
+
+    assert SPEC.judge([Timing("connects", 7.0, "the 20 connects took 7 ms")]).ok
+    v = SPEC.judge([Timing("connects", 1800.0, "the 20 connects took 1800 ms, so ...")])
+    assert not v.ok
+    assert {"established_clients", "syn_sent_clients", "phantom_clients", "accepted"} <= set(v.keys)
+    assert "send_q" not in v.keys          # the limit is the kernel's whatever the timing
+    assert "1800 ms" in v.reason and "(established_clients" in v.reason
+
+
+@pytest.mark.real
+def test_late_accept_reports_how_long_its_connects_took():
+    r = accept_queue(backlog=2, clients=10, accept_after=0.2, mode="real")
+    assert r.fidelity is not None and [t.name for t in r.fidelity.timings] == ["connects"]
+    assert accept_queue(backlog=2, clients=3, settle=0.2, mode="real").fidelity.timings == ()
+
+
 @pytest.mark.real
 def test_result_shape():
     r = accept_queue(backlog=1, clients=4, settle=0.2, mode="real")

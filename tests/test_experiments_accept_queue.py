@@ -7,6 +7,7 @@ import pytest
 
 from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import Result, accept_queue
+from tcplab.kernel.release import running_profile
 
 KEYS = ["established_clients", "syn_sent_clients", "server_children", "recv_q", "send_q", "ListenOverflows",
         "ListenDrops", "reset_clients", "phantom_clients", "accepted"]
@@ -33,7 +34,11 @@ def _summary(kw):
 
 @pytest.mark.real
 @pytest.mark.parametrize("kw,expected", CASE1, ids=[str(k) for k, _ in CASE1])
-def test_kernel_md_case1(as_user, kw, expected):
+def test_kernel_md_case1(as_user, kw, expected, request):
+    if ("somaxconn" in kw and request.node.callspec.params["as_user"] == "unprivileged"
+            and not running_profile().profile.somaxconn_in_userns):
+        pytest.skip(f"this kernel ({running_profile().release}) hides net.core.somaxconn from a namespace an "
+                    "unprivileged user owns (exposed in v6.3, 6b754d7bd007): the case cannot run for real")
     mode, s = as_user(_summary, kw)
     assert mode == "real"
     assert list(s) == KEYS

@@ -9,6 +9,7 @@ import pytest
 from tcplab.model.rto import HZ_TICK
 
 from tcplab.experiments import flow_control
+from tcplab.kernel.release import running_profile
 from tcplab.model.persist import probe0_when, probe_times, receive_capacity
 
 
@@ -26,7 +27,7 @@ def _real(kw):
 def test_stalled_reader(as_user, rcvbuf, nbytes, stall):
     mode, s, counters, queues, timeline, notes = as_user(_real, dict(rcvbuf=rcvbuf, bytes=nbytes, stall_s=stall))
     assert mode == "real"
-    cap = receive_capacity(rcvbuf)
+    cap = receive_capacity(rcvbuf, scaling_ratio=running_profile().profile.rcv_scaling_ratio)
     assert s["mss"] == cap.mss and s["max_recv_q"] == cap.max_recv_q
     # Send-Q in bytes on the sender's ESTABLISHED row: everything written but not acknowledged
     assert _within(s["max_send_q"], nbytes - cap.mss, 0.02)
@@ -79,8 +80,25 @@ def test_receive_capacity_matches_the_measured_recv_q(rcvbuf, held):
     assert receive_capacity(rcvbuf).max_recv_q == held
 
 
+# measured on Debian's 6.1.0-57 (tcplab's agreement grid real in the guest, docs/kernels.md)
+@pytest.mark.parametrize("rcvbuf", [2304, 4096, 6000, 8192, 16384, 32768])
+def test_before_6_6_the_receiver_holds_one_window(rcvbuf):
+    assert receive_capacity(rcvbuf, scaling_ratio=False).max_recv_q == rcvbuf
+
+
+def test_sim_follows_the_kernels_receive_window_rule():
+    from tcplab.model.profiles import CHANGES, PROFILES
+    change = next(c for c in CHANGES if c.commit == "dfa2f0483360")
+    assert change.since == (6, 6) and change.fields == {"rcv_scaling_ratio": True}
+    assert not PROFILES["linux-6.1"].rcv_scaling_ratio and PROFILES["linux-6.12"].rcv_scaling_ratio
+    old = flow_control(rcvbuf=8192, bytes=500_000, stall_s=1.0, mode="sim", profile="linux-6.1")
+    new = flow_control(rcvbuf=8192, bytes=500_000, stall_s=1.0, mode="sim", profile="linux-6.12")
+    assert old.summary["max_recv_q"] == 8192 and new.summary["max_recv_q"] == 12288
+    assert "dfa2f0483360" in " ".join(old.notes)
+
+
 def test_sim_stalled_reader():
-    r = flow_control(rcvbuf=8192, bytes=500_000, stall_s=1.0, mode="sim")
+    r = flow_control(rcvbuf=8192, bytes=500_000, stall_s=1.0, mode="sim", profile="linux-6.18")
     s = r.summary
     assert s["probes"] == 2 and s["probe_times"] == [0.252, 0.672] and s["window_updates"] == 1
     assert s["max_recv_q"] == 12288 and s["max_send_q"] == 500_000 - 4096

@@ -7,6 +7,7 @@ import pytest
 
 from tcplab.experiments import syn_retries
 from tcplab.experiments.syn_retries import predict_syn_times
+from tcplab.kernel.release import running_profile
 
 # docs/kernel-facts.md case 3: (k, linear_timeouts) -> (SYN send times, connect() fails after)
 CASE3 = {
@@ -23,12 +24,26 @@ def _within(measured, expected, rel=0.10, abs_=0.05):
     return abs(measured - expected) <= max(rel * expected, abs_)
 
 
+def _asked(lin):
+    """The linear_timeouts argument that gives the schedule of ``lin`` on this kernel: ``lin`` where
+    the sysctl exists; where it does not (before 6.5, ccce324dabfe) the kernel's own rule is 0, asked
+    for by not setting it, and any other value cannot run for real."""
+    if running_profile().profile.has_syn_linear_timeouts:
+        return lin
+    if lin == 0:
+        return None
+    pytest.skip(f"this kernel ({running_profile().release}) has no net.ipv4.tcp_syn_linear_timeouts "
+                f"(v6.5, ccce324dabfe): its SYN timer doubles from the first retry, linear_timeouts={lin} "
+                "cannot run for real")
+
+
 def _summary(k, lin):
     r = syn_retries(k, linear_timeouts=lin, mode="real")
     return r.mode, r.summary, r.counters
 
 
 def _check(k, lin, mode, s, counters):
+    lin = 0 if lin is None else lin
     sends, fail = CASE3[(k, lin)]
     assert mode == "real"
     assert s["error"] == "ETIMEDOUT"
@@ -43,19 +58,21 @@ def _check(k, lin, mode, s, counters):
 @pytest.mark.real
 @pytest.mark.parametrize("k,lin", [(1, 0), (2, 4)])
 def test_case3_root(k, lin):
-    _check(k, lin, *_summary(k, lin))
+    _check(k, _asked(lin), *_summary(k, _asked(lin)))
 
 
 @pytest.mark.real
 def test_case3_unprivileged(as_user):
-    _check(1, 4, *as_user(_summary, 1, 4))
+    # sets the sysctl in the user's namespace where the kernel has it, else runs the kernel's own rule
+    lin = 4 if running_profile().profile.has_syn_linear_timeouts else None
+    _check(1, lin, *as_user(_summary, 1, lin))
 
 
 @pytest.mark.real
 @pytest.mark.slow
 @pytest.mark.parametrize("k,lin", [(1, 4), (2, 0), (3, 0), (3, 4)])
 def test_case3_slow(k, lin):
-    _check(k, lin, *_summary(k, lin))
+    _check(k, _asked(lin), *_summary(k, _asked(lin)))
 
 
 @pytest.mark.parametrize("k,lin", [(k, lin) for k in range(1, 9) for lin in (0, 1, 4, 6)])
@@ -71,7 +88,7 @@ def test_predictions_follow_the_rules(k, lin):
 @pytest.mark.real
 def test_progress_is_reported():
     seen = []
-    syn_retries(1, linear_timeouts=0, mode="real", progress=lambda f, text: seen.append((f, text)))
+    syn_retries(1, linear_timeouts=_asked(0), mode="real", progress=lambda f, text: seen.append((f, text)))
     assert seen[-1] == (1.0, "done")
     assert len(seen) >= 5 and all(0 <= f <= 1 for f, _ in seen)
     assert [f for f, _ in seen] == sorted(f for f, _ in seen)
@@ -100,6 +117,10 @@ def test_per_socket_syncnt_runs_without_namespaces(monkeypatch):
         syn_retries(1, linear_timeouts=0, mode="real")
     r = syn_retries(1, mode="real")  # TCP_SYNCNT is per socket: host namespace, host sysctls
     assert r.mode == "real" and "host" in r.reason
-    lin = r.sysctls["net.ipv4.tcp_syn_linear_timeouts"]
+    if running_profile().profile.has_syn_linear_timeouts:
+        lin = r.sysctls["net.ipv4.tcp_syn_linear_timeouts"]
+    else:   # before 6.5: no such sysctl, the Result says so, and the kernel's rule is 0
+        assert "net.ipv4.tcp_syn_linear_timeouts" in r.absent_sysctls
+        lin = 0
     sends, fail = predict_syn_times(1, lin)
     assert r.summary["syns_sent"] == len(sends) and _within(r.summary["failed_after"], fail + 0.07)

@@ -7,6 +7,7 @@ import pytest
 
 from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import rebind, time_wait
+from tcplab.kernel.release import running_profile
 
 PORTS = (40000, 40009)
 
@@ -34,8 +35,15 @@ def test_tw_reuse_reuses_ports_after_one_second(reuse):
     assert s["connections_made"] == 30 and s["reused_ports"] == 20 and s["error"] == "EADDRNOTAVAIL"
     assert r.counters["TW"] == 30 and r.counters["TWRecycled"] == 20
     ok = r.tables["attempts"].query("ok")
-    # tcp_tw_reuse_delay: the 11th success comes ~1 s after the first TIME_WAIT
-    assert 0.95 <= ok["t"].iloc[10] <= 1.15 and 1.95 <= ok["t"].iloc[20] <= 2.2
+    t10, t20 = ok["t"].iloc[10], ok["t"].iloc[20]
+    if running_profile().profile.tw_reuse_ms:
+        # tcp_tw_reuse_delay (6.14+): the 11th success comes ~1 s after the first TIME_WAIT
+        assert 0.95 <= t10 <= 1.15 and 1.95 <= t20 <= 2.2
+    else:
+        # before 6.14 (19ce8cd30465): a port is reused once the seconds clock (ktime_get_seconds())
+        # ticks past its TIME_WAIT's stamp, 0..1 s after it, and the reused ports' TIME_WAITs once
+        # more (docs/kernels.md: 0.08 .. 0.87 s measured on 6.1 and 6.12)
+        assert 0 < t10 <= 1.15 and t10 < t20 <= t10 + 1.15, (t10, t20)
 
 
 @pytest.mark.real

@@ -23,7 +23,7 @@ from tcplab.kernel.release import running_profile
 from tcplab.kernel.sysctl import read_sysctl, sysctl_exists
 
 SOMAXCONN = "net.core.somaxconn"
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 
 
 __all__ = ["accept_queue", "SPEC"]
@@ -37,6 +37,17 @@ def _timeout(p: Mapping[str, Any]) -> float:
 
 
 _COUNTS = "exact"
+#: what the keys tolerate of the "connects" timing (Key.tolerates), in ms, reported by runs with
+#: ``accept_after``: how long the clients' connects took. That story (notebook 03, "the client that
+#: believes it is connected") needs the stuck clients' SYN retransmissions to reach the listener as
+#: one burst, which they do when their 1 s timers land in one bucket of the kernel's timer wheel
+#: (a timer 1 s out sits at level 1: 8 jiffies, 32 ms at HZ 250). Connects spread wider arrive in
+#: groups, the later groups find the accept queue full again and stay SYN_SENT past the snapshot
+#: (on 6.1 the next SYN is 2 s later, on 6.5+ 1 s). Wider than a bucket the burst is certainly split;
+#: narrower, it is split when the spread straddles a bucket boundary (by chance, about spread / 32 ms):
+#: a held verdict is necessary, not sufficient. Measured: 2-7 ms on this host (once 34 ms), 25-36 ms
+#: in the TCG guests, split bursts at 6.8 ms (host) and 25 ms (6.12 guest) (docs/kernels.md).
+_BURST = {"connects": 32.0}
 SPEC = Experiment(
     name="accept_queue",
     title="Fill the accept queue of a listener that does not call accept(): listen(N) holds N+1.",
@@ -60,16 +71,16 @@ SPEC = Experiment(
         Param("settle", "float", 1.5, lo=0.1, hi=30, unit="s", help="wait before the snapshot"),
     ),
     summary=(
-        Key("established_clients", "clients in ESTABLISHED at the snapshot"),
-        Key("syn_sent_clients", "clients still in SYN_SENT (their SYNs were dropped)"),
-        Key("server_children", "ESTABLISHED connections on the server side (accepted or queued)"),
-        Key("recv_q", "the listener's accept-queue length (ss Recv-Q on the LISTEN row)"),
+        Key("established_clients", "clients in ESTABLISHED at the snapshot", tolerates=_BURST),
+        Key("syn_sent_clients", "clients still in SYN_SENT (their SYNs were dropped)", tolerates=_BURST),
+        Key("server_children", "ESTABLISHED connections on the server side (accepted or queued)", tolerates=_BURST),
+        Key("recv_q", "the listener's accept-queue length (ss Recv-Q on the LISTEN row)", tolerates=_BURST),
         Key("send_q", "the listener's accept-queue limit, min(backlog, somaxconn) (ss Send-Q); None without sock_diag"),
-        Key("ListenOverflows", "counter delta: SYNs or ACKs dropped because the accept queue was full"),
-        Key("ListenDrops", "counter delta: every drop at a listener (includes ListenOverflows)"),
-        Key("reset_clients", "clients whose connect ended with ECONNRESET"),
-        Key("phantom_clients", "clients ESTABLISHED with no server child (the final ACK was dropped)"),
-        Key("accepted", "connections the server accepted before the snapshot"),
+        Key("ListenOverflows", "counter delta: SYNs or ACKs dropped because the accept queue was full", tolerates=_BURST),
+        Key("ListenDrops", "counter delta: every drop at a listener (includes ListenOverflows)", tolerates=_BURST),
+        Key("reset_clients", "clients whose connect ended with ECONNRESET", tolerates=_BURST),
+        Key("phantom_clients", "clients ESTABLISHED with no server child (the final ACK was dropped)", tolerates=_BURST),
+        Key("accepted", "connections the server accepted before the snapshot", tolerates=_BURST),
     ),
     tables=(
         Table("clients", ("client", "port", "state", "error", "server_side"), "one client"),
@@ -121,6 +132,11 @@ def _real(p: dict[str, Any]) -> Outcome:
         # one handshake after the other, each answered (queued or dropped) before the next SYN
         clients = [connect_answered(ss, lst) for _ in range(p["clients"])]
         connected_at = clock()
+        if p["accept_after"] is not None:
+            out.timings.append(Timing(
+                "connects", round(connected_at * 1000, 3),
+                f"the {p['clients']} connects took {connected_at * 1000:.0f} ms, so the dropped clients' SYN "
+                "retransmissions did not reach the listener as one burst"))
         accepted: list[Any] = []
         snapshot_at = connected_at + p["settle"]
         acc_at = p["accept_after"]

@@ -297,7 +297,7 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     """Stalled reader: the rules of tcplab.model.persist, event by event. Slow and fast readers: only
     the reader's own pace (done_after_s); what the window does between reads is not modelled (None)."""
     total, reader = p["bytes"], p["reader"]
-    cap = receive_capacity(p["rcvbuf"])
+    cap = receive_capacity(p["rcvbuf"], scaling_ratio=profile.rcv_scaling_ratio)
     held = min(total, cap.max_recv_q)
     sndbuf_note = ""
     if p["sndbuf"] is not None:
@@ -331,7 +331,9 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
               {"t": 0.0, "side": "receiver", "state": "ESTABLISHED", "send_q": 0, "recv_q": held}]
     notes = [f"kernel profile {profile.name}: SO_RCVBUF {p['rcvbuf']} -> sk_rcvbuf {cap.sk_rcvbuf}, first window "
              f"{cap.window}, MSS {cap.mss}, the receiver holds {cap.max_recv_q} B (tcplab.model.persist rule 4, "
-             f"fitted on 6.18){sndbuf_note}"]
+             + ("fitted on 6.18" if profile.rcv_scaling_ratio else
+                "one window: before 6.6, dfa2f0483360, tcp_adv_win_scale sizes it; measured on 6.1")
+             + f"){sndbuf_note}"]
     # Send-Q peaks before the delayed ACK (rule 3): only the first segment, ACKed at once in quick-ACK
     # mode, has left it; the sender has queued the whole write by then
     peak_send_q = total - min(total, cap.mss)

@@ -28,7 +28,11 @@ Rules (Linux 6.x, measured on 6.18 loopback — docs/data-transfer.md):
    plus about :data:`SKB_OVERHEAD` bytes: a *fitted* figure (measured Recv-Q maxima 1152, 2304,
    3000, 4096, 9000, 12288, 18000, 24576, 49152 for SO_RCVBUF 1, 2304, 3000, 4096, 6000, 8192,
    12000, 16384, 32768); sizes whose window is not a whole number of segments (24576, >= 49152)
-   land between two segment counts.
+   land between two segment counts. That is 6.6+ (dfa2f0483360: the receiver's window follows the
+   measured ``scaling_ratio``). Before it, ``tcp_adv_win_scale`` (1) keeps the window at half of
+   ``sk_rcvbuf``, and the receiver holds exactly that window: ``receive_capacity(rcvbuf,
+   scaling_ratio=False)`` (measured on 6.1: Recv-Q maxima 2304, 4096, 6000, 8192, 16384, 32768 for
+   those SO_RCVBUF, docs/kernels.md).
 
 >>> probe_times(0.044, until=2.0)
 (0.248, 0.656, 1.472)
@@ -114,16 +118,21 @@ class ReceiveCapacity(NamedTuple):
     max_recv_q: int    # bytes the receiver holds before it advertises a zero window
 
 
-def receive_capacity(rcvbuf: int) -> ReceiveCapacity:
+def receive_capacity(rcvbuf: int, scaling_ratio: bool = True) -> ReceiveCapacity:
     """Rule 4 for a receiver with ``setsockopt(SO_RCVBUF, rcvbuf)`` set before listen().
+    ``scaling_ratio`` False: a kernel before 6.6 (``tcp_adv_win_scale``), which holds one window.
 
     >>> receive_capacity(1)
     ReceiveCapacity(sk_rcvbuf=2304, window=1152, mss=576, max_recv_q=1152)
+    >>> receive_capacity(8192, scaling_ratio=False)
+    ReceiveCapacity(sk_rcvbuf=16384, window=8192, mss=4096, max_recv_q=8192)
     """
     if rcvbuf < 1:
         raise ValueError(f"rcvbuf must be an int >= 1, not {rcvbuf}")
     sk = max(2 * rcvbuf, SOCK_MIN_RCVBUF)
     window = sk // 2
     mss = min(max(window // 2, 1), LOOPBACK_MSS)
+    if not scaling_ratio:
+        return ReceiveCapacity(sk, window, mss, window)
     segments = max(2, sk // (mss + SKB_OVERHEAD))
     return ReceiveCapacity(sk, window, mss, segments * mss)

@@ -91,6 +91,9 @@ class KernelProfile:
     tw_reuse_ms: bool = True
     #: net.core.somaxconn can be read and set in a namespace an unprivileged user owns (6.3+)
     somaxconn_in_userns: bool = True
+    #: the receive window follows the measured scaling_ratio (6.6+: a loopback receiver with a
+    #: locked SO_RCVBUF holds about 1.5x it); False: tcp_adv_win_scale, it holds one window = SO_RCVBUF
+    rcv_scaling_ratio: bool = True
     #: True: compared with this kernel running (docs/kernels.md); False: derived from CHANGES only
     measured: bool = False
 
@@ -191,6 +194,12 @@ CHANGES: tuple[KernelChange, ...] = (
                  "older kernels double the SYN RTO from the first retry",
                  fields={"syn_linear_timeouts": 4}, before={"syn_linear_timeouts": 0},
                  sysctl="net.ipv4.tcp_syn_linear_timeouts"),
+    KernelChange((6, 6), "dfa2f0483360",
+                 "the receive window follows the measured scaling_ratio: a loopback receiver with a locked "
+                 "SO_RCVBUF holds about 1.5 times it",
+                 "older kernels size the window with tcp_adv_win_scale (1): half of sk_rcvbuf, so the receiver "
+                 "holds exactly the SO_RCVBUF asked for (measured on 6.1)",
+                 fields={"rcv_scaling_ratio": True}, before={"rcv_scaling_ratio": False}),
     KernelChange((6, 11), "f086edef71be",
                  "the RTO floor is a sysctl",
                  "older kernels have the constant TCP_RTO_MIN (200 ms), or a route's rto_min",

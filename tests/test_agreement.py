@@ -33,6 +33,40 @@ def test_compare_rules():
     assert compare("lifecycle", {}, "client_states", [st[3], st[2], st[4]], st, sampled=True)[1] == "DIFFER"
 
 
+def test_rules_are_data_declared_by_the_specs():
+    # issue 23 item 4: one parameterized rule per kind, conditions declared by the experiment's spec
+    from tcplab.experiments.spec import Abs, Exact, Key, Rel, When
+    assert Rel(0.15).name == "rel15" and Rel(0.15).check(100, 115) and not Rel(0.15).check(100, 118)
+    assert Abs(0.05).name == "abs50ms" and Abs(0.05).check(1.0, 1.04) and not Abs(0.05).check(1.0, 1.06)
+    assert Key("k", "m", rule="rel20").rule == Rel(0.20)
+    with pytest.raises(ValueError, match="k: rule must be a Rule or one of exact"):
+        Key("k", "m", rule="rel12")
+    busy = When(lambda p: p["x"] == 0, Exact(), Rel(0.15), name="busy", meaning="m", then_shows="busy (exact)")
+    assert busy.verdict(100, 110, {"x": 0}) == ("busy (exact)", False)
+    assert busy.verdict(100, 110, {"x": 1}) == ("busy", True)
+    # missing params take the spec's defaults (load's accept_rate is 50: within 15 %)
+    assert compare("load", {}, "established", 100, 110) == ("rel15_busy", "agree")
+    assert compare("load", {"accept_rate": 0}, "established", 100, 110) == ("rel15_busy (exact at accept_rate=0)",
+                                                                             "DIFFER")
+
+
+def test_generic_agreement_code_names_no_experiment_or_parameter():
+    import ast
+    import pathlib
+
+    import tcplab.experiments.agreement as ag
+    from tcplab.experiments.registry import SPECS, names
+    names()
+    tree = ast.parse(pathlib.Path(ag.__file__).read_text())
+    for node in ast.walk(tree):      # docstrings aside (their examples call compare() with a name)
+        if isinstance(node, (ast.FunctionDef, ast.Module)) and ast.get_docstring(node):
+            node.body = node.body[1:]
+    code = ast.unparse(tree)
+    words = set(SPECS) | {p.name for s in SPECS.values() for p in s.params if len(p.name) > 4}
+    found = sorted(w for w in words if f"'{w}'" in code or f'"{w}"' in code or f".{w}" in code)
+    assert not found, f"agreement.py names {found}: declare it in the experiment's spec (Key.rule) instead"
+
+
 def test_quick_grid_is_a_subset():
     assert any(q for *_, q in GRID) and not all(q for *_, q in GRID)
 

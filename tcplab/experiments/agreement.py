@@ -4,34 +4,18 @@ compared key by key (issue 4 §3; the facts are docs/kernel-facts.md's).
     python -m tcplab.experiments.agreement [--quick] [--out docs/agreement.md]
 
 How each summary key is compared is declared with the key, in its experiment's spec
-(``Key(name, meaning, rule=...)``; the rule names and meanings are
-``tcplab.experiments.spec.RULE_NAMES``); the grid points are the specs' ``grid``. ``RULES`` and
-``GRID`` here are read from the specs.
+(``Key(name, meaning, rule=...)``, a :class:`~tcplab.experiments.spec.Rule`: ``Exact()``,
+``Rel(0.10)``, ``Abs(0.05)``, ``States()``, or ``When(condition, ...)`` whose condition on the
+run's parameters the spec declares); the grid points are the specs' ``grid``. ``RULES`` and
+``GRID`` here are read from the specs; nothing here knows an experiment or a parameter.
 
-``states``: the real lifecycle derives each end's states from the packets (an AF_PACKET
-capture on lo, each end fed the segments it sent and received through the model's state
-table), so it reports every state the kernel went through, however short, at any
-``slow_motion``: the lists must be *equal*. Only where the real run could not capture and
-had to sample /proc/net/tcp every millisecond (its notes start with
-``tcplab.experiments.lifecycle.SAMPLED_NOTE``; no CAP_NET_RAW, or the capture lost packets)
-does the sampled list only have to be a *subsequence* of the simulated one that starts and
-ends with the same states, or starts after the handshake (states lasting microseconds, like
-LAST_ACK, FIN_WAIT1 or the handshake's on plain loopback, slip between two samples); the
-verdict's rule then reads "states (sampled: subsequence)".
-
-``rel15_busy`` (load): exact when ``accept_rate=0`` (the queue fills once and every later SYN is
-dropped: ``backlog+1`` clients, deterministic); otherwise within 15 %. With an accepting server the counts depend on
-which SYN retransmissions share a timer-wheel slot (the wheel's phase against the runner's
-accept ticks, and which CPU's timer fires): three real runs of the default point gave
-established 188/188/198 and ListenOverflows 336/334/349, of ``rate=200, accept_rate=50,
-backlog=8, duration=2`` 132/146/132 and 486/517/492; the simulator draws the wheel phase
-from its seed.
-
-The grid's load points avoid knife edges where a real run is itself not repeatable: at the
-default ``duration=3`` the real ``p99_connect_s`` is 2.04 s in four of six runs and 1.15-1.19 s
-in two (it is ~2 s only if at least 3 of ~190 clients needed two retries), so the grid runs
-2 s; with ``accept_rate=20, backlog=4`` about half of the clients connect at once, so the real
-``p50_connect_s`` (0.002 s) sits next to the ~1 s retries.
+``States()``: a real run that derives its states from the packets reports every state the
+kernel went through, however short: the lists must be *equal*. Only a real run that had to
+sample (``Result.sampled``: e.g. /proc/net/tcp every millisecond without CAP_NET_RAW, or a
+capture that lost packets) is held to less: its list must be a *subsequence* of the simulated
+one that ends with the same state and starts with it or after the handshake (states lasting
+microseconds slip between two samples); the verdict's rule then reads
+"states (sampled: subsequence)".
 
 Keys not in ``RULES`` are not compared (there are none today; a new key shows up as
 "not compared" in the table rather than silently passing).
@@ -46,16 +30,11 @@ import sys
 import time
 from typing import Any
 
-from tcplab.experiments.spec import RULE_NAMES
+from tcplab.experiments.spec import Rule
 
-__all__ = ["RULES", "GRID", "agreement_grid", "compare", "states_sampled", "render", "main"]
+__all__ = ["RULES", "GRID", "agreement_grid", "compare", "rules_used", "states_sampled", "render", "main"]
 
-EXACT, FLOOD_ONLY, REL10, LIST_REL10, STATES = "exact", "flood_only", "rel10", "list_rel10", "states"
-REL15_BUSY, REL15, ABS10MS, ABS50MS = "rel15_busy", "rel15", "abs10ms", "abs50ms"
-HOST_RMEM, SHOWN, REL25, LIST_EXACT = "host_rmem", "shown", "rel25", "list_exact"
-
-
-def _rules() -> dict[str, dict[str, str]]:
+def _rules() -> dict[str, dict[str, Rule]]:
     from tcplab.experiments.registry import SPECS, names
     names()
     return {n: s.rules for n, s in SPECS.items()}
@@ -81,35 +60,23 @@ def __getattr__(name: str) -> Any:
 FINDINGS: dict[str, str] = {}
 
 
-def _rel10(real: Any, sim: Any) -> bool:
-    if real is None or sim is None:
-        return real is sim
-    return abs(real - sim) <= 0.10 * max(abs(real), abs(sim))
-
-
-def _rel(real: Any, sim: Any, frac: float) -> bool:
-    if real is None or sim is None:
-        return real is sim
-    return abs(real - sim) <= frac * max(abs(real), abs(sim))
-
-
-def _abs(real: Any, sim: Any, tol: float) -> bool:
-    if real is None or sim is None:
-        return real is sim
-    return abs(real - sim) <= tol
-
-
-def _subsequence(short: list[Any], long: list[Any]) -> bool:
-    it = iter(long)
-    return all(any(x == y for y in it) for x in short)
+def rules_used() -> dict[str, str]:
+    """Every rule the specs use, by the name the grid shows -> its meaning (the page's rules table)."""
+    out: dict[str, str] = {}
+    for keys in _rules().values():
+        for rule in keys.values():
+            out.setdefault(rule.name, rule.meaning)
+    return out
 
 
 def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
             sampled: bool = False) -> tuple[str, str]:
     """(rule, verdict) for one summary key; verdict is "agree", "DIFFER" or "not compared".
 
-    ``sampled``: the real run's states were sampled from /proc, not derived from packets
-    (see :func:`states_sampled`); only the ``states`` rule looks at it.
+    The rule is the key's, as the experiment's spec declares it (a
+    :class:`~tcplab.experiments.spec.Rule`); ``params`` missing from ``params`` take the spec's
+    defaults (a rule may depend on them). ``sampled``: the real run observed by sampling, not
+    from packets (:attr:`tcplab.experiments.Result.sampled`); a rule may be laxer then.
 
     >>> st = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
     >>> compare("lifecycle", {"slow_motion": 0}, "client_states", st, st)
@@ -120,60 +87,15 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
     rule = _rules().get(name, {}).get(key)
     if rule is None:
         return "-", "not compared"
-    if rule in (HOST_RMEM, SHOWN):
-        return rule, "not compared"
-    if rule == FLOOD_ONLY:
-        if not params.get("flood"):
-            return rule, "not compared"
-        ok = real == sim
-    elif rule == EXACT:
-        ok = real == sim
-    elif rule == REL10:
-        ok = _rel10(real, sim)
-    elif rule == REL25:
-        ok = _rel(real, sim, 0.25)
-    elif rule == LIST_EXACT:
-        ok = list(real or []) == list(sim or [])
-    elif rule == REL15_BUSY:
-        if params.get("accept_rate", 50) == 0:
-            rule = "rel15_busy (exact at accept_rate=0)"
-            ok = real == sim
-        else:
-            ok = _rel(real, sim, 0.15)
-    elif rule == REL15:
-        ok = _rel(real, sim, 0.15)
-    elif rule == "rel20":
-        ok = _rel(real, sim, 0.20)
-    elif rule == ABS10MS:
-        ok = _abs(real, sim, 0.01)
-    elif rule == ABS50MS:
-        ok = _abs(real, sim, 0.05)
-    elif rule == LIST_REL10:
-        ok = (real is not None and sim is not None and len(real) == len(sim)
-              and all(_rel10(a, b) for a, b in zip(real, sim)))
-    elif rule == STATES:
-        real, sim = list(real or []), list(sim or [])
-        if not sampled:
-            ok = real == sim
-        else:
-            rule = "states (sampled: subsequence)"
-            # the 1 ms sampler can miss anything that lasts microseconds, the handshake's states
-            # included (it catches them on a loaded machine and misses them on an idle one), but
-            # never a state that lasts until the script's next step: the first one after the
-            # handshake and the last one
-            head = sim.index(real[0]) if real and real[0] in sim else -1
-            ok = (real == sim) or (head >= 0 and all(x in ("SYN_SENT", "SYN_RECV") for x in sim[:head])
-                                   and real[-1] == sim[-1] and _subsequence(real, sim))
-    else:  # pragma: no cover - RULES only holds the names above
-        raise ValueError(f"unknown rule {rule!r}")
-    return rule, "agree" if ok else "DIFFER"
+    from tcplab.experiments.registry import spec
+    shown, ok = rule.verdict(real, sim, {**spec(name).defaults, **params}, sampled=sampled)
+    return shown, "not compared" if ok is None else "agree" if ok else "DIFFER"
 
 
 def states_sampled(result: Any) -> bool:
-    """Whether a real Result's states were sampled from /proc rather than derived from packets
-    (its notes say so, starting with ``tcplab.experiments.lifecycle.SAMPLED_NOTE``)."""
-    from tcplab.experiments.lifecycle import SAMPLED_NOTE
-    return any(str(n).startswith(SAMPLED_NOTE) for n in getattr(result, "notes", ()) or ())
+    """Whether a real Result observed by sampling (/proc every ms) rather than from packets
+    (:attr:`tcplab.experiments.Result.sampled`)."""
+    return bool(getattr(result, "sampled", False))
 
 
 def _run(name: str, params: dict[str, Any], mode: str) -> Any:
@@ -257,7 +179,7 @@ def render(rows: list[dict[str, Any]], *, quick: bool, seconds: float) -> str:
         "",
         "| rule | meaning |",
         "|---|---|",
-        *[f"| {rule} | {meaning} |" for rule, meaning in RULE_NAMES.items()],
+        *[f"| {rule} | {meaning} |" for rule, meaning in rules_used().items()],
         "",
         "## Results",
         "",

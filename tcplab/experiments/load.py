@@ -20,6 +20,7 @@ from typing import Any
 from tcplab.experiments._common import Clock, counters_now, delta, listener_queues, pick
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Exact, Rel, When
 from tcplab.kernel.loopback import SocketSet, socket_inode
 from tcplab.model.outcome import Outcome
 from tcplab.sim.queues import load as sim_load
@@ -78,7 +79,16 @@ SPEC = Experiment(
     ),
     summary=(
         Key("attempts", "connects started"),
-        Key("established", "handshakes completed", rule="rel15_busy"),
+        Key("established", "handshakes completed", rule=When(
+            # accept_rate=0: the queue fills once and every later SYN is dropped (backlog+1 clients,
+            # deterministic). With an accepting server the counts depend on which SYN retransmissions
+            # share a timer-wheel slot (the wheel's phase against the runner's accept ticks, and which
+            # CPU's timer fires): three real runs of the default point gave established 188/188/198 and
+            # ListenOverflows 336/334/349, of rate=200, accept_rate=50, backlog=8, duration=2
+            # 132/146/132 and 486/517/492; the simulator draws the wheel phase from its seed.
+            lambda p: p["accept_rate"] == 0, Exact(), Rel(0.15), name="rel15_busy",
+            meaning="exact with no accepts, otherwise within 15 % (timer-wheel phase)",
+            then_shows="rel15_busy (exact at accept_rate=0)")),
         Key("failed", "connects that failed (e.g. ETIMEDOUT)"),
         Key("max_recv_q", "largest accept-queue length sampled every 50 ms"),
         Key("p50_connect_s", "median connect latency of established clients (None if none)", rule="abs10ms"),
@@ -90,8 +100,11 @@ SPEC = Experiment(
     timeline=("t", "recv_q", "attempts", "established", "failed", "pending", "accepted", "ListenOverflows"),
     grid=(
         # clients at rate/s, a server accepting accept_rate/s; dropped SYNs come back after ~1 s,
-        # ~2 s on the timer wheel (p99 latency). duration 2 s, not the default 3 s: at 3 s the real
-        # p99 is bimodal (six real runs: 2.04 s four times, 1.15 s and 1.19 s twice)
+        # ~2 s on the timer wheel (p99 latency). The points avoid knife edges where a real run is
+        # itself not repeatable. duration 2 s, not the default 3 s: at 3 s the real p99 is bimodal
+        # (six real runs: 2.04 s four times, 1.15 s and 1.19 s twice; ~2 s only if at least 3 of
+        # ~190 clients needed two retries); with accept_rate=20, backlog=4 about half of the
+        # clients connect at once, so the real p50_connect_s (0.002 s) sits next to the ~1 s retries
         GridPoint(dict(duration=2.0), quick=True),
         GridPoint(dict(rate=200, accept_rate=50, backlog=8, duration=2.0)),
         GridPoint(dict(rate=100, accept_rate=0, backlog=8, duration=2.0)),

@@ -26,7 +26,7 @@ from typing import Any
 from tcplab.experiments import _mode
 from tcplab.experiments.decision import plan
 from tcplab.experiments.result import Result
-from tcplab.experiments.spec import RULE_NAMES, Experiment
+from tcplab.experiments.spec import Experiment
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile, get_profile
 
@@ -208,7 +208,7 @@ def render_markdown() -> str:
         if not s.params:
             out.append("| (none) | | |")
         out += ["", "| summary key | meaning | real vs sim |", "|---|---|---|"]
-        out += [f"| `{k.name}` | {k.meaning} | {k.rule}: {RULE_NAMES[k.rule]} |" for k in s.summary]
+        out += [f"| `{k.name}` | {k.meaning} | {k.rule.name}: {k.rule.meaning} |" for k in s.summary]
         if s.tables:
             out += ["", "| table | columns | a row is |", "|---|---|---|"]
             out += [f"| `{t.name}` | {', '.join(t.columns)} | {t.meaning} |" for t in s.tables]

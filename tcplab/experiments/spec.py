@@ -17,6 +17,19 @@ Traceback (most recent call last):
 ValueError: backlog must be an int in 0..65535, not -1
 >>> Param("rate", "float", 100, lo=1, hi=1e6, real_hi=5000, unit="connects/s").real_refusal(9000)
 'rate must be at most 5000 connects/s in real mode, not 9000 (the real runner needs one fd and port per client); mode="sim" takes up to 1e+06'
+
+Comparison rules (a Key's ``rule``) are data too: ``Rel(0.10)``, ``Abs(0.05)``, ``Exact()``, and
+``When`` for a rule that depends on the run's parameters, its condition declared by the spec:
+
+>>> Rel(0.10).name, Rel(0.10).check(3.07, 3.0), Rel(0.10).check(3.5, 3.0)
+('rel10', True, False)
+>>> Abs(0.05).name, Abs(0.05).check(1.04, 1.0)
+('abs50ms', True)
+>>> only_flood = When(lambda p: p["flood"], Exact(), name="flood_only", meaning="equal, with a flood")
+>>> only_flood.verdict(1, 1, {"flood": False}), only_flood.verdict(1, 2, {"flood": True})
+(('flood_only', None), ('flood_only', False))
+>>> named("rel10") == Rel(0.10)
+True
 """
 
 from __future__ import annotations
@@ -35,28 +48,261 @@ if TYPE_CHECKING:
     from tcplab.model.profiles import KernelProfile
     from tcplab.sim.engine import Rng
 
-__all__ = ["Param", "Slider", "Key", "Table", "GridPoint", "Plot", "Experiment", "RULE_NAMES", "too_long"]
+__all__ = ["Param", "Slider", "Key", "Table", "GridPoint", "Plot", "Experiment", "too_long",
+           "Rule", "Exact", "Rel", "Abs", "ListExact", "ListRel", "States", "NotCompared", "When", "named", "NAMED"]
 
 Kind = Literal["int", "float", "bool", "choice", "port_range"]
 KINDS: tuple[str, ...] = ("int", "float", "bool", "choice", "port_range")
 
-#: how a summary key is compared between a real and a simulated run (tcplab.experiments.agreement)
-RULE_NAMES: dict[str, str] = {
-    "exact": "equal (the kernel is deterministic here)",
-    "rel10": "within 10 % (timers drift on a real machine)",
-    "rel25": "within 25 %",
-    "list_rel10": "same length, each element within 10 %",
-    "list_exact": "same list",
-    "states": "the same ordered list of states",
-    "flood_only": "equal, compared only when the run had a flood",
-    "rel15_busy": "exact with no accepts, otherwise within 15 % (timer-wheel phase)",
-    "rel15": "within 15 %",
-    "rel20": "within 20 %",
-    "abs10ms": "within 0.01 s",
-    "abs50ms": "within 0.05 s (one timer-wheel slot)",
-    "host_rmem": "not compared: follows the host's tcp_rmem",
-    "shown": "not compared: shown for the learner",
-}
+
+
+# -- comparison rules (a Key's rule) ----------------------------------------------
+
+class Rule:
+    """A comparison rule. ``name`` is what the grid shows in its rule column, ``meaning`` one line
+    for the rules table; :meth:`verdict` answers for one key (``ok`` None: not compared)."""
+
+    name: str = ""
+    meaning: str = ""
+
+    def check(self, real: Any, sim: Any) -> bool:
+        """Whether ``real`` and ``sim`` agree under this rule."""
+        raise NotImplementedError
+
+    def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
+                sampled: bool = False) -> tuple[str, bool | None]:
+        """(rule as shown, agree?) for one key of a run with ``params``; ``sampled``: the real run
+        observed by sampling, not from packets (:attr:`tcplab.experiments.Result.sampled`)."""
+        return self.name, self.check(real, sim)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _pct(frac: float) -> str:
+    return f"{frac * 100:g}"
+
+
+@dataclass(frozen=True)
+class Exact(Rule):
+    """Equal (the kernel is deterministic here)."""
+
+    why: str = field(default="the kernel is deterministic here", compare=False)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "exact"
+
+    @property
+    def meaning(self) -> str:  # type: ignore[override]
+        return f"equal ({self.why})" if self.why else "equal"
+
+    def check(self, real: Any, sim: Any) -> bool:
+        return bool(real == sim)
+
+
+def _rel(real: Any, sim: Any, frac: float) -> bool:
+    if real is None or sim is None:
+        return real is sim
+    return bool(abs(real - sim) <= frac * max(abs(real), abs(sim)))
+
+
+@dataclass(frozen=True)
+class Rel(Rule):
+    """Within ``frac`` of the larger of the two (None agrees only with None)."""
+
+    frac: float
+    why: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.frac < 1:
+            raise ValueError(f"frac must be in 0..1 (exclusive), not {self.frac!r}")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"rel{_pct(self.frac)}"
+
+    @property
+    def meaning(self) -> str:  # type: ignore[override]
+        return f"within {_pct(self.frac)} %" + (f" ({self.why})" if self.why else "")
+
+    def check(self, real: Any, sim: Any) -> bool:
+        return _rel(real, sim, self.frac)
+
+
+@dataclass(frozen=True)
+class Abs(Rule):
+    """Within ``tol`` seconds (None agrees only with None)."""
+
+    tol: float
+    why: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.tol > 0:
+            raise ValueError(f"tol must be a positive number of seconds, not {self.tol!r}")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"abs{self.tol * 1000:g}ms"
+
+    @property
+    def meaning(self) -> str:  # type: ignore[override]
+        return f"within {self.tol:g} s" + (f" ({self.why})" if self.why else "")
+
+    def check(self, real: Any, sim: Any) -> bool:
+        if real is None or sim is None:
+            return real is sim
+        return bool(abs(real - sim) <= self.tol)
+
+
+@dataclass(frozen=True)
+class ListExact(Rule):
+    """The same list (None counts as empty)."""
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "list_exact"
+
+    @property
+    def meaning(self) -> str:  # type: ignore[override]
+        return "same list"
+
+    def check(self, real: Any, sim: Any) -> bool:
+        return list(real or []) == list(sim or [])
+
+
+@dataclass(frozen=True)
+class ListRel(Rule):
+    """Same length, each element within ``frac``."""
+
+    frac: float
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"list_rel{_pct(self.frac)}"
+
+    @property
+    def meaning(self) -> str:  # type: ignore[override]
+        return f"same length, each element within {_pct(self.frac)} %"
+
+    def check(self, real: Any, sim: Any) -> bool:
+        return (real is not None and sim is not None and len(real) == len(sim)
+                and all(_rel(a, b, self.frac) for a, b in zip(real, sim)))
+
+
+def _subsequence(short: list[Any], long: list[Any]) -> bool:
+    it = iter(long)
+    return all(any(x == y for y in it) for x in short)
+
+
+@dataclass(frozen=True)
+class States(Rule):
+    """The same ordered list of states; a real list observed by sampling (every ms) only has to
+    be a subsequence of the simulated one that ends in the same state and starts after the
+    handshake at the latest (states lasting microseconds slip between two samples)."""
+
+    handshake: tuple[str, ...] = ("SYN_SENT", "SYN_RECV")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "states"
+
+    @property
+    def meaning(self) -> str:  # type: ignore[override]
+        return "the same ordered list of states"
+
+    def check(self, real: Any, sim: Any) -> bool:
+        return list(real or []) == list(sim or [])
+
+    def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
+                sampled: bool = False) -> tuple[str, bool | None]:
+        real, sim = list(real or []), list(sim or [])
+        if not sampled:
+            return self.name, real == sim
+        # the 1 ms sampler can miss anything that lasts microseconds, the handshake's states
+        # included (it catches them on a loaded machine and misses them on an idle one), but
+        # never a state that lasts until the script's next step: the first one after the
+        # handshake and the last one
+        head = sim.index(real[0]) if real and real[0] in sim else -1
+        ok = (real == sim) or (head >= 0 and all(x in self.handshake for x in sim[:head])
+                               and real[-1] == sim[-1] and _subsequence(real, sim))
+        return f"{self.name} (sampled: subsequence)", ok
+
+
+@dataclass(frozen=True)
+class NotCompared(Rule):
+    """Shown, never compared (``label`` names why in the grid's rule column)."""
+
+    label: str
+    why: str
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.label
+
+    @property
+    def meaning(self) -> str:  # type: ignore[override]
+        return f"not compared: {self.why}"
+
+    def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
+                sampled: bool = False) -> tuple[str, bool | None]:
+        return self.name, None
+
+
+@dataclass(frozen=True)
+class When(Rule):
+    """``then`` where the experiment's own ``condition(params)`` holds, else ``otherwise``
+    (None: not compared). The spec that uses it declares the condition; ``name`` and
+    ``meaning`` say it in the grid; ``then_shows``/``otherwise_shows``: the rule column when
+    that branch decided (default ``name``)."""
+
+    condition: Callable[[Mapping[str, Any]], bool] = field(compare=False)
+    then: Rule
+    otherwise: Rule | None = None
+    name: str = ""  # type: ignore[assignment]
+    meaning: str = ""  # type: ignore[assignment]
+    then_shows: str = ""
+    otherwise_shows: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.meaning:
+            raise ValueError("When needs a name and a meaning (what the grid shows)")
+
+    def check(self, real: Any, sim: Any) -> bool:  # pragma: no cover - verdict() decides
+        raise TypeError("When depends on the run's parameters: use verdict()")
+
+    def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
+                sampled: bool = False) -> tuple[str, bool | None]:
+        if self.condition(params):
+            _, ok = self.then.verdict(real, sim, params, sampled=sampled)
+            return self.then_shows or self.name, ok
+        if self.otherwise is None:
+            return self.name, None
+        _, ok = self.otherwise.verdict(real, sim, params, sampled=sampled)
+        return self.otherwise_shows or self.name, ok
+
+
+#: plain rules by the name they show: a Key may say ``rule="rel10"`` for ``Rel(0.10)``
+NAMED: dict[str, Rule] = {r.name: r for r in (
+    Exact(), Rel(0.10, "timers drift on a real machine"), Rel(0.15), Rel(0.20), Rel(0.25), ListRel(0.10),
+    ListExact(), States(), Abs(0.01), Abs(0.05, "one timer-wheel slot"),
+    NotCompared("host_rmem", "follows the host's tcp_rmem"), NotCompared("shown", "shown for the learner"))}
+
+
+def named(rule: Rule | str) -> Rule:
+    """The rule itself, or the plain rule a name stands for (ValueError naming the choices).
+
+    >>> named("abs10ms")
+    Abs(tol=0.01, why='')
+    >>> named("rel12")
+    Traceback (most recent call last):
+    ValueError: rule must be a Rule or one of exact, rel10, rel15, rel20, rel25, list_rel10, list_exact, states, abs10ms, abs50ms, host_rmem, shown, not 'rel12'
+    """
+    if isinstance(rule, Rule):
+        return rule
+    if isinstance(rule, str) and rule in NAMED:
+        return NAMED[rule]
+    raise ValueError(f"rule must be a Rule or one of {', '.join(NAMED)}, not {rule!r}")
 
 
 @dataclass(frozen=True)
@@ -243,6 +489,9 @@ class Key:
     """A summary key: its one-line meaning, how real and simulated runs are compared, and how much
     of the real runner's own timing error it tolerates.
 
+    rule:      a :class:`~tcplab.experiments.rules.Rule` (``Rel(0.15)``, ``Abs(0.05)``, a ``When``
+               whose condition this spec declares...), or the name of a plain one (``"rel10"``).
+
     tolerates: timing name (a :class:`~tcplab.model.outcome.Timing` the real runner reports, e.g.
                ``"delay_line"``) -> the most of it, in ms, this key's real value survives; beyond it
                the value is the busy host's as much as the kernel's (:meth:`Experiment.judge`).
@@ -253,12 +502,15 @@ class Key:
 
     name: str
     meaning: str
-    rule: str = "exact"
+    rule: Rule | str = "exact"
     tolerates: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if self.rule not in RULE_NAMES:
-            raise ValueError(f"{self.name}: rule must be one of {', '.join(RULE_NAMES)}, not {self.rule!r}")
+        try:
+            # a plain rule may be given by the name it shows ("rel10" is Rel(0.10)); the Key holds the object
+            object.__setattr__(self, "rule", named(self.rule))
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
         for what, ms in self.tolerates.items():
             if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not ms > 0:
                 raise ValueError(f"{self.name}: tolerates[{what!r}] must be a positive number of ms, not {ms!r}")
@@ -424,7 +676,7 @@ class Experiment:
         return tuple(k.name for k in self.summary)
 
     @property
-    def rules(self) -> dict[str, str]:
+    def rules(self) -> dict[str, Rule]:
         return {k.name: k.rule for k in self.summary}
 
     def judge(self, timings: Sequence[Timing], attempts: int = 1) -> Fidelity:

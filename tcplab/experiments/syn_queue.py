@@ -31,6 +31,7 @@ from tcplab.errors import KernelUnavailable, RealModeUnavailable
 from tcplab.experiments._common import Clock, counters_now, delta, pick, proc_sockets
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Exact, When
 from tcplab.kernel.capture import craft_syn, open_raw_sender
 from tcplab.kernel.loopback import SocketSet, tcp_state
 from tcplab.kernel.qdisc import blackhole_loopback_peers
@@ -85,7 +86,8 @@ SPEC = Experiment(
         Key("server_children", "ESTABLISHED children (cookie connections) at the snapshot"),
         *[Key(c, "counter delta at the snapshot") for c in COUNTERS],
         Key("legit_client_connected", "with flood: did a normal client get in within 3.5 s (None without flood)",
-            rule="flood_only"),
+            rule=When(lambda p: p["flood"], Exact(), name="flood_only",
+                      meaning="equal, compared only when the run had a flood")),
     ),
     tables=(
         Table("sockets", ("state", "remote", "timer", "retransmits"), "a connection of the listener (not the listener)"),

@@ -44,3 +44,20 @@ def test_without_capture_rights_uses_tcp_info(monkeypatch, as_user):
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode"):
         handshake(mode="kernel")
+
+
+def _run_auto():
+    r = handshake(mode="auto")
+    return r.mode, r.reason, r.summary["packets"]
+
+
+@pytest.mark.real
+def test_auto_without_capture_shows_the_segments_simulated(monkeypatch, as_user):
+    # no re-entry: the real run says what it could not observe (Outcome.incomplete) and _mode.run,
+    # the one place that runs, simulates instead in mode="auto"
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    mode, reason, packets = as_user(_run_auto)
+    if mode == "real":  # root in the host namespace may capture
+        assert packets == 10
+        return
+    assert mode == "sim" and reason.startswith("simulated: packets cannot be captured here (") and packets == 10

@@ -14,11 +14,11 @@ from tcplab.model.outcome import Outcome
 def test_sim_mode_passes_validated_params_seed_and_profile(monkeypatch):
     calls = []
 
-    def fake(name, params, *, profile=None, seed=0):
-        calls.append((name, params, profile, seed))
-        return Outcome(summary={"x": 1}, sysctls={"tcplab.profile": "linux-5.15"})
+    def fake(s, params, *, profile=None, seed=0):
+        calls.append((s.name, params, profile, seed))
+        return Outcome(summary={"x": 1}, profile="linux-5.15")
 
-    monkeypatch.setattr(tcplab.experiments.registry, "simulate", fake)
+    monkeypatch.setattr(tcplab.experiments.registry, "simulate_validated", fake)
     r = accept_queue(backlog=3, mode="sim", seed=7, profile="linux-5.15")
     assert calls == [("accept_queue", {"backlog": 3, "somaxconn": None, "clients": 20, "abort_on_overflow": False,
                                        "accept_after": None, "settle": 1.5}, "linux-5.15", 7)]

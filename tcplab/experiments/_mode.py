@@ -121,8 +121,7 @@ def _run_here(real: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
 def _simulate(sim: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
               profile: str | None) -> tuple[Outcome, str | None]:
     out = sim(params)
-    # the profile is the Result's own field, not a sysctl
-    return out, out.sysctls.pop("tcplab.profile", profile)
+    return out, out.profile or profile
 
 
 @contextlib.contextmanager
@@ -190,6 +189,10 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
     result (a note says the first was discarded). If it too lost fidelity, ``mode="real"``
     returns it flagged (``Result.fidelity.ok`` False, the badge says "REAL, host busy") and
     ``mode="auto"`` runs the simulator, with the verdict's reason as its reason.
+
+    A real run that could not observe what the experiment is about (``Outcome.incomplete``, e.g.
+    no packet capture here) is replaced by the simulator in ``mode="auto"``; ``mode="real"``
+    returns it with the reason saying what is missing.
     """
 
     start = time.monotonic()
@@ -264,6 +267,11 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
         out, prof = _simulate(sim, params, profile)
         return done(out, "sim", got, None, prof)
     out, kernel, why = got
+    if out.incomplete is not None and mode == "auto":
+        # the real run could not observe what the experiment is about (Outcome.incomplete)
+        missing = out.incomplete
+        out, prof = _simulate(sim, params, profile)
+        return done(out, "sim", f"simulated: {missing}", None, prof)
     verdict = judge(out.timings, 1)
     lost_how = ""
     if not verdict.ok:
@@ -279,6 +287,8 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
             lost_how = "the real run was repeated and lost fidelity both times"
         if verdict.ok:
             out.notes.append(f"a first real run lost fidelity and was discarded ({first.reason}); this is the repeat")
+    if out.incomplete is not None:
+        why = f"{why}; {out.incomplete}"
     if verdict.ok or mode == "real":
         return done(out, "real", why, kernel, None, verdict)
     out, prof = _simulate(sim, params, profile)

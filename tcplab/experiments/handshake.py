@@ -12,12 +12,10 @@ the kernel negotiated are read from TCP_INFO, and ``reason`` says so.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from tcplab.experiments._common import counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.result import Result
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Table
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
@@ -30,20 +28,6 @@ __all__ = ["handshake", "SPEC"]
 
 RECORD = ("net.ipv4.tcp_timestamps", "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_rmem")
 MESSAGE = b"hello, world\n"
-
-
-def _finish(r: Result, asked: str, simulated: Callable[[], Result]) -> Result:
-    """Without a packet capture the segments, the point of this experiment, are missing: auto
-    shows them simulated; mode="real" still gives the kernel's negotiated options (TCP_INFO)."""
-    if r.mode != "real" or r.summary.get("packets") is not None:
-        return r
-    why = "; ".join(r.notes) or "no packet capture here"
-    if asked == "auto":
-        r = simulated()
-        r.reason = f"simulated: packets cannot be captured here ({why}); mode='real' shows TCP_INFO only"
-    else:
-        r.reason += "; no packet capture here, so only the options negotiated (TCP_INFO) are shown"
-    return r
 
 
 SPEC = Experiment(
@@ -74,7 +58,6 @@ SPEC = Experiment(
     sim=sim_handshake,
     record=RECORD,
     timeout=lambda p: 20.0,
-    finish=_finish,
 )
 
 handshake = make_function(SPEC)
@@ -122,6 +105,10 @@ def _real(p: dict[str, Any]) -> Outcome:
     if cap is None or not mine:
         if cap is not None:
             out.notes.append("the capture saw none of this connection's segments: options from TCP_INFO only")
+        # the segments, the point of this experiment, are missing: mode="auto" shows them simulated,
+        # mode="real" still gives the kernel's negotiated options (decided in _mode.run)
+        out.incomplete = (f"packets cannot be captured here ({'; '.join(out.notes)}); a real run shows only "
+                          "the options negotiated (TCP_INFO)")
         # The SYN's MSS option is the route's advmss; tp->advmss (tcpi_advmss) had the 12 bytes of
         # the timestamp option taken off once timestamps were negotiated (tcp_sync_mss/tcp_mss_to_mtu).
         advmss = ci.extra.get("advmss")

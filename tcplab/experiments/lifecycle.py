@@ -12,9 +12,10 @@ A sampler thread reads /proc/net/tcp of the namespace every millisecond as a cro
 LAST_ACK or TIME_WAIT socket): what it saw must be the packets' list with some short states
 left out; otherwise a note says where they disagree. Where no capture is possible (no
 CAP_NET_RAW: the host namespace as an unprivileged user) or the capture lost packets, the
-sampled states are reported instead and a note says so (:data:`SAMPLED_NOTE`): then the short
-states may be missing. ``slow_motion`` adds a netem delay on lo inside the namespace so each
-state lasts at least one delay (for a learner watching the timeline).
+sampled states are reported instead, ``Result.sampled`` is True and a note says so
+(:data:`SAMPLED_NOTE`): then the short states may be missing. ``slow_motion`` adds a netem
+delay on lo inside the namespace so each state lasts at least one delay (for a learner watching
+the timeline).
 
 >>> r = lifecycle("client_closes_first")                     # doctest: +SKIP
 >>> r.summary["client_states"], r.summary["server_states"]  # doctest: +SKIP
@@ -61,8 +62,8 @@ FINAL = {"client_closes_first": ("TIME_WAIT", GONE), "server_closes_first": (GON
 #: bound of the wait for the final states (the wait ends when they are reached)
 FINAL_WAIT_S = 5.0
 
-#: How a Result's notes start when its states were sampled from /proc, not derived from packets
-#: (tcplab.experiments.agreement then compares them as a subsequence, not exactly).
+#: How the note starts that tells a learner the states were sampled from /proc, not derived from
+#: packets (text only: the flag is ``Result.sampled``, which the agreement grid reads).
 SAMPLED_NOTE = "states sampled from /proc/net/tcp every ms"
 ADDR = "127.0.0.1"
 
@@ -385,6 +386,7 @@ def _choose(out: Outcome, sampler: _Sampler, sport: int, cport: int, self_connec
     if no_capture is None and not any(ch["end"] == "client" for ch in derived):
         no_capture = "the capture saw none of the connection's segments"
     if no_capture is not None:
+        out.sampled = True
         out.notes.append(f"{SAMPLED_NOTE} ({no_capture}): a state that lasts less than that, "
                          "like LAST_ACK or FIN_WAIT1 on plain loopback, may be missing")
         return sampled

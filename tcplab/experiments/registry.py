@@ -30,7 +30,7 @@ from tcplab.experiments.spec import Experiment
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile, get_profile
 
-__all__ = ["SPECS", "FUNCTIONS", "spec", "names", "functions", "simulate", "make_function", "run", "render_markdown"]
+__all__ = ["SPECS", "FUNCTIONS", "spec", "names", "functions", "simulate", "simulate_validated", "make_function", "run", "render_markdown"]
 
 #: modules of this package that are machinery, not experiments
 _NOT_EXPERIMENTS = frozenset({"spec", "registry", "result", "agreement", "docs", "decision"})
@@ -94,24 +94,32 @@ def simulate(name: str, params: dict[str, Any] | None = None, *,
     ``params`` as the public function takes them (missing keys take their defaults, unknown keys
     raise ValueError; ``None`` sysctls mean the profile's default). ``profile`` is a
     ``KernelProfile``, a profile name ("linux-6.18", "linux-6.1", "linux-5.15"), a kernel release
-    or None (linux-6.18). ``seed`` makes random workloads reproducible. The profile's name is in
-    ``sysctls["tcplab.profile"]``.
+    or None (linux-6.18). ``seed`` makes random workloads reproducible: it seeds the one generator
+    the sim runner gets (every random draw of the run comes from it). The profile's name is
+    ``Outcome.profile``.
     """
     s = spec(name)
-    p = s.validate(params)
-    prof = get_profile(profile)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, not {seed!r}")
+    return simulate_validated(s, s.validate(params), profile=profile, seed=seed)
+
+
+def simulate_validated(s: Experiment, params: dict[str, Any], *, profile: KernelProfile | str | None,
+                       seed: int) -> Outcome:
+    """:func:`simulate` for ``params`` already validated by ``s.validate`` (parameters are
+    validated once per run: :func:`run` does it)."""
+    prof = get_profile(profile)
     from tcplab.sim.engine import SplitMix64
 
-    out = s.sim(p, prof, SplitMix64(seed))
-    out.sysctls["tcplab.profile"] = prof.name
+    out = s.sim(params, prof, SplitMix64(seed))
+    out.profile = prof.name
     return out
 
 
 def run(s: Experiment, given: dict[str, Any], *, mode: str = "auto", seed: int = 0, profile: str | None = None,
         progress: _mode.Progress | None = None) -> Result:
-    """Validate ``given`` against ``s`` and run it in ``mode`` (what every public function does)."""
+    """Validate ``given`` against ``s`` (once) and run it in ``mode`` (what every public function
+    does): :func:`~tcplab.experiments.decision.plan` decides, ``_mode.run`` runs, nothing runs twice."""
     mode, seed, profile = _mode.check_mode(mode, seed, profile)
     if profile is not None:
         get_profile(profile)  # a bad name fails here, before anything runs, whatever the mode
@@ -123,15 +131,13 @@ def run(s: Experiment, given: dict[str, Any], *, mode: str = "auto", seed: int =
     sim_profile = decided.sim_profile
     result = _mode.run(s.name, params, mode="sim" if decided.refusal is not None else mode, seed=seed,
                        profile=sim_profile, real=s.real,
-                       sim=lambda p: simulate(s.name, p, profile=sim_profile, seed=seed),
+                       sim=lambda p: simulate_validated(s, p, profile=sim_profile, seed=seed),
                        sysctls=s.sysctls(params), record=s.record, needs_namespace=s.namespace_reason(params),
                        timeout=s.timeout(params), progress=progress, expected_s=expected, judge=s.judge)
     if decided.refusal is not None and mode == "auto":
         result.reason = f"simulated: {decided.refusal}"
     if result.mode == "sim" and decided.kernel_note:
         result.notes.append(decided.kernel_note)
-    if s.finish is not None:
-        result = s.finish(result, mode, lambda: run(s, given, mode="sim", seed=seed, profile=profile))
     return result
 
 

@@ -56,6 +56,8 @@ class Result:
                 ``ok``, ``reason``): of this run when real; of the rejected real runs when
                 mode="auto" fell back to the simulator because the host was too busy; None when
                 no real run was made.
+    sampled:    the real run observed by sampling (/proc every ms) rather than from the packets: a
+                state shorter than that may be missing (the agreement grid's ``States`` rule is laxer).
     """
 
     name: str
@@ -73,6 +75,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     absent_sysctls: tuple[str, ...] = ()
     fidelity: Fidelity | None = None
+    sampled: bool = False
 
     @property
     def trusted(self) -> bool:
@@ -112,7 +115,8 @@ class Result:
         return cls(name=name, mode=mode, reason=reason, params=dict(params), kernel=kernel,
                    sysctls=dict(outcome.sysctls), counters=dict(outcome.counters), summary=dict(outcome.summary),
                    tables=tables, timeline=timeline, profile=profile, duration_s=duration_s,
-                   notes=list(outcome.notes), absent_sysctls=tuple(outcome.absent_sysctls), fidelity=fidelity)
+                   notes=list(outcome.notes), absent_sysctls=tuple(outcome.absent_sysctls), fidelity=fidelity,
+                   sampled=outcome.sampled)
 
     def __repr__(self) -> str:
         where = f"kernel {self.kernel}" if self.mode == "real" else f"profile {self.profile}"

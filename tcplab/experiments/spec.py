@@ -608,7 +608,6 @@ class Experiment:
     progress: bool = False
     plot: Plot | None = None
     smoke: tuple[Mapping[str, Any], ...] = ()
-    finish: Callable[..., Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]

@@ -79,6 +79,11 @@ class Outcome:
     absent_sysctls: sysctls the run wanted to record that this kernel does not have.
     timings:  what a real runner measured about its own timing (:class:`Timing`); the simulator
               reports none.
+    sampled:  the real run observed by sampling (e.g. /proc/net/tcp every ms) rather than from the
+              packets, so a state shorter than the sampling interval may be missing (a flag, not a note).
+    incomplete: why a real run could not observe what the experiment is about (e.g. no packet
+              capture here), or None; mode="auto" then simulates, mode="real" says so in its reason.
+    profile:  the simulator's kernel profile name (None when real).
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -89,3 +94,6 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     absent_sysctls: list[str] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
+    sampled: bool = False
+    incomplete: str | None = None
+    profile: str | None = None

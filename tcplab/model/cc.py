@@ -67,7 +67,7 @@ from tcplab.model.delack import TCP_DELACK_MIN
 from tcplab.model.profiles import DEFAULT_PROFILE, PROFILES
 from tcplab.model.rto import TCP_RTO_MIN
 
-__all__ = ["simulate", "SimRun", "FlowRun", "ALGORITHMS", "MSS", "WIRE_BYTES", "cubic_ssthresh",
+__all__ = ["simulate", "SimRun", "FlowRun", "CongestionControl", "ALGORITHMS", "MSS", "WIRE_BYTES", "cubic_ssthresh",
            "reno_ssthresh", "BETA_CUBIC", "C_CUBIC", "INFINITE_SSTHRESH", "exit_cwnd_from_ssthresh",
            "receive_window_packets", "receive_window_for", "rcvbuf_request", "path_packets"]
 
@@ -202,36 +202,42 @@ class SimRun:
         return sum(f.delivered for f in self.flows) / cap if cap else 0.0
 
 
-class _Flow:
-    __slots__ = ("i", "algo", "cwnd", "cnt", "ssthresh", "state", "snd_nxt", "snd_una", "got", "xmit",
-                 "holes", "after_hole", "hole_t", "lost", "in_flight", "srtt", "rttvar", "min_rtt",
-                 "high_seq", "prior_cwnd", "prr_delivered", "prr_out", "last_progress", "run",
-                 "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
+class CongestionControl:
+    """The sender's congestion-control state machine, sans-IO: events and their times in, the
+    window out. No clock, no packets, no I/O: :func:`simulate` drives it from its model of the
+    path, and a captured real run can drive it from its trace (``tests/test_model_cc_replay.py``
+    replays a real CUBIC run's TCP_INFO samples through it).
+
+    Events: :meth:`rtt_sample` (an ACK's RTT), :meth:`acked` (packets newly delivered, outside
+    recovery), :meth:`enter_recovery` (loss detected), :meth:`prr` (an ACK during recovery),
+    :meth:`exit_recovery`, :meth:`on_rto`. Out: ``cwnd`` and ``ssthresh`` (packets), ``state``
+    (``"Open"``, ``"Recovery"``, ``"Loss"``) and the flow's figures in ``run``.
+
+    >>> cc = CongestionControl("reno")
+    >>> cc.acked(0.04, 10); cc.cwnd                  # slow start: +1 per packet delivered
+    20
+    >>> cc.enter_recovery(); cc.ssthresh, cc.state   # tcp_reno_ssthresh(): half
+    (10, 'Recovery')
+    >>> cc.exit_recovery(); cc.cwnd
+    10
+    """
+
+    __slots__ = ("algo", "cwnd", "cnt", "ssthresh", "state", "snd_nxt", "snd_una", "srtt", "rttvar", "min_rtt",
+                 "high_seq", "prior_cwnd", "prr_delivered", "prr_out", "run",
                  "epoch_start", "last_max", "origin", "K", "ack_cnt", "tcp_cwnd", "last_cwnd",
                  "last_time", "delay_min", "found", "round_start", "last_ack", "end_seq", "curr_rtt",
-                 "sample_cnt", "delivered_mark", "total_retrans", "ever_lost", "bic_cnt",
-                 "rcv_ssthresh", "rcv_clamp", "rwnd_edge")
+                 "sample_cnt", "bic_cnt")
 
-    def __init__(self, i: int, algo: str, rcv_window: int) -> None:
-        self.i, self.algo = i, algo
-        self.rcv_clamp = max(rcv_window, 2)
-        self.rcv_ssthresh = max(self.rcv_clamp * DEFAULT_SCALING_RATIO // SCALING_RATIO, 2)
-        self.rwnd_edge = min(SYN_WINDOW, self.rcv_ssthresh)      # the window the SYN-ACK offered
+    def __init__(self, algo: str) -> None:
+        if algo not in ALGORITHMS:
+            raise ValueError(f"algo must be one of {', '.join(ALGORITHMS)}, not {algo!r}")
+        self.algo = algo
         self.cwnd, self.cnt, self.ssthresh, self.state = INIT_CWND, 0, INFINITE_SSTHRESH, "Open"
         self.snd_nxt = self.snd_una = 0
-        self.got: set[int] = set()
-        self.xmit: deque[tuple[int, int, float, bool]] = deque()
-        self.holes: list[int] = []
-        self.after_hole, self.hole_t = 0, 0.0
-        self.lost: deque[int] = deque()
-        self.in_flight = 0
         self.srtt = self.rttvar = 0.0
         self.min_rtt = math.inf
         self.high_seq = self.prior_cwnd = self.prr_delivered = self.prr_out = 0
-        self.last_progress = 0.0
         self.run = FlowRun()
-        self.rcv_nxt, self.rcv_ooo, self.rcv_pending, self.rcv_quick, self.rcv_high_inst = 0, set(), 0, QUICKACKS, -1
-        self.delack_at = math.inf
         self.epoch_start = self.last_max = self.origin = self.K = 0.0
         self.ack_cnt = self.tcp_cwnd = self.last_cwnd = 0
         self.last_time = -1.0
@@ -240,10 +246,65 @@ class _Flow:
         self.round_start = self.last_ack = 0.0
         self.end_seq = 0
         self.curr_rtt, self.sample_cnt = math.inf, 0
-        self.delivered_mark = 0
-        self.total_retrans = 0
-        self.ever_lost = False
         self.bic_cnt = 0
+
+    # -- events -------------------------------------------------------------------
+    def rtt_sample(self, now: float, rtt: float, ca_rtt: float) -> None:
+        """An ACK's RTT samples: ``rtt`` of the oldest newly delivered packet (srtt, rttvar,
+        ``tcp_rtt_estimator()``), ``ca_rtt`` of the newest (what CUBIC's HyStart sees)."""
+        if self.srtt == 0:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar += (abs(rtt - self.srtt) - self.rttvar) / 4
+            self.srtt += (rtt - self.srtt) / 8
+        self.min_rtt = min(self.min_rtt, rtt)
+        if self.algo == "cubic":
+            self.cubic_acked(now, ca_rtt)
+
+    def acked(self, now: float, delivered: int) -> None:
+        """``delivered`` packets newly acknowledged outside recovery (``tcp_cong_avoid()``)."""
+        if delivered and self.state != "Recovery":
+            self.cong_avoid(now, delivered)
+
+    def enter_recovery(self) -> None:
+        """Loss detected in the Open state: ssthresh from the algorithm, PRR starts
+        (``tcp_enter_recovery()``); the window is cut by :meth:`prr`, ACK by ACK."""
+        self.prior_cwnd = self.cwnd
+        self.note_exit("loss")
+        self.ssthresh = self.reduce()
+        self.state, self.high_seq = "Recovery", self.snd_nxt - 1
+        self.prr_delivered = self.prr_out = 0
+        self.run.loss_events += 1
+
+    def prr(self, delivered: int, in_flight: int, retransmit_pending: bool) -> None:
+        """An ACK during recovery: ``tcp_cwnd_reduction()`` (proportional rate reduction)."""
+        self.prr_delivered += delivered
+        delta = self.ssthresh - in_flight
+        if delta < 0:
+            sndcnt = -(-self.ssthresh * self.prr_delivered // self.prior_cwnd) - self.prr_out
+        else:
+            sndcnt = min(delta, max(self.prr_delivered - self.prr_out, delivered) + 1)
+        sndcnt = max(sndcnt, 1 if retransmit_pending else 0)
+        self.cwnd = max(in_flight + sndcnt, 1)
+
+    def exit_recovery(self) -> None:
+        """Everything outstanding at the loss is acknowledged: cwnd = ssthresh
+        (``tcp_end_cwnd_reduction()``)."""
+        self.state = "Open"
+        self.cwnd = self.ssthresh
+
+    def on_rto(self) -> None:
+        """The retransmission timer fired: ssthresh reduced (once per Loss episode), cwnd 1, the
+        ``Loss`` state (``tcp_enter_loss()``)."""
+        self.note_exit("loss")
+        self.run.rto_timeouts += 1
+        if self.state == "Open":
+            self.run.loss_events += 1
+        self.ssthresh = self.reduce() if self.state != "Loss" else self.ssthresh
+        if self.algo == "cubic":
+            self.epoch_start = self.last_max = 0.0 if self.state == "Loss" else self.epoch_start
+        self.state, self.high_seq = "Loss", self.snd_nxt - 1
+        self.cwnd, self.cnt = 1, 0
 
     # -- CUBIC ------------------------------------------------------------------
     def hystart_reset(self, now: float) -> None:
@@ -345,6 +406,34 @@ class _Flow:
     def note_exit(self, by: str) -> None:
         if self.run.slow_start_exit_cwnd is None:
             self.run.slow_start_exit_cwnd, self.run.exit_by = self.cwnd, by
+
+
+class _Flow(CongestionControl):
+    """A sender of :func:`simulate`: the congestion-control state machine plus what the path
+    model needs (packets in flight, SACK holes, the receiver's window and delayed ACKs)."""
+
+    __slots__ = ("i", "got", "xmit", "holes", "after_hole", "hole_t", "lost", "in_flight", "last_progress",
+                 "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
+                 "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge")
+
+    def __init__(self, i: int, algo: str, rcv_window: int) -> None:
+        super().__init__(algo)
+        self.i = i
+        self.rcv_clamp = max(rcv_window, 2)
+        self.rcv_ssthresh = max(self.rcv_clamp * DEFAULT_SCALING_RATIO // SCALING_RATIO, 2)
+        self.rwnd_edge = min(SYN_WINDOW, self.rcv_ssthresh)      # the window the SYN-ACK offered
+        self.got: set[int] = set()
+        self.xmit: deque[tuple[int, int, float, bool]] = deque()
+        self.holes: list[int] = []
+        self.after_hole, self.hole_t = 0, 0.0
+        self.lost: deque[int] = deque()
+        self.in_flight = 0
+        self.last_progress = 0.0
+        self.rcv_nxt, self.rcv_ooo, self.rcv_pending, self.rcv_quick, self.rcv_high_inst = 0, set(), 0, QUICKACKS, -1
+        self.delack_at = math.inf
+        self.delivered_mark = 0
+        self.total_retrans = 0
+        self.ever_lost = False
 
 
 def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
@@ -487,39 +576,19 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.last_progress = now
             f.run.delivered += delivered
         if rtt is not None:
-            if f.srtt == 0:
-                f.srtt, f.rttvar = rtt, rtt / 2
-            else:
-                f.rttvar += (abs(rtt - f.srtt) - f.rttvar) / 4
-                f.srtt += (rtt - f.srtt) / 8
-            f.min_rtt = min(f.min_rtt, rtt)
-            if f.algo == "cubic":
-                f.cubic_acked(now, ca_rtt if ca_rtt is not None else rtt)
+            f.rtt_sample(now, rtt, ca_rtt if ca_rtt is not None else rtt)
         if f.holes and (f.state != "Open" or f.after_hole >= 3 or now - f.hole_t >= f.min_rtt / 4):
             if f.state == "Open":
-                f.prior_cwnd = f.cwnd
-                f.note_exit("loss")
-                f.ssthresh = f.reduce()
-                f.state, f.high_seq = "Recovery", f.snd_nxt - 1
-                f.prr_delivered = f.prr_out = 0
-                f.run.loss_events += 1
+                f.enter_recovery()
             for seq in f.holes:
                 f.in_flight -= 1
                 f.lost.append(seq)
             f.holes.clear()
         if f.state == "Recovery":
             if f.snd_una > f.high_seq:
-                f.state = "Open"
-                f.cwnd = f.ssthresh
+                f.exit_recovery()
             else:
-                f.prr_delivered += delivered
-                delta = f.ssthresh - f.in_flight
-                if delta < 0:
-                    sndcnt = -(-f.ssthresh * f.prr_delivered // f.prior_cwnd) - f.prr_out
-                else:
-                    sndcnt = min(delta, max(f.prr_delivered - f.prr_out, delivered) + 1)
-                sndcnt = max(sndcnt, 1 if f.lost else 0)
-                f.cwnd = max(f.in_flight + sndcnt, 1)
+                f.prr(delivered, f.in_flight, bool(f.lost))
                 send(f, now)
                 return
         elif f.state == "Loss" and f.snd_una > f.high_seq:
@@ -529,15 +598,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         send(f, now)
 
     def rto(f: _Flow, now: float) -> None:
-        f.note_exit("loss")
-        f.run.rto_timeouts += 1
-        if f.state == "Open":
-            f.run.loss_events += 1
-        f.ssthresh = f.reduce() if f.state != "Loss" else f.ssthresh
-        if f.algo == "cubic":
-            f.epoch_start = f.last_max = 0.0 if f.state == "Loss" else f.epoch_start
-        f.state, f.high_seq = "Loss", f.snd_nxt - 1
-        f.cwnd, f.cnt = 1, 0
+        f.on_rto()
         for inst, seq, _, _ in f.xmit:
             dropped.discard(inst)
         f.lost = deque(s for s in range(f.snd_una, f.snd_nxt) if s not in f.got)

@@ -47,6 +47,7 @@ from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.delack import delack_jiffies
 from tcplab.model.outcome import Outcome
+from tcplab.sim.engine import Engine
 
 __all__ = ["nagle", "SPEC", "simulate_requests", "delack_jiffies", "STALL_THRESHOLD_S"]
 
@@ -87,36 +88,47 @@ def simulate_requests(requests: int, request_writes: int, *, nodelay: bool, quic
     The server reads once the client's writes are queued (the real run does the same, in one
     thread), then replies; its reply carries the ACK of the whole request.
     """
-    t = first_phase * tick
-    pingpong = False            # inet_csk_in_pingpong_mode() of the server
-    rows = []
-    for n in range(1, requests + 1):
-        start = t
+    # time advances through the engine: a request starts when the previous reply arrived; a held
+    # write waits for the server's delayed-ACK timer, an event of its own
+    eng = Engine()
+    pingpong = [False]          # inet_csk_in_pingpong_mode() of the server
+    rows: list[dict[str, Any]] = []
+
+    def request(n: int) -> None:
+        start = eng.now
         segments = 1            # the first write: nothing of ours is unacknowledged
         # the server has quick ACKs left at the start of the connection and is not yet
         # interactive: tcp_in_quickack_mode() acknowledges the first segment at once
-        acked_at_once = not pingpong
+        acked_at_once = not pingpong[0]
         held = 0
         for _ in range(request_writes - 1):
             if _nagle_holds(nodelay, small_segment_unacked=not acked_at_once):
                 held += 1       # queued behind the unacknowledged segment (coalesced)
             else:
                 segments += 1
-        stalled = False
+        if held and not quickack:
+            # tcp_delack_timer_handler(): DelayedACKs++, and the held writes leave together
+            eng.schedule(_delack_fires_at(start, tick), reply, (n, start, segments + 1, True))
+            return
         if held:
-            if quickack:
-                # the server's read + TCP_QUICKACK sends the pending ACK: the held writes go
-                # out as one segment at once
-                segments += 1
-            else:
-                t = _delack_fires_at(t, tick)   # tcp_delack_timer_handler(): DelayedACKs++
-                segments += 1                   # the held writes leave together
-                stalled = True
+            # the server's read + TCP_QUICKACK sends the pending ACK: the held writes go out as
+            # one segment at once
+            segments += 1
+        reply((n, start, segments, False))
+
+    def reply(arg: tuple[int, float, int, bool]) -> None:
+        n, start, segments, stalled = arg
         # the reply is sent within ato of the request: tcp_event_data_sent() counts it as
         # interactive (pingpong threshold 1). The delayed-ACK timer left pingpong mode, this
         # reply enters it again.
-        pingpong = True
-        rows.append({"n": n, "latency_s": t - start, "segments": segments, "delayed_ack": stalled})
+        pingpong[0] = True
+        rows.append({"n": n, "latency_s": eng.now - start, "segments": segments, "delayed_ack": stalled})
+        if n < requests:
+            eng.schedule(eng.now, request, n + 1)
+
+    if requests > 0:
+        eng.schedule(first_phase * tick, request, 1)
+        eng.run()
     return rows
 
 

@@ -31,7 +31,7 @@ from tcplab.model.listen import Listener
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.retries import syn_schedule
-from tcplab.sim.engine import Rng
+from tcplab.sim.engine import Engine, Rng
 
 __all__ = ["ack_overflow", "SNAPSHOT_S", "DRAIN_FOR_S", "SUMMARY_COUNTERS", "SAMPLE_S"]
 
@@ -112,10 +112,12 @@ def ack_overflow(params: dict[str, Any], profile: KernelProfile, rng: Rng | None
     run.syn_burst(0.0, list(range(n)))                      # step 2
     end = SNAPSHOT_S + DRAIN_FOR_S
     timeline: list[dict[str, Any]] = []
-    snapshot: dict[str, Any] | None = None
-    draining = False
-    events = sorted({*run.schedule.send_times[1:], SNAPSHOT_S, *(k * SAMPLE_S for k in range(int(end / SAMPLE_S) + 1))})
-    for t in (x for x in events if x <= end + 1e-9):
+    state: dict[str, Any] = {"snapshot": None, "draining": False}
+
+    def tick(t: float) -> None:
+        """Everything due at ``t``: timers, the SYN retries due together (one timer tick), the
+        app's accepts, the snapshot, a timeline sample."""
+        snapshot, draining = state["snapshot"], state["draining"]
         run.synack_timers(t)
         waiting = [i for i in range(n) if run.state[i] == "SYN_SENT" and run.syns[i] < len(run.schedule.send_times)
                    and math.isclose(run.schedule.send_times[run.syns[i]], t)]
@@ -134,6 +136,15 @@ def ack_overflow(params: dict[str, Any], profile: KernelProfile, rng: Rng | None
                     run.drain()
             draining = True
         timeline.append({"t": round(t, 4), **run.counts()})
+        state["snapshot"], state["draining"] = snapshot, draining
+
+    # time advances through the engine: one event per instant something is due (the SYN retries'
+    # send times, the snapshot, every SAMPLE_S), in time order
+    eng = Engine()
+    for t in sorted({*run.schedule.send_times[1:], SNAPSHOT_S, *(k * SAMPLE_S for k in range(int(end / SAMPLE_S) + 1))}):
+        eng.schedule(t, tick, t)
+    eng.run(until=end + 1e-9)
+    snapshot = state["snapshot"]
     assert snapshot is not None
     later = set(run.accepted)
     rows = snapshot["rows"]

@@ -291,3 +291,46 @@ def test_syn_retries_sim_ignores_max_seconds():
 def test_load_never_accepting_holds_limit_plus_one():
     s = simulate("load", dict(rate=200, accept_rate=0, backlog=10, duration=5)).summary
     assert s["established"] == 11 and s["max_recv_q"] == 11
+
+
+def test_every_sim_runner_draws_from_the_runs_generator_only(monkeypatch):
+    """One random generator per run (issue 23): registry.simulate seeds it from ``seed`` and hands it
+    to the sim runner; no runner makes another or touches the global one."""
+    import random
+
+    import tcplab.sim.engine as engine
+    from tcplab.experiments.registry import spec
+
+    def refuse(*a, **k):
+        raise AssertionError("a sim runner used a random generator other than the run's")
+
+    for fn in ("random", "randint", "uniform", "choice", "sample", "shuffle", "getrandbits", "expovariate", "seed"):
+        monkeypatch.setattr(random, fn, refuse)
+    monkeypatch.setattr(random.Random, "__init__", refuse)
+    made = []
+
+    class Counting(engine.SplitMix64):
+        __slots__ = ("draws",)
+
+        def __init__(self, seed=0):
+            super().__init__(seed)
+            self.draws = 0
+            made.append(self)
+
+        def random(self):
+            self.draws += 1
+            return super().random()
+
+    monkeypatch.setattr(engine, "SplitMix64", Counting)
+    drew = set()
+    for name in EXPERIMENTS:
+        for point in spec(name).smoke_points():
+            made.clear()
+            simulate(name, point, seed=3)
+            assert len(made) == 1, name            # one generator per run
+            if made[0].draws:
+                drew.add(name)
+    made.clear()
+    simulate("congestion", {"loss": 0.01, "duration": 1.0}, seed=3)
+    assert made[0].draws > 0
+    assert "load" in drew, drew     # the timer wheel's phase comes from it

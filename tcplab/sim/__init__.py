@@ -4,6 +4,12 @@ its experiment, a :class:`~tcplab.model.profiles.KernelProfile` and an rng, and 
 :class:`~tcplab.model.outcome.Outcome`; the experiment specs (``tcplab.experiments``) name them,
 and ``tcplab.experiments.simulate(name, params)`` runs one.
 
+One generator per run: ``simulate`` seeds a :class:`SplitMix64` from the run's ``seed`` and every
+random draw of the run comes from it. One clock: scenarios advance time through
+:class:`Engine`, except the listen-queue loop (:mod:`tcplab.sim.listenq`, whose docstring gives
+the measured reason) and the congestion model, whose sans-IO state machine
+(:class:`tcplab.model.cc.CongestionControl`) is driven by its own path model or a real trace.
+
 >>> from tcplab.sim.queues import accept_queue
 >>> from tcplab.model.profiles import get_profile
 >>> p = {"backlog": 5, "somaxconn": None, "clients": 20, "abort_on_overflow": False,

@@ -30,7 +30,7 @@ import sys
 import time
 from typing import Any
 
-from tcplab.experiments.spec import Rule
+from tcplab.experiments.spec import NAMED, Rule
 
 __all__ = ["RULES", "GRID", "agreement_grid", "compare", "rules_used", "states_sampled", "render", "main"]
 
@@ -61,12 +61,14 @@ FINDINGS: dict[str, str] = {}
 
 
 def rules_used() -> dict[str, str]:
-    """Every rule the specs use, by the name the grid shows -> its meaning (the page's rules table)."""
+    """Every rule the specs use, by the name the grid shows -> its meaning (the page's rules table):
+    the plain rules in :data:`~tcplab.experiments.spec.NAMED`'s order, then the conditional ones."""
     out: dict[str, str] = {}
     for keys in _rules().values():
         for rule in keys.values():
             out.setdefault(rule.name, rule.meaning)
-    return out
+    order = list(NAMED)
+    return dict(sorted(out.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,

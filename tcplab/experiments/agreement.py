@@ -104,12 +104,36 @@ def _subsequence(short: list[Any], long: list[Any]) -> bool:
     return all(any(x == y for y in it) for x in short)
 
 
+def _seconds_phase(name: str, params: dict[str, Any], key: str, profile: str | None) -> tuple[float, float] | None:
+    """Where time_wait's first failure may fall on a kernel that reuses a TIME_WAIT port once the
+    seconds clock ticks past its stamp (before 6.14, ca6a6f93867a): the tick's phase in the run is
+    the kernel's chance (the simulator draws it), so with N ports paced 10 ms apart the first
+    failure is anywhere from N to 2N-1 paces. None where the rule is not phase-dependent.
+
+    >>> _seconds_phase("time_wait", {"port_range": (40000, 40009), "tw_reuse": 1}, "first_failure_at", "linux-6.1")
+    (0.1, 0.19)
+    >>> _seconds_phase("time_wait", {"port_range": (40000, 40009), "tw_reuse": 1}, "first_failure_at", "linux-6.18")
+    """
+    if name != "time_wait" or key != "first_failure_at" or profile is None:
+        return None
+    from tcplab.model.profiles import get_profile
+
+    p = get_profile(profile)
+    reuse = p.tw_reuse if params.get("tw_reuse") is None else params["tw_reuse"]
+    if p.tw_reuse_ms or not reuse or params.get("timestamps") is False:
+        return None
+    lo_port, hi_port = params.get("port_range") or p.port_range
+    n = hi_port - lo_port + 1
+    return round(n * 0.01, 6), round((2 * n - 1) * 0.01, 6)
+
+
 def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
-            sampled: bool = False) -> tuple[str, str]:
+            sampled: bool = False, profile: str | None = None) -> tuple[str, str]:
     """(rule, verdict) for one summary key; verdict is "agree", "DIFFER" or "not compared".
 
     ``sampled``: the real run's states were sampled from /proc, not derived from packets
-    (see :func:`states_sampled`); only the ``states`` rule looks at it.
+    (see :func:`states_sampled`); only the ``states`` rule looks at it. ``profile``: the
+    simulator's profile, where a rule depends on the kernel line (:func:`_seconds_phase`).
 
     >>> st = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
     >>> compare("lifecycle", {"slow_motion": 0}, "client_states", st, st)
@@ -120,6 +144,10 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
     rule = _rules().get(name, {}).get(key)
     if rule is None:
         return "-", "not compared"
+    window = _seconds_phase(name, params, key, profile)
+    if window is not None and isinstance(real, (int, float)):
+        lo, hi = window
+        return (f"seconds_phase ({lo:g}..{hi:g} s)", "agree" if lo * 0.9 <= real <= hi * 1.1 else "DIFFER")
     if rule in (HOST_RMEM, SHOWN):
         return rule, "not compared"
     if rule == FLOOD_ONLY:

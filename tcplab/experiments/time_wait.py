@@ -16,7 +16,7 @@ from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets,
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.sim import sockets as sim_sockets
 
 
@@ -59,9 +59,12 @@ def _real_time_wait(p: dict[str, Any]) -> Outcome:
         clock = Clock()
         made, seen, first_fail, error, reused = 0, set(), None, None, 0
         n = 0
+        behind = 0.0   # how far the loop fell behind its pace, up to the first failure
         while made < p["connections"] and clock() < p["duration"]:
             clock.sleep_until(n * PACE_S)
             t = round(clock(), 4)
+            if first_fail is None:
+                behind = max(behind, t - n * PACE_S)
             n += 1
             try:
                 port = _one_connection(ss, lst, addr, p["closer"])
@@ -78,6 +81,10 @@ def _real_time_wait(p: dict[str, Any]) -> Outcome:
             made += 1
             out.tables.setdefault("attempts", []).append({"t": t, "ok": True, "local_port": port,
                                                            "reused": again, "error": None})
+        out.timings.append(Timing(
+            "pace", round(behind * 1000, 3),
+            f"the connect loop ran up to {behind * 1000:.0f} ms behind its {PACE_S * 1000:.0f} ms pace, so the "
+            "first failure came later than the kernel's port rule alone makes it"))
         ss.close_all()  # drop our own fds; TIME_WAIT mini-sockets stay in the kernel
         # count once the last FIN was processed (softirq may run after close() returned)
         wait_closes_done(addr[1], "every closed connection in TIME_WAIT or gone")
@@ -155,7 +162,10 @@ TIME_WAIT_SPEC = Experiment(
     summary=(
         Key("time_wait", "TIME_WAIT sockets at the end"),
         Key("connections_made", "connections that succeeded"),
-        Key("first_failure_at", "seconds until the first failed connect (None if none)", rule="rel10"),
+        # one pace step late moves the first failure by 10 % of its 0.1 s (10 ports): more is the loop, not
+        # the kernel (measured: 17 ms and 216 ms behind in the 6.1 TCG guest, docs/kernels.md)
+        Key("first_failure_at", "seconds until the first failed connect (None if none)", rule="rel10",
+            tolerates={"pace": PACE_S * 1000}),
         Key("error", "the first connect error's errno name (None if none)"),
         Key("reused_ports", "connections made on a port already used earlier in the run"),
     ),

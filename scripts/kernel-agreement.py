@@ -82,7 +82,8 @@ def run_points(points: list[tuple[str, dict[str, Any]]], profile: str) -> list[d
         sim = getattr(ex, name)(**params, mode="sim", profile=profile)
         for key in dict.fromkeys([*sim.summary, *real.summary]):
             rule, verdict = ag.compare(name, params, key, real.summary.get(key), sim.summary.get(key),
-                                       sampled=ag.states_sampled(real), profile=profile)
+                                       sampled=ag.states_sampled(real), profile=profile,
+                                       real_summary=real.summary)
             rows.append({**base, "key": key, "rule": rule, "real": real.summary.get(key),
                          "sim": sim.summary.get(key), "verdict": verdict, "kernel": real.kernel,
                          "profile": sim.profile, "real_s": real_s})
@@ -121,8 +122,10 @@ def rejudge(path: str, profile: str) -> list[dict[str, Any]]:
         if k not in done:
             done[k] = getattr(ex, r["experiment"])(**params, mode="sim", profile=profile)
         sim = done[k]
+        real_summary = {x["key"]: x["real"] for x in stored["rows"]
+                        if x["experiment"] == r["experiment"] and x["params"] == r["params"]}
         rule, verdict = ag.compare(r["experiment"], params, r["key"], r["real"], sim.summary.get(r["key"]),
-                                   profile=profile)
+                                   profile=profile, real_summary=real_summary)
         rows.append({**r, "sim": sim.summary.get(r["key"]), "rule": rule, "verdict": verdict, "profile": profile})
     return rows
 

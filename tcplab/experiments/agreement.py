@@ -104,6 +104,29 @@ def _subsequence(short: list[Any], long: list[Any]) -> bool:
     return all(any(x == y for y in it) for x in short)
 
 
+def _own_base_probes(name: str, params: dict[str, Any], key: str, real_summary: dict[str, Any] | None,
+                     profile: str | None) -> tuple[float, ...] | None:
+    """flow_control's probe times predicted by the kernel's rule from the run's own window close and
+    probe base (``zero_window_after_s``, ``probe_base_s``, both compared on their own): in a slow
+    guest the RTT samples raise the RTO (212 ms against loopback's 204) and the close comes later, and
+    each probe carries that forward (docs/kernels.md). None where that does not apply.
+
+    >>> _own_base_probes("flow_control", {"stall_s": 2.0}, "probe_times",
+    ...                  {"zero_window_after_s": 0.0647, "probe_base_s": 0.212}, "linux-6.1")
+    (0.28, 0.736, 1.6)
+    """
+    if name != "flow_control" or key != "probe_times" or not real_summary:
+        return None
+    zero, base = real_summary.get("zero_window_after_s"), real_summary.get("probe_base_s")
+    stall = params.get("stall_s")
+    if zero is None or base is None or stall is None:
+        return None
+    from tcplab.model.persist import probe_times
+    from tcplab.model.profiles import get_profile
+
+    return probe_times(zero, stall, base, tick=get_profile(profile).timer_tick)
+
+
 def _seconds_phase(name: str, params: dict[str, Any], key: str, profile: str | None) -> tuple[float, float] | None:
     """Where time_wait's first failure may fall on a kernel that reuses a TIME_WAIT port once the
     seconds clock ticks past its stamp (before 6.14, ca6a6f93867a): the tick's phase in the run is
@@ -128,12 +151,15 @@ def _seconds_phase(name: str, params: dict[str, Any], key: str, profile: str | N
 
 
 def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
-            sampled: bool = False, profile: str | None = None) -> tuple[str, str]:
+            sampled: bool = False, profile: str | None = None,
+            real_summary: dict[str, Any] | None = None) -> tuple[str, str]:
     """(rule, verdict) for one summary key; verdict is "agree", "DIFFER" or "not compared".
 
     ``sampled``: the real run's states were sampled from /proc, not derived from packets
     (see :func:`states_sampled`); only the ``states`` rule looks at it. ``profile``: the
     simulator's profile, where a rule depends on the kernel line (:func:`_seconds_phase`).
+    ``real_summary``: the whole real summary, where a key is the kernel's rule applied to the run's
+    own measured inputs (:func:`_own_base_probes`).
 
     >>> st = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
     >>> compare("lifecycle", {"slow_motion": 0}, "client_states", st, st)
@@ -144,6 +170,10 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
     rule = _rules().get(name, {}).get(key)
     if rule is None:
         return "-", "not compared"
+    own = _own_base_probes(name, params, key, real_summary, profile)
+    if own is not None and isinstance(real, (list, tuple)):
+        ok = len(real) == len(own) and all(_rel10(a, b) for a, b in zip(real, own))
+        return f"list_rel10 of the rule with this run's base ({list(own)})", "agree" if ok else "DIFFER"
     window = _seconds_phase(name, params, key, profile)
     if window is not None and isinstance(real, (int, float)):
         lo, hi = window

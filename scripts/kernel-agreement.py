@@ -79,6 +79,13 @@ def run_points(points: list[tuple[str, dict[str, Any]]], profile: str) -> list[d
             rows.append({**base, "verdict": f"real unavailable: ran as '{real.reason}', not compared",
                          "real_s": real_s})
             continue
+        if not real.trusted:
+            # lost fidelity twice (Result.fidelity): the guest's timing, not the kernel's alone, so not
+            # compared (as tcplab.experiments.agreement does); the values stay in the JSON
+            rows.append({**base, "verdict": f"real unavailable: {real.fidelity.reason}, not compared",
+                         "real_s": real_s, "untrusted_summary": real.summary,
+                         "timings": {t.name: t.ms for t in real.fidelity.timings}})
+            continue
         sim = getattr(ex, name)(**params, mode="sim", profile=profile)
         for key in dict.fromkeys([*sim.summary, *real.summary]):
             rule, verdict = ag.compare(name, params, key, real.summary.get(key), sim.summary.get(key),
@@ -86,7 +93,8 @@ def run_points(points: list[tuple[str, dict[str, Any]]], profile: str) -> list[d
                                        real_summary=real.summary)
             rows.append({**base, "key": key, "rule": rule, "real": real.summary.get(key),
                          "sim": sim.summary.get(key), "verdict": verdict, "kernel": real.kernel,
-                         "profile": sim.profile, "real_s": real_s})
+                         "profile": sim.profile, "real_s": real_s,
+                         "timings": {t.name: t.ms for t in real.fidelity.timings} if real.fidelity else {}})
         print(f"    real {real_s:.1f} s", file=sys.stderr, flush=True)
     return rows
 

@@ -4,18 +4,15 @@ real against the simulator *with this kernel's profile* (issue 20, item 1).
 
     python scripts/kernel-agreement.py [--quick] [--only EXP,...] [--point 'EXP:k=v,k=v' ...]
                                        [--profile NAME|auto] --out FILE.md [--json FILE.json]
+    python scripts/kernel-agreement.py --rejudge FILE.json [--profile NAME] --out FILE.md
 
 ``python -m tcplab.experiments.agreement`` compares with the default profile (6.18) and stops at
 the first real run that raises; this driver (a) picks the profile of the running kernel
-(``linux-MAJ.MIN`` if tcplab has one, else the proposed profile below, else the nearest older
-one), (b) records a real run that raises as a row "real error: ..." and goes on, (c) times
+(``tcplab.model.profiles.profile_for_release``), (b) records a real run that raises as a row "real error: ..." and goes on, (c) times
 every point. It uses tcplab.experiments.agreement's own compare() and render(), so the table
 has the same rules and layout as docs/agreement.md.
 
 Exit status: 0 when every compared key agrees and no real run raised, 1 otherwise.
-
-PROPOSED holds profiles measured for docs/kernels.md that tcplab.model.profiles does not have
-yet (the lead adds them there; this driver then uses tcplab's own).
 """
 
 from __future__ import annotations
@@ -32,32 +29,16 @@ from typing import Any
 from tcplab.experiments import agreement as ag
 from tcplab.model import profiles as prof
 
-#: measured (docs/kernels.md "Proposed profiles"); used where tcplab has no profile of that name,
-#: or instead of tcplab's with --proposed
-PROPOSED = {
-    "linux-6.1": dict(name="linux-6.1", version=(6, 1), synq_full_strict=True,
-                      syn_linear_timeouts=0, has_syn_linear_timeouts=False, has_tw_reuse_delay=False),
-    "linux-6.12": dict(name="linux-6.12", version=(6, 12), synq_full_strict=True,
-                       syn_linear_timeouts=4, has_syn_linear_timeouts=True, has_tw_reuse_delay=False),
-}
-
-
-def pick_profile(name: str, proposed: bool = False) -> tuple[str, str]:
-    """(profile name, how it was chosen)."""
+def pick_profile(name: str) -> tuple[str, str]:
+    """(profile name, how it was chosen): tcplab's profile of the running kernel (``auto``)."""
     if name != "auto":
         return prof.get_profile(name).name, "asked for"
     rel = os.uname().release
-    major_minor = "linux-" + ".".join(rel.split(".")[:2]).split("-")[0]
-    if proposed and major_minor in PROPOSED:
-        prof.PROFILES[major_minor] = prof.KernelProfile(**PROPOSED[major_minor])
-        return major_minor, f"proposed in docs/kernels.md for {rel} (--proposed, instead of tcplab's)"
-    if major_minor in prof.PROFILES:
-        return major_minor, f"tcplab's profile for {rel}"
-    if major_minor in PROPOSED:
-        prof.PROFILES[major_minor] = prof.KernelProfile(**PROPOSED[major_minor])
-        return major_minor, f"proposed in docs/kernels.md for {rel} (not yet in tcplab.model.profiles)"
     p = prof.profile_for_release(rel)
-    return p.name, f"nearest older profile to {rel} (tcplab has none for {major_minor})"
+    if p.name in prof.PROFILES:
+        return p.name, f"tcplab's profile for {rel}" + ("" if p.measured else ", from source reading")
+    prof.PROFILES[p.name] = p   # derived from CHANGES for this version: named so the experiments accept it
+    return p.name, f"derived from tcplab.model.profiles.CHANGES for {rel} (no measured profile)"
 
 
 def parse_point(text: str) -> tuple[str, dict[str, Any]]:
@@ -98,13 +79,22 @@ def run_points(points: list[tuple[str, dict[str, Any]]], profile: str) -> list[d
             rows.append({**base, "verdict": f"real unavailable: ran as '{real.reason}', not compared",
                          "real_s": real_s})
             continue
+        if not real.trusted:
+            # lost fidelity twice (Result.fidelity): the guest's timing, not the kernel's alone, so not
+            # compared (as tcplab.experiments.agreement does); the values stay in the JSON
+            rows.append({**base, "verdict": f"real unavailable: {real.fidelity.reason}, not compared",
+                         "real_s": real_s, "untrusted_summary": real.summary,
+                         "timings": {t.name: t.ms for t in real.fidelity.timings}})
+            continue
         sim = getattr(ex, name)(**params, mode="sim", profile=profile)
         for key in dict.fromkeys([*sim.summary, *real.summary]):
             rule, verdict = ag.compare(name, params, key, real.summary.get(key), sim.summary.get(key),
-                                       sampled=ag.states_sampled(real))
+                                       sampled=ag.states_sampled(real), profile=profile,
+                                       real_summary=real.summary)
             rows.append({**base, "key": key, "rule": rule, "real": real.summary.get(key),
                          "sim": sim.summary.get(key), "verdict": verdict, "kernel": real.kernel,
-                         "profile": sim.profile, "real_s": real_s})
+                         "profile": sim.profile, "real_s": real_s,
+                         "timings": {t.name: t.ms for t in real.fidelity.timings} if real.fidelity else {}})
         print(f"    real {real_s:.1f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -140,7 +130,10 @@ def rejudge(path: str, profile: str) -> list[dict[str, Any]]:
         if k not in done:
             done[k] = getattr(ex, r["experiment"])(**params, mode="sim", profile=profile)
         sim = done[k]
-        rule, verdict = ag.compare(r["experiment"], params, r["key"], r["real"], sim.summary.get(r["key"]))
+        real_summary = {x["key"]: x["real"] for x in stored["rows"]
+                        if x["experiment"] == r["experiment"] and x["params"] == r["params"]}
+        rule, verdict = ag.compare(r["experiment"], params, r["key"], r["real"], sim.summary.get(r["key"]),
+                                   profile=profile, real_summary=real_summary)
         rows.append({**r, "sim": sim.summary.get(r["key"]), "rule": rule, "verdict": verdict, "profile": profile})
     return rows
 
@@ -153,31 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--point", action="append", default=[],
                     help="'EXP:k=v,k=v' instead of the grid (repeatable; ';' separates when a value has commas)")
     ap.add_argument("--profile", default="auto")
-    ap.add_argument("--proposed", action="store_true",
-                    help="use PROPOSED's profile for this kernel even where tcplab has one")
     ap.add_argument("--out", required=True, help="Markdown file (- for stdout)")
     ap.add_argument("--json", help="rows as JSON, with per-point real seconds")
     ap.add_argument("--rejudge", metavar="FILE.json",
                     help="no real runs: compare the real values stored in FILE.json (from --json, on any "
-                         "machine) with the simulator under --profile NAME, or with --proposed for its kernel")
+                         "machine) with the simulator under --profile NAME (default: tcplab's profile of the kernel that ran them)")
     args = ap.parse_args(argv)
 
     if args.rejudge:
         with open(args.rejudge) as f:
             kernel = json.load(f)["kernel"]
         if args.profile == "auto":
-            mm = "linux-" + ".".join(kernel.split(".")[:2]).split("-")[0]
-            if mm not in PROPOSED:
-                ap.error(f"no proposed profile for {kernel}; give --profile NAME")
-            prof.PROFILES[mm] = prof.KernelProfile(**PROPOSED[mm])
-            profile, how = mm, f"proposed in docs/kernels.md, re-judging the real values of {kernel}"
+            profile = prof.profile_for_release(kernel).name
+            how = f"tcplab's profile for {kernel}, re-judging the real values it measured"
         else:
             profile, how = prof.get_profile(args.profile).name, f"asked for, re-judging the real values of {kernel}"
         t0 = time.monotonic()
         rows = rejudge(args.rejudge, profile)
         points: list[tuple[str, dict[str, Any]]] = []
     else:
-        profile, how = pick_profile(args.profile, args.proposed)
+        profile, how = pick_profile(args.profile)
     if args.rejudge:
         pass
     elif args.point:

@@ -2,7 +2,7 @@
 """Measure the per-kernel facts of docs/kernels.md on the running kernel (host or guest), with
 nothing but the standard library (Python inside a TCG guest is 20-100x slower: no tcplab import).
 
-    python3 scripts/kernel-facts.py [--json FILE] [--syncnt 1,2,3]
+    python3 scripts/kernel-facts.py [--json FILE] [--syncnt 1,2,3] [--only syn,qdiscs,tw_reuse]
     python3 scripts/kernel-facts.py render A.json B.json ...   (Markdown tables, one column per kernel)
 
 Everything runs in a fresh user+network namespace (``unshare -Urn``, re-executed by this script):
@@ -264,12 +264,16 @@ def inner(args: argparse.Namespace) -> dict[str, object]:
     lo_up()
     syncnts = [int(x) for x in args.syncnt.split(",") if x]
     has_linear = os.path.exists(LINEAR)
+    only = {x for x in args.only.split(",") if x}
     t = time.monotonic()
-    facts["syn"] = {"default": syn_times(syncnts, None)}
-    if has_linear:
-        facts["syn"]["linear_timeouts=0"] = syn_times(syncnts, 0)
-    facts["qdiscs"] = qdiscs()
-    facts["tw_reuse"] = tw_reuse_delays()
+    if not only or "syn" in only:
+        facts["syn"] = {"default": syn_times(syncnts, None)}
+        if has_linear:
+            facts["syn"]["linear_timeouts=0"] = syn_times(syncnts, 0)
+    if not only or "qdiscs" in only:
+        facts["qdiscs"] = qdiscs()
+    if not only or "tw_reuse" in only:
+        facts["tw_reuse"] = tw_reuse_delays()
     facts["syn_measure_s"] = round(time.monotonic() - t, 1)
     return facts
 
@@ -323,11 +327,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", help="write the facts here too")
     ap.add_argument("--syncnt", default="1,2,3")
+    ap.add_argument("--only", default="", help="comma-separated parts besides sysctls: syn, qdiscs, tw_reuse "
+                    "(default: all)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.inner:
         import subprocess
-        cmd = ["unshare", "-Urn", sys.executable, os.path.abspath(__file__), "--inner", "--syncnt", args.syncnt]
+        cmd = ["unshare", "-Urn", sys.executable, os.path.abspath(__file__), "--inner", "--syncnt", args.syncnt,
+               "--only", args.only]
         if args.json:
             cmd += ["--json", os.path.abspath(args.json)]
         return subprocess.run(cmd, timeout=300).returncode

@@ -81,3 +81,12 @@ def test_syncookies_2_never_resets():
 def test_bad_parameters(kw, err, msg):
     with pytest.raises(err, match=msg):
         ack_overflow(**kw)
+
+
+def test_slow_connects_split_the_burst_and_the_run_says_so():
+    from tcplab.experiments.ack_overflow import SPEC
+    from tcplab.model.outcome import Timing
+
+    assert SPEC.judge([Timing("connects", 0.3, ".", limit_ms=12.0)]).ok
+    v = SPEC.judge([Timing("connects", 40.0, "the 6 connects took 40 ms", limit_ms=12.0)])
+    assert not v.ok and "40 ms" in v.reason

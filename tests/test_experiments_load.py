@@ -61,3 +61,13 @@ def test_syn_retries_per_socket_fails_clients():
 def test_bad_parameters(kw, exc, text):
     with pytest.raises(exc, match=text):
         load(**kw)
+
+
+def test_a_lagging_client_loop_spoils_the_latency_percentiles():
+    from tcplab.experiments.load import SPEC
+    from tcplab.model.outcome import Timing
+
+    assert SPEC.judge([Timing("pace_p50", 1.0, "."), Timing("pace_p99", 6.0, ".")]).ok
+    v = SPEC.judge([Timing("pace_p50", 35.0, "the client loop started half of its connects 35 ms late"),
+                    Timing("pace_p99", 6.0, ".")])
+    assert not v.ok and v.keys == ("p50_connect_s",)

@@ -124,3 +124,16 @@ def test_per_socket_syncnt_runs_without_namespaces(monkeypatch):
         lin = 0
     sends, fail = predict_syn_times(1, lin)
     assert r.summary["syns_sent"] == len(sends) and _within(r.summary["failed_after"], fail + 0.07)
+
+
+def test_linear_timeouts_0_is_what_a_kernel_without_the_sysctl_does(monkeypatch):
+    """On 6.1 (no tcp_syn_linear_timeouts, ccce324dabfe is 6.5) asking for 0 is a no-op, so the run
+    may be real there; asking for 4 is not (the run is refused, a kernel that has it is simulated)."""
+    from tcplab.experiments import _mode
+
+    lin = "net.ipv4.tcp_syn_linear_timeouts"
+    monkeypatch.setattr(_mode, "sysctl_exists", lambda name: name != lin)
+    assert _mode.applicable({lin: 0, "net.ipv4.tcp_syncookies": 1}) == {"net.ipv4.tcp_syncookies": 1}
+    assert _mode.applicable({lin: 4}) == {lin: 4}
+    monkeypatch.setattr(_mode, "sysctl_exists", lambda name: True)
+    assert _mode.applicable({lin: 0}) == {lin: 0}       # where it exists it is set

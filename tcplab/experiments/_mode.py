@@ -82,6 +82,24 @@ def absent_on_host(names: Any) -> list[str]:
     return [n for n in names if not sysctl_exists(n)]
 
 
+def applicable(sysctls: dict[str, Any]) -> dict[str, Any]:
+    """``sysctls`` without those this kernel lacks and whose asked value is what it does anyway
+    (``KernelChange.absent_means``: ``tcp_syn_linear_timeouts=0`` on 6.1, which doubles the SYN RTO
+    from the first retry), so such a run is real on that kernel, not refused.
+
+    >>> applicable({"net.ipv4.tcp_syncookies": 1})
+    {'net.ipv4.tcp_syncookies': 1}
+    """
+    out = {}
+    for name, value in sysctls.items():
+        change = sysctl_arrival(name)
+        if (change is not None and change.absent_means is not None and _same(value, change.absent_means)
+                and not sysctl_exists(name)):
+            continue
+        out[name] = value
+    return out
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool):
         a = int(a)

@@ -72,7 +72,8 @@ def rules_used() -> dict[str, str]:
 
 
 def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
-            sampled: bool = False) -> tuple[str, str]:
+            sampled: bool = False, profile: str | None = None,
+            real_summary: dict[str, Any] | None = None) -> tuple[str, str]:
     """(rule, verdict) for one summary key; verdict is "agree", "DIFFER" or "not compared".
 
     The rule is the key's, as the experiment's spec declares it (a
@@ -90,7 +91,8 @@ def compare(name: str, params: dict[str, Any], key: str, real: Any, sim: Any, *,
     if rule is None:
         return "-", "not compared"
     from tcplab.experiments.registry import spec
-    shown, ok = rule.verdict(real, sim, {**spec(name).defaults, **params}, sampled=sampled)
+    shown, ok = rule.verdict(real, sim, {**spec(name).defaults, **params}, sampled=sampled,
+                             profile=profile, real_summary=real_summary)
     return shown, "not compared" if ok is None else "agree" if ok else "DIFFER"
 
 
@@ -144,7 +146,8 @@ def agreement_grid(quick: bool = False, *, progress: Any = None,
         sim = _run(name, params, "sim")
         for key in dict.fromkeys([*sim.summary, *real.summary]):
             rule, verdict = compare(name, params, key, real.summary.get(key), sim.summary.get(key),
-                                    sampled=states_sampled(real))
+                                    sampled=states_sampled(real), profile=sim.profile,
+                                    real_summary=real.summary)
             rows.append({"experiment": name, "params": shown, "key": key, "rule": rule,
                          "real": real.summary.get(key), "sim": sim.summary.get(key), "verdict": verdict,
                          "kernel": real.kernel, "profile": sim.profile})

@@ -61,7 +61,7 @@ def plan(s: Experiment, params: dict[str, Any], mode: str, profile: str | None) 
             raise RealModeUnavailable(f"cannot run {s.name} on the real kernel here: {limit}. "
                                       "Use mode='sim' (or 'auto') to simulate it.")
         return Plan(limit, sim_profile, note)
-    lacking = _mode.absent_on_host(s.sysctls(params))
+    lacking = _mode.absent_on_host(_mode.applicable(s.sysctls(params)))
     if lacking:
         why = "; ".join(_mode.absence_note(n, fit.release) for n in lacking)
         if mode == "real":

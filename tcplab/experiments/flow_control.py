@@ -26,7 +26,8 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
+from tcplab.experiments.spec import (Experiment, FromRun, GridPoint, Key, ListRel, Param, Plot, Slider, Table,
+                                     named, too_long)
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.procnet import read_proc_net_tcp
@@ -69,6 +70,32 @@ def _checks(p: dict[str, Any]) -> None:
         raise ValueError(f"reader_rate is for reader='slow' only, not reader={p['reader']!r} (leave it None)")
 
 
+
+def _own_base_probes(params: Mapping[str, Any], real_summary: Mapping[str, Any],
+                     profile: str | None) -> tuple[float, ...] | None:
+    """The probe times the kernel's rule gives from the run's own window close and probe base
+    (``zero_window_after_s``, ``probe_base_s``, both compared on their own): in a slow guest the
+    RTT samples raise the RTO (212 ms against loopback's 204) and the close comes later, and each
+    probe carries that forward (docs/kernels.md). None where the run lacks them.
+
+    >>> _own_base_probes({"stall_s": 2.0}, {"zero_window_after_s": 0.0647, "probe_base_s": 0.212}, "linux-6.1")
+    (0.28, 0.736, 1.6)
+    """
+    zero, base = real_summary.get("zero_window_after_s"), real_summary.get("probe_base_s")
+    stall = params.get("stall_s")
+    if zero is None or base is None or stall is None:
+        return None
+    from tcplab.model.profiles import get_profile
+
+    return probe_times(zero, stall, base, tick=get_profile(profile).timer_tick)
+
+
+#: probe_times: each within 10 % of the kernel's rule applied to this run's own close and base
+PROBE_TIMES_RULE = FromRun(_own_base_probes, then=ListRel(0.10), otherwise=named("list_rel10"),
+                           name="list_rel10 (own base)",
+                           meaning="each within 10 % of the kernel's probe rule applied to the run's own "
+                                   "window close and probe base")
+
 SPEC = Experiment(
     name="flow_control",
     title="A reader that stops or reads slowly: the window closes, Send-Q fills, zero-window probes back off, "
@@ -105,7 +132,7 @@ SPEC = Experiment(
         Key("max_send_q", "largest Send-Q of the sender (bytes written, not yet acknowledged)", rule="rel10"),
         Key("max_recv_q", "largest Recv-Q of the receiver (bytes received, not yet read)", rule="rel10"),
         Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
-        Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule="list_rel10"),
+        Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule=PROBE_TIMES_RULE),
         Key("window_updates", "windows reopened from zero (on the wire; TCPFromZeroWindowAdv without a capture)", rule="rel25"),
         Key("mss", "the sender's segment size (tcp_info.snd_mss)"),
         Key("done_after_s", "seconds until the reader had every byte", rule="rel10"),

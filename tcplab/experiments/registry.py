@@ -132,7 +132,7 @@ def run(s: Experiment, given: dict[str, Any], *, mode: str = "auto", seed: int =
     result = _mode.run(s.name, params, mode="sim" if decided.refusal is not None else mode, seed=seed,
                        profile=sim_profile, real=s.real,
                        sim=lambda p: simulate_validated(s, p, profile=sim_profile, seed=seed),
-                       sysctls=s.sysctls(params), record=s.record, needs_namespace=s.namespace_reason(params),
+                       sysctls=_mode.applicable(s.sysctls(params)), record=s.record, needs_namespace=s.namespace_reason(params),
                        timeout=s.timeout(params), progress=progress, expected_s=expected, judge=s.judge)
     if decided.refusal is not None and mode == "auto":
         result.reason = f"simulated: {decided.refusal}"

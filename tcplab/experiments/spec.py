@@ -70,9 +70,11 @@ class Rule:
         raise NotImplementedError
 
     def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
-                sampled: bool = False) -> tuple[str, bool | None]:
+                sampled: bool = False, **context: Any) -> tuple[str, bool | None]:
         """(rule as shown, agree?) for one key of a run with ``params``; ``sampled``: the real run
-        observed by sampling, not from packets (:attr:`tcplab.experiments.Result.sampled`)."""
+        observed by sampling, not from packets (:attr:`tcplab.experiments.Result.sampled`).
+        ``context``: what a rule may also need, ``profile`` (the simulator's kernel profile name)
+        and ``real_summary`` (the whole real summary); plain rules ignore it."""
         return self.name, self.check(real, sim)
 
     def __str__(self) -> str:
@@ -215,7 +217,7 @@ class States(Rule):
         return list(real or []) == list(sim or [])
 
     def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
-                sampled: bool = False) -> tuple[str, bool | None]:
+                sampled: bool = False, **context: Any) -> tuple[str, bool | None]:
         real, sim = list(real or []), list(sim or [])
         if not sampled:
             return self.name, real == sim
@@ -245,7 +247,7 @@ class NotCompared(Rule):
         return f"not compared: {self.why}"
 
     def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
-                sampled: bool = False) -> tuple[str, bool | None]:
+                sampled: bool = False, **context: Any) -> tuple[str, bool | None]:
         return self.name, None
 
 
@@ -272,14 +274,73 @@ class When(Rule):
         raise TypeError("When depends on the run's parameters: use verdict()")
 
     def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
-                sampled: bool = False) -> tuple[str, bool | None]:
+                sampled: bool = False, **context: Any) -> tuple[str, bool | None]:
         if self.condition(params):
-            _, ok = self.then.verdict(real, sim, params, sampled=sampled)
+            _, ok = self.then.verdict(real, sim, params, sampled=sampled, **context)
             return self.then_shows or self.name, ok
         if self.otherwise is None:
             return self.name, None
-        _, ok = self.otherwise.verdict(real, sim, params, sampled=sampled)
+        _, ok = self.otherwise.verdict(real, sim, params, sampled=sampled, **context)
         return self.otherwise_shows or self.name, ok
+
+
+@dataclass(frozen=True)
+class FromRun(Rule):
+    """The real value against the kernel's rule applied to the run's OWN measured inputs (not the
+    simulator's): ``predict(params, real_summary, profile)`` gives the expected value, or None
+    where the rule does not apply, and then ``otherwise`` decides as usual. ``then`` compares the
+    real value with the prediction. The spec that uses it declares ``predict``."""
+
+    predict: Callable[[Mapping[str, Any], Mapping[str, Any], str | None], Any] = field(compare=False)
+    then: Rule
+    otherwise: Rule
+    name: str = ""  # type: ignore[assignment]
+    meaning: str = ""  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.meaning:
+            raise ValueError("FromRun needs a name and a meaning (what the grid shows)")
+
+    def check(self, real: Any, sim: Any) -> bool:  # pragma: no cover - verdict() decides
+        raise TypeError("FromRun depends on the run's own summary: use verdict()")
+
+    def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
+                sampled: bool = False, **context: Any) -> tuple[str, bool | None]:
+        summary = context.get("real_summary")
+        own = self.predict(params, summary, context.get("profile")) if summary else None
+        if own is None or real is None:
+            return self.otherwise.verdict(real, sim, params, sampled=sampled, **context)
+        _, ok = self.then.verdict(real, own, params, sampled=sampled, **context)
+        shown = list(own) if isinstance(own, tuple) else own
+        return f"{self.then.name} of the kernel's rule with this run's inputs ({shown})", ok
+
+
+@dataclass(frozen=True)
+class Within(Rule):
+    """The real value inside a range the kernel allows (``bounds(params, profile)``, widened by
+    ``slack`` each side), where the kernel's own chance decides a value (a clock's phase);
+    ``otherwise`` decides where ``bounds`` gives None. The spec declares ``bounds``."""
+
+    bounds: Callable[[Mapping[str, Any], str | None], tuple[float, float] | None] = field(compare=False)
+    otherwise: Rule
+    slack: float = 0.10
+    name: str = ""  # type: ignore[assignment]
+    meaning: str = ""  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.meaning:
+            raise ValueError("Within needs a name and a meaning (what the grid shows)")
+
+    def check(self, real: Any, sim: Any) -> bool:  # pragma: no cover - verdict() decides
+        raise TypeError("Within depends on the run's parameters and kernel: use verdict()")
+
+    def verdict(self, real: Any, sim: Any, params: Mapping[str, Any], *,
+                sampled: bool = False, **context: Any) -> tuple[str, bool | None]:
+        window = self.bounds(params, context.get("profile"))
+        if window is None or not isinstance(real, (int, float)):
+            return self.otherwise.verdict(real, sim, params, sampled=sampled, **context)
+        lo, hi = window
+        return f"{self.name} ({lo:g}..{hi:g} s)", lo * (1 - self.slack) <= real <= hi * (1 + self.slack)
 
 
 #: plain rules by the name they show: a Key may say ``rule="rel10"`` for ``Rel(0.10)``

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets, wait_closes_done
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
+from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, Within, named
 from tcplab.kernel.loopback import SocketSet
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.sim import sockets as sim_sockets
 
 
@@ -59,9 +60,12 @@ def _real_time_wait(p: dict[str, Any]) -> Outcome:
         clock = Clock()
         made, seen, first_fail, error, reused = 0, set(), None, None, 0
         n = 0
+        behind = 0.0   # how far the loop fell behind its pace, up to the first failure
         while made < p["connections"] and clock() < p["duration"]:
             clock.sleep_until(n * PACE_S)
             t = round(clock(), 4)
+            if first_fail is None:
+                behind = max(behind, t - n * PACE_S)
             n += 1
             try:
                 port = _one_connection(ss, lst, addr, p["closer"])
@@ -78,6 +82,10 @@ def _real_time_wait(p: dict[str, Any]) -> Outcome:
             made += 1
             out.tables.setdefault("attempts", []).append({"t": t, "ok": True, "local_port": port,
                                                            "reused": again, "error": None})
+        out.timings.append(Timing(
+            "pace", round(behind * 1000, 3),
+            f"the connect loop ran up to {behind * 1000:.0f} ms behind its {PACE_S * 1000:.0f} ms pace, so the "
+            "first failure came later than the kernel's port rule alone makes it"))
         ss.close_all()  # drop our own fds; TIME_WAIT mini-sockets stay in the kernel
         # count once the last FIN was processed (softirq may run after close() returned)
         wait_closes_done(addr[1], "every closed connection in TIME_WAIT or gone")
@@ -128,6 +136,35 @@ def _real_rebind(p: dict[str, Any]) -> Outcome:
     return out
 
 
+
+def _seconds_phase(params: Mapping[str, Any], profile: str | None) -> tuple[float, float] | None:
+    """Where the first failure may fall on a kernel that reuses a TIME_WAIT port once the seconds
+    clock ticks past its stamp (before 6.14, ca6a6f93867a): the tick's phase in the run is the
+    kernel's chance (the simulator draws it), so with N ports paced 10 ms apart the first failure
+    is anywhere from N to 2N-1 paces. None where the rule is not phase-dependent.
+
+    >>> _seconds_phase({"port_range": (40000, 40009), "tw_reuse": 1}, "linux-6.1")
+    (0.1, 0.19)
+    >>> _seconds_phase({"port_range": (40000, 40009), "tw_reuse": 1}, "linux-6.18")
+    """
+    if profile is None:
+        return None
+    from tcplab.model.profiles import get_profile
+
+    p = get_profile(profile)
+    reuse = p.tw_reuse if params.get("tw_reuse") is None else params["tw_reuse"]
+    if p.tw_reuse_ms or not reuse or params.get("timestamps") is False:
+        return None
+    lo_port, hi_port = params.get("port_range") or p.port_range
+    n = hi_port - lo_port + 1
+    return round(n * PACE_S, 6), round((2 * n - 1) * PACE_S, 6)
+
+
+#: first_failure_at: inside the seconds clock's window where the kernel reuses on that tick, else 10 %
+FIRST_FAILURE_RULE = Within(_seconds_phase, otherwise=named("rel10"), name="seconds_phase",
+                            meaning="inside N..2N-1 paces where TIME_WAIT reuse waits for the seconds "
+                                    "clock (before 6.14), otherwise within 10 %")
+
 TIME_WAIT_SPEC = Experiment(
     name="time_wait",
     title="TIME_WAIT piling up and ephemeral ports running out; tcp_tw_reuse and tcp_max_tw_buckets.",
@@ -155,7 +192,10 @@ TIME_WAIT_SPEC = Experiment(
     summary=(
         Key("time_wait", "TIME_WAIT sockets at the end"),
         Key("connections_made", "connections that succeeded"),
-        Key("first_failure_at", "seconds until the first failed connect (None if none)", rule="rel10"),
+        # one pace step late moves the first failure by 10 % of its 0.1 s (10 ports): more is the loop, not
+        # the kernel (measured: 17 ms and 216 ms behind in the 6.1 TCG guest, docs/kernels.md)
+        Key("first_failure_at", "seconds until the first failed connect (None if none)", rule=FIRST_FAILURE_RULE,
+            tolerates={"pace": PACE_S * 1000}),
         Key("error", "the first connect error's errno name (None if none)"),
         Key("reused_ports", "connections made on a port already used earlier in the run"),
     ),

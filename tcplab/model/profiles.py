@@ -166,6 +166,9 @@ class KernelChange:
     sysctl: str | None = None
     #: the fix went to the stable trees, so maintained older kernels have it too (measured on Debian's 6.1, 6.12)
     backported: bool = False
+    #: the value of ``sysctl`` that is exactly what older kernels do (asking for it there is a no-op,
+    #: so a real run may proceed without the sysctl); None when no value is
+    absent_means: Any = None
 
     @property
     def where(self) -> str:
@@ -193,7 +196,7 @@ CHANGES: tuple[KernelChange, ...] = (
                  "the first tcp_syn_linear_timeouts SYN retransmits are 1 s apart",
                  "older kernels double the SYN RTO from the first retry",
                  fields={"syn_linear_timeouts": 4}, before={"syn_linear_timeouts": 0},
-                 sysctl="net.ipv4.tcp_syn_linear_timeouts"),
+                 sysctl="net.ipv4.tcp_syn_linear_timeouts", absent_means=0),
     KernelChange((6, 6), "dfa2f0483360",
                  "the receive window follows the measured scaling_ratio: a loopback receiver with a locked "
                  "SO_RCVBUF holds about 1.5 times it",

@@ -21,6 +21,7 @@ Decision, in order:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -39,7 +40,12 @@ from tcplab.model.outcome import Fidelity, Outcome, Timing
 from tcplab.model.profiles import sysctl_arrival
 
 
-__all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl", "absent_on_host", "absence_note"]
+__all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl", "absent_on_host", "absence_note", "RUN_LOG_ENV"]
+
+#: when set to a file name, :func:`run` appends one JSON line per Result to it: which mode ran, why,
+#: and the fidelity verdict with its timings. The load measurements of docs/reliability.md read it to
+#: count, over a whole nbval run of the course, the real runs that lost fidelity (nbval shows no outputs).
+RUN_LOG_ENV = "TCPLAB_RUN_LOG"
 
 MODES = ("auto", "real", "sim")
 Progress = Callable[[float, str], Any]
@@ -116,6 +122,26 @@ def _run_here(real: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
         except OSError:
             outcome.sysctls.setdefault(name, None)
     return outcome, os.uname().release
+
+
+def _log_run(result: Result) -> None:
+    """Append ``result``'s verdict to the file named by ``TCPLAB_RUN_LOG`` (if set). Never raises:
+    a log that cannot be written must not break a learner's run."""
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        return
+    fid = result.fidelity
+    entry = {"t": round(time.time(), 3), "name": result.name, "mode": result.mode, "badge": result.badge,
+             "trusted": result.trusted, "reason": result.reason, "duration_s": round(result.duration_s, 3),
+             "params": result.params, "kernel": result.kernel,
+             "fidelity": None if fid is None else {
+                 "ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
+                 "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}}
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, default=str) + "\n")
+    except OSError:
+        pass
 
 
 def _simulate(sim: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
@@ -203,8 +229,10 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
                 progress(1.0, "done")
             except Exception:  # noqa: BLE001
                 pass
-        return Result.from_outcome(name, mode_, reason, params, out, kernel=kernel, profile=prof,
-                                   duration_s=time.monotonic() - start, fidelity=fidelity)
+        result = Result.from_outcome(name, mode_, reason, params, out, kernel=kernel, profile=prof,
+                                     duration_s=time.monotonic() - start, fidelity=fidelity)
+        _log_run(result)
+        return result
 
     if mode == "sim":
         out, prof = _simulate(sim, params, profile)

@@ -130,6 +130,22 @@ def test_fidelity_lost_twice_auto_simulates_with_the_reason(monkeypatch):
     assert r.badge == "SIMULATED" and "300 ms" in header_html(r)
 
 
+def test_run_log_records_every_verdict(monkeypatch, tmp_path):
+    # TCPLAB_RUN_LOG: how docs/reliability.md counts, over a whole nbval run, the runs that lost fidelity
+    import json
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("TCPLAB_RUN_LOG", str(log))
+    _judged_run(monkeypatch, [400, 10], "real")
+    _judged_run(monkeypatch, [400, 300], "auto")
+    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    assert (first["mode"], first["trusted"], first["fidelity"]["attempts"], first["fidelity"]["ok"]) == ("real", True, 2, True)
+    assert "400 ms" in first["discarded"][0] and first["fidelity"]["timings"][0]["ms"] == 10
+    assert (second["mode"], second["badge"], second["fidelity"]["ok"]) == ("sim", "SIMULATED", False)
+    assert "300 ms without the CPU" in second["reason"]
+    monkeypatch.setenv("TCPLAB_RUN_LOG", str(tmp_path / "no-such-dir" / "x.jsonl"))   # unwritable: the run goes on
+    assert _judged_run(monkeypatch, [10], "real")[0].trusted
+
+
 def test_a_timing_no_key_names_is_held_to_the_runners_own_limit(monkeypatch):
     spec = accept_queue.spec              # no key tolerates anything: LagMeter's own limit decides
     assert spec.judge([Timing("sampler", 40, "40 ms", limit_ms=50)]).ok

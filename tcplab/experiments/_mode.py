@@ -46,6 +46,7 @@ __all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl", "absent_on_h
 #: and the fidelity verdict with its timings. The load measurements of docs/reliability.md read it to
 #: count, over a whole nbval run of the course, the real runs that lost fidelity (nbval shows no outputs).
 RUN_LOG_ENV = "TCPLAB_RUN_LOG"
+_DISCARDED = "a first real run lost fidelity and was discarded"
 
 MODES = ("auto", "real", "sim")
 Progress = Callable[[float, str], Any]
@@ -134,6 +135,8 @@ def _log_run(result: Result) -> None:
     entry = {"t": round(time.time(), 3), "name": result.name, "mode": result.mode, "badge": result.badge,
              "trusted": result.trusted, "reason": result.reason, "duration_s": round(result.duration_s, 3),
              "params": result.params, "kernel": result.kernel,
+             # the verdict on a first run that lost fidelity and was repeated (its note)
+             "discarded": [n for n in result.notes if n.startswith(_DISCARDED)],
              "fidelity": None if fid is None else {
                  "ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
                  "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}}
@@ -306,7 +309,7 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
             verdict = judge(out.timings, 2)
             lost_how = "the real run was repeated and lost fidelity both times"
         if verdict.ok:
-            out.notes.append(f"a first real run lost fidelity and was discarded ({first.reason}); this is the repeat")
+            out.notes.append(f"{_DISCARDED} ({first.reason}); this is the repeat")
     if verdict.ok or mode == "real":
         return done(out, "real", why, kernel, None, verdict)
     out, prof = _simulate(sim, params, profile)

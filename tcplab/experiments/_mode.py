@@ -134,7 +134,7 @@ def _log_run(result: Result) -> None:
     fid = result.fidelity
     entry = {"t": round(time.time(), 3), "name": result.name, "mode": result.mode, "badge": result.badge,
              "trusted": result.trusted, "reason": result.reason, "duration_s": round(result.duration_s, 3),
-             "params": result.params, "kernel": result.kernel,
+             "params": result.params, "kernel": result.kernel, "summary": result.summary,
              # the verdict on a first run that lost fidelity and was repeated (its note)
              "discarded": [n for n in result.notes if n.startswith(_DISCARDED)],
              "fidelity": None if fid is None else {

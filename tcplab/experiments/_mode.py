@@ -147,6 +147,22 @@ def _log_run(result: Result) -> None:
         pass
 
 
+def _log_failure(name: str, params: dict[str, Any], fid: Fidelity, reason: str) -> None:
+    """The run log's line for a run that returned no Result (see :func:`_log_run`)."""
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        return
+    entry = {"t": round(time.time(), 3), "name": name, "mode": None, "badge": None, "trusted": False,
+             "reason": reason, "params": params,
+             "fidelity": {"ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
+                          "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}}
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, default=str) + "\n")
+    except OSError:
+        pass
+
+
 def _simulate(sim: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
               profile: str | None) -> tuple[Outcome, str | None]:
     out = sim(params)
@@ -312,5 +328,12 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
             out.notes.append(f"{_DISCARDED} ({first.reason}); this is the repeat")
     if verdict.ok or mode == "real":
         return done(out, "real", why, kernel, None, verdict)
-    out, prof = _simulate(sim, params, profile)
+    try:
+        out, prof = _simulate(sim, params, profile)
+    except ValueError as e:
+        # the simulator cannot stand in (e.g. algorithm='bbr'): say why the real run was not kept, or a
+        # learner reads only "cannot be simulated ... use mode='real'" on a host where real did run
+        _log_failure(name, params, verdict, f"{lost_how}: {verdict.reason}; {e}")
+        raise ValueError(f"{e}. Here the real run was made but not kept: {lost_how}: {verdict.reason} "
+                         "(mode='real' returns it, flagged)") from e
     return done(out, "sim", f"{lost_how}, so the simulator ran: {verdict.reason}", None, prof, verdict)

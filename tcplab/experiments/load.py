@@ -21,11 +21,18 @@ from tcplab.experiments._common import Clock, counters_now, delta, listener_queu
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.loopback import SocketSet, socket_inode
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.sim.queues import load as sim_load
 
 
 __all__ = ["load", "MAX_CONNECTIONS", "SPEC"]
+
+#: what the counts tolerate of the "loop" timing (Key.tolerates), in ms: how late the runner's loop
+#: woke after the time it asked for (to start a client, accept, sample, or stop). A connect started
+#: late, or an outcome counted after the run's end, shifts established/failed by the clients whose
+#: handshake ended inside that window (measured beside two CPU-bound processes and a disk writer: 11
+#: failed where the kernel's SYN schedule gives 5-10).
+_LOOP = {"loop": 50.0}
 
 RECORD = ("net.core.somaxconn", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_syn_retries",
           "net.ipv4.tcp_syn_linear_timeouts", "net.ipv4.ip_local_port_range")
@@ -78,8 +85,8 @@ SPEC = Experiment(
     ),
     summary=(
         Key("attempts", "connects started"),
-        Key("established", "handshakes completed", rule="rel15_busy"),
-        Key("failed", "connects that failed (e.g. ETIMEDOUT)"),
+        Key("established", "handshakes completed", rule="rel15_busy", tolerates=_LOOP),
+        Key("failed", "connects that failed (e.g. ETIMEDOUT)", tolerates=_LOOP),
         Key("max_recv_q", "largest accept-queue length sampled every 50 ms"),
         Key("p50_connect_s", "median connect latency of established clients (None if none)", rule="abs10ms"),
         Key("p99_connect_s", "99th percentile connect latency", rule="abs50ms"),
@@ -134,6 +141,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     rows: list[dict[str, Any]] = []
     latencies: list[float] = []
     counts = {"established": 0, "failed": 0, "accepted": 0}
+    loop_late = 0.0
     try:
         with SocketSet() as ss:
             lst = ss.listener(p["backlog"])
@@ -188,6 +196,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                            (accept_ticks_used + 1) / p["accept_rate"] if p["accept_rate"] else p["duration"])
                 timeout = max(0.0, wake - clock())
                 events = sel.select(timeout) if sel.get_map() else (time.sleep(timeout) or [])
+                # the runner's own lag: how late it woke after the time it asked for (0 when an event
+                # woke it early); starts and outcomes inside that lag are misplaced in time
+                loop_late = max(loop_late, clock() - wake)
                 for key, _ in events:
                     c, row = key.fileobj, key.data
                     sel.unregister(c)
@@ -206,6 +217,8 @@ def _real(p: dict[str, Any]) -> Outcome:
     finally:
         sel.close()
     out.counters = counters
+    out.timings.append(Timing("loop", round(loop_late * 1000, 3),
+                              f"the runner's loop woke up to {loop_late * 1000:.0f} ms after the time it asked for"))
     out.tables["clients"] = rows
     pending = sum(1 for r in rows if r["outcome"] == "pending")
     out.summary = {"attempts": len(rows), "established": counts["established"], "failed": counts["failed"],

@@ -29,7 +29,16 @@ CASE1 = [
 
 def _summary(kw):
     r = accept_queue(mode="real", **kw)
-    return r.mode, r.summary
+    return r.mode, r.summary, (r.trusted, r.provenance)
+
+
+def _trusted(got):
+    """The counts are the kernel's only if the run's own timing held (Result.trusted); a run the host
+    disturbed twice proves nothing, so the test says why it could not look instead of asserting on it."""
+    *values, (trusted, provenance) = got
+    if not trusted:
+        pytest.skip(f"the host disturbed the run and its repeat: {provenance}")
+    return tuple(values)
 
 
 @pytest.mark.real
@@ -39,7 +48,7 @@ def test_kernel_md_case1(as_user, kw, expected, request):
             and not running_profile().profile.somaxconn_in_userns):
         pytest.skip(f"this kernel ({running_profile().release}) hides net.core.somaxconn from a namespace an "
                     "unprivileged user owns (exposed in v6.3, 6b754d7bd007): the case cannot run for real")
-    mode, s = as_user(_summary, kw)
+    mode, s = _trusted(as_user(_summary, kw))
     assert mode == "real"
     assert list(s) == KEYS
     assert {k: s[k] for k in expected} == expected

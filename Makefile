@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 BINDER := .venv-binder
 
 .PHONY: lab test test-fast test-course test-restricted test-workshop workshop-env workshop-bench bench docs clean \
-        test-kernels test-kernels-quick test-kernels-ci kernels
+        test-kernels test-kernels-quick test-kernels-ci kernels workshop-bench14
 
 # Two stamps: the learner's `make lab` installs the course alone (and shows pip's progress);
 # `make test` adds the test and bench extras (playwright, repo2docker, kaleido, ...).
@@ -103,6 +103,11 @@ test-workshop: workshop-env
 BENCH_LEVELS ?= 1,4,8,12,16,24,32,48,64
 workshop-bench: workshop-env
 	TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python workshop/room.py bench --levels $(BENCH_LEVELS) --out workshop/build/bench.json
+
+# notebook 14's congestion runs, N learners at once: where fidelity is lost (docs/instructors.md; root, ~10 min)
+BENCH14_LEVELS ?= 1,2,4,8
+workshop-bench14: workshop-env
+	TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python workshop/room.py bench14 --levels $(BENCH14_LEVELS) --out workshop/build/bench14.json
 
 # Other kernels (issue 20): Debian's 6.1 and 6.12 booted under QEMU (TCG) over this machine's root
 # by scripts/kernel-guest, which installs QEMU and virtme-ng and fetches the kernels itself

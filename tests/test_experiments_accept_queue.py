@@ -29,7 +29,16 @@ CASE1 = [
 
 def _summary(kw):
     r = accept_queue(mode="real", **kw)
-    return r.mode, r.summary
+    return r.mode, r.summary, (r.trusted, r.provenance)
+
+
+def _trusted(got):
+    """The counts are the kernel's only if the run's own timing held (Result.trusted); a run the host
+    disturbed twice proves nothing, so the test says why it could not look instead of asserting on it."""
+    *values, (trusted, provenance) = got
+    if not trusted:
+        pytest.skip(f"the host disturbed the run and its repeat: {provenance}")
+    return tuple(values)
 
 
 @pytest.mark.real
@@ -39,7 +48,7 @@ def test_kernel_md_case1(as_user, kw, expected, request):
             and not running_profile().profile.somaxconn_in_userns):
         pytest.skip(f"this kernel ({running_profile().release}) hides net.core.somaxconn from a namespace an "
                     "unprivileged user owns (exposed in v6.3, 6b754d7bd007): the case cannot run for real")
-    mode, s = as_user(_summary, kw)
+    mode, s = _trusted(as_user(_summary, kw))
     assert mode == "real"
     assert list(s) == KEYS
     assert {k: s[k] for k in expected} == expected
@@ -110,11 +119,15 @@ def test_a_split_syn_burst_spoils_it_even_when_the_connects_were_quick():
 @pytest.mark.real
 def test_late_accept_reports_how_long_its_connects_took_and_its_syn_burst():
     r = accept_queue(backlog=2, clients=10, accept_after=0.2, mode="real")
-    assert r.fidelity is not None and [t.name for t in r.fidelity.timings][0] == "connects"
+    names = [t.name for t in r.fidelity.timings] if r.fidelity is not None else []
+    assert names[:2] == ["connect_span", "connects"]
     if r.reason.startswith("Linux kernel in a private"):   # a capture is allowed there: the burst is measured
         burst = [t for t in r.fidelity.timings if t.name == "burst"]
         assert len(burst) == 1 and burst[0].ms >= 0
-    assert accept_queue(backlog=2, clients=3, settle=0.2, mode="real").fidelity.timings == ()
+    # every run: the connect span, against the runner's own limit (the next whole-second SYN retransmission
+    # after the snapshot, 0.8 s for settle=0.2)
+    (span,) = accept_queue(backlog=2, clients=3, settle=0.2, mode="real").fidelity.timings
+    assert span.name == "connect_span" and span.limit_ms == 800.0
 
 
 @pytest.mark.real

@@ -12,12 +12,21 @@ KEYS = ["attempts", "established", "failed", "max_recv_q", "p50_connect_s", "p99
 
 def _run(kw):
     r = load(mode="real", **kw)
-    return r.summary, r.timeline
+    return r.summary, r.timeline, (r.trusted, r.provenance)
+
+
+def _trusted(got):
+    """The counts are the kernel's only if the run's own timing held (Result.trusted); a run the host
+    disturbed twice proves nothing, so the test says why it could not look instead of asserting on it."""
+    *values, (trusted, provenance) = got
+    if not trusted:
+        pytest.skip(f"the host disturbed the run and its repeat: {provenance}")
+    return tuple(values)
 
 
 @pytest.mark.real
 def test_server_faster_than_clients(as_user):
-    s, tl = as_user(_run, dict(rate=50, accept_rate=200, duration=1.0))
+    s, tl = _trusted(as_user(_run, dict(rate=50, accept_rate=200, duration=1.0)))
     assert list(s) == KEYS
     assert s["attempts"] == s["established"] == 50 and s["failed"] == 0 and s["ListenOverflows"] == 0
     assert s["p99_connect_s"] < 0.5 and s["max_recv_q"] <= 3
@@ -25,7 +34,7 @@ def test_server_faster_than_clients(as_user):
 
 @pytest.mark.real
 def test_server_that_never_accepts_holds_backlog_plus_one():
-    s, tl = _run(dict(rate=100, accept_rate=0, duration=1.5, backlog=4, somaxconn=3))
+    s, tl = _trusted(_run(dict(rate=100, accept_rate=0, duration=1.5, backlog=4, somaxconn=3)))
     assert s["attempts"] == 150 and s["established"] == 4 and s["max_recv_q"] == 4
     assert s["ListenOverflows"] >= 146  # every other first SYN, plus 1 s retransmits
     assert tl["recv_q"].max() == 4
@@ -33,7 +42,7 @@ def test_server_that_never_accepts_holds_backlog_plus_one():
 
 @pytest.mark.real
 def test_overload_shows_retransmit_latency():
-    s, tl = _run(dict(rate=200, accept_rate=50, duration=2.5, backlog=8))
+    s, tl = _trusted(_run(dict(rate=200, accept_rate=50, duration=2.5, backlog=8)))
     assert s["attempts"] == 500 and s["max_recv_q"] == 9 and s["ListenOverflows"] > 0
     assert s["p50_connect_s"] < 0.1 or s["p50_connect_s"] > 0.9
     assert 0.9 <= s["p99_connect_s"] <= 2.3  # retried after the 1 s (or 2 s) SYN timeout
@@ -46,7 +55,7 @@ def test_overload_shows_retransmit_latency():
 
 @pytest.mark.real
 def test_syn_retries_per_socket_fails_clients():
-    s, _ = _run(dict(rate=20, accept_rate=0, duration=3.5, backlog=0, syn_retries=1))
+    s, _ = _trusted(_run(dict(rate=20, accept_rate=0, duration=3.5, backlog=0, syn_retries=1)))
     # TCP_SYNCNT=1 with linear timeouts: ETIMEDOUT ~3.07 s after connect, for clients started before ~0.4 s
     assert s["established"] == 1 and 5 <= s["failed"] <= 10
 

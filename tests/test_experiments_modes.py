@@ -130,6 +130,40 @@ def test_fidelity_lost_twice_auto_simulates_with_the_reason(monkeypatch):
     assert r.badge == "SIMULATED" and "300 ms" in header_html(r)
 
 
+def test_lost_twice_where_the_simulator_cannot_stand_in_says_why(monkeypatch):
+    # congestion(algorithm="bbr") in auto mode on a busy host: the simulator refuses bbr; the learner
+    # must read that a real run was made and why it was not kept, not only "cannot be simulated"
+    monkeypatch.setenv("TCPLAB_FORBID_NAMESPACES", "1")
+    monkeypatch.setattr(_mode, "_read_counters", lambda: {})
+    spec = replace(accept_queue.spec, summary=(Key("n", "a count", tolerates={"sampler": 50}),))
+
+    def real(params):
+        return Outcome(summary={"n": 1}, timings=[Timing("sampler", 300, "the sampler went 300 ms without the CPU")])
+
+    def sim(params):
+        raise ValueError("algorithm='bbr' cannot be simulated")
+
+    with pytest.raises(ValueError, match="cannot be simulated") as e:
+        _mode.run("x", {}, mode="auto", seed=0, profile=None, real=real, sim=sim, sysctls={}, judge=spec.judge)
+    assert "real run was made but not kept" in str(e.value) and "300 ms without the CPU" in str(e.value)
+
+
+def test_run_log_records_every_verdict(monkeypatch, tmp_path):
+    # TCPLAB_RUN_LOG: how docs/reliability.md counts, over a whole nbval run, the runs that lost fidelity
+    import json
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("TCPLAB_RUN_LOG", str(log))
+    _judged_run(monkeypatch, [400, 10], "real")
+    _judged_run(monkeypatch, [400, 300], "auto")
+    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    assert (first["mode"], first["trusted"], first["fidelity"]["attempts"], first["fidelity"]["ok"]) == ("real", True, 2, True)
+    assert "400 ms" in first["discarded"][0] and first["fidelity"]["timings"][0]["ms"] == 10
+    assert (second["mode"], second["badge"], second["fidelity"]["ok"]) == ("sim", "SIMULATED", False)
+    assert "300 ms without the CPU" in second["reason"]
+    monkeypatch.setenv("TCPLAB_RUN_LOG", str(tmp_path / "no-such-dir" / "x.jsonl"))   # unwritable: the run goes on
+    assert _judged_run(monkeypatch, [10], "real")[0].trusted
+
+
 def test_a_timing_no_key_names_is_held_to_the_runners_own_limit(monkeypatch):
     spec = accept_queue.spec              # no key tolerates anything: LagMeter's own limit decides
     assert spec.judge([Timing("sampler", 40, "40 ms", limit_ms=50)]).ok

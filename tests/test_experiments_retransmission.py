@@ -28,7 +28,16 @@ def _within(measured, expected, rel=0.10):
 
 def _real(retries2, user_timeout):
     r = retransmission(retries2=retries2, user_timeout=user_timeout, mode="real")
-    return r.mode, r.summary, r.tables["retransmissions"].to_dict("records"), r.notes
+    return r.mode, r.summary, r.tables["retransmissions"].to_dict("records"), r.notes, r.trusted, r.provenance
+
+
+def _trusted(got):
+    """The times are the kernel's only if the run's sampler saw each event in time (Result.trusted); a run
+    the host disturbed twice proves nothing, and the test says why it could not look."""
+    *checked, trusted, provenance = got
+    if not trusted:
+        pytest.skip(f"the host disturbed the run and its repeat: {provenance}")
+    return checked
 
 
 def _check(retries2, user_timeout, mode, s, rows, notes):
@@ -55,13 +64,13 @@ def test_kernel_md_figures(as_user, retries2, user_timeout):
         got = as_user(_real, retries2, user_timeout)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
-    _check(retries2, user_timeout, *got)
+    _check(retries2, user_timeout, *_trusted(got))
 
 
 @pytest.mark.real
 @pytest.mark.slow
 def test_kernel_md_retries2_5():
-    _check(5, None, *_real(5, None))
+    _check(5, None, *_trusted(_real(5, None)))
 
 
 @pytest.mark.real

@@ -11,7 +11,16 @@ from tcplab.experiments import syn_queue
 
 def _run(kw):
     r = syn_queue(mode="real", **kw)
-    return r.summary, r.counters
+    return r.summary, r.counters, (r.trusted, r.provenance)
+
+
+def _trusted(got):
+    """The counts are the kernel's only if the run's own timing held (Result.trusted); a run the host
+    disturbed twice proves nothing, so the test says why it could not look instead of asserting on it."""
+    *values, (trusted, provenance) = got
+    if not trusted:
+        pytest.skip(f"the host disturbed the run and its repeat: {provenance}")
+    return tuple(values)
 
 
 # docs/kernel-facts.md case 8 (60 clients, snapshot at 0.5 s)
@@ -27,7 +36,7 @@ def _run(kw):
     (0, 100, 2048, 60, 0, dict(ListenDrops=0)),
 ])
 def test_case8_defer_accept(as_user, cookies, backlog, msb, syn_recv, kids, extra):
-    s, c = as_user(_run, dict(backlog=backlog, clients=60, syncookies=cookies, max_syn_backlog=msb))
+    s, c = _trusted(as_user(_run, dict(backlog=backlog, clients=60, syncookies=cookies, max_syn_backlog=msb)))
     assert s["syn_recv"] == syn_recv and s["server_children"] == kids
     assert {k: s[k] for k in extra} == extra
     assert c["TCPDeferAcceptDrop"] == syn_recv
@@ -38,7 +47,7 @@ def test_case8_defer_accept(as_user, cookies, backlog, msb, syn_recv, kids, extr
 @pytest.mark.parametrize("backlog,clients", [(2, 20), (6, 9), (30, 40)])
 def test_rule_syn_queue_admits_backlog_plus_one(backlog, clients):
     for cookies in (0, 1):
-        s, _ = _run(dict(backlog=backlog, clients=clients, syncookies=cookies))
+        s, _ = _trusted(_run(dict(backlog=backlog, clients=clients, syncookies=cookies)))
         admitted = min(backlog + 1, clients)
         assert s["syn_recv"] == admitted
         assert s["server_children"] == (min(admitted, clients - admitted) if cookies else 0)
@@ -56,7 +65,7 @@ def test_rule_syn_queue_admits_backlog_plus_one(backlog, clients):
     pytest.param(0, 4, 8, 5, dict(ListenDrops=195, TCPReqQFullDrop=195), False, marks=pytest.mark.slow),
 ])
 def test_case4_flood(as_user, cookies, backlog, msb, syn_recv, counters, connected):
-    s, _ = as_user(_run, dict(backlog=backlog, clients=200, syncookies=cookies, max_syn_backlog=msb, flood=True))
+    s, _ = _trusted(as_user(_run, dict(backlog=backlog, clients=200, syncookies=cookies, max_syn_backlog=msb, flood=True)))
     assert s["syn_recv"] == syn_recv
     assert {k: s[k] for k in counters} == counters
     assert s["legit_client_connected"] is connected
@@ -64,7 +73,7 @@ def test_case4_flood(as_user, cookies, backlog, msb, syn_recv, counters, connect
 
 @pytest.mark.real
 def test_flood_0_128_8_locks_out():
-    s, _ = _run(dict(backlog=128, clients=200, syncookies=0, max_syn_backlog=8, flood=True))
+    s, _ = _trusted(_run(dict(backlog=128, clients=200, syncookies=0, max_syn_backlog=8, flood=True)))
     assert s["syn_recv"] == 7 and s["ListenDrops"] == 193 and not s["legit_client_connected"]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import tcplab
 from tcplab.errors import NamespaceTimeout, NamespaceUnavailable
-from tcplab.kernel.loopback import tcp_state, wait_until
+from tcplab.kernel.loopback import tcp_state, wait_for, wait_until
 from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.release import running_profile
 from tests.conftest import run_as_nobody
@@ -36,7 +36,10 @@ def _listener_and_clients(backlog: int, clients: int) -> dict:
         before = tcplab.sockets(state="LISTEN", port=port).iloc[0]
         for _ in range(clients):
             conns.append(socket.create_connection(("127.0.0.1", port), timeout=2))
-        after = tcplab.sockets(state="LISTEN", port=port).iloc[0]
+        # a client is ESTABLISHED once it processed the SYN-ACK; its ACK, which puts the connection
+        # in the accept queue, may still wait in ksoftirqd on a busy host: wait for the queue itself
+        after = wait_for(lambda: tcplab.sockets(state="LISTEN", port=port).iloc[0],
+                         lambda row: int(row.recv_q) >= clients, 5, f"{clients} connections in the accept queue")
         out = {"before": (int(before.recv_q), int(before.send_q)), "after": (int(after.recv_q), int(after.send_q))}
         if shutil.which("ss"):
             out["ss"] = _ss_listen_row(port)

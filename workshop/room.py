@@ -5,6 +5,7 @@ Used by tests/test_workshop.py (checks) and by ``make workshop-bench`` (the capa
 in docs/instructors.md)::
 
     sudo .venv/bin/python workshop/room.py bench --levels 1,4,8,12     # needs `make workshop-env`
+    sudo .venv/bin/python workshop/room.py bench14 --levels 1,2,4,8    # notebook 14's congestion runs
 
 Everything runs as root (accounts are created with useradd and removed with userdel at the
 end, hub and proxy are started and stopped here). Learners log in through the hub's login
@@ -48,11 +49,14 @@ PREFIX = "tcplab-l"
 # what every learner's kernel defines first (notebook 00's setup cell, plus a JSON printer)
 SETUP = """
 import json, os, time
-from tcplab.experiments import accept_queue, syn_queue, syn_retries
+from tcplab.experiments import accept_queue, congestion, syn_queue, syn_retries
 def _emit(r):
+    f = r.fidelity
     print("@@" + json.dumps({"mode": r.mode, "reason": r.reason, "summary": r.summary, "counters": r.counters,
                              "notes": r.notes, "duration_s": r.duration_s, "sysctls": r.sysctls,
-                             "trusted": r.trusted, "fidelity": r.fidelity and r.fidelity.reason}, default=str))
+                             "trusted": r.trusted, "fidelity": f and f.reason, "attempts": f and f.attempts,
+                             "fidelity_ok": f and f.ok, "timings": f and {t.name: t.ms for t in f.timings}},
+                            default=str))
 """
 
 # a learner tries to look at / interfere with another learner's process and home directory
@@ -600,6 +604,99 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# notebook 14 at once (make workshop-bench14)
+
+#: notebook 14's two load-sensitive real runs, with the utilization its asserts need
+NB14_RUNS: tuple[tuple[str, dict[str, Any], float], ...] = (
+    ("deep", {"rate_mbit": 10, "rtt_ms": 20, "buffer_packets": 200, "algorithm": "cubic", "duration": 5}, 0.9),
+    ("two", {"rate_mbit": 20, "rtt_ms": 30, "buffer_packets": 40, "flows": 2, "duration": 6}, 0.8),
+)
+
+
+def run_congestion_round(sessions: list[Session]) -> None:
+    """Every learner runs notebook 14's ``deep`` then ``two`` (mode='real') at the same time."""
+    live = [s for s in sessions if s.error is None]
+    if not live:
+        return
+    go = threading.Barrier(len(live))
+
+    def one(i: int) -> None:
+        s = live[i]
+        try:
+            go.wait(60)
+            for label, params, _ in NB14_RUNS:
+                t = time.monotonic()
+                r = s.kernel.execute(cell("congestion", params), timeout=240)
+                s.latency[label] = time.monotonic() - t
+                s.results.setdefault(label + "_all", []).append(r)   # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001
+            s.error = f"{type(e).__name__}: {e}"
+
+    _in_threads(one, len(live))
+
+
+def bench14(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str, Any]]:
+    """For each level N: a fresh room of N learners (everyone logs in together, as in :func:`bench`),
+    then ``rounds`` rounds in which all of them run notebook 14's ``deep`` and ``two`` congestion runs
+    at once. Counts the real runs whose fidelity held at once, held on the repeat, or was lost twice
+    (flagged: ``Result.trusted`` False), the delay line's p99 lateness, and the utilization of the runs
+    that held against the notebook's asserts (a trusted run below them would be a fidelity miss)."""
+    rows = []
+    for n in levels:
+        load_before = os.getloadavg()[0]
+        t_level = time.monotonic()
+        with room(n, state_root / f"c{n}") as (hub, learners):
+            sessions = start_sessions(hub, learners)
+            lat: list[float] = []
+            for _ in range(rounds):
+                run_congestion_round(sessions)
+                lat += [v for s in sessions if s.error is None for k, v in s.latency.items() if k in ("deep", "two")]
+            errors = [f"{s.learner.name}: {s.error}" for s in sessions if s.error]
+            runs = []
+            for s in sessions:
+                for label, _params, need in NB14_RUNS:
+                    for r in s.results.get(label + "_all", []):   # type: ignore[union-attr]
+                        runs.append((label, need, r))
+        real = [(lb, need, r) for lb, need, r in runs if r.get("mode") == "real"]
+        held1 = sum(1 for _, _, r in real if r.get("trusted") and r.get("attempts") == 1)
+        held2 = sum(1 for _, _, r in real if r.get("trusted") and r.get("attempts") == 2)
+        lost = sum(1 for _, _, r in real if not r.get("trusted"))
+        p99 = sorted((r.get("timings") or {}).get("delay_line", float("nan")) for _, _, r in real)
+        trusted_util = [r["summary"]["utilization"] for _, _, r in real if r.get("trusted")]
+        miss = sum(1 for _, need, r in real if r.get("trusted") and r["summary"]["utilization"] <= need)
+        sched = sorted({n_ for _, _, r in real for n_ in r.get("notes", []) if n_.startswith("delay line scheduling")})
+        row = {"learners": n, "errors": errors, "runs": len(runs), "real": len(real), "held_at_once": held1,
+               "held_on_repeat": held2, "lost": lost, "sim": len(runs) - len(real) - sum(1 for _, _, r in runs if "error" in r),
+               "run_errors": [r["error"] for _, _, r in runs if "error" in r][:3],
+               "delay_line_p99_median_ms": statistics.median(p99) if p99 else None,
+               "delay_line_p99_max_ms": max(p99) if p99 else None,
+               "trusted_utilization_min": min(trusted_util) if trusted_util else None,
+               "trusted_below_assert": miss, "cell_p50_s": percentile(lat, 50) if lat else None,
+               "cell_max_s": max(lat) if lat else None, "scheduling": sched, "load_before": load_before,
+               "level_s": time.monotonic() - t_level}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def table14(rows: list[dict[str, Any]]) -> str:
+    head = ("| learners at once | real runs | held at once | held on the repeat | lost twice (flagged) "
+            "| delay line p99 median / max (ms) | utilization min of trusted runs | trusted below the assert "
+            "| cell p50 / max (s) |")
+    lines = [head, "|" + "---|" * 9]
+
+    def f(v: Any, fmt: str = ".1f") -> str:
+        return "–" if v is None else format(v, fmt)
+
+    for r in rows:
+        lines.append(f"| {r['learners']} | {r['real']} of {r['runs']} | {r['held_at_once']} | {r['held_on_repeat']} "
+                     f"| {r['lost']} | {f(r['delay_line_p99_median_ms'])} / {f(r['delay_line_p99_max_ms'])} "
+                     f"| {f(r['trusted_utilization_min'], '.3f')} | {r['trusted_below_assert']} "
+                     f"| {f(r['cell_p50_s'])} / {f(r['cell_max_s'])} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| learners | first result p50 / max (s) | accept_queue p50 / p99 (s) | syn_queue p50 / p99 (s) "
             "| syn_retries p50 / p99 (s) | syn_retries within 10 % | flagged busy | PSS / RSS per learner (MB) |")
@@ -625,13 +722,27 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--rounds", type=int, default=2)
     b.add_argument("--state", default=str(HERE / "build" / "bench-state"))
     b.add_argument("--out", help="also write rows as JSON here")
+    c = sub.add_parser("bench14", help="notebook 14's congestion runs at once: when fidelity is lost")
+    c.add_argument("--levels", default="1,2,4,8", help="comma-separated learner counts")
+    c.add_argument("--rounds", type=int, default=2)
+    c.add_argument("--state", default=str(HERE / "build" / "bench-state"))
+    c.add_argument("--out", help="also write rows as JSON here")
     a = p.parse_args(argv)
-    levels = [int(x) for x in a.levels.split(",")]
+    try:
+        levels = [int(x) for x in a.levels.split(",")]
+    except ValueError:
+        p.error(f"--levels must be comma-separated ints in 1..200, not {a.levels!r}")
     if not all(1 <= x <= 200 for x in levels):
         p.error("--levels must be ints in 1..200")
+    if not 1 <= a.rounds <= 20:
+        p.error(f"--rounds must be in 1..20, not {a.rounds}")
     t0 = time.monotonic()
-    rows = bench(levels, Path(a.state), a.rounds)
-    print(table(rows))
+    if a.cmd == "bench14":
+        rows = bench14(levels, Path(a.state), a.rounds)
+        print(table14(rows))
+    else:
+        rows = bench(levels, Path(a.state), a.rounds)
+        print(table(rows))
     print(f"(measured in {time.monotonic() - t0:.0f} s; {os.cpu_count()} CPUs; load average before each level: "
           + ", ".join(f"{r['load_before']:.1f}" for r in rows) + ")")
     if a.out:

@@ -21,6 +21,7 @@ Decision, in order:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -39,7 +40,13 @@ from tcplab.model.outcome import Fidelity, Outcome, Timing
 from tcplab.model.profiles import sysctl_arrival
 
 
-__all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl", "absent_on_host", "absence_note"]
+__all__ = ["MODES", "check_mode", "run", "Progress", "host_sysctl", "absent_on_host", "absence_note", "RUN_LOG_ENV"]
+
+#: when set to a file name, :func:`run` appends one JSON line per Result to it: which mode ran, why,
+#: and the fidelity verdict with its timings. The load measurements of docs/reliability.md read it to
+#: count, over a whole nbval run of the course, the real runs that lost fidelity (nbval shows no outputs).
+RUN_LOG_ENV = "TCPLAB_RUN_LOG"
+_DISCARDED = "a first real run lost fidelity and was discarded"
 
 MODES = ("auto", "real", "sim")
 Progress = Callable[[float, str], Any]
@@ -136,6 +143,44 @@ def _run_here(real: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
     return outcome, os.uname().release
 
 
+def _log_run(result: Result) -> None:
+    """Append ``result``'s verdict to the file named by ``TCPLAB_RUN_LOG`` (if set). Never raises:
+    a log that cannot be written must not break a learner's run."""
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        return
+    fid = result.fidelity
+    entry = {"t": round(time.time(), 3), "name": result.name, "mode": result.mode, "badge": result.badge,
+             "trusted": result.trusted, "reason": result.reason, "duration_s": round(result.duration_s, 3),
+             "params": result.params, "kernel": result.kernel, "summary": result.summary,
+             # the verdict on a first run that lost fidelity and was repeated (its note)
+             "discarded": [n for n in result.notes if n.startswith(_DISCARDED)],
+             "fidelity": None if fid is None else {
+                 "ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
+                 "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}}
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, default=str) + "\n")
+    except OSError:
+        pass
+
+
+def _log_failure(name: str, params: dict[str, Any], fid: Fidelity, reason: str) -> None:
+    """The run log's line for a run that returned no Result (see :func:`_log_run`)."""
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        return
+    entry = {"t": round(time.time(), 3), "name": name, "mode": None, "badge": None, "trusted": False,
+             "reason": reason, "params": params,
+             "fidelity": {"ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
+                          "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}}
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, default=str) + "\n")
+    except OSError:
+        pass
+
+
 def _simulate(sim: Callable[[dict[str, Any]], Outcome], params: dict[str, Any],
               profile: str | None) -> tuple[Outcome, str | None]:
     out = sim(params)
@@ -224,8 +269,10 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
                 progress(1.0, "done")
             except Exception:  # noqa: BLE001
                 pass
-        return Result.from_outcome(name, mode_, reason, params, out, kernel=kernel, profile=prof,
-                                   duration_s=time.monotonic() - start, fidelity=fidelity)
+        result = Result.from_outcome(name, mode_, reason, params, out, kernel=kernel, profile=prof,
+                                     duration_s=time.monotonic() - start, fidelity=fidelity)
+        _log_run(result)
+        return result
 
     if mode == "sim":
         out, prof = _simulate(sim, params, profile)
@@ -304,10 +351,17 @@ def run(name: str, params: dict[str, Any], *, mode: str, seed: int, profile: str
             verdict = judge(out.timings, 2)
             lost_how = "the real run was repeated and lost fidelity both times"
         if verdict.ok:
-            out.notes.append(f"a first real run lost fidelity and was discarded ({first.reason}); this is the repeat")
+            out.notes.append(f"{_DISCARDED} ({first.reason}); this is the repeat")
     if out.incomplete is not None:
         why = f"{why}; {out.incomplete}"
     if verdict.ok or mode == "real":
         return done(out, "real", why, kernel, None, verdict)
-    out, prof = _simulate(sim, params, profile)
+    try:
+        out, prof = _simulate(sim, params, profile)
+    except ValueError as e:
+        # the simulator cannot stand in (e.g. algorithm='bbr'): say why the real run was not kept, or a
+        # learner reads only "cannot be simulated ... use mode='real'" on a host where real did run
+        _log_failure(name, params, verdict, f"{lost_how}: {verdict.reason}; {e}")
+        raise ValueError(f"{e}. Here the real run was made but not kept: {lost_how}: {verdict.reason} "
+                         "(mode='real' returns it, flagged)") from e
     return done(out, "sim", f"{lost_how}, so the simulator ran: {verdict.reason}", None, prof, verdict)

@@ -28,6 +28,13 @@ from tcplab.sim.queues import load as sim_load
 
 __all__ = ["load", "MAX_CONNECTIONS", "SPEC"]
 
+#: what the counts tolerate of the "loop" timing (Key.tolerates), in ms: how late the runner's loop
+#: woke after the time it asked for (to start a client, accept, sample, or stop). A connect started
+#: late, or an outcome counted after the run's end, shifts established/failed by the clients whose
+#: handshake ended inside that window (measured beside two CPU-bound processes and a disk writer: 11
+#: failed where the kernel's SYN schedule gives 5-10).
+_LOOP = {"loop": 50.0}
+
 RECORD = ("net.core.somaxconn", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_syn_retries",
           "net.ipv4.tcp_syn_linear_timeouts", "net.ipv4.ip_local_port_range")
 MAX_CONNECTIONS = 20_000  # rate * duration; keeps fds and ephemeral ports (28k by default) in bounds
@@ -88,8 +95,8 @@ SPEC = Experiment(
             # 132/146/132 and 486/517/492; the simulator draws the wheel phase from its seed.
             lambda p: p["accept_rate"] == 0, Exact(), Rel(0.15), name="rel15_busy",
             meaning="exact with no accepts, otherwise within 15 % (timer-wheel phase)",
-            then_shows="rel15_busy (exact at accept_rate=0)")),
-        Key("failed", "connects that failed (e.g. ETIMEDOUT)"),
+            then_shows="rel15_busy (exact at accept_rate=0)"), tolerates=_LOOP),
+        Key("failed", "connects that failed (e.g. ETIMEDOUT)", tolerates=_LOOP),
         Key("max_recv_q", "largest accept-queue length sampled every 50 ms"),
         Key("p50_connect_s", "median connect latency of established clients (None if none)", rule="abs10ms",
             tolerates={"pace_p50": 10.0}),
@@ -148,6 +155,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     rows: list[dict[str, Any]] = []
     latencies: list[float] = []
     counts = {"established": 0, "failed": 0, "accepted": 0}
+    loop_late = 0.0
     try:
         with SocketSet() as ss:
             lst = ss.listener(p["backlog"])
@@ -204,6 +212,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                            (accept_ticks_used + 1) / p["accept_rate"] if p["accept_rate"] else p["duration"])
                 timeout = max(0.0, wake - clock())
                 events = sel.select(timeout) if sel.get_map() else (time.sleep(timeout) or [])
+                # the runner's own lag: how late it woke after the time it asked for (0 when an event
+                # woke it early); starts and outcomes inside that lag are misplaced in time
+                loop_late = max(loop_late, clock() - wake)
                 for key, _ in events:
                     c, row = key.fileobj, key.data
                     sel.unregister(c)
@@ -228,6 +239,8 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.timings.append(Timing(
             name, ms, f"the client loop started {'half' if q == 0.5 else '1 in 100'} of its connects {ms:.0f} ms "
             "or more behind the offered rate, and a connect's latency counts from its scheduled start"))
+    out.timings.append(Timing("loop", round(loop_late * 1000, 3),
+                              f"the runner's loop woke up to {loop_late * 1000:.0f} ms after the time it asked for"))
     out.tables["clients"] = rows
     pending = sum(1 for r in rows if r["outcome"] == "pending")
     out.summary = {"attempts": len(rows), "established": counts["established"], "failed": counts["failed"],

@@ -12,6 +12,7 @@ import tcplab.model.keepalive  # noqa: F401 - the same, for the model the real r
 from tcplab.errors import ExperimentError, RealModeUnavailable
 from tcplab.experiments import keepalive
 from tcplab.model.keepalive import keepalive_schedule, wheel_fires_at
+from tcplab.model.rto import HZ_TICK
 
 
 def _run(kw, mode="real"):
@@ -41,6 +42,28 @@ def test_silent_peer_as_kernel_md_measured_it(as_user):
     assert answers == [None] * 3
     assert counters["TCPKeepAlive"] == 3 and counters["TCPAbortOnTimeout"] == 1, counters
     assert any("lo down" in n for n in notes)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("kw,probes", [(dict(idle=2, interval=1, count=1, user_timeout=4000), 2),
+                                       (dict(idle=1, interval=1, count=9, user_timeout=2500), 2)])
+def test_user_timeout_replaces_keepcnt(as_user, kw, probes):
+    """tcp_keepalive_timer(): with TCP_USER_TIMEOUT the give-up is elapsed time, TCP_KEEPCNT ignored
+    (more probes than count=1; fewer than count=9)."""
+    mode, s, counters, answers, notes = _real_or_skip(as_user, kw)
+    pred = keepalive_schedule(kw["idle"], kw["interval"], kw["count"], "silent", tick=HZ_TICK,
+                              user_timeout_ms=kw["user_timeout"])
+    assert mode == "real" and s["error"] == "ETIMEDOUT" and s["probes_sent"] == probes == len(pred.probe_times)
+    assert s["probes_sent"] != kw["count"]
+    assert _within(s["detected_after_s"], pred.ended_at, 0.05), s
+
+
+def test_user_timeout_in_the_model():
+    # without probes sent, an elapsed user timeout does not end it: the first expiry always probes
+    s = keepalive_schedule(5, 1, 3, "silent", tick=0.004, user_timeout_ms=1000)
+    assert len(s.probe_times) == 1 and s.ended_at == s.probe_times[0] + 1.024
+    # an answering peer restarts the idle time: the user timeout never expires
+    assert keepalive_schedule(1, 1, 3, "alive", tick=0.004, user_timeout_ms=500).ended_at is None
 
 
 @pytest.mark.real

@@ -51,7 +51,8 @@ _TICK = HZ_TICK
 
 def predict(p: Mapping[str, Any], tick: float = _TICK) -> KeepaliveSchedule:
     """The keepalive schedule the model predicts for validated parameters ``p``."""
-    return keepalive_schedule(p["idle"], p["interval"], p["count"], p["peer"], tick=tick)
+    return keepalive_schedule(p["idle"], p["interval"], p["count"], p["peer"], tick=tick,
+                              user_timeout_ms=p["user_timeout"])
 
 
 def _expected_s(p: Mapping[str, Any]) -> float:
@@ -105,6 +106,8 @@ def _keepalive_socket(ss: SocketSet, p: Mapping[str, Any]) -> socket.socket:
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, p["idle"])
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, p["interval"])
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, p["count"])
+    if p["user_timeout"] is not None:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, p["user_timeout"])
     return c
 
 
@@ -172,6 +175,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                       "alive": "the peer stayed: each probe was ACKed; stopped watching after TCP_KEEPCNT answers",
                       "close_wait_rst": "peer closed (FIN), then its host forgot the connection (lo down, SO_LINGER 0 "
                                         "reset lost, lo up): the probe got a RST"}[p["peer"]])
+    if p["user_timeout"] is not None:
+        out.notes.append(f"TCP_USER_TIMEOUT={p['user_timeout']} ms: tcp_keepalive_timer() gives up on elapsed "
+                         "time and ignores TCP_KEEPCNT")
     out.notes.append(f"the model predicts probes at {predicted.probe_times} s"
                      + (f" and the end at {predicted.ended_at} s ({predicted.error})" if predicted.ended_at else ""))
     return out
@@ -188,7 +194,10 @@ SPEC = Experiment(
     ``peer="alive"``: every probe is ACKed and the next one comes an idle time later; we stop
     after ``count`` answers. ``peer="close_wait_rst"``: our socket is in CLOSE_WAIT (the keepalive
     timer skips only CLOSE and SYN_SENT) and the peer's host answers the first probe with RST:
-    EPIPE after ``idle``. Probe times are seconds after the connection went idle. Real runs
+    EPIPE after ``idle``. ``user_timeout`` (TCP_USER_TIMEOUT, ms): the timer gives up on elapsed
+    time instead and ignores TCP_KEEPCNT - at the first expiry, one probe at least sent, that finds
+    the connection idle for ``user_timeout`` (2, 1, count=1, user_timeout=4000: two probes, the end
+    at ~4.06 s). Probe times are seconds after the connection went idle. Real runs
     predicted to take longer than ``max_seconds`` are refused in mode="real".""",
     params=(
         Param("idle", "int", 2, lo=1, hi=MAX_TCP_KEEPIDLE, unit="s", help="TCP_KEEPIDLE: idle time before the first probe",
@@ -197,6 +206,8 @@ SPEC = Experiment(
               slider=Slider(1, 5)),
         Param("count", "int", 3, lo=1, hi=MAX_TCP_KEEPCNT, help="TCP_KEEPCNT: unanswered probes before giving up",
               slider=Slider(1, 9)),
+        Param("user_timeout", "int", None, lo=1, hi=3_600_000, optional=True, unit="ms",
+              help="TCP_USER_TIMEOUT on the keepalive socket (None: not set); set, it replaces TCP_KEEPCNT"),
         Param("peer", "choice", "silent", choices=PEERS,
               help="silent (vanished), alive (answers), close_wait_rst (CLOSE_WAIT socket, the peer's host sends RST)"),
         Param("max_seconds", "float", 60.0, lo=1, hi=86400 * 30, unit="s",
@@ -222,6 +233,10 @@ SPEC = Experiment(
         GridPoint(dict(idle=1, interval=1, count=3, peer="alive")),
         GridPoint(dict(idle=2, interval=3, count=2, peer="alive"), why="answered probes come max(idle, interval) apart"),
         GridPoint(dict(idle=3, interval=1, count=5, peer="close_wait_rst")),
+        GridPoint(dict(idle=2, interval=1, count=1, user_timeout=4000), quick=True,
+                  why="TCP_USER_TIMEOUT replaces TCP_KEEPCNT: two probes where the count says one"),
+        GridPoint(dict(idle=1, interval=1, count=9, user_timeout=2500),
+                  why="a user timeout shorter than count x interval ends it first"),
     ),
     smoke=(dict(idle=1, interval=1, count=1),),
     real=lambda p: _real(p),

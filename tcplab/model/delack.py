@@ -57,7 +57,7 @@ def delayed_ack_delay(tick: float) -> float:
     return (delack_jiffies(round(1 / tick)) + 1) * tick
 
 
-def unread_waits(rtt: float, messages: int, *, tick: float, rto_min: float = 0.200) -> list[float]:
+def unread_waits(rtt: float, messages: int, *, tick: float, rto_min: float | None = None) -> list[float]:
     """How long each delayed ACK waits (s) at a receiver that is not interactive (never replies) and
     has not read the data, over a path of round-trip time ``rtt`` (s): the sender sends one small
     segment, waits for its ACK, sends the next. Starts when the quick ACKs of the connection's start
@@ -68,6 +68,8 @@ def unread_waits(rtt: float, messages: int, *, tick: float, rto_min: float = 0.2
     longer than the RTO would restart quick ACKs: never reached here (a gap is ``rtt`` + a wait of at
     most 200 ms).
     """
+    if rto_min is None:
+        rto_min = PROFILES[DEFAULT_PROFILE].rto_min
     hz = round(1 / tick)
     ato_min = delack_jiffies(hz)
     delack_max = hz // 5                                    # TCP_DELACK_MAX = HZ/5

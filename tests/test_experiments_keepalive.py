@@ -74,6 +74,8 @@ def test_close_wait_socket_probes_and_the_rst_ends_it(as_user):
     assert s["error"] == "EPIPE" and s["probes_sent"] == 1 and answers == ["RST"], s
     assert _within(s["detected_after_s"], 1.024), s
     assert counters["TCPKeepAlive"] == 1
+    # only the connection ended: gone from /proc/net/tcp (ss), the descriptor open until close()
+    assert s["fd_open_at_end"] is True and s["listed_at_end"] is False, s
 
 
 @pytest.mark.real

@@ -34,8 +34,10 @@ from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
+from tcplab.kernel.fds import fd_of_socket, socket_inode_of
 from tcplab.kernel.loopback import SocketSet, tcp_state, wait_until
 from tcplab.kernel.namespace import set_loopback
+from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.keepalive import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, PEERS,
                                     KeepaliveSchedule, keepalive_schedule)
@@ -77,7 +79,10 @@ def _outcome(s: KeepaliveSchedule, predicted: KeepaliveSchedule) -> tuple[dict[s
     rows = [{"n": i + 1, "sent_at_s": t, "predicted_s": predicted.probe_times[i] if i < len(predicted.probe_times) else None,
              "answer": s.answers[i] if i < len(s.answers) else None} for i, t in enumerate(s.probe_times)]
     summary = {"detected_after_s": s.ended_at, "probes_sent": len(s.probe_times), "error": s.error,
-               "probe_times": list(s.probe_times), "end_state": s.end_state}
+               "probe_times": list(s.probe_times), "end_state": s.end_state,
+               # the program never closes the socket: its descriptor stays whatever TCP did; a socket
+               # that ended (tcp_done(): unhashed) is no longer a row of /proc/net/tcp or ss
+               "fd_open_at_end": True, "listed_at_end": s.end_state != "CLOSE"}
     return summary, rows
 
 
@@ -166,10 +171,14 @@ def _real(p: dict[str, Any]) -> Outcome:
         observed.end_state = tcp_info(c).state
         if p["peer"] == "silent":
             set_loopback(True)
+        inode = socket_inode_of(c)
+        fd_open = fd_of_socket(inode) is not None
+        listed = any(r.inode == inode for r in read_proc_net_tcp())
         out.counters = delta(before, keep=("TCPKeepAlive",))
     if observed.ended_at is None and p["peer"] != "alive":
         out.notes.append(f"the socket had not ended after {deadline:.1f} s; stopped watching")
     out.summary, out.tables["probes"] = _outcome(observed, predicted)
+    out.summary["fd_open_at_end"], out.summary["listed_at_end"] = fd_open, listed
     out.timeline = rows
     out.notes.append({"silent": "peer silenced by taking lo down in the private namespace (probes find no route)",
                       "alive": "the peer stayed: each probe was ACKed; stopped watching after TCP_KEEPCNT answers",
@@ -220,6 +229,9 @@ SPEC = Experiment(
         Key("error", "the socket's error at the end (ETIMEDOUT, EPIPE) or None"),
         Key("probe_times", "seconds after the connection went idle of each probe", rule="list_rel10"),
         Key("end_state", "the socket's state when we stopped watching"),
+        Key("fd_open_at_end", "the program's file descriptor of the socket is still open at the end (it never "
+            "calls close(): keepalive ends the connection, not the descriptor)", rule="exact"),
+        Key("listed_at_end", "the socket is still a row of /proc/net/tcp (what ss lists) at the end", rule="exact"),
     ),
     tables=(Table("probes", ("n", "sent_at_s", "predicted_s", "answer"),
                   "one keepalive probe (answer: ACK, RST or None for silence)"),),

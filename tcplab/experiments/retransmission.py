@@ -120,7 +120,8 @@ SPEC = Experiment(
         Key("rto_initial_s", "tcp_info.rto before the silence (seconds)", rule="rel10"),
         Key("srtt_us", "tcp_info.rtt before the silence: the smoothed RTT (us; simulated: loopback's typical 30)",
             rule="shown"),
-        Key("rttvar_us", "tcp_info.rttvar before the silence: the mean deviation mdev/4 (us; None: not simulated)",
+        Key("rttvar_us", "tcp_info.rttvar before the silence: the mean deviation (tp->mdev_us >> 2, kept x4; us; "
+            "None: not simulated)",
             rule="shown"),
         Key("rto_max_reached_s", "the largest RTO of the run (seconds)", rule="rel10"),
         Key("TCPTimeouts", "RTO expiries, the fatal one included"),

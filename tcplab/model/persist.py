@@ -48,6 +48,8 @@ Rules (Linux 6.x, measured on 6.18 loopback — docs/data-transfer.md):
      the gap once ``icsk_backoff`` reaches tcp_retries2.
    * An orphaned socket (closed by the application, ``SOCK_DEAD``) uses ``tcp_orphan_retries()``
      instead (not run here).
+   * 6.1, 6.12 and 6.18 differ only in the gap's cap: ``tcp_probe0_when(sk, TCP_RTO_MAX)`` until 6.15,
+     then ``tcp_rto_max(sk)`` (net.ipv4.tcp_rto_max_ms, 1280c26228bd; the profile's ``rto_max``).
 
 >>> probe_times(0.044, until=2.0)
 (0.248, 0.656, 1.472)

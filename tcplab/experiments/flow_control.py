@@ -57,12 +57,19 @@ def _rate(p: Mapping[str, Any]) -> float:
     return float(p["reader_rate"] or DEFAULT_SLOW_RATE)
 
 
-def _predicted(p: Mapping[str, Any], base: float | None = None, tick: float | None = None) -> Any:
-    """The persist timer's run for a stalled reader (or a silent peer), from the model (rule 5)."""
+def _predicted(p: Mapping[str, Any], base: float | None = None, tick: float | None = None,
+               rto_max: float | None = None) -> Any:
+    """The persist timer's run for a stalled reader (or a silent peer), from the model (rule 5);
+    ``rto_max``: the profile's cap of the gap (None: TCP_RTO_MAX)."""
     r2 = TCP_RETR2 if p["retries2"] is None else p["retries2"]
     until = math.inf if p["peer"] == "silent" else p["stall_s"]
+    extra: dict[str, Any] = {}
+    if tick:
+        extra["tick"] = tick
+    if rto_max:
+        extra["rto_max"] = rto_max
     return probe_run(ZERO_WINDOW_DELAY, until, base, retries2=r2, user_timeout_ms=p["user_timeout"],
-                     peer_answers=p["peer"] == "answers", **({"tick": tick} if tick else {}))
+                     peer_answers=p["peer"] == "answers", **extra)
 
 
 def _expected_s(p: Mapping[str, Any]) -> float:
@@ -404,7 +411,7 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     if reader == "stalled":
         done = round(p["stall_s"], 3) if total > 0 else 0.0
         if zero_at is not None and (p["stall_s"] > zero_at or p["peer"] == "silent"):
-            run = _predicted(p, base, tick=profile.timer_tick)
+            run = _predicted(p, base, tick=profile.timer_tick, rto_max=profile.rto_max)
             probes, aborted = run.probes, run.aborted_at
             updates = 0 if aborted is not None else 1
             rows.append({**rows[-1], "t": zero_at, "snd_wnd": 0, "rcv_wnd": 0})

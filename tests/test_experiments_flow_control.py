@@ -10,7 +10,7 @@ from tcplab.model.rto import HZ_TICK
 
 from tcplab.experiments import flow_control
 from tcplab.kernel.release import running_profile
-from tcplab.model.persist import probe0_when, probe_times, receive_capacity
+from tcplab.model.persist import probe0_when, probe_run, probe_times, receive_capacity
 
 
 def _within(measured, expected, rel=0.10):
@@ -57,6 +57,57 @@ def test_slow_reader_reopens_the_window_many_times():
 def test_fast_reader_never_sees_a_zero_window_with_a_large_buffer():
     s = flow_control(rcvbuf=1_048_576, bytes=200_000, reader="fast", mode="real").summary
     assert s["probes"] == 0 and s["window_updates"] == 0
+
+
+@pytest.mark.real
+def test_user_timeout_aborts_a_zero_window_stall_while_the_peer_answers(as_user):
+    """tcp_probe_timer(): TCP_USER_TIMEOUT counts from the first probe timer expiry, answers or not."""
+    mode, s, counters, queues, timeline, notes = as_user(
+        _real, dict(rcvbuf=4096, bytes=200_000, stall_s=3.0, user_timeout=1000))
+    assert mode == "real" and s["error"] == "ETIMEDOUT" and s["done_after_s"] is None
+    pred = probe_run(s["zero_window_after_s"], 3.0, s["probe_base_s"], user_timeout_ms=1000, tick=HZ_TICK)
+    assert pred.why == "TCP_USER_TIMEOUT" and s["probes"] == len(pred.probes) == 2
+    assert _within(s["aborted_after_s"], pred.aborted_at)
+    # the peer answered every probe: no zero-window update was lost, the window never reopened
+    assert s["window_updates"] == 0
+
+
+@pytest.mark.real
+def test_retries2_counts_unanswered_zero_window_probes():
+    """A silent peer: the abort comes at the expiry that finds icsk_probes_out >= tcp_retries2."""
+    r = flow_control(rcvbuf=4096, bytes=200_000, retries2=3, peer="silent", mode="real")
+    s = r.summary
+    assert r.mode == "real" and r.sysctls["net.ipv4.tcp_retries2"] == 3
+    assert s["probes"] == 3 and s["error"] == "ETIMEDOUT"
+    pred = probe_run(s["zero_window_after_s"], float("inf"), s["probe_base_s"], retries2=3, peer_answers=False,
+                     tick=HZ_TICK)
+    assert pred.why == "tcp_retries2" and _within(s["aborted_after_s"], pred.aborted_at)
+
+
+@pytest.mark.real
+def test_retries2_stops_the_probe_gap_doubling():
+    r = flow_control(rcvbuf=4096, bytes=200_000, retries2=2, stall_s=4.0, mode="real")
+    s = r.summary
+    assert r.mode == "real" and s["aborted_after_s"] is None and s["probes"] == 5
+    gaps = [b - a for a, b in zip(s["probe_times"], s["probe_times"][1:])]
+    assert gaps[1] > 1.7 * gaps[0] and all(abs(g - gaps[1]) <= 0.1 * gaps[1] for g in gaps[2:]), gaps
+
+
+def test_probe_run_rules():
+    # the peer answers: no count is ever reached, only a user timeout ends it
+    assert probe_run(0.0, 1000.0, 0.2, retries2=1, tick=0.004).aborted_at is None
+    ut = probe_run(0.044, 10.0, 0.204, user_timeout_ms=1000, tick=0.004)
+    assert ut.why == "TCP_USER_TIMEOUT" and 1.0 + ut.probes[0] <= ut.aborted_at <= 1.0 + ut.probes[0] + 0.04
+    silent = probe_run(0.044, float("inf"), 0.204, retries2=5, peer_answers=False, tick=0.004)
+    assert silent.why == "tcp_retries2" and len(silent.probes) == 5
+    assert probe_run(0.044, float("inf"), 0.204, retries2=0, peer_answers=False, tick=0.004).probes == ()
+
+
+def test_sim_user_timeout_and_retries2():
+    s = flow_control(stall_s=3.0, user_timeout=1000, mode="sim").summary
+    assert s["aborted_after_s"] == 1.28 and s["error"] == "ETIMEDOUT" and s["done_after_s"] is None
+    s = flow_control(retries2=3, peer="silent", mode="sim").summary
+    assert s["probes"] == 3 and s["aborted_after_s"] == 3.168
 
 
 def test_persist_rules():
@@ -119,6 +170,9 @@ def test_sim_says_what_it_does_not_model():
     (dict(reader_rate=5, reader="slow"), ValueError, r"reader_rate must be None or an int in 100\.\.1000000000"),
     (dict(stall_s=-1), ValueError, r"stall_s must be"),
     (dict(sndbuf=0), ValueError, r"sndbuf must be None or an int in 1\.\.16777216"),
+    (dict(peer="silent", reader="fast"), ValueError, r"peer='silent' is for reader='stalled' only"),
+    (dict(peer="gone"), ValueError, r"peer must be one of 'answers', 'silent'"),
+    (dict(user_timeout=0), ValueError, r"user_timeout must be None or an int in 1\.\.3600000"),
 ])
 def test_bad_parameters(kw, err, msg):
     with pytest.raises(err, match=msg):

@@ -12,6 +12,7 @@ import tcplab.model.keepalive  # noqa: F401 - the same, for the model the real r
 from tcplab.errors import ExperimentError, RealModeUnavailable
 from tcplab.experiments import keepalive
 from tcplab.model.keepalive import keepalive_schedule, wheel_fires_at
+from tcplab.model.rto import HZ_TICK
 
 
 def _run(kw, mode="real"):
@@ -44,6 +45,28 @@ def test_silent_peer_as_kernel_md_measured_it(as_user):
 
 
 @pytest.mark.real
+@pytest.mark.parametrize("kw,probes", [(dict(idle=2, interval=1, count=1, user_timeout=4000), 2),
+                                       (dict(idle=1, interval=1, count=9, user_timeout=2500), 2)])
+def test_user_timeout_replaces_keepcnt(as_user, kw, probes):
+    """tcp_keepalive_timer(): with TCP_USER_TIMEOUT the give-up is elapsed time, TCP_KEEPCNT ignored
+    (more probes than count=1; fewer than count=9)."""
+    mode, s, counters, answers, notes = _real_or_skip(as_user, kw)
+    pred = keepalive_schedule(kw["idle"], kw["interval"], kw["count"], "silent", tick=HZ_TICK,
+                              user_timeout_ms=kw["user_timeout"])
+    assert mode == "real" and s["error"] == "ETIMEDOUT" and s["probes_sent"] == probes == len(pred.probe_times)
+    assert s["probes_sent"] != kw["count"]
+    assert _within(s["detected_after_s"], pred.ended_at, 0.05), s
+
+
+def test_user_timeout_in_the_model():
+    # without probes sent, an elapsed user timeout does not end it: the first expiry always probes
+    s = keepalive_schedule(5, 1, 3, "silent", tick=0.004, user_timeout_ms=1000)
+    assert len(s.probe_times) == 1 and s.ended_at == s.probe_times[0] + 1.024
+    # an answering peer restarts the idle time: the user timeout never expires
+    assert keepalive_schedule(1, 1, 3, "alive", tick=0.004, user_timeout_ms=500).ended_at is None
+
+
+@pytest.mark.real
 def test_close_wait_socket_probes_and_the_rst_ends_it(as_user):
     """Notebook 06's question: CLOSE_WAIT has no timer of its own, but keepalive still probes it."""
     mode, s, counters, answers, _ = _real_or_skip(as_user, dict(idle=1, interval=1, count=2, peer="close_wait_rst"))
@@ -51,6 +74,8 @@ def test_close_wait_socket_probes_and_the_rst_ends_it(as_user):
     assert s["error"] == "EPIPE" and s["probes_sent"] == 1 and answers == ["RST"], s
     assert _within(s["detected_after_s"], 1.024), s
     assert counters["TCPKeepAlive"] == 1
+    # only the connection ended: gone from /proc/net/tcp (ss), the descriptor open until close()
+    assert s["fd_open_at_end"] is True and s["listed_at_end"] is False, s
 
 
 @pytest.mark.real

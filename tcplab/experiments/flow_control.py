@@ -17,6 +17,8 @@ counted by the kernel (TCPWinProbe) and timed by the sender's ``icsk_backoff``, 
 
 from __future__ import annotations
 
+import errno
+import math
 import select
 import socket
 import time
@@ -30,16 +32,20 @@ from tcplab.experiments.spec import (Experiment, FromRun, GridPoint, Key, ListRe
                                      named, too_long)
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
+from tcplab.kernel.namespace import set_loopback
 from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import send_recv_queues, tcp_info
 from tcplab.model.outcome import Outcome
-from tcplab.model.persist import ZERO_WINDOW_DELAY, probe0_base, probe_times, receive_capacity
-from tcplab.model.rto import TCP_RTO_MIN
+from tcplab.model.persist import ZERO_WINDOW_DELAY, probe0_base, probe_run, receive_capacity
+from tcplab.model.rto import TCP_RETR2, TCP_RTO_MIN
 from tcplab.model.profiles import KernelProfile
 
 __all__ = ["flow_control", "SPEC", "READERS", "send_recv_queues"]
 
 READERS = ("stalled", "slow", "fast")
+#: what the receiver's host does once the window is closed: answer the probes, or go silent
+PEERS = ("answers", "silent")
+RETRIES2 = "net.ipv4.tcp_retries2"
 DEFAULT_SLOW_RATE = 20_000                  # B/s when reader="slow" and reader_rate is None
 _READ_PERIOD = 0.01                         # the slow reader reads every 10 ms
 _POLL_S = 0.002
@@ -52,7 +58,27 @@ def _rate(p: Mapping[str, Any]) -> float:
     return float(p["reader_rate"] or DEFAULT_SLOW_RATE)
 
 
+def _predicted(p: Mapping[str, Any], base: float | None = None, tick: float | None = None,
+               rto_max: float | None = None) -> Any:
+    """The persist timer's run for a stalled reader (or a silent peer), from the model (rule 5);
+    ``rto_max``: the profile's cap of the gap (None: TCP_RTO_MAX)."""
+    r2 = TCP_RETR2 if p["retries2"] is None else p["retries2"]
+    until = math.inf if p["peer"] == "silent" else p["stall_s"]
+    extra: dict[str, Any] = {}
+    if tick:
+        extra["tick"] = tick
+    if rto_max:
+        extra["rto_max"] = rto_max
+    return probe_run(ZERO_WINDOW_DELAY, until, base, retries2=r2, user_timeout_ms=p["user_timeout"],
+                     peer_answers=p["peer"] == "answers", **extra)
+
+
 def _expected_s(p: Mapping[str, Any]) -> float:
+    if p["peer"] == "silent" or p["user_timeout"] is not None:
+        run = _predicted(p)
+        if run.aborted_at is not None:
+            return (run.aborted_at if p["peer"] == "silent" else min(run.aborted_at, p["stall_s"])) + 0.5
+        return math.inf if p["peer"] == "silent" else p["stall_s"] + 0.5
     if p["reader"] == "stalled":
         return p["stall_s"] + 0.5
     if p["reader"] == "slow":
@@ -68,6 +94,14 @@ def _refusal(p: dict[str, Any]) -> str | None:
 def _checks(p: dict[str, Any]) -> None:
     if p["reader"] != "slow" and p["reader_rate"] is not None:
         raise ValueError(f"reader_rate is for reader='slow' only, not reader={p['reader']!r} (leave it None)")
+    if p["peer"] == "silent" and p["reader"] != "stalled":
+        raise ValueError(f"peer='silent' is for reader='stalled' only, not reader={p['reader']!r}")
+
+
+def _namespace_reason(p: Mapping[str, Any]) -> str | None:
+    if p["peer"] == "silent":
+        return "it silences the peer by taking lo down, which only a private network namespace may do"
+    return None
 
 
 
@@ -106,8 +140,13 @@ SPEC = Experiment(
     "fast" reads whatever arrives. Once the receiver holds about two or three segments (its Recv-Q), a
     delayed ACK advertises window 0 (~44 ms); the rest waits in the sender's Send-Q. The persist timer
     then sends a zero-window probe after max(RTO, 200 ms) = 204 ms, doubling the gap each time
-    (tcp_probe0_when(), capped at TCP_RTO_MAX) for as long as the peer answers; a read that frees at
-    least a segment sends a window update at once (tcp_cleanup_rbuf()).""",
+    (tcp_probe0_when(), capped at TCP_RTO_MAX, the doubling stopped at tcp_retries2) for as long as
+    the peer answers - by default; a read that frees at least a segment sends a window update at
+    once (tcp_cleanup_rbuf()). ``user_timeout`` (TCP_USER_TIMEOUT on the sender, ms): the probe
+    timer aborts the connection (ETIMEDOUT) that long after its first expiry even while the peer
+    answers. ``peer="silent"``: once the window is closed the receiver's host goes silent (lo down
+    in the private namespace); ``tcp_probe_timer()`` then gives up after ``retries2`` unanswered
+    probes - a count, not the retransmission timer's time budget.""",
     params=(
         Param("rcvbuf", "int", 4096, lo=1, hi=1_048_576, unit="B", help="SO_RCVBUF of the receiver",
               slider=Slider(1152, 32768, step=1, scale="log")),
@@ -120,6 +159,12 @@ SPEC = Experiment(
               help=f"read rate of reader='slow' (None: {DEFAULT_SLOW_RATE})"),
         Param("stall_s", "float", 2.0, lo=0.0, hi=3600.0, unit="s",
               help="how long reader='stalled' reads nothing", slider=Slider(0.5, 8.0, step=0.5)),
+        Param("user_timeout", "int", None, lo=1, hi=3_600_000, optional=True, unit="ms",
+              help="TCP_USER_TIMEOUT on the sender (None: not set)"),
+        Param("retries2", "int", None, lo=0, hi=100, optional=True, sysctl=RETRIES2,
+              help="tcp_retries2 in the namespace: for zero-window probes, a count of unanswered probes"),
+        Param("peer", "choice", "answers", choices=PEERS,
+              help="answers (the probes are ACKed) or silent (lo down once the window is closed)"),
         Param("max_seconds", "float", 60.0, lo=1, hi=86400, unit="s",
               help="refuse real runs predicted to take longer"),
     ),
@@ -135,7 +180,9 @@ SPEC = Experiment(
         Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule=PROBE_TIMES_RULE),
         Key("window_updates", "windows reopened from zero (on the wire; TCPFromZeroWindowAdv without a capture)", rule="rel25"),
         Key("mss", "the sender's segment size (tcp_info.snd_mss)"),
-        Key("done_after_s", "seconds until the reader had every byte", rule="rel10"),
+        Key("done_after_s", "seconds until the reader had every byte (None: it never had them)", rule="rel10"),
+        Key("aborted_after_s", "seconds until the sender gave up the connection (None: it did not)", rule="rel10"),
+        Key("error", "the sender's socket error at the end (ETIMEDOUT) or None"),
     ),
     tables=(Table("queues", ("t", "side", "state", "send_q", "recv_q"),
                   "a /proc/net/tcp row (ss's Send-Q/Recv-Q in bytes) of the sender or receiver, every 50 ms"),),
@@ -148,10 +195,15 @@ SPEC = Experiment(
         GridPoint(dict(rcvbuf=16384, bytes=1_000_000, stall_s=3.0)),
         GridPoint(dict(rcvbuf=6000, bytes=300_000, stall_s=1.0)),
         GridPoint(dict(rcvbuf=32768, bytes=300_000, stall_s=0.5)),
+        GridPoint(dict(rcvbuf=4096, bytes=200_000, stall_s=3.0, user_timeout=1000), quick=True,
+                  why="TCP_USER_TIMEOUT aborts a zero-window stall while the peer answers"),
+        GridPoint(dict(rcvbuf=4096, bytes=200_000, retries2=3, peer="silent"),
+                  why="tcp_retries2 counts unanswered zero-window probes"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile),
     checks=_checks,
+    needs_namespace=_namespace_reason,
     real_refusal=_refusal,
     expected_s=_expected_s,
     timeout=lambda p: _expected_s(p) * 1.5 + 20,
@@ -204,12 +256,16 @@ def _real(p: dict[str, Any]) -> Outcome:
     rows: list[dict[str, Any]] = []
     queues: list[dict[str, Any]] = []
     probe_at: list[float] = []
+    silent = p["peer"] == "silent"
+    silenced = False
     with SocketSet() as ss:
         lst = ss.socket()
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, p["rcvbuf"])   # inherited by the accepted socket
         lst.bind(("127.0.0.1", 0))
         lst.listen(1)
         snd = ss.socket()
+        if p["user_timeout"] is not None:
+            snd.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, p["user_timeout"])
         if p["sndbuf"] is not None:
             snd.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, p["sndbuf"])
         snd.connect(lst.getsockname())
@@ -225,65 +281,88 @@ def _real(p: dict[str, Any]) -> Outcome:
         if wire is not None:
             ss.adopt(wire.sock)      # closed with the sockets, also when the run fails
         segments: list[dict[str, Any]] = []
+        wire_stopped = False
         before = counters_now()
         clock = Clock()
         sent = got = 0
-        zero_at = done_at = None
+        zero_at = done_at = aborted_at = None
+        error: str | None = None
         rto_at_zero: int | None = None       # tcp_info.rto (us) when the window was first seen closed
         last_key = None
         last_backoff = 0
         next_proc = 0.0
         rate = _rate(p)
         deadline = _expected_s(p) * 1.5 + 10
-        while got < total:
-            now = clock()
-            if now > deadline:
-                out.notes.append(f"stopped after {deadline:.1f} s with {got} of {total} bytes read")
-                break
-            while sent < total:                                  # the sender: as much as the socket takes
-                try:
-                    sent += snd.send(payload[:min(_CHUNK, total - sent)])
-                except BlockingIOError:
+        try:
+            while got < total:
+                now = clock()
+                if now > deadline:
+                    out.notes.append(f"stopped after {deadline:.1f} s with {got} of {total} bytes read")
                     break
-                if zero_at is None and tcp_info(snd).extra.get("snd_wnd", 1) == 0:
-                    zero_at = round(clock(), 4)                  # seen between two writes
-                    rto_at_zero = tcp_info(snd).rto
-            if reader == "fast" or (reader == "stalled" and now >= p["stall_s"]):
-                got += _read_some(rcv, total - got)
-            elif reader == "slow":
-                got += _read_some(rcv, min(total - got, max(0, int(rate * now) - got)))
-            if wire is not None:
-                segments += wire.read(timeout=0)
-            si, ri = tcp_info(snd), tcp_info(rcv)
-            send_q, recv_q = send_recv_queues(snd, rcv)
-            snd_wnd = si.extra.get("snd_wnd", 0)
-            if snd_wnd == 0 and zero_at is None and sent > 0:
-                zero_at = round(now, 4)
-                rto_at_zero = si.rto
-            if si.backoff > last_backoff:                        # tcp_send_probe0(): one probe, backoff++
-                probe_at.extend([round(now, 3)] * (si.backoff - last_backoff))
-            last_backoff = si.backoff
-            key = (snd_wnd, ri.extra.get("rcv_wnd"), si.extra.get("notsent_bytes"), si.extra.get("unacked"),
-                   send_q, recv_q, si.backoff)
-            if key != last_key:
-                rows.append({"t": round(now, 4), "sent": sent, "read": got, "snd_wnd": snd_wnd,
-                             "rcv_wnd": ri.extra.get("rcv_wnd"), "rcv_space": ri.extra.get("rcv_space"),
-                             "notsent_bytes": si.extra.get("notsent_bytes"), "unacked": si.extra.get("unacked"),
-                             "send_q": send_q, "recv_q": recv_q, "backoff": si.backoff})
-                last_key = key
-            if now >= next_proc:
-                next_proc = now + _PROC_EVERY
-                for rec in read_proc_net_tcp():
-                    if rec.local_port in (sport, rport) and rec.state == "ESTABLISHED":
-                        queues.append({"t": round(now, 3), "side": "sender" if rec.local_port == sport else "receiver",
-                                       "state": rec.state, "send_q": rec.send_q, "recv_q": rec.recv_q})
-            if got >= total:
-                done_at = round(now, 3)
-                break
-            if reader == "fast" or (reader == "stalled" and now >= p["stall_s"]):
-                select.select([rcv], [], [], _POLL_S)          # draining: go on as soon as data arrives
-            else:
-                time.sleep(_POLL_S)
+                while sent < total:                              # the sender: as much as the socket takes
+                    try:
+                        sent += snd.send(payload[:min(_CHUNK, total - sent)])
+                    except OSError:                              # full (EAGAIN), or given up (ETIMEDOUT)
+                        break
+                    if zero_at is None and tcp_info(snd).extra.get("snd_wnd", 1) == 0:
+                        zero_at = round(clock(), 4)              # seen between two writes
+                        rto_at_zero = tcp_info(snd).rto
+                reading = reader == "fast" or (reader == "stalled" and not silent and now >= p["stall_s"])
+                if reading:
+                    got += _read_some(rcv, total - got)
+                elif reader == "slow":
+                    got += _read_some(rcv, min(total - got, max(0, int(rate * now) - got)))
+                if wire is not None:
+                    segments += wire.read(timeout=0)
+                si, ri = tcp_info(snd), tcp_info(rcv)
+                send_q, recv_q = send_recv_queues(snd, rcv)
+                snd_wnd = si.extra.get("snd_wnd", 0)
+                if snd_wnd == 0 and zero_at is None and sent > 0:
+                    zero_at = round(now, 4)
+                    rto_at_zero = si.rto
+                if silent and zero_at is not None and not silenced:
+                    if wire is not None:
+                        # a capture on a device that goes down fails (ENETDOWN), and the probes
+                        # never reach lo anyway: keep what it saw, time the probes by polling
+                        segments += wire.read(timeout=0.01)
+                        wire.sock.close()
+                        wire, wire_stopped = None, True
+                    set_loopback(False)                          # the receiver's host goes silent
+                    silenced = True
+                if si.backoff > last_backoff:                    # tcp_send_probe0(): one probe, backoff++
+                    probe_at.extend([round(now, 3)] * (si.backoff - last_backoff))
+                last_backoff = si.backoff
+                key = (snd_wnd, ri.extra.get("rcv_wnd"), si.extra.get("notsent_bytes"), si.extra.get("unacked"),
+                       send_q, recv_q, si.backoff)
+                if key != last_key:
+                    rows.append({"t": round(now, 4), "sent": sent, "read": got, "snd_wnd": snd_wnd,
+                                 "rcv_wnd": ri.extra.get("rcv_wnd"), "rcv_space": ri.extra.get("rcv_space"),
+                                 "notsent_bytes": si.extra.get("notsent_bytes"), "unacked": si.extra.get("unacked"),
+                                 "send_q": send_q, "recv_q": recv_q, "backoff": si.backoff})
+                    last_key = key
+                if now >= next_proc:
+                    next_proc = now + _PROC_EVERY
+                    for rec in read_proc_net_tcp():
+                        if rec.local_port in (sport, rport) and rec.state == "ESTABLISHED":
+                            queues.append({"t": round(now, 3), "side": "sender" if rec.local_port == sport
+                                           else "receiver", "state": rec.state, "send_q": rec.send_q,
+                                           "recv_q": rec.recv_q})
+                if si.state == "CLOSE":
+                    # tcp_write_err(): the probe timer gave up (TCP_USER_TIMEOUT or tcp_retries2)
+                    aborted_at = round(now, 3)
+                    code = snd.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    error = errno.errorcode.get(code, str(code)) if code else None
+                    break
+                if got >= total:
+                    done_at = round(now, 3)
+                    break
+                if reading:
+                    select.select([rcv], [], [], _POLL_S)        # draining: go on as soon as data arrives
+                else:
+                    time.sleep(_POLL_S)
+        finally:
+            if silenced:
+                set_loopback(True)
         mss = tcp_info(snd).snd_mss
         out.counters = delta(before, keep=_COUNTERS)
         if wire is not None:
@@ -293,6 +372,11 @@ def _real(p: dict[str, Any]) -> Outcome:
                              f"(kernel timestamps); the wire shows {len(w_probes)} probes and {w_reopen} reopenings")
             zero_at, probe_at = w_zero, w_probes
             wire_counts: tuple[int, int] | None = (len(w_probes), w_reopen)
+        elif wire_stopped:
+            wire_counts = None
+            zero_at = _wire_events(segments, sport, clock.t0)[0] or zero_at
+            out.notes.append("the zero window timed on the wire; the probes, which never reach a device that is "
+                             "down, by polling the sender's tcpi_backoff")
         else:
             wire_counts = None
             out.notes.append("no packet capture here (CAP_NET_RAW): probes timed by polling the sender's backoff")
@@ -302,10 +386,11 @@ def _real(p: dict[str, Any]) -> Outcome:
     if c.get("TCPWinProbe", 0) != len(probe_at):
         out.notes.append(f"TCPWinProbe counted {c.get('TCPWinProbe', 0)} probes, the sender's backoff rose "
                          f"{len(probe_at)} times (a window update can reset it between two polls)")
+    base = round(max(rto_at_zero / 1e6, TCP_RTO_MIN), 6) if rto_at_zero is not None else None
     out.summary = {
         "zero_window_after_s": zero_at,
         # tcp_probe0_base(): the first probe waits max(icsk_rto, TCP_RTO_MIN), then each gap doubles
-        "probe_base_s": round(max(rto_at_zero / 1e6, TCP_RTO_MIN), 6) if rto_at_zero is not None else None,
+        "probe_base_s": base,
         "max_send_q": max((r["send_q"] for r in rows), default=0),
         "max_recv_q": max((r["recv_q"] for r in rows), default=0),
         # the wire counts only this connection (host-wide counters would include other programs' probes)
@@ -314,9 +399,21 @@ def _real(p: dict[str, Any]) -> Outcome:
         "window_updates": wire_counts[1] if wire_counts else c.get("TCPFromZeroWindowAdv", 0),
         "mss": mss,
         "done_after_s": done_at,
+        "aborted_after_s": aborted_at,
+        "error": error,
     }
     out.notes.append(f"receiver SO_RCVBUF={p['rcvbuf']} (the kernel doubles it); Send-Q/Recv-Q from "
                      "ioctl SIOCOUTQ/SIOCINQ every 2 ms, /proc/net/tcp rows every 50 ms")
+    if silent:
+        out.notes.append("the receiver's host went silent once the window was closed (lo down in the private "
+                         "namespace): no probe was answered")
+    if p["user_timeout"] is not None or silent or p["retries2"] is not None:
+        if zero_at is not None and base is not None:
+            pred = _predicted(p, base)
+            out.notes.append(f"the model (tcp_probe_timer(), this run's base {base:g} s) predicts probes at "
+                             f"{list(pred.probes)} s and "
+                             + (f"the abort at {pred.aborted_at:g} s ({pred.why})" if pred.aborted_at is not None
+                                else "no abort"))
     return out
 
 
@@ -336,15 +433,22 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
                                    "send_q": total, "recv_q": held, "backoff": 0}]
     probes: tuple[float, ...] = ()
     updates = 0
-    done = 0.0
+    done: float | None = 0.0
+    aborted: float | None = None
     if reader == "stalled":
         done = round(p["stall_s"], 3) if total > 0 else 0.0
-        if zero_at is not None and p["stall_s"] > zero_at:
-            probes = probe_times(zero_at, p["stall_s"], base, tick=profile.timer_tick)
-            updates = 1
+        if zero_at is not None and (p["stall_s"] > zero_at or p["peer"] == "silent"):
+            run = _predicted(p, base, tick=profile.timer_tick, rto_max=profile.rto_max)
+            probes, aborted = run.probes, run.aborted_at
+            updates = 0 if aborted is not None else 1
             rows.append({**rows[-1], "t": zero_at, "snd_wnd": 0, "rcv_wnd": 0})
             for i, t in enumerate(probes, start=1):
-                rows.append({**rows[-1], "t": t, "backoff": i})
+                rows.append({**rows[-1], "t": t, "backoff": min(i, TCP_RETR2 if p["retries2"] is None
+                                                                   else p["retries2"])})
+            if aborted is not None:
+                done = None
+                notes_abort = (f"the probe timer gives up at {aborted:g} s ({run.why}): tcp_probe_timer(), "
+                               "tcplab.model.persist rule 5")
         elif zero_at is None:
             done = 0.0 if p["stall_s"] == 0 else round(p["stall_s"], 3)
     else:
@@ -352,8 +456,10 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
         # tcp_select_window()'s rounding and the receiver's scaling_ratio, which this model does not follow
         done = round(total / _rate(p), 3) if reader == "slow" else 0.0
         zero_at = None
-    rows.append({"t": done, "sent": total, "read": total, "snd_wnd": cap.window, "rcv_wnd": cap.window,
-                 "rcv_space": cap.window, "notsent_bytes": 0, "unacked": 0, "send_q": 0, "recv_q": 0, "backoff": 0})
+    if aborted is None:
+        rows.append({"t": done, "sent": total, "read": total, "snd_wnd": cap.window, "rcv_wnd": cap.window,
+                     "rcv_space": cap.window, "notsent_bytes": 0, "unacked": 0, "send_q": 0, "recv_q": 0,
+                     "backoff": 0})
     queues = [{"t": 0.0, "side": "sender", "state": "ESTABLISHED", "send_q": total - held, "recv_q": 0},
               {"t": 0.0, "side": "receiver", "state": "ESTABLISHED", "send_q": 0, "recv_q": held}]
     notes = [f"kernel profile {profile.name}: SO_RCVBUF {p['rcvbuf']} -> sk_rcvbuf {cap.sk_rcvbuf}, first window "
@@ -366,9 +472,13 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     peak_send_q = total - min(total, cap.mss)
     summary = {"zero_window_after_s": zero_at, "probe_base_s": round(base, 6) if zero_at is not None else None,
                "max_send_q": peak_send_q, "max_recv_q": held, "probes": len(probes),
-               "probe_times": list(probes), "window_updates": updates, "mss": cap.mss, "done_after_s": done}
+               "probe_times": list(probes), "window_updates": updates, "mss": cap.mss, "done_after_s": done,
+               "aborted_after_s": aborted, "error": "ETIMEDOUT" if aborted is not None else None}
+    if aborted is not None:
+        notes.append(notes_abort)
     if reader != "stalled":
-        for k in ("zero_window_after_s", "max_send_q", "max_recv_q", "probes", "probe_times", "window_updates"):
+        for k in ("zero_window_after_s", "max_send_q", "max_recv_q", "probes", "probe_times", "window_updates",
+                  "aborted_after_s"):
             summary[k] = None
         notes.append(f"reader={reader!r}: the simulator models only the stalled reader's window; zero windows, "
                      "probes, updates and queue maxima are None here (not modelled) - run it for real")

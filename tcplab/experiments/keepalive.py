@@ -34,8 +34,10 @@ from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
+from tcplab.kernel.fds import fd_of_socket, socket_inode_of
 from tcplab.kernel.loopback import SocketSet, tcp_state, wait_until
 from tcplab.kernel.namespace import set_loopback
+from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.keepalive import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, PEERS,
                                     KeepaliveSchedule, keepalive_schedule)
@@ -51,7 +53,8 @@ _TICK = HZ_TICK
 
 def predict(p: Mapping[str, Any], tick: float = _TICK) -> KeepaliveSchedule:
     """The keepalive schedule the model predicts for validated parameters ``p``."""
-    return keepalive_schedule(p["idle"], p["interval"], p["count"], p["peer"], tick=tick)
+    return keepalive_schedule(p["idle"], p["interval"], p["count"], p["peer"], tick=tick,
+                              user_timeout_ms=p["user_timeout"])
 
 
 def _expected_s(p: Mapping[str, Any]) -> float:
@@ -76,7 +79,10 @@ def _outcome(s: KeepaliveSchedule, predicted: KeepaliveSchedule) -> tuple[dict[s
     rows = [{"n": i + 1, "sent_at_s": t, "predicted_s": predicted.probe_times[i] if i < len(predicted.probe_times) else None,
              "answer": s.answers[i] if i < len(s.answers) else None} for i, t in enumerate(s.probe_times)]
     summary = {"detected_after_s": s.ended_at, "probes_sent": len(s.probe_times), "error": s.error,
-               "probe_times": list(s.probe_times), "end_state": s.end_state}
+               "probe_times": list(s.probe_times), "end_state": s.end_state,
+               # the program never closes the socket: its descriptor stays whatever TCP did; a socket
+               # that ended (tcp_done(): unhashed) is no longer a row of /proc/net/tcp or ss
+               "fd_open_at_end": True, "listed_at_end": s.end_state != "CLOSE"}
     return summary, rows
 
 
@@ -105,6 +111,8 @@ def _keepalive_socket(ss: SocketSet, p: Mapping[str, Any]) -> socket.socket:
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, p["idle"])
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, p["interval"])
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, p["count"])
+    if p["user_timeout"] is not None:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, p["user_timeout"])
     return c
 
 
@@ -163,15 +171,22 @@ def _real(p: dict[str, Any]) -> Outcome:
         observed.end_state = tcp_info(c).state
         if p["peer"] == "silent":
             set_loopback(True)
+        inode = socket_inode_of(c)
+        fd_open = fd_of_socket(inode) is not None
+        listed = any(r.inode == inode for r in read_proc_net_tcp())
         out.counters = delta(before, keep=("TCPKeepAlive",))
     if observed.ended_at is None and p["peer"] != "alive":
         out.notes.append(f"the socket had not ended after {deadline:.1f} s; stopped watching")
     out.summary, out.tables["probes"] = _outcome(observed, predicted)
+    out.summary["fd_open_at_end"], out.summary["listed_at_end"] = fd_open, listed
     out.timeline = rows
     out.notes.append({"silent": "peer silenced by taking lo down in the private namespace (probes find no route)",
                       "alive": "the peer stayed: each probe was ACKed; stopped watching after TCP_KEEPCNT answers",
                       "close_wait_rst": "peer closed (FIN), then its host forgot the connection (lo down, SO_LINGER 0 "
                                         "reset lost, lo up): the probe got a RST"}[p["peer"]])
+    if p["user_timeout"] is not None:
+        out.notes.append(f"TCP_USER_TIMEOUT={p['user_timeout']} ms: tcp_keepalive_timer() gives up on elapsed "
+                         "time and ignores TCP_KEEPCNT")
     out.notes.append(f"the model predicts probes at {predicted.probe_times} s"
                      + (f" and the end at {predicted.ended_at} s ({predicted.error})" if predicted.ended_at else ""))
     return out
@@ -188,7 +203,10 @@ SPEC = Experiment(
     ``peer="alive"``: every probe is ACKed and the next one comes an idle time later; we stop
     after ``count`` answers. ``peer="close_wait_rst"``: our socket is in CLOSE_WAIT (the keepalive
     timer skips only CLOSE and SYN_SENT) and the peer's host answers the first probe with RST:
-    EPIPE after ``idle``. Probe times are seconds after the connection went idle. Real runs
+    EPIPE after ``idle``. ``user_timeout`` (TCP_USER_TIMEOUT, ms): the timer gives up on elapsed
+    time instead and ignores TCP_KEEPCNT - at the first expiry, one probe at least sent, that finds
+    the connection idle for ``user_timeout`` (2, 1, count=1, user_timeout=4000: two probes, the end
+    at ~4.06 s). Probe times are seconds after the connection went idle. Real runs
     predicted to take longer than ``max_seconds`` are refused in mode="real".""",
     params=(
         Param("idle", "int", 2, lo=1, hi=MAX_TCP_KEEPIDLE, unit="s", help="TCP_KEEPIDLE: idle time before the first probe",
@@ -197,6 +215,8 @@ SPEC = Experiment(
               slider=Slider(1, 5)),
         Param("count", "int", 3, lo=1, hi=MAX_TCP_KEEPCNT, help="TCP_KEEPCNT: unanswered probes before giving up",
               slider=Slider(1, 9)),
+        Param("user_timeout", "int", None, lo=1, hi=3_600_000, optional=True, unit="ms",
+              help="TCP_USER_TIMEOUT on the keepalive socket (None: not set); set, it replaces TCP_KEEPCNT"),
         Param("peer", "choice", "silent", choices=PEERS,
               help="silent (vanished), alive (answers), close_wait_rst (CLOSE_WAIT socket, the peer's host sends RST)"),
         Param("max_seconds", "float", 60.0, lo=1, hi=86400 * 30, unit="s",
@@ -209,6 +229,9 @@ SPEC = Experiment(
         Key("error", "the socket's error at the end (ETIMEDOUT, EPIPE) or None"),
         Key("probe_times", "seconds after the connection went idle of each probe", rule="list_rel10"),
         Key("end_state", "the socket's state when we stopped watching"),
+        Key("fd_open_at_end", "the program's file descriptor of the socket is still open at the end (it never "
+            "calls close(): keepalive ends the connection, not the descriptor)", rule="exact"),
+        Key("listed_at_end", "the socket is still a row of /proc/net/tcp (what ss lists) at the end", rule="exact"),
     ),
     tables=(Table("probes", ("n", "sent_at_s", "predicted_s", "answer"),
                   "one keepalive probe (answer: ACK, RST or None for silence)"),),
@@ -222,6 +245,10 @@ SPEC = Experiment(
         GridPoint(dict(idle=1, interval=1, count=3, peer="alive")),
         GridPoint(dict(idle=2, interval=3, count=2, peer="alive"), why="answered probes come max(idle, interval) apart"),
         GridPoint(dict(idle=3, interval=1, count=5, peer="close_wait_rst")),
+        GridPoint(dict(idle=2, interval=1, count=1, user_timeout=4000), quick=True,
+                  why="TCP_USER_TIMEOUT replaces TCP_KEEPCNT: two probes where the count says one"),
+        GridPoint(dict(idle=1, interval=1, count=9, user_timeout=2500),
+                  why="a user timeout shorter than count x interval ends it first"),
     ),
     smoke=(dict(idle=1, interval=1, count=1),),
     real=lambda p: _real(p),

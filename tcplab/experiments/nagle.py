@@ -7,8 +7,11 @@ A client sends each request as ``request_writes`` writes of ``write_size`` bytes
   while an earlier small segment is unacknowledged (``partial && (!nonagle && tp->packets_out &&
   tcp_minshall_check(tp))``). The second write waits for the ACK of the first.
 * **Delayed ACK** (``tcp_send_delayed_ack()``, net/ipv4/tcp_output.c): the server, having nothing to
-  send yet, delays the ACK by ``ato`` = ``TCP_ATO_MIN`` = ``TCP_DELACK_MIN`` = HZ/25 jiffies (40 ms,
-  include/net/tcp.h): ``timeout = jiffies + ato``. The timer wheel rounds a level-0 expiry up by one
+  send yet, delays the ACK by ``ato``: ``timeout = jiffies + ato``. ``ato`` adapts (the
+  ``delayed_ack`` experiment), but here it is at its floor, ``TCP_ATO_MIN`` = ``TCP_DELACK_MIN`` =
+  HZ/25 jiffies (40 ms, include/net/tcp.h): this server is interactive, and each time its timer
+  fires ``tcp_delack_timer_handler()`` resets ato to TCP_ATO_MIN (measured: 44 ms at 0, 100 and
+  250 ms RTT). The timer wheel rounds a level-0 expiry up by one
   jiffy (``calc_index()``: ``expires = (expires >> LVL_SHIFT(lvl)) + 1``, kernel/time/timer.c), so
   at HZ=250 the ACK leaves 11 jiffies = 44 ms after the jiffy in which the data arrived.
 

@@ -36,8 +36,8 @@ from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
-from tcplab.model.rto import (GAVE_UP_REASONS, HZ_TICK, TCP_RETR2, TCP_RTO_MAX, RetransmitSchedule, initial_rto,
-                              model_timeout, retransmit_schedule)
+from tcplab.model.rto import (GAVE_UP_REASONS, HZ_TICK, LOOPBACK_SRTT, TCP_RETR2, TCP_RTO_MAX, RetransmitSchedule,
+                              initial_rto, model_timeout, retransmit_schedule)
 
 __all__ = ["retransmission", "SPEC", "schedule_for"]
 
@@ -127,6 +127,11 @@ SPEC = Experiment(
         Key("gave_up_because", "the limit that ended it: tcp_retries2 or TCP_USER_TIMEOUT"),
         Key("limit_s", "the elapsed-time limit tcp_write_timeout() applied (tcp_model_timeout or the user timeout)"),
         Key("rto_initial_s", "tcp_info.rto before the silence (seconds)", rule="rel10"),
+        Key("srtt_us", "tcp_info.rtt before the silence: the smoothed RTT (us; simulated: loopback's typical 30)",
+            rule="shown"),
+        Key("rttvar_us", "tcp_info.rttvar before the silence: the mean deviation (tp->mdev_us >> 2, kept x4; us; "
+            "None: not simulated)",
+            rule="shown"),
         Key("rto_max_reached_s", "the largest RTO of the run (seconds)", rule="rel10"),
         Key("TCPTimeouts", "RTO expiries, the fatal one included"),
         Key("RetransSegs", "segments retransmitted (the TLP included)"),
@@ -198,7 +203,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         _exchange(c, srv, p["silence_after_bytes"], time.monotonic() + 30)
         if not wait_until(lambda: tcp_info(c).extra.get("unacked", 0) == 0, 5.0, 0.001):
             raise ExperimentError("the bytes before the silence were not acknowledged within 5 s")
-        rto0 = tcp_info(c).rto / 1e6
+        info0 = tcp_info(c)
+        rto0 = info0.rto / 1e6
+        srtt_us, rttvar_us = info0.extra.get("rtt"), info0.extra.get("rttvar")
         sched = retransmit_schedule(retries2, ut, rto0=rto0)
         before = counters_now()
         set_loopback(False)
@@ -257,6 +264,8 @@ def _real(p: dict[str, Any]) -> Outcome:
         "gave_up_because": because,
         "limit_s": sched.limit_s,
         "rto_initial_s": rto0,
+        "srtt_us": srtt_us,
+        "rttvar_us": rttvar_us,
         "rto_max_reached_s": max((r["rto_ms"] for r in rows), default=rto0 * 1000) / 1000,
         "TCPTimeouts": out.counters.get("TCPTimeouts", 0),
         "RetransSegs": out.counters.get("RetransSegs", 0),
@@ -295,7 +304,8 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     return Outcome(
         summary={"retransmit_times": list(sched.retransmit_times), "failed_after_s": sched.fail_after,
                  "error": "ETIMEDOUT", "gave_up_because": sched.gave_up_because, "limit_s": sched.limit_s,
-                 "rto_initial_s": rto0, "rto_max_reached_s": max(sched.rtos, default=rto0),
+                 "rto_initial_s": rto0, "srtt_us": round(LOOPBACK_SRTT * 1e6), "rttvar_us": None,
+                 "rto_max_reached_s": max(sched.rtos, default=rto0),
                  "TCPTimeouts": sched.timeouts, "RetransSegs": sched.retrans_segs},
         counters=counters, tables={"retransmissions": rows}, timeline=timeline,
         sysctls={RETRIES2: r2, "net.ipv4.tcp_rto_min_us": 200000, "net.ipv4.tcp_rto_max_ms": int(profile.rto_max * 1000),

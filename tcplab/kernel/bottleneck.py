@@ -415,7 +415,7 @@ def drain(lst: socket.socket, deadline: float) -> None:
 @contextmanager
 def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, port: int = 5001,
                     queue_period_s: float = 0.005, max_seconds: float = 60.0,
-                    rcvbuf: int | None = None) -> Iterator[Path]:
+                    rcvbuf: int | None = None, receiver: Any = None) -> Iterator[Path]:
     """Build the path, yield a :class:`Path` (connect to ``path.receiver``), tear everything down.
 
     Only inside a private namespace of our own. After the ``with`` block, ``path.stats`` holds
@@ -425,6 +425,10 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     at twice net.core.rmem_max). Without a lock, autotuning (``tcp_rcv_space_adjust()``) grows
     the window by a factor that hinges on when the reader happened to wake up: with a deep buffer,
     runs differed by 2x in RTT depending only on how the receiver polled.
+
+    ``receiver``: what the receiver process in B runs, ``receiver(listener, deadline)`` (default
+    :func:`drain`: accept and read everything). It runs in a forked process until it returns or
+    the path is torn down (then it is killed).
     """
     ip, tc = ip_available(), tc_available()
     if ip is None or tc is None:
@@ -446,7 +450,7 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     if pid == 0:
         for fd in (go_w, up_r, ctrl_w, out_r):
             os.close(fd)
-        _router_and_receiver(go_r, up_w, ctrl_r, out_w, params, drain)
+        _router_and_receiver(go_r, up_w, ctrl_r, out_w, params, receiver or drain)
     for fd in (go_r, up_w, ctrl_r, out_w):
         os.close(fd)
     path = Path(rate_mbit, rtt_ms, buffer_packets, (RECEIVER_ADDR, port))

@@ -7,7 +7,13 @@ The rules (net/ipv4/tcp_timer.c, ``tcp_keepalive_timer()``), written once here:
 * ``elapsed = keepalive_time_elapsed(tp)`` (time since the last segment received). Below
   ``keepalive_time_when(tp)`` (TCP_KEEPIDLE) the timer re-arms for the rest of the idle time.
 * Otherwise: if ``icsk_probes_out >= keepalive_probes(tp)`` (TCP_KEEPCNT) the socket is reset and
-  closed with ``tcp_write_err()``: ``sk->sk_err = sk->sk_err_soft ? : ETIMEDOUT``. Else a probe is
+  closed with ``tcp_write_err()``: ``sk->sk_err = sk->sk_err_soft ? : ETIMEDOUT``. That is the rule
+  only *without* TCP_USER_TIMEOUT: with it set, the timer gives up on elapsed time instead and
+  ignores TCP_KEEPCNT: ``(user_timeout != 0 && elapsed >= msecs_to_jiffies(user_timeout) &&
+  icsk_probes_out > 0) || (user_timeout == 0 && icsk_probes_out >= keepalive_probes(tp))``
+  (the same in 6.1, 6.12 and 6.18; since 2.6.37, dca43c75e7e5 "tcp: Add TCP_USER_TIMEOUT socket
+  option"). So it ends at the first expiry, at least one probe sent, whose idle time reached the
+  user timeout: more probes than TCP_KEEPCNT when the user timeout is longer, fewer when shorter. Else a probe is
   sent (``tcp_write_wakeup(sk, LINUX_MIB_TCPKEEPALIVE)``), ``icsk_probes_out++``, and the timer
   re-arms for ``keepalive_intvl_when(tp)`` (TCP_KEEPINTVL).
 * An answer (the peer's ACK) goes through ``tcp_ack()``, which sets ``icsk_probes_out = 0`` and
@@ -22,6 +28,10 @@ and these delays add up: KEEPIDLE 2, KEEPINTVL 1, KEEPCNT 3 ends at 5.088 s, not
 >>> s = keepalive_schedule(2, 1, 3, "silent", tick=0.004)
 >>> s.probe_times, s.ended_at, s.error
 ([2.016, 3.04, 4.064], 5.088, 'ETIMEDOUT')
+>>> keepalive_schedule(2, 1, 1, "silent", tick=0.004, user_timeout_ms=4000).probe_times   # KEEPCNT 1 ignored
+[2.016, 3.04]
+>>> keepalive_schedule(2, 1, 1, "silent", tick=0.004, user_timeout_ms=4000).ended_at
+4.064
 >>> keepalive_schedule(2, 1, 3, "close_wait_rst", tick=0.004).error
 'EPIPE'
 >>> keepalive_schedule(1, 1, 4, "alive", tick=0.004).probe_times
@@ -30,6 +40,7 @@ and these delays add up: KEEPIDLE 2, KEEPINTVL 1, KEEPCNT 3 ends at 5.088 s, not
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 __all__ = ["PEERS", "MAX_TCP_KEEPIDLE", "MAX_TCP_KEEPINTVL", "MAX_TCP_KEEPCNT", "wheel_fires_at",
@@ -85,14 +96,15 @@ class KeepaliveSchedule:
 
 
 def keepalive_schedule(idle: int, interval: int, count: int, peer: str, *, tick: float,
-                       watch_probes: int | None = None) -> KeepaliveSchedule:
+                       watch_probes: int | None = None, user_timeout_ms: int | None = None) -> KeepaliveSchedule:
     """Run ``tcp_keepalive_timer()`` from the moment the connection went idle (jiffy 0).
 
     idle, interval, count: TCP_KEEPIDLE (s), TCP_KEEPINTVL (s), TCP_KEEPCNT.
     peer: "silent" (no probe reaches anyone), "alive" (each probe is ACKed at once),
     "close_wait_rst" (our socket is in CLOSE_WAIT and the peer's host answers with RST).
     tick: one jiffy in seconds (1/HZ). An alive peer keeps the connection forever: we stop after
-    ``watch_probes`` answered probes (default ``count``).
+    ``watch_probes`` answered probes (default ``count``). ``user_timeout_ms``: TCP_USER_TIMEOUT
+    (None or 0: not set), which replaces the TCP_KEEPCNT rule by an elapsed-time rule.
     """
     if peer not in PEERS:
         raise ValueError(f"peer must be one of {', '.join(PEERS)}, not {peer!r}")
@@ -101,14 +113,16 @@ def keepalive_schedule(idle: int, interval: int, count: int, peer: str, *, tick:
     watch = count if watch_probes is None else watch_probes
     out = KeepaliveSchedule(end_state="CLOSE_WAIT" if peer == "close_wait_rst" else "ESTABLISHED")
     last_rcv, probes_out = 0, 0
+    ut_j = math.ceil(round(user_timeout_ms / 1000 * hz, 9)) if user_timeout_ms else 0   # msecs_to_jiffies()
+    bound = 10 * (count + watch) + 10 + (2 * ut_j // max(intvl_j, 1) if ut_j else 0)
     fire = wheel_fires_at(0, idle_j)  # armed when the connection was set up (tcp_finish_connect)
-    for _ in range(10 * (count + watch) + 10):  # bounded: each round sends a probe or ends
+    for _ in range(bound):  # bounded: each round sends a probe or ends
         elapsed = fire - last_rcv
         if elapsed < idle_j:
             fire = wheel_fires_at(fire, idle_j - elapsed)
             continue
         t = round(fire * tick, 6)
-        if probes_out >= count:
+        if (ut_j and elapsed >= ut_j and probes_out > 0) or (not ut_j and probes_out >= count):
             out.ended_at, out.error, out.end_state = t, "ETIMEDOUT", "CLOSE"
             return out
         out.probe_times.append(t)

@@ -34,6 +34,23 @@ Rules (Linux 6.x, measured on 6.18 loopback — docs/data-transfer.md):
    scaling_ratio=False)`` (measured on 6.1: Recv-Q maxima 2304, 4096, 6000, 8192, 16384, 32768 for
    those SO_RCVBUF, docs/kernels.md).
 
+5. **When the sender gives up** (:func:`probe_run`; ``tcp_probe_timer()``, net/ipv4/tcp_timer.c,
+   the same in 6.1, 6.12 and 6.18). "Forever while the peer answers" holds only by default:
+
+   * ``TCP_USER_TIMEOUT`` set: the first expiry stamps ``icsk_probes_tstamp``; a later expiry at
+     least the user timeout after it aborts (``tcp_write_err()``: ETIMEDOUT) *even while the peer
+     answers every probe* (since 5.11, 9d9b1ee0b2d1 "tcp: fix TCP_USER_TIMEOUT with zero window").
+     ``tcp_clamp_probe0_to_user_timeout()`` shortens the last wait to end at that moment.
+   * ``tcp_retries2`` is a **count** here, not the time budget of the retransmission timer
+     (``tcp_write_timeout()``'s ``retransmits_timed_out()``): the expiry that finds
+     ``icsk_probes_out >= tcp_retries2`` aborts. Every answer resets ``icsk_probes_out``
+     (``tcp_ack()``), so only a silent peer reaches it; and ``tcp_send_probe0()`` stops doubling
+     the gap once ``icsk_backoff`` reaches tcp_retries2.
+   * An orphaned socket (closed by the application, ``SOCK_DEAD``) uses ``tcp_orphan_retries()``
+     instead (not run here).
+   * 6.1, 6.12 and 6.18 differ only in the gap's cap: ``tcp_probe0_when(sk, TCP_RTO_MAX)`` until 6.15,
+     then ``tcp_rto_max(sk)`` (net.ipv4.tcp_rto_max_ms, 1280c26228bd; the profile's ``rto_max``).
+
 >>> probe_times(0.044, until=2.0)
 (0.248, 0.656, 1.472)
 >>> receive_capacity(4096), receive_capacity(8192)
@@ -50,7 +67,8 @@ from tcplab.model.keepalive import wheel_fires_at
 from tcplab.model.rto import HZ_TICK, TCP_RETR2, TCP_RTO_MAX, TCP_RTO_MIN, initial_rto
 
 __all__ = ["TCP_DELACK_MIN", "ZERO_WINDOW_DELAY", "SKB_OVERHEAD", "SOCK_MIN_RCVBUF", "LOOPBACK_MSS",
-           "probe0_base", "probe0_when", "probe_times", "ReceiveCapacity", "receive_capacity"]
+           "probe0_base", "probe0_when", "probe_times", "ProbeRun", "probe_run", "ReceiveCapacity",
+           "receive_capacity"]
 
 ZERO_WINDOW_DELAY = round(delayed_ack_delay(HZ_TICK), 6)   # rule 3: TCP_DELACK_MIN + the wheel's jiffy
 SKB_OVERHEAD = 800             # rule 4: fitted, bytes of truesize beyond the payload of a loopback skb
@@ -107,6 +125,63 @@ def probe_times(zero_at: float, until: float, base: float | None = None, *, retr
         backoff = min(backoff + 1, retries2)
         t += probe0_when(base, backoff, rto_max)
     return tuple(out)
+
+
+class ProbeRun(NamedTuple):
+    """What the persist timer does (rule 5): probe send times, and when and why it gave up."""
+
+    probes: tuple[float, ...]
+    aborted_at: float | None       # None: still probing when the window reopened (``until``)
+    why: str | None                # "TCP_USER_TIMEOUT", "tcp_retries2" or None
+
+
+#: include/net/tcp.h ``TCP_TIMEOUT_MIN`` (2 jiffies): the shortest wait the clamp leaves
+_TIMEOUT_MIN_JIFFIES = 2
+
+
+def probe_run(zero_at: float, until: float, base: float | None = None, *, retries2: int = TCP_RETR2,
+              user_timeout_ms: int | None = None, peer_answers: bool = True, tick: float = HZ_TICK,
+              rto_max: float = TCP_RTO_MAX) -> ProbeRun:
+    """``tcp_probe_timer()`` expiry by expiry, on the timer wheel of one jiffy ``tick`` (rule 5).
+
+    The window closed at ``zero_at``; it reopens at ``until`` (a silent peer's update never comes:
+    pass ``until=math.inf``). ``peer_answers`` False: no probe is answered, ``icsk_probes_out``
+    counts up to ``retries2``.
+
+    >>> probe_run(0.044, 2.0, 0.204, user_timeout_ms=1000, tick=0.004)      # measured: 0.257, 0.684, 1.288
+    ProbeRun(probes=(0.252, 0.672), aborted_at=1.28, why='TCP_USER_TIMEOUT')
+    >>> probe_run(0.047, math.inf, 0.212, retries2=3, peer_answers=False, tick=0.004)  # measured: 3 probes, 3.265
+    ProbeRun(probes=(0.264, 0.704, 1.568), aborted_at=3.296, why='tcp_retries2')
+    >>> probe_run(0.044, 4.0, 0.204, retries2=2, tick=0.004).probes      # the gap stops doubling at 2
+    (0.252, 0.672, 1.504, 2.336, 3.168)
+    """
+    if base is None:
+        base = probe0_base()
+    ut_j = math.ceil(round(user_timeout_ms / 1000 / tick, 9)) if user_timeout_ms else 0   # msecs_to_jiffies()
+    now = round(zero_at / tick)
+    stamp: int | None = None          # icsk_probes_tstamp
+    probes_out = backoff = 0
+    out: list[float] = []
+    wait = math.ceil(round(probe0_when(base, 0, rto_max) / tick, 9))
+    for _ in range(_MAX_PROBES):
+        now = wheel_fires_at(now, wait)
+        t = round(now * tick, 6)
+        if t >= until:
+            return ProbeRun(tuple(out), None, None)
+        if stamp is None:
+            stamp = now
+        elif ut_j and now - stamp >= ut_j:
+            return ProbeRun(tuple(out), t, "TCP_USER_TIMEOUT")
+        if probes_out >= retries2:
+            return ProbeRun(tuple(out), t, "tcp_retries2")
+        out.append(t)                                   # tcp_send_probe0()
+        probes_out = 0 if peer_answers else probes_out + 1
+        if backoff < retries2:
+            backoff += 1
+        wait = math.ceil(round(probe0_when(base, backoff, rto_max) / tick, 9))
+        if ut_j:                                        # tcp_clamp_probe0_to_user_timeout()
+            wait = min(wait, max(ut_j - (now - stamp), _TIMEOUT_MIN_JIFFIES))
+    return ProbeRun(tuple(out), None, None)
 
 
 class ReceiveCapacity(NamedTuple):

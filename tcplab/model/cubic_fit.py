@@ -16,6 +16,10 @@ congestion Result's timeline) and, for every epoch that follows a loss:
 - fits W(t) = C (t - K)^3 + Wmax to the epoch's samples by least squares (C, K and Wmax free) and
   says where the fitted curve is concave (t < K, below Wmax) and convex (t > K).
 
+The kernel lines are those of torvalds/linux net/ipv4/tcp_cubic.c at commit 617e407 (a 6.x tree):
+HyStart's thresholds there date from 5.7 (microsecond clock, the pacing-aware ACK train) and 5.19
+(``sk_gso_max_size``), so 6.1, 6.12 and 6.18 share them; beta = 717 is already in 3.0's file.
+
 Pure: no I/O, no clock; the trace is a parameter.
 
 >>> rows = synthetic_epoch(wmax=120, ssthresh=84, t0=1.0, duration=10.0, step=0.05)

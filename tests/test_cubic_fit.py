@@ -58,6 +58,10 @@ def test_bad_input(kw, msg):
         fit_cubic(**kw)
     with pytest.raises(ValueError, match="min_samples must be at least 5"):
         cubic_epochs([], min_samples=2)
+    with pytest.raises(ValueError, match="k_step must be above 0"):
+        fit_cubic([0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6], k_step=0)
+    with pytest.raises(ValueError, match="ts must not all be the same time"):
+        fit_cubic([1.0] * 6, [1, 2, 3, 4, 5, 6])
 
 
 def _check_epochs(epochs, what):

@@ -147,8 +147,9 @@ def hystart_train_threshold(delay_min_s: float, pacing_rate_bytes: float, gso_ma
 
 def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -> CubicFit:
     """Least squares W(t) = c (t - k)^3 + wmax over samples ``ts`` (s from the epoch start) and
-    ``ws`` (packets): for each k on a grid of ``k_step`` from 0 to twice the last t, c and wmax
-    by linear regression on (t - k)^3; the k with the smallest residual wins.
+    ``ws`` (packets): for a given k, c and wmax come from a linear regression on (t - k)^3; k is
+    searched from 0 to twice the last t, first every 20 ``k_step`` and then every ``k_step`` around
+    the best coarse value (the residual is smooth in k).
 
     >>> ts = [i / 10 for i in range(60)]
     >>> f = fit_cubic(ts, [0.4 * (t - 3) ** 3 + 100 for t in ts])
@@ -161,24 +162,38 @@ def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -
     """
     if len(ts) < 5 or len(ts) != len(ws):
         raise ValueError(f"ts must hold at least 5 samples (and as many as ws), not {len(ts)}")
+    if not k_step > 0:
+        raise ValueError(f"k_step must be above 0 s, not {k_step!r}")
     n = len(ts)
-    best: CubicFit | None = None
     mean_w = sum(ws) / n
-    steps = int(2 * max(ts) / k_step) + 1
-    for i in range(steps + 1):
-        k = i * k_step
+
+    def at(k: float) -> tuple[float, float, float] | None:
         xs = [(t - k) ** 3 for t in ts]
         mx = sum(xs) / n
         sxx = sum((x - mx) ** 2 for x in xs)
         if sxx == 0:
-            continue
+            return None
         c = sum((x - mx) * (w - mean_w) for x, w in zip(xs, ws)) / sxx
         wmax = mean_w - c * mx
-        sse = sum((c * x + wmax - w) ** 2 for x, w in zip(xs, ws))
-        if best is None or sse < best.rms:
-            best = CubicFit(c, k, wmax, sse, n)
-    assert best is not None
-    return CubicFit(best.c, best.k, best.wmax, math.sqrt(best.rms / n), n)
+        return sum((c * x + wmax - w) ** 2 for x, w in zip(xs, ws)), c, wmax
+
+    def scan(ks: Iterable[float]) -> tuple[float, float, float, float] | None:
+        best = None
+        for k in ks:
+            r = at(k)
+            if r is not None and (best is None or r[0] < best[0]):
+                best = (r[0], k, r[1], r[2])
+        return best
+
+    top = 2 * max(ts)
+    coarse = 20 * k_step
+    first = scan(i * coarse for i in range(int(top / coarse) + 2))
+    if first is None:
+        raise ValueError("ts must not all be the same time")
+    lo = max(0.0, first[1] - coarse)
+    best = scan(lo + i * k_step for i in range(int(2 * coarse / k_step) + 1)) or first
+    sse, k, c, wmax = min(best, first)
+    return CubicFit(c, k, wmax, math.sqrt(sse / n), n)
 
 
 def cubic_epochs(rows: Iterable[Mapping[str, Any]], min_samples: int = 20) -> list[CubicEpoch]:

@@ -164,6 +164,8 @@ def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -
         raise ValueError(f"ts must hold at least 5 samples (and as many as ws), not {len(ts)}")
     if not k_step > 0:
         raise ValueError(f"k_step must be above 0 s, not {k_step!r}")
+    if max(ts) == min(ts):
+        raise ValueError("ts must not all be the same time")
     n = len(ts)
     mean_w = sum(ws) / n
 
@@ -188,8 +190,7 @@ def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -
     top = 2 * max(ts)
     coarse = 20 * k_step
     first = scan(i * coarse for i in range(int(top / coarse) + 2))
-    if first is None:
-        raise ValueError("ts must not all be the same time")
+    assert first is not None      # distinct times: (t - k)^3 varies for every k
     lo = max(0.0, first[1] - coarse)
     best = scan(lo + i * k_step for i in range(int(2 * coarse / k_step) + 1)) or first
     sse, k, c, wmax = min(best, first)

@@ -62,6 +62,8 @@ def test_bad_input(kw, msg):
         fit_cubic([0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6], k_step=0)
     with pytest.raises(ValueError, match="ts must not all be the same time"):
         fit_cubic([1.0] * 6, [1, 2, 3, 4, 5, 6])
+    with pytest.raises(ValueError, match="ts must be seconds from the epoch start"):
+        fit_cubic([-1, 0, 1, 2, 3], [1, 2, 3, 4, 5])
 
 
 def _check_epochs(epochs, what):

@@ -166,6 +166,8 @@ def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -
         raise ValueError(f"k_step must be above 0 s, not {k_step!r}")
     if max(ts) == min(ts):
         raise ValueError("ts must not all be the same time")
+    if min(ts) < 0:
+        raise ValueError(f"ts must be seconds from the epoch start (0 or more), not {min(ts)!r}")
     n = len(ts)
     mean_w = sum(ws) / n
 

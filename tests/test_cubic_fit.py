@@ -41,6 +41,24 @@ def test_fast_convergence_and_the_reduction_across_epochs():
     assert abs(e2.k_kernel - kernel_k(e2.wmax_kernel, e2.ssthresh)) < 1e-9
 
 
+def test_an_rto_resets_cubic_and_an_undo_is_not_an_epoch():
+    first = synthetic_epoch(205, 143, 0.0, 3.0, 0.025)
+    t1 = first[-1]["t"]
+    # an RTO: Loss, cwnd 1, slow start back to ssthresh 140 (bictcp_reset(): no Wmax)
+    rto = [{"t": t1 + 0.025, "cwnd": 1, "ssthresh": 140, "ca_state": "Loss"}]
+    rto += [{"t": t1 + 0.05 + i * 0.025, "cwnd": min(2 ** i, 200), "ssthresh": 140, "ca_state": "Open"} for i in range(30)]
+    # then a loss at 200 after the RTO: Wmax is 200, no fast convergence (last_max_cwnd was reset)
+    t2 = rto[-1]["t"]
+    after = synthetic_epoch(200, 140, t2 + 0.05, 3.0, 0.025)
+    epochs = cubic_epochs(first + rto + after)
+    assert [round(e.wmax_kernel) for e in epochs] == [205, 200], epochs
+    # an undone reduction: cwnd back above ssthresh at once (tcp_undo_cwnd()) is skipped
+    undo = [dict(r) for r in synthetic_epoch(190, 133, t2 + 0.05, 3.0, 0.025)]
+    for r in undo[2:]:
+        r["cwnd"] = 190
+    assert [round(e.wmax_kernel) for e in cubic_epochs(first + undo)] == [205]
+
+
 def test_kernel_rules():
     assert kernel_wmax(100, None) == 100 and kernel_wmax(100, 90) == 100
     assert kernel_k(84, 84) == 0.0 and abs(C - 0.4) < 0.001 and abs(BETA - 0.7) < 0.001

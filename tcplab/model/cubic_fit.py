@@ -202,8 +202,9 @@ def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -
 def cubic_epochs(rows: Iterable[Mapping[str, Any]], min_samples: int = 20) -> list[CubicEpoch]:
     """The congestion-avoidance epochs after a loss in a sampled trace of one flow (dicts with
     ``t``, ``cwnd``, ``ssthresh`` (None while infinite), ``ca_state``), each with the kernel's
-    prediction and the fit (see the module docstring). Epochs with fewer than ``min_samples``
-    samples are skipped.
+    prediction and the fit (see the module docstring). Skipped: epochs with fewer than
+    ``min_samples`` samples, those after an RTO (the ``Loss`` state resets CUBIC: no Wmax) and
+    reductions the kernel undid (cwnd back above ssthresh).
 
     >>> rows = synthetic_epoch(wmax=205, ssthresh=144, t0=0.0, duration=3.0, step=0.025)
     >>> e = cubic_epochs(rows)[0]
@@ -243,6 +244,17 @@ def cubic_epochs(rows: Iterable[Mapping[str, Any]], min_samples: int = 20) -> li
             k += 1
         seg = rs[j:k]
         t0 = float(seg[0]["t"])
+        if any(x.get("ca_state") == "Loss" for x in rs[i:j]):
+            # an RTO: cubictcp_state(TCP_CA_Loss) calls bictcp_reset(), last_max_cwnd = 0, and cwnd
+            # restarts from 1 in slow start: no Wmax to return to, no epoch to fit
+            prev_wmax = None
+            i = k
+            continue
+        if seg[0]["cwnd"] > ssthresh + 1:
+            # tcp_undo_cwnd(): the reduction was spurious and cwnd came back; Wmax stays set
+            prev_wmax = wmax
+            i = k
+            continue
         if len(seg) >= min_samples:
             ts = [float(x["t"]) - t0 for x in seg]
             fit = fit_cubic(ts, [float(x["cwnd"]) for x in seg])

@@ -19,6 +19,17 @@ from tcplab.viz.cubic import cubic_epoch_table, cubic_figure, flow_rows
 PATH = dict(rate_mbit=10, rtt_ms=200, buffer_packets=30, algorithm="cubic", duration=20)
 
 
+def test_an_arc_that_ends_long_before_its_plateau():
+    # a real trace's concave-only epoch (loss 2.4 s into a 5.3 s K): K lies beyond twice the last
+    # sample, and must still be found (the search once stopped there and fitted C = 0.51, K = 4.9)
+    ts = [i * 0.025 for i in range(96)]
+    k = kernel_k(205, 144)
+    ws = [float(int(0.4 * (t - k) ** 3 + 205)) for t in ts]
+    free, fixed = fit_cubic(ts, ws), fit_cubic(ts, ws, c=C)
+    assert abs(free.k - k) < 0.3 and abs(free.wmax - 205) < 3 and 0.35 < free.c < 0.45, free
+    assert abs(fixed.k - k) < 0.1 and abs(fixed.wmax - 205) < 1.5, fixed
+
+
 def test_the_fit_recovers_a_noisy_cubic():
     rng = random.Random(7)
     ts = [i * 0.025 for i in range(400)]
@@ -87,9 +98,12 @@ def test_bad_input(kw, msg):
 def _check_epochs(epochs, what):
     assert len(epochs) >= 2, (what, epochs)
     for e in epochs:
-        assert abs(e.fit.wmax - e.wmax_kernel) <= max(3, 0.03 * e.wmax_kernel), (what, e)
-        assert abs(e.fit.k - e.k_kernel) <= 0.5, (what, e)
-        assert 0.3 <= e.fit.c <= 0.5, (what, e)
+        both = e.concave_samples >= 20 and e.convex_samples >= 20
+        f = e.fit if both else e.fit_c          # C is pinned down only past the plateau
+        assert abs(f.wmax - e.wmax_kernel) <= max(3, 0.03 * e.wmax_kernel), (what, e)
+        assert abs(f.k - e.k_kernel) <= 0.5, (what, e)
+        if both:
+            assert 0.3 <= e.fit.c <= 0.5, (what, e)
         if e.beta_measured is not None:
             assert abs(e.beta_measured - BETA) <= 0.02, (what, e)
     # concave below Wmax and convex above it, both seen in one epoch

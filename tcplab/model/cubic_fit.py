@@ -13,8 +13,9 @@ congestion Result's timeline) and, for every epoch that follows a loss:
 - measures the reduction: ssthresh over the last cwnd sampled before the loss (losses in
   congestion avoidance only: in slow start cwnd grows too fast between samples);
 - states the kernel's prediction: Wmax by the rule above, K = cbrt((Wmax - ssthresh) / C);
-- fits W(t) = C (t - K)^3 + Wmax to the epoch's samples by least squares (C, K and Wmax free) and
-  says where the fitted curve is concave (t < K, below Wmax) and convex (t > K).
+- fits W(t) = C (t - K)^3 + Wmax to the epoch's samples by least squares, once with C, K and Wmax
+  free (C is only determined where the curve passes its plateau) and once with C at the kernel's
+  value, and says where the fitted curve is concave (t < K, below Wmax) and convex (t > K).
 
 The kernel lines are those of torvalds/linux net/ipv4/tcp_cubic.c at commit 617e407 (a 6.x tree):
 HyStart's thresholds there date from 5.7 (microsecond clock, the pacing-aware ACK train) and 5.19
@@ -75,7 +76,9 @@ class CubicEpoch:
     last sample before the next reduction (or the trace's end, ``ended_by_loss`` False).
     ``loss_cwnd``: the last cwnd sampled before the loss that opened the epoch (None when that
     loss came in slow start); ``beta_measured``: ssthresh / loss_cwnd.
-    ``concave_samples``/``convex_samples``: samples before and after the fitted K.
+    ``fit``: C, K and Wmax all free; ``fit_c``: C fixed at the kernel's, K and Wmax fitted (the
+    one to compare where the epoch never reaches its plateau). ``concave_samples``/``convex_samples``:
+    samples before and after the freely fitted K; C is measured only where both are many.
     """
 
     t_start: float
@@ -86,6 +89,7 @@ class CubicEpoch:
     wmax_kernel: float
     k_kernel: float
     fit: CubicFit
+    fit_c: CubicFit
     concave_samples: int
     convex_samples: int
     ended_by_loss: bool
@@ -145,16 +149,21 @@ def hystart_train_threshold(delay_min_s: float, pacing_rate_bytes: float, gso_ma
     return threshold if paced else threshold / 2
 
 
-def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -> CubicFit:
+def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005, c: float | None = None) -> CubicFit:
     """Least squares W(t) = c (t - k)^3 + wmax over samples ``ts`` (s from the epoch start) and
     ``ws`` (packets): for a given k, c and wmax come from a linear regression on (t - k)^3; k is
-    searched from 0 to twice the last t, first every 20 ``k_step`` and then every ``k_step`` around
-    the best coarse value (the residual is smooth in k).
+    searched from 0 to 30 s past the last t, first every 20 ``k_step`` and then every ``k_step`` around
+    the best coarse value (the residual is smooth in k). With ``c`` given, only k and wmax are fitted:
+    on an arc that never reaches its plateau, c and k trade off against each other, and fixing c
+    at the kernel's value leaves a well-posed fit of k and wmax.
 
     >>> ts = [i / 10 for i in range(60)]
     >>> f = fit_cubic(ts, [0.4 * (t - 3) ** 3 + 100 for t in ts])
     >>> round(f.c, 3), round(f.k, 2), round(f.wmax, 1), f.rms < 1e-6
     (0.4, 3.0, 100.0, True)
+    >>> g = fit_cubic(ts[:20], [0.4 * (t - 3) ** 3 + 100 for t in ts[:20]], c=0.4)
+    >>> round(g.k, 2), round(g.wmax, 1), g.c
+    (3.0, 100.0, 0.4)
     >>> fit_cubic([0, 1], [1, 2])
     Traceback (most recent call last):
     ...
@@ -174,12 +183,15 @@ def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -
     def at(k: float) -> tuple[float, float, float] | None:
         xs = [(t - k) ** 3 for t in ts]
         mx = sum(xs) / n
-        sxx = sum((x - mx) ** 2 for x in xs)
-        if sxx == 0:
-            return None
-        c = sum((x - mx) * (w - mean_w) for x, w in zip(xs, ws)) / sxx
-        wmax = mean_w - c * mx
-        return sum((c * x + wmax - w) ** 2 for x, w in zip(xs, ws)), c, wmax
+        if c is None:
+            sxx = sum((x - mx) ** 2 for x in xs)
+            if sxx == 0:
+                return None
+            cc = sum((x - mx) * (w - mean_w) for x, w in zip(xs, ws)) / sxx
+        else:
+            cc = c
+        wmax = mean_w - cc * mx
+        return sum((cc * x + wmax - w) ** 2 for x, w in zip(xs, ws)), cc, wmax
 
     def scan(ks: Iterable[float]) -> tuple[float, float, float, float] | None:
         best = None
@@ -189,14 +201,14 @@ def fit_cubic(ts: Sequence[float], ws: Sequence[float], k_step: float = 0.005) -
                 best = (r[0], k, r[1], r[2])
         return best
 
-    top = 2 * max(ts)
+    top = max(ts) + 30.0              # K up to 30 s past the last sample: an arc may end long before its plateau
     coarse = 20 * k_step
     first = scan(i * coarse for i in range(int(top / coarse) + 2))
     assert first is not None      # distinct times: (t - k)^3 varies for every k
     lo = max(0.0, first[1] - coarse)
     best = scan(lo + i * k_step for i in range(int(2 * coarse / k_step) + 1)) or first
-    sse, k, c, wmax = min(best, first)
-    return CubicFit(c, k, wmax, math.sqrt(sse / n), n)
+    sse, k, c_fit, wmax = min(best, first)
+    return CubicFit(c_fit, k, wmax, math.sqrt(sse / n), n)
 
 
 def cubic_epochs(rows: Iterable[Mapping[str, Any]], min_samples: int = 20) -> list[CubicEpoch]:
@@ -257,11 +269,12 @@ def cubic_epochs(rows: Iterable[Mapping[str, Any]], min_samples: int = 20) -> li
             continue
         if len(seg) >= min_samples:
             ts = [float(x["t"]) - t0 for x in seg]
-            fit = fit_cubic(ts, [float(x["cwnd"]) for x in seg])
+            ws = [float(x["cwnd"]) for x in seg]
+            fit = fit_cubic(ts, ws)
             epochs.append(CubicEpoch(
                 t_start=t0, t_end=float(seg[-1]["t"]), ssthresh=int(ssthresh), loss_cwnd=loss_cwnd,
                 beta_measured=ssthresh / loss_cwnd if loss_cwnd else None, wmax_kernel=wmax,
-                k_kernel=kernel_k(wmax, ssthresh), fit=fit,
+                k_kernel=kernel_k(wmax, ssthresh), fit=fit, fit_c=fit_cubic(ts, ws, c=C),
                 concave_samples=sum(1 for t in ts if t < fit.k), convex_samples=sum(1 for t in ts if t > fit.k),
                 ended_by_loss=k < len(rs)))
         prev_wmax = wmax

@@ -96,13 +96,32 @@ def _listendrops(cache: dict[str, Any]) -> tuple[str, str]:
             f"run accept_queue(backlog=5, clients=20), {_tag(r)}")
 
 
+def syn_queue_rule(strict: bool, backlog: int, profile: str) -> tuple[int, str]:
+    """The SYN queue's limit for ``listen(backlog)`` and its label, by the kernel's rule:
+    ``inet_csk_reqsk_queue_is_full()`` tests ``qlen > backlog`` (strict: backlog + 1 requests fit;
+    6.13+, and backported to 6.1.y and 6.12.y) or ``qlen >= backlog`` (backlog fit).
+
+    >>> syn_queue_rule(True, 8, "linux-6.18")
+    (9, 'backlog + 1: linux-6.18 tests qlen > backlog')
+    >>> syn_queue_rule(False, 8, "linux-5.15")
+    (8, 'backlog: linux-5.15 tests qlen >= backlog')
+    """
+    if strict:
+        return backlog + 1, f"backlog + 1: {profile} tests qlen > backlog"
+    return backlog, f"backlog: {profile} tests qlen >= backlog"
+
+
 def _syn_backlog(cache: dict[str, Any]) -> tuple[str, str]:
     from tcplab.experiments import syn_queue
     from tcplab.kernel.release import running_profile
     r = _cached(cache, "sq", lambda: syn_queue(backlog=8, max_syn_backlog=256, syncookies=1, clients=30))
-    # the SYN queue's limit is backlog + 1 since 6.13 (inet_csk_reqsk_queue_is_full() uses >), backlog before
-    rule = "backlog + 1" if running_profile().profile.synq_full_strict else "backlog, before 6.13's > test"
-    return (f"listen(8), tcp_max_syn_backlog=256: {r.summary['syn_recv']} SYN_RECV ({rule})",
+    # the label follows the running kernel's profile (inet_csk_reqsk_queue_is_full(): > since 6.13 and
+    # in the 6.1.y/6.12.y backports, >= before), and says so when the run disagrees with it
+    prof = running_profile().profile
+    limit, rule = syn_queue_rule(prof.synq_full_strict, 8, prof.name)
+    got = r.summary["syn_recv"]
+    verdict = f"({rule})" if got == limit else f"(the profile's rule, {rule}, expects {limit})"
+    return (f"listen(8), tcp_max_syn_backlog=256: {got} SYN_RECV {verdict}",
             f"run syn_queue(backlog=8, max_syn_backlog=256, clients=30), {_tag(r)}")
 
 

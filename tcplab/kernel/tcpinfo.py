@@ -94,6 +94,58 @@ class TcpInfo:
     def wscale(self) -> bool:
         return bool(self.options & TCPI_OPT_WSCALE)
 
+    def ss_line(self, algorithm: str | None = None) -> str:
+        """The fields as ``ss -ti`` prints them (iproute2's ``tcp_show_info()``): times in ms,
+        rates in bit/s; a field the kernel did not return is left out. ``algorithm``: the
+        congestion control (ss reads it from INET_DIAG, not TCP_INFO; pass
+        ``sock.getsockopt(IPPROTO_TCP, TCP_CONGESTION, 16)`` decoded).
+
+        >>> info = decode_tcp_info(bytes([1, 0, 0, 0, 0, 7, 0x77, 0]) + bytes(96))
+        >>> info.ss_line("cubic")
+        'cubic wscale:7,7 rto:0 rtt:0/0 ato:0 mss:0 rcvmss:0 cwnd:0 unacked:0 retrans:0/0'
+        """
+        x = self.extra
+        parts = [algorithm] if algorithm else []
+        if self.wscale:
+            parts.append(f"wscale:{self.snd_wscale},{self.rcv_wscale}")
+        parts += [f"rto:{self.rto / 1000:g}", f"rtt:{x.get('rtt', 0) / 1000:g}/{x.get('rttvar', 0) / 1000:g}",
+                  f"ato:{self.ato / 1000:g}", f"mss:{self.snd_mss}", f"rcvmss:{self.rcv_mss}"]
+        if x.get("advmss"):
+            parts.append(f"advmss:{x['advmss']}")
+        parts.append(f"cwnd:{x.get('snd_cwnd', 0)}")
+        if x.get("snd_ssthresh", 0) and x["snd_ssthresh"] < 0xFFFF:
+            parts.append(f"ssthresh:{x['snd_ssthresh']}")
+        for key, name in (("bytes_sent", "bytes_sent"), ("bytes_acked", "bytes_acked"),
+                          ("bytes_received", "bytes_received"), ("segs_out", "segs_out"), ("segs_in", "segs_in")):
+            if x.get(key):
+                parts.append(f"{name}:{x[key]}")
+        if x.get("pacing_rate") and x["pacing_rate"] < 2**63:
+            parts.append(f"pacing_rate {_bps(x['pacing_rate'] * 8)}")
+        if x.get("delivery_rate"):
+            parts.append(f"delivery_rate {_bps(x['delivery_rate'] * 8)}")
+        parts += [f"unacked:{x.get('unacked', 0)}", f"retrans:{x.get('retrans', 0)}/{self.total_retrans}"]
+        if x.get("rcv_space"):
+            parts.append(f"rcv_space:{x['rcv_space']}")
+        if x.get("rcv_ssthresh"):
+            parts.append(f"rcv_ssthresh:{x['rcv_ssthresh']}")
+        if x.get("min_rtt"):
+            parts.append(f"minrtt:{x['min_rtt'] / 1000:g}")
+        if x.get("snd_wnd"):
+            parts.append(f"snd_wnd:{x['snd_wnd']}")
+        return " ".join(parts)
+
+
+def _bps(bits: float) -> str:
+    """iproute2's rate format: 1.2Gbps, 84Mbps, 900bps.
+
+    >>> _bps(84_600_000_000), _bps(12_345_678), _bps(900)
+    ('84.6Gbps', '12.3Mbps', '900bps')
+    """
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if bits >= scale:
+            return f"{bits / scale:.3g}{unit}bps"
+    return f"{bits:.0f}bps"
+
 
 def decode_tcp_info(data: bytes) -> TcpInfo:
     """Decode the bytes ``getsockopt(TCP_INFO)`` returned (any kernel's length >= 8).

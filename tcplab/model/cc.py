@@ -31,8 +31,9 @@ The sender's rules, each from the kernel:
 - HyStart (CUBIC only, ``hystart_update()``): from cwnd 16 (``hystart_low_window``), a round ends
   when snd_una passes the round's snd_nxt; ACK train: ACKs no more than 2 ms apart
   (``hystart_ack_delta_us``) reaching (delay_min + ``hystart_ack_delay()``) / 2 after the round
-  start; delay: the minimum of the round's first 8 RTT samples above
-  delay_min + clamp(delay_min / 8, 4 ms, 16 ms). Either sets ssthresh = cwnd.
+  start (halved: the socket is not paced); delay: the minimum of the round's RTT samples, once it has
+  at least 8, above delay_min + clamp(delay_min / 8, 4 ms, 16 ms). Either sets ssthresh = cwnd
+  (thresholds: :mod:`tcplab.model.cubic_fit`).
 - loss detection (RACK, ``tcp_rack_detect_loss()``): a FIFO path never reorders, so a packet is
   lost when one sent after it is delivered — from the third SACKed packet on before recovery
   (``tcp_rack_reo_wnd()`` is 0 then), at once during recovery, or after min_rtt / 4 (the RACK

@@ -24,6 +24,7 @@ _EXPORTS = {
     "dashboard": "load", "connect_latency": "load",
     "counter_table": "diagnose", "counters_figure": "diagnose", "state_summary": "diagnose",
     "mode_tag": "common", "experiment_figure": "generic",
+    "cubic_figure": "cubic", "cubic_epoch_table": "cubic",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -17,17 +17,20 @@ own; this one is what a new experiment gets for free.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from tcplab.experiments.registry import functions, spec
+from tcplab.experiments.registry import run as registry_run
+from tcplab.experiments.registry import spec
 from tcplab.experiments.spec import Param
-from tcplab.viz.generic import experiment_figure
+from tcplab.viz.generic import experiment_figure, experiment_table
 from tcplab.widgets.common import Panel, float_slider, int_slider
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
 
     from tcplab.experiments.result import Result
@@ -96,8 +99,9 @@ def control_for(p: Param, value: Any = None) -> W.ValueWidget | None:
             value = DEFAULT
         elif value not in values:  # a value between two stops: show the nearest
             value = min((v for v in values if v != DEFAULT), key=lambda v: abs(v - value))
+        # readout on: a log slider's stops are uneven, so the learner must see the value picked
         return W.SelectionSlider(options=opts, value=value, description=_label(p), continuous_update=False,
-                                 style=_STYLE, layout=_WIDTH)
+                                 readout=True, style=_STYLE, layout=W.Layout(width="480px"))
     if p.kind == "int":
         return int_slider(p.name, int(value), int(sl.lo), int(sl.hi), int(sl.step), description=_label(p))
     return float_slider(p.name, float(value), sl.lo, sl.hi, sl.step, description=_label(p))
@@ -107,16 +111,24 @@ class ExperimentPanel(Panel):
     """Sliders from the spec of experiment ``name``; the spec's figure; re-runs on release.
 
     ``controls``: parameter names to offer (default: every parameter the spec can offer).
-    Other keyword values set a control's start value or fix a parameter without a control.
+    ``figure``: a ``Result -> Figure`` function to draw instead of the spec's (a panel whose
+    story needs its own figure); ``table``: a table name or ``Result -> DataFrame`` function.
+    ``title``: the heading (default: the spec's title). Other keyword values set a control's
+    start value or fix a parameter without a control.
+
+    Every real run reports progress; a run expected to last over a second shows the bar.
     """
 
     def __init__(self, name: str, *, mode: str = "auto", controls: tuple[str, ...] | None = None,
-                 run_first: bool = True, **values: Any) -> None:
+                 run_first: bool = True, figure: Callable[[Result], go.Figure] | None = None,
+                 table: str | Callable[[Result], pd.DataFrame | None] | None = None, title: str | None = None,
+                 **values: Any) -> None:
         self.spec = spec(name)
-        self.fn = functions()[name]
-        self.title = self.spec.title
+        self.title = self.spec.title if title is None else title
         self.live = True
-        self.progress_bar = self.spec.progress
+        self.progress_bar = True
+        self._figure_fn = figure
+        self._table_of = table
         known = {p.name for p in self.spec.params}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -125,7 +137,7 @@ class ExperimentPanel(Panel):
             bad = sorted(set(controls) - known)
             if bad:
                 raise ValueError(f"controls must name parameters of {name}, not {', '.join(map(repr, bad))}")
-        self._wanted = controls
+        self._offered = controls
         self._start = self.spec.validate(values)  # bad start values fail here, before any widget
         self.fixed = {k: v for k, v in self._start.items()}
         super().__init__(mode=mode, run_first=run_first)
@@ -133,18 +145,34 @@ class ExperimentPanel(Panel):
     def make_controls(self) -> dict[str, W.ValueWidget]:
         out = {}
         for p in self.spec.params:
-            if self._wanted is not None and p.name not in self._wanted:
+            if self._offered is not None and p.name not in self._offered:
                 continue
             c = control_for(p, self._start[p.name])
             if c is not None:
                 out[p.name] = c
         return out
 
+    def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The experiment's arguments for the controls' values ``params`` (fixed values first)."""
+        return {**self.fixed, **{k: None if v == DEFAULT else v for k, v in params.items()}}
+
     def run(self, params: dict[str, Any], mode: str) -> Result:
-        args = {**self.fixed, **{k: None if v == DEFAULT else v for k, v in params.items()}}
-        if self.spec.progress and self.progress is not None:
-            args["progress"] = self.progress
-        return self.fn(**args, mode=mode)
+        return registry_run(self.spec, self.arguments(params), mode=mode, progress=self.progress)
+
+    def expected_s(self, params: dict[str, Any], mode: str) -> float:
+        if mode == "sim" or self.spec.expected_s is None:
+            return 0.0
+        return float(self.spec.expected_s(self.spec.validate(self.arguments(params))))
 
     def figure(self, result: Result) -> go.Figure:
+        if self._figure_fn is not None:
+            return self._figure_fn(result)
         return experiment_figure(result)
+
+    def table(self, result: Result) -> pd.DataFrame | None:
+        t = self._table_of
+        if callable(t):
+            return t(result)
+        if isinstance(t, str):
+            return result.tables.get(t)
+        return experiment_table(result)

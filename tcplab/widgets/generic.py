@@ -69,6 +69,22 @@ def spec_control(experiment: str, param: str, value: Any = None, *, description:
     return c
 
 
+def _default_label(p: Param) -> str:
+    """The "default" stop's label: with the kernel's value where the parameter is a sysctl the
+    default kernel profile knows (``"default (15)"`` for tcp_retries2), so a learner sees the number.
+
+    >>> from tcplab.experiments.registry import spec
+    >>> _default_label(spec("retransmission").param("retries2"))
+    'default (15)'
+    """
+    if p.sysctl is None:
+        return DEFAULT
+    from tcplab.model.profiles import get_profile
+
+    v = get_profile(None).sysctls().get(p.sysctl)
+    return DEFAULT if v is None else f"{DEFAULT} ({v})"
+
+
 def control_for(p: Param, value: Any = None) -> W.ValueWidget | None:
     """The widget for parameter ``p`` starting at ``value`` (default: ``p.default``), or None when
     the spec gives no way to offer it (no slider hint for a number, a port range).
@@ -80,10 +96,11 @@ def control_for(p: Param, value: Any = None) -> W.ValueWidget | None:
     ('default', (('default', 'default'), ('1', 1), ('2', 2), ('3', 3)))
     """
     value = p.default if value is None else value
+    default_label = _default_label(p)
     if p.kind == "bool":
         return W.Checkbox(value=bool(value), description=_label(p), style=_STYLE, indent=False)
     if p.kind == "choice":
-        opts = [(DEFAULT, DEFAULT)] if p.optional else []
+        opts = [(default_label, DEFAULT)] if p.optional else []
         opts += [(str(c), c) for c in p.choices]
         return W.ToggleButtons(options=opts, value=DEFAULT if value is None else value, description=_label(p),
                                style=_STYLE)
@@ -93,7 +110,7 @@ def control_for(p: Param, value: Any = None) -> W.ValueWidget | None:
     if sl.scale == "log" or p.optional:
         opts = [(str(v), int(v) if p.kind == "int" else float(v)) for v in sl.options()]
         if p.optional:
-            opts.insert(0, (DEFAULT, DEFAULT))
+            opts.insert(0, (default_label, DEFAULT))
         values = [v for _, v in opts]
         if value is None:
             value = DEFAULT

@@ -8,7 +8,15 @@ tell its story better.
 >>> fig = experiment_figure(experiments.accept_queue(backlog=3, clients=8, mode="sim"))
 >>> [t.name for t in fig.data]
 ['recv_q', 'established_clients', 'syn_sent_clients']
->>> c = experiment_figure(experiments.congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, duration=1, mode="sim"))
+
+A spec's ``Plot.figure`` names a figure of its own (congestion: cwnd, sRTT and the queue); the
+generic drawing of the same columns keeps a missing value (ssthresh before slow start ends) a gap:
+
+>>> from tcplab.experiments.spec import Plot
+>>> r = experiments.congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, duration=1, mode="sim")
+>>> experiment_figure(r).layout.yaxis3.title.text
+'queue (packets)'
+>>> c = experiment_figure(r, Plot(y=("cwnd", "ssthresh")))
 >>> any(v is None for v in c.data[1].y), any(isinstance(v, float) and v != v for v in c.data[1].y)
 (True, False)
 """

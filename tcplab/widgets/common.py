@@ -664,8 +664,8 @@ def graded_by(result: Result) -> str:
     """One line saying who graded a self-check: the real kernel, or the simulator and why.
 
     >>> from tcplab.experiments.result import Result
-    >>> graded_by(Result("nagle", "sim", "mode='sim' was asked for", {}, profile="linux-6.18"))
-    "<div><small><b>Graded by the SIMULATOR</b> (profile linux-6.18): mode='sim' was asked for</small></div>"
+    >>> graded_by(Result("nagle", "sim", "simulator asked for", {}, profile="linux-6.18"))
+    '<div><small><b>Graded by the SIMULATOR</b> (profile linux-6.18): simulator asked for</small></div>'
     """
     esc = html.escape
     if result.mode == "real":

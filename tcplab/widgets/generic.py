@@ -17,7 +17,7 @@ own; this one is what a new experiment gets for free.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -139,9 +139,12 @@ class ExperimentPanel(Panel):
     def __init__(self, name: str, *, mode: str = "auto", controls: tuple[str, ...] | None = None,
                  run_first: bool = True, figure: Callable[[Result], go.Figure] | None = None,
                  table: str | Callable[[Result], pd.DataFrame | None] | None = None, title: str | None = None,
+                 labels: Mapping[str, str] | None = None, widgets: Mapping[str, W.ValueWidget] | None = None,
                  **values: Any) -> None:
         self.spec = spec(name)
         self.title = self.spec.title if title is None else title
+        self._labels = dict(labels or {})
+        self._bespoke = dict(widgets or {})
         self.live = True
         self.progress_bar = True
         self._figure_fn = figure
@@ -160,26 +163,36 @@ class ExperimentPanel(Panel):
         super().__init__(mode=mode, run_first=run_first)
 
     def make_controls(self) -> dict[str, W.ValueWidget]:
+        """One control per offered parameter, in the order of ``controls`` (else the spec's): a
+        bespoke widget where given (its value ``"default"`` means None), else the spec's."""
+        names = self._offered if self._offered is not None else tuple(p.name for p in self.spec.params)
         out = {}
-        for p in self.spec.params:
-            if self._offered is not None and p.name not in self._offered:
+        for name in names:
+            start = self._start[name]
+            if name in self._bespoke:
+                c = self._bespoke[name]
+                c.value = DEFAULT if start is None else start
+            else:
+                c = control_for(self.spec.param(name), start)
+            if c is None:
                 continue
-            c = control_for(p, self._start[p.name])
-            if c is not None:
-                out[p.name] = c
+            if name in self._labels:
+                c.description = self._labels[name]
+            out[name] = c
         return out
 
-    def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
-        """The experiment's arguments for the controls' values ``params`` (fixed values first)."""
+    def arguments(self, params: dict[str, Any], mode: str = "auto") -> dict[str, Any]:
+        """The experiment's arguments for the controls' values ``params`` in ``mode`` (fixed values
+        first); a panel that adapts arguments to the mode (a longer ``max_seconds`` in sim) overrides it."""
         return {**self.fixed, **{k: None if v == DEFAULT else v for k, v in params.items()}}
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
-        return registry_run(self.spec, self.arguments(params), mode=mode, progress=self.progress)
+        return registry_run(self.spec, self.arguments(params, mode), mode=mode, progress=self.progress)
 
     def expected_s(self, params: dict[str, Any], mode: str) -> float:
         if mode == "sim" or self.spec.expected_s is None:
             return 0.0
-        return float(self.spec.expected_s(self.spec.validate(self.arguments(params))))
+        return float(self.spec.expected_s(self.spec.validate(self.arguments(params, mode))))
 
     def figure(self, result: Result) -> go.Figure:
         if self._figure_fn is not None:

@@ -150,11 +150,13 @@ class ExperimentPanel(Panel):
         self._figure_fn = figure
         self._table_of = table
         known = {p.name for p in self.spec.params}
+        # a bespoke control that is no parameter (``ports`` for a port range): arguments() maps it
+        self._extra = {k: values.pop(k) for k in list(values) if k in self._bespoke and k not in known}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{name} has no parameter {', '.join(map(repr, unknown))} (allowed: {', '.join(known)})")
         if controls is not None:
-            bad = sorted(set(controls) - known)
+            bad = sorted(set(controls) - known - set(self._bespoke))
             if bad:
                 raise ValueError(f"controls must name parameters of {name}, not {', '.join(map(repr, bad))}")
         self._offered = controls
@@ -168,10 +170,12 @@ class ExperimentPanel(Panel):
         names = self._offered if self._offered is not None else tuple(p.name for p in self.spec.params)
         out = {}
         for name in names:
-            start = self._start[name]
+            start = self._start.get(name)
             if name in self._bespoke:
                 c = self._bespoke[name]
-                c.value = DEFAULT if start is None else start
+                if name in self._start or name in self._extra:
+                    start = self._extra.get(name, start)
+                    c.value = DEFAULT if start is None else start
             else:
                 c = control_for(self.spec.param(name), start)
             if c is None:

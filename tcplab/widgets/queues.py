@@ -87,6 +87,9 @@ class SynQueuePanel(ExperimentPanel):
     :func:`~tcplab.viz.queues.syn_queue_figure`.
     """
 
+    #: the panel's start values where they differ from the spec's defaults
+    START: dict[str, Any] = {"backlog": 8, "max_syn_backlog": 16, "synack_retries": 5}
+
     def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
         super().__init__(
             "syn_queue", mode=mode, run_first=run_first, figure=syn_queue_figure, table=syn_queue_table,
@@ -96,4 +99,4 @@ class SynQueuePanel(ExperimentPanel):
                     "syncookies": "tcp_syncookies", "synack_retries": "tcp_synack_retries",
                     "clients": "clients / spoofed SYNs", "flood": "spoofed SYN flood (else TCP_DEFER_ACCEPT clients)"},
             widgets={"settle": float_slider("settle", 0.5, 0.5, 20.0, 0.5, description="watch for (s)")},
-            **values)
+            **{**self.START, **values})

@@ -118,3 +118,28 @@ def test_log_slider_shows_its_value():
     p = ExperimentPanel("nagle", mode="sim", requests=3, write_size=100)
     c = p.controls["write_size"]
     assert c.readout and c.value == 100 and c.label == "100"
+
+
+def test_a_long_real_run_in_auto_mode_shows_the_simulator_first(monkeypatch):
+    import tcplab.widgets.generic as G
+
+    calls = []
+    real_run = G.registry_run
+
+    def fake(spec, args, *, mode, progress=None):
+        calls.append(mode)
+        r = real_run(spec, args, mode="sim")
+        if mode == "auto" and calls == ["sim", "auto"]:   # the long real run, checked as it starts
+            assert p.previewed is not None and "Showing the simulator's answer now" in p.header.value
+            assert len(p.fig.data) > 0 and not p.stale
+        return r
+
+    monkeypatch.setattr(G, "registry_run", fake)
+    p = ExperimentPanel("retransmission", mode="auto", retries2=3, run_first=False)   # ~6.5 s real
+    p.background = False
+    p.update()
+    assert calls == ["sim", "auto"] and p.result is not None
+    assert "Showing the simulator" not in p.header.value
+    calls.clear()
+    p.controls["retries2"].value = 0      # 0.6 s: no preview
+    assert calls == ["auto"]

@@ -27,7 +27,7 @@ from tcplab.experiments.registry import run as registry_run
 from tcplab.experiments.registry import spec
 from tcplab.experiments.spec import Param
 from tcplab.viz.generic import experiment_figure, experiment_table
-from tcplab.widgets.common import Panel, float_slider, int_slider
+from tcplab.widgets.common import SIM_COLOR, Panel, float_slider, header_html, int_slider
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["ExperimentPanel", "control_for", "spec_control"]
 
 _WIDTH = W.Layout(width="420px")
+#: in auto mode, a real run expected to take longer than this (s) shows the simulator's answer first
+PREVIEW_FROM_S = 3.0
 #: what a control shows for None ("the kernel's default"); ipywidgets' selections cannot hold None
 DEFAULT = "default"
 _STYLE = {"description_width": "initial"}
@@ -160,6 +162,7 @@ class ExperimentPanel(Panel):
             if bad:
                 raise ValueError(f"controls must name parameters of {name}, not {', '.join(map(repr, bad))}")
         self._offered = controls
+        self.previewed: Result | None = None   # the simulator's answer drawn while a long real run ran
         self._start = self.spec.validate(values)  # bad start values fail here, before any widget
         self.fixed = {k: v for k, v in self._start.items()}
         super().__init__(mode=mode, run_first=run_first)
@@ -191,7 +194,31 @@ class ExperimentPanel(Panel):
         return {**self.fixed, **{k: None if v == DEFAULT else v for k, v in params.items()}}
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
-        return registry_run(self.spec, self.arguments(params, mode), mode=mode, progress=self.progress)
+        args = self.arguments(params, mode)
+        if mode == "auto" and self._long_real(params, args):
+            self.preview(registry_run(self.spec, args, mode="sim"))
+        return registry_run(self.spec, args, mode=mode, progress=self.progress)
+
+    def _long_real(self, params: dict[str, Any], args: dict[str, Any]) -> bool:
+        """True when auto mode is about to start a real run longer than ``PREVIEW_FROM_S``."""
+        from tcplab.experiments.decision import plan
+
+        try:
+            if self.expected_s(params, "auto") <= PREVIEW_FROM_S:
+                return False
+            return plan(self.spec, self.spec.validate(args), "auto", None).refusal is None
+        except (ValueError, TypeError):
+            return False            # bad values: the run itself says why
+
+    def preview(self, result: Result) -> None:
+        """Draw the simulator's answer at once while a long real run is under way (auto mode): the
+        header says so, and the progress bar shows the real run; its result replaces this one."""
+        self.previewed = result
+        self.draw(result)
+        secs = self.expected_s(self.params, "auto")
+        self.header.value = (f"<div style='color:{SIM_COLOR}'><b>Showing the simulator's answer now;</b> the real "
+                             f"kernel run (about {secs:.0f} s) is under way and will replace it.</div>"
+                             + header_html(result))
 
     def expected_s(self, params: dict[str, Any], mode: str) -> float:
         if mode == "sim" or self.spec.expected_s is None:

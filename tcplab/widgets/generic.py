@@ -11,14 +11,20 @@ REAL/SIMULATED header, the spec's figure and the first table.
 >>> p.result.summary["established_clients"]
 3
 
-Hand-written panels (``tcplab.widgets.AcceptQueuePanel`` ...) add figures and layout of their
-own; this one is what a new experiment gets for free.
+Every experiment panel of the course is this class: a new experiment gets it for free, and the
+notebooks' named panels (``tcplab.widgets.AcceptQueuePanel``, ``SynQueuePanel``, ``TuningLab`` ...)
+are it with a figure function, labels and a few bespoke widgets::
+
+    ExperimentPanel("accept_queue", figure=viz.accept_queue_fill, table="clients",
+                    labels={"backlog": "listen() backlog"}, controls=("backlog", "somaxconn", "clients"))
+
+so every panel runs through one path (debounce, supersede, errors in words, progress bar;
+:class:`~tcplab.widgets.common.Panel`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -35,7 +41,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["ExperimentPanel", "control_for", "spec_control"]
+__all__ = ["ExperimentPanel", "control_for"]
 
 _WIDTH = W.Layout(width="420px")
 #: in auto mode, a real run expected to take longer than this (s) shows the simulator's answer first
@@ -47,28 +53,6 @@ _STYLE = {"description_width": "initial"}
 
 def _label(p: Param) -> str:
     return f"{p.name} ({p.unit})" if p.unit else p.name
-
-
-def spec_control(experiment: str, param: str, value: Any = None, *, description: str | None = None,
-                 default_option: bool = False) -> W.ValueWidget:
-    """The control a hand-written panel uses for ``experiment``'s parameter ``param``: range, step
-    and scale come from the spec, so every panel offers the same values (somaxconn on a log scale).
-    ``default_option`` adds a "default" stop (None) for optional sysctls; hand-written panels
-    usually start from a number.
-
-    >>> c = spec_control("accept_queue", "somaxconn", 4096, description="net.core.somaxconn")
-    >>> c.value, 3 in c.options[:5] or ("3", 3) in c.options
-    (4096, True)
-    """
-    p = spec(experiment).param(param)
-    if p.optional and not default_option:
-        p = replace(p, optional=False, default=value if value is not None else p.slider.lo)
-    c = control_for(p, value)
-    if c is None:
-        raise ValueError(f"{experiment}.{param} has no slider hint in its spec")
-    if description:
-        c.description = description
-    return c
 
 
 def _default_label(p: Param) -> str:

@@ -51,7 +51,7 @@ class _Fake(Panel):
 
 
 def test_arrow_key_presses_in_a_row_are_one_run():
-    p = _Fake(mode="sim")
+    p = _Fake(mode="auto")
     assert p.calls == [1]
     for k in (2, 3, 4, 5):                    # four presses faster than the debounce
         p.controls["k"].value = k
@@ -62,8 +62,16 @@ def test_arrow_key_presses_in_a_row_are_one_run():
     assert list(p.fig.data[0].y) == [5, 5] and not p.stale
 
 
-def test_a_change_during_a_run_supersedes_it_and_only_the_newest_is_drawn():
+def test_sim_mode_does_not_wait_for_the_controls_to_settle():
     p = _Fake(mode="sim")
+    p.debounce_s = 30.0                       # would time the test out if sim mode waited
+    p.controls["k"].value = 2
+    p.wait(10)
+    assert p.calls == [1, 2] and list(p.fig.data[0].y) == [2, 2]
+
+
+def test_a_change_during_a_run_supersedes_it_and_only_the_newest_is_drawn():
+    p = _Fake(mode="auto")
     p.gate = threading.Event()
     p.entered.clear()
     p.controls["k"].value = 2

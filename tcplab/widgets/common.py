@@ -67,8 +67,8 @@ _MODE_TIPS = {
 #: itself (plotly's default 700 px squeezes two subplots and their tick labels)
 PANEL_FIG_WIDTH = 960
 
-#: a panel waits this long after the last control change before it runs: four arrow-key presses
-#: in a row are one run, not four (each real run may take seconds)
+#: a panel waits this long after the last control change before it runs (real and auto mode):
+#: four arrow-key presses in a row are one run, not four (each real run may take seconds)
 DEBOUNCE_S = 0.35
 
 #: a real run expected to take longer than this shows the progress bar
@@ -402,7 +402,7 @@ class Panel:
             self._changes += 1
             self._last_change = time.monotonic()
             self._set_stale(True)
-            self.header.value = "<i>waiting for the controls to settle…</i>"
+            self.header.value = "<i>running… (once the controls settle)</i>"
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name=f"{type(self).__name__}-run", daemon=True)
                 self._worker.start()
@@ -418,9 +418,12 @@ class Panel:
 
     def _settle(self) -> None:
         """Return once no control has changed for ``debounce_s`` (a learner still pressing arrow
-        keys keeps it waiting; each press restarts the wait)."""
+        keys keeps it waiting; each press restarts the wait). Not in sim mode: a simulated run
+        costs milliseconds, less than the wait, and supersede alone keeps the newest value."""
         while True:
             with self._lock:
+                if self.mode.value == "sim":
+                    return
                 left = self.debounce_s - (time.monotonic() - self._last_change)
             if left <= 0:
                 return

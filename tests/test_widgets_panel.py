@@ -114,12 +114,26 @@ def test_experiment_panel_refused_real_run_is_an_error_in_words():
     assert "would run about" in p.header.value and "ValueError" not in p.header.value
 
 
-def test_progress_bar_shows_only_for_a_long_real_run():
+def test_progress_bar_shows_only_for_a_long_real_run(monkeypatch):
+    import tcplab.widgets.generic as G
+
+    seen = []
+    real_run = G.registry_run
+
+    def fake(spec, args, *, mode, progress=None):   # auto mode that ends up simulated (no namespaces)
+        if mode == "auto":
+            seen.append(p.progress.widget.layout.display)
+        return real_run(spec, args, mode="sim")
+
+    monkeypatch.setattr(G, "registry_run", fake)
     p = ExperimentPanel("retransmission", mode="sim", retries2=3)
     assert p.progress is not None
     assert p.progress.widget.layout.display == "none"       # sim: instant, no bar
     assert p.expected_s(p.params, "real") > 1.0
     assert p.expected_s(p.params, "sim") == 0.0
+    p.background = False
+    p.mode.value = "auto"                      # shown while it runs; hidden again as it simulated
+    assert seen == [None] and p.progress.widget.layout.display == "none"
 
 
 def test_log_slider_shows_its_value():

@@ -480,6 +480,8 @@ class Panel:
         self.runs += 1
         self.error = None
         self.result = result
+        if self.progress is not None and result.mode == "sim" and type(self).expected_s is not Panel.expected_s:
+            self.progress.widget.layout.display = "none"    # auto mode simulated: no real run to follow
         self.draw(result)
 
     def clear(self, why: str) -> None:

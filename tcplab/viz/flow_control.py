@@ -67,7 +67,13 @@ def flow_control_figure(result: Result) -> go.Figure:
                         line={"color": _WINDOW, "shape": "hv", "width": 3}, row=2, col=1)
         fig.add_scatter(x=t, y=list(tl["recv_q"]), mode=how, name="Recv-Q (receiver, B)",
                         line={"color": _RECV, "shape": "hv", "dash": "dot"}, row=2, col=1)
-        for a, b in _zero_spans(tl):
+        spans = _zero_spans(tl)
+        zw0 = s.get("zero_window_after_s")
+        if spans and zw0 is not None and zw0 < spans[0][0]:
+            # the timeline is sampled (every 50 ms from /proc where ioctls are not allowed); the zero
+            # window's own time comes from the wire: the first span starts there
+            spans[0] = (float(zw0), spans[0][1])
+        for a, b in spans:
             fig.add_vrect(x0=a, x1=b, fillcolor=LIMIT_COLOR, opacity=0.08, line_width=0, row=2, col=1)
     probes = [float(x) for x in (s.get("probe_times") or [])]
     fig.add_scatter(x=probes, y=[0] * len(probes), mode="markers+text", name=f"zero-window probes ({len(probes)})",

@@ -76,7 +76,7 @@ def retransmission_figure(result: Result) -> go.Figure:
     # doubling RTO is one equal step, and no gap labels (they are in the hover and the table)
     many = len(xs) > 7
     fig.add_scatter(x=xs, y=ns, mode="markers" if many else "markers+text", name="measured retransmissions",
-                    text=[f"{k}" for k in kinds], textposition="top left", customdata=[
+                    text=[f"{k}" for k in kinds], textposition="top center", customdata=[
                         (b - a) * 1000 for a, b in zip([0.0, *xs], xs, strict=False)],
                     marker={"size": 10, "color": _MEASURED}, hovertemplate="#%{y} (%{text}) left at %{x:.3f} s, "
                     "%{customdata:.0f} ms after the one before<extra></extra>")

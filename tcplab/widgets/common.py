@@ -16,18 +16,15 @@ A panel is testable without a browser: set a control's ``value`` (the observer r
 >>> s = int_slider("backlog", 5, 0, 64); (s.value, s.continuous_update)
 (5, False)
 
-Writing a panel::
+Writing a panel: every experiment panel of the course is
+:class:`tcplab.widgets.generic.ExperimentPanel` (controls from the spec, the spec's figure), given
+a figure function, labels or a bespoke widget where the notebook needs them::
 
-    class MyPanel(Panel):
-        title = "Accept queue"
-        def make_controls(self):
-            return {"backlog": int_slider("backlog", 5, 0, 64)}
-        def run(self, params, mode):
-            return experiments.accept_queue(**params, mode=mode)
-        def figure(self, result):
-            return viz.queues.accept_queue_fill(result)
+    ExperimentPanel("accept_queue", figure=viz.queues.accept_queue_fill, table="clients",
+                    labels={"backlog": "listen() backlog"})
 
-    MyPanel()          # in a notebook cell: shows controls, header, chart and table
+:class:`Panel` below is the machinery they share (one debounce / supersede path, errors in words,
+the progress bar); subclass it directly only for a panel over something that is not an experiment.
 """
 
 from __future__ import annotations

@@ -99,7 +99,12 @@ def retransmission_figure(result: Result) -> go.Figure:
     why = (f"{because}: the budget was spent, and the kernel checks it only when the RTO timer fires"
            if because else "")
     if fail is not None and xs and not many:
-        fig.add_annotation(x=(xs[-1] + fail) / 2, y=ns[-1] + 0.25, text=f"RTO {(fail - xs[-1]) * 1000:.0f} ms expires",
+        # with TCP_USER_TIMEOUT the last RTO is clamped to what is left of it
+        # (tcp_clamp_rto_to_user_timeout(), net/ipv4/tcp_timer.c), so the timer fires at the deadline
+        gap = f"{(fail - xs[-1]) * 1000:.0f} ms"
+        last = (f"timer {gap} (RTO clamped to the user timeout)" if because == "TCP_USER_TIMEOUT"
+                else f"RTO {gap} expires")
+        fig.add_annotation(x=(xs[-1] + fail) / 2, y=ns[-1] + 0.25, text=last,
                            showarrow=False, font={"size": 10, "color": _PREDICTED})
     _end(fig, fail, max(ns) if ns else 1, err, why)
     _count_axis(fig, max(ns) if ns else 1, "retransmission #")

@@ -187,7 +187,7 @@ SPEC = Experiment(
     timeout=lambda p: p["duration"] * 2 + 40,
     progress=False,
     plot=Plot(y=("cwnd", "ssthresh", "in_flight"), title="congestion window over time",
-              y_title="packets"),
+              y_title="packets", figure="congestion:congestion_figure", table="congestion:congestion_flows"),
     smoke=(dict(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1),),
 )
 

@@ -209,7 +209,7 @@ SPEC = Experiment(
     timeout=lambda p: _expected_s(p) * 1.5 + 20,
     progress=True,
     plot=Plot(y=("send_q", "recv_q", "snd_wnd"), kind="step", title="Send-Q, Recv-Q and the advertised window",
-              y_title="bytes"),
+              y_title="bytes", figure="flow_control:flow_control_figure", table="flow_control:flow_control_events"),
     smoke=(dict(rcvbuf=4096, bytes=50_000, stall_s=0.5),),
 )
 

@@ -259,7 +259,8 @@ SPEC = Experiment(
     timeout=lambda p: _expected_s(p) * 1.5 + 20,
     progress=True,
     plot=Plot(y=("sent_at_s", "predicted_s"), x="n", source="probes", kind="markers", title="when each probe left",
-              x_title="probe", y_title="seconds after the connection went idle"),
+              x_title="probe", y_title="seconds after the connection went idle",
+              figure="timers:keepalive_figure", table="timers:keepalive_table"),
 )
 
 keepalive = make_function(SPEC)

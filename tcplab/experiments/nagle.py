@@ -326,7 +326,7 @@ SPEC = Experiment(
     expected_s=_expected_s,
     timeout=lambda p: _expected_s(p) * 2 + 20,
     plot=Plot(y=("latency_ms",), x="n", source="requests", kind="bar", title="latency of each request",
-              x_title="request", y_title="ms"),
+              x_title="request", y_title="ms", figure="nagle:nagle_figure", table="nagle:nagle_table"),
 )
 
 nagle = make_function(SPEC)

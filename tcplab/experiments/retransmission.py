@@ -159,7 +159,8 @@ SPEC = Experiment(
     timeout=lambda p: _expected_s(p) * 1.3 + 20,
     progress=True,
     plot=Plot(y=("sent_at_s", "predicted_s"), x="n", source="retransmissions", kind="markers",
-              title="when each retransmission left", x_title="retransmission", y_title="seconds after the write"),
+              title="when each retransmission left", x_title="retransmission", y_title="seconds after the write",
+              figure="timers:retransmission_figure", table="timers:retransmission_table"),
     smoke=(dict(retries2=1),),
 )
 

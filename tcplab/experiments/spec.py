@@ -605,6 +605,13 @@ class Plot:
 
     kind: ``"line"``, ``"step"`` (a line holding each value until the next), ``"markers"`` or
     ``"bar"``.
+    figure: where the experiment's key result needs a figure of its own (two axes, marked
+          events), the figure function that draws it, as ``"module:function"`` under
+          ``tcplab.viz`` (``"flow_control:flow_control_figure"``); it takes the Result and returns a
+          plotly Figure. The notebook's ``experiment_figure(result)`` and the panel both draw it,
+          so they show the same figure. Named as text: experiments do not import viz (layer map).
+    table: what the panel shows under the figure: a table's name, ``"module:function"`` under
+          ``tcplab.viz`` (``Result -> DataFrame``), or "" for the first table.
     """
 
     y: tuple[str, ...]
@@ -614,6 +621,8 @@ class Plot:
     title: str = ""
     x_title: str = "time (s)"
     y_title: str = ""
+    figure: str = ""
+    table: str = ""
 
 
 RealRunner = Callable[[dict[str, Any]], "Outcome"]

@@ -8,7 +8,15 @@ tell its story better.
 >>> fig = experiment_figure(experiments.accept_queue(backlog=3, clients=8, mode="sim"))
 >>> [t.name for t in fig.data]
 ['recv_q', 'established_clients', 'syn_sent_clients']
->>> c = experiment_figure(experiments.congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, duration=1, mode="sim"))
+
+A spec's ``Plot.figure`` names a figure of its own (congestion: cwnd, sRTT and the queue); the
+generic drawing of the same columns keeps a missing value (ssthresh before slow start ends) a gap:
+
+>>> from tcplab.experiments.spec import Plot
+>>> r = experiments.congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, duration=1, mode="sim")
+>>> experiment_figure(r).layout.yaxis3.title.text
+'queue (packets)'
+>>> c = experiment_figure(r, Plot(y=("cwnd", "ssthresh")))
 >>> any(v is None for v in c.data[1].y), any(isinstance(v, float) and v != v for v in c.data[1].y)
 (True, False)
 """
@@ -16,6 +24,7 @@ tell its story better.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tcplab.experiments.registry import spec as _spec
@@ -27,7 +36,39 @@ if TYPE_CHECKING:
     from tcplab.experiments.result import Result
     from tcplab.experiments.spec import Plot
 
-__all__ = ["experiment_figure"]
+__all__ = ["experiment_figure", "experiment_table", "resolve"]
+
+
+def resolve(path: str) -> Callable[[Result], Any]:
+    """The function a spec's ``Plot.figure`` or ``Plot.table`` names, ``"module:function"`` under
+    ``tcplab.viz``.
+
+    >>> resolve("congestion:congestion_figure").__name__
+    'congestion_figure'
+    """
+    import importlib
+
+    mod, sep, fn = path.partition(":")
+    if not sep or not mod or not fn:
+        raise ValueError(f"a plot function is named 'module:function' under tcplab.viz, not {path!r}")
+    return getattr(importlib.import_module(f"tcplab.viz.{mod}"), fn)
+
+
+def experiment_table(result: Result, plot: Plot | None = None) -> Any:
+    """The table a panel shows under ``result``'s figure (its spec's ``Plot.table``; default: the
+    first table), a DataFrame or None.
+
+    >>> from tcplab import experiments
+    >>> list(experiment_table(experiments.accept_queue(backlog=3, clients=8, mode="sim")).columns)[:2]
+    ['client', 'port']
+    """
+    plot = plot or _spec(result.name).plot
+    name = plot.table if plot is not None else ""
+    if name and ":" in name:
+        return resolve(name)(result)
+    if name:
+        return result.tables.get(name)
+    return next(iter(result.tables.values()), None)
 
 
 def _frame(result: Result, plot: Plot) -> Any:
@@ -53,6 +94,8 @@ def experiment_figure(result: Result, plot: Plot | None = None) -> go.Figure:
 
     s = _spec(result.name)
     plot = plot or s.plot
+    if plot is not None and plot.figure:
+        return resolve(plot.figure)(result)
     fig = go.Figure()
     if plot is None or _frame(result, plot) is None or len(_frame(result, plot)) == 0:
         nums = {k: v for k, v in result.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

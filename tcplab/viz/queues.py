@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["accept_queue_fill", "ack_overflow_fates", "syn_queue_fill", "syn_recv_over_time", "backlog_sweep", "accept_limit", "syn_recv_limit"]
+__all__ = ["accept_queue_fill", "ack_overflow_fates", "syn_queue_fill", "syn_recv_over_time", "syn_queue_figure", "syn_queue_table", "backlog_sweep", "accept_limit", "syn_recv_limit"]
 
 
 def accept_limit(backlog: int, somaxconn: int, profile: KernelProfile | str | None = None) -> int:
@@ -375,3 +375,25 @@ def ack_overflow_fates(result: Result) -> go.Figure:
     style(fig, height=500)
     fig.update_layout(legend={"y": -0.25})
     return fig
+
+
+#: watching a SYN queue at least this long draws it over time (where tcp_synack_retries shows)
+SYN_TIMELINE_FROM_S = 2.0
+
+
+def syn_queue_figure(result: Result) -> go.Figure:
+    """The SYN-queue panel's figure: SYN_RECV over time (:func:`syn_recv_over_time`) when the run
+    watched ``SYN_TIMELINE_FROM_S`` or longer (a flood's requests leave at the SYN-ACK timer's 3rd,
+    7th, 15th… second), else the snapshot bars (:func:`syn_queue_fill`)."""
+    if float(result.params.get("settle", 0)) >= SYN_TIMELINE_FROM_S:
+        return syn_recv_over_time(result)
+    return syn_queue_fill(result)
+
+
+def syn_queue_table(result: Result) -> Any:
+    """The SYN-queue panel's table: sockets counted by state (``state_count_table``)."""
+    df = result.tables.get("sockets")
+    if df is None or len(df) == 0:
+        return df
+    from tcplab.viz.states import state_count_table
+    return state_count_table(df)

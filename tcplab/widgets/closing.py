@@ -23,7 +23,7 @@ import ipywidgets as W
 from tcplab.experiments.lifecycle import SCENARIOS, lifecycle
 from tcplab.observe import CloseWaitLeak
 from tcplab.viz.closing import state_timeline
-from tcplab.widgets.common import Panel
+from tcplab.widgets.generic import ExperimentPanel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,27 +44,25 @@ SCENARIO_LABELS = {
 }
 
 
-class ClosingPanel(Panel):
+class ClosingPanel(ExperimentPanel):
     """Scenario dropdown -> ``experiments.lifecycle`` -> both ends' state lanes."""
 
-    title = "How does the connection end? Both sides, state by state"
+    def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
+        super().__init__(
+            "lifecycle", mode=mode, run_first=run_first, figure=state_timeline, table=closing_table,
+            title="How does the connection end? Both sides, state by state", controls=("scenario",),
+            widgets={"scenario": W.Dropdown(options=[(SCENARIO_LABELS.get(s, s), s) for s in SCENARIOS],
+                                            value="client_closes_first", description="scenario",
+                                            style={"description_width": "initial"}, layout=W.Layout(width="460px"))},
+            **values)
 
-    def make_controls(self) -> dict[str, W.ValueWidget]:
-        return {"scenario": W.Dropdown(options=[(SCENARIO_LABELS.get(s, s), s) for s in SCENARIOS],
-                                       value="client_closes_first", description="scenario",
-                                       style={"description_width": "initial"}, layout=W.Layout(width="460px"))}
 
-    def run(self, params: dict[str, Any], mode: str) -> Result:
-        return lifecycle(params["scenario"], mode=mode)
-
-    def figure(self, result: Result) -> go.Figure:
-        return state_timeline(result)
-
-    def table(self, result: Result) -> pd.DataFrame | None:
-        for name in ("events", "packets"):
-            if name in result.tables:
-                return result.tables[name]
-        return super().table(result)
+def closing_table(result: Result) -> pd.DataFrame | None:
+    """The closing panel's table: the events (or the packets) of the run."""
+    for name in ("events", "packets"):
+        if name in result.tables:
+            return result.tables[name]
+    return next(iter(result.tables.values()), None)
 
 
 def time_wait_ends(result: Result) -> int:

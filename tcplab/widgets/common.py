@@ -16,18 +16,15 @@ A panel is testable without a browser: set a control's ``value`` (the observer r
 >>> s = int_slider("backlog", 5, 0, 64); (s.value, s.continuous_update)
 (5, False)
 
-Writing a panel::
+Writing a panel: every experiment panel of the course is
+:class:`tcplab.widgets.generic.ExperimentPanel` (controls from the spec, the spec's figure), given
+a figure function, labels or a bespoke widget where the notebook needs them::
 
-    class MyPanel(Panel):
-        title = "Accept queue"
-        def make_controls(self):
-            return {"backlog": int_slider("backlog", 5, 0, 64)}
-        def run(self, params, mode):
-            return experiments.accept_queue(**params, mode=mode)
-        def figure(self, result):
-            return viz.queues.accept_queue_fill(result)
+    ExperimentPanel("accept_queue", figure=viz.queues.accept_queue_fill, table="clients",
+                    labels={"backlog": "listen() backlog"})
 
-    MyPanel()          # in a notebook cell: shows controls, header, chart and table
+:class:`Panel` below is the machinery they share (one debounce / supersede path, errors in words,
+the progress bar); subclass it directly only for a panel over something that is not an experiment.
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ from __future__ import annotations
 import html
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +46,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["MODES", "mode_toggle", "result_header", "error_header", "ProgressBar", "run_button",
+__all__ = ["MODES", "mode_toggle", "result_header", "error_header", "error_words", "ProgressBar", "run_button",
            "int_slider", "float_slider", "sync_figure", "table_html", "Panel", "SelfCheck"]
 
 MODES = ("auto", "real", "sim")
@@ -65,6 +63,16 @@ _MODE_TIPS = {
 #: width (px) of a panel's chart: a FigureWidget does not stretch to the notebook's width by
 #: itself (plotly's default 700 px squeezes two subplots and their tick labels)
 PANEL_FIG_WIDTH = 960
+
+#: a panel waits this long after the last control change before it runs (real and auto mode):
+#: four arrow-key presses in a row are one run, not four (each real run may take seconds)
+DEBOUNCE_S = 0.35
+
+#: a real run expected to take longer than this shows the progress bar
+PROGRESS_FROM_S = 1.0
+
+#: CSS for a figure that no longer shows the controls' values (a run in flight, or an error)
+_STALE_CSS = ("<style>.tcplab-stale{opacity:0.3;filter:grayscale(1);transition:opacity .15s}</style>")
 
 #: errors a panel shows in its header instead of raising (a bad combination of
 #: slider values, or real mode not possible here)
@@ -120,10 +128,35 @@ def result_header(result: Result) -> W.HTML:
     return W.HTML(header_html(result))
 
 
+def error_words(exc: BaseException) -> str:
+    """An error as a learner reads it: what happened in words, then the library's message (no
+    exception class names).
+
+    >>> from tcplab.errors import RealModeUnavailable
+    >>> error_words(RealModeUnavailable("namespaces are not allowed here"))
+    'This cannot run on the real kernel here: namespaces are not allowed here. Switch the mode to auto or sim to see the simulator.'
+    >>> error_words(ValueError("backlog must be an int in 0..65535, not -1"))
+    'These settings cannot run: backlog must be an int in 0..65535, not -1.'
+    """
+    from tcplab.errors import KernelUnavailable, RealModeUnavailable
+
+    msg = str(exc).strip().rstrip(".") or type(exc).__name__
+    if isinstance(exc, (RealModeUnavailable, KernelUnavailable)):
+        return (f"This cannot run on the real kernel here: {msg}. Switch the mode to auto or sim to see the "
+                f"simulator.")
+    if isinstance(exc, (ValueError, TypeError)):
+        return f"These settings cannot run: {msg}."
+    return f"The experiment could not run: {msg}."
+
+
 def error_header(exc: BaseException) -> str:
-    """HTML for an error shown in place of a result (e.g. real mode unavailable)."""
-    return (f"<div style='color:{ERROR_COLOR}'><b>{html.escape(type(exc).__name__)}:</b> "
-            f"{html.escape(str(exc))}</div>")
+    """HTML for an error shown in place of a result (e.g. real mode unavailable), in words.
+
+    >>> "ValueError" in error_header(ValueError("rate must be at most 5000"))
+    False
+    """
+    return (f"<div style='color:{ERROR_COLOR}'><b>⚠ No result.</b> "
+            f"{html.escape(error_words(exc))}</div>")
 
 
 class ProgressBar:
@@ -254,16 +287,27 @@ class Panel:
       ``run`` under its name;
     * ``run(params, mode) -> Result``: one call into ``tcplab.experiments``;
     * ``figure(result) -> plotly Figure``: a pure function from ``tcplab.viz``;
-    * optionally ``table(result) -> DataFrame | None`` (default: the first table).
+    * optionally ``table(result) -> DataFrame | None`` (default: the first table) and
+      ``expected_s(params, mode) -> float`` (how long a run takes; over a second, the progress
+      bar shows).
 
     ``live=True`` re-runs on every control change (sliders have ``continuous_update=False``);
-    ``live=False`` waits for the Run button (long real runs). ``progress=True`` adds a
-    :class:`ProgressBar` passed to ``run`` as ``self.progress``.
+    ``live=False`` waits for the Run button (long real runs). ``progress_bar=True`` adds a
+    :class:`ProgressBar` (``self.progress``), shown while a run expected to last over a second runs.
+
+    **The one path from a control change to the figure** (every panel, hand-written or derived
+    from a spec): in a notebook the change is handled in a helper thread, so the kernel keeps
+    reading slider messages. The thread waits until the controls have been still for
+    ``debounce_s`` (four arrow-key presses in a row are one run), runs once with the newest
+    values, and if values changed meanwhile drops that result (``superseded``) and runs again.
+    While it waits or runs, the old figure is greyed (it no longer shows the controls' values);
+    an error (settings the kernel refuses, real mode unavailable) clears the figure and says in
+    words what happened. Outside a kernel (tests, scripts) a change runs at once, in the caller.
 
     After construction ``.result`` is the first run's Result (``run_first=True``), ``.fig`` the
     FigureWidget, ``.controls`` the dict of controls, ``.mode`` the toggle, ``.header`` the HTML
     header, ``.widget`` the whole box. ``.update()`` re-runs and redraws; ``.error`` is the
-    last error shown (or None).
+    last error shown (or None); ``.runs_started`` counts runs started, ``.runs`` runs drawn.
     """
 
     title: str = ""
@@ -271,6 +315,8 @@ class Panel:
     progress_bar: bool = False
     #: run control changes in a helper thread (newest value wins); None: only inside a kernel
     background: bool | None = None
+    #: seconds of stillness before a background run starts (see the class docstring)
+    debounce_s: float = DEBOUNCE_S
 
     def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
         import plotly.graph_objects as go
@@ -287,17 +333,23 @@ class Panel:
         self.result: Result | None = None
         self.error: BaseException | None = None
         self.runs = 0
+        self.runs_started = 0    # runs started (a superseded run counts here, not in runs)
         self.superseded = 0      # background runs whose result was dropped for a newer value
         self._lock = threading.RLock()
-        self._wanted = 0
+        self._changes = 0
+        self._last_change = 0.0
         self._worker: threading.Thread | None = None
         self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
+        self.fig_box = W.Box([self.fig])
         self.button = run_button("Run", self.update)
-        box = [W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>")] if self.title else []
+        box = [W.HTML(_STALE_CSS)]
+        if self.title:
+            box.append(W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>"))
         box += [W.VBox(list(self.controls.values())), W.HBox([self.mode, self.button])]
         if self.progress is not None:
+            self.progress.widget.layout.display = "none"
             box.append(self.progress.widget)
-        box += [self.header, self.fig, self.table_out]
+        box += [self.header, self.fig_box, self.table_out]
         self.widget = W.VBox(box)
         if self.live:
             for c in [*self.controls.values(), self.mode]:
@@ -318,22 +370,36 @@ class Panel:
     def table(self, result: Result) -> pd.DataFrame | None:
         return next(iter(result.tables.values()), None)
 
+    def expected_s(self, params: dict[str, Any], mode: str) -> float:
+        """How long a run with ``params`` in ``mode`` is expected to take (0: unknown or instant)."""
+        return 0.0
+
     # -- machinery ----------------------------------------------------------------
     @property
     def params(self) -> dict[str, Any]:
         """The controls' current values, by parameter name."""
         return {k: c.value for k, c in self.controls.items()}
 
+    @property
+    def stale(self) -> bool:
+        """True while the figure does not show the controls' values (greyed in the notebook)."""
+        return "tcplab-stale" in self.fig_box._dom_classes
+
+    def _set_stale(self, stale: bool) -> None:
+        if stale and not self.stale:
+            self.fig_box.add_class("tcplab-stale")
+        elif not stale and self.stale:
+            self.fig_box.remove_class("tcplab-stale")
+
     def _on_change(self, change: Mapping[str, Any]) -> None:
         if not self._background():
             self.update()
             return
-        # In a notebook: run in a helper thread so that the kernel keeps reading slider messages;
-        # a newer value supersedes a run still in flight (its result is dropped, not drawn), so
-        # three arrow-key presses cost at most two runs, and the figure ends at the last value.
         with self._lock:
-            self._wanted += 1
-            self.header.value = "<i>running…</i>"
+            self._changes += 1
+            self._last_change = time.monotonic()
+            self._set_stale(True)
+            self.header.value = "<i>running… (once the controls settle)</i>"
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name=f"{type(self).__name__}-run", daemon=True)
                 self._worker.start()
@@ -347,16 +413,31 @@ class Panel:
             return False
         return getattr(get_ipython(), "kernel", None) is not None
 
-    def _work(self) -> None:
+    def _settle(self) -> None:
+        """Return once no control has changed for ``debounce_s`` (a learner still pressing arrow
+        keys keeps it waiting; each press restarts the wait). Not in sim mode: a simulated run
+        costs milliseconds, less than the wait, and supersede alone keeps the newest value."""
         while True:
             with self._lock:
-                wanted, params, mode = self._wanted, self.params, self.mode.value
+                if self.mode.value == "sim":
+                    return
+                left = self.debounce_s - (time.monotonic() - self._last_change)
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+    def _work(self) -> None:
+        while True:
+            self._settle()
+            with self._lock:
+                seen, params, mode = self._changes, self.params, self.mode.value
+            self.header.value = "<i>running…</i>"
             try:
                 result: Result | BaseException = self._run_now(params, mode)
             except Exception as e:      # noqa: BLE001 - shown in the header: a thread has nobody to raise to
                 result = e
             with self._lock:
-                if wanted != self._wanted:
+                if seen != self._changes:
                     self.superseded += 1
                     continue            # newer values came in meanwhile: run again with them
                 self._worker = None
@@ -365,14 +446,23 @@ class Panel:
 
     def wait(self, timeout: float = 120.0) -> Result | None:
         """Wait until a background run started by a control change is drawn (tests, scripts)."""
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            worker = self._worker
+            if worker is None:
+                break
+            worker.join(max(0.0, deadline - time.monotonic()))
         return self.result
 
     def _run_now(self, params: dict[str, Any], mode: str) -> Result | BaseException:
+        self.runs_started += 1
         if self.progress is not None:
             self.progress.reset()
+            try:
+                show = self.expected_s(params, mode) > PROGRESS_FROM_S
+            except Exception:  # noqa: BLE001 - bad values: run() says why, in the header
+                show = False
+            self.progress.widget.layout.display = None if show or type(self).expected_s is Panel.expected_s else "none"
         try:
             return self.run(params, mode)
         except SHOWN_ERRORS as e:
@@ -381,12 +471,33 @@ class Panel:
     def _show(self, result: Result | BaseException) -> None:
         if isinstance(result, BaseException):
             self.error = result
+            self.clear(error_words(result))
             self.header.value = error_header(result)
             return
         self.runs += 1
         self.error = None
         self.result = result
+        if self.progress is not None and result.mode == "sim" and type(self).expected_s is not Panel.expected_s:
+            self.progress.widget.layout.display = "none"    # auto mode simulated: no real run to follow
         self.draw(result)
+
+    def clear(self, why: str) -> None:
+        """Empty the figure and the table, and write ``why`` where the chart was: after an error
+        the old figure must not stand as if it were the answer to the new settings."""
+        import textwrap
+
+        lines = "<br>".join(html.escape(x) for x in textwrap.wrap(why, 90)[:6])
+        with self.fig.batch_update():
+            self.fig.data = ()
+            self.fig.layout.shapes = ()
+            self.fig.layout.annotations = ()
+            self.fig.layout.update(
+                title={"text": "no result for these settings", "x": 0.01, "xanchor": "left"},
+                xaxis={"visible": False}, yaxis={"visible": False}, showlegend=False,
+                annotations=[{"text": lines, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5,
+                              "y": 0.5, "font": {"size": 14, "color": "#57606a"}}])
+        self.table_out.value = ""
+        self._set_stale(False)
 
     def draw(self, result: Result) -> None:
         """Show ``result``: figure (one ``batch_update``), header, table. Subclasses may add to it.
@@ -399,14 +510,18 @@ class Panel:
         fig = self.figure(result)
         table = table_html(self.table(result))
         header = header_html(result)
+        if self.fig.layout.xaxis.visible is False:     # after clear(): axes, legend and title back
+            self.fig.layout.update(xaxis={"visible": None}, yaxis={"visible": None}, showlegend=None, title=None)
         sync_figure(self.fig, fig)
         self.header.value = header
         self.table_out.value = table
+        self._set_stale(False)
 
     def update(self) -> Result | None:
         """Run the experiment with the current values and redraw, in this thread."""
         self.button.disabled = True
         self.header.value = "<i>running…</i>"
+        self._set_stale(True)
         try:
             result = self._run_now(self.params, self.mode.value)
         finally:
@@ -532,18 +647,34 @@ class SelfCheck:
         values = {**dict(result.summary),
                   **self.params, "expected": _num(expected), "yours": _num(yours)}
         why = html.escape(_fmt(self.explanation, values))
+        graded = graded_by(result)
         if ok:
             self.feedback.value = (f"<div style='color:{REAL_COLOR}'>✅ <b>Right: {_num(expected)}.</b> "
-                                   f"{why}</div>")
+                                   f"{why}</div>{graded}")
         else:
             self.feedback.value = (f"<div style='color:{ERROR_COLOR}'>❌ <b>You said {_num(yours)}; the "
                                    f"{'kernel' if result.mode == 'real' else 'simulator'} says "
-                                   f"{_num(expected)}.</b></div><div>{why}</div>")
+                                   f"{_num(expected)}.</b></div><div>{why}</div>{graded}")
         return ok
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
         display(self.widget)
+
+
+def graded_by(result: Result) -> str:
+    """One line saying who graded a self-check: the real kernel, or the simulator and why.
+
+    >>> from tcplab.experiments.result import Result
+    >>> graded_by(Result("nagle", "sim", "simulator asked for", {}, profile="linux-6.18"))
+    '<div><small><b>Graded by the SIMULATOR</b> (profile linux-6.18): simulator asked for</small></div>'
+    """
+    esc = html.escape
+    if result.mode == "real":
+        return (f"<div><small><b>Graded by the REAL kernel</b> (Linux {esc(str(result.kernel))}): "
+                f"{esc(result.reason)}</small></div>")
+    return (f"<div><small><b>Graded by the SIMULATOR</b> (profile {esc(str(result.profile))}): "
+            f"{esc(result.reason)}</small></div>")
 
 
 def _num(v: Any) -> Any:

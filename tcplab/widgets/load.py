@@ -18,8 +18,8 @@ import ipywidgets as W
 
 from tcplab.viz.load import connect_latency, dashboard
 from tcplab.viz.retries import linear_timeouts_of
-from tcplab.widgets.common import Panel, float_slider, int_slider
-from tcplab.widgets.generic import spec_control
+from tcplab.widgets.common import float_slider, int_slider
+from tcplab.widgets.generic import ExperimentPanel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,39 +44,33 @@ def meets_target(result: Result, target_p99: float) -> bool:
     return p99 is not None and s.get("established") == s.get("attempts") and p99 <= target_p99
 
 
-class TuningLab(Panel):
+class TuningLab(ExperimentPanel):
     """Every knob of a loaded server; the verdict says whether the target is met."""
 
-    title = "Tuning lab: a server under load"
+    START: dict[str, Any] = {"rate": 200, "accept_rate": 150, "backlog": 16, "somaxconn": 4096, "syncookies": 1,
+                             "syn_retries": 6, "duration": 5.0}
 
-    def __init__(self, *, target_p99: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *, target_p99: float = 0.5, mode: str = "sim", run_first: bool = True, **values: Any) -> None:
         self.target_p99 = float(target_p99)
         self.verdict = W.HTML("")
         self.latency = None
-        super().__init__(**{"mode": "sim", **kwargs})
+        super().__init__(
+            "load", mode=mode, run_first=False, figure=dashboard, table=summary_table,
+            title="Tuning lab: a server under load",
+            controls=("rate", "accept_rate", "backlog", "somaxconn", "syncookies", "syn_retries", "duration"),
+            labels={"backlog": "listen() backlog", "somaxconn": "net.core.somaxconn"},
+            widgets={
+                "rate": int_slider("rate", 200, 10, 2000, 10, description="clients per second"),
+                "accept_rate": int_slider("accept_rate", 150, 0, 2000, 10, description="accept() per second"),
+                "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
+                                              style={"button_width": "40px", "description_width": "initial"}),
+                "syn_retries": int_slider("syn_retries", 6, 1, 8, description="tcp_syn_retries"),
+                "duration": float_slider("duration", 5.0, 1.0, 30.0, 1.0, description="seconds of load"),
+            },
+            **{**self.START, **values})
         self.widget.children = (*self.widget.children[:-2], self.verdict, *self.widget.children[-2:])
-
-    def make_controls(self) -> dict[str, W.ValueWidget]:
-        return {
-            "rate": int_slider("rate", 200, 10, 2000, 10, description="clients per second"),
-            "accept_rate": int_slider("accept_rate", 150, 0, 2000, 10, description="accept() per second"),
-            "backlog": spec_control("load", "backlog", 16, description="listen() backlog"),
-            "somaxconn": spec_control("load", "somaxconn", 4096, description="net.core.somaxconn"),
-            "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
-                                          style={"button_width": "40px", "description_width": "initial"}),
-            "syn_retries": int_slider("syn_retries", 6, 1, 8, description="tcp_syn_retries"),
-            "duration": float_slider("duration", 5.0, 1.0, 30.0, 1.0, description="seconds of load"),
-        }
-
-    def run(self, params: dict[str, Any], mode: str) -> Result:
-        return run_load(**params, mode=mode)
-
-    def figure(self, result: Result) -> go.Figure:
-        return dashboard(result)
-
-    def table(self, result: Result) -> pd.DataFrame | None:
-        import pandas as pd
-        return pd.DataFrame([result.summary])
+        if run_first:
+            self.update()
 
     @property
     def met(self) -> bool | None:
@@ -97,6 +91,12 @@ class TuningLab(Panel):
                 f"{s.get('established')}/{s.get('attempts')} connected, "
                 f"{s.get('ListenOverflows')} ListenOverflows</div>"
                 f"<div style='font-size:smaller'>{html.escape(retries_note(r))}</div>")
+
+
+def summary_table(result: Result) -> pd.DataFrame:
+    """The tuning lab's table: the run's summary as one row."""
+    import pandas as pd
+    return pd.DataFrame([result.summary])
 
 
 def retries_note(result: Result) -> str:

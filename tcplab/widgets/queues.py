@@ -1,4 +1,5 @@
-"""Accept-queue and SYN-queue panels (notebooks 03 and 04).
+"""Accept-queue and SYN-queue panels (notebooks 03 and 04): the spec-derived
+:class:`~tcplab.widgets.generic.ExperimentPanel` with the notebooks' figures and labels.
 
 >>> p = AcceptQueuePanel(mode="sim", backlog=3, clients=10)     # doctest: +SKIP
 >>> p.controls["backlog"].value = 5; p.result.summary["established_clients"]   # doctest: +SKIP
@@ -11,138 +12,91 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from tcplab.widgets.common import Panel, float_slider, int_slider
-from tcplab.widgets.generic import spec_control
+from tcplab.viz.queues import accept_queue_fill, ack_overflow_fates, syn_queue_figure, syn_queue_table
+from tcplab.widgets.common import float_slider
+from tcplab.widgets.generic import DEFAULT, ExperimentPanel, registry_run
 
 if TYPE_CHECKING:
-    import pandas as pd
-    import plotly.graph_objects as go
-
     from tcplab.experiments.result import Result
 
 __all__ = ["AcceptQueuePanel", "AckOverflowPanel", "SynQueuePanel"]
 
-#: the "accept() from: never" choice (a Dropdown cannot display an option whose value is None)
+#: the "accept() from: never" choice of older versions (now the "default" stop, passed on as None)
 NEVER = -1.0
 
-
-class AcceptQueuePanel(Panel):
-    """Sliders backlog, somaxconn, clients, abort_on_overflow, accept_after -> accept_queue()."""
-
-    title = "Accept queue: move a slider, the experiment runs again"
-
-    def __init__(self, **kw: Any) -> None:
-        if "accept_after" in kw and kw["accept_after"] is None:
-            kw["accept_after"] = NEVER      # AcceptQueuePanel(accept_after=None) means "never" too
-        super().__init__(**kw)
-
-    def make_controls(self) -> dict[str, W.ValueWidget]:
-        return {
-            "backlog": int_slider("backlog", 5, 0, 64, description="listen() backlog"),
-            # log scale from the spec: 3 is as easy to pick as 4096
-            "somaxconn": spec_control("accept_queue", "somaxconn", 4096, description="net.core.somaxconn"),
-            "clients": int_slider("clients", 20, 1, 100, description="clients"),
-            "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow", indent=False,
-                                            layout=W.Layout(width="auto")),
-            # ipywidgets shows an empty box for an option whose value is None, so "never" is
-            # the sentinel -1.0 here and becomes accept_after=None in run()
-            "accept_after": W.Dropdown(options=[("never", NEVER), ("0.5 s", 0.5), ("1.0 s", 1.0)], value=NEVER,
-                                       description="accept() from", style={"description_width": "initial"}),
-        }
-
-    def run(self, params: dict[str, Any], mode: str) -> Result:
-        from tcplab.experiments import accept_queue
-        params = dict(params)
-        if params.get("accept_after") in (None, NEVER):
-            params["accept_after"] = None
-        return accept_queue(**params, settle=1.5, mode=mode)
-
-    def figure(self, result: Result) -> go.Figure:
-        from tcplab.viz.queues import accept_queue_fill
-        return accept_queue_fill(result)
-
-    def table(self, result: Result) -> pd.DataFrame | None:
-        return result.tables.get("clients")
+_STYLE = {"description_width": "initial"}
 
 
-class AckOverflowPanel(Panel):
+class AcceptQueuePanel(ExperimentPanel):
+    """Sliders backlog, somaxconn, clients, abort_on_overflow, accept_after -> accept_queue(),
+    drawn by :func:`~tcplab.viz.queues.accept_queue_fill`, the clients' table under it."""
+
+    def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
+        if values.get("accept_after") == NEVER:
+            values["accept_after"] = None      # AcceptQueuePanel(accept_after=-1.0) meant "never" too
+        super().__init__(
+            "accept_queue", mode=mode, run_first=run_first, figure=accept_queue_fill, table="clients",
+            title="Accept queue: move a slider, the experiment runs again",
+            controls=("backlog", "somaxconn", "clients", "abort_on_overflow", "accept_after"),
+            labels={"backlog": "listen() backlog", "somaxconn": "net.core.somaxconn", "clients": "clients",
+                    "abort_on_overflow": "tcp_abort_on_overflow"},
+            # a Dropdown shows an empty box for an option whose value is None: "never" is "default"
+            widgets={"accept_after": W.Dropdown(options=[("never", DEFAULT), ("0.5 s", 0.5), ("1.0 s", 1.0)],
+                                                description="accept() from", style=_STYLE)},
+            **values)
+
+
+class AckOverflowPanel(ExperimentPanel):
     """tcp_abort_on_overflow, syncookies, backlog, burst -> ack_overflow() (a slowed loopback).
 
     A burst larger than the run allows for the backlog (2·(backlog+1), at most 12) is clamped,
     and the header says so, rather than refusing a slider position.
     """
 
-    title = "The final ACK meets a full accept queue (loopback in slow motion)"
+    def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
+        super().__init__(
+            "ack_overflow", mode=mode, run_first=run_first, figure=ack_overflow_fates, table="clients",
+            title="The final ACK meets a full accept queue (loopback in slow motion)",
+            controls=("abort_on_overflow", "syncookies", "backlog", "burst"),
+            labels={"abort_on_overflow": "tcp_abort_on_overflow", "syncookies": "tcp_syncookies",
+                    "backlog": "listen() backlog (queue pre-filled)", "burst": "clients in the burst"},
+            **values)
 
-    def make_controls(self) -> dict[str, W.ValueWidget]:
-        return {
-            "abort_on_overflow": W.Checkbox(value=False, description="tcp_abort_on_overflow", indent=False,
-                                            layout=W.Layout(width="auto")),
-            "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
-                                          style={"description_width": "initial", "button_width": "40px"}),
-            "backlog": int_slider("backlog", 4, 0, 8, description="listen() backlog (queue pre-filled)"),
-            "burst": int_slider("burst", 6, 1, 12, description="clients in the burst"),
-        }
+    def arguments(self, params: dict[str, Any], mode: str = "auto") -> dict[str, Any]:
+        from tcplab.experiments.ack_overflow import max_burst
+
+        args = super().arguments(params, mode)
+        args["burst"] = min(args["burst"], max_burst(args["backlog"]))
+        return args
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
-        from tcplab.experiments import ack_overflow
-        from tcplab.experiments.ack_overflow import max_burst
-        params = dict(params)
-        hi = max_burst(params["backlog"])
-        clamped = params["burst"] > hi
-        params["burst"] = min(params["burst"], hi)
-        r = ack_overflow(**params, mode=mode)
-        if clamped:
-            r.notes.append(f"burst clamped to {hi}: at most 2 x (backlog + 1) for this run")
+        args = self.arguments(params, mode)
+        r = registry_run(self.spec, args, mode=mode, progress=self.progress)
+        if args["burst"] < params["burst"]:
+            r.notes.append(f"burst clamped to {args['burst']}: at most 2 x (backlog + 1) for this run")
         return r
 
-    def figure(self, result: Result) -> go.Figure:
-        from tcplab.viz.queues import ack_overflow_fates
-        return ack_overflow_fates(result)
 
-    def table(self, result: Result) -> pd.DataFrame | None:
-        return result.tables.get("clients")
-
-
-class SynQueuePanel(Panel):
+class SynQueuePanel(ExperimentPanel):
     """Sliders backlog, tcp_max_syn_backlog, syncookies, synack_retries, clients, flood and
     ``settle`` (how long to watch) -> syn_queue().
 
     Watching 2 s or more draws SYN_RECV over time (:func:`~tcplab.viz.queues.syn_recv_over_time`),
     where ``tcp_synack_retries`` shows: a flood's requests leave at the SYN-ACK timer's 3rd, 7th,
-    15th… second. Shorter, the snapshot bars (:func:`~tcplab.viz.queues.syn_queue_fill`).
+    15th… second. Shorter, the snapshot bars (:func:`~tcplab.viz.queues.syn_queue_fill`); see
+    :func:`~tcplab.viz.queues.syn_queue_figure`.
     """
 
-    title = "SYN queue: requests in SYN_RECV"
-    #: watching at least this long draws the timeline
-    TIMELINE_FROM_S = 2.0
+    #: the panel's start values where they differ from the spec's defaults
+    START: dict[str, Any] = {"backlog": 8, "max_syn_backlog": 16, "synack_retries": 5}
 
-    def make_controls(self) -> dict[str, W.ValueWidget]:
-        return {
-            "backlog": spec_control("syn_queue", "backlog", 8, description="listen() backlog"),
-            "max_syn_backlog": spec_control("syn_queue", "max_syn_backlog", 16, description="tcp_max_syn_backlog"),
-            "syncookies": W.ToggleButtons(options=[0, 1, 2], value=1, description="tcp_syncookies",
-                                          style={"description_width": "initial", "button_width": "40px"}),
-            "synack_retries": int_slider("synack_retries", 5, 0, 10, description="tcp_synack_retries"),
-            "clients": int_slider("clients", 60, 10, 200, step=10, description="clients / spoofed SYNs"),
-            "flood": W.Checkbox(value=False, description="spoofed SYN flood (else TCP_DEFER_ACCEPT clients)",
-                                indent=False, layout=W.Layout(width="auto")),
-            "settle": float_slider("settle", 0.5, 0.5, 20.0, 0.5, description="watch for (s)"),
-        }
-
-    def run(self, params: dict[str, Any], mode: str) -> Result:
-        from tcplab.experiments import syn_queue
-        return syn_queue(**params, mode=mode)
-
-    def figure(self, result: Result) -> go.Figure:
-        from tcplab.viz.queues import syn_queue_fill, syn_recv_over_time
-        if float(result.params.get("settle", 0)) >= self.TIMELINE_FROM_S:
-            return syn_recv_over_time(result)
-        return syn_queue_fill(result)
-
-    def table(self, result: Result) -> pd.DataFrame | None:
-        df = result.tables.get("sockets")
-        if df is None or len(df) == 0:
-            return df
-        from tcplab.viz.states import state_count_table
-        return state_count_table(df)
+    def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
+        super().__init__(
+            "syn_queue", mode=mode, run_first=run_first, figure=syn_queue_figure, table=syn_queue_table,
+            title="SYN queue: requests in SYN_RECV",
+            controls=("backlog", "max_syn_backlog", "syncookies", "synack_retries", "clients", "flood", "settle"),
+            labels={"backlog": "listen() backlog", "max_syn_backlog": "tcp_max_syn_backlog",
+                    "syncookies": "tcp_syncookies", "synack_retries": "tcp_synack_retries",
+                    "clients": "clients / spoofed SYNs", "flood": "spoofed SYN flood (else TCP_DEFER_ACCEPT clients)"},
+            widgets={"settle": float_slider("settle", 0.5, 0.5, 20.0, 0.5, description="watch for (s)")},
+            **{**self.START, **values})

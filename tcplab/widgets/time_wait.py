@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from tcplab.experiments.time_wait import rebind, time_wait
+from tcplab.experiments.time_wait import time_wait
 from tcplab.viz.time_wait import pile_up, rebind_matrix
-from tcplab.widgets.common import Panel, float_slider, int_slider
+from tcplab.widgets.common import float_slider, int_slider
+from tcplab.widgets.generic import ExperimentPanel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,62 +33,69 @@ __all__ = ["TimeWaitPanel", "RebindPanel", "FIRST_PORT", "port_range_quiz"]
 FIRST_PORT = 40000
 
 
-class TimeWaitPanel(Panel):
-    """Connect-and-close in a loop with a tiny ephemeral port range."""
+class TimeWaitPanel(ExperimentPanel):
+    """Connect-and-close in a loop with a tiny ephemeral port range (``ports`` sets
+    ip_local_port_range to FIRST_PORT .. FIRST_PORT + ports - 1)."""
 
-    title = "TIME_WAIT pile-up: connect, close first, repeat"
+    START: dict[str, Any] = {"connections": 30, "ports": 10, "tw_reuse": 0, "duration": 1.5}
 
-    def make_controls(self) -> dict[str, W.ValueWidget]:
-        return {
-            "connections": int_slider("connections", 30, 1, 100, description="connections wanted"),
-            "ports": int_slider("ports", 10, 2, 50, description="ports in ip_local_port_range"),
-            "tw_reuse": W.ToggleButtons(options=[0, 1, 2], value=0, description="tcp_tw_reuse",
-                                        tooltips=["off", "on", "loopback only (default)"],
-                                        style={"button_width": "40px", "description_width": "initial"}),
-            "duration": float_slider("duration", 1.5, 0.5, 5.0, 0.5, description="give up after (s)"),
-        }
+    def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
+        super().__init__(
+            "time_wait", mode=mode, run_first=run_first, figure=pile_up, table=time_wait_table,
+            title="TIME_WAIT pile-up: connect, close first, repeat",
+            controls=("connections", "ports", "tw_reuse", "duration"),
+            widgets={
+                "connections": int_slider("connections", 30, 1, 100, description="connections wanted"),
+                "ports": int_slider("ports", 10, 2, 50, description="ports in ip_local_port_range"),
+                "tw_reuse": W.ToggleButtons(options=[0, 1, 2], value=0, description="tcp_tw_reuse",
+                                            tooltips=["off", "on", "loopback only (default)"],
+                                            style={"button_width": "40px", "description_width": "initial"}),
+                "duration": float_slider("duration", 1.5, 0.5, 5.0, 0.5, description="give up after (s)"),
+            },
+            **{**self.START, **values})
 
-    def run(self, params: dict[str, Any], mode: str) -> Result:
-        p = dict(params)
-        n = p.pop("ports")
-        return time_wait(**p, port_range=(FIRST_PORT, FIRST_PORT + n - 1), mode=mode)
-
-    def figure(self, result: Result) -> go.Figure:
-        return pile_up(result)
-
-    def table(self, result: Result) -> pd.DataFrame | None:
-        if "attempts" in result.tables:
-            df = result.tables["attempts"]
-            return df[df["t"] >= 0] if "t" in df.columns else df
-        return super().table(result)
+    def arguments(self, params: dict[str, Any], mode: str = "auto") -> dict[str, Any]:
+        args = super().arguments(params, mode)
+        n = args.pop("ports")
+        args["port_range"] = (FIRST_PORT, FIRST_PORT + n - 1)
+        return args
 
 
-class RebindPanel(Panel):
+def time_wait_table(result: Result) -> pd.DataFrame | None:
+    """The pile-up panel's table: the connect attempts (from t = 0)."""
+    if "attempts" in result.tables:
+        df = result.tables["attempts"]
+        return df[df["t"] >= 0] if "t" in df.columns else df
+    return next(iter(result.tables.values()), None)
+
+
+class RebindPanel(ExperimentPanel):
     """Restart a server on its port; each run fills one cell of the old x new SO_REUSEADDR grid
     (for the current 'who closes first' / 'old listener open' settings)."""
 
-    title = "Restart the server on the same port: bound or EADDRINUSE?"
+    START: dict[str, Any] = {"old_reuseaddr": True, "new_reuseaddr": True, "closer": "server",
+                             "old_listener_open": False}
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, mode: str = "auto", run_first: bool = True, **values: Any) -> None:
         self.history: dict[tuple[Any, ...], Result] = {}
-        super().__init__(**kwargs)
-
-    def make_controls(self) -> dict[str, W.ValueWidget]:
-        return {
-            "old_reuseaddr": W.Checkbox(value=True, description="old server set SO_REUSEADDR", indent=False,
-                                          layout=W.Layout(width="auto")),
-            "new_reuseaddr": W.Checkbox(value=True, description="new server sets SO_REUSEADDR", indent=False,
-                                          layout=W.Layout(width="auto")),
-            "closer": W.ToggleButtons(options=["server", "client"], value="server", description="closes first",
-                                      style={"button_width": "70px", "description_width": "initial"}),
-            "old_listener_open": W.Checkbox(value=False, description="old listener still open", indent=False,
-                                          layout=W.Layout(width="auto")),
-        }
+        box = {"indent": False, "layout": W.Layout(width="auto")}
+        super().__init__(
+            "rebind", mode=mode, run_first=run_first,
+            title="Restart the server on the same port: bound or EADDRINUSE?",
+            controls=("old_reuseaddr", "new_reuseaddr", "closer", "old_listener_open"),
+            widgets={
+                "old_reuseaddr": W.Checkbox(value=True, description="old server set SO_REUSEADDR", **box),
+                "new_reuseaddr": W.Checkbox(value=True, description="new server sets SO_REUSEADDR", **box),
+                "closer": W.ToggleButtons(options=["server", "client"], value="server", description="closes first",
+                                          style={"button_width": "70px", "description_width": "initial"}),
+                "old_listener_open": W.Checkbox(value=False, description="old listener still open", **box),
+            },
+            **{**self.START, **values})
 
     def run(self, params: dict[str, Any], mode: str) -> Result:
-        r = rebind(**params, mode=mode)
-        self.history[(params["closer"], params["old_listener_open"], params["old_reuseaddr"],
-                      params["new_reuseaddr"])] = r
+        r = super().run(params, mode)
+        p = r.params
+        self.history[(p["closer"], p["old_listener_open"], p["old_reuseaddr"], p["new_reuseaddr"])] = r
         return r
 
     def figure(self, result: Result) -> go.Figure:

@@ -175,6 +175,13 @@ SPEC = Experiment(
         GridPoint(dict(rate_mbit=50, rtt_ms=50, buffer_packets=100, algorithm="cubic", duration=6)),
         GridPoint(dict(rate_mbit=30, rtt_ms=80, buffer_packets=60, algorithm="reno", duration=6)),
         GridPoint(dict(rate_mbit=20, rtt_ms=30, buffer_packets=40, algorithm="cubic", flows=2, duration=6)),
+        GridPoint(dict(rate_mbit=10, rtt_ms=20, buffer_packets=200, algorithm="bbr", duration=5), quick=True,
+                  why="BBR on the bufferbloat path: Startup peaks at 40 queued packets, then ProbeBW keeps ~6 "
+                      "(sRTT 28 ms, not CUBIC's 260); no loss"),
+        GridPoint(dict(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="bbr", duration=4),
+                  why="Startup (2.89 x BDP) overflows a buffer under the BDP: two recoveries, ~180 drops"),
+        GridPoint(dict(rate_mbit=10, rtt_ms=30, buffer_packets=100, algorithm="bbr", duration=12),
+                  why="long enough for ProbeRTT: the min-RTT filter expires at 10 s, cwnd 4 for 200 ms"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile, rng),

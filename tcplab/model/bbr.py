@@ -85,8 +85,8 @@ class MinMax:
     (here counted in rounds), so the max is forgotten ``win`` rounds after it was seen.
 
     >>> m = MinMax()
-    >>> [m.running_max(10, t, v) for t, v in ((0, 5), (1, 9), (5, 7), (11, 6), (12, 6))]
-    [5, 9, 9, 7, 7]
+    >>> [m.running_max(10, t, v) for t, v in ((0, 5), (1, 9), (5, 7), (11, 6), (12, 6), (16, 4))]
+    [5, 9, 9, 9, 7, 6]
     """
 
     def __init__(self) -> None:

@@ -480,7 +480,12 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.rcv_quick -= 1                            # tcp_dec_quickack_mode()
         f.rcv_pending = 0
         f.delack_at = math.inf
-        acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt, f.rcv_nxt + f.rcv_ssthresh))
+        # __tcp_select_window(): the free space, min rcv_ssthresh; out-of-order segments held in the
+        # buffer take their room (a packet's truesize is a packet of window at the measured scaling
+        # ratio), so the right edge stalls during recovery (measured: snd_wnd 249 -> 206 -> 165 packets);
+        # the sender keeps the largest edge it saw (tcp_select_window() never shrinks it)
+        acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt,
+                     f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))))
 
     def on_ack(now: float, f: _Flow, high_inst: int, cum: int, edge: int) -> None:
         if edge > f.rwnd_edge:

@@ -78,12 +78,7 @@ def __getattr__(name: str) -> Any:
 
 #: What was found where real and sim differ, checked against docs/kernel-facts.md (shown under the table
 #: for an experiment that has DIFFER rows; the verdicts themselves are never softened).
-FINDINGS: dict[str, str] = {
-    "congestion": ("**congestion**, bbr at 20 Mbit/s, 40 ms, 50 packets: loss_events real 2, sim 3. Startup "
-                   "(2.89 x BDP) overflows the buffer; through the second recovery the model's queue stays 2-4 "
-                   "packets fuller than the kernel's, so one new packet sent at ~0.48 s is dropped and opens a "
-                   "third, one-packet recovery (docs/data-transfer.md). Throughput, utilization and sRTT agree."),
-}
+FINDINGS: dict[str, str] = {}
 
 
 def _rel10(real: Any, sim: Any) -> bool:

@@ -179,7 +179,9 @@ SPEC = Experiment(
                   why="BBR on the bufferbloat path: Startup peaks at 40 queued packets, then ProbeBW keeps ~6 "
                       "(sRTT 28 ms, not CUBIC's 260); no loss"),
         GridPoint(dict(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="bbr", duration=4),
-                  why="Startup (2.89 x BDP) overflows a buffer under the BDP: two recoveries, ~180 drops"),
+                  why="Startup (2.89 x BDP) overflows a buffer under the BDP: two recoveries, ~180 drops; the "
+                      "receiver's window stalls while out-of-order data fills its buffer (without that in the "
+                      "model, a third recovery)"),
         GridPoint(dict(rate_mbit=10, rtt_ms=30, buffer_packets=100, algorithm="bbr", duration=12),
                   why="long enough for ProbeRTT: the min-RTT filter expires at 10 s, cwnd 4 for 200 ms"),
     ),

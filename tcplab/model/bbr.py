@@ -4,9 +4,11 @@
 Read from torvalds/linux ``net/ipv4/tcp_bbr.c`` (commit 02dc96ef6c25, the version with
 ``bbr_update_gains()``, ack aggregation and ``bbr_packets_in_net_at_edt()``), ``net/ipv4/tcp_rate.c``
 (the rate sample) and ``lib/win_minmax.c`` (the bandwidth filter). Every function below names its
-kernel counterpart. What 6.1, 6.12 and 6.18 change in that file is not behaviour: the
-``tcp_snd_cwnd()`` accessors (5.19), ``prandom_u32_max()`` renamed ``get_random_u32_below()``
-(6.2), and ``cong_control()`` gaining the ACK's ``ack``/``flag`` arguments (6.10, unused by BBR v1).
+kernel counterpart. The changes known between that version and 6.1, 6.12 and 6.18 are of form, not
+behaviour: the ``tcp_snd_cwnd()`` accessors (5.19), ``prandom_u32_max()`` renamed
+``get_random_u32_below()`` (6.2), ``cong_control()`` gaining the ACK's ``ack``/``flag`` arguments (6.10,
+unused by BBR v1); not checked line by line against each release. Measured against 6.18 (the host):
+docs/data-transfer.md.
 
 The modes (``bbr->mode``) and what they set (``bbr_update_gains()``):
 

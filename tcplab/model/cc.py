@@ -8,7 +8,8 @@ always have data, and a receiver whose buffer is locked (SO_RCVBUF) at ``rcv_win
 - its window (rcv_ssthresh) starts at 4/5 of ``rcv_window`` (the buffer at the default scaling
   ratio) and opens by two segments per segment received (``tcp_grow_window()``) up to
   ``rcv_window``; the sender's first window is the SYN-ACK's unscaled 65535 bytes, then never
-  more than the advertised window beyond the last ACK.
+  more than the advertised window beyond the last ACK. Out-of-order segments held take their room
+  in the window (``__tcp_select_window()``: free space), and its right edge never moves back.
 - quickack: 16 immediate ACKs (``TCP_MAX_QUICKACKS``), one spent per ACK sent
   (``tcp_dec_quickack_mode()``); while the window opens, ``tcp_grow_window()`` sets
   ``icsk_ack.quick |= 1``, so none is spent and every segment is ACKed at once. Measured here

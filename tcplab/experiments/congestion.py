@@ -184,6 +184,11 @@ SPEC = Experiment(
                       "model, a third recovery)"),
         GridPoint(dict(rate_mbit=10, rtt_ms=30, buffer_packets=100, algorithm="bbr", duration=12),
                   why="long enough for ProbeRTT: the min-RTT filter expires at 10 s, cwnd 4 for 200 ms"),
+        GridPoint(dict(rate_mbit=50, rtt_ms=50, buffer_packets=100, algorithm="bbr", duration=6),
+                  why="bursts of 4 packets at 50 Mbit/s (bbr_tso_segs_goal()); Startup overflows: 2 recoveries"),
+        GridPoint(dict(rate_mbit=20, rtt_ms=30, buffer_packets=40, algorithm="bbr", flows=2, duration=6),
+                  why="two BBR flows share the link fairly (Jain 0.999 in both) but keep a full buffer: ~90 "
+                      "recoveries"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile, rng),

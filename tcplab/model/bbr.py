@@ -210,6 +210,8 @@ class Bbr:
         # bbr_init_pacing_rate_from_rtt(): high_gain x init cwnd / srtt
         self.pacing_rate = self._rate(INIT_CWND / rtt, HIGH_GAIN)
         self.history: list[tuple[float, str]] = [(0.0, "Startup")]
+        self._cwnd_now = INIT_CWND      # the sender's cwnd as this ACK found it (bbr_save_cwnd() reads it)
+        self._restore_cwnd = 0          # bbr_check_probe_rtt_done()'s max(cwnd, prior_cwnd), applied in _set_cwnd
 
     # -- units -------------------------------------------------------------------------------------
     @staticmethod
@@ -421,6 +423,7 @@ class Bbr:
     def _update_min_rtt(self, now: float, rs: RateSample, in_flight: int) -> None:
         """``bbr_update_min_rtt()``: the 10 s min-RTT filter and ProbeRTT."""
         expired = now > self.min_rtt_stamp + MIN_RTT_WIN_S
+        # "<=" as in commit 02dc96ef6c25 (an equal sample refreshes the stamp; 88c2cfa3f781 had "<")
         if rs.rtt >= 0 and (rs.rtt <= self.min_rtt or expired):
             self.min_rtt = rs.rtt
             self.min_rtt_stamp = now
@@ -468,9 +471,6 @@ class Bbr:
             self.prior_cwnd = cwnd
         else:
             self.prior_cwnd = max(self.prior_cwnd, cwnd)
-
-    _cwnd_now = 0
-    _restore_cwnd = 0
 
     def _set_cwnd(self, rs: RateSample, acked: int, bw: float, gain: float, cwnd: int, in_flight: int,
                   ca_state: str) -> int:

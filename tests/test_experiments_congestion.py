@@ -207,9 +207,14 @@ BBR_POINT = dict(rate_mbit=10, rtt_ms=20, buffer_packets=200, algorithm="bbr", d
 @pytest.mark.real
 def test_real_bbr_agrees_with_the_model():
     try:
-        real = _real(**BBR_POINT)[1]
+        r = congestion(mode="real", **BBR_POINT)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
+    if not r.trusted:
+        # the run lost fidelity twice (Result.fidelity): the busy host's figures, not the kernel's, so they
+        # are not compared, as the agreement grid does
+        pytest.skip(f"real run not trusted: {r.fidelity.reason}")
+    real = r.summary
     sim = congestion(mode="sim", **BBR_POINT).summary
     from tcplab.experiments.agreement import compare
     verdicts = {k: compare("congestion", BBR_POINT, k, real[k], sim[k]) for k in

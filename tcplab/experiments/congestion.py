@@ -13,8 +13,8 @@ and measures its own lateness, which every real Result reports.
 
 The simulator is :mod:`tcplab.model.cc`: the same path packet by packet with Reno and CUBIC as
 Linux implements them (``tcp_slow_start()``, ``tcp_cong_avoid_ai()``, ``bictcp_update()``,
-HyStart, RACK, PRR). BBR is refused in mode="sim": its model (bandwidth and min-RTT filters, the
-gain cycle, ProbeRTT) is not written here, and a guess is not a simulation.
+HyStart, RACK, PRR), and BBR v1 as ``net/ipv4/tcp_bbr.c`` runs it (:mod:`tcplab.model.bbr`: Startup,
+Drain, ProbeBW's gain cycle, ProbeRTT, the windowed bandwidth and min-RTT filters, pacing).
 
 >>> s = congestion(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="reno", duration=3, mode="sim").summary
 >>> s["loss_events"] >= 1, 0.85 < s["utilization"] <= 1.0, s["srtt_min_ms"] >= 40
@@ -113,7 +113,7 @@ SPEC = Experiment(
     W(t) = 0.4 (t - K)^3 + Wmax (``bictcp_update()``) and keeps 717/1024 of cwnd on loss. A buffer
     deeper than the bandwidth-delay product inflates the RTT by buffer / rate (bufferbloat); a
     shallow one costs utilization. BBR paces at its bandwidth estimate and keeps the queue short
-    (real mode only).""",
+    (``tcp_bbr.c``: Startup at 2.89x, Drain, ProbeBW's 1.25/0.75/1 x 6 gain cycle, ProbeRTT).""",
     params=(
         Param("rate_mbit", "float", 20.0, lo=0.5, hi=1000, real_hi=50, unit="Mbit/s",
               real_why="the userspace delay line forwards every packet in Python; above 50 Mbit/s its lateness "
@@ -126,7 +126,7 @@ SPEC = Experiment(
               real_why="deeper buffers outgrow the receive window a fresh namespace allows",
               help="the bottleneck's drop-tail buffer (pfifo limit)", slider=Slider(1, 1000, scale="log")),
         Param("algorithm", "choice", "cubic", choices=("reno", "cubic", "bbr"),
-              help="the senders' congestion control, set per socket with TCP_CONGESTION (bbr: real mode only)"),
+              help="the senders' congestion control, set per socket with TCP_CONGESTION"),
         Param("flows", "int", 1, lo=1, hi=8, help="bulk transfers sharing the bottleneck", slider=Slider(1, 4)),
         Param("duration", "float", 3.0, lo=0.2, hi=300, real_hi=20, unit="s",
               real_why="real runs are kept short; mode=\"sim\" runs minutes in about a second",
@@ -175,6 +175,20 @@ SPEC = Experiment(
         GridPoint(dict(rate_mbit=50, rtt_ms=50, buffer_packets=100, algorithm="cubic", duration=6)),
         GridPoint(dict(rate_mbit=30, rtt_ms=80, buffer_packets=60, algorithm="reno", duration=6)),
         GridPoint(dict(rate_mbit=20, rtt_ms=30, buffer_packets=40, algorithm="cubic", flows=2, duration=6)),
+        GridPoint(dict(rate_mbit=10, rtt_ms=20, buffer_packets=200, algorithm="bbr", duration=5), quick=True,
+                  why="BBR on the bufferbloat path: Startup peaks at 40 queued packets, then ProbeBW keeps ~6 "
+                      "(sRTT 28 ms, not CUBIC's 260); no loss"),
+        GridPoint(dict(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="bbr", duration=4),
+                  why="Startup (2.89 x BDP) overflows a buffer under the BDP: two recoveries, ~180 drops; the "
+                      "receiver's window stalls while out-of-order data fills its buffer (without that in the "
+                      "model, a third recovery)"),
+        GridPoint(dict(rate_mbit=10, rtt_ms=30, buffer_packets=100, algorithm="bbr", duration=12),
+                  why="long enough for ProbeRTT: the min-RTT filter expires at 10 s, cwnd 4 for 200 ms"),
+        GridPoint(dict(rate_mbit=50, rtt_ms=50, buffer_packets=100, algorithm="bbr", duration=6),
+                  why="bursts of 4 packets at 50 Mbit/s (bbr_tso_segs_goal()); Startup overflows: 2 recoveries"),
+        GridPoint(dict(rate_mbit=20, rtt_ms=30, buffer_packets=40, algorithm="bbr", flows=2, duration=6),
+                  why="two BBR flows share the link fairly (Jain 0.999 in both) but keep a full buffer: ~90 "
+                      "recoveries"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile, rng),
@@ -364,10 +378,6 @@ def _row(t: float, flow: int, info: Any, acked0: int) -> dict[str, Any]:
 
 
 def _sim(p: dict[str, Any], profile: KernelProfile, rng: Rng) -> Outcome:
-    if p["algorithm"] == "bbr":
-        raise ValueError("algorithm='bbr' cannot be simulated: tcplab's model has Reno and CUBIC only (BBR's "
-                         "bandwidth and min-RTT filters, gain cycle and ProbeRTT are not modelled); use "
-                         "mode='real' where namespaces are allowed")
     rcv_window = _window(p)
     run = simulate(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], p["algorithm"], flows=p["flows"],
                    duration=p["duration"], sample_s=_sample_s(p), loss=p["loss"], rng=rng,
@@ -379,10 +389,16 @@ def _sim(p: dict[str, Any], profile: KernelProfile, rng: Rng) -> Outcome:
     method = "simulated: a constant one-way delay of rtt/2 (tcplab.model.cc)"
     out = Outcome(timeline=run.timeline, tables={"queue": run.queue}, counters=counters,
                   sysctls={CC_SYSCTL: p["algorithm"]})
+    bbr = p["algorithm"] == "bbr"      # BBR has no slow start to exit (the real runner reports None too)
     out.summary = _summarise(p, run.timeline, [f.delivered * MSS for f in run.flows], p["duration"], counters,
-                             f0.slow_start_exit_cwnd, f0.exit_by, run.queue, method, rcv_window)
+                             None if bbr else f0.slow_start_exit_cwnd, None if bbr else f0.exit_by, run.queue,
+                             method, rcv_window)
     out.notes.append(_window_note(p, 2 * rcvbuf_request(rcv_window)))
     out.summary["loss_events"] = sum(f.loss_events for f in run.flows)
-    out.notes.append(f"kernel profile {profile.name}: Reno/CUBIC as tcplab.model.cc models them; {run.packets} packets, "
+    model = "BBR as tcplab.model.bbr models it" if bbr else "Reno/CUBIC as tcplab.model.cc models them"
+    out.notes.append(f"kernel profile {profile.name}: {model}; {run.packets} packets, "
                      f"{run.drops} dropped at the bottleneck")
+    if bbr and run.modes:
+        shown = ", ".join(f"{m} at {t:.3f} s" for t, m in run.modes[0][:12])
+        out.notes.append(f"flow 0's BBR modes: {shown}" + (" ..." if len(run.modes[0]) > 12 else ""))
     return out

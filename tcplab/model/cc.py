@@ -8,7 +8,8 @@ always have data, and a receiver whose buffer is locked (SO_RCVBUF) at ``rcv_win
 - its window (rcv_ssthresh) starts at 4/5 of ``rcv_window`` (the buffer at the default scaling
   ratio) and opens by two segments per segment received (``tcp_grow_window()``) up to
   ``rcv_window``; the sender's first window is the SYN-ACK's unscaled 65535 bytes, then never
-  more than the advertised window beyond the last ACK.
+  more than the advertised window beyond the last ACK. Out-of-order segments held take their room
+  in the window (``__tcp_select_window()``: free space), and its right edge never moves back.
 - quickack: 16 immediate ACKs (``TCP_MAX_QUICKACKS``), one spent per ACK sent
   (``tcp_dec_quickack_mode()``); while the window opens, ``tcp_grow_window()`` sets
   ``icsk_ack.quick |= 1``, so none is spent and every segment is ACKed at once. Measured here
@@ -42,7 +43,11 @@ The sender's rules, each from the kernel:
   (``tcp_end_cwnd_reduction()``); RTO = srtt + max(4 rttvar, 200 ms) (``tcp_set_rto()``):
   cwnd 1, everything outstanding lost, the ``Loss`` state.
 
-Not modelled: BBR (refused by the experiment), tail loss probes, pacing and TSO bursts, receive
+- BBR (``algorithm="bbr"``): :mod:`tcplab.model.bbr` owns cwnd, ssthresh and the pacing rate
+  (``cong_control()`` replaces PRR and ``cong_avoid()``); the sender paces bursts of
+  ``bbr_tso_segs_goal()`` packets (``tcp_update_skb_after_send()``, the first 10 unpaced).
+
+Not modelled: tail loss probes, pacing and TSO bursts for Reno/CUBIC, receive
 buffer autotuning (the experiment locks the buffer: see :func:`receive_window_for`), undo of
 spurious reductions, and the 100 bytes of credit tbf's 1600-byte bucket keeps after a packet.
 
@@ -96,7 +101,7 @@ SYN_WINDOW = 65535 // MSS
 SCALING_RATIO = 160
 DELACK = TCP_DELACK_MIN
 RTO_MIN = TCP_RTO_MIN
-ALGORITHMS = ("reno", "cubic")
+ALGORITHMS = ("reno", "cubic", "bbr")   # bbr: the state machine is tcplab.model.bbr
 
 
 def reno_ssthresh(cwnd: int) -> int:
@@ -195,6 +200,8 @@ class SimRun:
     rate_mbit: float
     drops: int = 0
     packets: int = 0
+    #: bbr: each flow's mode changes, (t, mode) (tcplab.model.bbr.Bbr.history); empty otherwise
+    modes: list[list[tuple[float, str]]] = field(default_factory=list)
 
     @property
     def utilization(self) -> float:
@@ -227,7 +234,7 @@ class CongestionControl:
                  "high_seq", "prior_cwnd", "prr_delivered", "prr_out", "run",
                  "epoch_start", "last_max", "origin", "K", "ack_cnt", "tcp_cwnd", "last_cwnd",
                  "last_time", "delay_min", "found", "round_start", "last_ack", "end_seq", "curr_rtt",
-                 "sample_cnt", "bic_cnt")
+                 "sample_cnt", "bic_cnt", "bbr", "pace_at")
 
     def __init__(self, algo: str) -> None:
         if algo not in ALGORITHMS:
@@ -248,6 +255,8 @@ class CongestionControl:
         self.end_seq = 0
         self.curr_rtt, self.sample_cnt = math.inf, 0
         self.bic_cnt = 0
+        self.bbr: Any = None            # a tcplab.model.bbr.Bbr when algo == "bbr" (it owns cwnd and pacing)
+        self.pace_at = math.inf         # when pacing next lets a burst go (bbr)
 
     # -- events -------------------------------------------------------------------
     def rtt_sample(self, now: float, rtt: float, ca_rtt: float) -> None:
@@ -306,6 +315,8 @@ class CongestionControl:
             self.epoch_start = self.last_max = 0.0 if self.state == "Loss" else self.epoch_start
         self.state, self.high_seq = "Loss", self.snd_nxt - 1
         self.cwnd, self.cnt = 1, 0
+        if self.bbr is not None:
+            self.bbr.on_loss()                          # bbr_set_state(TCP_CA_Loss)
 
     # -- CUBIC ------------------------------------------------------------------
     def hystart_reset(self, now: float) -> None:
@@ -398,6 +409,9 @@ class CongestionControl:
     def reduce(self) -> int:
         """ssthresh on a loss (and the CUBIC epoch bookkeeping)."""
         cwnd = self.cwnd
+        if self.bbr is not None:                        # bbr_ssthresh(): save cwnd, ssthresh unchanged
+            ss = self.bbr.on_recovery(cwnd)
+            return INFINITE_SSTHRESH if ss is None else ss
         if self.algo == "reno":
             return reno_ssthresh(cwnd)
         self.epoch_start = 0.0
@@ -462,6 +476,11 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     if rcv_window is None:
         rcv_window = receive_window_for(path_packets(rate_mbit, rtt_ms, buffer_packets))
     fl = [_Flow(i, algorithm, rcv_window) for i in range(flows)]
+    if algorithm == "bbr":
+        from tcplab.model.bbr import Bbr     # here, not at the top: bbr.py is a leaf the model calls into
+        for f in fl:
+            f.bbr = Bbr(rtt=rtt_ms / 1000, rand=rng.random if rng is not None else None)
+            f.min_rtt = rtt_ms / 1000       # tcp_min_rtt() starts at the handshake's RTT
     dropped: set[int] = set()
     qdep: deque[float] = deque()
     arrivals: deque[tuple[float, _Flow, int, int]] = deque()
@@ -478,6 +497,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         inst = state["inst"]
         state["inst"] = inst + 1
         f.xmit.append((inst, seq, now, retx))
+        if f.bbr is not None:
+            f.bbr.on_send(inst, now, f.in_flight)       # tcp_rate_skb_sent()
         f.in_flight += 1
         while qdep and qdep[0] <= now:
             qdep.popleft()
@@ -492,7 +513,11 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
 
     def send(f: _Flow, now: float, budget: int | None = None) -> None:
         n = 0
+        burst, segs = 0, (f.bbr.tso_segs() if f.bbr is not None else 0)
         while f.in_flight < f.cwnd and (budget is None or n < budget):
+            if f.bbr is not None and burst == 0 and now < f.bbr.wstamp:
+                f.pace_at = f.bbr.wstamp                # paced: the next burst waits (tcp_pacing_check())
+                break
             if f.lost:
                 seq = f.lost.popleft()
                 if seq < f.snd_una or seq in f.got:
@@ -507,6 +532,13 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             else:
                 break                                   # receive-window limited
             n += 1
+            if f.bbr is not None:
+                burst += 1
+                if burst >= segs:
+                    f.bbr.after_burst(now, burst)
+                    burst = 0
+        if burst:
+            f.bbr.after_burst(now, burst)
         if f.state == "Recovery":
             f.prr_out += n
 
@@ -541,12 +573,19 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.rcv_quick -= 1                            # tcp_dec_quickack_mode()
         f.rcv_pending = 0
         f.delack_at = math.inf
-        acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt, f.rcv_nxt + f.rcv_ssthresh))
+        # __tcp_select_window(): the free space, min rcv_ssthresh; out-of-order segments held in the
+        # buffer take their room (a packet's truesize is a packet of window at the measured scaling
+        # ratio), so the right edge stalls during recovery (measured: snd_wnd 249 -> 206 -> 165 packets);
+        # the sender keeps the largest edge it saw (tcp_select_window() never shrinks it)
+        acks.append((now + one_way, f, f.rcv_high_inst, f.rcv_nxt,
+                     f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))))
 
     def on_ack(now: float, f: _Flow, high_inst: int, cum: int, edge: int) -> None:
         if edge > f.rwnd_edge:
             f.rwnd_edge = edge
         delivered = 0
+        prior_in_flight = f.in_flight
+        acked: list[int] = []   # the packets this ACK newly delivered (bbr's rate sample)
         rtt = None          # seq_rtt_us: the oldest newly delivered packet (srtt)
         ca_rtt = None       # ca_rtt_us: the newest one (what CUBIC's HyStart sees, tcp_clean_rtx_queue())
         xmit = f.xmit
@@ -554,6 +593,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             inst, seq, sent, retx = xmit.popleft()
             if inst in dropped:
                 dropped.discard(inst)
+                if f.bbr is not None:
+                    f.bbr.forget(inst)
                 f.holes.append(seq)
                 if len(f.holes) == 1:
                     f.after_hole, f.hole_t = 0, now
@@ -562,6 +603,9 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             if seq >= f.snd_una and seq not in f.got:
                 f.got.add(seq)
                 delivered += 1
+                acked.append(inst)
+            elif f.bbr is not None:
+                f.bbr.forget(inst)
             if f.holes:
                 f.after_hole += 1
             if not retx:
@@ -578,13 +622,26 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.run.delivered += delivered
         if rtt is not None:
             f.rtt_sample(now, rtt, ca_rtt if ca_rtt is not None else rtt)
+        marked = 0
         if f.holes and (f.state != "Open" or f.after_hole >= 3 or now - f.hole_t >= f.min_rtt / 4):
+            marked = len(f.holes)
             if f.state == "Open":
                 f.enter_recovery()
             for seq in f.holes:
                 f.in_flight -= 1
                 f.lost.append(seq)
             f.holes.clear()
+        if f.bbr is not None:
+            # bbr's cong_control() replaces PRR and cong_avoid (tcp_cong_control()), and
+            # tcp_end_cwnd_reduction() leaves cwnd alone when recovery ends
+            if f.state != "Open" and f.snd_una > f.high_seq:
+                f.state = "Open"
+            f.cwnd = f.bbr.on_ack(now, acked, marked, ca_rtt, prior_in_flight, f.in_flight, f.cwnd, f.state,
+                                  f.min_rtt)
+            if f.bbr.ssthresh is not None:
+                f.ssthresh = f.bbr.ssthresh
+            send(f, now)
+            return
         if f.state == "Recovery":
             if f.snd_una > f.high_seq:
                 f.exit_recovery()
@@ -602,6 +659,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         f.on_rto()
         for inst, seq, _, _ in f.xmit:
             dropped.discard(inst)
+            if f.bbr is not None:
+                f.bbr.forget(inst)
         f.lost = deque(s for s in range(f.snd_una, f.snd_nxt) if s not in f.got)
         f.xmit.clear()
         f.holes.clear()
@@ -619,8 +678,9 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         ta = arrivals[0][0] if arrivals else inf
         tk = acks[0][0] if acks else inf
         td = min(f.delack_at for f in fl)
+        tp = min(f.pace_at for f in fl)
         tr = min((f.last_progress + (f.srtt + max(4 * f.rttvar, RTO_MIN) if f.srtt else 1.0)) if f.in_flight > 0 or f.lost else inf for f in fl)
-        now = min(ta, tk, td, tr)
+        now = min(ta, tk, td, tr, tp)
         while next_sample <= min(now, duration):
             _sample(fl, next_sample, timeline, queue_rows, qdep, state["drops"], buffer_packets)
             next_sample += sample_s
@@ -636,6 +696,11 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             for f in fl:
                 if f.delack_at == now:
                     send_ack(now, f)
+        elif now == tp:
+            for f in fl:
+                if f.pace_at <= now:
+                    f.pace_at = inf
+                    send(f, now)
         else:
             for f in fl:
                 if f.in_flight > 0 or f.lost:
@@ -643,7 +708,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                     if limit <= now:
                         rto(f, now)
     return SimRun(flows=[f.run for f in fl], timeline=timeline, queue=queue_rows, duration=duration,
-                  rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"])
+                  rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"],
+                  modes=[f.bbr.history for f in fl if f.bbr is not None])
 
 
 def _sample(fl: list[_Flow], t: float, timeline: list[dict[str, Any]], queue_rows: list[dict[str, Any]],
@@ -654,7 +720,9 @@ def _sample(fl: list[_Flow], t: float, timeline: list[dict[str, Any]], queue_row
         ss = None if f.ssthresh >= INFINITE_SSTHRESH else f.ssthresh
         srtt = f.srtt if f.srtt else None
         pacing = None
-        if srtt:
+        if f.bbr is not None:
+            pacing = round(f.bbr.pacing_rate * 8 / 1e6, 3)      # bbr_set_pacing_rate()
+        elif srtt:
             ratio = 2.0 if f.cwnd < f.ssthresh / 2 else 1.2      # tcp_update_pacing_rate()
             pacing = round(ratio * f.cwnd * MSS * 8 / srtt / 1e6, 3)
         timeline.append({"t": round(t, 6), "flow": f.i, "cwnd": f.cwnd, "ssthresh": ss,

@@ -77,4 +77,6 @@ def test_replay_refuses_bad_input():
     with pytest.raises(ValueError, match="acked_per_ack"):
         replay([], "cubic", acked_per_ack=0)
     with pytest.raises(ValueError, match="algo must be one of"):
-        CongestionControl("bbr")
+        CongestionControl("vegas")
+    with pytest.raises(ValueError, match="algorithm must be 'reno' or 'cubic'"):
+        replay([], "bbr")

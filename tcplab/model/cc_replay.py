@@ -52,6 +52,9 @@ def replay(rows: Iterable[Mapping[str, Any]], algorithm: str, *, acked_per_ack: 
     :class:`CongestionControl` of ``algorithm``; one :class:`Step` per sample."""
     if acked_per_ack < 1:
         raise ValueError(f"acked_per_ack must be at least 1, not {acked_per_ack!r}")
+    if algorithm not in ("reno", "cubic"):
+        # bbr's state machine (tcplab.model.bbr) needs per-packet rate samples a TCP_INFO trace lacks
+        raise ValueError(f"algorithm must be 'reno' or 'cubic' for a replay, not {algorithm!r}")
     cc = CongestionControl(algorithm)
     steps: list[Step] = []
     t_prev, delivered_prev = 0.0, 0

@@ -107,21 +107,31 @@ def _namespace_reason(p: Mapping[str, Any]) -> str | None:
 
 def _own_base_probes(params: Mapping[str, Any], real_summary: Mapping[str, Any],
                      profile: str | None) -> tuple[float, ...] | None:
-    """The probe times the kernel's rule gives from the run's own window close and probe base
-    (``zero_window_after_s``, ``probe_base_s``, both compared on their own): in a slow guest the
-    RTT samples raise the RTO (212 ms against loopback's 204) and the close comes later, and each
-    probe carries that forward (docs/kernels.md). None where the run lacks them.
+    """The probe times the kernel's rule (``tcp_probe_timer()``, :func:`~tcplab.model.persist.probe_run`:
+    backoff, retries2, TCP_USER_TIMEOUT, a silent peer) gives from the run's OWN window close and
+    probe base (``zero_window_after_s``, ``probe_base_s``, both compared on their own): in a slow
+    guest the RTT samples raise the RTO (212 ms against loopback's 204) and the close comes later,
+    and each probe carries that forward (docs/kernels.md). None where the run lacks them.
 
-    >>> _own_base_probes({"stall_s": 2.0}, {"zero_window_after_s": 0.0647, "probe_base_s": 0.212}, "linux-6.1")
+    >>> p = {"stall_s": 2.0, "retries2": None, "user_timeout": None, "peer": "answers"}
+    >>> _own_base_probes(p, {"zero_window_after_s": 0.0647, "probe_base_s": 0.212}, "linux-6.1")
     (0.28, 0.736, 1.6)
+    >>> _own_base_probes({**p, "stall_s": 3.0, "user_timeout": 1000},
+    ...                  {"zero_window_after_s": 0.044, "probe_base_s": 0.204}, "linux-6.18")
+    (0.252, 0.672)
     """
     zero, base = real_summary.get("zero_window_after_s"), real_summary.get("probe_base_s")
-    stall = params.get("stall_s")
-    if zero is None or base is None or stall is None:
+    if zero is None or base is None or params.get("stall_s") is None:
         return None
+    from tcplab.model.persist import probe_run
     from tcplab.model.profiles import get_profile
 
-    return probe_times(zero, stall, base, tick=get_profile(profile).timer_tick)
+    prof = get_profile(profile)
+    r2 = prof.retries2 if params.get("retries2") is None else params["retries2"]
+    until = math.inf if params.get("peer") == "silent" else params["stall_s"]
+    return probe_run(zero, until, base, retries2=r2, user_timeout_ms=params.get("user_timeout"),
+                     peer_answers=params.get("peer", "answers") == "answers", tick=prof.timer_tick,
+                     rto_max=prof.rto_max).probes
 
 
 #: probe_times: each within 10 % of the kernel's rule applied to this run's own close and base

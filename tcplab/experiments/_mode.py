@@ -155,14 +155,8 @@ def _log_run(result: Result) -> None:
              "params": result.params, "kernel": result.kernel, "summary": result.summary,
              # the verdict on a first run that lost fidelity and was repeated (its note)
              "discarded": [n for n in result.notes if n.startswith(_DISCARDED)],
-             "fidelity": None if fid is None else {
-                 "ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
-                 "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}}
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, default=str) + "\n")
-    except OSError:
-        pass
+             "fidelity": None if fid is None else _fidelity_entry(fid)}
+    _append_line(path, entry)
 
 
 def _log_failure(name: str, params: dict[str, Any], fid: Fidelity, reason: str) -> None:
@@ -172,8 +166,18 @@ def _log_failure(name: str, params: dict[str, Any], fid: Fidelity, reason: str) 
         return
     entry = {"t": round(time.time(), 3), "name": name, "mode": None, "badge": None, "trusted": False,
              "reason": reason, "params": params,
-             "fidelity": {"ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
-                          "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}}
+             "fidelity": _fidelity_entry(fid)}
+    _append_line(path, entry)
+
+
+def _fidelity_entry(fid: Fidelity) -> dict[str, Any]:
+    """A fidelity verdict as the run log writes it."""
+    return {"ok": fid.ok, "reason": fid.reason, "attempts": fid.attempts, "keys": list(fid.keys),
+            "timings": [{"name": t.name, "ms": t.ms, "limit_ms": t.limit_ms} for t in fid.timings]}
+
+
+def _append_line(path: str, entry: dict[str, Any]) -> None:
+    """One JSON line appended to the run log; a log that cannot be written never fails a run."""
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry, default=str) + "\n")

@@ -17,6 +17,14 @@ The rules are :mod:`tcplab.model.rto` (one place; the simulator replays them).
 ([0.204, 0.408, 0.816, 1.632, 3.264], 6.528, 'tcp_retries2')
 >>> retransmission(retries2=3, user_timeout=1500, mode="sim").summary["failed_after_s"]
 1.908
+
+With ``orphan=True`` the application close()s its socket right after the write; the orphan goes on
+retransmitting in FIN_WAIT1 (followed through sock_diag, which needs no file descriptor) until
+``tcp_orphan_retries`` ends it:
+
+>>> o = retransmission(orphan=True, orphan_retries=2, mode="sim").summary
+>>> o["retransmit_times"], o["failed_after_s"], o["gave_up_because"], o["limit_s"]
+([0.004, 0.204, 0.612, 1.428], 3.06, 'tcp_orphan_retries', 1.4)
 """
 
 from __future__ import annotations
@@ -29,21 +37,23 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import Clock, counters_now, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
+from tcplab.experiments.spec import Experiment, GridPoint, Key, ListRel, Param, Plot, Slider, Table, too_long
+from tcplab.kernel.diag import tcp_info_of
 from tcplab.kernel.loopback import SocketSet, connect_error, wait_until
 from tcplab.kernel.namespace import set_loopback
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
-from tcplab.model.rto import (GAVE_UP_REASONS, HZ_TICK, LOOPBACK_SRTT, TCP_RETR2, TCP_RTO_MAX, RetransmitSchedule,
-                              initial_rto, model_timeout, retransmit_schedule)
+from tcplab.model.rto import (GAVE_UP_REASONS, HZ_TICK, LOOPBACK_SRTT, TCP_ORPHAN_RETRIES, TCP_RETR2, TCP_RTO_MAX,
+                              RetransmitSchedule, initial_rto, model_timeout, retransmit_schedule)
 
 __all__ = ["retransmission", "SPEC", "schedule_for"]
 
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 RETRIES2 = "net.ipv4.tcp_retries2"
-RECORD = (RETRIES2, "net.ipv4.tcp_rto_min_us", "net.ipv4.tcp_rto_max_ms", "net.ipv4.tcp_early_retrans")
+ORPHAN_RETRIES = "net.ipv4.tcp_orphan_retries"
+RECORD = (RETRIES2, ORPHAN_RETRIES, "net.ipv4.tcp_rto_min_us", "net.ipv4.tcp_rto_max_ms", "net.ipv4.tcp_early_retrans")
 #: a fresh namespace's tcp_retries2 (include/net/tcp.h TCP_RETR2, the profile's retries2)
 DEFAULT_RETRIES2 = TCP_RETR2
 UNACKED_BYTES = 100          # the write that is never acknowledged
@@ -56,7 +66,7 @@ _POLL_S = 0.002
 _SAMPLER = {"sampler": 20.0}
 #: the failure time is seconds (rel10 of >= 1.5 s here): 50 ms, the sampler's own limit
 _SAMPLER_FAIL = {"sampler": 50.0}
-_COUNTERS = ("TCPTimeouts", "RetransSegs", "TCPLossProbes", "TCPAbortOnTimeout")
+_COUNTERS = ("TCPTimeouts", "RetransSegs", "TCPLossProbes", "TCPAbortOnTimeout", "TCPAbortOnMemory")
 METHOD_NOTE = ("peer silenced by taking lo down inside the private namespace: segments still leave TCP "
                "(OutSegs/RetransSegs count them) and are dropped below it; no ACK, RST or ICMP comes back")
 
@@ -70,7 +80,16 @@ def schedule_for(p: Mapping[str, Any], profile: KernelProfile | None = None,
     r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
     tick = profile.timer_tick if profile is not None else HZ_TICK
     rto_max = profile.rto_max if profile is not None else TCP_RTO_MAX
-    return retransmit_schedule(r2, p["user_timeout"], rto0=rto0, rto_max=rto_max, tick=tick)
+    return retransmit_schedule(r2, p["user_timeout"], rto0=rto0, rto_max=rto_max, tick=tick,
+                               orphan=_orphan_sysctl(p, profile))
+
+
+def _orphan_sysctl(p: Mapping[str, Any], profile: KernelProfile | None = None) -> int | None:
+    """net.ipv4.tcp_orphan_retries of an orphan run (a fresh namespace's 0 when not given), None otherwise."""
+    if not p.get("orphan"):
+        return None
+    default = profile.orphan_retries if profile is not None else TCP_ORPHAN_RETRIES
+    return default if p.get("orphan_retries") is None else p["orphan_retries"]
 
 
 def _expected_s(p: Mapping[str, Any]) -> float:
@@ -79,16 +98,24 @@ def _expected_s(p: Mapping[str, Any]) -> float:
 
 def _refusal(p: dict[str, Any]) -> str | None:
     r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
-    why = too_long(f"retransmission(retries2={r2}, user_timeout={p['user_timeout']})", _expected_s(p), p["max_seconds"])
+    orphan = f", orphan=True, orphan_retries={_orphan_sysctl(p)}" if p["orphan"] else ""
+    why = too_long(f"retransmission(retries2={r2}, user_timeout={p['user_timeout']}{orphan})", _expected_s(p),
+                   p["max_seconds"])
     return why and why + ' (mode="sim" shows the schedule at once)'
 
 
-def _gave_up_because(elapsed: float, user_timeout_ms: int | None, retries2: int) -> str:
-    """Which limit the measured ``elapsed`` (first RTO retransmission -> error) matches."""
+def _gave_up_because(elapsed: float, user_timeout_ms: int | None, retries2: int,
+                     orphan_limit: float | None = None) -> str:
+    """Which limit the measured ``elapsed`` (first RTO retransmission -> error) matches; ``orphan_limit``:
+    an orphan's budget, model_timeout(tcp_orphan_retries()), which replaces tcp_retries2's."""
     if user_timeout_ms:
         ut = user_timeout_ms / 1000
         if abs(elapsed - ut) <= max(0.1 * ut, 0.02):
             return GAVE_UP_REASONS[1]
+    elif orphan_limit is not None:
+        # at the first expiry past the orphan budget: before the next doubled RTO would have fired
+        if orphan_limit * 0.999 <= elapsed < 2 * orphan_limit + 1.0:
+            return GAVE_UP_REASONS[2]
     elif elapsed >= model_timeout(retries2) * 0.999:
         return GAVE_UP_REASONS[0]
     return f"unexplained (gave up {elapsed:.3f} s after the first RTO retransmission)"
@@ -105,7 +132,14 @@ SPEC = Experiment(
     first RTO retransmission reaches ``tcp_model_timeout(tcp_retries2)`` = ((2 << n) - 1) x 200 ms
     (+120 s per retry beyond 9), or TCP_USER_TIMEOUT if the socket set it (which replaces the
     retries2 budget). The default tcp_retries2=15 gives up after ~929 s: real runs predicted to take
-    longer than ``max_seconds`` are refused in mode="real" (simulated in mode="auto").""",
+    longer than ``max_seconds`` are refused in mode="real" (simulated in mode="auto").
+    ``orphan=True``: the application close()s the socket right after the write. The kernel keeps the
+    orphan (FIN_WAIT1, data and FIN unacknowledged) retransmitting, followed through sock_diag, and
+    ``tcp_write_timeout()`` takes the retry count from ``tcp_orphan_retries()`` instead of
+    tcp_retries2: the sysctl ``orphan_retries``, where 0 (the default) means 8 while
+    ``icsk_rto < TCP_RTO_MAX`` (~104 s). Two segments (data, FIN) are in flight, so the tail loss probe
+    leaves after usecs_to_jiffies(2·SRTT + 2 ms), one jiffy (4-8 ms with the timer wheel's rounding),
+    and the first RTO one RTO after the write.""",
     params=(
         Param("retries2", "int", None, lo=0, hi=100, optional=True, sysctl=RETRIES2,
               help="tcp_retries2 in the namespace: the give-up budget as a retry count",
@@ -113,19 +147,27 @@ SPEC = Experiment(
         Param("user_timeout", "int", None, lo=1, hi=3_600_000, optional=True, unit="ms",
               help="TCP_USER_TIMEOUT on the socket (None: not set)",
               slider=Slider(100, 20000, step=100, scale="log")),
+        Param("orphan", "bool", False,
+              help="the application close()s its socket right after the write: the kernel retransmits an orphan"),
+        Param("orphan_retries", "int", None, lo=0, hi=100, optional=True, sysctl=ORPHAN_RETRIES,
+              help="tcp_orphan_retries in the namespace: an orphan's retry count (0: 8 while the RTO is below "
+                   "TCP_RTO_MAX)",
+              slider=Slider(0, 8)),
         Param("silence_after_bytes", "int", 0, lo=0, hi=10_000_000, unit="B",
               help="bytes delivered and acknowledged before the peer goes silent"),
         Param("max_seconds", "float", 60.0, lo=1, hi=86400, unit="s",
               help="refuse real runs predicted to take longer (simulated time is free)"),
     ),
     summary=(
-        Key("retransmit_times", "seconds after the write of each retransmitted segment (TLP first)",
-            rule="list_rel10", tolerates=_SAMPLER),
-        Key("failed_after_s", "seconds after the write until the socket failed", rule="rel10",
-            tolerates=_SAMPLER_FAIL),
-        Key("error", "the socket's error (ETIMEDOUT)"),
-        Key("gave_up_because", "the limit that ended it: tcp_retries2 or TCP_USER_TIMEOUT"),
-        Key("limit_s", "the elapsed-time limit tcp_write_timeout() applied (tcp_model_timeout or the user timeout)"),
+        Key("retransmit_times", "seconds after the write of each retransmitted segment (TLP first; an orphan's "
+            "TLP leaves a jiffy or two after the close)",
+            rule=ListRel(0.10, floor=0.01), tolerates=_SAMPLER),
+        Key("failed_after_s", "seconds after the write until the socket failed (an orphan: until sock_diag no "
+            "longer finds it)", rule="rel10", tolerates=_SAMPLER_FAIL),
+        Key("error", "the socket's error (ETIMEDOUT); None for an orphan: no application holds it to read one"),
+        Key("gave_up_because", "the limit that ended it: tcp_retries2, TCP_USER_TIMEOUT or tcp_orphan_retries"),
+        Key("limit_s", "the elapsed-time limit tcp_write_timeout() applied (tcp_model_timeout of tcp_retries2 or "
+            "of tcp_orphan_retries(), or the user timeout)"),
         Key("rto_initial_s", "tcp_info.rto before the silence (seconds)", rule="rel10"),
         Key("srtt_us", "tcp_info.rtt before the silence: the smoothed RTT (us; simulated: loopback's typical 30)",
             rule="shown"),
@@ -135,6 +177,8 @@ SPEC = Experiment(
         Key("rto_max_reached_s", "the largest RTO of the run (seconds)", rule="rel10"),
         Key("TCPTimeouts", "RTO expiries, the fatal one included"),
         Key("RetransSegs", "segments retransmitted (the TLP included)"),
+        Key("TCPAbortOnTimeout", "connections tcp_write_err() ended on a timeout (1; an orphan killed by "
+            "tcp_out_of_resources() counts TCPAbortOnMemory instead)"),
     ),
     tables=(Table("retransmissions", ("n", "kind", "sent_at_s", "predicted_s", "rto_ms", "backoff"),
                   "one retransmitted segment: kind TLP (tail loss probe) or RTO"),),
@@ -147,6 +191,10 @@ SPEC = Experiment(
         GridPoint(dict(retries2=5), why="docs/kernel-facts.md: 13.31 s"),
         GridPoint(dict(retries2=2, user_timeout=4000), why="a user timeout longer than the retries2 budget wins"),
         GridPoint(dict(user_timeout=700)),
+        GridPoint(dict(orphan=True, orphan_retries=2), quick=True,
+                  why="an orphan: tcp_orphan_retries=2 ends it at ~3.1 s although tcp_retries2 is 15"),
+        GridPoint(dict(orphan=True, orphan_retries=1)),
+        GridPoint(dict(orphan=True, orphan_retries=3)),
         # tcp_retries2=4 is left out: its 6.2 s budget falls inside the timer wheel's slack at the 5th
         # expiry (6.12 s + lateness), so real runs end at ~6.7 s or ~13.3 s (docs/data-transfer.md)
     ),
@@ -192,6 +240,7 @@ def _exchange(client: socket.socket, server: socket.socket, nbytes: int, deadlin
 
 def _real(p: dict[str, Any]) -> Outcome:
     retries2 = int(read_sysctl(RETRIES2))
+    orphan = int(read_sysctl(ORPHAN_RETRIES)) if p["orphan"] else None
     ut = p["user_timeout"]
     out = Outcome()
     with SocketSet() as ss:
@@ -207,35 +256,46 @@ def _real(p: dict[str, Any]) -> Outcome:
         info0 = tcp_info(c)
         rto0 = info0.rto / 1e6
         srtt_us, rttvar_us = info0.extra.get("rtt"), info0.extra.get("rttvar")
-        sched = retransmit_schedule(retries2, ut, rto0=rto0)
+        sched = retransmit_schedule(retries2, ut, rto0=rto0, orphan=orphan)
+        local, remote = c.getsockname(), c.getpeername()
+        live = "FIN_WAIT1" if orphan is not None else "ESTABLISHED"
         before = counters_now()
         set_loopback(False)
         try:
             clock = Clock()
             c.send(b"u" * UNACKED_BYTES)
+            if orphan is not None:
+                # the application lets go: close() queues a FIN behind the data and the socket is an
+                # orphan (SOCK_DEAD); from now on only sock_diag sees it, by its addresses
+                c.close()
             rows: list[dict[str, Any]] = []
-            last = None
+            # before the write: nothing retransmitted, so a first look that comes late still counts what it finds
+            last: tuple | None = (info0.state, info0.retransmits, info0.backoff, info0.rto, info0.total_retrans, -1)
             failed_after = error = None
             deadline = sched.fail_after * 1.3 + 10
             prev_poll = 0.0
             seen_late: list[tuple[float, str]] = []    # (gap before the poll that saw an event, which)
             while clock() < deadline:
-                info = tcp_info(c)
+                info = tcp_info(c) if orphan is None else tcp_info_of(local, remote)
                 now = clock()
                 gap, prev_poll = now - prev_poll, now
+                if info is None:                       # the orphan is gone: tcp_done() destroyed it
+                    failed_after = round(now, 3)
+                    seen_late.append((gap, "the orphan's end"))
+                    break
                 unacked = info.extra.get("unacked", 0)
                 key = (info.state, info.retransmits, info.backoff, info.rto, info.total_retrans, unacked)
                 if key != last:
                     out.timeline.append({"t": round(now, 4), "state": info.state, "retransmits": info.retransmits,
                                          "backoff": info.backoff, "rto_ms": info.rto / 1000,
                                          "total_retrans": info.total_retrans, "unacked": unacked})
-                    if last is not None and info.state == "ESTABLISHED" and info.total_retrans > last[4]:
+                    if last is not None and info.state == live and info.total_retrans > last[4]:
                         kind = "RTO" if info.retransmits > last[1] else "TLP"
                         rows.append({"n": len(rows) + 1, "kind": kind, "sent_at_s": round(now, 3),
                                      "rto_ms": info.rto / 1000, "backoff": info.backoff})
                         seen_late.append((gap, f"retransmission {len(rows)}"))
                     last = key
-                if info.state != "ESTABLISHED":
+                if info.state != live:
                     failed_after = round(now, 3)
                     error = connect_error(c)
                     seen_late.append((gap, "the failure"))
@@ -257,7 +317,10 @@ def _real(p: dict[str, Any]) -> Outcome:
     first_rto = next((r["sent_at_s"] for r in rows if r["kind"] == "RTO"), None)
     because = None
     if failed_after is not None and first_rto is not None:
-        because = _gave_up_because(failed_after - first_rto, ut, retries2)
+        because = _gave_up_because(failed_after - first_rto, ut, retries2,
+                                   sched.limit_s if orphan is not None else None)
+    if out.counters.get("TCPAbortOnMemory", 0):
+        because = "tcp_out_of_resources (TCPAbortOnMemory: too many orphans or memory pressure)"
     out.summary = {
         "retransmit_times": [r["sent_at_s"] for r in rows],
         "failed_after_s": failed_after,
@@ -270,10 +333,15 @@ def _real(p: dict[str, Any]) -> Outcome:
         "rto_max_reached_s": max((r["rto_ms"] for r in rows), default=rto0 * 1000) / 1000,
         "TCPTimeouts": out.counters.get("TCPTimeouts", 0),
         "RetransSegs": out.counters.get("RetransSegs", 0),
+        "TCPAbortOnTimeout": out.counters.get("TCPAbortOnTimeout", 0),
     }
     out.notes.append(METHOD_NOTE)
+    if orphan is not None:
+        out.notes.append(f"the application close()d the socket after the write (tcp_orphan_retries={orphan}); the "
+                         "orphan was followed through sock_diag (INET_DIAG_INFO) until the kernel destroyed it")
     out.notes.append(f"the model (tcplab.model.rto) predicts retransmissions at {list(sched.retransmit_times)} s and "
                      f"failure at {sched.fail_after:g} s (tcp_retries2={retries2}, TCP_USER_TIMEOUT={ut}, "
+                     f"{'' if orphan is None else f'orphan, tcp_orphan_retries={orphan}, '}"
                      f"measured initial RTO {rto0 * 1000:g} ms); real timers fire up to a timer-wheel slot late")
     return out
 
@@ -282,33 +350,42 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     rto0 = initial_rto(tick=profile.timer_tick)
     sched = schedule_for(p, profile, rto0)
     r2 = DEFAULT_RETRIES2 if p["retries2"] is None else p["retries2"]
+    orphan = _orphan_sysctl(p, profile)
+    # an orphan holds data and FIN (two segments) until the first RTO retransmission carries both
+    live, unacked = ("FIN_WAIT1", 2) if orphan is not None else ("ESTABLISHED", 1)
     rows: list[dict[str, Any]] = []
-    timeline = [{"t": 0.0, "state": "ESTABLISHED", "retransmits": 0, "backoff": 0, "rto_ms": rto0 * 1000,
-                 "total_retrans": 0, "unacked": 1}]
+    timeline = [{"t": 0.0, "state": live, "retransmits": 0, "backoff": 0, "rto_ms": rto0 * 1000,
+                 "total_retrans": 0, "unacked": unacked}]
     retransmits = 0
     for i, (t, rto) in enumerate(zip(sched.retransmit_times, sched.rtos)):
         kind = "TLP" if sched.tlp and i == 0 else "RTO"
         retransmits += kind == "RTO"
+        if kind == "RTO":
+            unacked = 1                        # tcp_retrans_try_collapse(): the FIN rides with the data
         rows.append({"n": i + 1, "kind": kind, "sent_at_s": t, "predicted_s": t, "rto_ms": round(rto * 1000, 3),
                      "backoff": retransmits})
-        timeline.append({"t": t, "state": "ESTABLISHED", "retransmits": retransmits, "backoff": retransmits,
-                         "rto_ms": round(rto * 1000, 3), "total_retrans": i + 1, "unacked": 1})
+        timeline.append({"t": t, "state": live, "retransmits": retransmits, "backoff": retransmits,
+                         "rto_ms": round(rto * 1000, 3), "total_retrans": i + 1, "unacked": unacked})
     timeline.append({"t": sched.fail_after, "state": "CLOSE", "retransmits": retransmits, "backoff": 0,
                      "rto_ms": timeline[-1]["rto_ms"], "total_retrans": len(rows), "unacked": 0})
     counters = {"TCPTimeouts": sched.timeouts, "RetransSegs": sched.retrans_segs,
-                "TCPLossProbes": int(sched.tlp), "TCPAbortOnTimeout": 1}
+                "TCPLossProbes": int(sched.tlp), "TCPAbortOnTimeout": 1, "TCPAbortOnMemory": 0}
     notes = [f"kernel profile {profile.name}: tcp_retries2={r2}, TCP_USER_TIMEOUT={p['user_timeout']}, initial RTO "
              f"{rto0 * 1000:g} ms; timers fire exactly on time here (a real timer wheel adds up to a slot)"]
+    if orphan is not None:
+        notes.append(f"an orphan: tcp_orphan_retries={orphan}, so tcp_write_timeout() used "
+                     f"{'8 (0 means 8 while icsk_rto < TCP_RTO_MAX)' if orphan == 0 else orphan} retries "
+                     f"(budget {sched.limit_s:g} s); tcp_out_of_resources() is not modelled (one orphan never trips it)")
     if sched.fail_after > p["max_seconds"]:
         notes.append(f"a real run would take {sched.fail_after:g} s > max_seconds={p['max_seconds']:g}; "
                      "simulated time costs nothing")
+    sysctls = {RETRIES2: r2, "net.ipv4.tcp_rto_min_us": 200000, "net.ipv4.tcp_rto_max_ms": int(profile.rto_max * 1000),
+               "net.ipv4.tcp_early_retrans": 3}
+    sysctls[ORPHAN_RETRIES] = orphan if orphan is not None else profile.orphan_retries
     return Outcome(
         summary={"retransmit_times": list(sched.retransmit_times), "failed_after_s": sched.fail_after,
-                 "error": "ETIMEDOUT", "gave_up_because": sched.gave_up_because, "limit_s": sched.limit_s,
-                 "rto_initial_s": rto0, "srtt_us": round(LOOPBACK_SRTT * 1e6), "rttvar_us": None,
-                 "rto_max_reached_s": max(sched.rtos, default=rto0),
-                 "TCPTimeouts": sched.timeouts, "RetransSegs": sched.retrans_segs},
-        counters=counters, tables={"retransmissions": rows}, timeline=timeline,
-        sysctls={RETRIES2: r2, "net.ipv4.tcp_rto_min_us": 200000, "net.ipv4.tcp_rto_max_ms": int(profile.rto_max * 1000),
-                 "net.ipv4.tcp_early_retrans": 3},
-        notes=notes)
+                 "error": None if orphan is not None else "ETIMEDOUT", "gave_up_because": sched.gave_up_because,
+                 "limit_s": sched.limit_s, "rto_initial_s": rto0, "srtt_us": round(LOOPBACK_SRTT * 1e6),
+                 "rttvar_us": None, "rto_max_reached_s": max(sched.rtos, default=rto0),
+                 "TCPTimeouts": sched.timeouts, "RetransSegs": sched.retrans_segs, "TCPAbortOnTimeout": 1},
+        counters=counters, tables={"retransmissions": rows}, timeline=timeline, sysctls=sysctls, notes=notes)

@@ -175,21 +175,30 @@ class ListExact(Rule):
 
 @dataclass(frozen=True)
 class ListRel(Rule):
-    """Same length, each element within ``frac``."""
+    """Same length, each element within ``frac``; with ``floor`` (seconds), within ``frac`` or ``floor``,
+    for a list that may hold a timer of a jiffy or two, whose phase on the tick decides ms.
+
+    >>> ListRel(0.10, floor=0.01).check([0.007, 0.215], [0.004, 0.204]), ListRel(0.10).check([0.007], [0.004])
+    (True, False)
+    """
 
     frac: float
+    floor: float = 0.0
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"list_rel{_pct(self.frac)}"
+        return f"list_rel{_pct(self.frac)}" + (f"_or_{self.floor * 1000:g}ms" if self.floor else "")
 
     @property
     def meaning(self) -> str:  # type: ignore[override]
-        return f"same length, each element within {_pct(self.frac)} %"
+        return (f"same length, each element within {_pct(self.frac)} %"
+                + (f" or {self.floor * 1000:g} ms (a timer of a jiffy or two fires anywhere in its tick)"
+                   if self.floor else ""))
 
     def check(self, real: Any, sim: Any) -> bool:
         return (real is not None and sim is not None and len(real) == len(sim)
-                and all(_rel(a, b, self.frac) for a, b in zip(real, sim)))
+                and all(_rel(a, b, self.frac) or (a is not None and b is not None and abs(a - b) <= self.floor)
+                        for a, b in zip(real, sim)))
 
 
 def _subsequence(short: list[Any], long: list[Any]) -> bool:

@@ -21,9 +21,11 @@ import struct
 
 from tcplab.errors import ParseError, SockDiagUnavailable
 from tcplab.kernel.procnet import SocketRecord
+from tcplab.kernel.tcpinfo import TcpInfo, decode_tcp_info
 from tcplab.model.states import STATE_NAMES, TIMER_NAMES, TcpState
 
-__all__ = ["DiagRecord", "parse_diag_messages", "dump_tcp", "dump_tcp_rows", "listen_queues", "build_request", "state_mask"]
+__all__ = ["DiagRecord", "parse_diag_messages", "dump_tcp", "dump_tcp_rows", "listen_queues", "build_request", "state_mask",
+           "tcp_info_of"]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -177,3 +179,67 @@ def state_mask(state: str | None) -> int:
 def listen_queues() -> dict[int, tuple[int, int]]:
     """``{inode: (accept queue length, accept queue limit)}`` for every listener here."""
     return {r.inode: (r.recv_q, r.send_q) for r in dump_tcp(states=1 << TCP_LISTEN)}
+
+
+INET_DIAG_INFO = 2                 # include/uapi/linux/inet_diag.h: the attribute carrying struct tcp_info
+INET_DIAG_NOCOOKIE = 0xFFFFFFFF
+_RTATTR = struct.Struct("=HH")
+_ENOENT = 2
+_TCP_NEW_SYN_RECV = 12            # include/net/tcp_states.h: a request minisock (no tcp_info)
+
+
+def _exact_request(local: tuple[str, int], remote: tuple[str, int]) -> bytes:
+    """One non-dump SOCK_DIAG_BY_FAMILY request for the IPv4 TCP socket ``local`` -> ``remote``,
+    asking for its tcp_info (``idiag_ext`` bit ``INET_DIAG_INFO - 1``)."""
+    sockid = _SOCKID.pack(local[1], remote[1], socket.inet_aton(local[0]).ljust(16, b"\0"),
+                          socket.inet_aton(remote[0]).ljust(16, b"\0"), bytes(4),
+                          struct.pack("=II", INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE))
+    body = _REQ_V2.pack(socket.AF_INET, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), ALL_STATES) + sockid
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0) + body
+
+
+def tcp_info_of(local: tuple[str, int], remote: tuple[str, int], timeout: float = 2.0) -> TcpInfo | None:
+    """The tcp_info of the IPv4 TCP socket ``local`` -> ``remote`` through sock_diag, or None when the
+    kernel has no such full socket (any more; a TIME_WAIT or request minisock has no tcp_info).
+
+    Unlike ``getsockopt(TCP_INFO)`` this needs no file descriptor, so it follows a socket after the
+    application closed it: an *orphan* (``SOCK_DEAD``) still retransmitting in FIN_WAIT1, until
+    ``tcp_done()`` destroys it. ``inet_diag_dump_one_icsk()`` (net/ipv4/inet_diag.c) looks the socket
+    up by its 4-tuple and answers ENOENT once it is gone; ``tcp_diag_get_info()`` fills the
+    INET_DIAG_INFO attribute with ``tcp_get_info()``, the same struct TCP_INFO returns.
+
+    >>> tcp_info_of(("127.0.0.1", 1), ("127.0.0.1", 2)) is None     # doctest: +SKIP
+    True
+    """
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    except (OSError, AttributeError) as e:
+        raise SockDiagUnavailable(f"cannot open NETLINK_SOCK_DIAG: {e}") from None
+    with sock:
+        sock.settimeout(timeout)
+        try:
+            sock.send(_exact_request(local, remote))
+            data = sock.recv(1 << 16)
+        except OSError as e:
+            raise SockDiagUnavailable(f"sock_diag request failed: {e}") from None
+    if len(data) < _NLMSGHDR.size:
+        raise ParseError("truncated netlink header", source="sock_diag", lineno=1)
+    length, mtype = _NLMSGHDR.unpack_from(data)[:2]
+    if mtype == NLMSG_ERROR:
+        errno = -struct.unpack_from("=i", data, _NLMSGHDR.size)[0] if len(data) >= _NLMSGHDR.size + 4 else 0
+        if errno == _ENOENT:
+            return None
+        raise SockDiagUnavailable(f"sock_diag answered with error {errno}")
+    if mtype != SOCK_DIAG_BY_FAMILY or length > len(data) or length < _NLMSGHDR.size + _MSG_LEN:
+        raise ParseError(f"unexpected netlink message type {mtype} of {length} bytes", source="sock_diag", lineno=1)
+    if data[_NLMSGHDR.size + 1] in (int(TcpState.TIME_WAIT), _TCP_NEW_SYN_RECV):
+        return None
+    offset = _NLMSGHDR.size + _MSG_LEN
+    while offset + _RTATTR.size <= length:             # the attributes after inet_diag_msg
+        alen, atype = _RTATTR.unpack_from(data, offset)
+        if alen < _RTATTR.size:
+            break
+        if atype == INET_DIAG_INFO:
+            return decode_tcp_info(data[offset + _RTATTR.size: offset + alen])
+        offset += (alen + 3) & ~3
+    raise ParseError("sock_diag gave no INET_DIAG_INFO for a TCP socket", source="sock_diag", lineno=1)

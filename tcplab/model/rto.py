@@ -23,7 +23,20 @@ Linux 6.x, measured on 6.18 — docs/data-transfer.md):
    RTO stays under TCP_RTO_MAX, then ``+ 120 s`` per further retry (:func:`model_timeout`), or
    TCP_USER_TIMEOUT when the socket set it — which then *replaces* the tcp_retries2 budget, longer
    or shorter (``expired = retransmits_timed_out(sk, retry_until, icsk->icsk_user_timeout)``).
-5. **User-timeout clamp.** ``tcp_clamp_rto_to_user_timeout()`` arms the next expiry at
+5. **Orphans.** Once the application close()s the socket (``SOCK_DEAD``), ``tcp_write_timeout()``
+   takes the retry count from ``tcp_orphan_retries(sk, alive)`` instead of tcp_retries2, with
+   ``alive = icsk_rto < TCP_RTO_MAX``: the sysctl ``net.ipv4.tcp_orphan_retries``, but 0 means **8**
+   while alive ("8 corresponds to >100 seconds with minimal RTO of 200msec"), and an ICMP error
+   (``sk_err_soft``) on a socket that is not alive makes it 0 (:func:`orphan_retries`). The same
+   ``retransmits_timed_out()`` time budget follows; TCP_USER_TIMEOUT still replaces it.
+   ``tcp_out_of_resources()`` may kill an orphan earlier (too many orphans, memory pressure: the
+   TCPAbortOnMemory counter), never the case for one orphan here. The close() also sends a FIN
+   behind the data, so two segments are in flight: ``tcp_schedule_loss_probe()`` then arms the
+   probe at ``2·srtt + TCP_TIMEOUT_MIN_US`` (2 ms, one jiffy) instead of ``+ TCP_RTO_MIN``, the probe
+   retransmits the *last* segment (the FIN), and ``tcp_rearm_rto()`` keeps the RTO timed from the
+   head segment (the data, sent at the write): the first RTO expiry comes one RTO after the write.
+   The RTO retransmission carries data and FIN in one segment (``tcp_retrans_try_collapse()``).
+6. **User-timeout clamp.** ``tcp_clamp_rto_to_user_timeout()`` arms the next expiry at
    ``min(rto, user_timeout - elapsed)``, so the connection dies at ``retrans_stamp + user_timeout``
    rather than at the next doubled RTO.
 
@@ -42,6 +55,11 @@ with ``rto_base=1.0`` gives its budget too.
 (5, 5)
 >>> retransmit_schedule(retries2=15, user_timeout_ms=1500).fail_after
 1.908
+>>> o = retransmit_schedule(orphan=2)                     # close() after the write, tcp_orphan_retries=2
+>>> o.retransmit_times, o.fail_after, o.gave_up_because, o.limit_s
+((0.004, 0.204, 0.612, 1.428), 3.06, 'tcp_orphan_retries', 1.4)
+>>> retransmit_schedule(orphan=0).limit_s, retransmit_schedule(orphan=0).fail_after   # 0 means 8: 102.2 s
+(102.2, 104.244)
 """
 
 from __future__ import annotations
@@ -53,7 +71,8 @@ from tcplab.model.profiles import DEFAULT_PROFILE, PROFILES
 from typing import NamedTuple
 
 __all__ = ["TCP_RTO_MIN", "TCP_RTO_MAX", "TCP_TIMEOUT_INIT", "HZ_TICK", "TCP_RETR2", "LOOPBACK_SRTT", "model_timeout",
-           "initial_rto", "backed_off_rto", "RetransmitSchedule", "retransmit_schedule", "GAVE_UP_REASONS"]
+           "initial_rto", "backed_off_rto", "RetransmitSchedule", "retransmit_schedule", "GAVE_UP_REASONS",
+           "TCP_ORPHAN_RETRIES", "ORPHAN_ALIVE_RETRIES", "orphan_retries", "loss_probe_timeout"]
 
 # the kernel's constants are the default profile's (written once, in tcplab.model.profiles)
 _DEFAULT = PROFILES[DEFAULT_PROFILE]
@@ -62,10 +81,49 @@ TCP_RTO_MAX = _DEFAULT.rto_max            # include/net/tcp.h: 120*HZ (net.ipv4.
 TCP_TIMEOUT_INIT = _DEFAULT.rto_initial   # include/net/tcp.h: the RTO before any RTT sample (SYN)
 HZ_TICK = _DEFAULT.timer_tick             # one jiffy at CONFIG_HZ=250, the measured kernel
 TCP_RETR2 = _DEFAULT.retries2             # net.ipv4.tcp_retries2 of a fresh namespace
+TCP_ORPHAN_RETRIES = _DEFAULT.orphan_retries   # net.ipv4.tcp_orphan_retries of a fresh namespace (0)
 LOOPBACK_SRTT = 30e-6    # tcp_info.rtt on loopback: ~30 µs
+#: tcp_orphan_retries(): "if (retries == 0 && alive) retries = 8;" (net/ipv4/tcp_timer.c)
+ORPHAN_ALIVE_RETRIES = 8
+#: TCP_TIMEOUT_MIN_US (include/net/tcp.h: 2 ms), the loss probe's floor with several segments in flight
+TIMEOUT_MIN = 0.002
 
-#: why the kernel gave up: the tcp_retries2 budget or the socket's TCP_USER_TIMEOUT
-GAVE_UP_REASONS = ("tcp_retries2", "TCP_USER_TIMEOUT")
+#: why the kernel gave up: the tcp_retries2 budget, the socket's TCP_USER_TIMEOUT, or (an orphan) tcp_orphan_retries
+GAVE_UP_REASONS = ("tcp_retries2", "TCP_USER_TIMEOUT", "tcp_orphan_retries")
+
+
+def orphan_retries(sysctl: int, alive: bool, err_soft: bool = False) -> int:
+    """``tcp_orphan_retries(sk, alive)`` (net/ipv4/tcp_timer.c): the retry count of an orphaned socket.
+
+    ``alive`` is ``icsk_rto < TCP_RTO_MAX`` (the RTO has not backed off to the cap yet); ``err_soft``: an
+    ICMP error was recorded (``sk->sk_err_soft``).
+
+    >>> orphan_retries(0, alive=True), orphan_retries(0, alive=False), orphan_retries(3, alive=True)
+    (8, 0, 3)
+    >>> orphan_retries(3, alive=False, err_soft=True), orphan_retries(3, alive=True, err_soft=True)
+    (0, 3)
+    """
+    retries = 0 if err_soft and not alive else sysctl       # "We know from an ICMP that something is wrong."
+    if retries == 0 and alive:                              # "if socket sent something recently ..."
+        retries = ORPHAN_ALIVE_RETRIES
+    return retries
+
+
+def loss_probe_timeout(packets_out: int, srtt: float = LOOPBACK_SRTT, rto_min: float = TCP_RTO_MIN,
+                       tick: float = HZ_TICK) -> float:
+    """``tcp_schedule_loss_probe()``'s PTO before the clamp to the RTO: ``usecs_to_jiffies(2·srtt +
+    TCP_RTO_MIN)`` with one segment in flight, ``usecs_to_jiffies(2·srtt + TCP_TIMEOUT_MIN_US)`` (2 ms)
+    with more (since 1c2709cfff1d, v6.6 and the 6.1 stable line; before it 2 jiffies were added after
+    the rounding). A real timer wheel fires it up to one more jiffy late (``calc_index()`` rounds up),
+    so on loopback at HZ=250 a two-segment probe leaves 4-8 ms after the last send.
+
+    >>> loss_probe_timeout(1), loss_probe_timeout(2)      # loopback: one segment; data + FIN
+    (0.204, 0.004)
+    """
+    floor = rto_min if packets_out == 1 else TIMEOUT_MIN
+    if tick <= 0:
+        return round(2 * srtt + floor, 6)
+    return round(math.ceil(round((2 * srtt + floor) / tick, 9)) * tick, 6)
 
 
 def model_timeout(boundary: int, rto_base: float = TCP_RTO_MIN, rto_max: float = TCP_RTO_MAX) -> float:
@@ -111,8 +169,9 @@ class RetransmitSchedule(NamedTuple):
     retransmit_times: every retransmitted segment (the TLP first, then one per RTO expiry but the last).
     rtos:             the RTO (s) in force after each retransmission (the TLP leaves it unchanged).
     fail_after:       when ``tcp_write_timeout()`` gave up (the socket reports ETIMEDOUT).
-    gave_up_because:  ``"tcp_retries2"`` or ``"TCP_USER_TIMEOUT"``.
-    limit_s:          the elapsed-time limit compared with (model_timeout(retries2) or the user timeout).
+    gave_up_because:  ``"tcp_retries2"``, ``"TCP_USER_TIMEOUT"`` or (an orphan) ``"tcp_orphan_retries"``.
+    limit_s:          the elapsed-time limit compared with at the fatal expiry (model_timeout(retries2),
+                      model_timeout(tcp_orphan_retries()) or the user timeout).
     first_rto_at:     ``retrans_stamp``: when the limit's clock started (the first RTO retransmission).
     timeouts:         RTO expiries (TCPTimeouts), the fatal one included.
     """
@@ -136,8 +195,11 @@ class RetransmitSchedule(NamedTuple):
 @lru_cache(maxsize=512)
 def retransmit_schedule(retries2: int = TCP_RETR2, user_timeout_ms: int | None = None, *, rto0: float | None = None,
                         tlp: bool = True, rto_max: float = TCP_RTO_MAX, rto_min: float = TCP_RTO_MIN,
-                        tick: float = HZ_TICK) -> RetransmitSchedule:
-    """Replay rules 2-5 of the module docstring for one unacknowledged segment written at t=0.
+                        tick: float = HZ_TICK, orphan: int | None = None) -> RetransmitSchedule:
+    """Replay rules 2-6 of the module docstring for one unacknowledged segment written at t=0.
+
+    ``orphan``: the application close()d the socket right after the write, and this is
+    net.ipv4.tcp_orphan_retries (rule 5); None: the application holds the socket.
 
     ``rto0`` defaults to :func:`initial_rto` (loopback). No timer-wheel lateness is modelled: a
     real kernel fires each timer up to a jiffy late, and the lateness adds up (~3 % here).
@@ -152,21 +214,35 @@ def retransmit_schedule(retries2: int = TCP_RETR2, user_timeout_ms: int | None =
     if rto0 is None:
         rto0 = initial_rto(rto_min=rto_min, tick=tick)
     ut = (user_timeout_ms or 0) / 1000.0
-    limit = ut if ut > 0 else model_timeout(retries2, rto_min, rto_max)
-    reason = GAVE_UP_REASONS[1] if ut > 0 else GAVE_UP_REASONS[0]
+
+    def limit_at(rto: float) -> tuple[float, str]:
+        """The elapsed-time limit tcp_write_timeout() applies at an expiry with ``icsk_rto`` = ``rto``."""
+        if ut > 0:
+            return ut, GAVE_UP_REASONS[1]
+        if orphan is not None:                # rule 5: alive = icsk_rto < TCP_RTO_MAX
+            return model_timeout(orphan_retries(orphan, alive=rto < rto_max), rto_min, rto_max), GAVE_UP_REASONS[2]
+        return model_timeout(retries2, rto_min, rto_max), GAVE_UP_REASONS[0]
+
     sends: list[float] = []
     rtos: list[float] = []
     rto = rto0
     now = 0.0
-    if tlp:                                   # rule 2: the probe leaves one (clamped) PTO after the write
+    if tlp and orphan is None:                # rule 2: the probe leaves one (clamped) PTO after the write
         now = rto0
         sends.append(round(now, 6))
         rtos.append(rto)
-    now += rto0                               # tcp_rearm_rto() from the probe
+        now += rto0                           # tcp_rearm_rto() from the probe (it retransmitted the head)
+    else:
+        if tlp:                               # rule 5: data + FIN in flight, the probe retransmits the FIN
+            sends.append(round(min(loss_probe_timeout(2, rto_min=rto_min, tick=tick), rto0), 6))
+            rtos.append(rto)
+        now = rto0                            # the RTO stays timed from the head (the data, sent at 0)
     stamp: float | None = None
     timeouts = 0
+    limit, reason = limit_at(rto)
     for _ in range(10_000):                   # bounded: at most ~limit/rto_max + 64 expiries
         timeouts += 1                         # rule 3: an RTO expiry
+        limit, reason = limit_at(rto)
         if stamp is not None and round(now - stamp, 9) >= round(limit, 9):   # rule 4
             return RetransmitSchedule(tuple(sends), tuple(rtos), round(now, 6), reason, limit,
                                       stamp, rto0, tlp, timeouts)
@@ -176,7 +252,7 @@ def retransmit_schedule(retries2: int = TCP_RETR2, user_timeout_ms: int | None =
         rto = min(rto * 2, rto_max)
         rtos.append(rto)
         wait = rto
-        if ut > 0:                            # rule 5: tcp_clamp_rto_to_user_timeout()
+        if ut > 0:                            # rule 6: tcp_clamp_rto_to_user_timeout()
             remaining = ut - (now - stamp)
             wait = min(rto, remaining) if remaining > 0 else tick
         now += wait

@@ -164,3 +164,78 @@ def test_no_namespace_means_simulated(monkeypatch):
         retransmission(retries2=1, mode="real")
     r = retransmission(retries2=1)
     assert r.mode == "sim" and "lo down" in r.reason
+
+
+# -- an orphan: the application close()d the socket (tcp_orphan_retries, not tcp_retries2) ----------------------
+
+def _real_orphan(orphan_retries):
+    r = retransmission(orphan=True, orphan_retries=orphan_retries, mode="real")
+    return r.mode, r.summary, r.tables["retransmissions"].to_dict("records"), r.notes, r.trusted, r.provenance
+
+
+@pytest.mark.real
+def test_an_orphan_is_given_up_by_tcp_orphan_retries(as_user):
+    """tcp_write_timeout(): SOCK_DEAD -> retry_until = tcp_orphan_retries(); tcp_retries2 (15 here) plays no part."""
+    try:
+        got = as_user(_real_orphan, 2)
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    mode, s, rows, notes = _trusted(got)
+    assert mode == "real"
+    expected = retransmit_schedule(15, None, rto0=s["rto_initial_s"], orphan=2)
+    # given up at the first expiry past model_timeout(2) = 1.4 s after the first RTO retransmission: ~3.06 s,
+    # nowhere near the ~929 s tcp_retries2=15 would allow
+    assert s["gave_up_because"] == "tcp_orphan_retries" and s["limit_s"] == 1.4
+    assert _within(s["failed_after_s"], expected.fail_after), s
+    assert s["error"] is None and s["TCPAbortOnTimeout"] == 1          # tcp_write_err(), not tcp_out_of_resources()
+    # data + FIN in flight: the TLP leaves a jiffy or two after the close, the first RTO one RTO after the write
+    assert [r["kind"] for r in rows] == ["TLP", "RTO", "RTO", "RTO"], rows
+    assert rows[0]["sent_at_s"] < 0.05 and _within(rows[1]["sent_at_s"], s["rto_initial_s"]), rows
+    assert s["TCPTimeouts"] == expected.timeouts == 4 and s["RetransSegs"] == 4
+    assert any("sock_diag" in n for n in notes)
+
+
+@pytest.mark.real
+def test_orphan_retries_moves_the_end():
+    """One more orphan retry doubles the wait: 1 -> ~1.4 s, 3 -> ~6.3 s (the kernel, not our constant)."""
+    one = retransmission(orphan=True, orphan_retries=1, mode="real")
+    three = retransmission(orphan=True, orphan_retries=3, mode="real")
+    if not (one.trusted and three.trusted):
+        pytest.skip(f"the host disturbed the runs: {one.provenance} / {three.provenance}")
+    assert _within(one.summary["failed_after_s"], 1.428) and _within(three.summary["failed_after_s"], 6.324)
+    assert one.summary["RetransSegs"] == 3 and three.summary["RetransSegs"] == 5
+
+
+def test_orphan_retries_zero_means_eight_while_alive():
+    from tcplab.model.rto import orphan_retries
+    assert orphan_retries(0, alive=True) == 8 and orphan_retries(0, alive=False) == 0
+    assert orphan_retries(3, alive=False, err_soft=True) == 0 and orphan_retries(3, alive=True, err_soft=True) == 3
+    s = retransmission(orphan=True, mode="sim").summary                  # a fresh namespace's 0
+    assert s["limit_s"] == model_timeout(8) == 102.2 and s["failed_after_s"] == pytest.approx(104.244)
+    assert s["gave_up_because"] == "tcp_orphan_retries" and s["error"] is None
+    # the same socket held by the application: tcp_retries2's ~929 s
+    assert retransmission(mode="sim").summary["failed_after_s"] > 900
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_orphan_schedule_follows_the_rules(n):
+    s = retransmit_schedule(15, orphan=n)
+    rto0 = initial_rto()
+    t = list(s.retransmit_times)
+    assert t[0] == 0.004 and t[1] == rto0                       # the two-segment TLP, then the RTO from the write
+    assert s.fail_after - t[1] >= model_timeout(n) > t[-1] - t[1]
+    assert s.limit_s == model_timeout(n) and s.gave_up_because == "tcp_orphan_retries"
+
+
+def test_long_orphan_runs_are_refused_unless_raised():
+    with pytest.raises(ValueError, match=r"orphan=True, orphan_retries=0\) would run about 104 s"):
+        retransmission(orphan=True, mode="real")
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(orphan_retries=-1), r"orphan_retries must be None or an int in 0\.\.100, not -1"),
+    (dict(orphan="yes"), r"orphan"),
+])
+def test_bad_orphan_parameters(kw, msg):
+    with pytest.raises((ValueError, TypeError), match=msg):
+        retransmission(**kw, mode="sim")

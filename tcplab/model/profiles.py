@@ -75,6 +75,8 @@ class KernelProfile:
     delack_min: float = 0.04              # TCP_DELACK_MIN = TCP_ATO_MIN (HZ/25), include/net/tcp.h
     delack_max: float = 0.2               # TCP_DELACK_MAX (HZ/5), include/net/tcp.h
     retries2: int = 15                    # net.ipv4.tcp_retries2 (TCP_RETR2)
+    tcp_rmem: tuple[int, int, int] = (4096, 131072, 6291456)  # net.ipv4.tcp_rmem (max scaled down on small RAM)
+    rmem_max: int = 212992                # net.core.rmem_max (host-wide; SO_RCVBUF is clamped to it)
     orphan_retries: int = 0               # net.ipv4.tcp_orphan_retries (0: 8 while alive, tcp_orphan_retries())
     keepalive_time: int = 7200            # net.ipv4.tcp_keepalive_time (TCP_KEEPALIVE_TIME), s
     keepalive_intvl: int = 75             # net.ipv4.tcp_keepalive_intvl (TCP_KEEPALIVE_INTVL), s

@@ -1,0 +1,73 @@
+"""autotuning: the receiver's buffer grows during a transfer unless the application set SO_RCVBUF, real as root
+and as uid 65534, and the model's rules (tcplab.model.rcvbuf) in the simulator."""
+
+from __future__ import annotations
+
+import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
+import pytest
+
+from tcplab.errors import RealModeUnavailable
+from tcplab.experiments import autotuning
+from tcplab.model.rcvbuf import autotuning as rule, locked_rcvbuf
+
+
+def _real(rcvbuf=None):
+    r = autotuning(rcvbuf=rcvbuf, mode="real")
+    return r.mode, r.summary, r.tables["growth"].to_dict("records"), r.sysctls
+
+
+@pytest.mark.real
+def test_without_so_rcvbuf_the_kernel_grows_the_buffer(as_user):
+    try:
+        mode, s, rows, sysctls = as_user(_real)
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    assert mode == "real"
+    rmem = sysctls["net.ipv4.tcp_rmem"]
+    # tcp_init_sock(): tcp_rmem[1]; tcp_rcv_space_adjust() raised it, never past tcp_rmem[2]
+    assert s["rcvbuf_at_start"] == rmem[1]
+    assert s["autotuned"] and rmem[1] < s["rcvbuf_max"] <= rmem[2], s
+    assert len({r["rcvbuf"] for r in rows}) >= 2
+    # the window grew with it, past what the starting buffer allows
+    assert s["rcv_wnd_max"] > rmem[1] // 2, s
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("rcvbuf", [32768, 131072])
+def test_so_rcvbuf_turns_autotuning_off(as_user, rcvbuf):
+    try:
+        mode, s, rows, _ = as_user(_real, rcvbuf)
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    # __sock_set_rcvbuf(): doubled and SOCK_RCVBUF_LOCK; tcp_rcv_space_adjust() leaves it alone
+    assert s["rcvbuf_at_start"] == s["rcvbuf_max"] == 2 * rcvbuf and not s["autotuned"], s
+    assert {r["rcvbuf"] for r in rows} == {2 * rcvbuf}
+    # and the window never passes the buffer
+    assert s["rcv_wnd_max"] <= 2 * rcvbuf, s
+
+
+def test_the_model_rules():
+    assert locked_rcvbuf(32768) == 65536 and locked_rcvbuf(1) == 2304
+    assert locked_rcvbuf(10**6, rmem_max=212992) == 425984
+    assert rule(None) == (131072, True, 6291456)
+    assert rule(None, moderate_rcvbuf=False) == (131072, False, 131072)
+    assert rule(4096) == (8192, False, 8192)
+    with pytest.raises(ValueError, match="requested"):
+        locked_rcvbuf(-1)
+
+
+def test_sim_says_what_it_does_not_model():
+    r = autotuning(mode="sim")
+    assert r.summary["autotuned"] and r.summary["rcvbuf_max"] is None
+    assert any("reader's pace" in n for n in r.notes)
+    s = autotuning(rcvbuf=32768, mode="sim").summary
+    assert s["rcvbuf_max"] == s["rcvbuf_at_start"] == 65536 and not s["autotuned"]
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(rcvbuf=0), r"rcvbuf must be None or an int in 1\.\.212992, not 0"),
+    (dict(bytes=10), r"bytes must be an int in 1000000\.\.1000000000, not 10"),
+])
+def test_bad_parameters(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        autotuning(**kw, mode="sim")

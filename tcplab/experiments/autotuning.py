@@ -71,7 +71,7 @@ SPEC = Experiment(
     summary=(
         Key("rcvbuf_at_start", "getsockopt(SO_RCVBUF) of the accepted socket before any data (tcp_rmem[1], or "
             "twice the value set)",
-            rule=When(_locked, named("exact"), named("host_rmem"), name="exact if set",
+            rule=When(_locked, named("exact"), named("host_rmem"), name="exact if set", otherwise_shows="host_rmem",
                       meaning="equal when SO_RCVBUF was set; else tcp_rmem[1], which follows the host's tcp_rmem")),
         Key("rcvbuf_max", "the largest getsockopt(SO_RCVBUF) during the transfer (None simulated without SO_RCVBUF: "
             "how far it grows is the reader's pace per RTT)",
@@ -79,7 +79,7 @@ SPEC = Experiment(
                       meaning="equal when SO_RCVBUF was set (it cannot move); else not compared")),
         Key("autotuned", "sk_rcvbuf grew during the transfer (tcp_rcv_space_adjust() changed it)"),
         Key("rcvbuf_ceiling", "the most autotuning may reach: tcp_rmem[2] (locked: the buffer itself)",
-            rule=When(_locked, named("exact"), named("host_rmem"), name="exact if set",
+            rule=When(_locked, named("exact"), named("host_rmem"), name="exact if set", otherwise_shows="host_rmem",
                       meaning="equal when SO_RCVBUF was set; else tcp_rmem[2], which follows the host's tcp_rmem")),
         Key("rcv_space_max", "the largest tcp_info.rcv_space: the bytes the reader copied in one receiver RTT "
             "(None: not simulated)", rule="shown"),

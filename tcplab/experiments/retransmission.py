@@ -150,8 +150,8 @@ SPEC = Experiment(
         Param("orphan", "bool", False,
               help="the application close()s its socket right after the write: the kernel retransmits an orphan"),
         Param("orphan_retries", "int", None, lo=0, hi=100, optional=True, sysctl=ORPHAN_RETRIES,
-              help="tcp_orphan_retries in the namespace: an orphan's retry count (0: 8 while the RTO is below "
-                   "TCP_RTO_MAX)",
+              help="tcp_orphan_retries in the namespace: an orphan's retry count, with orphan=True only (0: 8 "
+                   "while the RTO is below TCP_RTO_MAX)",
               slider=Slider(0, 8)),
         Param("silence_after_bytes", "int", 0, lo=0, hi=10_000_000, unit="B",
               help="bytes delivered and acknowledged before the peer goes silent"),

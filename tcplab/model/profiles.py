@@ -140,6 +140,7 @@ class KernelProfile:
             "net.ipv4.tcp_max_tw_buckets": p.max_tw_buckets,
             "net.ipv4.ip_local_port_range": p.port_range,
             "net.ipv4.tcp_retries2": p.retries2,
+            "net.ipv4.tcp_orphan_retries": p.orphan_retries,
             "net.ipv4.tcp_keepalive_time": p.keepalive_time,
             "net.ipv4.tcp_keepalive_intvl": p.keepalive_intvl,
             "net.ipv4.tcp_keepalive_probes": p.keepalive_probes,

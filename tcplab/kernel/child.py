@@ -37,17 +37,20 @@ __all__ = ["run_in_child", "MAX_RESULT_BYTES"]
 
 T = TypeVar("T")
 #: the most a child may send back (a result is a summary or a table, not a capture)
-MAX_RESULT_BYTES = 1 << 30
+MAX_RESULT_BYTES = 256 * 1024 * 1024
 _HEADER = struct.Struct(">Q")
 _CHILD_FAILED = 70          # EX_SOFTWARE: the child could not even report
 
 
 def run_in_child(fn: Callable[..., T], *args: Any, prepare: Callable[[int], int] | None = None,
-                 timeout: float = 30.0, what: str = "the child") -> T:
+                 timeout: float = 30.0, what: str = "the child",
+                 timeout_error: Callable[[str], Exception] = KernelUnavailable,
+                 died_error: Callable[[str], Exception] = KernelUnavailable) -> T:
     """Return ``fn(*args)`` run in a forked child (after ``prepare(wfd)`` there, which returns
     the descriptor to write the result to), or raise its exception. ``what`` names the child in
-    errors. Raises :class:`KernelUnavailable` if the child does not finish within ``timeout`` s
-    (it is killed) or dies without a result.
+    errors. Raises ``timeout_error(message)`` if the child does not finish within ``timeout`` s
+    (it is killed), ``died_error(message)`` if it dies without a result (both
+    :class:`KernelUnavailable` unless given, e.g. :class:`~tcplab.errors.NamespaceTimeout`).
 
     >>> import os
     >>> run_in_child(os.getpid) != os.getpid()
@@ -68,7 +71,7 @@ def run_in_child(fn: Callable[..., T], *args: Any, prepare: Callable[[int], int]
     data: bytes | None = None
     status: int | None = None
     try:
-        data, status = _read(rfd, pid, timeout, what)
+        data, status = _read(rfd, pid, timeout, what, timeout_error)
     finally:
         os.close(rfd)
         if status is None:          # not reaped: finished (it exits at once), timed out, or we failed
@@ -81,7 +84,7 @@ def run_in_child(fn: Callable[..., T], *args: Any, prepare: Callable[[int], int]
         assert status is not None
         why = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                else f"exited with status {os.waitstatus_to_exitcode(status)}")
-        raise KernelUnavailable(f"{what} {why} without a result")
+        raise died_error(f"{what} {why} without a result")
     payload = pickle.loads(data)
     if payload[0] == "ok":
         return payload[1]
@@ -115,7 +118,7 @@ def _child(fn: Callable[..., Any], args: tuple, prepare: Callable[[int], int] | 
         os._exit(code)
 
 
-def _read(rfd: int, pid: int, timeout: float, what: str) -> tuple[bytes | None, int | None]:
+def _read(rfd: int, pid: int, timeout: float, what: str, timeout_error: Callable[[str], Exception]) -> tuple[bytes | None, int | None]:
     """One length-prefixed result: ``(data, None)`` (the child not reaped yet), or ``(None,
     status)`` if the child exited (reaped) without a whole result. Bounded by ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -130,7 +133,7 @@ def _read(rfd: int, pid: int, timeout: float, what: str) -> tuple[bytes | None, 
             return bytes(buf[_HEADER.size:_HEADER.size + need]), None
         left = deadline - time.monotonic()
         if left <= 0:
-            raise KernelUnavailable(f"{what} did not finish within {timeout:g} s and was killed")
+            raise timeout_error(f"{what} did not finish within {timeout:g} s and was killed")
         if select.select([rfd], [], [], min(left, 0.05))[0]:
             chunk = os.read(rfd, 1 << 20)
             if chunk:

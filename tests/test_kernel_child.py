@@ -109,3 +109,15 @@ def test_a_sibling_holding_the_pipe_does_not_hang_the_read(nothing_left):
 def test_bad_timeout():
     with pytest.raises(ValueError, match="timeout must be in"):
         run_in_child(int, timeout=0)
+
+
+class _NeedsTwo(Exception):
+    def __init__(self, a, b):          # pickles as _NeedsTwo("a b"), which cannot be called again
+        super().__init__(f"{a} {b}")
+
+
+def test_an_exception_that_cannot_be_rebuilt_is_still_an_error(nothing_left):
+    def raise_it():
+        raise _NeedsTwo("x", "y")
+    with pytest.raises(Exception, match="could not be unpickled"):
+        run_in_child(raise_it)

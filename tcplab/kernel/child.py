@@ -85,7 +85,10 @@ def run_in_child(fn: Callable[..., T], *args: Any, prepare: Callable[[int], int]
         why = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                else f"exited with status {os.waitstatus_to_exitcode(status)}")
         raise died_error(f"{what} {why} without a result")
-    payload = pickle.loads(data)
+    try:
+        payload = pickle.loads(data)
+    except Exception as e:  # noqa: BLE001 - e.g. an exception class whose __init__ pickle cannot call again
+        raise TcpLabError(f"{what} sent a result that could not be unpickled: {e!r}") from e
     if payload[0] == "ok":
         return payload[1]
     exc, tb = payload[1], payload[2]
@@ -107,8 +110,8 @@ def _child(fn: Callable[..., Any], args: tuple, prepare: Callable[[int], int] | 
             data = pickle.dumps(payload)
         except Exception as e:  # noqa: BLE001 - an unpicklable result or exception
             detail = payload[2] if payload[0] == "err" else ""
-            data = pickle.dumps(("err", TcpLabError(f"the child's {payload[0] == 'ok' and 'result' or 'exception'}"
-                                                    f" could not be pickled: {e!r}"), detail))
+            kind = "result" if payload[0] == "ok" else f"exception {payload[1]!r}"
+            data = pickle.dumps(("err", TcpLabError(f"the child's {kind} could not be pickled: {e!r}"), detail))
         view = memoryview(_HEADER.pack(len(data)) + data)
         while view:
             view = view[os.write(wfd, view):]

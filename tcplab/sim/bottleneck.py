@@ -9,7 +9,8 @@ source, are in :mod:`tcplab.model.cc`'s docstring. Time advances through
 ACK's at the sender, a delayed ACK, a paced burst, the retransmission timer and the samples are
 events on it, ordered at one instant by priority (samples, arrivals, ACKs, delayed ACKs, pacing, RTO).
 Measured against the deque loop this replaced (issue 23): identical outputs over a grid of 432 runs
-and no slower on ``python bench/bench_cc.py`` (see CHANGELOG.md).
+(``scripts/cc_grid.py``) and no slower on ``python bench/bench_cc.py`` (after/before 0.84-0.99;
+docs/data-transfer.md, "One clock").
 
 >>> r = simulate(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="reno", duration=2.0)
 >>> r.flows[0].loss_events >= 1, 0.8 < r.utilization <= 1.0
@@ -152,8 +153,9 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         burst, segs = 0, (f.bbr.tso_segs() if f.bbr is not None else 0)
         while f.in_flight < f.cwnd and (budget is None or n < budget):
             if f.bbr is not None and burst == 0 and now < f.bbr.wstamp:
-                f.pace_at = f.bbr.wstamp                # paced: the next burst waits (tcp_pacing_check())
-                schedule(f.pace_at, paced, None, priority=_PACE)
+                if f.pace_at != f.bbr.wstamp:           # paced: the next burst waits (tcp_pacing_check())
+                    f.pace_at = f.bbr.wstamp            # (once on the clock per release time)
+                    schedule(f.pace_at, paced, None, priority=_PACE)
                 break
             if f.lost:
                 seq = f.lost.popleft()

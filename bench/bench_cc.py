@@ -1,4 +1,4 @@
-"""Benchmark: the congestion model (tcplab.model.cc) on the issue's case, a 30 s, 50 Mbit/s,
+"""Benchmark: the congestion model (tcplab.sim.bottleneck over tcplab.model.cc) on the issue's case, a 30 s, 50 Mbit/s,
 50 ms transfer through a 100-packet buffer (about 125k data packets), against a reference
 measured in the same run: a bare Python loop that only moves the same number of packets through
 a deque (the least any packet-level model in CPython pays per packet).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from tcplab.model.cc import simulate
+from tcplab.sim.bottleneck import simulate
 
 
 def _reference(packets: int) -> None:

@@ -13,7 +13,8 @@ from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import congestion
 from tcplab.experiments.congestion import jain_index
 from tcplab.model.cc import (MSS, WIRE_BYTES, cubic_ssthresh, exit_cwnd_from_ssthresh, receive_window_for,
-                             reno_ssthresh, simulate)
+                             reno_ssthresh)
+from tcplab.sim.bottleneck import simulate
 
 
 # -- the model's rules -----------------------------------------------------------------------------

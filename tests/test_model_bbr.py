@@ -9,7 +9,8 @@ import statistics
 import pytest
 
 from tcplab.model.bbr import Bbr, MinMax
-from tcplab.model.cc import MSS, WIRE_BYTES, simulate
+from tcplab.model.cc import MSS, WIRE_BYTES
+from tcplab.sim.bottleneck import simulate
 
 
 def _bdp(rate_mbit, rtt_ms):

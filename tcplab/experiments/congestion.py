@@ -39,9 +39,10 @@ from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.model.cc import (INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets,
-                             rcvbuf_request, receive_window_for, receive_window_packets, simulate)
+                             rcvbuf_request, receive_window_for, receive_window_packets)
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
+from tcplab.sim.bottleneck import simulate
 from tcplab.sim.engine import Rng
 
 __all__ = ["congestion", "SPEC", "jain_index"]

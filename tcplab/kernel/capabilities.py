@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from tcplab.kernel.namespace import FORBID_ENV, _forbidden_reason, in_namespace
 from tcplab.errors import NamespaceUnavailable, SockDiagUnavailable, TcpLabError
+from tcplab.kernel.child import run_in_child
 
 __all__ = ["Capability", "probe_capabilities", "run_unprivileged", "interface_mtu", "max_user_namespaces",
            "foreign_processes"]
@@ -47,56 +48,13 @@ def run_unprivileged(fn, *args, uid: int = NOBODY, timeout: float = 30.0):
 
     The child cannot import modules it cannot read (e.g. under /root): import them first.
     """
-    import pickle
-    import select
-    import time
+    def become(wfd: int) -> int:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        return wfd
 
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(rfd)
-        try:
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            try:
-                payload = ("ok", fn(*args))
-            except BaseException as e:  # noqa: BLE001 - sent back to the parent
-                payload = ("err", e)
-            try:
-                data = pickle.dumps(payload)
-            except Exception as e:  # noqa: BLE001
-                data = pickle.dumps(("err", TcpLabError(f"unpicklable result: {e!r}")))
-            while data:
-                data = data[os.write(wfd, data):]
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    chunks = []
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TcpLabError(f"the unprivileged child did not answer within {timeout:g} s")
-            if select.select([rfd], [], [], min(left, 0.2))[0]:
-                chunk = os.read(rfd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    finally:
-        os.close(rfd)
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    if not chunks:
-        raise TcpLabError("the unprivileged child returned nothing")
-    kind, value = pickle.loads(b"".join(chunks))
-    if kind == "err":
-        raise value
-    return value
+    return run_in_child(fn, *args, prepare=become, timeout=timeout, what=f"the child running as uid {uid}")
 
 
 def _probe_ns(as_nobody: bool) -> tuple[bool, str]:

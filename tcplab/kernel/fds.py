@@ -15,17 +15,12 @@ True
 from __future__ import annotations
 
 import os
-import pickle
 import resource
-import select
-import signal
 import socket
-import time
-import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from tcplab.errors import KernelUnavailable
+from tcplab.kernel.child import run_in_child
 
 __all__ = ["open_fds", "socket_inode_of", "fd_of_socket", "run_with_fd_limit"]
 
@@ -71,7 +66,7 @@ def fd_of_socket(inode: int) -> int | None:
 def run_with_fd_limit(fn: Callable[..., T], limit: int, timeout: float = 30.0, keep: tuple[int, ...] = ()) -> T:
     """Run ``fn(*fds)`` in a forked child whose RLIMIT_NOFILE soft limit is ``limit``; return its
     result (pickled back) or raise its exception. The child is killed after ``timeout`` s and always
-    reaped.
+    reaped (:func:`tcplab.kernel.child.run_in_child`).
 
     The child closes every inherited descriptor above 2 and renumbers its result pipe to 3 and the
     descriptors of ``keep`` to 4, 5, ... (``fds``, in that order), so it starts with exactly
@@ -80,69 +75,25 @@ def run_with_fd_limit(fn: Callable[..., T], limit: int, timeout: float = 30.0, k
     """
     if limit < 4:
         raise ValueError(f"limit must be at least 4 (stdin, stdout, stderr and the result pipe), not {limit}")
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                            # the child
-        code = 0
-        try:
-            os.close(rfd)
-            wanted = (wfd, *keep)
-            high = [os.dup(fd) for fd in wanted]
-            for name in os.listdir(_FD_DIR):
-                fd = int(name)
-                if fd > 2 and fd not in high:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass        # the listing's own descriptor
-            low = []
-            for n, fd in enumerate(high, start=3):
-                os.dup2(fd, n)
-                low.append(n)
-            for fd in high:
-                if fd not in low:
+
+    def prepare(wfd: int) -> int:
+        high = [os.dup(fd) for fd in (wfd, *keep)]
+        for name in os.listdir(_FD_DIR):
+            fd = int(name)
+            if fd > 2 and fd not in high:
+                try:
                     os.close(fd)
-            wfd, fds = low[0], low[1:]
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
-            try:
-                payload = ("ok", fn(*fds))
-            except BaseException as e:  # noqa: BLE001 - sent back to the parent
-                payload = ("err", (e, traceback.format_exc()))
-            data = pickle.dumps(payload)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(wfd, view):]
-        except BaseException:  # noqa: BLE001
-            code = 70
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise KernelUnavailable(f"the child with RLIMIT_NOFILE={limit} did not finish in {timeout:g} s")
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            data = os.read(rfd, 1 << 16)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(rfd)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    if not chunks:
-        raise KernelUnavailable(f"the child with RLIMIT_NOFILE={limit} died without a result")
-    kind, value = pickle.loads(b"".join(chunks))
-    if kind == "err":
-        exc, tb = value
-        raise exc
-    return value
+                except OSError:
+                    pass        # the listing's own descriptor
+        low = list(range(3, 3 + len(high)))
+        for fd, n in zip(high, low):
+            os.dup2(fd, n)
+        for fd in high:
+            if fd not in low:
+                os.close(fd)
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+        return low[0]
+
+    return run_in_child(fn, *range(4, 4 + len(keep)), prepare=prepare, timeout=timeout,
+                        what=f"the child with RLIMIT_NOFILE={limit}")

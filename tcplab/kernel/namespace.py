@@ -4,7 +4,8 @@ Why fork first: ``unshare(CLONE_NEWUSER)`` fails with EINVAL in a multi-threaded
 process, and a Jupyter kernel always has threads. So the parent forks; the child
 (single-threaded after fork) unshares, brings ``lo`` up, writes the requested
 sysctls (they are per network namespace, so the host never changes), runs ``fn``
-and sends its pickled result or exception back through a pipe. The parent
+and sends its pickled result or exception back through a pipe
+(:func:`tcplab.kernel.child.run_in_child`, the one fork-for-a-result of kernel/). The parent
 enforces the timeout, kills and always reaps the child.
 
 As root we unshare only CLONE_NEWNET. As an unprivileged user we unshare
@@ -24,18 +25,14 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
-import pickle
-import select
-import signal
 import socket
 import struct
 import sys
-import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from tcplab._validate import check_float
+from tcplab.kernel.child import run_in_child
 from tcplab.errors import KernelUnavailable, NamespaceError, NamespaceTimeout, NamespaceUnavailable, SysctlUnavailable
 
 __all__ = ["in_namespace", "namespace_support", "FORBID_ENV", "sysctl_path", "set_loopback"]
@@ -49,7 +46,6 @@ _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 _PR_SET_DUMPABLE = 4
-_MAX_RESULT_BYTES = 256 * 1024 * 1024
 
 
 def sysctl_path(name: str) -> str:
@@ -135,87 +131,34 @@ def _enter_private_netns() -> None:
     _write("/proc/self/gid_map", f"0 {gid} 1")
 
 
-def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, sysctls: Mapping[str, Any], wfd: int) -> None:
-    global _IN_PRIVATE_NETNS
-    status = 0
-    try:
+def _prepare_namespace(sysctls: Mapping[str, Any]) -> Callable[[int], int]:
+    """What :func:`in_namespace`'s child does before ``fn`` (:func:`tcplab.kernel.child.run_in_child`'s
+    ``prepare``): enter a private network namespace, bring ``lo`` up, write ``sysctls`` there."""
+    def prepare(wfd: int) -> int:
+        global _IN_PRIVATE_NETNS
         try:
             _enter_private_netns()
         except OSError as e:
-            payload = ("unavailable", f"{e.filename or 'unshare'} failed: {e.strerror} (errno {e.errno}); "
-                       "user namespaces may be forbidden here (kernel.unprivileged_userns_clone, "
-                       "user.max_user_namespaces, or a container's seccomp profile)")
-        else:
-            _IN_PRIVATE_NETNS = True
-            hidden = [n for n in sysctls if not os.path.exists(sysctl_path(n))]
-            if hidden:
-                # the host has it, this namespace does not show it: some kernels hide a sysctl from a
-                # namespace an unprivileged user owns (6.1 hides net.core.somaxconn; as root it is there)
-                payload = ("sysctl", f"cannot set {', '.join(hidden)} in the private namespace: this kernel "
-                                     f"({os.uname().release}) does not show it there (a global sysctl, or one "
-                                     "hidden from a namespace an unprivileged user owns: 6.1 hides net.core.somaxconn)")
-            else:
-                try:
-                    _switch_loopback(True)
-                    for name, value in sysctls.items():
-                        try:
-                            _write(sysctl_path(name), _format_sysctl_value(name, value))
-                        except OSError as e:
-                            raise NamespaceError(
-                                f"cannot set {name}={value!r} in the private namespace: {e.strerror}") from None
-                    payload = ("ok", fn(*args, **kwargs))
-                except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
-                    payload = ("raise", e, traceback.format_exc())
-        try:
-            data = pickle.dumps(payload)
-        except Exception as e:  # noqa: BLE001
-            data = pickle.dumps(("raise", None, f"result of {fn!r} could not be pickled: {e!r}\n"
-                                 + (payload[2] if payload[0] == "raise" else "")))
-        # Length-prefixed, because the parent cannot wait for EOF: when experiments run in
-        # threads, sibling children forked meanwhile hold copies of this pipe's write end.
-        view = memoryview(struct.pack(">Q", len(data)) + data)
-        while view:
-            n = os.write(wfd, view)
-            view = view[n:]
-    except BaseException:  # noqa: BLE001 - never let the child return into the caller's code
-        status = 70
-    finally:
-        os._exit(status)
-
-
-def _read_result(rfd: int, pid: int, deadline: float) -> tuple[bytes | None, int | None]:
-    """Read one length-prefixed result. Returns (data, None), or (None, wait status) if the
-    child exited without a complete result. Raises TimeoutError at ``deadline``."""
-    buf = bytearray()
-    need: int | None = None
-    while True:
-        if need is not None and len(buf) >= 8 + need:
-            return bytes(buf[8:8 + need]), None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        if select.select([rfd], [], [], min(left, 0.05))[0]:
-            chunk = os.read(rfd, 1 << 20)
-            if not chunk:  # every writer is gone (no sibling holds the pipe)
-                _, status = os.waitpid(pid, 0)
-                return None, status
-            buf += chunk
-            if need is None and len(buf) >= 8:
-                need = struct.unpack(">Q", bytes(buf[:8]))[0]
-                if need > _MAX_RESULT_BYTES:
-                    raise NamespaceError(f"the namespace child sent more than {_MAX_RESULT_BYTES} bytes")
-            continue
-        # No data: a dead child cannot be detected by EOF (siblings may hold the pipe), so ask.
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            while select.select([rfd], [], [], 0)[0]:  # what it wrote before dying
-                chunk = os.read(rfd, 1 << 20)
-                if not chunk:
-                    break
-                buf += chunk
-            if len(buf) >= 8 and len(buf) >= 8 + struct.unpack(">Q", bytes(buf[:8]))[0]:
-                return bytes(buf[8:8 + struct.unpack(">Q", bytes(buf[:8]))[0]]), status
-            return None, status
+            raise NamespaceUnavailable(
+                f"no private network namespace: {e.filename or 'unshare'} failed: {e.strerror} (errno {e.errno}); "
+                "user namespaces may be forbidden here (kernel.unprivileged_userns_clone, "
+                "user.max_user_namespaces, or a container's seccomp profile)") from None
+        _IN_PRIVATE_NETNS = True
+        hidden = [n for n in sysctls if not os.path.exists(sysctl_path(n))]
+        if hidden:
+            # the host has it, this namespace does not show it: some kernels hide a sysctl from a
+            # namespace an unprivileged user owns (6.1 hides net.core.somaxconn; as root it is there)
+            raise SysctlUnavailable(f"cannot set {', '.join(hidden)} in the private namespace: this kernel "
+                                    f"({os.uname().release}) does not show it there (a global sysctl, or one "
+                                    "hidden from a namespace an unprivileged user owns: 6.1 hides net.core.somaxconn)")
+        _switch_loopback(True)
+        for name, value in sysctls.items():
+            try:
+                _write(sysctl_path(name), _format_sysctl_value(name, value))
+            except OSError as e:
+                raise NamespaceError(f"cannot set {name}={value!r} in the private namespace: {e.strerror}") from None
+        return wfd
+    return prepare
 
 
 def _forbidden_reason() -> str | None:
@@ -247,58 +190,12 @@ def in_namespace(fn: Callable[..., T], *args: Any, sysctls: Mapping[str, Any] | 
     if reason:
         raise NamespaceUnavailable(reason)
 
-    rfd, wfd = os.pipe()
-    try:
-        pid = os.fork()
-    except BaseException:
-        os.close(rfd)
-        os.close(wfd)
-        raise
-    if pid == 0:  # child
-        os.close(rfd)
-        _child(fn, args, kwargs, sysctls, wfd)
-    os.close(wfd)
-    killed = False
-    status: int | None = None
-    data: bytes | None = None
-    try:
-        try:
-            data, status = _read_result(rfd, pid, time.monotonic() + timeout)
-        except TimeoutError:
-            killed = True
-            raise NamespaceTimeout(f"{getattr(fn, '__name__', fn)!s} did not finish within {timeout:g} s "
-                                   "in its namespace and was killed") from None
-    except BaseException:
-        # KeyboardInterrupt, timeout, anything: kill the child so nothing is left behind
-        killed = True
-        raise
-    finally:
-        os.close(rfd)
-        if killed:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if status is None:  # not reaped yet: a finished child exits at once, a killed one too
-            _, status = os.waitpid(pid, 0)
-
-    if data is None:
-        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        why = f"was killed by signal {sig}" if sig else f"exited with status {os.waitstatus_to_exitcode(status)}"
-        raise NamespaceError(f"the namespace child running {getattr(fn, '__name__', fn)!s} {why} without a result")
-    payload = pickle.loads(data)
-    kind = payload[0]
-    if kind == "ok":
-        return payload[1]
-    if kind == "unavailable":
-        raise NamespaceUnavailable(f"no private network namespace: {payload[1]}")
-    if kind == "sysctl":
-        raise SysctlUnavailable(payload[1])
-    exc, tb = payload[1], payload[2]
-    if isinstance(exc, BaseException):
-        exc.add_note("--- traceback in the namespace child ---\n" + tb.rstrip())
-        raise exc
-    raise NamespaceError("the namespace child failed", tb)
+    name = getattr(fn, "__name__", fn)
+    # one fork + pipe + bounded read + kill + reap for all of kernel/ (a result is length-prefixed:
+    # when experiments run in threads, sibling children forked meanwhile hold copies of the pipe)
+    return run_in_child(lambda: fn(*args, **kwargs), prepare=_prepare_namespace(sysctls), timeout=timeout,
+                        what=f"the namespace child running {name!s}", timeout_error=NamespaceTimeout,
+                        died_error=NamespaceError)
 
 
 _support_cache: dict[tuple[int, str], tuple[bool, str]] = {}

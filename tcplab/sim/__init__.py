@@ -6,9 +6,9 @@ and ``tcplab.experiments.simulate(name, params)`` runs one.
 
 One generator per run: ``simulate`` seeds a :class:`SplitMix64` from the run's ``seed`` and every
 random draw of the run comes from it. One clock: scenarios advance time through
-:class:`Engine`, except the listen-queue loop (:mod:`tcplab.sim.listenq`, whose docstring gives
-the measured reason) and the congestion model, whose sans-IO state machine
-(:class:`tcplab.model.cc.CongestionControl`) is driven by its own path model or a real trace.
+:class:`Engine` (the congestion path too, :mod:`tcplab.sim.bottleneck`, which drives the sans-IO
+:class:`tcplab.model.cc.CongestionControl` a real trace can drive as well), except the listen-queue
+loop (:mod:`tcplab.sim.listenq`, whose docstring gives the measured reason).
 
 >>> from tcplab.sim.queues import accept_queue
 >>> from tcplab.model.profiles import get_profile

@@ -1,0 +1,402 @@
+"""The congestion experiment's path simulated packet by packet on the simulator's one clock.
+
+:func:`simulate` moves each flow's packets through the path :mod:`tcplab.kernel.bottleneck` builds
+(a drop-tail FIFO of ``buffer_packets`` served at ``rate_mbit``, ``rtt_ms / 2`` each way, a receiver
+with a locked buffer) and drives each sender's :class:`tcplab.model.cc.CongestionControl` (Reno,
+CUBIC, or BBR through :mod:`tcplab.model.bbr`) with the ACKs; the rules, each with its kernel
+source, are in :mod:`tcplab.model.cc`'s docstring. Time advances through
+:class:`tcplab.sim.engine.Engine` like every other scenario: a packet's arrival at the receiver, an
+ACK's at the sender, a delayed ACK, a paced burst, the retransmission timer and the samples are
+events on it, ordered at one instant by priority (samples, arrivals, ACKs, delayed ACKs, pacing, RTO).
+Measured against the deque loop this replaced (issue 23): identical outputs over a grid of 432 runs
+(``scripts/cc_grid.py``) and no slower on ``python bench/bench_cc.py`` (after/before 0.84-0.99;
+docs/data-transfer.md, "One clock").
+
+>>> r = simulate(rate_mbit=20, rtt_ms=40, buffer_packets=50, algorithm="reno", duration=2.0)
+>>> r.flows[0].loss_events >= 1, 0.8 < r.utilization <= 1.0
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from heapq import heappop, heappush
+from typing import Any
+
+from tcplab.model.cc import (ALGORITHMS, DEFAULT_SCALING_RATIO, DELACK, INFINITE_SSTHRESH, MSS, QUICKACKS,
+                             RTO_MIN, SCALING_RATIO, SYN_WINDOW, WIRE_BYTES, CongestionControl, FlowRun, Random,
+                             path_packets, receive_window_for)
+from tcplab.sim.engine import Engine
+
+__all__ = ["simulate", "SimRun"]
+
+
+@dataclass
+class SimRun:
+    """What :func:`simulate` returns: per-flow figures, samples and the queue."""
+
+    flows: list[FlowRun]
+    timeline: list[dict[str, Any]]
+    queue: list[dict[str, Any]]
+    duration: float
+    rate_mbit: float
+    drops: int = 0
+    packets: int = 0
+    #: bbr: each flow's mode changes, (t, mode) (tcplab.model.bbr.Bbr.history); empty otherwise
+    modes: list[list[tuple[float, str]]] = field(default_factory=list)
+
+    @property
+    def utilization(self) -> float:
+        """Delivered payload over what the link can carry in payload (1448 of every 1500 bytes)."""
+        cap = self.rate_mbit * 1e6 / 8 / WIRE_BYTES * self.duration
+        return sum(f.delivered for f in self.flows) / cap if cap else 0.0
+
+
+# The order of events at one instant on the clock (tcplab.sim.engine.Engine's priority): the state is
+# sampled first, then packets arrive at the receiver, ACKs at the senders, delayed ACKs go out,
+# paced bursts leave, and the retransmission timer is checked last.
+_SAMPLE, _ARRIVAL, _ACK, _DELACK, _PACE, _RTO = -1, 0, 1, 2, 3, 4
+
+
+class _Flow(CongestionControl):
+    """A sender of :func:`simulate`: the congestion-control state machine plus what the path
+    model needs (packets in flight, SACK holes, the receiver's window and delayed ACKs)."""
+
+    __slots__ = ("i", "got", "xmit", "holes", "after_hole", "hole_t", "lost", "in_flight", "last_progress",
+                 "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
+                 "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge")
+
+    def __init__(self, i: int, algo: str, rcv_window: int) -> None:
+        super().__init__(algo)
+        self.i = i
+        self.rcv_clamp = max(rcv_window, 2)
+        self.rcv_ssthresh = max(self.rcv_clamp * DEFAULT_SCALING_RATIO // SCALING_RATIO, 2)
+        self.rwnd_edge = min(SYN_WINDOW, self.rcv_ssthresh)      # the window the SYN-ACK offered
+        self.got: set[int] = set()
+        self.xmit: deque[tuple[int, int, float, bool]] = deque()
+        self.holes: list[int] = []
+        self.after_hole, self.hole_t = 0, 0.0
+        self.lost: deque[int] = deque()
+        self.in_flight = 0
+        self.last_progress = 0.0
+        self.rcv_nxt, self.rcv_ooo, self.rcv_pending, self.rcv_quick, self.rcv_high_inst = 0, set(), 0, QUICKACKS, -1
+        self.delack_at = math.inf
+        self.delivered_mark = 0
+        self.total_retrans = 0
+        self.ever_lost = False
+
+
+def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
+             flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
+             loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None) -> SimRun:
+    """Run the model; see the module docstring. ``loss``: a random drop probability per data
+    packet at the bottleneck's input, decided by ``rng`` (the run's seeded generator, e.g.
+    :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
+    receiver advertises, in packets (by default :func:`receive_window_for` the path).
+
+    >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
+    >>> r.flows[0].slow_start_exit_cwnd is not None
+    True
+    >>> from tcplab.sim.engine import SplitMix64
+    >>> runs = [simulate(10, 20, 500, "reno", duration=1.0, loss=0.02, rng=SplitMix64(s)) for s in (1, 2, 1)]
+    >>> drops = [(r.drops, r.packets, r.flows[0].delivered) for r in runs]
+    >>> drops[0] == drops[2], drops[0] != drops[1]
+    (True, True)
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)} in the model, not {algorithm!r}")
+    tx = WIRE_BYTES * 8 / (rate_mbit * 1e6)
+    one_way = rtt_ms / 2000
+    sample_s = sample_s or max(0.001, rtt_ms / 8000)
+    if rcv_window is None:
+        rcv_window = receive_window_for(path_packets(rate_mbit, rtt_ms, buffer_packets))
+    fl = [_Flow(i, algorithm, rcv_window) for i in range(flows)]
+    if algorithm == "bbr":
+        from tcplab.model.bbr import Bbr     # here, not at the top: bbr.py is a leaf the model calls into
+        for f in fl:
+            f.bbr = Bbr(rtt=rtt_ms / 1000, rand=rng.random if rng is not None else None)
+            f.min_rtt = rtt_ms / 1000       # tcp_min_rtt() starts at the handshake's RTT
+    dropped: set[int] = set()
+    qdep: deque[float] = deque()
+    eng = Engine()
+    schedule = eng.schedule
+    state = {"inst": 0, "last_dep": -math.inf, "drops": 0}   # an idle tbf passes the first packet at once
+    timeline: list[dict[str, Any]] = []
+    queue_rows: list[dict[str, Any]] = []
+
+    if loss and rng is None:
+        raise ValueError("loss needs rng, the run's seeded generator (e.g. tcplab.sim.engine.SplitMix64(seed))")
+    rand = rng.random if rng is not None else None
+
+    def transmit(f: _Flow, now: float, seq: int, retx: bool) -> None:
+        inst = state["inst"]
+        state["inst"] = inst + 1
+        f.xmit.append((inst, seq, now, retx))
+        if f.bbr is not None:
+            f.bbr.on_send(inst, now, f.in_flight)       # tcp_rate_skb_sent()
+        f.in_flight += 1
+        while qdep and qdep[0] <= now:
+            qdep.popleft()
+        if len(qdep) >= buffer_packets or (loss and rand is not None and rand() < loss):
+            dropped.add(inst)
+            state["drops"] += 1
+            return
+        d = max(now, state["last_dep"] + tx)
+        state["last_dep"] = d
+        qdep.append(d)
+        schedule(d + one_way, receive, (f, inst, seq), priority=_ARRIVAL)
+
+    def send(f: _Flow, now: float, budget: int | None = None) -> None:
+        n = 0
+        burst, segs = 0, (f.bbr.tso_segs() if f.bbr is not None else 0)
+        while f.in_flight < f.cwnd and (budget is None or n < budget):
+            if f.bbr is not None and burst == 0 and now < f.bbr.wstamp:
+                if f.pace_at != f.bbr.wstamp:           # paced: the next burst waits (tcp_pacing_check())
+                    f.pace_at = f.bbr.wstamp            # (once on the clock per release time)
+                    schedule(f.pace_at, paced, None, priority=_PACE)
+                break
+            if f.lost:
+                seq = f.lost.popleft()
+                if seq < f.snd_una or seq in f.got:
+                    continue
+                f.total_retrans += 1
+                if f.state == "Recovery":
+                    f.run.fast_retransmits += 1
+                transmit(f, now, seq, True)
+            elif f.snd_nxt < f.rwnd_edge:
+                transmit(f, now, f.snd_nxt, False)
+                f.snd_nxt += 1
+            else:
+                break                                   # receive-window limited
+            n += 1
+            if f.bbr is not None:
+                burst += 1
+                if burst >= segs:
+                    f.bbr.after_burst(now, burst)
+                    burst = 0
+        if burst:
+            f.bbr.after_burst(now, burst)
+        if f.state == "Recovery":
+            f.prr_out += n
+
+    def receive(ev: tuple[_Flow, int, int]) -> None:
+        """The receiver: ACK now (out of order, hole filled, quickack, 2nd segment) or later."""
+        f, inst, seq = ev
+        now = eng.now
+        f.rcv_high_inst = inst
+        immediate = False
+        if f.rcv_ssthresh < f.rcv_clamp:
+            # tcp_grow_window() (in order, and out of order with SACK): two segments more, and
+            # icsk_ack.quick |= 1, so this ACK goes at once without spending a quickack
+            f.rcv_ssthresh = min(f.rcv_ssthresh + 2, f.rcv_clamp)
+            f.rcv_quick |= 1
+        if seq == f.rcv_nxt:
+            f.rcv_nxt += 1
+            if f.rcv_ooo:
+                immediate = True
+                while f.rcv_nxt in f.rcv_ooo:
+                    f.rcv_ooo.discard(f.rcv_nxt)
+                    f.rcv_nxt += 1
+            f.rcv_pending += 1
+        else:
+            if seq > f.rcv_nxt:
+                f.rcv_ooo.add(seq)
+            immediate = True
+        if immediate or f.rcv_quick or f.rcv_pending >= 2:
+            send_ack(now, f)
+        elif f.delack_at == math.inf:
+            f.delack_at = now + DELACK
+            schedule(f.delack_at, delack, None, priority=_DELACK)
+
+    def send_ack(now: float, f: _Flow) -> None:
+        if f.rcv_quick:
+            f.rcv_quick -= 1                            # tcp_dec_quickack_mode()
+        f.rcv_pending = 0
+        f.delack_at = math.inf
+        # __tcp_select_window(): the free space, min rcv_ssthresh; out-of-order segments held in the
+        # buffer take their room (a packet's truesize is a packet of window at the measured scaling
+        # ratio), so the right edge stalls during recovery (measured: snd_wnd 249 -> 206 -> 165 packets);
+        # the sender keeps the largest edge it saw (tcp_select_window() never shrinks it)
+        schedule(now + one_way, on_ack, (f, f.rcv_high_inst, f.rcv_nxt,
+                                         f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))),
+                 priority=_ACK)
+
+    def on_ack(ev: tuple[_Flow, int, int, int]) -> None:
+        f, high_inst, cum, edge = ev
+        now = eng.now
+        if edge > f.rwnd_edge:
+            f.rwnd_edge = edge
+        delivered = 0
+        prior_in_flight = f.in_flight
+        acked: list[int] = []   # the packets this ACK newly delivered (bbr's rate sample)
+        rtt = None          # seq_rtt_us: the oldest newly delivered packet (srtt)
+        ca_rtt = None       # ca_rtt_us: the newest one (what CUBIC's HyStart sees, tcp_clean_rtx_queue())
+        xmit = f.xmit
+        while xmit and xmit[0][0] <= high_inst:
+            inst, seq, sent, retx = xmit.popleft()
+            if inst in dropped:
+                dropped.discard(inst)
+                if f.bbr is not None:
+                    f.bbr.forget(inst)
+                f.holes.append(seq)
+                if len(f.holes) == 1:
+                    f.after_hole, f.hole_t = 0, now
+                continue
+            f.in_flight -= 1
+            if seq >= f.snd_una and seq not in f.got:
+                f.got.add(seq)
+                delivered += 1
+                acked.append(inst)
+            elif f.bbr is not None:
+                f.bbr.forget(inst)
+            if f.holes:
+                f.after_hole += 1
+            if not retx:
+                if rtt is None:
+                    rtt = now - sent
+                ca_rtt = now - sent
+        while f.snd_una in f.got:
+            f.got.discard(f.snd_una)
+            f.snd_una += 1
+        if cum > f.snd_una:
+            f.snd_una = cum
+        if delivered:
+            f.last_progress = now
+            f.run.delivered += delivered
+        if rtt is not None:
+            f.rtt_sample(now, rtt, ca_rtt if ca_rtt is not None else rtt)
+        marked = 0
+        if f.holes and (f.state != "Open" or f.after_hole >= 3 or now - f.hole_t >= f.min_rtt / 4):
+            marked = len(f.holes)
+            if f.state == "Open":
+                f.enter_recovery()
+            for seq in f.holes:
+                f.in_flight -= 1
+                f.lost.append(seq)
+            f.holes.clear()
+        if f.bbr is not None:
+            # bbr's cong_control() replaces PRR and cong_avoid (tcp_cong_control()), and
+            # tcp_end_cwnd_reduction() leaves cwnd alone when recovery ends
+            if f.state != "Open" and f.snd_una > f.high_seq:
+                f.state = "Open"
+            f.cwnd = f.bbr.on_ack(now, acked, marked, ca_rtt, prior_in_flight, f.in_flight, f.cwnd, f.state,
+                                  f.min_rtt)
+            if f.bbr.ssthresh is not None:
+                f.ssthresh = f.bbr.ssthresh
+            send(f, now)
+            rearm(now)
+            return
+        if f.state == "Recovery":
+            if f.snd_una > f.high_seq:
+                f.exit_recovery()
+            else:
+                f.prr(delivered, f.in_flight, bool(f.lost))
+                send(f, now)
+                rearm(now)
+                return
+        elif f.state == "Loss" and f.snd_una > f.high_seq:
+            f.state = "Open"
+        if delivered and f.state != "Recovery":
+            f.cong_avoid(now, delivered)
+        send(f, now)
+        rearm(now)
+
+    def rto(f: _Flow, now: float) -> None:
+        f.on_rto()
+        for inst, seq, _, _ in f.xmit:
+            dropped.discard(inst)
+            if f.bbr is not None:
+                f.bbr.forget(inst)
+        f.lost = deque(s for s in range(f.snd_una, f.snd_nxt) if s not in f.got)
+        f.xmit.clear()
+        f.holes.clear()
+        f.in_flight = 0
+        f.last_progress = now
+        send(f, now)
+
+    inf = math.inf
+    # The retransmission timer (tcp_rearm_rto()): ``armed[0]`` is the earliest timeout of any flow,
+    # recomputed after every event that changes a sender. Most ACKs move it later, so the clock holds
+    # lazy checks (their times in ``checks``): one that finds the timeout moved later re-schedules
+    # itself there, and only a timeout moved earlier than every pending check schedules a new one;
+    # the timeout fires at the same instant, after the same events, as a recomputed minimum would.
+    armed = [inf]
+    checks: list[float] = []
+
+    def rearm(now: float) -> None:
+        tr = min((f.last_progress + (f.srtt + max(4 * f.rttvar, RTO_MIN) if f.srtt else 1.0))
+                 if f.in_flight > 0 or f.lost else inf for f in fl)
+        armed[0] = tr
+        if tr < inf and (not checks or tr < checks[0]):
+            tr = max(tr, now)
+            heappush(checks, tr)
+            schedule(tr, timeout, None, priority=_RTO)
+
+    def timeout(_: None) -> None:
+        now = eng.now
+        heappop(checks)
+        tr = armed[0]
+        if tr > now:                                # moved later since: check again then
+            if tr < inf and (not checks or tr < checks[0]):
+                heappush(checks, tr)
+                schedule(tr, timeout, None, priority=_RTO)
+            return
+        for f in fl:
+            if f.in_flight > 0 or f.lost:
+                limit = f.last_progress + (f.srtt + max(4 * f.rttvar, RTO_MIN) if f.srtt else 1.0)
+                if limit <= now:
+                    rto(f, now)
+        rearm(now)
+
+    def delack(_: None) -> None:
+        now = eng.now
+        for f in fl:
+            if f.delack_at == now:
+                send_ack(now, f)
+
+    def paced(_: None) -> None:
+        now = eng.now
+        for f in fl:
+            if f.pace_at <= now:
+                f.pace_at = inf
+                send(f, now)
+        rearm(now)
+
+    def sample(t: float) -> None:
+        _sample(fl, t, timeline, queue_rows, qdep, state["drops"], buffer_packets)
+        t += sample_s
+        if t <= duration:
+            schedule(t, sample, t, priority=_SAMPLE)
+
+    for f in fl:
+        f.hystart_reset(0.0)
+        send(f, 0.0)
+    rearm(0.0)
+    schedule(0.0, sample, 0.0, priority=_SAMPLE)
+    eng.run(until=duration)
+    return SimRun(flows=[f.run for f in fl], timeline=timeline, queue=queue_rows, duration=duration,
+                  rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"],
+                  modes=[f.bbr.history for f in fl if f.bbr is not None])
+
+
+def _sample(fl: list[_Flow], t: float, timeline: list[dict[str, Any]], queue_rows: list[dict[str, Any]],
+            qdep: deque[float], drops: int, buffer_packets: int) -> None:
+    q = sum(1 for d in qdep if d > t)
+    queue_rows.append({"t": round(t, 6), "queue_packets": q, "backlog_bytes": q * WIRE_BYTES, "drops": drops})
+    for f in fl:
+        ss = None if f.ssthresh >= INFINITE_SSTHRESH else f.ssthresh
+        srtt = f.srtt if f.srtt else None
+        pacing = None
+        if f.bbr is not None:
+            pacing = round(f.bbr.pacing_rate * 8 / 1e6, 3)      # bbr_set_pacing_rate()
+        elif srtt:
+            ratio = 2.0 if f.cwnd < f.ssthresh / 2 else 1.2      # tcp_update_pacing_rate()
+            pacing = round(ratio * f.cwnd * MSS * 8 / srtt / 1e6, 3)
+        timeline.append({"t": round(t, 6), "flow": f.i, "cwnd": f.cwnd, "ssthresh": ss,
+                         "srtt_ms": round(srtt * 1000, 3) if srtt else None,
+                         "rttvar_ms": round(f.rttvar * 1000, 3) if srtt else None,
+                         "in_flight": f.in_flight, "total_retrans": f.total_retrans,
+                         "delivery_rate_mbit": None, "pacing_rate_mbit": pacing, "ca_state": f.state,
+                         "delivered_bytes": f.run.delivered * MSS})

@@ -75,6 +75,9 @@ def test_a_late_delay_line_makes_the_settled_wait_untrusted():
     assert SPEC.judge([Timing("delay_line", 0.1, "the delay line released a packet 0.1 ms late")]).ok
     v = SPEC.judge([Timing("delay_line", 12.0, "the delay line released a packet 12 ms late")])
     assert not v.ok and v.keys == ("settled_wait_ms",) and "tolerates 4 ms" in v.reason, v.reason
+    # a client that saw a quick ACK 34 ms late took it for the first delayed one (measured: waits 23.7, 0.0, ...)
+    c = SPEC.judge([Timing("client_late", 34.0, "the client saw the ACK of message 1 up to 34.0 ms late")])
+    assert not c.ok and c.keys == ("settled_wait_ms",), c.reason
 
 
 @pytest.mark.real
@@ -86,6 +89,6 @@ def test_a_real_run_through_the_delay_line_reports_its_lateness_and_is_trusted()
         r = delayed_ack(rtt_ms=100.0, messages=4, pattern="request", mode="real")
     except RealModeUnavailable as e:  # pragma: no cover - no namespace or /dev/net/tun here
         pytest.skip(str(e))
-    (t,) = [x for x in r.fidelity.timings if x.name == "delay_line"]
-    assert t.ms >= 0
+    t = {x.name: x for x in r.fidelity.timings}
+    assert {"delay_line", "client_late"} <= set(t) and t["delay_line"].ms >= 0
     assert r.trusted, r.fidelity.reason

@@ -65,3 +65,30 @@ def test_the_model():
 def test_bad_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
         delayed_ack(**kw, mode="sim")
+
+
+def test_a_late_delay_line_makes_the_settled_wait_untrusted():
+    # synthetic timing (no kernel): settled_wait_ms is within 10 % of a delayed ACK of at least 40 ms
+    from tcplab.experiments.delayed_ack import SPEC
+    from tcplab.model.outcome import Timing
+
+    assert SPEC.judge([Timing("delay_line", 0.1, "the delay line released a packet 0.1 ms late")]).ok
+    v = SPEC.judge([Timing("delay_line", 12.0, "the delay line released a packet 12 ms late")])
+    assert not v.ok and v.keys == ("settled_wait_ms",) and "tolerates 4 ms" in v.reason, v.reason
+    # a client that saw a quick ACK 34 ms late took it for the first delayed one (measured: waits 23.7, 0.0, ...)
+    c = SPEC.judge([Timing("client_late", 34.0, "the client saw the ACK of message 1 up to 34.0 ms late")])
+    assert not c.ok and c.keys == ("settled_wait_ms",), c.reason
+
+
+@pytest.mark.real
+def test_a_real_run_through_the_delay_line_reports_its_lateness_and_is_trusted():
+    from tcplab.errors import RealModeUnavailable
+    from tcplab.experiments import delayed_ack
+
+    try:
+        r = delayed_ack(rtt_ms=100.0, messages=4, pattern="request", mode="real")
+    except RealModeUnavailable as e:  # pragma: no cover - no namespace or /dev/net/tun here
+        pytest.skip(str(e))
+    t = {x.name: x for x in r.fidelity.timings}
+    assert {"delay_line", "client_late"} <= set(t) and t["delay_line"].ms >= 0
+    assert r.trusted, r.fidelity.reason

@@ -164,3 +164,28 @@ def test_close_wait_and_alive_in_the_simulator():
 def test_bad_parameters(kw, err, msg):
     with pytest.raises(err, match=msg):
         keepalive(**kw, mode="sim")
+
+
+def test_a_late_poll_at_a_probe_or_the_end_makes_the_run_untrusted():
+    # synthetic timings (no kernel): what the runner reports, against what list_rel10/rel10 allow
+    from tcplab.experiments.keepalive import SPEC
+    from tcplab.model.outcome import Timing
+
+    ok = [Timing("probe_poll", 2.0, "saw a probe 2 ms late", limit_ms=101.8),
+          Timing("end_poll", 1.0, "saw the socket end 1 ms late", limit_ms=306.4)]
+    assert SPEC.judge(ok).ok
+    late = SPEC.judge([Timing("probe_poll", 150.0, "the poll saw a probe 150 ms late", limit_ms=101.8), ok[1]])
+    assert not late.ok and "150 ms late" in late.reason and "101.8 ms" in late.reason, late.reason
+
+
+@pytest.mark.real
+def test_a_real_silent_peer_run_times_its_polls_and_is_trusted():
+    try:
+        r = keepalive(idle=1, interval=1, count=2, mode="real")
+    except RealModeUnavailable as e:  # pragma: no cover - depends on the machine
+        pytest.skip(str(e))
+    t = {x.name: x for x in r.fidelity.timings}
+    assert set(t) == {"probe_poll", "end_poll"}
+    assert t["probe_poll"].limit_ms == pytest.approx(100.0, abs=10)      # a tenth of the first probe (~1 s)
+    assert t["end_poll"].limit_ms == pytest.approx(300.0, abs=20)        # a tenth of the end (~3 s)
+    assert r.trusted, r.fidelity.reason

@@ -165,3 +165,63 @@ def test_a_long_real_run_in_auto_mode_shows_the_simulator_first(monkeypatch):
     calls.clear()
     p.controls["retries2"].value = 0      # 0.6 s: no preview
     assert calls == ["auto"]
+
+
+def test_after_an_error_the_previous_result_is_not_the_answer():
+    # the previous session read a refused run's panel.result and got the run before it (18.488 Mbit/s
+    # "for BBR" was the two-flow CUBIC run): after an error, .result and wait() give None
+    p = _Fake(mode="sim", k=3)
+    assert p.result.summary == {"k": 3}
+    p.controls["k"].value = 13
+    assert p.wait(30) is None and p.result is None and isinstance(p.error, ValueError)
+    p.controls["k"].value = 4
+    assert p.wait(30).summary == {"k": 4} and p.error is None
+
+
+def _shown(p: ExperimentPanel) -> dict:
+    """What the congestion panel displays: the figure's title line (its throughput) and the header's badge."""
+    import re
+
+    title = p.fig.layout.title.text or ""
+    mbit = re.search(r"· ([0-9.]+) Mbit/s", title)
+    return {"title": title, "mbit": None if mbit is None else float(mbit.group(1)), "header": p.header.value}
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_congestion_panel_shows_the_result_of_the_displayed_parameters():
+    """Drive notebook 14's panel as a learner does (background thread, debounce, supersede):
+    real BBR, then sim two-flow CUBIC, then back; every displayed result is the run of the
+    parameters and mode the controls show, and its figure carries that run's own throughput."""
+    p = ExperimentPanel("congestion", rate_mbit=20, rtt_ms=40, buffer_packets=50, duration=2.0, run_first=False)
+    p.background = True
+    p.debounce_s = 0.2
+    steps = [
+        ("auto", {"algorithm": "bbr"}),
+        ("sim", {"flows": 2, "algorithm": "cubic"}),
+        ("auto", {"flows": 1, "algorithm": "bbr"}),
+        ("sim", {"algorithm": "reno"}),
+        ("sim", {"algorithm": "bbr", "flows": 2}),
+    ]
+    seen = []
+    for mode, values in steps:
+        p.mode.value = mode
+        for k, v in values.items():
+            p.controls[k].value = v
+        r = p.wait(180)
+        assert r is not None, p.header.value
+        assert r is p.result and p.error is None and not p.stale
+        shown = _shown(p)
+        for k, v in p.params.items():                       # the run of the controls' values
+            assert r.params[k] == v, (k, r.params[k], v)
+        if mode == "sim":
+            assert r.mode == "sim" and "SIMULATED" in shown["header"]
+        else:
+            assert r.mode in ("real", "sim")                   # auto: real, or simulated saying why
+            assert (("REAL" in shown["header"]) if r.mode == "real" else ("SIMULATED" in shown["header"]))
+        assert r.params["algorithm"] in shown["title"]
+        assert (f"{r.params['flows']} flows" in shown["title"]) == (r.params["flows"] > 1)
+        assert shown["mbit"] == pytest.approx(r.summary["throughput_mbit"], abs=0.0015)
+        seen.append((mode, dict(p.params), r.mode, r.summary["throughput_mbit"]))
+    # the two sim runs of different parameters are different runs (the simulator is deterministic)
+    assert seen[1][3] != seen[3][3], seen

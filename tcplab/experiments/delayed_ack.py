@@ -38,9 +38,10 @@ from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.bottleneck import bottleneck_path
 from tcplab.kernel.loopback import SocketSet
+from tcplab.kernel.schedstat import run_delay_s
 from tcplab.kernel.tcpinfo import send_recv_queues, tcp_info
 from tcplab.model.delack import delayed_ack_delay, unread_waits
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.rto import HZ_TICK
 
 __all__ = ["delayed_ack", "SPEC", "PATTERNS"]
@@ -48,6 +49,11 @@ __all__ = ["delayed_ack", "SPEC", "PATTERNS"]
 PATTERNS = ("unread", "request")
 #: an ACK counts as delayed when it came this much later than the path's RTT (half of TCP_DELACK_MIN)
 _DELAYED_S = 0.020
+#: what settled_wait_ms tolerates of the delay line's lateness (ms): it is compared within 10 %, and the
+#: shortest delayed ACK is TCP_DELACK_MIN (HZ/25 = 40 ms): 4 ms. A late packet (data or its ACK) adds its
+#: lateness to that message's wait.
+_SETTLED = {"delay_line": 4.0, "client_late": 4.0}
+_ACK_POLL_S = 0.0002
 _WARMUP_MAX = 40          # quick ACKs at a connection's start: at most TCP_MAX_QUICKACKS (16) and a margin
 _WAIT_MAX_S = 3.0         # no delayed ACK waits longer than 200 ms: 3 s means the path is broken
 _RATE_MBIT = 1000.0
@@ -106,12 +112,19 @@ def _summary(path_rtt_ms: float, waits: list[float]) -> dict[str, Any]:
 
 # -- the real run (in the namespace child) -------------------------------------------------------
 
-def _acked(sock: socket.socket, deadline: float) -> float:
-    """Poll until everything sent is acknowledged (Send-Q 0); the time it happened."""
-    while time.monotonic() < deadline:
+def _acked(sock: socket.socket, deadline: float, late: list[float] | None = None) -> float:
+    """Poll until everything sent is acknowledged (Send-Q 0); the time it happened. ``late`` gets how
+    late (s) the poll that saw it came after the one before (beyond its 0.2 ms): the ACK may have come
+    that much earlier. (Not the thread's summed run_delay: a poller waits for a CPU at each of its
+    hundreds of wake-ups, which adds up to tens of ms on a busy host without any one poll being late.)"""
+    prev: float | None = None          # when the poll before last looked (and saw it unacknowledged)
+    while (now := time.monotonic()) < deadline:
         if send_recv_queues(sock, sock)[0] == 0:
-            return time.monotonic()
-        time.sleep(0.0002)
+            if late is not None:
+                late.append(0.0 if prev is None else max(0.0, now - prev - _ACK_POLL_S))
+            return now
+        prev = now
+        time.sleep(_ACK_POLL_S)
     raise ExperimentError(f"no ACK within {_WAIT_MAX_S:g} s: the path lost a segment or the receiver is gone")
 
 
@@ -140,20 +153,34 @@ def _serve(lst: socket.socket, deadline: float, size: int = 100) -> None:
         conn.sendall(b"r" * size)
 
 
-def _measure(c: socket.socket, p: Mapping[str, Any]) -> tuple[float, list[float], list[float], int]:
-    """The client's side: (path RTT s, latencies s, waits s, warm-up messages)."""
+def _cpu_wait(rd0: float | None) -> float:
+    """This thread's CPU wait (s) since ``run_delay_s()`` gave ``rd0`` (0 where schedstat is missing)."""
+    rd1 = run_delay_s()
+    return 0.0 if rd0 is None or rd1 is None else max(0.0, rd1 - rd0)
+
+
+def _measure(c: socket.socket, p: Mapping[str, Any],
+             cpu: list[float] | None = None) -> tuple[float, list[float], list[float], int]:
+    """The client's side: (path RTT s, latencies s, waits s, warm-up messages). ``cpu`` gets, per measured
+    message, how late the client saw its ACK (reply) (s): pattern "unread", the poll's lateness
+    (:func:`_acked`); "request", the thread's CPU wait while it blocked for the reply (one wake-up). A
+    quick ACK seen 20 ms late passes for the first delayed one (measured: waits 30.3, 1.9, 0.1, ...
+    with the delay line on time)."""
     size = p["write_size"]
     rtt = tcp_info(c).extra.get("min_rtt", 0) / 1e6          # the handshake's RTT: no delayed ACK in it
     lat: list[float] = []
+    cpu = [] if cpu is None else cpu
     warm = 0
     if p["pattern"] == "unread":
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for _ in range(_WARMUP_MAX):                          # use up the quick ACKs of the start
+            seen: list[float] = []
             t0 = time.monotonic()
             c.send(b"w" * size)
-            took = _acked(c, t0 + _WAIT_MAX_S) - t0
+            took = _acked(c, t0 + _WAIT_MAX_S, seen) - t0
             if took > rtt + _DELAYED_S:
                 lat.append(took)                              # the first delayed ACK is message 1
+                cpu += seen
                 break
             warm += 1
         else:
@@ -161,10 +188,11 @@ def _measure(c: socket.socket, p: Mapping[str, Any]) -> tuple[float, list[float]
         while len(lat) < p["messages"]:
             t0 = time.monotonic()
             c.send(b"m" * size)
-            lat.append(_acked(c, t0 + _WAIT_MAX_S) - t0)
+            lat.append(_acked(c, t0 + _WAIT_MAX_S, cpu) - t0)
         return rtt, lat, [max(0.0, x - rtt) for x in lat], warm
     c.settimeout(_WAIT_MAX_S)
     for _ in range(p["messages"]):
+        rd0 = run_delay_s()
         t0 = time.monotonic()
         c.send(b"a" * size)
         c.send(b"b" * size)                                   # Nagle holds it for the first one's ACK
@@ -175,11 +203,13 @@ def _measure(c: socket.socket, p: Mapping[str, Any]) -> tuple[float, list[float]
                 raise ExperimentError("the server closed the connection")
             got += len(data)
         lat.append(time.monotonic() - t0)
+        cpu.append(_cpu_wait(rd0))
     return rtt, lat, [max(0.0, x - 2 * rtt) for x in lat], warm
 
 
 def _real(p: dict[str, Any]) -> Outcome:
     out = Outcome()
+    cpu: list[float] = []          # each measured message's CPU wait (s), see _measure
     receiver = _hold if p["pattern"] == "unread" else _serve
     if p["rtt_ms"] > 0:
         with bottleneck_path(_RATE_MBIT, p["rtt_ms"], 100, receiver=receiver,
@@ -188,10 +218,15 @@ def _real(p: dict[str, Any]) -> Outcome:
                 c = ss.socket()
                 c.settimeout(10)
                 c.connect(path.receiver)
-                rtt, lat, waits, warm = _measure(c, p)
+                rtt, lat, waits, warm = _measure(c, p, cpu)
         out.notes += path.notes
         if path.stats is not None:
-            out.notes.append(f"delay line lateness p99 {path.stats.lateness_p99_ms:.2f} ms")
+            st = path.stats
+            out.notes.append(f"delay line lateness p99 {st.lateness_p99_ms:.2f} ms")
+            # a handful of messages, each held up by any late packet of its own: the worst one, not a percentile
+            out.timings.append(Timing("delay_line", st.lateness_max_ms,
+                                      f"the delay line released a packet {st.lateness_max_ms:g} ms late (p99 "
+                                      f"{st.lateness_p99_ms:g} ms of {st.packets} packets; {path.scheduling})"))
     else:
         with SocketSet() as ss:
             lst = ss.listener(1)
@@ -199,7 +234,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             c.connect(lst.getsockname())
             server = ss.adopt(lst.accept()[0])
             if p["pattern"] == "unread":
-                rtt, lat, waits, warm = _measure(c, p)
+                rtt, lat, waits, warm = _measure(c, p, cpu)
             else:
                 # one thread plays both ends on loopback: the server's side of _serve, inline
                 c.settimeout(_WAIT_MAX_S)
@@ -207,6 +242,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                 rtt = tcp_info(c).extra.get("min_rtt", 0) / 1e6
                 lat, size = [], p["write_size"]
                 for _ in range(p["messages"]):
+                    rd0 = run_delay_s()
                     t0 = time.monotonic()
                     c.send(b"a" * size)
                     c.send(b"b" * size)
@@ -218,11 +254,17 @@ def _real(p: dict[str, Any]) -> Outcome:
                     while got < size:
                         got += len(c.recv(size - got))
                     lat.append(time.monotonic() - t0)
+                    cpu.append(_cpu_wait(rd0))
                 waits, warm = [max(0.0, x - 2 * rtt) for x in lat], 0
         out.notes.append("loopback (no delay line): the path's RTT is the handshake's, microseconds")
     out.tables["messages"] = [{"n": i + 1, "latency_ms": round(x * 1000, 3), "wait_ms": round(w * 1000, 3)}
                               for i, (x, w) in enumerate(zip(lat, waits))]
     out.summary = _summary(rtt * 1000, waits)
+    if cpu:
+        worst = max(range(len(cpu)), key=cpu.__getitem__)
+        out.timings.append(Timing("client_late", round(cpu[worst] * 1000, 3),
+                                  f"the client saw the ACK (or reply) of message {worst + 1} up to "
+                                  f"{cpu[worst] * 1000:.1f} ms late (it waited for a CPU)"))
     if p["pattern"] == "unread":
         out.notes.append(f"{warm} messages were quick-ACKed before the first delayed ACK (the connection's start); "
                          "wait = time to the ACK - the path's RTT (tcpi_min_rtt)")
@@ -263,7 +305,7 @@ SPEC = Experiment(
         Key("waits_ms", "each message's delayed-ACK wait (ms): time to the ACK (or reply) minus the path's RTT",
             rule="shown"),
         Key("settled_wait_ms", "median wait of the last three messages (a machine's load can stretch one wait; "
-            "the median holds)", rule="rel10"),
+            "the median holds)", rule="rel10", tolerates=_SETTLED),
         Key("max_wait_ms", "longest wait (TCP_DELACK_MAX bounds a delayed ACK at 200 ms + a jiffy; load adds)",
             rule="shown"),
     ),

@@ -21,6 +21,7 @@ import errno
 import math
 import select
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,12 +36,12 @@ from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.namespace import set_loopback
 from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import send_recv_queues, tcp_info
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.persist import ZERO_WINDOW_DELAY, probe0_base, probe_run, receive_capacity
-from tcplab.model.rto import TCP_RETR2, TCP_RTO_MIN
+from tcplab.model.rto import TCP_RETR2, TCP_RTO_MAX, TCP_RTO_MIN
 from tcplab.model.profiles import KernelProfile
 
-__all__ = ["flow_control", "SPEC", "READERS", "send_recv_queues"]
+__all__ = ["flow_control", "SPEC", "READERS", "send_recv_queues", "next_probe_after"]
 
 READERS = ("stalled", "slow", "fast")
 #: what the receiver's host does once the window is closed: answer the probes, or go silent
@@ -51,6 +52,14 @@ _READ_PERIOD = 0.01                         # the slow reader reads every 10 ms
 _POLL_S = 0.002
 _PROC_EVERY = 0.05
 _CHUNK = 16384
+#: how late the slow reader's reads may come (s). Measured (2026-12-07, reader="slow", 20,000 B at
+#: 20,000 B/s, the loop made late by 25/50/100/200 ms every ~150 ms, 3 runs each): up to 50 ms, probes (2)
+#: and window_updates (3-4) stayed within their rules (rel25); at 100 ms two runs of three sent a third
+#: probe - a window closed longer than the persist timer's base, max(RTO, TCP_RTO_MIN) = 200 ms, less
+#: the time it was closed anyway; at 200 ms every run changed.
+_SLOW_PACE_S = 0.050
+#: what one non-blocking send() of a 16 KiB chunk to loopback may take without counting as held up (s)
+_WRITE_S = 0.001
 _COUNTERS = ("TCPWinProbe", "TCPToZeroWindowAdv", "TCPFromZeroWindowAdv")
 
 
@@ -260,6 +269,126 @@ def _wire_events(segs: list[dict[str, Any]], sport: int, t0: float) -> tuple[flo
     return zero_at, probes, reopen
 
 
+def next_probe_after(p: Mapping[str, Any], zero_at: float, base: float, t: float) -> float | None:
+    """When the persist timer would next fire after ``t`` (s since the start) had the window stayed
+    closed (``tcp_probe_timer()``, :func:`~tcplab.model.persist.probe_run` with the run's own close
+    ``zero_at`` and base): a probe, or the abort of TCP_USER_TIMEOUT / tcp_retries2; None if the
+    connection was over before ``t``.
+
+    A stalled reader that resumes at ``stall_s`` sends its window update then (``tcp_cleanup_rbuf()``);
+    one that resumes later than this instant lets one more probe go out, so ``probes``,
+    ``probe_times`` and ``window_updates`` are no longer the kernel's alone.
+
+    >>> p = dict(retries2=None, user_timeout=None, peer="answers")
+    >>> next_probe_after(p, 0.044, 0.204, 2.0)      # probes 0.252, 0.672, 1.504, then 3.168
+    3.168
+    """
+    r2 = TCP_RETR2 if p["retries2"] is None else p["retries2"]
+    run = probe_run(zero_at, t + TCP_RTO_MAX + 1.0, base, retries2=r2, user_timeout_ms=p["user_timeout"],
+                    peer_answers=True)
+    later = [x for x in run.probes if x > t]
+    if run.aborted_at is not None and run.aborted_at <= t:
+        return None
+    if run.aborted_at is not None:
+        later.append(run.aborted_at)
+    return min(later) if later else None
+
+
+def _timings(p: Mapping[str, Any], out: Outcome, *, gaps: Mapping[str, float], resumed_at: float | None,
+             zero_at: float | None, base: float | None, probe_at: list[float], probes_polled: bool,
+             zero_polled: bool, done_at: float | None, aborted_at: float | None) -> None:
+    """The runner's own timing against what this run's summary keys need. The limits depend on the
+    run (its probe times, when it ended), so each Timing carries its own (``limit_ms``).
+
+    ``gaps``: how late (s) the 2 ms sampling loop came round at the sample that saw each event, the
+    largest: ``"probe"`` (where no capture times the probes: ``probe_times`` within 10 %, so a tenth
+    of the first probe), ``"zero"`` (the zero window, where no capture times it: ``zero_window_after_s``
+    within 50 ms, half of it), ``"end"`` (``done_after_s`` / ``aborted_after_s`` within 10 %, for an
+    end after 0.5 s; before that it is the loop's own speed, no timer's) and ``"loop"`` (any sample:
+    the slow reader reads at each, so all of them pace it; ``_SLOW_PACE_S``). ``"reader"``: how late
+    the stalled reader resumed after ``stall_s``, against the next persist-timer expiry
+    (:func:`next_probe_after`) and ``done_after_s``'s 10 % of ``stall_s``. ``"write"``: how long the
+    sender's writes were held up before the window closed (``"writer"``): the zero window comes a delayed
+    ACK (TCP_DELACK_MIN, 40 ms) after the receiver is full, so writes held up move it (kernel timestamps
+    or not), and ``zero_window_after_s`` is within 50 ms: half of it.
+    """
+    def poll(name: str, late: float, limit: float, what: str) -> None:
+        out.timings.append(Timing(name, round(late * 1000, 3),
+                                  f"the sampling loop, asked to look every {_POLL_S * 1000:.0f} ms, saw {what} "
+                                  f"{late * 1000:.0f} ms late", limit_ms=round(limit * 1000, 3)))
+
+    if probes_polled and probe_at:
+        poll("probe_poll", gaps.get("probe", 0.0), 0.1 * min(probe_at), "a zero-window probe (timed by polling)")
+    if zero_polled and zero_at is not None:
+        poll("zero_poll", gaps.get("zero", 0.0), 0.025, "the zero window (timed by polling)")
+    if zero_at is not None:
+        w = gaps.get("write", 0.0)
+        out.timings.append(Timing(
+            "writer", round(w * 1000, 3),
+            f"the sender's writes, which fill the receiver until a delayed ACK closes the window, were held up "
+            f"{w * 1000:.0f} ms (zero_window_after_s is within 50 ms; half of it)", limit_ms=25.0))
+    end = done_at if done_at is not None else aborted_at
+    if end is not None and end >= 0.5:
+        poll("end_poll", gaps.get("end", 0.0), 0.1 * end,
+             "the reader's last byte" if done_at is not None else "the connection's abort")
+    if p["reader"] == "slow":
+        out.timings.append(Timing(
+            "reader_pace", round(gaps.get("loop", 0.0) * 1000, 3),
+            f"the slow reader, meant to read every {_POLL_S * 1000:.0f} ms, read up to "
+            f"{gaps.get('loop', 0.0) * 1000:.0f} ms late (a read 100 ms late lets a closed window reach the persist "
+            "timer: one more probe)", limit_ms=round(_SLOW_PACE_S * 1000, 3)))
+    if resumed_at is None or zero_at is None or base is None:
+        return
+    late = max(0.0, resumed_at - p["stall_s"])
+    nxt = next_probe_after(p, zero_at, base, p["stall_s"])
+    if nxt is None:
+        return
+    lim = min(nxt - p["stall_s"], 0.1 * max(p["stall_s"], 0.5))
+    out.timings.append(Timing(
+        "reader", round(late * 1000, 3),
+        f"the reader resumed {late * 1000:.0f} ms after its stall of {p['stall_s']:g} s (the persist timer's next "
+        f"expiry was at {nxt:g} s)", limit_ms=round(lim * 1000, 3)))
+
+
+class _ProcRows:
+    """The two /proc/net/tcp rows every 50 ms, read by a helper thread (table ``queues``).
+
+    Reading /proc/net/tcp walks the kernel's whole established hash (every bucket, every namespace's
+    sockets skipped one by one): measured 15-70 ms a read (median 20) in a private namespace on this
+    busy 2-core host (2026-12-07, two QEMU guests running), which in the sampling
+    loop itself made it come round 30-190 ms late (the "poll" timing). The read is a system call,
+    which releases the GIL, so a thread keeps it out of the 2 ms loop. Stops within one period of
+    :meth:`stop` (joined, bounded).
+    """
+
+    def __init__(self, clock: Clock, sport: int, rport: int) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._clock, self._ports = clock, (sport, rport)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="flow_control-proc", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sport, _ = self._ports
+        # the first read one period in: not on the CPU while the sender's first writes fill the window
+        while not self._stop.wait(_PROC_EVERY):
+            now = self._clock()
+            try:
+                recs = read_proc_net_tcp()
+            except Exception:  # noqa: BLE001 - the figure's table only; the run goes on without it
+                return
+            for rec in recs:
+                if rec.local_port in self._ports and rec.state == "ESTABLISHED":
+                    self.rows.append({"t": round(now, 3), "side": "sender" if rec.local_port == sport
+                                      else "receiver", "state": rec.state, "send_q": rec.send_q,
+                                      "recv_q": rec.recv_q})
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._stop.set()
+        self._thread.join(5.0)
+        return list(self.rows)
+
+
 def _real(p: dict[str, Any]) -> Outcome:
     total, reader = p["bytes"], p["reader"]
     out = Outcome()
@@ -300,24 +429,42 @@ def _real(p: dict[str, Any]) -> Outcome:
         rto_at_zero: int | None = None       # tcp_info.rto (us) when the window was first seen closed
         last_key = None
         last_backoff = 0
-        next_proc = 0.0
         rate = _rate(p)
         deadline = _expected_s(p) * 1.5 + 10
+        # the bytes that fill the receiver (SO_RCVBUF, which the kernel doubles): the window closes a delayed
+        # ACK after them; later writes only fill the sender's Send-Q
+        fills = 2 * p["rcvbuf"]
+        proc = _ProcRows(clock, sport, rport)
+        last_round = 0.0             # the clock's start: a first round held up is late too
+        gaps = {"loop": 0.0, "probe": 0.0, "zero": 0.0, "end": 0.0, "write": 0.0}   # lateness (s), see _timings
+        resumed_at: float | None = None
         try:
             while got < total:
                 now = clock()
+                gap = max(0.0, now - last_round - _POLL_S)
+                gaps["loop"] = max(gaps["loop"], gap)
+                last_round = now
                 if now > deadline:
                     out.notes.append(f"stopped after {deadline:.1f} s with {got} of {total} bytes read")
                     break
+                if sent < fills:
+                    gaps["write"] = max(gaps["write"], gap)
+                wrote = now
                 while sent < total:                              # the sender: as much as the socket takes
                     try:
                         sent += snd.send(payload[:min(_CHUNK, total - sent)])
                     except OSError:                              # full (EAGAIN), or given up (ETIMEDOUT)
                         break
+                    if sent - _CHUNK < fills:                    # the writes that fill the receiver, held up?
+                        t_w = clock()
+                        gaps["write"] = max(gaps["write"], t_w - wrote - _WRITE_S)
+                        wrote = t_w
                     if zero_at is None and tcp_info(snd).extra.get("snd_wnd", 1) == 0:
                         zero_at = round(clock(), 4)              # seen between two writes
                         rto_at_zero = tcp_info(snd).rto
                 reading = reader == "fast" or (reader == "stalled" and not silent and now >= p["stall_s"])
+                if reading and resumed_at is None and reader == "stalled":
+                    resumed_at = now
                 if reading:
                     got += _read_some(rcv, total - got)
                 elif reader == "slow":
@@ -330,6 +477,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                 if snd_wnd == 0 and zero_at is None and sent > 0:
                     zero_at = round(now, 4)
                     rto_at_zero = si.rto
+                    gaps["zero"] = gap
                 if silent and zero_at is not None and not silenced:
                     if wire is not None:
                         # a capture on a device that goes down fails (ENETDOWN), and the probes
@@ -341,6 +489,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                     silenced = True
                 if si.backoff > last_backoff:                    # tcp_send_probe0(): one probe, backoff++
                     probe_at.extend([round(now, 3)] * (si.backoff - last_backoff))
+                    gaps["probe"] = max(gaps["probe"], gap)
                 last_backoff = si.backoff
                 key = (snd_wnd, ri.extra.get("rcv_wnd"), si.extra.get("notsent_bytes"), si.extra.get("unacked"),
                        send_q, recv_q, si.backoff)
@@ -350,27 +499,23 @@ def _real(p: dict[str, Any]) -> Outcome:
                                  "notsent_bytes": si.extra.get("notsent_bytes"), "unacked": si.extra.get("unacked"),
                                  "send_q": send_q, "recv_q": recv_q, "backoff": si.backoff})
                     last_key = key
-                if now >= next_proc:
-                    next_proc = now + _PROC_EVERY
-                    for rec in read_proc_net_tcp():
-                        if rec.local_port in (sport, rport) and rec.state == "ESTABLISHED":
-                            queues.append({"t": round(now, 3), "side": "sender" if rec.local_port == sport
-                                           else "receiver", "state": rec.state, "send_q": rec.send_q,
-                                           "recv_q": rec.recv_q})
                 if si.state == "CLOSE":
                     # tcp_write_err(): the probe timer gave up (TCP_USER_TIMEOUT or tcp_retries2)
                     aborted_at = round(now, 3)
+                    gaps["end"] = gap
                     code = snd.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     error = errno.errorcode.get(code, str(code)) if code else None
                     break
                 if got >= total:
                     done_at = round(now, 3)
+                    gaps["end"] = gap
                     break
                 if reading:
                     select.select([rcv], [], [], _POLL_S)        # draining: go on as soon as data arrives
                 else:
                     time.sleep(_POLL_S)
         finally:
+            queues = proc.stop()
             if silenced:
                 set_loopback(True)
         mss = tcp_info(snd).snd_mss
@@ -397,6 +542,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.notes.append(f"TCPWinProbe counted {c.get('TCPWinProbe', 0)} probes, the sender's backoff rose "
                          f"{len(probe_at)} times (a window update can reset it between two polls)")
     base = round(max(rto_at_zero / 1e6, TCP_RTO_MIN), 6) if rto_at_zero is not None else None
+    _timings(p, out, gaps=gaps, resumed_at=resumed_at, zero_at=zero_at, base=base,
+             probe_at=probe_at, probes_polled=wire_counts is None, zero_polled=wire_counts is None and not wire_stopped,
+             done_at=done_at, aborted_at=aborted_at)
     out.summary = {
         "zero_window_after_s": zero_at,
         # tcp_probe0_base(): the first probe waits max(icsk_rto, TCP_RTO_MIN), then each gap doubles

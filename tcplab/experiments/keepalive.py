@@ -41,7 +41,7 @@ from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.keepalive import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, PEERS,
                                     KeepaliveSchedule, keepalive_schedule)
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 
 __all__ = ["keepalive", "SPEC", "predict"]
 
@@ -142,13 +142,19 @@ def _real(p: dict[str, Any]) -> Outcome:
             server.close()                    # its RST finds no route: lost
             set_loopback(True)
         rows, last, last_ack = [], None, None
+        # how late the poll came round at the samples that timed an event (s): the silent peer's probes, a
+        # RST's, the end. An answered probe is timed by the kernel (last_ack_recv), not by the poll.
+        seen, probe_late, end_late = None, 0.0, 0.0
         while clock() < deadline:
             info = tcp_info(c)
             now = clock()
+            gap = 0.0 if seen is None else max(0.0, now - seen - _POLL_S)
+            seen = now
             ack_ms = info.extra.get("last_ack_recv", 0)
             if p["peer"] == "silent" and info.probes > len(observed.probe_times):
                 observed.probe_times.append(round(now, 3))
                 observed.answers.append(None)
+                probe_late = max(probe_late, gap)
             if p["peer"] == "alive" and last_ack is not None and ack_ms < last_ack:
                 observed.probe_times.append(round(now - ack_ms / 1000, 3))   # answered: rcv_tstamp restarted
                 observed.answers.append("ACK")
@@ -161,7 +167,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                 if p["peer"] == "close_wait_rst" and info.probes:
                     observed.probe_times.append(round(now, 3))
                     observed.answers.append("RST")
+                    probe_late = max(probe_late, gap)
                 observed.ended_at = round(now, 3)
+                end_late = gap
                 code = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 observed.error = errno.errorcode.get(code, str(code)) if code else None
                 break
@@ -178,6 +186,18 @@ def _real(p: dict[str, Any]) -> Outcome:
     if observed.ended_at is None and p["peer"] != "alive":
         out.notes.append(f"the socket had not ended after {deadline:.1f} s; stopped watching")
     out.summary, out.tables["probes"] = _outcome(observed, predicted)
+    polled = [t for t, a in zip(observed.probe_times, observed.answers) if a != "ACK"]  # noqa: B905
+    if polled:
+        # probe_times are compared within 10 % (list_rel10): a tenth of the first
+        out.timings.append(Timing("probe_poll", round(probe_late * 1000, 3),
+                                  f"the poll, asked to look every {_POLL_S * 1000:.0f} ms, saw a probe "
+                                  f"{probe_late * 1000:.0f} ms late", limit_ms=round(0.1 * min(polled) * 1000, 3)))
+    if observed.ended_at is not None:
+        # detected_after_s within 10 % (rel10)
+        out.timings.append(Timing("end_poll", round(end_late * 1000, 3),
+                                  f"the poll, asked to look every {_POLL_S * 1000:.0f} ms, saw the socket end "
+                                  f"{end_late * 1000:.0f} ms late",
+                                  limit_ms=round(0.1 * observed.ended_at * 1000, 3)))
     out.summary["fd_open_at_end"], out.summary["listed_at_end"] = fd_open, listed
     out.timeline = rows
     out.notes.append({"silent": "peer silenced by taking lo down in the private namespace (probes find no route)",

@@ -307,7 +307,8 @@ class Panel:
     After construction ``.result`` is the first run's Result (``run_first=True``), ``.fig`` the
     FigureWidget, ``.controls`` the dict of controls, ``.mode`` the toggle, ``.header`` the HTML
     header, ``.widget`` the whole box. ``.update()`` re-runs and redraws; ``.error`` is the
-    last error shown (or None); ``.runs_started`` counts runs started, ``.runs`` runs drawn.
+    last error shown (or None; after an error ``.result`` is None, never the previous settings'
+    Result); ``.runs_started`` counts runs started, ``.runs`` runs drawn.
     """
 
     title: str = ""
@@ -445,7 +446,8 @@ class Panel:
                 return
 
     def wait(self, timeout: float = 120.0) -> Result | None:
-        """Wait until a background run started by a control change is drawn (tests, scripts)."""
+        """Wait until a background run started by a control change is drawn (tests, scripts); the
+        Result drawn, or None when the run ended in an error (``.error`` says which)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             worker = self._worker
@@ -471,6 +473,10 @@ class Panel:
     def _show(self, result: Result | BaseException) -> None:
         if isinstance(result, BaseException):
             self.error = result
+            # the previous Result is not the answer to these settings: a script reading ``.result`` (or
+            # ``wait()``) after an error must not take it for this run's (issue 20: a refused BBR run read
+            # as the two-flow CUBIC run before it)
+            self.result = None
             self.clear(error_words(result))
             self.header.value = error_header(result)
             return

@@ -42,7 +42,7 @@ test: $(STAMP)
 	else echo "test-workshop skipped: it creates Unix accounts and runs a hub, which needs root"; fi
 
 test-course: $(STAMP)
-	cd course && ../$(BIN)/python -m pytest --nbval-lax . -q -p no:cacheprovider
+	cd course && ../$(BIN)/python -m pytest --nbval-lax --nbval-kernel-startup-timeout 180 . -q -p no:cacheprovider
 
 # A fresh venv from binder/requirements.txt (what repo2docker installs), then the course as a
 # learner on a locked-down hub sees it: scripts/run_restricted.py when we are root (non-root
@@ -52,9 +52,9 @@ test-restricted:
 	$(PYTHON) -m venv $(BINDER)
 	$(BINDER)/bin/python -m pip install -qq -r binder/requirements.txt pytest==9.2.0 nbval==0.11.0
 	cd course && if [ "$$(id -u)" = 0 ]; then \
-	  $(PYTHON) ../scripts/run_restricted.py ../$(BINDER)/bin/python -m pytest --nbval-lax . -q -p no:cacheprovider; \
+	  $(PYTHON) ../scripts/run_restricted.py ../$(BINDER)/bin/python -m pytest --nbval-lax --nbval-kernel-startup-timeout 180 . -q -p no:cacheprovider; \
 	else \
-	  TCPLAB_FORBID_NAMESPACES=1 ../$(BINDER)/bin/python -m pytest --nbval-lax . -q -p no:cacheprovider; \
+	  TCPLAB_FORBID_NAMESPACES=1 ../$(BINDER)/bin/python -m pytest --nbval-lax --nbval-kernel-startup-timeout 180 . -q -p no:cacheprovider; \
 	fi
 
 # Only the pure tests (no kernel, browser, fuzz or slow ones): about 20 s. A test not marked

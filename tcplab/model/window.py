@@ -12,7 +12,10 @@ returns it (``src_port``, ``dst_port``, ``seq``, ``ack``, ``flags``, ``window``,
   receiver's window scale - the ``wscale`` option of the receiver's own SYN, in effect only
   when both SYNs carry the option (RFC 7323 2.2; ``tcp_rcv_synsent_state_process()`` /
   ``tcp_openreq_init()``). The window of a SYN itself is never scaled.
-  An ACK older than SND.UNA does not move it (``tcp_may_update_window()``).
+  It moves as the sender's ``snd_wnd`` does (``tcp_ack_update_window()``, net/ipv4/tcp_input.c): only
+  by an ACK ``tcp_may_update_window()`` accepts - one that acknowledges new data, or comes with a
+  later sequence number than the last update (SND.WL1), or the same one with a larger window or a
+  zero window. An ACK older than SND.UNA moves nothing.
 
 Sequence numbers are relative: 0 is the first data byte (the sender's ISN + 1), and they are
 unwrapped across 2**32 (each one taken as the nearest to the last one seen).
@@ -62,6 +65,11 @@ def unwrap_seq(raw: int, near: int) -> int:
     return near + (d - _MOD if d >= _HALF else d)
 
 
+def _after(a: int, b: int | None) -> bool:
+    """``after(a, b)`` of include/net/tcp.h: ``a`` is later than ``b`` in 32-bit serial order."""
+    return b is not None and 0 < (a - b) % _MOD < _HALF
+
+
 @dataclass(frozen=True)
 class SenderWindow:
     """The sender's window over time: one row (:data:`WINDOW_COLUMNS`) each time a segment moved
@@ -100,7 +108,7 @@ def sender_window(segments: Iterable[Mapping[str, Any]], sender_port: int, *, ti
     shift = out.shift
     base = syn["seq"] + 1                     # relative 0: the first data byte
     last = base                               # the last absolute (unwrapped) sequence number seen
-    una = nxt = right = None
+    una = nxt = right = wl1 = None
     state = None
     for s in segs:
         if s["src_port"] == sender_port:
@@ -114,8 +122,10 @@ def sender_window(segments: Iterable[Mapping[str, Any]], sender_port: int, *, ti
             if una is not None and ack < una:
                 continue                      # an old ACK: moves neither edge (tcp_may_update_window())
             wnd = s["window"] if "S" in s["flags"] else s["window"] << shift
+            seq = s["seq"]
+            if una is None or ack > una or _after(seq, wl1) or (seq == wl1 and (wnd > right - una or wnd == 0)):
+                right, wl1 = ack + wnd, seq                # tcp_may_update_window(): snd_wnd follows this ACK
             una = ack
-            right = ack + wnd
             last = ack
         else:
             continue

@@ -176,49 +176,60 @@ def sliding_window_figure(result: Result) -> go.Figure:
 
     p = result.params
     w = result.tables.get("window")
+    reader = p.get("reader")
+    title = (f"The sliding window: SO_RCVBUF={p.get('rcvbuf')}, {p.get('bytes'):,} B, the reader "
+             + (f"stalls {p.get('stall_s'):g} s" if reader == "stalled" else f"is {reader}"))
+    if w is None or not len(w):
+        import plotly.graph_objects as go
+
+        why = next((n for n in result.notes if n.startswith("table window")), "no table window in this Result")
+        fig = go.Figure()
+        fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, align="center",
+                           text=why.replace(": ", ":<br>", 1) + ("<br>mode='sim' shows the model's zero-window stall"
+                                                                 if result.mode == "real" else ""),
+                           font={"color": "#57606a", "size": 14})
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        titled(fig, title, result, "not shown: the window was " +
+               ("not captured" if result.mode == "real" else "not modelled by the simulator"))
+        style(fig, height=280, legend=False)
+        fig.update_layout(margin={"t": 110})
+        return fig
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.55, 0.45],
                         subplot_titles=("sequence space: the window slides from snd_una to the right edge",
                                         "measured from the left edge: the window and the bytes in flight"))
-    if w is None or not len(w):
-        why = next((n for n in result.notes if n.startswith("table window")), "no table window in this Result")
-        fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, text=why[:140],
-                           font={"color": "#57606a", "size": 13})
-        sub = "not shown: " + ("no packet capture" if result.mode == "real" else "not modelled by the simulator")
-    else:
-        t = list(w["t_s"])
-        how = "lines" if len(w) > 2 or result.mode == "real" else "lines+markers"
-        step = {"shape": "hv"}
-        fig.add_scatter(x=t, y=list(w["snd_una"]), mode=how, name="left edge (snd_una)",
-                        line={**step, "color": _EDGE, "width": 2}, row=1, col=1)
-        fig.add_scatter(x=t, y=list(w["snd_nxt"]), mode=how, name="snd_nxt",
-                        line={**step, "color": _SEND, "width": 2, "dash": "dot"}, row=1, col=1)
-        fig.add_scatter(x=t, y=list(w["right_edge"]), mode=how, name="right edge (snd_una + window)",
-                        line={**step, "color": _WINDOW, "width": 3}, fill="tonexty", fillcolor="rgba(26,127,55,0.10)",
-                        row=1, col=1)
-        fig.add_scatter(x=t, y=list(w["window"]), mode=how, name="window",
-                        line={**step, "color": _WINDOW, "width": 3}, row=2, col=1)
-        fig.add_scatter(x=t, y=list(w["in_flight"]), mode=how, name="in flight",
-                        line={**step, "color": _SEND, "dash": "dot"}, row=2, col=1)
-        spans = window_spans(w)
-        for a, b in spans:
-            for row in (1, 2):
-                fig.add_vrect(x0=a, x1=b, fillcolor=LIMIT_COLOR, opacity=0.08, line_width=0, row=row, col=1)
-        if spans:
-            a, b = max(spans, key=lambda ab: ab[1] - ab[0])     # the longest stall carries the labels
-            fig.add_annotation(x=(a + b) / 2, y=0, xref="x2", yref="y2", showarrow=False, yshift=14,
-                               text="zero window: right edge = left edge", font={"color": LIMIT_COLOR})
-            after = w[w["t_s"] > b]
-            if len(after) and int(after["window"].iloc[0]) > 0:
-                fig.add_annotation(x=b, y=int(after["window"].iloc[0]), xref="x2", yref="y2", showarrow=True,
-                                   arrowhead=2, ax=-60, ay=-25, text=f"reopens at {b:.3f} s")
-        sub = f"{len(w)} changes of the window" + (" (the capture)" if result.mode == "real" else
-                                                   " (the model has the zero-window stall only)")
+    t = list(w["t_s"])
+    how = "lines" if len(w) > 2 or result.mode == "real" else "lines+markers"
+    step = {"shape": "hv"}
+    fig.add_scatter(x=t, y=list(w["snd_una"]), mode=how, name="left edge (snd_una)",
+                    line={**step, "color": _EDGE, "width": 2}, row=1, col=1)
+    fig.add_scatter(x=t, y=list(w["snd_nxt"]), mode=how, name="snd_nxt",
+                    line={**step, "color": _SEND, "width": 2, "dash": "dot"}, row=1, col=1)
+    fig.add_scatter(x=t, y=list(w["right_edge"]), mode=how, name="right edge (snd_una + window)",
+                    line={**step, "color": _WINDOW, "width": 3}, fill="tonexty", fillcolor="rgba(26,127,55,0.10)",
+                    row=1, col=1)
+    fig.add_scatter(x=t, y=list(w["window"]), mode=how, name="window",
+                    line={**step, "color": _WINDOW, "width": 3}, row=2, col=1)
+    fig.add_scatter(x=t, y=list(w["in_flight"]), mode=how, name="in flight",
+                    line={**step, "color": _SEND, "dash": "dot"}, row=2, col=1)
+    spans = window_spans(w)
+    for a, b in spans:
+        for row in (1, 2):
+            fig.add_vrect(x0=a, x1=b, fillcolor=LIMIT_COLOR, opacity=0.08, line_width=0, row=row, col=1)
+    if spans:
+        a, b = max(spans, key=lambda ab: ab[1] - ab[0])     # the longest stall carries the labels
+        fig.add_annotation(x=(a + b) / 2, y=0, xref="x2", yref="y2", showarrow=False, yshift=14,
+                           text="zero window: right edge = left edge", font={"color": LIMIT_COLOR})
+        after = w[w["t_s"] >= b]
+        if len(after) and int(after["window"].iloc[0]) > 0:
+            fig.add_annotation(x=b, y=int(after["window"].iloc[0]), xref="x2", yref="y2", showarrow=True,
+                               arrowhead=2, ax=-60, ay=-25, text=f"reopens at {b:.3f} s")
+    sub = f"{len(w)} changes of the window" + (" (the capture)" if result.mode == "real" else
+                                               " (the model has the zero-window stall only)")
     fig.update_yaxes(title_text="relative seq (B)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="bytes", rangemode="tozero", row=2, col=1)
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
-    reader = p.get("reader")
-    titled(fig, f"The sliding window: SO_RCVBUF={p.get('rcvbuf')}, {p.get('bytes'):,} B, the reader "
-           + (f"stalls {p.get('stall_s'):g} s" if reader == "stalled" else f"is {reader}"), result, sub)
+    titled(fig, title, result, sub)
     style(fig, height=560)
     fig.update_layout(margin={"t": 120})
     return fig

@@ -15,7 +15,8 @@ returns it (``src_port``, ``dst_port``, ``seq``, ``ack``, ``flags``, ``window``,
   It moves as the sender's ``snd_wnd`` does (``tcp_ack_update_window()``, net/ipv4/tcp_input.c): only
   by an ACK ``tcp_may_update_window()`` accepts - one that acknowledges new data, or comes with a
   later sequence number than the last update (SND.WL1), or the same one with a larger window or a
-  zero window. An ACK older than SND.UNA moves nothing.
+  zero window (the zero-window clause since 2023: ``|| !nwin``, a stable fix; before it only a larger
+  window). An ACK older than SND.UNA moves nothing.
 
 Sequence numbers are relative: 0 is the first data byte (the sender's ISN + 1), and they are
 unwrapped across 2**32 (each one taken as the nearest to the last one seen).

@@ -19,7 +19,9 @@ IDS = [f"{n}-{i}" for i, (n, _) in enumerate(POINTS)]
 
 
 def shape(r):
-    return {"tables": {k: sorted(map(str, df.columns)) for k, df in r.tables.items()},
+    # a table the spec marks optional (e.g. read from a packet capture) may be missing; the notes say why
+    lacks = {t.name: sorted(t.columns) for t in spec(r.name).tables if t.optional and t.name not in r.tables}
+    return {"tables": {**{k: sorted(map(str, df.columns)) for k, df in r.tables.items()}, **lacks},
             "timeline": None if r.timeline is None else sorted(map(str, r.timeline.columns)),
             "summary": sorted(r.summary)}
 

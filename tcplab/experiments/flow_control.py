@@ -39,6 +39,7 @@ from tcplab.kernel.tcpinfo import send_recv_queues, tcp_info
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.persist import ZERO_WINDOW_DELAY, probe0_base, probe_run, receive_capacity
 from tcplab.model.rto import TCP_RETR2, TCP_RTO_MAX, TCP_RTO_MIN
+from tcplab.model.window import WINDOW_COLUMNS, sender_window
 from tcplab.model.profiles import KernelProfile
 
 __all__ = ["flow_control", "SPEC", "READERS", "send_recv_queues", "next_probe_after"]
@@ -204,7 +205,16 @@ SPEC = Experiment(
         Key("error", "the sender's socket error at the end (ETIMEDOUT) or None"),
     ),
     tables=(Table("queues", ("t", "side", "state", "send_q", "recv_q"),
-                  "a /proc/net/tcp row (ss's Send-Q/Recv-Q in bytes) of the sender or receiver, every 50 ms"),),
+                  "a /proc/net/tcp row (ss's Send-Q/Recv-Q in bytes) of the sender or receiver, every 50 ms"),
+            Table("window", WINDOW_COLUMNS,
+                  "the sender's sliding window after a segment moved it (relative sequence numbers, bytes): left "
+                  "edge snd_una (the highest cumulative ACK), snd_nxt (the highest seq + len sent), right_edge "
+                  "(that ACK + the advertised window, scaled by the SYN-ACK's window scale), window = right_edge - "
+                  "snd_una, in_flight = snd_nxt - snd_una, usable = right_edge - snd_nxt; real: from the packet "
+                  "capture; simulated: the zero-window stall only",
+                  optional="real: only with a packet capture (CAP_NET_RAW) that missed nothing; simulated: only "
+                           "where the model has the window (a stalled reader's zero window); the notes say why "
+                           "it is missing")),
     timeline=("t", "sent", "read", "snd_wnd", "rcv_wnd", "rcv_space", "notsent_bytes", "unacked", "send_q",
               "recv_q", "backoff"),
     grid=(
@@ -267,6 +277,33 @@ def _wire_events(segs: list[dict[str, Any]], sport: int, t0: float) -> tuple[flo
                 and s["seq"] == (last_ack - 1) & 0xFFFFFFFF and "A" in s["flags"]:
             probes.append(round(t, 3))               # tcp_xmit_probe_skb(): seq = snd_una - 1, no data
     return zero_at, probes, reopen
+
+
+def _window_table(out: Outcome, segments: list[dict[str, Any]] | None, sport: int, t0: float, *,
+                  drops: int, cut: bool) -> None:
+    """Table ``window`` (the sender's window edges, :func:`tcplab.model.window.sender_window`) from the
+    wire, or a note saying why there is none: a table from a capture that missed segments or the
+    handshake would be invented, not measured."""
+    if segments is None:
+        out.notes.append("table window (the sliding window) left out: it is read from a packet capture, and "
+                         "there is none here (AF_PACKET needs CAP_NET_RAW)")
+        return
+    if drops:
+        out.notes.append(f"table window left out: the capture dropped {drops} packets, so some ACKs or data "
+                         "segments are missing from it")
+        return
+    try:
+        w = sender_window(segments, sport, time_key="mono", t0=t0)
+    except ValueError as e:
+        out.notes.append(f"table window left out: {e}")
+        return
+    out.tables["window"] = w.rows
+    scale = (f"window scale {w.rcv_wscale} (x{1 << w.shift}) on the receiver's SYN-ACK, {w.snd_wscale} on the "
+             "sender's SYN" if w.scaling else
+             f"no window scaling (SYN wscale {w.snd_wscale}, SYN-ACK wscale {w.rcv_wscale})")
+    out.notes.append(f"table window: the sender's window edges from {len(segments)} captured segments; {scale}; "
+                     "sequence numbers relative to the first data byte"
+                     + ("; it ends when lo went down (the capture stopped there)" if cut else ""))
 
 
 def next_probe_after(p: Mapping[str, Any], zero_at: float, base: float, t: float) -> float | None:
@@ -407,18 +444,21 @@ def _real(p: dict[str, Any]) -> Outcome:
             snd.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, p["user_timeout"])
         if p["sndbuf"] is not None:
             snd.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, p["sndbuf"])
+        # both ports known before the handshake (the accepted socket has the listener's), so the capture
+        # opens first and sees the SYNs: their window-scale options scale every later window (table window)
+        snd.bind(("127.0.0.1", 0))
+        sport, rport = snd.getsockname()[1], lst.getsockname()[1]
+        # the kernel stamps each segment as it passes: polling TCP_INFO on a loaded machine can
+        # notice a probe tens of ms late. Without CAP_NET_RAW the runner times probes by polling.
+        wire, no_wire = Capture.try_open("lo", ports=(sport, rport), rcvbuf=8 << 20, kernel_time=True)
+        if wire is not None:
+            ss.adopt(wire.sock)      # closed with the sockets, also when the run fails
         snd.connect(lst.getsockname())
         lst.settimeout(5)
         rcv = ss.adopt(lst.accept()[0])
         snd.setblocking(False)
         rcv.setblocking(False)
-        sport, rport = snd.getsockname()[1], rcv.getsockname()[1]
         payload = b"f" * _CHUNK
-        # the kernel stamps each segment as it passes: polling TCP_INFO on a loaded machine can
-        # notice a probe tens of ms late. Without CAP_NET_RAW the runner times probes by polling.
-        wire, _ = Capture.try_open("lo", ports=(sport, rport), rcvbuf=8 << 20, kernel_time=True)
-        if wire is not None:
-            ss.adopt(wire.sock)      # closed with the sockets, also when the run fails
         segments: list[dict[str, Any]] = []
         wire_stopped = False
         before = counters_now()
@@ -520,8 +560,10 @@ def _real(p: dict[str, Any]) -> Outcome:
                 set_loopback(True)
         mss = tcp_info(snd).snd_mss
         out.counters = delta(before, keep=_COUNTERS)
+        wire_drops = wire.drops() if wire is not None else 0
         if wire is not None:
             segments += wire.read(timeout=0.01)
+            wire_drops += wire.drops()
             w_zero, w_probes, w_reopen = _wire_events(segments, sport, clock.t0)
             out.notes.append(f"probes and the zero window timed from {len(segments)} segments captured on lo "
                              f"(kernel timestamps); the wire shows {len(w_probes)} probes and {w_reopen} reopenings")
@@ -535,6 +577,8 @@ def _real(p: dict[str, Any]) -> Outcome:
         else:
             wire_counts = None
             out.notes.append("no packet capture here (CAP_NET_RAW): probes timed by polling the sender's backoff")
+        _window_table(out, segments if (wire is not None or wire_stopped) else None, sport, clock.t0,
+                      drops=wire_drops, cut=wire_stopped)
     out.timeline = rows
     out.tables["queues"] = queues
     c = out.counters
@@ -620,6 +664,7 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
                      "backoff": 0})
     queues = [{"t": 0.0, "side": "sender", "state": "ESTABLISHED", "send_q": total - held, "recv_q": 0},
               {"t": 0.0, "side": "receiver", "state": "ESTABLISHED", "send_q": 0, "recv_q": held}]
+    tables: dict[str, list[dict[str, Any]]] = {"queues": queues}
     notes = [f"kernel profile {profile.name}: SO_RCVBUF {p['rcvbuf']} -> sk_rcvbuf {cap.sk_rcvbuf}, first window "
              f"{cap.window}, MSS {cap.mss}, the receiver holds {cap.max_recv_q} B (tcplab.model.persist rule 4, "
              + ("fitted on 6.18" if profile.rcv_scaling_ratio else
@@ -634,6 +679,18 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
                "aborted_after_s": aborted, "error": "ETIMEDOUT" if aborted is not None else None}
     if aborted is not None:
         notes.append(notes_abort)
+    stall_end = aborted if aborted is not None else (p["stall_s"] if reader == "stalled" else None)
+    if zero_at is not None and stall_end is not None and stall_end > zero_at:
+        # rules 3-4: the delayed ACK that closes the window acknowledges everything the receiver holds;
+        # nothing moves until the reader resumes (rule 2) or the probe timer gives up (rule 5)
+        edge = {"snd_una": held, "snd_nxt": held, "right_edge": held, "window": 0, "in_flight": 0, "usable": 0}
+        tables["window"] = [{"t_s": zero_at, **edge}, {"t_s": round(stall_end, 4), **edge}]
+        notes.append(f"table window: the simulator models the zero-window stall only ({zero_at:g} to {stall_end:g} s: "
+                     f"every edge at {held} B, what the receiver holds); how the window filled before it (each ACK) and "
+                     "moved after the stall are not modelled, so the table has no rows there")
+    else:
+        notes.append("table window left out: the simulator models the window only through a stalled reader's zero "
+                     f"window, and this run (reader={reader!r}) has none it models")
     if reader != "stalled":
         for k in ("zero_window_after_s", "max_send_q", "max_recv_q", "probes", "probe_times", "window_updates",
                   "aborted_after_s"):
@@ -643,4 +700,4 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     return Outcome(
         summary=summary,
         counters={"TCPWinProbe": len(probes), "TCPToZeroWindowAdv": updates, "TCPFromZeroWindowAdv": updates},
-        tables={"queues": queues}, timeline=rows, notes=notes)
+        tables=tables, timeline=rows, notes=notes)

@@ -177,7 +177,8 @@ def docstring(s: Experiment) -> str:
     lines.append("    mode: 'auto' (real where possible), 'real' or 'sim'; seed, profile: for the simulator")
     lines += ["", "Summary keys:"] + [f"    {k.name}: {k.meaning}" for k in s.summary]
     if s.tables:
-        lines += ["", "Tables:"] + [f"    {t.name} ({', '.join(t.columns)}): {t.meaning}" for t in s.tables]
+        lines += ["", "Tables:"] + [f"    {t.name} ({', '.join(t.columns)}): {t.meaning}"
+                                     + (f" (may be missing - {t.optional})" if t.optional else "") for t in s.tables]
     if s.timeline:
         lines += ["", f"Timeline columns: {', '.join(s.timeline)}"]
     return "\n".join(lines)
@@ -217,7 +218,8 @@ def render_markdown() -> str:
         out += [f"| `{k.name}` | {k.meaning} | {k.rule.name}: {k.rule.meaning} |" for k in s.summary]
         if s.tables:
             out += ["", "| table | columns | a row is |", "|---|---|---|"]
-            out += [f"| `{t.name}` | {', '.join(t.columns)} | {t.meaning} |" for t in s.tables]
+            out += [f"| `{t.name}` | {', '.join(t.columns)} | {t.meaning}"
+                    + (f" (may be missing - {t.optional})" if t.optional else "") + " |" for t in s.tables]
         out += ["", f"Timeline columns: {', '.join(s.timeline) if s.timeline else 'none (Result.timeline is None)'}."]
         out.append(f"Agreement grid: {len(s.grid)} points ({sum(g.quick for g in s.grid)} in the quick grid).")
     return "\n".join(out) + "\n"

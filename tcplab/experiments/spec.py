@@ -594,6 +594,9 @@ class Table:
     columns: tuple[str, ...]
     meaning: str = ""
     present: Callable[[Mapping[str, Any]], bool] | None = None
+    #: non-empty: a run may lack this table although ``present`` says it could have it - when it
+    #: could not observe it (e.g. no packet capture); says when, and the Result's notes say why
+    optional: str = ""
 
     def is_present(self, params: Mapping[str, Any]) -> bool:
         return True if self.present is None else bool(self.present(params))

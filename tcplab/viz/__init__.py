@@ -25,6 +25,7 @@ _EXPORTS = {
     "counter_table": "diagnose", "counters_figure": "diagnose", "state_summary": "diagnose",
     "mode_tag": "common", "experiment_figure": "generic",
     "cubic_figure": "cubic", "cubic_epoch_table": "cubic",
+    "sliding_window_figure": "flow_control",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,6 +9,8 @@ window and the receiver's queue below (bytes the size of one MSS would lie flat 
 ['Send-Q (sender, kB)', 'advertised window (B)', 'Recv-Q (receiver, B)', 'zero-window probes (3)']
 >>> list(flow_control_events(r)["event"])[:3]
 ['start: the writer fills Send-Q', 'zero window: the receiver is full', 'probe 1 (backoff 1)']
+>>> [t.name for t in sliding_window_figure(r).data]
+['left edge (snd_una)', 'snd_nxt', 'right edge (snd_una + window)', 'window', 'in flight']
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["flow_control_figure", "flow_control_events"]
+__all__ = ["flow_control_figure", "flow_control_events", "sliding_window_figure", "window_spans"]
 
 _SEND = "#0969da"
 _WINDOW = "#1a7f37"
@@ -138,3 +140,96 @@ def flow_control_events(result: Result) -> pd.DataFrame:
         rows.append({"t (s)": round(float(last["t"]), 3), "event": "end of the run", "window (B)": int(last["snd_wnd"]),
                      "Recv-Q (B)": int(last["recv_q"]), "Send-Q (B)": int(last["send_q"])})
     return pd.DataFrame(rows, columns=["t (s)", "event", "window (B)", "Recv-Q (B)", "Send-Q (B)"])
+
+
+_EDGE = "#24292f"
+
+
+def window_spans(window: pd.DataFrame) -> list[tuple[float, float]]:
+    """Time spans of table ``window`` where the window was zero (right edge == left edge), each
+    from its first row to the next row with a window.
+
+    >>> import pandas as pd
+    >>> window_spans(pd.DataFrame({"t_s": [0.0, 0.04, 2.0, 2.1], "window": [4096, 0, 0, 4096]}))
+    [(0.04, 2.1)]
+    """
+    spans: list[tuple[float, float]] = []
+    start = None
+    for t, w in zip(window["t_s"], window["window"], strict=True):
+        if w == 0 and start is None:
+            start = float(t)
+        elif w != 0 and start is not None:
+            spans.append((start, float(t)))
+            start = None
+    if start is not None:
+        spans.append((start, float(window["t_s"].iloc[-1])))
+    return spans
+
+
+def sliding_window_figure(result: Result) -> go.Figure:
+    """The sender's sliding window from table ``window`` (flow_control): above, the three edges in
+    sequence space as step lines - left edge (snd_una), snd_nxt, right edge - with the window
+    shaded between the left and right edges; below, the same measured from the left edge (the
+    window and the bytes in flight), on a scale a 4 kB window fills. Zero-window spans (right
+    edge == left edge) shaded red in both. Without the table, the figure says why (the notes)."""
+    from plotly.subplots import make_subplots
+
+    p = result.params
+    w = result.tables.get("window")
+    reader = p.get("reader")
+    title = (f"The sliding window: SO_RCVBUF={p.get('rcvbuf')}, {p.get('bytes'):,} B, the reader "
+             + (f"stalls {p.get('stall_s'):g} s" if reader == "stalled" else f"is {reader}"))
+    if w is None or not len(w):
+        import plotly.graph_objects as go
+
+        why = next((n for n in result.notes if n.startswith("table window")), "no table window in this Result")
+        fig = go.Figure()
+        fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, align="center",
+                           text=why.replace(": ", ":<br>", 1) + ("<br>mode='sim' shows the model's zero-window stall"
+                                                                 if result.mode == "real" else ""),
+                           font={"color": "#57606a", "size": 14})
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        titled(fig, title, result, "not shown: the window was " +
+               ("not captured" if result.mode == "real" else "not modelled by the simulator"))
+        style(fig, height=280, legend=False)
+        fig.update_layout(margin={"t": 110})
+        return fig
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.55, 0.45],
+                        subplot_titles=("sequence space: the window slides from snd_una to the right edge",
+                                        "measured from the left edge: the window and the bytes in flight"))
+    t = list(w["t_s"])
+    how = "lines" if len(w) > 2 or result.mode == "real" else "lines+markers"
+    step = {"shape": "hv"}
+    fig.add_scatter(x=t, y=list(w["snd_una"]), mode=how, name="left edge (snd_una)",
+                    line={**step, "color": _EDGE, "width": 2}, row=1, col=1)
+    fig.add_scatter(x=t, y=list(w["snd_nxt"]), mode=how, name="snd_nxt",
+                    line={**step, "color": _SEND, "width": 2, "dash": "dot"}, row=1, col=1)
+    fig.add_scatter(x=t, y=list(w["right_edge"]), mode=how, name="right edge (snd_una + window)",
+                    line={**step, "color": _WINDOW, "width": 3}, fill="tonexty", fillcolor="rgba(26,127,55,0.10)",
+                    row=1, col=1)
+    fig.add_scatter(x=t, y=list(w["window"]), mode=how, name="window",
+                    line={**step, "color": _WINDOW, "width": 3}, row=2, col=1)
+    fig.add_scatter(x=t, y=list(w["in_flight"]), mode=how, name="in flight",
+                    line={**step, "color": _SEND, "dash": "dot"}, row=2, col=1)
+    spans = window_spans(w)
+    for a, b in spans:
+        for row in (1, 2):
+            fig.add_vrect(x0=a, x1=b, fillcolor=LIMIT_COLOR, opacity=0.08, line_width=0, row=row, col=1)
+    if spans:
+        a, b = max(spans, key=lambda ab: ab[1] - ab[0])     # the longest stall carries the labels
+        fig.add_annotation(x=(a + b) / 2, y=0, xref="x2", yref="y2", showarrow=False, yshift=14,
+                           text="zero window: right edge = left edge", font={"color": LIMIT_COLOR})
+        after = w[w["t_s"] >= b]
+        if len(after) and int(after["window"].iloc[0]) > 0:
+            fig.add_annotation(x=b, y=int(after["window"].iloc[0]), xref="x2", yref="y2", showarrow=True,
+                               arrowhead=2, ax=-60, ay=-25, text=f"reopens at {b:.3f} s")
+    sub = f"{len(w)} changes of the window" + (" (the capture)" if result.mode == "real" else
+                                               " (the model has the zero-window stall only)")
+    fig.update_yaxes(title_text="relative seq (B)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="bytes", rangemode="tozero", row=2, col=1)
+    fig.update_xaxes(title_text="time (s)", row=2, col=1)
+    titled(fig, title, result, sub)
+    style(fig, height=560)
+    fig.update_layout(margin={"t": 120})
+    return fig

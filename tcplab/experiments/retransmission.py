@@ -24,7 +24,7 @@ retransmitting in FIN_WAIT1 (followed through sock_diag, which needs no file des
 
 >>> o = retransmission(orphan=True, orphan_retries=2, mode="sim").summary
 >>> o["retransmit_times"], o["failed_after_s"], o["gave_up_because"], o["limit_s"]
-([0.004, 0.204, 0.612, 1.428], 3.06, 'tcp_orphan_retries', 1.4)
+([0.004, 0.208, 0.616, 1.432], 3.064, 'tcp_orphan_retries', 1.4)
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ SPEC = Experiment(
     tcp_retries2: the sysctl ``orphan_retries``, where 0 (the default) means 8 while
     ``icsk_rto < TCP_RTO_MAX`` (~104 s). Two segments (data, FIN) are in flight, so the tail loss probe
     leaves after usecs_to_jiffies(2·SRTT + 2 ms), one jiffy (4-8 ms with the timer wheel's rounding),
-    and the first RTO one RTO after the write.""",
+    and the first RTO one RTO after that probe (tcp_send_loss_probe() restarts the timer from now).""",
     params=(
         Param("retries2", "int", None, lo=0, hi=100, optional=True, sysctl=RETRIES2,
               help="tcp_retries2 in the namespace: the give-up budget as a retry count",

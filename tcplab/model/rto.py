@@ -33,8 +33,10 @@ Linux 6.x, measured on 6.18 — docs/data-transfer.md):
    TCPAbortOnMemory counter), never the case for one orphan here. The close() also sends a FIN
    behind the data, so two segments are in flight: ``tcp_schedule_loss_probe()`` then arms the
    probe at ``2·srtt + TCP_TIMEOUT_MIN_US`` (2 ms, one jiffy) instead of ``+ TCP_RTO_MIN``, the probe
-   retransmits the *last* segment (the FIN), and ``tcp_rearm_rto()`` keeps the RTO timed from the
-   head segment (the data, sent at the write): the first RTO expiry comes one RTO after the write.
+   retransmits the *last* segment (the FIN), and — as after every probe that leaves —
+   ``tcp_send_loss_probe()`` clears ``icsk_pending`` ("Reset s.t. tcp_rearm_rto will restart timer
+   from now"), so the first RTO expiry comes one RTO after the *probe*, not after the write
+   (measured: probe at 7-17 ms, first RTO 201-212 ms after it, on 6.12 and 6.18; docs/kernel-facts.md).
    The RTO retransmission carries data and FIN in one segment (``tcp_retrans_try_collapse()``).
 6. **User-timeout clamp.** ``tcp_clamp_rto_to_user_timeout()`` arms the next expiry at
    ``min(rto, user_timeout - elapsed)``, so the connection dies at ``retrans_stamp + user_timeout``
@@ -57,9 +59,9 @@ with ``rto_base=1.0`` gives its budget too.
 1.908
 >>> o = retransmit_schedule(orphan=2)                     # close() after the write, tcp_orphan_retries=2
 >>> o.retransmit_times, o.fail_after, o.gave_up_because, o.limit_s
-((0.004, 0.204, 0.612, 1.428), 3.06, 'tcp_orphan_retries', 1.4)
+((0.004, 0.208, 0.616, 1.432), 3.064, 'tcp_orphan_retries', 1.4)
 >>> retransmit_schedule(orphan=0).limit_s, retransmit_schedule(orphan=0).fail_after   # 0 means 8: 102.2 s
-(102.2, 104.244)
+(102.2, 104.248)
 """
 
 from __future__ import annotations
@@ -236,7 +238,8 @@ def retransmit_schedule(retries2: int = TCP_RETR2, user_timeout_ms: int | None =
         if tlp:                               # rule 5: data + FIN in flight, the probe retransmits the FIN
             sends.append(round(min(loss_probe_timeout(2, rto_min=rto_min, tick=tick), rto0), 6))
             rtos.append(rto)
-        now = rto0                            # the RTO stays timed from the head (the data, sent at 0)
+        # tcp_send_loss_probe() clears icsk_pending, so tcp_rearm_rto() restarts the RTO from the probe
+        now = (sends[-1] if tlp else 0.0) + rto0
     stamp: float | None = None
     timeouts = 0
     limit, reason = limit_at(rto)

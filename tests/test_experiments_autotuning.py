@@ -71,3 +71,16 @@ def test_sim_says_what_it_does_not_model():
 def test_bad_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
         autotuning(**kw, mode="sim")
+
+
+def test_a_reader_too_slow_for_the_grow_trigger_is_not_shown_as_trusted():
+    """6.12 in a TCG guest: 20 MB read so slowly that no receiver RTT saw more than rcv_space copied, so
+    tcp_rcv_space_adjust() never grew the buffer; the run must say the host's pace decided it."""
+    from tcplab.experiments.autotuning import SPEC, reader_shortfall
+    from tcplab.model.outcome import Timing
+
+    slow = reader_shortfall([(i * 0.01, i * 40_000) for i in range(100)], 65_483, 0.002)
+    assert slow > 0.001
+    verdict = SPEC.judge([Timing("reader", slow * 1000, "the reader needed 18 ms more")])
+    assert not verdict.ok and "autotuned" in verdict.reason, verdict.reason
+    assert SPEC.judge([Timing("reader", 0.0, "fast enough")]).ok

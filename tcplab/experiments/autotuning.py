@@ -31,7 +31,7 @@ from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Sli
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.rcvbuf import autotuning as autotuning_rule
 
@@ -47,6 +47,10 @@ _CHUNK = 65536
 def _locked(p: Mapping[str, Any]) -> bool:
     return p["rcvbuf"] is not None
 
+
+#: how much longer than one receiver RTT the reader may need to copy rcv_space bytes before the run says
+#: it was too slow for tcp_rcv_space_adjust() to act (its trigger: copied > rcvq_space.space within an RTT)
+READER_SLACK_MS = 1.0
 
 SPEC = Experiment(
     name="autotuning",
@@ -77,7 +81,11 @@ SPEC = Experiment(
             "how far it grows is the reader's pace per RTT)",
             rule=When(_locked, named("exact"), None, name="exact if set",
                       meaning="equal when SO_RCVBUF was set (it cannot move); else not compared")),
-        Key("autotuned", "sk_rcvbuf grew during the transfer (tcp_rcv_space_adjust() changed it)"),
+        # tcp_rcv_space_adjust() grows the buffer only when the reader copied more than rcvq_space.space within
+        # one receiver RTT: a reader too slow for that (a busy or emulated host) leaves it alone, which is the
+        # kernel's rule for that pace, not the autotuning a learner's own transfer would see
+        Key("autotuned", "sk_rcvbuf grew during the transfer (tcp_rcv_space_adjust() changed it)",
+            tolerates={"reader": READER_SLACK_MS}),
         Key("rcvbuf_ceiling", "the most autotuning may reach: tcp_rmem[2] (locked: the buffer itself)",
             rule=When(_locked, named("exact"), named("host_rmem"), name="exact if set", otherwise_shows="host_rmem",
                       meaning="equal when SO_RCVBUF was set; else tcp_rmem[2], which follows the host's tcp_rmem")),
@@ -106,6 +114,31 @@ SPEC = Experiment(
 )
 
 autotuning = make_function(SPEC)
+
+
+
+def reader_shortfall(reads: list[tuple[float, int]], space: int, rcv_rtt_s: float) -> float:
+    """Seconds by which the fastest stretch of reads missed ``tcp_rcv_space_adjust()``'s trigger:
+    the shortest time in which more than ``space`` bytes were copied, less one receiver RTT (0: the
+    reader was fast enough somewhere in the run). ``reads``: (time, total bytes read) after each read.
+
+    >>> reader_shortfall([(0.0, 0), (0.001, 70_000)], 65_536, 0.002)
+    0.0
+    >>> reader_shortfall([(0.0, 0), (0.010, 40_000), (0.020, 80_000)], 65_536, 0.002)
+    0.018
+    >>> reader_shortfall([(0.0, 0), (0.5, 1000)], 65_536, 0.002)       # never copied that much at all
+    0.498
+    """
+    best = float("inf")
+    i = 0
+    for j in range(len(reads)):                      # two pointers: the shortest window holding > space bytes
+        while i < j and reads[j][1] - reads[i + 1][1] > space:
+            i += 1
+        if reads[j][1] - reads[i][1] > space:
+            best = min(best, reads[j][0] - reads[i][0])
+    if best == float("inf"):
+        best = reads[-1][0] - reads[0][0] if reads else 0.0
+    return round(max(0.0, best - rcv_rtt_s), 6)
 
 
 def _rmem() -> tuple[int, int, int]:
@@ -137,6 +170,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         deadline = t0 + 30.0
         last_buf = None
         space_max = wnd_max = 0
+        reads: list[tuple[float, int]] = [(0.0, 0)]
+        space0 = 0
+        rtts: list[int] = []
         for _ in range(50_000_000):          # bounded; the deadline ends it first
             if got >= p["bytes"]:
                 break
@@ -158,6 +194,10 @@ def _real(p: dict[str, Any]) -> Outcome:
             info = tcp_info(rcv)
             space, wnd = info.extra.get("rcv_space", 0), info.extra.get("rcv_wnd", 0)
             space_max, wnd_max = max(space_max, space), max(wnd_max, wnd)
+            reads.append((time.monotonic() - t0, got))
+            space0 = space0 or space
+            if info.extra.get("rcv_rtt"):
+                rtts.append(info.extra["rcv_rtt"])
             if buf != last_buf or got >= p["bytes"]:
                 row = {"t": round(time.monotonic() - t0, 5), "received": got, "rcvbuf": buf, "rcv_space": space,
                        "rcv_wnd": wnd}
@@ -172,6 +212,14 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.summary = {"rcvbuf_at_start": at_start, "rcvbuf_max": max(bufs, default=at_start),
                    "autotuned": max(bufs, default=at_start) > at_start, "rcvbuf_ceiling": rule.ceiling,
                    "rcv_space_max": space_max or None, "rcv_wnd_max": wnd_max or None}
+    if p["rcvbuf"] is None and not out.summary["autotuned"]:
+        rtt_s = sorted(rtts)[len(rtts) // 2] / 1e6 if rtts else 0.0
+        short = reader_shortfall(reads, space0, rtt_s)
+        out.timings.append(Timing(
+            "reader", round(short * 1000, 3),
+            f"the reader never copied more than rcv_space ({space0} bytes) within one receiver RTT "
+            f"({rtt_s * 1000:.2f} ms): it needed {short * 1000:.1f} ms more, so tcp_rcv_space_adjust() had no "
+            "reason to grow the buffer - the kernel's rule at this host's pace, not what a fast reader sees"))
     out.notes.append(f"tcp_rmem here: {rmem}; the receiver's SO_RCVBUF went {at_start} -> {max(bufs, default=at_start)} "
                      f"over {got} bytes ({len(rows)} distinct values sampled)")
     return out

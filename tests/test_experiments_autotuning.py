@@ -13,37 +13,40 @@ from tcplab.model.rcvbuf import autotuning as rule, locked_rcvbuf
 
 def _real(rcvbuf=None):
     r = autotuning(rcvbuf=rcvbuf, mode="real")
-    return r.mode, r.summary, r.tables["growth"].to_dict("records"), r.sysctls
+    return r.mode, r.summary, r.tables["growth"].to_dict("records"), r.sysctls, r.trusted, r.provenance
 
 
 @pytest.mark.real
 def test_without_so_rcvbuf_the_kernel_grows_the_buffer(as_user):
     try:
-        mode, s, rows, sysctls = as_user(_real)
+        mode, s, rows, sysctls, trusted, provenance = as_user(_real)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
     assert mode == "real"
+    if not trusted:      # the reader was too slow for the grow trigger (a busy or emulated host): it says so
+        assert not s["autotuned"] and "rcv_space" in provenance, provenance
+        pytest.skip(f"host too slow for autotuning to act: {provenance}")
     rmem = sysctls["net.ipv4.tcp_rmem"]
     # tcp_init_sock(): tcp_rmem[1]; tcp_rcv_space_adjust() raised it, never past tcp_rmem[2]
     assert s["rcvbuf_at_start"] == rmem[1]
     assert s["autotuned"] and rmem[1] < s["rcvbuf_max"] <= rmem[2], s
     assert len({r["rcvbuf"] for r in rows}) >= 2
-    # the window grew with it, past what the starting buffer allows
-    assert s["rcv_wnd_max"] > rmem[1] // 2, s
+    # the window grew with it, past what the starting buffer allows (6.1's tcp_info has no rcv_wnd: None)
+    assert s["rcv_wnd_max"] is None or s["rcv_wnd_max"] > rmem[1] // 2, s
 
 
 @pytest.mark.real
 @pytest.mark.parametrize("rcvbuf", [32768, 131072])
 def test_so_rcvbuf_turns_autotuning_off(as_user, rcvbuf):
     try:
-        mode, s, rows, _ = as_user(_real, rcvbuf)
+        mode, s, rows, *_ = as_user(_real, rcvbuf)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
     # __sock_set_rcvbuf(): doubled and SOCK_RCVBUF_LOCK; tcp_rcv_space_adjust() leaves it alone
     assert s["rcvbuf_at_start"] == s["rcvbuf_max"] == 2 * rcvbuf and not s["autotuned"], s
     assert {r["rcvbuf"] for r in rows} == {2 * rcvbuf}
-    # and the window never passes the buffer
-    assert s["rcv_wnd_max"] <= 2 * rcvbuf, s
+    # and the window never passes the buffer (6.1's tcp_info has no rcv_wnd: None)
+    assert s["rcv_wnd_max"] is None or s["rcv_wnd_max"] <= 2 * rcvbuf, s
 
 
 def test_the_model_rules():

@@ -32,18 +32,19 @@ _WINDOW = "#1a7f37"
 _RECV = "#8250df"
 
 
-def _zero_spans(tl: pd.DataFrame) -> list[tuple[float, float]]:
-    """Time spans where the advertised window was zero (from one sample to the next non-zero one)."""
+def _zero_spans(tl: pd.DataFrame, t: str = "t", window: str = "snd_wnd") -> list[tuple[float, float]]:
+    """Time spans where the advertised window (column ``window``) was zero: from the first zero sample
+    to the next non-zero one (or the last sample)."""
     spans: list[tuple[float, float]] = []
     start = None
-    for t, w in zip(tl["t"], tl["snd_wnd"], strict=True):
+    for when, w in zip(tl[t], tl[window], strict=True):
         if w == 0 and start is None:
-            start = float(t)
+            start = float(when)
         elif w != 0 and start is not None:
-            spans.append((start, float(t)))
+            spans.append((start, float(when)))
             start = None
     if start is not None:
-        spans.append((start, float(tl["t"].iloc[-1])))
+        spans.append((start, float(tl[t].iloc[-1])))
     return spans
 
 
@@ -153,17 +154,7 @@ def window_spans(window: pd.DataFrame) -> list[tuple[float, float]]:
     >>> window_spans(pd.DataFrame({"t_s": [0.0, 0.04, 2.0, 2.1], "window": [4096, 0, 0, 4096]}))
     [(0.04, 2.1)]
     """
-    spans: list[tuple[float, float]] = []
-    start = None
-    for t, w in zip(window["t_s"], window["window"], strict=True):
-        if w == 0 and start is None:
-            start = float(t)
-        elif w != 0 and start is not None:
-            spans.append((start, float(t)))
-            start = None
-    if start is not None:
-        spans.append((start, float(window["t_s"].iloc[-1])))
-    return spans
+    return _zero_spans(window, t="t_s", window="window")
 
 
 def sliding_window_figure(result: Result) -> go.Figure:

@@ -32,7 +32,7 @@ from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome, Timing
-from tcplab.model.profiles import KernelProfile
+from tcplab.model.profiles import KernelProfile, get_profile
 from tcplab.model.rcvbuf import autotuning as autotuning_rule
 
 __all__ = ["autotuning", "SPEC"]
@@ -40,7 +40,7 @@ __all__ = ["autotuning", "SPEC"]
 TCP_RMEM = "net.ipv4.tcp_rmem"
 RMEM_MAX = "net.core.rmem_max"
 #: net.core.rmem_max of a default kernel: SO_RCVBUF beyond it is clamped by the host's own setting
-_RCVBUF_HI = 212992
+_RCVBUF_HI = get_profile(None).rmem_max
 _CHUNK = 65536
 
 

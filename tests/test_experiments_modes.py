@@ -169,6 +169,8 @@ def test_a_timing_no_key_names_is_held_to_the_runners_own_limit(monkeypatch):
     assert spec.judge([Timing("sampler", 40, "40 ms", limit_ms=50)]).ok
     lost = spec.judge([Timing("sampler", 60, "the sampler went 60 ms without the CPU", limit_ms=50)])
     assert not lost.ok and "more than the runner's 50 ms" in lost.reason
+    # the runner did not say which figures bear its lag, so none is vouched for, and the run says so
+    assert lost.keys == tuple(k.name for k in spec.summary) and "no figure of this run" in lost.reason
 
 
 @pytest.mark.real

@@ -765,7 +765,8 @@ class Experiment:
 
         A timing is held against every summary key that declares a tolerance for its name; a
         timing no key names, against the runner's own ``limit_ms`` (if any). The verdict is lost
-        when any is exceeded; its reason names what was measured and which keys it spoils.
+        when any is exceeded; its reason names what was measured and which keys it spoils. A
+        runner's own limit exceeded spoils every key: no key said it could bear that timing.
 
         >>> s = Experiment("x", "t", "d", (), (Key("rate", "r", rule="rel10", tolerates={"delay_line": 5}),
         ...                Key("count", "c")), (), None, (), real=None, sim=None)
@@ -776,11 +777,15 @@ class Experiment:
         (False, ('rate',))
         >>> print(v.reason)
         host busy: the delay line released packets up to 11 ms late (rate tolerates 5 ms), so rate is not the kernel's alone
-        >>> print(s.judge([Timing("sampler", 200, "the sampler went 200 ms without the CPU", limit_ms=50)]).reason)
-        host busy: the sampler went 200 ms without the CPU (more than the runner's 50 ms)
+        >>> v = s.judge([Timing("sampler", 200, "the sampler went 200 ms without the CPU", limit_ms=50)])
+        >>> v.keys
+        ('rate', 'count')
+        >>> print(v.reason)
+        host busy: the sampler went 200 ms without the CPU (more than the runner's 50 ms), so no figure of this run is the kernel's alone
         """
         lost: list[str] = []
         keys: list[str] = []
+        whole_run = False
         for t in timings:
             named = [k for k in self.summary if t.name in k.tolerates]
             if named:
@@ -793,11 +798,16 @@ class Experiment:
                     keys += [n for n in names if n not in keys]
             elif t.limit_ms is not None and t.ms > t.limit_ms:
                 lost.append(f"{t.detail} (more than the runner's {t.limit_ms:g} ms)")
+                whole_run = True
         if not lost:
             held = "; ".join(f"{t.name} {t.ms:g} ms" for t in timings)
             return Fidelity(True, f"timing held ({held})" if held else "no timing measured", tuple(timings),
                             (), attempts)
-        spoiled = f", so {', '.join(keys)} {'is' if len(keys) == 1 else 'are'} not the kernel's alone" if keys else ""
+        if whole_run:
+            keys = [k.name for k in self.summary]
+            spoiled = ", so no figure of this run is the kernel's alone"
+        else:
+            spoiled = f", so {', '.join(keys)} {'is' if len(keys) == 1 else 'are'} not the kernel's alone"
         return Fidelity(False, "host busy: " + "; ".join(lost) + spoiled, tuple(timings), tuple(keys), attempts)
 
     def tables_for(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

@@ -82,6 +82,19 @@ def wheel_fires_at(now: int, delay: int) -> int:
     return ((expires >> shift) + 1) << shift
 
 
+def wheel_slack(delay: int) -> int:
+    """The most jiffies the wheel adds to a timer armed ``delay`` jiffies out: its level's granularity
+    (``calc_index()`` rounds up to the next bucket whatever the phase).
+
+    >>> wheel_slack(52), wheel_slack(102), wheel_slack(600)
+    (1, 8, 64)
+    """
+    lvl = 0
+    while lvl < _LVL_DEPTH - 1 and delay >= _lvl_start(lvl + 1):
+        lvl += 1
+    return 1 << (lvl * _LVL_CLK_SHIFT)
+
+
 @dataclass
 class KeepaliveSchedule:
     """What the keepalive timer does: probe send times (s after the connection went idle), the

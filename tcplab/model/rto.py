@@ -197,13 +197,15 @@ class RetransmitSchedule(NamedTuple):
 @lru_cache(maxsize=512)
 def retransmit_schedule(retries2: int = TCP_RETR2, user_timeout_ms: int | None = None, *, rto0: float | None = None,
                         tlp: bool = True, rto_max: float = TCP_RTO_MAX, rto_min: float = TCP_RTO_MIN,
-                        tick: float = HZ_TICK, orphan: int | None = None) -> RetransmitSchedule:
+                        tick: float = HZ_TICK, orphan: int | None = None,
+                        srtt: float = LOOPBACK_SRTT) -> RetransmitSchedule:
     """Replay rules 2-6 of the module docstring for one unacknowledged segment written at t=0.
 
     ``orphan``: the application close()d the socket right after the write, and this is
     net.ipv4.tcp_orphan_retries (rule 5); None: the application holds the socket.
 
-    ``rto0`` defaults to :func:`initial_rto` (loopback). No timer-wheel lateness is modelled: a
+    ``rto0`` defaults to :func:`initial_rto` (loopback); ``srtt`` (s) sets an orphan's probe time
+    (:func:`loss_probe_timeout`: 2·srtt + 2 ms). No timer-wheel lateness is modelled: a
     real kernel fires each timer up to a jiffy late, and the lateness adds up (~3 % here).
 
     >>> retransmit_schedule(5).fail_after, retransmit_schedule(5).retrans_segs
@@ -236,7 +238,7 @@ def retransmit_schedule(retries2: int = TCP_RETR2, user_timeout_ms: int | None =
         now += rto0                           # tcp_rearm_rto() from the probe (it retransmitted the head)
     else:
         if tlp:                               # rule 5: data + FIN in flight, the probe retransmits the FIN
-            sends.append(round(min(loss_probe_timeout(2, rto_min=rto_min, tick=tick), rto0), 6))
+            sends.append(round(min(loss_probe_timeout(2, srtt, rto_min=rto_min, tick=tick), rto0), 6))
             rtos.append(rto)
         # tcp_send_loss_probe() clears icsk_pending, so tcp_rearm_rto() restarts the RTO from the probe
         now = (sends[-1] if tlp else 0.0) + rto0

@@ -46,6 +46,10 @@ class SimRun:
     packets: int = 0
     #: bbr: each flow's mode changes, (t, mode) (tcplab.model.bbr.Bbr.history); empty otherwise
     modes: list[list[tuple[float, str]]] = field(default_factory=list)
+    #: each receiver's largest window clamp (packets: autotuning's growth shows here) and the largest
+    #: window its ACKs advertised (right edge less the cumulative ACK, packets)
+    rcv_clamp_max: list[int] = field(default_factory=list)
+    rwnd_max: list[int] = field(default_factory=list)
 
     @property
     def utilization(self) -> float:
@@ -66,14 +70,20 @@ class _Flow(CongestionControl):
 
     __slots__ = ("i", "got", "xmit", "holes", "after_hole", "hole_t", "lost", "in_flight", "last_progress",
                  "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
-                 "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge")
+                 "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge",
+                 "auto_cap", "space", "space_seq", "space_t", "clamp_max", "rwnd_max")
 
-    def __init__(self, i: int, algo: str, rcv_window: int) -> None:
+    def __init__(self, i: int, algo: str, rcv_window: int, autotune: int | None = None) -> None:
         super().__init__(algo)
         self.i = i
         self.rcv_clamp = max(rcv_window, 2)
+        # autotuning (tcp_rcv_space_adjust()): the window starts at rcv_window and may grow to
+        # ``autotune`` packets; rcvq_space starts at TCP_INIT_CWND segments (tcp_init_buffer_space())
+        self.auto_cap, self.space, self.space_seq, self.space_t = autotune, 10, 0, 0.0
+        self.clamp_max = self.rcv_clamp
         self.rcv_ssthresh = max(self.rcv_clamp * DEFAULT_SCALING_RATIO // SCALING_RATIO, 2)
         self.rwnd_edge = min(SYN_WINDOW, self.rcv_ssthresh)      # the window the SYN-ACK offered
+        self.rwnd_max = self.rwnd_edge
         self.got: set[int] = set()
         self.xmit: deque[tuple[int, int, float, bool]] = deque()
         self.holes: list[int] = []
@@ -90,11 +100,16 @@ class _Flow(CongestionControl):
 
 def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
              flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
-             loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None) -> SimRun:
+             loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None,
+             autotune: int | None = None, unscaled: bool = False) -> SimRun:
     """Run the model; see the module docstring. ``loss``: a random drop probability per data
     packet at the bottleneck's input, decided by ``rng`` (the run's seeded generator, e.g.
     :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
-    receiver advertises, in packets (by default :func:`receive_window_for` the path).
+    receiver advertises, in packets (by default :func:`receive_window_for` the path); with
+    ``autotune`` (packets) it is where the window starts, and once per receiver RTT in which the
+    reader copied more than in the last one, ``tcp_rcv_space_adjust()`` -> ``tcp_rcvbuf_grow()``
+    raises it to twice what was copied, up to ``autotune``. ``unscaled``: the window field carries
+    no scale (``tcp_window_scaling`` off): never more than 65535 bytes.
 
     >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
     >>> r.flows[0].slow_start_exit_cwnd is not None
@@ -112,7 +127,9 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     sample_s = sample_s or max(0.001, rtt_ms / 8000)
     if rcv_window is None:
         rcv_window = receive_window_for(path_packets(rate_mbit, rtt_ms, buffer_packets))
-    fl = [_Flow(i, algorithm, rcv_window) for i in range(flows)]
+    # without scaling the buffer may still grow (rcvbuf_max, clamp_max), the window cannot follow
+    wnd_cap = SYN_WINDOW if unscaled else math.inf
+    fl = [_Flow(i, algorithm, min(rcv_window, wnd_cap), autotune) for i in range(flows)]
     if algorithm == "bbr":
         from tcplab.model.bbr import Bbr     # here, not at the top: bbr.py is a leaf the model calls into
         for f in fl:
@@ -200,6 +217,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                     f.rcv_ooo.discard(f.rcv_nxt)
                     f.rcv_nxt += 1
             f.rcv_pending += 1
+            if f.auto_cap is not None:
+                autotune_step(f, now)
         else:
             if seq > f.rcv_nxt:
                 f.rcv_ooo.add(seq)
@@ -209,6 +228,21 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         elif f.delack_at == math.inf:
             f.delack_at = now + DELACK
             schedule(f.delack_at, delack, None, priority=_DELACK)
+
+    def autotune_step(f: _Flow, now: float) -> None:
+        """tcp_rcv_space_adjust(): the reader copies at once, so copied = what arrived in order
+        in the last receiver RTT (rcv_rtt_est, timestamps: the sender's srtt here)."""
+        rcv_rtt = f.srtt or one_way * 2
+        if now - f.space_t < rcv_rtt:
+            return
+        copied = f.rcv_nxt - f.space_seq
+        if copied > f.space:
+            grown = min(2 * copied, f.auto_cap)          # tcp_rcvbuf_grow(): rcvwin = copied << 1
+            f.clamp_max = max(f.clamp_max, grown)
+            if min(grown, wnd_cap) > f.rcv_clamp:
+                f.rcv_clamp = min(grown, wnd_cap)        # window_clamp follows sk_rcvbuf
+            f.space = copied
+        f.space_seq, f.space_t = f.rcv_nxt, now
 
     def send_ack(now: float, f: _Flow) -> None:
         if f.rcv_quick:
@@ -228,6 +262,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         now = eng.now
         if edge > f.rwnd_edge:
             f.rwnd_edge = edge
+        if edge - cum > f.rwnd_max:
+            f.rwnd_max = edge - cum
         delivered = 0
         prior_in_flight = f.in_flight
         acked: list[int] = []   # the packets this ACK newly delivered (bbr's rate sample)
@@ -378,7 +414,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     eng.run(until=duration)
     return SimRun(flows=[f.run for f in fl], timeline=timeline, queue=queue_rows, duration=duration,
                   rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"],
-                  modes=[f.bbr.history for f in fl if f.bbr is not None])
+                  modes=[f.bbr.history for f in fl if f.bbr is not None],
+                  rcv_clamp_max=[f.clamp_max for f in fl], rwnd_max=[f.rwnd_max for f in fl])
 
 
 def _sample(fl: list[_Flow], t: float, timeline: list[dict[str, Any]], queue_rows: list[dict[str, Any]],

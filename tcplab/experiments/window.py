@@ -36,6 +36,7 @@ from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import (Experiment, FromRun, GridPoint, Key, Param, Plot, Slider, Table, When,
                                      named)
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
+from tcplab.kernel.namespace import set_namespace_sysctl
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.cc import MSS, receive_window_packets
@@ -207,8 +208,7 @@ def _receiver(scaling: bool, ctl: int, up: int) -> Any:
     def main(lst: socket.socket, deadline: float) -> None:
         # tcp_parse_options() reads the listener's own namespace's tcp_window_scaling on the SYN: set it
         # here, and tell the sender before it connects
-        with open("/proc/sys/net/ipv4/tcp_window_scaling", "w") as f:
-            f.write("1" if scaling else "0")
+        set_namespace_sysctl(WSCALE_SYSCTL, int(scaling))
         _send_line(up, {"ready": read_sysctl(WSCALE_SYSCTL), "tcp_rmem": list(read_sysctl(TCP_RMEM))})
         lst.settimeout(max(0.1, deadline - time.monotonic()))
         conn, _ = lst.accept()

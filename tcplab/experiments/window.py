@@ -240,7 +240,8 @@ def _receiver(scaling: bool, ctl: int, up: int) -> Any:
                 last = rb
         info = tcp_info(conn)
         _send_line(up, {"rows": rows, "received": got, "rcv_wnd_max": wnd_max or None,
-                        "wscale": [info.snd_wscale, info.rcv_wscale, info.wscale]})
+                        "wscale": [info.snd_wscale, info.rcv_wscale, info.wscale],
+                        "acks": [info.extra.get("segs_out"), info.extra.get("data_segs_in")]})
         conn.close()
     return main
 
@@ -332,7 +333,8 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.notes.append(f"receiver: SO_RCVBUF {path.rcvbuf} at the start, {max(bufs)} at most "
                      f"({'locked' if p['rcvbuf'] is not None else 'autotuning'}); its tcp_info saw wscale "
                      f"{rcv['wscale'][0]},{rcv['wscale'][1]} (negotiated: {bool(rcv['wscale'][2])}); "
-                     f"largest rcv_wnd {rcv['rcv_wnd_max']}; tcp_rmem in its namespace {rcv_rmem}")
+                     f"largest rcv_wnd {rcv['rcv_wnd_max']}; tcp_rmem in its namespace {rcv_rmem}; it sent "
+                     f"{rcv['acks'][0]} segments (ACKs) for {rcv['acks'][1]} data segments")
     out.timings.append(Timing("delay_line", stats.lateness_p99_ms,
                               f"the delay line released 1 % of its {stats.packets} packets more than "
                               f"{stats.lateness_p99_ms:g} ms late (up to {stats.lateness_max_ms:g} ms; "

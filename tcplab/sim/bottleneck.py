@@ -71,7 +71,8 @@ class _Flow(CongestionControl):
     __slots__ = ("i", "got", "xmit", "holes", "after_hole", "hole_t", "lost", "in_flight", "last_progress",
                  "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
                  "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge",
-                 "auto_cap", "space", "space_seq", "space_t", "clamp_max", "rwnd_max")
+                 "auto_cap", "space", "space_seq", "space_t", "clamp_max", "rwnd_max", "rcv_adv",
+                 "is_cwnd_limited", "max_packets_out", "cwnd_usage_seq")
 
     def __init__(self, i: int, algo: str, rcv_window: int, autotune: int | None = None) -> None:
         super().__init__(algo)
@@ -84,6 +85,9 @@ class _Flow(CongestionControl):
         self.rcv_ssthresh = max(self.rcv_clamp * DEFAULT_SCALING_RATIO // SCALING_RATIO, 2)
         self.rwnd_edge = min(SYN_WINDOW, self.rcv_ssthresh)      # the window the SYN-ACK offered
         self.rwnd_max = self.rwnd_edge
+        self.rcv_adv = self.rwnd_edge           # the right edge the receiver last advertised
+        # tcp_cwnd_validate(): whether cwnd limited the sender in the current window, and the most it had out
+        self.is_cwnd_limited, self.max_packets_out, self.cwnd_usage_seq = False, 0, 0
         self.got: set[int] = set()
         self.xmit: deque[tuple[int, int, float, bool]] = deque()
         self.holes: list[int] = []
@@ -197,6 +201,10 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.bbr.after_burst(now, burst)
         if f.state == "Recovery":
             f.prr_out += n
+        limited = f.in_flight >= f.cwnd
+        if (n or limited) and (f.snd_una >= f.cwnd_usage_seq or limited
+                               or (not f.is_cwnd_limited and f.in_flight > f.max_packets_out)):
+            f.is_cwnd_limited, f.max_packets_out, f.cwnd_usage_seq = limited, f.in_flight, f.snd_nxt
 
     def receive(ev: tuple[_Flow, int, int]) -> None:
         """The receiver: ACK now (out of order, hole filled, quickack, 2nd segment) or later."""
@@ -219,6 +227,11 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.rcv_pending += 1
             if f.auto_cap is not None:
                 autotune_step(f, now)
+            if 2 * (f.rcv_adv - f.rcv_nxt) <= f.rcv_clamp:
+                # the reader copies at once, and tcp_cleanup_rbuf() sends a window update when what is
+                # left of the advertised window is at most half window_clamp: a window-limited
+                # sender's segments in the second half of each window are ACKed without delay
+                immediate = True
         else:
             if seq > f.rcv_nxt:
                 f.rcv_ooo.add(seq)
@@ -253,9 +266,9 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         # buffer take their room (a packet's truesize is a packet of window at the measured scaling
         # ratio), so the right edge stalls during recovery (measured: snd_wnd 249 -> 206 -> 165 packets);
         # the sender keeps the largest edge it saw (tcp_select_window() never shrinks it)
-        schedule(now + one_way, on_ack, (f, f.rcv_high_inst, f.rcv_nxt,
-                                         f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))),
-                 priority=_ACK)
+        edge = f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))
+        f.rcv_adv = max(f.rcv_adv, edge)
+        schedule(now + one_way, on_ack, (f, f.rcv_high_inst, f.rcv_nxt, edge), priority=_ACK)
 
     def on_ack(ev: tuple[_Flow, int, int, int]) -> None:
         f, high_inst, cum, edge = ev
@@ -334,7 +347,10 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                 return
         elif f.state == "Loss" and f.snd_una > f.high_seq:
             f.state = "Open"
-        if delivered and f.state != "Recovery":
+        # tcp_is_cwnd_limited(): cwnd grows only while it limits the sender (in slow start, up to twice
+        # what was out): a sender held back by the receiver's window keeps its cwnd
+        if delivered and f.state != "Recovery" and (
+                f.is_cwnd_limited or (f.cwnd < f.ssthresh and f.cwnd < 2 * f.max_packets_out)):
             f.cong_avoid(now, delivered)
         send(f, now)
         rearm(now)

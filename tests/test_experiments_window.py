@@ -91,6 +91,20 @@ def test_a_host_whose_rmem_max_is_smaller_than_the_request_simulates_and_says_wh
     assert mod._host_limit(dict(rcvbuf=None)) is None
 
 
+def test_a_late_delay_line_is_not_shown_as_the_kernel():
+    """A window-limited flow delivers a window per (RTT + the delay line's lateness): a line late on every
+    packet (not only in stalls) spoils the throughput and srtt; the wscale and buffer figures stay the kernel's."""
+    from tcplab.experiments.window import SPEC
+    from tcplab.model.outcome import Timing
+
+    v = SPEC.judge([Timing("delay_line_p50", 3.0, "the delay line released half of its packets 3 ms late")])
+    assert not v.ok and set(v.keys) == {"throughput_mbit", "srtt_ms"}, v
+    v = SPEC.judge([Timing("delay_line", 40.0, "the delay line stalled 40 ms")])
+    assert not v.ok and "throughput_mbit" in v.keys and "receiver_wscale" not in v.keys, v
+    assert SPEC.judge([Timing("delay_line", 0.1, "on time"), Timing("delay_line_p50", 0.04, "on time"),
+                       Timing("sender", 20.0, "the sender kept up")]).ok
+
+
 # -- the real path -----------------------------------------------------------------------------------
 def _real(**kw):
     r = window(mode="real", **kw)

@@ -62,6 +62,8 @@ class SimRun:
 # sampled first, then packets arrive at the receiver, ACKs at the senders, delayed ACKs go out,
 # paced bursts leave, and the retransmission timer is checked last.
 _SAMPLE, _ARRIVAL, _ACK, _DELACK, _PACE, _RTO = -1, 0, 1, 2, 3, 4
+#: tcp_rcv_space_adjust()'s cushion: ``rcvwin = (copied << 1) + 16 * tp->advmss``, in segments
+_RCVWIN_CUSHION = 16
 
 
 class _Flow(CongestionControl):
@@ -111,8 +113,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
     receiver advertises, in packets (by default :func:`receive_window_for` the path); with
     ``autotune`` (packets) it is where the window starts, and once per receiver RTT in which the
-    reader copied more than in the last one, ``tcp_rcv_space_adjust()`` -> ``tcp_rcvbuf_grow()``
-    raises it to twice what was copied, up to ``autotune``. ``unscaled``: the window field carries
+    reader copied more than in the last one, ``tcp_rcv_space_adjust()`` raises it to twice what was
+    copied plus 16 segments, plus twice that times the growth over the last RTT, up to ``autotune``. ``unscaled``: the window field carries
     no scale (``tcp_window_scaling`` off): never more than 65535 bytes.
 
     >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
@@ -250,7 +252,11 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             return
         copied = f.rcv_nxt - f.space_seq
         if copied > f.space:
-            grown = min(2 * copied, f.auto_cap)          # tcp_rcvbuf_grow(): rcvwin = copied << 1
+            # tcp_rcv_space_adjust(): rcvwin = 2 copied + 16 segments, plus twice the growth since the last
+            # RTT ("Accommodate for sender rate increase (eg. slow start)"): ~3x a doubling reader's copy
+            rcvwin = 2 * copied + _RCVWIN_CUSHION
+            rcvwin += 2 * rcvwin * (copied - f.space) // f.space
+            grown = min(rcvwin, f.auto_cap)
             f.clamp_max = max(f.clamp_max, grown)
             if min(grown, wnd_cap) > f.rcv_clamp:
                 f.rcv_clamp = min(grown, wnd_cap)        # window_clamp follows sk_rcvbuf

@@ -2,6 +2,7 @@
 compared key by key (issue 4 §3; the facts are docs/kernel-facts.md's).
 
     python -m tcplab.experiments.agreement [--quick] [--out docs/agreement.md]
+    python -m tcplab.experiments.agreement --only NAME [--only NAME ...]   # those experiments' points, to stdout
 
 How each summary key is compared is declared with the key, in its experiment's spec
 (``Key(name, meaning, rule=...)``, a :class:`~tcplab.experiments.spec.Rule`: ``Exact()``,
@@ -208,14 +209,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tcplab.experiments.agreement", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small grid (under a minute)")
-    ap.add_argument("--out", default="docs/agreement.md", help="Markdown file to write (- for stdout)")
+    ap.add_argument("--out", default=None, help="Markdown file to write (- for stdout; default docs/agreement.md, "
+                                                "stdout with --only: a partial table must not replace the page)")
+    ap.add_argument("--only", action="append", metavar="NAME", default=None,
+                    help="only this experiment's grid points (repeatable)")
     args = ap.parse_args(argv)
+    known = sorted({n for n, _, _ in _grid()})
+    bad = sorted(set(args.only or ()) - set(known))
+    if bad:
+        ap.error(f"--only must name experiments of the grid ({', '.join(known)}), not {', '.join(bad)}")
+    if args.out is None:
+        args.out = "-" if args.only else "docs/agreement.md"
     t0 = time.monotonic()
 
     def progress(i: int, n: int, name: str, params: dict[str, Any]) -> None:
         print(f"[{i + 1}/{n}] {name} {params}", file=sys.stderr, flush=True)
 
-    rows = agreement_grid(args.quick, progress=progress)
+    points = None
+    if args.only:
+        points = [(n, p) for n, p, q in _grid() if n in args.only and (q or not args.quick)]
+    rows = agreement_grid(args.quick, progress=progress, points=points)
     text = render(rows, quick=args.quick, seconds=time.monotonic() - t0)
     if args.out == "-":
         sys.stdout.write(text)

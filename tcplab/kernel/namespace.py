@@ -35,7 +35,7 @@ from tcplab._validate import check_float
 from tcplab.kernel.child import run_in_child
 from tcplab.errors import KernelUnavailable, NamespaceError, NamespaceTimeout, NamespaceUnavailable, SysctlUnavailable
 
-__all__ = ["in_namespace", "namespace_support", "FORBID_ENV", "sysctl_path", "set_loopback"]
+__all__ = ["in_namespace", "namespace_support", "FORBID_ENV", "sysctl_path", "set_loopback", "set_namespace_sysctl"]
 
 T = TypeVar("T")
 
@@ -111,6 +111,22 @@ def set_loopback(up: bool) -> None:
     if not _IN_PRIVATE_NETNS:
         raise KernelUnavailable("refusing to switch lo: this is not a private network namespace made by in_namespace()")
     _switch_loopback(up)
+
+
+def set_namespace_sysctl(name: str, value: Any) -> None:
+    """Write a per-namespace sysctl in the network namespace this code runs in: a private one made by
+    :func:`in_namespace`, or one unshared below it by a process forked from there (the bottleneck
+    path's receiver namespace, whose sysctls start at the kernel's defaults, not the caller's).
+    Refuses anywhere else, so no host sysctl is ever written.
+
+    >>> set_namespace_sysctl("net.ipv4.tcp_window_scaling", 0)
+    Traceback (most recent call last):
+    tcplab.errors.KernelUnavailable: refusing to write net.ipv4.tcp_window_scaling: this is not a private network namespace made by in_namespace()
+    """
+    if not _IN_PRIVATE_NETNS:
+        raise KernelUnavailable(f"refusing to write {name}: this is not a private network namespace made by "
+                                "in_namespace()")
+    _write(sysctl_path(name), _format_sysctl_value(name, value))
 
 
 def _enter_private_netns() -> None:

@@ -46,6 +46,10 @@ class SimRun:
     packets: int = 0
     #: bbr: each flow's mode changes, (t, mode) (tcplab.model.bbr.Bbr.history); empty otherwise
     modes: list[list[tuple[float, str]]] = field(default_factory=list)
+    #: each receiver's largest window clamp (packets: autotuning's growth shows here) and the largest
+    #: window its ACKs advertised (right edge less the cumulative ACK, packets)
+    rcv_clamp_max: list[int] = field(default_factory=list)
+    rwnd_max: list[int] = field(default_factory=list)
 
     @property
     def utilization(self) -> float:
@@ -58,6 +62,8 @@ class SimRun:
 # sampled first, then packets arrive at the receiver, ACKs at the senders, delayed ACKs go out,
 # paced bursts leave, and the retransmission timer is checked last.
 _SAMPLE, _ARRIVAL, _ACK, _DELACK, _PACE, _RTO = -1, 0, 1, 2, 3, 4
+#: tcp_rcv_space_adjust()'s cushion: ``rcvwin = (copied << 1) + 16 * tp->advmss``, in segments
+_RCVWIN_CUSHION = 16
 
 
 class _Flow(CongestionControl):
@@ -66,14 +72,24 @@ class _Flow(CongestionControl):
 
     __slots__ = ("i", "got", "xmit", "holes", "after_hole", "hole_t", "lost", "in_flight", "last_progress",
                  "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
-                 "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge")
+                 "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge",
+                 "auto_cap", "space", "space_seq", "space_t", "clamp_max", "rwnd_max", "rcv_adv",
+                 "is_cwnd_limited", "max_packets_out", "cwnd_usage_seq")
 
-    def __init__(self, i: int, algo: str, rcv_window: int) -> None:
+    def __init__(self, i: int, algo: str, rcv_window: int, autotune: int | None = None) -> None:
         super().__init__(algo)
         self.i = i
         self.rcv_clamp = max(rcv_window, 2)
+        # autotuning (tcp_rcv_space_adjust()): the window starts at rcv_window and may grow to
+        # ``autotune`` packets; rcvq_space starts at TCP_INIT_CWND segments (tcp_init_buffer_space())
+        self.auto_cap, self.space, self.space_seq, self.space_t = autotune, 10, 0, 0.0
+        self.clamp_max = self.rcv_clamp
         self.rcv_ssthresh = max(self.rcv_clamp * DEFAULT_SCALING_RATIO // SCALING_RATIO, 2)
         self.rwnd_edge = min(SYN_WINDOW, self.rcv_ssthresh)      # the window the SYN-ACK offered
+        self.rwnd_max = self.rwnd_edge
+        self.rcv_adv = self.rwnd_edge           # the right edge the receiver last advertised
+        # tcp_cwnd_validate(): whether cwnd limited the sender in the current window, and the most it had out
+        self.is_cwnd_limited, self.max_packets_out, self.cwnd_usage_seq = False, 0, 0
         self.got: set[int] = set()
         self.xmit: deque[tuple[int, int, float, bool]] = deque()
         self.holes: list[int] = []
@@ -90,11 +106,16 @@ class _Flow(CongestionControl):
 
 def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
              flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
-             loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None) -> SimRun:
+             loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None,
+             autotune: int | None = None, unscaled: bool = False) -> SimRun:
     """Run the model; see the module docstring. ``loss``: a random drop probability per data
     packet at the bottleneck's input, decided by ``rng`` (the run's seeded generator, e.g.
     :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
-    receiver advertises, in packets (by default :func:`receive_window_for` the path).
+    receiver advertises, in packets (by default :func:`receive_window_for` the path); with
+    ``autotune`` (packets) it is where the window starts, and once per receiver RTT in which the
+    reader copied more than in the last one, ``tcp_rcv_space_adjust()`` raises it to twice what was
+    copied plus 16 segments, plus twice that times the growth over the last RTT, up to ``autotune``. ``unscaled``: the window field carries
+    no scale (``tcp_window_scaling`` off): never more than 65535 bytes.
 
     >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
     >>> r.flows[0].slow_start_exit_cwnd is not None
@@ -112,7 +133,9 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     sample_s = sample_s or max(0.001, rtt_ms / 8000)
     if rcv_window is None:
         rcv_window = receive_window_for(path_packets(rate_mbit, rtt_ms, buffer_packets))
-    fl = [_Flow(i, algorithm, rcv_window) for i in range(flows)]
+    # without scaling the buffer may still grow (rcvbuf_max, clamp_max), the window cannot follow
+    wnd_cap = SYN_WINDOW if unscaled else math.inf
+    fl = [_Flow(i, algorithm, min(rcv_window, wnd_cap), autotune) for i in range(flows)]
     if algorithm == "bbr":
         from tcplab.model.bbr import Bbr     # here, not at the top: bbr.py is a leaf the model calls into
         for f in fl:
@@ -180,6 +203,10 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.bbr.after_burst(now, burst)
         if f.state == "Recovery":
             f.prr_out += n
+        limited = f.in_flight >= f.cwnd
+        if (n or limited) and (f.snd_una >= f.cwnd_usage_seq or limited
+                               or (not f.is_cwnd_limited and f.in_flight > f.max_packets_out)):
+            f.is_cwnd_limited, f.max_packets_out, f.cwnd_usage_seq = limited, f.in_flight, f.snd_nxt
 
     def receive(ev: tuple[_Flow, int, int]) -> None:
         """The receiver: ACK now (out of order, hole filled, quickack, 2nd segment) or later."""
@@ -200,6 +227,13 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                     f.rcv_ooo.discard(f.rcv_nxt)
                     f.rcv_nxt += 1
             f.rcv_pending += 1
+            if f.auto_cap is not None:
+                autotune_step(f, now)
+            if 2 * (f.rcv_adv - f.rcv_nxt) <= f.rcv_clamp:
+                # the reader copies at once, and tcp_cleanup_rbuf() sends a window update when what is
+                # left of the advertised window is at most half window_clamp: a window-limited
+                # sender's segments in the second half of each window are ACKed without delay
+                immediate = True
         else:
             if seq > f.rcv_nxt:
                 f.rcv_ooo.add(seq)
@@ -210,6 +244,25 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.delack_at = now + DELACK
             schedule(f.delack_at, delack, None, priority=_DELACK)
 
+    def autotune_step(f: _Flow, now: float) -> None:
+        """tcp_rcv_space_adjust(): the reader copies at once, so copied = what arrived in order
+        in the last receiver RTT (rcv_rtt_est, timestamps: the sender's srtt here)."""
+        rcv_rtt = f.srtt or one_way * 2
+        if now - f.space_t < rcv_rtt:
+            return
+        copied = f.rcv_nxt - f.space_seq
+        if copied > f.space:
+            # tcp_rcv_space_adjust(): rcvwin = 2 copied + 16 segments, plus twice the growth since the last
+            # RTT ("Accommodate for sender rate increase (eg. slow start)"): ~3x a doubling reader's copy
+            rcvwin = 2 * copied + _RCVWIN_CUSHION
+            rcvwin += 2 * rcvwin * (copied - f.space) // f.space
+            grown = min(rcvwin, f.auto_cap)
+            f.clamp_max = max(f.clamp_max, grown)
+            if min(grown, wnd_cap) > f.rcv_clamp:
+                f.rcv_clamp = min(grown, wnd_cap)        # window_clamp follows sk_rcvbuf
+            f.space = copied
+        f.space_seq, f.space_t = f.rcv_nxt, now
+
     def send_ack(now: float, f: _Flow) -> None:
         if f.rcv_quick:
             f.rcv_quick -= 1                            # tcp_dec_quickack_mode()
@@ -219,15 +272,17 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         # buffer take their room (a packet's truesize is a packet of window at the measured scaling
         # ratio), so the right edge stalls during recovery (measured: snd_wnd 249 -> 206 -> 165 packets);
         # the sender keeps the largest edge it saw (tcp_select_window() never shrinks it)
-        schedule(now + one_way, on_ack, (f, f.rcv_high_inst, f.rcv_nxt,
-                                         f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))),
-                 priority=_ACK)
+        edge = f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))
+        f.rcv_adv = max(f.rcv_adv, edge)
+        schedule(now + one_way, on_ack, (f, f.rcv_high_inst, f.rcv_nxt, edge), priority=_ACK)
 
     def on_ack(ev: tuple[_Flow, int, int, int]) -> None:
         f, high_inst, cum, edge = ev
         now = eng.now
         if edge > f.rwnd_edge:
             f.rwnd_edge = edge
+        if edge - cum > f.rwnd_max:
+            f.rwnd_max = edge - cum
         delivered = 0
         prior_in_flight = f.in_flight
         acked: list[int] = []   # the packets this ACK newly delivered (bbr's rate sample)
@@ -298,7 +353,10 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                 return
         elif f.state == "Loss" and f.snd_una > f.high_seq:
             f.state = "Open"
-        if delivered and f.state != "Recovery":
+        # tcp_is_cwnd_limited(): cwnd grows only while it limits the sender (in slow start, up to twice
+        # what was out): a sender held back by the receiver's window keeps its cwnd
+        if delivered and f.state != "Recovery" and (
+                f.is_cwnd_limited or (f.cwnd < f.ssthresh and f.cwnd < 2 * f.max_packets_out)):
             f.cong_avoid(now, delivered)
         send(f, now)
         rearm(now)
@@ -378,7 +436,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     eng.run(until=duration)
     return SimRun(flows=[f.run for f in fl], timeline=timeline, queue=queue_rows, duration=duration,
                   rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"],
-                  modes=[f.bbr.history for f in fl if f.bbr is not None])
+                  modes=[f.bbr.history for f in fl if f.bbr is not None],
+                  rcv_clamp_max=[f.clamp_max for f in fl], rwnd_max=[f.rwnd_max for f in fl])
 
 
 def _sample(fl: list[_Flow], t: float, timeline: list[dict[str, Any]], queue_rows: list[dict[str, Any]],

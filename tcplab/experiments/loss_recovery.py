@@ -115,8 +115,10 @@ SPEC = Experiment(
         Key("TCPRenoRecovery", "recoveries without SACK (counter)"),
     ),
     tables=(Table("segments", ("t_ms", "direction", "seq", "len", "ack", "sack", "kind"),
-                  "one segment at the sender: data out (kind new / retransmit / dropped) or an ACK in "
-                  "(kind ack / dupack), sequence numbers relative to the start of the data",
+                  "one segment at the sender, ms after the first data segment: data out (kind new, retransmit, or "
+                  "lost: the path dropped it; a row may hold 2+ segments, a TSO burst) or an ACK in (kind ack or "
+                  "dupack, with its SACK blocks), byte offsets from the start of the data; simulated: the initial "
+                  "window and the repair",
                   optional="real: only with a packet capture (CAP_NET_RAW in the namespace)"),),
     timeline=None,
     grid=(
@@ -137,8 +139,9 @@ SPEC = Experiment(
     record=(SACK, RECOVERY, EARLY_RETRANS, "net.ipv4.tcp_reordering", "net.ipv4.tcp_congestion_control"),
     needs_namespace="the bottleneck path and its delay line live in private namespaces",
     timeout=lambda p: 60.0,
-    plot=Plot(y=("seq",), x="t_ms", source="segments", kind="markers", x_title="ms",
-              title="sequence numbers at the sender: data out, ACKs in", y_title="byte offset"),
+    plot=Plot(y=("seq",), x="t_ms", source="segments", kind="markers", x_title="ms after the first data segment",
+              title="sequence numbers at the sender: data out, ACKs in", y_title="byte offset",
+              figure="recovery:recovery_figure", table="segments"),
     smoke=(dict(drop="5th", bytes=50_000),),
 )
 
@@ -155,7 +158,7 @@ def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan) -> tuple[list[dict[
     if syn is None:
         raise ExperimentError("the capture missed the SYN")
     isn = syn["seq"] + 1
-    t0 = syn["mono"]
+    t0 = next((s["mono"] for s in segs if s["out"] and s["payload"] and "S" not in s["flags"]), syn["mono"])
     rows: list[dict[str, Any]] = []
     sent_high = 0
     for s in segs:
@@ -203,6 +206,11 @@ def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan) -> tuple[list[dict[
     found["ambiguous"] = bool(seen and nxt is not None and nxt["_ts"] == seen[-1]["_ts"]
                               and nxt["_mono"] < retx[0]["_mono"])
     found["sack_blocks"] = max((d["sack"].count("(") if d["sack"] else 0 for d in seen), default=0)
+    for n in plan.segments:                     # what the path dropped: the original and `times - 1` retransmissions
+        at = (n - 1) * MSS
+        tx = [r for r in rows if r["direction"] == "out" and r["seq"] <= at < r["seq"] + r["len"]]
+        for r in tx[:plan.times]:
+            r["kind"] = "lost"
     # the retransmission that arrived: the one after the `times` the path dropped
     found["stall_ms"] = round((retx[plan.times - 1]["_mono"] - first_tx["_mono"]) * 1000, 3)
     for r in rows:
@@ -327,7 +335,7 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
                    "stall_ms": r.stall_ms, "retransmissions": r.retransmissions, "srtt_ms": r.srtt_ms,
                    "rto_ms": r.rto_ms, **r.counters}
     out.counters = dict(r.counters)
-    out.tables["segments"] = []
+    out.tables["segments"] = [dict(row) for row in r.segments]
     out.sysctls = {SACK: int(p["sack"]), RECOVERY: int(p["rack"]), EARLY_RETRANS: p["early_retrans"],
                    "net.ipv4.tcp_reordering": 3, "net.ipv4.tcp_congestion_control": "cubic"}
     out.notes += r.notes

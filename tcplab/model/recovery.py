@@ -107,6 +107,8 @@ class Recovery:
     rto_ms: float = 0.0
     counters: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the initial window's segments at the sender (the ``segments`` table's rows), ms from the first
+    segments: list[dict[str, object]] = field(default_factory=list)
 
 
 def srtt_after(samples_ms: list[float]) -> float:
@@ -149,6 +151,7 @@ def recover(plan: RecoveryPlan, *, sack: bool, rack: bool, early_retrans: int, r
         r.repairs = ("tail loss probe",) if tlp else ("RTO",)
         # the timer starts at the ACK of the segment before it (tcp_set_xmit_timer() on each ACK)
         r.stall_ms = round(rtt_ms + (first - 1) * ser + wait, 3)
+        r.segments = _rows(plan, first, rtt_ms, ser, sack, [r.stall_ms])
         if plan.total_segments > INIT_CWND:
             r.notes.append("simulated: the RTT samples of slow start beyond the initial window (and the queue it "
                            "builds at the bottleneck) are not modelled, so a tail loss's wait is timed from the "
@@ -168,7 +171,7 @@ def recover(plan: RecoveryPlan, *, sack: bool, rack: bool, early_retrans: int, r
     r.dupacks = REORDERING
     # one block: the segments after a single hole (or a burst) are contiguous
     r.sack_blocks = 1 if sack else 0
-    stall = rtt_ms + third * ser
+    stall = stall_first = rtt_ms + third * ser
     r.repairs = ("fast retransmit",)
     r.retransmissions = len(plan.segments)
     counters["TCPFastRetrans"] = len(plan.segments)
@@ -190,4 +193,34 @@ def recover(plan: RecoveryPlan, *, sack: bool, rack: bool, early_retrans: int, r
             r.repairs = ("fast retransmit", "RTO")
             counters["TCPTimeouts"] = 1
     r.stall_ms = round(stall, 3)
+    r.segments = _rows(plan, first, rtt_ms, ser, sack, [stall_first, stall] if plan.times == 2 else [stall])
     return r
+
+
+def _rows(plan: RecoveryPlan, first: int, rtt_ms: float, ser: float, sack: bool,
+          retransmits: list[float]) -> list[dict[str, object]]:
+    """The initial window at the sender: sent at once, each ACK one RTT after its segment left the
+    bottleneck; after the hole, duplicate ACKs (with the SACK block growing); then the retransmissions."""
+    rows: list[dict[str, object]] = []
+    iw = min(INIT_CWND, plan.total_segments)
+    for n in range(1, iw + 1):
+        rows.append({"t_ms": 0.0, "direction": "out", "seq": (n - 1) * MSS, "len": MSS, "ack": None, "sack": None,
+                     "kind": "lost" if n in plan.segments else "new"})
+    hole = (first - 1) * MSS
+    for n in range(1, iw + 1):
+        if n in plan.segments:
+            continue
+        t = round(rtt_ms + n * ser, 3)
+        if n < first:
+            rows.append({"t_ms": t, "direction": "in", "seq": None, "len": 0, "ack": n * MSS, "sack": "",
+                         "kind": "ack"})
+        else:
+            start = max(s for s in plan.segments if s < n) * MSS
+            rows.append({"t_ms": t, "direction": "in", "seq": None, "len": 0, "ack": hole,
+                         "sack": str([(start, n * MSS)]) if sack else "", "kind": "dupack"})
+    for i, t in enumerate(retransmits):
+        lost = i + 1 < plan.times
+        rows.append({"t_ms": round(t, 3), "direction": "out", "seq": hole, "len": MSS, "ack": None, "sack": None,
+                     "kind": "lost" if lost else "retransmit"})
+    rows.sort(key=lambda r: (r["t_ms"], r["direction"] == "out"))
+    return rows

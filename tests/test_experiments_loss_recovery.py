@@ -151,3 +151,43 @@ def test_nothing_is_left_behind():
     before = set(_children(os.getpid()))
     loss_recovery(drop="5th", bytes=50_000, mode="real")
     assert set(_children(os.getpid())) <= before
+
+
+def _through_the_path(drop, trace):
+    """Inside a private namespace: 20 segments through the bottleneck path with ``drop``; what its delay
+    line reports."""
+    import socket
+    import time
+
+    from tcplab.kernel.bottleneck import bottleneck_path
+
+    with bottleneck_path(10, 10, 100, max_seconds=20, drop=drop, trace=trace) as path:
+        s = socket.socket()
+        try:
+            s.settimeout(5)
+            s.connect(path.receiver)
+            s.sendall(b"x" * 20 * MSS)
+            s.shutdown(socket.SHUT_WR)
+            end = time.monotonic() + 5
+            while time.monotonic() < end and s.recv(1):            # the receiver closes once it read all
+                pass
+        finally:
+            s.close()
+    st = path.stats
+    return st.dropped, [(r.to_receiver, r.seq, r.length, r.dropped, r.sack) for r in st.trace], st.packets
+
+
+@pytest.mark.real
+def test_the_delay_line_drops_the_chosen_segment_and_its_retransmission_passes():
+    from tcplab.kernel.namespace import in_namespace
+    try:
+        dropped, trace, packets = in_namespace(_through_the_path, DropRule(segments=(3,)), True)
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    assert [(d.seq, d.length, d.segment, d.transmission) for d in dropped] == [(2 * MSS, MSS, 3, 1)]
+    data = [t for t in trace if t[0] and t[2]]
+    assert [t[3] for t in data if t[1] == 2 * MSS] == [True, False]          # lost once, then delivered
+    assert any(t[4] for t in trace if not t[0])                              # the receiver SACKed past the hole
+    # the default path parses nothing and drops nothing (congestion's runs are unchanged)
+    dropped, trace, packets = in_namespace(_through_the_path, None, False)
+    assert dropped == [] and trace == [] and packets > 20

@@ -80,7 +80,8 @@ SPEC = Experiment(
         Param("drop", "choice", "5th", choices=DROPS, help="which data segments the path drops"),
         Param("sack", "bool", True, sysctl=SACK, help="tcp_sack in the sender's namespace (False: Reno's dupACK counting)"),
         Param("rack", "bool", True, sysctl=RECOVERY,
-              help="tcp_recovery in the sender's namespace: 1 RACK loss detection, 0 without"),
+              help="tcp_recovery in the sender's namespace: 1 RACK loss detection, 0 without (6.18 detects by "
+                   "RACK either way: measured, the same repairs)"),
         Param("early_retrans", "int", 3, lo=0, hi=4, sysctl=EARLY_RETRANS,
               help="tcp_early_retrans: 3 or 4 enable the tail loss probe, 0..2 do not", slider=Slider(0, 4)),
         # at least one initial window (10 segments): three segments follow the burst 5-7

@@ -139,6 +139,11 @@ def recover(plan: RecoveryPlan, *, sack: bool, rack: bool, early_retrans: int, r
     counters = dict.fromkeys(("TCPFastRetrans", "TCPLossProbes", "TCPLossProbeRecovery", "TCPTimeouts",
                               "TCPSackRecovery", "TCPRenoRecovery"), 0)
     r.counters = counters
+    if not rack:
+        r.notes.append("tcp_recovery=0 is modelled as RACK: measured on 6.18, it changed none of these drops (that "
+                       "kernel's tcp_time_to_recover() asks only whether loss detection marked a segment lost, "
+                       "tp->lost_out); kernels that keep RFC 6675's duplicate-ACK threshold beside RACK may "
+                       "repair a lost retransmission by the RTO instead (not modelled per version)")
     if not plan.segments:
         return r
     r.dropped = [(s, t) for t in range(1, plan.times + 1) for s in plan.segments]

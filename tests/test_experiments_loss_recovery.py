@@ -191,3 +191,38 @@ def test_the_delay_line_drops_the_chosen_segment_and_its_retransmission_passes()
     # the default path parses nothing and drops nothing (congestion's runs are unchanged)
     dropped, trace, packets = in_namespace(_through_the_path, None, False)
     assert dropped == [] and trace == [] and packets > 20
+
+
+def _captured(dup_tsvals, echo, retx_after):
+    """What the sender's capture would hold: SYN, 10 segments, ACKs of 1-4, duplicate ACKs with
+    ``dup_tsvals``, and the retransmission of the 5th echoing ``echo``, after ``retx_after`` dupACKs arrived."""
+    isn = 1000
+    segs = [{"out": True, "flags": "S", "seq": isn - 1, "ack": 0, "payload": 0, "options": {}, "mono": 0.0}]
+    segs += [{"out": True, "flags": "A", "seq": isn + n * MSS, "ack": 1, "payload": MSS, "options": {"ts_ecr": 1},
+              "mono": 0.001} for n in range(10)]
+    t = 0.020
+    for n in range(1, 5):
+        t += 0.001
+        segs.append({"out": False, "flags": "A", "seq": 1, "ack": isn + n * MSS, "payload": 0,
+                     "options": {"ts_val": 90 + n}, "mono": t})
+    for k, tsval in enumerate(dup_tsvals):
+        t += 0.001
+        segs.append({"out": False, "flags": "A", "seq": 1, "ack": isn + 4 * MSS, "payload": 0, "mono": t,
+                     "options": {"ts_val": tsval, "sack_blocks": [(isn + 5 * MSS, isn + (6 + k) * MSS)]}})
+        if k + 1 == retx_after:
+            segs.append({"out": True, "flags": "A", "seq": isn + 4 * MSS, "ack": 1, "payload": MSS,
+                         "options": {"ts_ecr": echo}, "mono": t + 0.0001})
+    return segs
+
+
+def test_the_dupacks_counted_are_those_the_kernel_had_processed():
+    from tcplab.experiments.loss_recovery import _analyse
+    plan = plan_drop("5th", 14_480)
+    # five arrived before the retransmission left, but it echoes the third's TSval: the kernel acted on 3
+    rows, found = _analyse(_captured([100, 101, 102, 103, 104], 102, 5), plan)
+    assert found["dupacks"] == 3 and not found["ambiguous"] and found["sack_blocks"] == 1
+    assert [r["kind"] for r in rows].count("dupack") == 5 and [r["kind"] for r in rows].count("lost") == 1
+    # the third and fourth share a millisecond: which of them the kernel had seen is unknown
+    assert _analyse(_captured([100, 101, 102, 102, 104], 102, 5), plan)[1]["ambiguous"]
+    # stall: from the first transmission to the retransmission that arrived
+    assert found["stall_ms"] == pytest.approx((0.024 + 0.005 + 0.0001 - 0.001) * 1000, abs=0.01)   # ACKs to 24 ms, 5 dupACKs

@@ -203,13 +203,16 @@ def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan) -> tuple[list[dict[
             dups.append(r)
         last_ack = max(last_ack, r["ack"])
     echo = retx[0]["_ts"]
-    # the dupACKs the kernel had processed: those whose TSval the retransmission echoes, or older
+    # the dupACKs the kernel had processed: those whose TSval the retransmission echoes, or older. Several
+    # may carry the echoed TSval (one millisecond): the kernel had surely processed the first of them, perhaps
+    # the others: counted up to the first, and the run says it is ambiguous
     seen = [d for d in dups if d["_mono"] < retx[0]["_mono"]
             and (echo is None or d["_ts"] is None or ((echo - d["_ts"]) & 0xFFFFFFFF) < 1 << 31)]
+    same = [d for d in seen if echo is not None and d["_ts"] == echo]
+    if len(same) > 1:
+        seen = seen[:seen.index(same[0]) + 1]
     found["dupacks"] = len(seen)
-    nxt = dups[len(seen)] if len(seen) < len(dups) else None
-    found["ambiguous"] = bool(seen and nxt is not None and nxt["_ts"] == seen[-1]["_ts"]
-                              and nxt["_mono"] < retx[0]["_mono"])
+    found["ambiguous"] = len(same) > 1
     found["sack_blocks"] = max((d["sack"].count("(") if d["sack"] else 0 for d in seen), default=0)
     for n in plan.segments:                     # what the path dropped: the original and `times - 1` retransmissions
         at = (n - 1) * MSS

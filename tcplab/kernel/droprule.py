@@ -169,22 +169,23 @@ class SegmentFilter:
         self._sent: list[int] = []        # transmissions of each segment so far
         self._high = 0                    # the highest relative end sent
 
-    def _index(self, rel: int, end: int) -> tuple[int, bool]:
-        """(0-based segment index, retransmission?) of a data packet covering rel..end."""
+    def _index(self, rel: int, end: int) -> int:
+        """0-based index of the segment a data packet covering rel..end belongs to (a new one if it starts
+        at or past the highest byte sent so far: a first transmission)."""
         if rel >= self._high:
             self._starts.append(rel)
             self._sent.append(0)
             self._high = end
-            return len(self._starts) - 1, False
+            return len(self._starts) - 1
         self._high = max(self._high, end)
-        return max(0, bisect.bisect_right(self._starts, rel) - 1), True
+        return max(0, bisect.bisect_right(self._starts, rel) - 1)
 
     def forward(self, pkt: bytes, now: float, to_receiver: bool = True) -> bool:
         """True to pass ``pkt`` on, False to drop it (recorded in :attr:`dropped`)."""
         h = parse_tcp(pkt)
         if h is None:
             return True
-        sport, dport, seq, ack, flags, length, _end, opts = h
+        sport, dport, seq, ack, flags, length, _hdr, opts = h
         if flags & _SYN:
             if to_receiver and not flags & _ACK and self._ports is None:
                 self._ports, self._isn = (sport, dport), seq
@@ -197,7 +198,7 @@ class SegmentFilter:
         if to_receiver:
             rel = (seq - self._isn - 1) & 0xFFFFFFFF
             if length and not flags & _SYN:
-                i, _again = self._index(rel, rel + length)
+                i = self._index(rel, rel + length)
                 self._sent[i] += 1
                 r = self.rule
                 chosen = (i + 1) in r.segments or (r.last_offset is not None and rel + length == r.last_offset)

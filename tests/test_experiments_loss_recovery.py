@@ -226,3 +226,16 @@ def test_the_dupacks_counted_are_those_the_kernel_had_processed():
     assert _analyse(_captured([100, 101, 102, 102, 104], 102, 5), plan)[1]["ambiguous"]
     # stall: from the first transmission to the retransmission that arrived
     assert found["stall_ms"] == pytest.approx((0.024 + 0.005 + 0.0001 - 0.001) * 1000, abs=0.01)   # ACKs to 24 ms, 5 dupACKs
+
+
+@pytest.mark.real
+def test_a_lost_retransmission_rack_finds_it_reno_waits_for_the_rto(as_user):
+    rack = _run(as_user, drop="5th twice", bytes=100_000)
+    assert rack.summary["dropped"] == [[5, 1], [5, 2]]
+    # tcp_rack_detect_loss(): data sent after the retransmission was SACKed, so it is lost too (TCPLostRetransmit)
+    assert rack.summary["repairs"] == ["fast retransmit", "fast retransmit"], rack.summary
+    assert rack.counters.get("TCPLostRetransmit", 0) >= 1 and rack.summary["TCPTimeouts"] == 0, rack.counters
+    reno = _run(as_user, drop="5th twice", bytes=100_000, sack=False)
+    assert reno.summary["repairs"] == ["fast retransmit", "RTO"] and reno.summary["TCPTimeouts"] == 1, reno.summary
+    skip_unless_trusted(reno)
+    assert reno.summary["stall_ms"] > 200 > rack.summary["stall_ms"], (rack.summary, reno.summary)

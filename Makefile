@@ -104,7 +104,7 @@ BENCH_LEVELS ?= 1,4,8,12,16,24,32,48,64
 workshop-bench: workshop-env
 	TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python workshop/room.py bench --levels $(BENCH_LEVELS) --out workshop/build/bench.json
 
-# notebook 14's congestion runs, N learners at once: where fidelity is lost (docs/instructors.md; root, ~10 min)
+# notebook 15's congestion runs, N learners at once: where fidelity is lost (docs/instructors.md; root, ~10 min)
 BENCH14_LEVELS ?= 1,2,4,8
 workshop-bench14: workshop-env
 	TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python workshop/room.py bench14 --levels $(BENCH14_LEVELS) --out workshop/build/bench14.json
@@ -125,7 +125,7 @@ workshop-bench14: workshop-env
 KERNELS       ?= 6.1 6.12
 KGUEST        := TCPLAB_VENV=$(abspath $(VENV)) ./scripts/kernel-guest
 # what an instructor's host has and a bare guest lacks: /dev/net/tun (no udev in the guest to
-# create it) and net.core.rmem_max for notebook 14's congestion runs (docs/instructors.md); the
+# create it) and net.core.rmem_max for notebook 15's congestion runs (docs/instructors.md); the
 # guest's own init namespace, never this machine's
 KGUEST_PREP   := --prep 'modprobe tun' --prep 'sysctl -qw net.core.rmem_max=4194304'
 KGUEST_RUN     = $(KGUEST) run $$k $(KGUEST_PREP) --rwdir $(abspath $(KERNEL_OUT))

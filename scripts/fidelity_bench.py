@@ -1,4 +1,4 @@
-"""Notebook 14's fixed real congestion runs, repeated: utilization and the runner's own timing.
+"""Notebook 15's fixed real congestion runs, repeated: utilization and the runner's own timing.
 
     python scripts/fidelity_bench.py LABEL N            # N x (deep, two), one JSON line per run
     TCPLAB_NO_REALTIME=1 python scripts/fidelity_bench.py user 5   # the delay line without SCHED_FIFO

@@ -8,7 +8,7 @@ as a non-root user, with namespaces really forbidden.
 ``--allow-namespaces``: the learner of a host that allows unprivileged user namespaces (Debian's
 default): the same non-root user without capabilities, but allowed to make its own user and network
 namespaces. It gets no real-time priority (``sched_setscheduler(SCHED_FIFO)`` needs CAP_SYS_NICE in
-the initial user namespace), so notebook 14's delay line runs at normal priority, as on a hub.
+the initial user namespace), so notebook 15's delay line runs at normal priority, as on a hub.
 
 How (root only, nothing on the host changes): the command runs in a new *user*
 namespace whose own limits user.max_user_namespaces and user.max_net_namespaces

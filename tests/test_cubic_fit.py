@@ -14,7 +14,7 @@ from tcplab.model.cubic_fit import (BETA, C, cubic_epochs, fit_cubic, hystart_de
                                     hystart_train_threshold, kernel_k, kernel_wmax, synthetic_epoch)
 from tcplab.viz.cubic import cubic_epoch_table, cubic_figure, flow_rows
 
-#: the path notebook 14 measures CUBIC on: 200 ms make Reno's friendly estimate slow (one packet
+#: the path notebook 15 measures CUBIC on: 200 ms make Reno's friendly estimate slow (one packet
 #: per 1.9 windows of ACKs) so the cubic itself shows; 20 s hold three epochs
 PATH = dict(rate_mbit=10, rtt_ms=200, buffer_packets=30, algorithm="cubic", duration=20)
 

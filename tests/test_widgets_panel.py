@@ -190,7 +190,7 @@ def _shown(p: ExperimentPanel) -> dict:
 @pytest.mark.real
 @pytest.mark.slow
 def test_congestion_panel_shows_the_result_of_the_displayed_parameters():
-    """Drive notebook 14's panel as a learner does (background thread, debounce, supersede):
+    """Drive notebook 15's panel as a learner does (background thread, debounce, supersede):
     real BBR, then sim two-flow CUBIC, then back; every displayed result is the run of the
     parameters and mode the controls show, and its figure carries that run's own throughput."""
     p = ExperimentPanel("congestion", rate_mbit=20, rtt_ms=40, buffer_packets=50, duration=2.0, run_first=False)

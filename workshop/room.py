@@ -5,7 +5,7 @@ Used by tests/test_workshop.py (checks) and by ``make workshop-bench`` (the capa
 in docs/instructors.md)::
 
     sudo .venv/bin/python workshop/room.py bench --levels 1,4,8,12     # needs `make workshop-env`
-    sudo .venv/bin/python workshop/room.py bench14 --levels 1,2,4,8    # notebook 14's congestion runs
+    sudo .venv/bin/python workshop/room.py bench14 --levels 1,2,4,8    # notebook 15's congestion runs
 
 Everything runs as root (accounts are created with useradd and removed with userdel at the
 end, hub and proxy are started and stopped here). Learners log in through the hub's login
@@ -605,9 +605,9 @@ def bench(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str
 
 
 # ---------------------------------------------------------------------------------------------
-# notebook 14 at once (make workshop-bench14)
+# notebook 15 at once (make workshop-bench14)
 
-#: notebook 14's two load-sensitive real runs, with the utilization its asserts need
+#: notebook 15's two load-sensitive real runs, with the utilization its asserts need
 NB14_RUNS: tuple[tuple[str, dict[str, Any], float], ...] = (
     ("deep", {"rate_mbit": 10, "rtt_ms": 20, "buffer_packets": 200, "algorithm": "cubic", "duration": 5}, 0.9),
     ("two", {"rate_mbit": 20, "rtt_ms": 30, "buffer_packets": 40, "flows": 2, "duration": 6}, 0.8),
@@ -615,7 +615,7 @@ NB14_RUNS: tuple[tuple[str, dict[str, Any], float], ...] = (
 
 
 def run_congestion_round(sessions: list[Session]) -> None:
-    """Every learner runs notebook 14's ``deep`` then ``two`` (mode='real') at the same time."""
+    """Every learner runs notebook 15's ``deep`` then ``two`` (mode='real') at the same time."""
     live = [s for s in sessions if s.error is None]
     if not live:
         return
@@ -638,7 +638,7 @@ def run_congestion_round(sessions: list[Session]) -> None:
 
 def bench14(levels: list[int], state_root: Path, rounds: int = 2) -> list[dict[str, Any]]:
     """For each level N: a fresh room of N learners (everyone logs in together, as in :func:`bench`),
-    then ``rounds`` rounds in which all of them run notebook 14's ``deep`` and ``two`` congestion runs
+    then ``rounds`` rounds in which all of them run notebook 15's ``deep`` and ``two`` congestion runs
     at once. Counts the real runs whose fidelity held at once, held on the repeat, or was lost twice
     (flagged: ``Result.trusted`` False), the delay line's p99 lateness, and the utilization of the runs
     that held against the notebook's asserts (a trusted run below them would be a fidelity miss)."""
@@ -722,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--rounds", type=int, default=2)
     b.add_argument("--state", default=str(HERE / "build" / "bench-state"))
     b.add_argument("--out", help="also write rows as JSON here")
-    c = sub.add_parser("bench14", help="notebook 14's congestion runs at once: when fidelity is lost")
+    c = sub.add_parser("bench14", help="notebook 15's congestion runs at once: when fidelity is lost")
     c.add_argument("--levels", default="1,2,4,8", help="comma-separated learner counts")
     c.add_argument("--rounds", type=int, default=2)
     c.add_argument("--state", default=str(HERE / "build" / "bench-state"))

@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.errors import KernelUnavailable
+from tcplab.kernel.droprule import DropRule, Dropped, SegmentFilter, TraceRow
 from tcplab.kernel.qdisc import ip_available, tc_available
 
-__all__ = ["Path", "PathStats", "bottleneck_path", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
+__all__ = ["Path", "PathStats", "DropRule", "bottleneck_path", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
            "MTU"]
 
 SENDER_ADDR = "10.15.1.1"
@@ -83,6 +84,8 @@ class PathStats:
     lateness_*: how late (ms) packets left the delay line after their due time (its jitter).
     queue: rows (t_monotonic, qlen packets, backlog bytes, drops so far) sampled every
     ``queue_period_s``.
+    dropped: the packets a :class:`DropRule` dropped (time.monotonic(), stream offset, length,
+    segment index, transmission); trace: every TCP packet of the connection when asked (``trace=True``).
     """
 
     packets: int = 0
@@ -91,6 +94,8 @@ class PathStats:
     lateness_max_ms: float = 0.0
     queue: list[tuple[float, int, int, int]] = field(default_factory=list)
     error: str | None = None
+    dropped: list[Dropped] = field(default_factory=list)
+    trace: list[TraceRow] = field(default_factory=list)
 
 
 @dataclass
@@ -210,10 +215,11 @@ def _sample_queue(nl: socket.socket, ifindex: int, period_s: float, stop: thread
 
 
 def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: socket.socket,
-             ifindex: int, queue_period_s: float, deadline: float) -> None:
+             ifindex: int, queue_period_s: float, deadline: float, filt: SegmentFilter | None = None) -> None:
     """The delay line (runs in its own process until ``ctrl`` is closed or ``deadline``).
 
     Both directions are FIFOs: the delay is constant, so due times are in arrival order.
+    ``filt``: drops chosen segments and records packets (None: every packet passes, unparsed).
     """
     to_b: deque[tuple[float, bytes]] = deque()
     to_r: deque[tuple[float, bytes]] = deque()
@@ -250,11 +256,20 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
             now = mono()
             for fd, q in ((tun_r, to_b), (tun_b, to_r)):
                 if fd in r:
+                    if filt is None:
+                        for _ in range(256):
+                            try:
+                                q.append((now + one_way_s, read(fd, 65536)))
+                            except BlockingIOError:
+                                break
+                        continue
                     for _ in range(256):
                         try:
-                            q.append((now + one_way_s, read(fd, 65536)))
+                            pkt = read(fd, 65536)
                         except BlockingIOError:
                             break
+                        if filt.forward(pkt, now, fd == tun_r):    # tunR holds what the sender sent
+                            q.append((now + one_way_s, pkt))
     finally:
         stop.set()
         sampler.join(2.0)
@@ -263,6 +278,8 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
         stats.lateness_p99_ms = round(_percentile(late, 0.99), 3)
         stats.lateness_max_ms = round(max(late, default=0.0), 3)
         stats.queue = list(stats.queue)
+        if filt is not None:
+            stats.dropped, stats.trace = list(filt.dropped), list(filt.trace)
         _send_msg(out, stats)
 
 
@@ -371,7 +388,9 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
         lst.close()
         _send_msg(up_w, ("ready", (priority, rcvbuf)))
         os.close(up_w)
-        _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"])
+        filt = SegmentFilter(p["drop"], p["trace"]) if p["drop"] is not None or p["trace"] else None
+        _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"],
+                 filt)
         try:
             os.kill(sink, signal.SIGKILL)
         except ProcessLookupError:
@@ -415,7 +434,8 @@ def drain(lst: socket.socket, deadline: float) -> None:
 @contextmanager
 def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, port: int = 5001,
                     queue_period_s: float = 0.005, max_seconds: float = 60.0,
-                    rcvbuf: int | None = None, receiver: Any = None) -> Iterator[Path]:
+                    rcvbuf: int | None = None, receiver: Any = None, drop: DropRule | None = None,
+                    trace: bool = False) -> Iterator[Path]:
     """Build the path, yield a :class:`Path` (connect to ``path.receiver``), tear everything down.
 
     Only inside a private namespace of our own. After the ``with`` block, ``path.stats`` holds
@@ -429,7 +449,13 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     ``receiver``: what the receiver process in B runs, ``receiver(listener, deadline)`` (default
     :func:`drain`: accept and read everything). It runs in a forked process until it returns or
     the path is torn down (then it is killed).
+
+    ``drop``: data segments of the first connection (sender -> receiver) the delay line drops
+    (:class:`DropRule`; None drops nothing and parses no packet). ``trace``: record every TCP packet of
+    that connection at the delay line (``path.stats.trace``), a capture that needs no CAP_NET_RAW.
     """
+    if drop is not None and not isinstance(drop, DropRule):
+        raise TypeError(f"drop must be a DropRule or None, not {type(drop).__name__}")
     ip, tc = ip_available(), tc_available()
     if ip is None or tc is None:
         raise KernelUnavailable("the bottleneck path needs iproute2's `ip` and `tc`")
@@ -445,7 +471,8 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     ctrl_r, ctrl_w = os.pipe()
     out_r, out_w = os.pipe()
     params = {"rate_mbit": rate_mbit, "rtt_ms": rtt_ms, "buffer_packets": buffer_packets,
-              "queue_period_s": queue_period_s, "deadline": deadline, "port": port, "rcvbuf": rcvbuf}
+              "queue_period_s": queue_period_s, "deadline": deadline, "port": port, "rcvbuf": rcvbuf,
+              "drop": drop, "trace": trace}
     pid = os.fork()
     if pid == 0:
         for fd in (go_w, up_r, ctrl_w, out_r):

@@ -53,6 +53,8 @@ def _parse_options(data: bytes) -> dict[str, Any]:
             opts["sack_perm"] = True
         elif kind == 5:
             opts["sack"] = len(body) // 8
+            # the blocks themselves (absolute left, right edges): loss recovery reads the scoreboard
+            opts["sack_blocks"] = [struct.unpack_from("!II", body, j) for j in range(0, len(body) - 7, 8)]
         elif kind == 8 and len(body) == 8:
             opts["ts_val"], opts["ts_ecr"] = struct.unpack("!II", body)
         else:
@@ -87,12 +89,16 @@ class Capture:
     (SO_TIMESTAMPNS), not when this process read it: a reader descheduled on a busy host
     would otherwise see a probe tens of ms late. Each segment's ``mono`` is that instant on
     ``time.monotonic()``'s clock, ``t`` the seconds since the capture opened.
+
+    ``incoming``: keep what the interface received too (each segment's ``out`` says which way it
+    went); on a device other than lo (a veth) every packet is seen once.
     """
 
     def __init__(self, ifname: str = "lo", rcvbuf: int | None = None,
-                 ports: tuple[int, int] | None = None, kernel_time: bool = False) -> None:
+                 ports: tuple[int, int] | None = None, kernel_time: bool = False, incoming: bool = False) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         self.kernel_time = kernel_time
+        self.incoming = incoming
         try:
             if ports is not None:
                 # in the kernel, before the receive buffer: on a busy lo (the host namespace) other
@@ -144,10 +150,12 @@ class Capture:
                     data, anc, _flags, addr = self.sock.recvmsg(65536, 64)
                 except BlockingIOError:
                     break
-                if addr[2] != socket.PACKET_OUTGOING:
+                out_going = addr[2] == socket.PACKET_OUTGOING
+                if not out_going and not (self.incoming and addr[2] == socket.PACKET_HOST):
                     continue
                 seg = decode_ipv4_tcp(data)
                 if seg is not None:
+                    seg["out"] = out_going
                     stamp = next((struct.unpack("ll", d[:16]) for _, kind, d in anc if kind == _SO_TIMESTAMPNS), None)
                     mono = stamp[0] + stamp[1] / 1e9 + self._mono_minus_real if stamp else time.monotonic()
                     seg["mono"] = mono

@@ -1,0 +1,58 @@
+"""The figure of ``loss_recovery`` (notebook 14): a time/sequence chart at the sender. Data segments
+going out (the ones the path lost crossed out, retransmissions in red), ACKs coming in (duplicate
+ACKs in orange, hovering shows their SACK blocks), and the stall from the loss to its repair.
+
+>>> from tcplab.experiments import loss_recovery
+>>> [t.name for t in recovery_figure(loss_recovery(drop="5th", mode="sim")).data]
+['data sent', 'lost on the path', 'retransmission', 'ACK (cumulative)', 'duplicate ACK']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tcplab.viz.common import LIMIT_COLOR, style, titled
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from tcplab.experiments.result import Result
+
+__all__ = ["recovery_figure"]
+
+_TRACES = (
+    ("out", "new", "data sent", "circle", "#0969da", "seq"),
+    ("out", "lost", "lost on the path", "x-thin-open", LIMIT_COLOR, "seq"),
+    ("out", "retransmit", "retransmission", "diamond", LIMIT_COLOR, "seq"),
+    ("in", "ack", "ACK (cumulative)", "triangle-left", "#1a7f37", "ack"),
+    ("in", "dupack", "duplicate ACK", "triangle-left", "#bc4c00", "ack"),
+)
+
+
+def recovery_figure(result: Result) -> go.Figure:
+    """Byte offsets against ms after the first data segment; the title says how the loss was repaired."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    df = result.tables.get("segments")
+    if df is not None and len(df):
+        for direction, kind, name, symbol, color, col in _TRACES:
+            rows = df[(df["direction"] == direction) & (df["kind"] == kind)]
+            if not len(rows):
+                continue
+            hover = [f"{kind} {int(v)}" + (f" SACK {s}" if isinstance(s, str) and s else "")
+                     for v, s in zip(rows[col], rows["sack"])]
+            fig.add_scatter(x=list(rows["t_ms"]), y=[int(v) for v in rows[col]], mode="markers", name=name,
+                            text=hover, hoverinfo="x+text",
+                            marker={"symbol": symbol, "color": color, "size": 12 if kind == "lost" else 9,
+                                    "line": {"width": 2, "color": color}})
+    s = result.summary
+    if s.get("repaired_by"):
+        sub = (f"repaired by {' then '.join(s['repairs'])} after {s['stall_ms']} ms; "
+               f"{s['dupacks_before_retransmit']} duplicate ACKs before the retransmission")
+    else:
+        sub = "nothing was lost"
+    fig.update_xaxes(title_text="ms after the first data segment")
+    fig.update_yaxes(title_text="byte offset (data: its start; ACK: what it acknowledges)")
+    titled(fig, "One loss at the sender: segments out, ACKs in", result, sub)
+    return style(fig)

@@ -118,6 +118,11 @@ def test_one_loss_in_the_middle_is_repaired_by_three_dupacks_within_an_rtt(as_us
     assert s["repairs"] == ["fast retransmit"] and r.counters["TCPSackRecovery"] == 1, s
     assert s["retransmissions"] == 1 and s["sack_blocks"] >= 1
     assert r.sysctls["net.ipv4.tcp_sack"] == 1
+    # the table shows segments as the path carried them (the sender's veth sees GSO packets of several):
+    # ten of one MSS each, and the one crossed out is the 5th, from byte 4 x 1448
+    out = [row for row in r.rows if row["direction"] == "out" and row["kind"] != "retransmit"]
+    assert [row["len"] for row in out] == [1448] * 10, out
+    assert [row["seq"] for row in out if row["kind"] == "lost"] == [4 * 1448], out
     skip_unless_trusted(r)
     assert s["dupacks_before_retransmit"] == 3, s
     assert s["stall_ms"] < 1.5 * 20 + 10, s               # about one RTT: no timer

@@ -170,12 +170,16 @@ def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan) -> tuple[list[dict[
         if "S" in s["flags"]:
             continue
         if s["out"] and s["payload"]:
-            seq = _rel(s["seq"], isn)
-            kind = "new" if seq >= sent_high else "retransmit"
-            sent_high = max(sent_high, seq + s["payload"])
-            rows.append({"t_ms": round((s["mono"] - t0) * 1000, 3), "direction": "out", "seq": seq,
-                         "len": s["payload"], "ack": None, "sack": None, "kind": kind, "_mono": s["mono"],
-                         "_ts": s["options"].get("ts_ecr")})
+            # the sender's veth sees GSO packets (two or more segments in one skb); the path's tbf splits
+            # them into the MSS-sized segments the delay line counts and drops, so the table does too
+            start = _rel(s["seq"], isn)
+            for seq in range(start, start + s["payload"], MSS):
+                size = min(MSS, start + s["payload"] - seq)
+                kind = "new" if seq >= sent_high else "retransmit"
+                sent_high = max(sent_high, seq + size)
+                rows.append({"t_ms": round((s["mono"] - t0) * 1000, 3), "direction": "out", "seq": seq,
+                             "len": size, "ack": None, "sack": None, "kind": kind, "_mono": s["mono"],
+                             "_ts": s["options"].get("ts_ecr")})
         elif not s["out"] and "A" in s["flags"]:
             blocks = [(_rel(a, isn), _rel(b, isn)) for a, b in s["options"].get("sack_blocks", [])]
             rows.append({"t_ms": round((s["mono"] - t0) * 1000, 3), "direction": "in", "seq": None, "len": 0,

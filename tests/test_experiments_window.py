@@ -196,3 +196,16 @@ def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
         window(rcvbuf=32768, rtt_ms=20, rate_mbit=10, seconds=1, mode="real")
     assert set(_children(os.getpid())) <= before
     assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))
+
+
+def test_rmem_max_is_read_from_the_kernels_clamp_where_the_namespace_hides_the_sysctl(monkeypatch):
+    """6.1 does not show net.core.rmem_max in a private namespace (notebook 10 failed there): the runner
+    asks a throwaway socket for 1 GiB, which __sock_set_rcvbuf() cuts to rmem_max and doubles."""
+    from tcplab.experiments import window as w
+    shown = w.rmem_max_in_force()
+
+    def hidden(name):
+        raise ValueError(f"name must be a sysctl of this kernel; {name!r} does not exist here")
+
+    monkeypatch.setattr(w, "read_sysctl", hidden)
+    assert w.rmem_max_in_force() == shown

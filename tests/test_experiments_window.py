@@ -198,6 +198,7 @@ def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
     assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))
 
 
+@pytest.mark.real
 def test_rmem_max_is_read_from_the_kernels_clamp_where_the_namespace_hides_the_sysctl(monkeypatch):
     """6.1 does not show net.core.rmem_max in a private namespace (notebook 10 failed there): the runner
     asks a throwaway socket for 1 GiB, which __sock_set_rcvbuf() cuts to rmem_max and doubles."""

@@ -26,7 +26,7 @@ from tcplab.errors import ExperimentError
 from tcplab.experiments._common import LagMeter
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, When, named
-from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path, set_route_rto_min
+from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path, set_route_metrics
 from tcplab.kernel.release import running_profile
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
@@ -45,6 +45,21 @@ BUFFER_PACKETS = 100
 #: the sender writes two full segments every INTERVAL_S (the receiver ACKs two full segments at once)
 INTERVAL_S = 0.01
 SAMPLE_S = 0.005
+#: the route's initcwnd: the flow stays application-limited (every pair leaves when written, one sample
+#: per pair) while a round trip's pairs fit; with the default 10 a 150 ms RTT holds 30 segments, the flow
+#: turns cwnd-limited, leaves in bursts and takes its samples in bursts (measured: srtt followed a 20 -> 150 ms
+#: change in 0.23 s, for 0.31 s one sample per 10 ms). The receiver's first window (~45 segments) still
+#: bounds it: hence rtt_ms and rtt_after_ms at most 200 ms real
+INITCWND = 64
+#: measured, not derived: with timestamps the receiver ACKs each pair once (208 ACKs for 396 segments at
+#: 20 ms), without them almost every segment (374 for 396); the receiver's reader wakes on the first
+#: segment of a pair, and the ACK it then sends (tcp_cleanup_rbuf()) is a second RTT sample. Twice the
+#: samples make srtt follow a change twice as fast (20 -> 150 ms: 0.23 s for 0.31 s). The simulator
+#: follows the measurement
+def _acks_per_pair(p: Mapping[str, Any]) -> int:
+    return 1 if p["timestamps"] else 2
+
+
 #: see tcplab.experiments.window: the delay line's median lateness lengthens every sample, so srtt and
 #: (through its jiffy rounding) the RTO; its p99 stalls make single samples, so rttvar's peak
 DELAY_LINE_P50_TOLERANCE_MS = 1.0
@@ -56,6 +71,8 @@ _VAR = {"delay_line": DELAY_LINE_TOLERANCE_MS, "delay_line_p50": DELAY_LINE_P50_
 _FOLLOW = {**_SRTT, "sender": SENDER_LAG_TOLERANCE_MS}
 #: a sample this far past the change counts as "after" (srtt has followed: 1/8 per 10 ms sample)
 SETTLE_S = 1.0
+_REAL_WHY = ("a longer round trip holds more pairs than the receiver's first window (~45 segments): the flow would "
+             "leave in bursts and its RTT samples with it")
 TIMELINE = ("t", "srtt_ms", "rttvar_ms", "rto_ms", "min_rtt_ms", "path_rtt_ms")
 
 
@@ -99,11 +116,10 @@ SPEC = Experiment(
     net.ipv4.tcp_timestamps in the sender's namespace (no retransmission happens here, so Karn's rule,
     :func:`tcplab.model.rtt.karn_sample`, never has to choose: the estimates are the same).""",
     params=(
-        Param("rtt_ms", "float", 40.0, lo=1, hi=1000, real_hi=400, unit="ms",
-              real_why="a real run of a few seconds needs many round trips", help="the path's round trip at the start",
-              slider=Slider(2, 400, step=2)),
-        Param("rtt_after_ms", "float", None, lo=1, hi=1000, optional=True, unit="ms",
-              help="the path's round trip from change_at_s on (None: no change)", slider=Slider(2, 400, step=2)),
+        Param("rtt_ms", "float", 40.0, lo=1, hi=1000, real_hi=200, unit="ms", real_why=_REAL_WHY, help="the path's round trip at the start",
+              slider=Slider(2, 200, step=2)),
+        Param("rtt_after_ms", "float", None, lo=1, hi=1000, optional=True, unit="ms", real_hi=200, real_why=_REAL_WHY,
+              help="the path's round trip from change_at_s on (None: no change)", slider=Slider(2, 200, step=2)),
         Param("change_at_s", "float", 2.0, lo=0.5, hi=100, unit="s",
               help="when the delay line changes the RTT (seconds after the path is ready)",
               slider=Slider(0.5, 10, step=0.5)),
@@ -199,8 +215,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     with bottleneck_path(RATE_MBIT, p["rtt_ms"], BUFFER_PACKETS, max_seconds=p["seconds"] + 30,
                          delay_changes=changes) as path:
         t0 = time.monotonic()
-        if p["rto_min_ms"] is not None:
-            set_route_rto_min(p["rto_min_ms"])
+        set_route_metrics(p["rto_min_ms"], INITCWND)
         with socket.socket() as s:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.settimeout(5)
@@ -248,6 +263,8 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.summary["delay_method"] = (f"{DELAY_METHOD}; {path.scheduling}; lateness p50 {stats.lateness_p50_ms} ms, "
                                    f"p99 {stats.lateness_p99_ms} ms, max {stats.lateness_max_ms} ms over "
                                    f"{stats.packets} packets")
+    out.notes.append(f"the sender sent {final.extra.get('data_segs_out')} data segments and received "
+                     f"{final.extra.get('segs_in')} segments (ACKs, each an RTT sample when it acknowledged new data)")
     if final.total_retrans:
         out.notes.append(f"the sender retransmitted {final.total_retrans} segment(s): the samples of those were "
                          "left out by Karn's rule, and the RTO may have backed off")
@@ -275,7 +292,7 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     floor_us = rto_min_us(None, p["rto_min_ms"], profile.timer_tick)
     run = simulate_rtt(p["rtt_ms"], p["rtt_after_ms"], p["change_at_s"], p["seconds"],
                        rto_min_route_ms=p["rto_min_ms"], rate_mbit=RATE_MBIT, interval_s=INTERVAL_S,
-                       sample_s=SAMPLE_S, tick=profile.timer_tick)
+                       sample_s=SAMPLE_S, tick=profile.timer_tick, acks_per_pair=_acks_per_pair(p))
     out = Outcome(timeline=run.timeline)
     out.summary = _before_after(run.timeline, p, floor_us / 1000)
     out.summary["timestamps"] = bool(p["timestamps"])

@@ -43,9 +43,14 @@ class RttRun:
 def simulate_rtt(rtt_ms: float, rtt_after_ms: float | None, change_at_s: float, seconds: float, *,
                  rto_min_route_ms: int | None, rate_mbit: float, interval_s: float = 0.01,
                  sample_s: float = 0.005, tick: float | None = None,
-                 rto_min_sysctl_us: int | None = None) -> RttRun:
+                 rto_min_sysctl_us: int | None = None, acks_per_pair: int = 1) -> RttRun:
     """Simulate ``seconds`` of the paced flow; the path's RTT is ``rtt_ms`` until ``change_at_s``
-    (s after the path is ready, which is when the client connects), ``rtt_after_ms`` from then on."""
+    (s after the path is ready, which is when the client connects), ``rtt_after_ms`` from then on.
+
+    ``acks_per_pair``: 1, the receiver ACKs the pair when its second segment arrives; 2, it ACKs each
+    segment (two samples, the first without the second's serialization)."""
+    if acks_per_pair not in (1, 2):
+        raise ValueError(f"acks_per_pair must be 1 or 2, not {acks_per_pair!r}")
     tick = PROFILES[DEFAULT_PROFILE].timer_tick if tick is None else tick
     est = RttEstimator(rto_min_us(rto_min_sysctl_us, rto_min_route_ms, tick), tick=tick)
     ser = PACKET_BYTES * 8 / (rate_mbit * 1e6)
@@ -64,12 +69,14 @@ def simulate_rtt(rtt_ms: float, rtt_after_ms: float | None, change_at_s: float, 
 
     # events: (time, kind, burst) - the handshake first (SYN at 0)
     syn_ack = cross(cross(0.0, "fwd"), "back")
-    acks: list[tuple[float, int]] = []
+    acks: list[tuple[float, int, int]] = []      # (arrival, pair, segments it acknowledges: 1 or 2)
     sends: list[float] = []
     t = syn_ack
     while t < seconds:
         sends.append(t)
-        acks.append((cross(cross(t + ser, "fwd"), "back"), len(sends) - 1))
+        if acks_per_pair == 2:
+            acks.append((cross(cross(t, "fwd"), "back"), len(sends) - 1, 1))
+        acks.append((cross(cross(t + ser, "fwd"), "back"), len(sends) - 1, 2))
         t += interval_s
     run = RttRun()
     est.sample(round(syn_ack * 1e6), snd_una=1, snd_nxt=1)
@@ -79,11 +86,11 @@ def simulate_rtt(rtt_ms: float, rtt_after_ms: float | None, change_at_s: float, 
     acks.sort()
     while nxt <= seconds:
         while ai < len(acks) and acks[ai][0] <= nxt:
-            at, k = acks[ai]
+            at, k, segs = acks[ai]
             sent = bisect_right(sends, at)                # snd_nxt: every pair written by then
             rtt = at - sends[k]
             min_rtt = min(min_rtt, rtt)
-            est.sample(round(rtt * 1e6), snd_una=1 + 2 * (k + 1), snd_nxt=1 + 2 * sent)
+            est.sample(round(rtt * 1e6), snd_una=1 + 2 * k + segs, snd_nxt=1 + 2 * sent)
             run.samples += 1
             ai += 1
         if nxt >= syn_ack:

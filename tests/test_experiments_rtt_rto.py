@@ -93,6 +93,15 @@ def test_sim_a_route_rto_min_lowers_the_rto():
     assert s["rto_floor_ms"] == 12.0 and s["rto_before_ms"] == 56.0
 
 
+def test_sim_the_namespace_floor_and_the_route_over_it():
+    s = rtt_rto(rtt_ms=40, rto_min_us=50000, seconds=3, mode="sim").summary
+    assert (s["rto_floor_ms"], s["rto_before_ms"]) == (52.0, 96.0)            # usecs_to_jiffies(50000) = 13
+    s = rtt_rto(rtt_ms=40, rto_min_us=50000, rto_min_ms=20, seconds=3, mode="sim").summary
+    assert s["rto_floor_ms"] == 20.0                                          # the locked route metric wins
+    old = rtt_rto(rtt_ms=40, rto_min_us=50000, seconds=3, mode="sim", profile="linux-6.1")
+    assert old.summary["rto_floor_ms"] == 200.0 and "has no net.ipv4.tcp_rto_min_us" in " ".join(old.notes)
+
+
 def test_sim_without_timestamps_two_samples_per_pair():
     one = simulate_rtt(20, 150, 1.5, 4, rto_min_route_ms=None, rate_mbit=50)
     two = simulate_rtt(20, 150, 1.5, 4, rto_min_route_ms=None, rate_mbit=50, acks_per_pair=2)
@@ -105,6 +114,7 @@ def test_sim_without_timestamps_two_samples_per_pair():
     (dict(rtt_after_ms=2000), r"rtt_after_ms must be None or a number in 1\.\.1000"),
     (dict(rto_min_ms=0), r"rto_min_ms must be None or an int in 1\.\.1000, not 0"),
     (dict(seconds=0.5), r"seconds must be a number in 1\.\.120"),
+    (dict(rto_min_us=500), r"rto_min_us must be None or an int in 1000\.\.1000000, not 500"),
     (dict(rtt_after_ms=80, change_at_s=3.5, seconds=4), r"change_at_s must be at most seconds - 1 = 3 s"),
     (dict(rtt_ms=40, rtt_after_ms=300), r"rtt_after_ms must be at most 234 ms here \(10 ms under the 244 ms RTO"),
     (dict(rtt_ms=40, rto_min_ms=10, rtt_after_ms=60), r"rtt_after_ms must be at most 46 ms here"),
@@ -147,6 +157,11 @@ def _floors():
     for kw in (dict(rtt_ms=30, rto_min_ms=10, seconds=2), dict(rtt_ms=30, seconds=2, timestamps=False)):
         r = rtt_rto(**kw, mode="real")
         out.append((r.mode, r.summary, r.sysctls, r))
+    try:                    # net.ipv4.tcp_rto_min_us is 6.11+: an older kernel refuses this one run
+        r = rtt_rto(rtt_ms=30, rto_min_us=50000, seconds=2, mode="real")
+        out.append((r.mode, r.summary, r.sysctls, r))
+    except RealModeUnavailable:
+        out.append((None, None, {}, None))
     return out
 
 
@@ -181,7 +196,7 @@ def test_real_the_rto_is_srtt_plus_the_200_ms_floor_and_follows_an_rtt_change(as
 @pytest.mark.real
 def test_real_a_route_rto_min_takes_the_rto_below_200_ms(as_user):
     try:
-        (mode, routed, _, r1), (_, plain, sysctls, r2) = as_user(_floors)
+        (mode, routed, _, r1), (_, plain, sysctls, r2), (_, ns_floor, ns_sysctls, _) = as_user(_floors)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
     assert mode == "real"
@@ -194,6 +209,11 @@ def test_real_a_route_rto_min_takes_the_rto_below_200_ms(as_user):
     assert routed["timestamps"] is True
     # through this path the receiver ACKs a pair once with timestamps, almost every segment without (measured)
     assert (routed["acks_per_pair"], plain["acks_per_pair"]) == (1, 2), (routed, plain)
+    # net.ipv4.tcp_rto_min_us=50000 in the sender's namespace: the socket's floor, usecs_to_jiffies(): 13 jiffies
+    if ns_floor is not None:
+        assert ns_sysctls["net.ipv4.tcp_rto_min_us"] == 50000, ns_sysctls
+        assert ns_floor["rto_floor_ms"] == 52.0, ns_floor
+        assert ns_floor["rto_before_ms"] == _jiffy_ceil(ns_floor["srtt_before_ms"] + 52.003), ns_floor
 
 
 def _children(pid):

@@ -84,7 +84,7 @@ def _changes(p: Mapping[str, Any]) -> bool:
 def _predicted_rto_before_ms(p: Mapping[str, Any]) -> float:
     """The RTO the model expects just before the change (the sim's own run)."""
     run = simulate_rtt(p["rtt_ms"], None, p["change_at_s"], p["change_at_s"], rto_min_route_ms=p["rto_min_ms"],
-                       rate_mbit=RATE_MBIT)
+                       rate_mbit=RATE_MBIT, rto_min_sysctl_us=p["rto_min_us"])
     return run.timeline[-1]["rto_ms"] if run.timeline else 1000.0
 
 
@@ -113,7 +113,8 @@ SPEC = Experiment(
     largest deviation of a round trip but never decays below the floor ``tcp_rto_min()``. ``tcp_set_rto()``
     sets RTO = srtt + rttvar_us rounded up to a jiffy: at a steady RTT, srtt + 200 ms. ``rto_min_ms``: the
     sender's route gets ``ip route change ... rto_min N ms`` (a locked metric that ``tcp_rto_min()`` prefers
-    to the socket's floor, rounded up to a jiffy), and the RTO falls to srtt + N. ``timestamps``:
+    to the socket's floor, rounded up to a jiffy), and the RTO falls to srtt + N. ``rto_min_us``:
+    net.ipv4.tcp_rto_min_us (6.11+), the socket's floor (``icsk_rto_min``, set by ``tcp_init_sock()``). ``timestamps``:
     net.ipv4.tcp_timestamps in the sender's namespace (no retransmission happens here, so Karn's rule,
     :func:`tcplab.model.rtt.karn_sample`, never has to choose: the estimates are the same).""",
     params=(
@@ -127,6 +128,9 @@ SPEC = Experiment(
         Param("rto_min_ms", "int", None, lo=1, hi=1000, optional=True, unit="ms",
               help="rto_min on the sender's route to the receiver (None: the socket's floor, 200 ms)",
               slider=Slider(1, 1000, scale="log")),
+        Param("rto_min_us", "int", None, lo=1000, hi=1_000_000, optional=True, unit="us", sysctl=RTO_MIN_US,
+              help="net.ipv4.tcp_rto_min_us in the sender's namespace (since 6.11): the socket's own floor, which a "
+                   "route's rto_min overrides (None: 200000)", slider=Slider(1000, 1_000_000, scale="log")),
         Param("timestamps", "bool", True, sysctl=TIMESTAMPS,
               help="net.ipv4.tcp_timestamps in the sender's namespace"),
         Param("seconds", "float", 4.0, lo=1, hi=120, real_hi=20, unit="s",
@@ -173,6 +177,9 @@ SPEC = Experiment(
         GridPoint(dict(rtt_ms=60, rto_min_ms=50, rtt_after_ms=90, change_at_s=2, seconds=5),
                   why="a route's floor of 50 ms under a 30 ms rise"),
         GridPoint(dict(rtt_ms=10, seconds=3, timestamps=False), why="a short path: 212 ms, still the floor's"),
+        GridPoint(dict(rtt_ms=40, rto_min_us=50000, seconds=3), why="tcp_rto_min_us=50000: 13 jiffies, 52 ms"),
+        GridPoint(dict(rtt_ms=30, rto_min_us=50000, rto_min_ms=20, rtt_after_ms=40, change_at_s=1.5, seconds=4),
+                  why="the route's rto_min (20 ms) wins over the namespace's tcp_rto_min_us"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile),
@@ -294,8 +301,9 @@ def _real(p: dict[str, Any]) -> Outcome:
 
 
 def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
-    floor_us = rto_min_us(None, p["rto_min_ms"], profile.timer_tick)
-    run = simulate_rtt(p["rtt_ms"], p["rtt_after_ms"], p["change_at_s"], p["seconds"],
+    sysctl_us = p["rto_min_us"] if profile.has_sysctl(RTO_MIN_US) else None
+    floor_us = rto_min_us(sysctl_us, p["rto_min_ms"], profile.timer_tick)
+    run = simulate_rtt(p["rtt_ms"], p["rtt_after_ms"], p["change_at_s"], p["seconds"], rto_min_sysctl_us=sysctl_us,
                        rto_min_route_ms=p["rto_min_ms"], rate_mbit=RATE_MBIT, interval_s=INTERVAL_S,
                        sample_s=SAMPLE_S, tick=profile.timer_tick, acks_per_pair=_acks_per_pair(p))
     out = Outcome(timeline=run.timeline)
@@ -305,8 +313,12 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     out.summary["delay_method"] = "simulated: the delay line's one-way delays, fixed as each packet reaches it"
     out.sysctls = {TIMESTAMPS: int(p["timestamps"])}
     if profile.has_sysctl(RTO_MIN_US):
-        out.sysctls[RTO_MIN_US] = round(profile.rto_min * 1e6)
+        out.sysctls[RTO_MIN_US] = round(profile.rto_min * 1e6) if sysctl_us is None else sysctl_us
+    elif p["rto_min_us"] is not None:
+        out.notes.append(f"kernel profile {profile.name} has no {RTO_MIN_US} (6.11+): the socket's floor stays "
+                         "TCP_RTO_MIN, 200 ms")
     out.notes.append(f"kernel profile {profile.name}: {run.samples} RTT samples through tcplab.model.rtt "
                      f"(tcp_rtt_estimator, tcp_set_rto at HZ={round(1 / profile.timer_tick)}); floor "
-                     f"{floor_us / 1000:g} ms" + (" (the route's rto_min)" if p["rto_min_ms"] is not None else ""))
+                     f"{floor_us / 1000:g} ms" + (" (the route's rto_min)" if p["rto_min_ms"] is not None else
+                                                   f" ({RTO_MIN_US})" if sysctl_us is not None else ""))
     return out

@@ -207,8 +207,6 @@ def test_real_a_route_rto_min_takes_the_rto_below_200_ms(as_user):
     # timestamps=0 in the sender's namespace: no option on the SYN
     assert plain["timestamps"] is False and sysctls["net.ipv4.tcp_timestamps"] == 0
     assert routed["timestamps"] is True
-    # through this path the receiver ACKs a pair once with timestamps, almost every segment without (measured)
-    assert (routed["acks_per_pair"], plain["acks_per_pair"]) == (1, 2), (routed, plain)
     # net.ipv4.tcp_rto_min_us=50000 in the sender's namespace: the socket's floor, usecs_to_jiffies(): 13 jiffies
     if ns_floor is not None:
         assert ns_sysctls["net.ipv4.tcp_rto_min_us"] == 50000, ns_sysctls

@@ -39,7 +39,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +48,7 @@ from tcplab.errors import KernelUnavailable
 from tcplab.kernel.droprule import DropRule, Dropped, SegmentFilter, TraceRow
 from tcplab.kernel.qdisc import ip_available, tc_available
 
-__all__ = ["Path", "PathStats", "DropRule", "bottleneck_path", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
+__all__ = ["Path", "PathStats", "DropRule", "bottleneck_path", "set_route_metrics", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
            "MTU"]
 
 SENDER_ADDR = "10.15.1.1"
@@ -215,12 +215,16 @@ def _sample_queue(nl: socket.socket, ifindex: int, period_s: float, stop: thread
 
 
 def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: socket.socket,
-             ifindex: int, queue_period_s: float, deadline: float, filt: SegmentFilter | None = None) -> None:
+             ifindex: int, queue_period_s: float, deadline: float, filt: SegmentFilter | None = None,
+             delay_changes: Sequence[tuple[float, float]] = ()) -> None:
     """The delay line (runs in its own process until ``ctrl`` is closed or ``deadline``).
 
     Both directions are FIFOs: the delay is constant, so due times are in arrival order.
     ``filt``: drops chosen segments and records packets (None: every packet passes, unparsed).
+    A ``delay_changes`` entry (seconds from now, new RTT in ms) sets the delay of the packets that
+    arrive from then on; after a decrease they still leave behind the packets already held.
     """
+    changes = [(time.monotonic() + at, rtt_ms / 2000) for at, rtt_ms in sorted(delay_changes)]
     to_b: deque[tuple[float, bytes]] = deque()
     to_r: deque[tuple[float, bytes]] = deque()
     late = array.array("f")
@@ -254,6 +258,8 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
             if ctrl in r:
                 break
             now = mono()
+            while changes and now >= changes[0][0]:     # the path's RTT changes (delay_changes)
+                one_way_s = changes.pop(0)[1]
             for fd, q in ((tun_r, to_b), (tun_b, to_r)):
                 if fd in r:
                     if filt is None:
@@ -390,7 +396,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
         os.close(up_w)
         filt = SegmentFilter(p["drop"], p["trace"]) if p["drop"] is not None or p["trace"] else None
         _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"],
-                 filt)
+                 filt, p["delay_changes"])
         try:
             os.kill(sink, signal.SIGKILL)
         except ProcessLookupError:
@@ -435,7 +441,7 @@ def drain(lst: socket.socket, deadline: float) -> None:
 def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, port: int = 5001,
                     queue_period_s: float = 0.005, max_seconds: float = 60.0,
                     rcvbuf: int | None = None, receiver: Any = None, drop: DropRule | None = None,
-                    trace: bool = False) -> Iterator[Path]:
+                    trace: bool = False, delay_changes: Sequence[tuple[float, float]] = ()) -> Iterator[Path]:
     """Build the path, yield a :class:`Path` (connect to ``path.receiver``), tear everything down.
 
     Only inside a private namespace of our own. After the ``with`` block, ``path.stats`` holds
@@ -453,9 +459,16 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     ``drop``: data segments of the first connection (sender -> receiver) the delay line drops
     (:class:`DropRule`; None drops nothing and parses no packet). ``trace``: record every TCP packet of
     that connection at the delay line (``path.stats.trace``), a capture that needs no CAP_NET_RAW.
+
+    ``delay_changes``: ``(seconds, rtt_ms)`` pairs: from ``seconds`` after the path is ready (the
+    ``with`` block begins) the delay line holds each packet ``rtt_ms / 2`` each way (``rtt_ms`` is
+    the RTT until the first change). A packet's delay is fixed when it arrives at the line; after a
+    decrease, packets never overtake the ones already held (no reordering), and their wait behind them
+    counts in ``stats``' lateness.
     """
     if drop is not None and not isinstance(drop, DropRule):
         raise TypeError(f"drop must be a DropRule or None, not {type(drop).__name__}")
+    changes = _check_delay_changes(delay_changes)
     ip, tc = ip_available(), tc_available()
     if ip is None or tc is None:
         raise KernelUnavailable("the bottleneck path needs iproute2's `ip` and `tc`")
@@ -472,7 +485,7 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     out_r, out_w = os.pipe()
     params = {"rate_mbit": rate_mbit, "rtt_ms": rtt_ms, "buffer_packets": buffer_packets,
               "queue_period_s": queue_period_s, "deadline": deadline, "port": port, "rcvbuf": rcvbuf,
-              "drop": drop, "trace": trace}
+              "drop": drop, "trace": trace, "delay_changes": changes}
     pid = os.fork()
     if pid == 0:
         for fd in (go_w, up_r, ctrl_w, out_r):
@@ -504,6 +517,45 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
         for fd in (go_w, up_r, out_r):
             os.close(fd)
         _reap(pid, 5.0)
+
+
+def _check_delay_changes(changes: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """``delay_changes`` checked (ValueError naming the parameter and the ranges).
+
+    >>> _check_delay_changes([(2, 80), (0.5, 20.5)])
+    ((0.5, 20.5), (2.0, 80.0))
+    >>> _check_delay_changes([(1.0, 0)])
+    Traceback (most recent call last):
+    ValueError: delay_changes must be (seconds >= 0, rtt_ms in 0.1..10000) pairs, not (1.0, 0)
+    """
+    out = []
+    for c in changes:
+        try:
+            at, rtt_ms = (float(x) for x in c)
+            ok = at >= 0 and 0.1 <= rtt_ms <= 10_000 and not any(isinstance(x, bool) for x in c)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"delay_changes must be (seconds >= 0, rtt_ms in 0.1..10000) pairs, not {c!r}")
+        out.append((at, rtt_ms))
+    return tuple(sorted(out))
+
+
+def set_route_metrics(rto_min_ms: int | None = None, initcwnd: int | None = None) -> None:
+    """Set metrics on the sender's route to the receiver (``ip route change 10.15.2.0/24 via ...``), in
+    the caller's namespace, for the connections made afterwards. ``rto_min_ms``: a locked ``rto_min``
+    (iproute2 always locks it), which ``tcp_rto_min()`` takes instead of the socket's floor.
+    ``initcwnd``: the initial congestion window (``tcp_init_cwnd()`` reads RTAX_INITCWND). Call inside
+    :func:`bottleneck_path` (its route exists only there)."""
+    ip = ip_available()
+    if ip is None:
+        raise KernelUnavailable("changing a route needs iproute2's `ip`")
+    args = ["route", "change", "10.15.2.0/24", "via", ROUTER_ADDR]
+    if rto_min_ms is not None:
+        args += ["rto_min", f"{int(rto_min_ms)}ms"]
+    if initcwnd is not None:
+        args += ["initcwnd", str(int(initcwnd))]
+    _run(ip, *args)
 
 
 def _reap(pid: int, grace_s: float) -> None:

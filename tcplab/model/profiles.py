@@ -210,7 +210,7 @@ CHANGES: tuple[KernelChange, ...] = (
     KernelChange((6, 11), "f086edef71be",
                  "the RTO floor is a sysctl",
                  "older kernels have the constant TCP_RTO_MIN (200 ms), or a route's rto_min",
-                 fields={}, before={}, sysctl="net.ipv4.tcp_rto_min_us"),
+                 fields={}, before={}, sysctl="net.ipv4.tcp_rto_min_us", absent_means=200000),
     KernelChange((6, 13), "3479c7549fb1",
                  "the SYN queue is full when it holds more than the backlog (>, so it admits backlog + 1)",
                  "unpatched older kernels test >= and admit backlog requests; the stable trees took the fix in "

@@ -6,7 +6,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tcplab.errors import SockDiagUnavailable
 from tcplab.kernel.diag import listen_queues
@@ -16,8 +16,11 @@ from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Timing
 
+if TYPE_CHECKING:
+    from tcplab.kernel.bottleneck import PathStats
 
-__all__ = ["counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
+
+__all__ = ["delay_line_timings", "counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
            "meters_of_this_run", "wait_closes_done", "wait_accept_queue", "connect_answered"]
 
 #: how the sentence of :meth:`LagMeter.note` starts. Text only: the flag is ``Result.fidelity``
@@ -217,3 +220,25 @@ class meters_of_this_run:
 
     def __exit__(self, *exc: Any) -> None:
         _meters.made = self.outer
+
+
+def delay_line_timings(stats: PathStats, scheduling: str, median: str | None = None) -> list[Timing]:
+    """The bottleneck path's delay line judged by its own release lateness: ``delay_line`` (its p99)
+    and, when ``median`` says what a late median spoils (an experiment whose figures depend on every
+    packet, not on the rare stall), ``delay_line_p50``.
+
+    >>> from tcplab.kernel.bottleneck import PathStats
+    >>> st = PathStats(packets=200, lateness_p50_ms=0.02, lateness_p99_ms=3.5, lateness_max_ms=9.0)
+    >>> [(t.name, t.ms) for t in delay_line_timings(st, "SCHED_FIFO", "every RTT sample was that much longer")]
+    [('delay_line', 3.5), ('delay_line_p50', 0.02)]
+    >>> print(delay_line_timings(st, "SCHED_FIFO")[0].detail)
+    the delay line released 1 % of its 200 packets more than 3.5 ms late (up to 9 ms; SCHED_FIFO)
+    """
+    out = [Timing("delay_line", stats.lateness_p99_ms,
+                  f"the delay line released 1 % of its {stats.packets} packets more than "
+                  f"{stats.lateness_p99_ms:g} ms late (up to {stats.lateness_max_ms:g} ms; {scheduling})")]
+    if median is not None:
+        out.append(Timing("delay_line_p50", stats.lateness_p50_ms,
+                          f"the delay line released half of its {stats.packets} packets more than "
+                          f"{stats.lateness_p50_ms:g} ms late: {median} ({scheduling})"))
+    return out

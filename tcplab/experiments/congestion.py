@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import LagMeter, counters_now, delta
+from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
@@ -40,7 +40,7 @@ from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.model.cc import (INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets,
                              rcvbuf_request, receive_window_for, receive_window_packets)
-from tcplab.model.outcome import Outcome, Timing
+from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
 from tcplab.sim.bottleneck import simulate
 from tcplab.sim.engine import Rng
@@ -357,10 +357,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.notes.append(f"delay line: {stats.packets} packets, released late by p50 {stats.lateness_p50_ms} ms, "
                      f"p99 {stats.lateness_p99_ms} ms, max {stats.lateness_max_ms} ms; TCP's min_rtt {min_rtt:g} ms "
                      f"for a configured {p['rtt_ms']:g} ms")
-    out.timings.append(Timing("delay_line", stats.lateness_p99_ms,
-                              f"the delay line released 1 % of its {stats.packets} packets more than "
-                              f"{stats.lateness_p99_ms:g} ms late (up to {stats.lateness_max_ms:g} ms; "
-                              f"{path.scheduling})"))
+    out.timings += delay_line_timings(stats, path.scheduling)
     if stats.error:
         out.notes.append(stats.error)
     return out

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import counters_now, delta
+from tcplab.experiments._common import counters_now, delay_line_timings, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, ListExact, Param, Plot, Slider, Table
 from tcplab.kernel.bottleneck import DELAY_METHOD, SENDER_ADDR, bottleneck_path
@@ -309,10 +309,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.notes += path.notes
     out.notes.append(f"delay line: {stats.packets} packets, released late by p50 {stats.lateness_p50_ms} ms, "
                      f"p99 {stats.lateness_p99_ms} ms, max {stats.lateness_max_ms} ms; dropped {dropped}")
-    out.timings.append(Timing("delay_line", stats.lateness_p99_ms,
-                              f"the delay line released 1 % of its {stats.packets} packets more than "
-                              f"{stats.lateness_p99_ms:g} ms late (up to {stats.lateness_max_ms:g} ms; "
-                              f"{path.scheduling})"))
+    out.timings += delay_line_timings(stats, path.scheduling)
     if stats.error:
         out.notes.append(stats.error)
     out.notes.append(f"path: {DELAY_METHOD}")

@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import LagMeter
+from tcplab.experiments._common import LagMeter, delay_line_timings
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, When, named
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path, set_route_metrics
 from tcplab.kernel.release import running_profile
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
-from tcplab.model.outcome import Outcome, Timing
+from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.rtt import rto_min_us
 from tcplab.sim.rtt import simulate_rtt
@@ -300,13 +300,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     if p["rto_min_ms"] is not None:
         out.notes.append(f"the sender's route to the receiver: ip route change 10.15.2.0/24 ... rto_min "
                          f"{p['rto_min_ms']}ms (locked: tcp_rto_min() prefers it)")
-    out.timings.append(Timing("delay_line", stats.lateness_p99_ms,
-                              f"the delay line released 1 % of its {stats.packets} packets more than "
-                              f"{stats.lateness_p99_ms:g} ms late (up to {stats.lateness_max_ms:g} ms; {path.scheduling})"))
-    out.timings.append(Timing("delay_line_p50", stats.lateness_p50_ms,
-                              f"the delay line released half of its {stats.packets} packets more than "
-                              f"{stats.lateness_p50_ms:g} ms late: every RTT sample was that much longer "
-                              f"({path.scheduling})"))
+    out.timings += delay_line_timings(stats, path.scheduling, median="every RTT sample was that much longer")
     if stats.error:
         out.notes.append(stats.error)
     return out

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import LagMeter
+from tcplab.experiments._common import LagMeter, delay_line_timings
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import (Experiment, FromRun, GridPoint, Key, Param, Plot, Slider, Table, When,
                                      named)
@@ -40,7 +40,7 @@ from tcplab.kernel.namespace import set_namespace_sysctl
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.cc import MSS, receive_window_packets
-from tcplab.model.outcome import Outcome, Timing
+from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile, get_profile
 from tcplab.model.rcvbuf import autotuning as autotuning_rule
 from tcplab.model.rwnd import autotune_cap_packets, syn_wscale, window_cap_mbit, window_limit_packets
@@ -362,14 +362,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                      f"{rcv['wscale'][0]},{rcv['wscale'][1]} (negotiated: {bool(rcv['wscale'][2])}); "
                      f"largest rcv_wnd {rcv['rcv_wnd_max']}; tcp_rmem in its namespace {rcv_rmem}; it sent "
                      f"{rcv['acks'][0]} segments (ACKs) for {rcv['acks'][1]} data segments")
-    out.timings.append(Timing("delay_line", stats.lateness_p99_ms,
-                              f"the delay line released 1 % of its {stats.packets} packets more than "
-                              f"{stats.lateness_p99_ms:g} ms late (up to {stats.lateness_max_ms:g} ms; "
-                              f"{path.scheduling})"))
-    out.timings.append(Timing("delay_line_p50", stats.lateness_p50_ms,
-                              f"the delay line released half of its {stats.packets} packets more than "
-                              f"{stats.lateness_p50_ms:g} ms late: every round trip was that much longer "
-                              f"({path.scheduling})"))
+    out.timings += delay_line_timings(stats, path.scheduling, median="every round trip was that much longer")
     if stats.error:
         out.notes.append(stats.error)
     return out

@@ -131,3 +131,19 @@ def skip_unless_trusted(result) -> None:
         return
     assert result.fidelity.keys and result.fidelity.reason, result.fidelity
     pytest.skip(f"the host disturbed the run and its repeat: {result.fidelity.reason}")
+
+
+def child_pids() -> set[int]:
+    """This process's children (zombies included), from every /proc/PID/stat's parent field: what a test
+    compares before and after a run that must leave no process behind."""
+    me = str(os.getpid())
+    kids: set[int] = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == me:
+                        kids.add(int(pid))
+            except OSError:
+                pass
+    return kids

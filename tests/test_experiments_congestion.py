@@ -4,7 +4,6 @@ pfifo, TUN delay line) as root and as uid 65534."""
 from __future__ import annotations
 
 import importlib
-import os
 
 import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
 import pytest
@@ -15,6 +14,7 @@ from tcplab.experiments.congestion import jain_index
 from tcplab.model.cc import (MSS, WIRE_BYTES, cubic_ssthresh, exit_cwnd_from_ssthresh, receive_window_for,
                              reno_ssthresh)
 from tcplab.sim.bottleneck import simulate
+from tests.conftest import child_pids
 
 
 # -- the model's rules -----------------------------------------------------------------------------
@@ -250,37 +250,24 @@ def test_a_host_whose_rmem_max_is_too_small_runs_the_simulator_and_says_why(monk
     assert mod._host_limit(dict(rate_mbit=10, rtt_ms=20, buffer_packets=10)) is None
 
 
-def _children(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(entry))
-    return kids
-
 
 @pytest.mark.real
 def test_a_real_run_leaves_no_process_behind_also_when_it_fails(monkeypatch):
     mod = importlib.import_module("tcplab.experiments.congestion")   # the module, not the function
-    before = set(_children(os.getpid()))
+    before = child_pids()
     try:
         r = congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real")
     except RealModeUnavailable as e:
         pytest.skip(str(e))
     assert r.summary["receive_window_packets"] == receive_window_for(20 + 10e6 / 8 * 0.02 / 1500)
-    assert set(_children(os.getpid())) <= before
+    assert child_pids() <= before
 
     def broken(sock):       # the sampler fails mid-run, inside the namespace child (forked: it inherits this)
         raise OSError("sampler broke")
     monkeypatch.setattr(mod, "tcp_info", broken)
     with pytest.raises(Exception, match="sampler broke"):
         congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real")
-    assert set(_children(os.getpid())) <= before
+    assert child_pids() <= before
 
 
 def _ack_advances_in_slow_start():

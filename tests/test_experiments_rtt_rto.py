@@ -15,7 +15,7 @@ from tcplab.experiments import rtt_rto
 from tcplab.kernel.bottleneck import _check_delay_changes
 from tcplab.model.rtt import RttEstimator, karn_sample, rto_min_us, usecs_to_jiffies
 from tcplab.sim.rtt import simulate_rtt
-from tests.conftest import skip_unless_trusted
+from tests.conftest import child_pids, skip_unless_trusted
 
 
 # -- the model: tcp_rtt_estimator() and tcp_set_rto() by hand ------------------------------------------
@@ -214,30 +214,17 @@ def test_real_a_route_rto_min_takes_the_rto_below_200_ms(as_user):
         assert ns_floor["rto_before_ms"] == _jiffy_ceil(ns_floor["srtt_before_ms"] + 52.003), ns_floor
 
 
-def _children(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(entry))
-    return kids
-
 
 @pytest.mark.real
 def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
     mod = importlib.import_module("tcplab.experiments.rtt_rto")
-    before = set(_children(os.getpid()))
+    before = child_pids()
     fds = len(os.listdir("/proc/self/fd"))
     try:
         rtt_rto(rtt_ms=20, rtt_after_ms=30, change_at_s=0.5, seconds=1.5, rto_min_ms=20, mode="real")
     except RealModeUnavailable as e:
         pytest.skip(str(e))
-    assert set(_children(os.getpid())) <= before
+    assert child_pids() <= before
     assert len(os.listdir("/proc/self/fd")) <= fds
 
     def broken(sock):       # the sender's sampler fails mid-run, inside the namespace child (forked: inherits it)
@@ -245,6 +232,6 @@ def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
     monkeypatch.setattr(mod, "tcp_info", broken)
     with pytest.raises(Exception, match="sampler broke"):
         rtt_rto(rtt_ms=20, seconds=1, mode="real")
-    assert set(_children(os.getpid())) <= before
+    assert child_pids() <= before
     assert len(os.listdir("/proc/self/fd")) <= fds
     assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))

@@ -14,7 +14,7 @@ from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import window
 from tcplab.model.cc import MSS
 from tcplab.model.rwnd import syn_wscale, window_cap_mbit, window_limit_packets
-from tests.conftest import skip_unless_trusted
+from tests.conftest import child_pids, skip_unless_trusted
 
 
 # -- the model's rules -------------------------------------------------------------------------------
@@ -163,30 +163,17 @@ def test_real_so_rcvbuf_caps_the_window_and_autotuning_lifts_it(as_user):
     assert auto["throughput_mbit"] > 2 * locked["throughput_mbit"], (auto, locked)
 
 
-def _children(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(entry))
-    return kids
-
 
 @pytest.mark.real
 def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
     mod = importlib.import_module("tcplab.experiments.window")
-    before = set(_children(os.getpid()))
+    before = child_pids()
     fds = len(os.listdir("/proc/self/fd"))
     try:
         window(rcvbuf=32768, rtt_ms=20, rate_mbit=10, seconds=1, mode="real")
     except RealModeUnavailable as e:
         pytest.skip(str(e))
-    assert set(_children(os.getpid())) <= before
+    assert child_pids() <= before
     assert len(os.listdir("/proc/self/fd")) <= fds
 
     def broken(sock):       # the sender's sampler fails mid-run, inside the namespace child (forked: inherits it)
@@ -194,7 +181,7 @@ def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
     monkeypatch.setattr(mod, "tcp_info", broken)
     with pytest.raises(Exception, match="sampler broke"):
         window(rcvbuf=32768, rtt_ms=20, rate_mbit=10, seconds=1, mode="real")
-    assert set(_children(os.getpid())) <= before
+    assert child_pids() <= before
     assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))
 
 

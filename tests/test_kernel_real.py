@@ -16,7 +16,7 @@ from tcplab.errors import NamespaceTimeout, NamespaceUnavailable
 from tcplab.kernel.loopback import tcp_state, wait_for, wait_until
 from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.release import running_profile
-from tests.conftest import run_as_nobody
+from tests.conftest import child_pids, run_as_nobody
 
 
 def _ss_listen_row(port: int) -> tuple[int, int]:
@@ -201,25 +201,13 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _children() -> set[int]:
-    me = str(os.getpid())
-    kids = set()
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[1] == me:
-                        kids.add(int(pid))
-            except OSError:
-                pass
-    return kids
 
 
 def _fifty_runs(name: str) -> tuple[int, int, int, int]:
-    fds, kids = _fd_count(), len(_children())
+    fds, kids = _fd_count(), len(child_pids())
     for _ in range(50):
         assert tcplab.in_namespace(_read_sysctl_file, name, sysctls={name: 16}) == "16\n"
-    return fds, _fd_count(), kids, len(_children())
+    return fds, _fd_count(), kids, len(child_pids())
 
 
 @pytest.mark.real
@@ -239,10 +227,10 @@ def test_in_namespace_reraises_child_exception_with_traceback():
 
 @pytest.mark.real
 def test_in_namespace_timeout_kills_child():
-    kids = _children()
+    kids = child_pids()
     with pytest.raises(NamespaceTimeout, match="within 0.5 s"):
         tcplab.in_namespace(time.sleep, 30, timeout=0.5)
-    assert _children() == kids  # killed and reaped, not left to sleep its 30 s
+    assert child_pids() == kids  # killed and reaped, not left to sleep its 30 s
 
 
 @pytest.mark.real
@@ -281,17 +269,17 @@ def test_forbidden_namespaces(monkeypatch):
     ({"timeout": -1}, ValueError, "timeout must be a number"),
 ])
 def test_in_namespace_bad_arguments(kwargs, err, match):
-    kids = _children()
+    kids = child_pids()
     with pytest.raises(err, match=match):
         tcplab.in_namespace(_read_somaxconn, **kwargs)
-    assert _children() == kids
+    assert child_pids() == kids
 
 
 def test_unknown_sysctl_is_refused_before_forking():
-    kids = _children()
+    kids = child_pids()
     with pytest.raises(ValueError, match="'net.ipv4.tcp_no_such' does not exist here"):
         tcplab.in_namespace(_read_somaxconn, sysctls={"net.ipv4.tcp_no_such": 1})
-    assert _children() == kids
+    assert child_pids() == kids
 
 
 @pytest.mark.real

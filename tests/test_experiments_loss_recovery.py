@@ -152,10 +152,10 @@ def test_without_sack_the_kernel_counts_dupacks_reno():
 def test_nothing_is_left_behind():
     if os.geteuid() != 0:
         pytest.skip("not root")
-    from tests.test_experiments_congestion import _children
-    before = set(_children(os.getpid()))
+    from tests.conftest import child_pids
+    before = child_pids()
     loss_recovery(drop="5th", bytes=50_000, mode="real")
-    assert set(_children(os.getpid())) <= before
+    assert child_pids() <= before
 
 
 def _through_the_path(drop, trace):

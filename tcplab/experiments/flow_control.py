@@ -199,7 +199,8 @@ SPEC = Experiment(
         Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
         Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule=PROBE_TIMES_RULE),
         Key("window_updates", "windows reopened from zero (on the wire; TCPFromZeroWindowAdv without a capture)", rule="rel25"),
-        Key("mss", "the sender's segment size (tcp_info.snd_mss)"),
+        Key("mss", "the sender's segment size after the handshake (tcp_info.snd_mss): half the receiver's first "
+            "window (tcp_bound_to_half_wnd())"),
         Key("done_after_s", "seconds until the reader had every byte (None: it never had them)", rule="rel10"),
         Key("aborted_after_s", "seconds until the sender gave up the connection (None: it did not)", rule="rel10"),
         Key("error", "the sender's socket error at the end (ETIMEDOUT) or None"),
@@ -458,6 +459,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         rcv = ss.adopt(lst.accept()[0])
         snd.setblocking(False)
         rcv.setblocking(False)
+        # the MSS the handshake set: half the receiver's first window (tcp_bound_to_half_wnd() in
+        # tcp_sync_mss()). Read now, before any data: a later, larger window re-syncs it (below).
+        first_mss = tcp_info(snd).snd_mss
         payload = b"f" * _CHUNK
         segments: list[dict[str, Any]] = []
         wire_stopped = False
@@ -558,7 +562,14 @@ def _real(p: dict[str, Any]) -> Outcome:
             queues = proc.stop()
             if silenced:
                 set_loopback(True)
-        mss = tcp_info(snd).snd_mss
+        end_mss = tcp_info(snd).snd_mss
+        if end_mss != first_mss:
+            top = max((r["snd_wnd"] or 0 for r in rows), default=0)
+            out.notes.append(
+                f"the sender's MSS went from {first_mss} (half the first window) to {end_mss} by the end: a window "
+                f"larger than any before (the largest polled: {top} B) re-syncs it (tcp_ack_update_window() -> "
+                "tcp_sync_mss()); since 6.6 a receiver's window after a read follows its measured scaling_ratio")
+        mss = first_mss
         out.counters = delta(before, keep=_COUNTERS)
         wire_drops = wire.drops() if wire is not None else 0
         if wire is not None:

@@ -99,7 +99,7 @@ SPEC = Experiment(
         Key("failed", "connects that failed (e.g. ETIMEDOUT)", tolerates=_LOOP),
         Key("max_recv_q", "largest accept-queue length sampled every 50 ms"),
         Key("p50_connect_s", "median connect latency of established clients (None if none)", rule="abs10ms",
-            tolerates={"pace_p50": 10.0, "look_p50": 5.0}),
+            tolerates={"own_p50": 5.0}),
         Key("p99_connect_s", "99th percentile connect latency", rule="abs50ms", tolerates={"pace_p99": 50.0}),
         Key("ListenOverflows", "counter delta: SYNs dropped on a full accept queue", rule="rel15"),
     ),
@@ -172,13 +172,18 @@ def _real(p: dict[str, Any]) -> Outcome:
             # own work (accepts, /proc samples) that a connect's latency counts although the kernel was done
             unlooked: list[float] = []
             looks: list[float] = []
+            # per client (id of its row): the runner's own share of its connect latency: its late start,
+            # the connect() call (socket, options, the SYN), the wait for the loop's look and its handling
+            own: dict[int, float] = {}
             while True:
                 now = clock()
                 if now >= p["duration"] and started >= total:
                     break
                 # offered load: client i starts at i / rate
                 while started < total and started / p["rate"] <= now:
-                    lags.append(clock() - started / p["rate"])
+                    lag = clock() - started / p["rate"]
+                    lags.append(lag)
+                    called = clock()
                     try:
                         c = ss.connect(addr, syncnt=p["syn_retries"])
                     except OSError as e:
@@ -190,7 +195,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                                "outcome": "pending"}
                         rows.append(row)
                         sel.register(c, selectors.EVENT_WRITE, row)
-                        unlooked.append(clock())
+                        returned = clock()
+                        unlooked.append((returned, row))
+                        own[id(row)] = lag + (returned - called)
                     started += 1
                 # the server: at most accept_rate accepts per second; idle ticks are lost
                 due = int(now * p["accept_rate"])
@@ -216,15 +223,19 @@ def _real(p: dict[str, Any]) -> Outcome:
                            started / p["rate"] if started < total else p["duration"],
                            (accept_ticks_used + 1) / p["accept_rate"] if p["accept_rate"] else p["duration"])
                 look = clock()
-                looks.extend(look - t for t in unlooked)
+                for t, row in unlooked:
+                    looks.append(look - t)
+                    own[id(row)] += look - t
                 unlooked.clear()
                 timeout = max(0.0, wake - look)
                 events = sel.select(timeout) if sel.get_map() else (time.sleep(timeout) or [])
                 # the runner's own lag: how late it woke after the time it asked for (0 when an event
                 # woke it early); starts and outcomes inside that lag are misplaced in time
-                loop_late = max(loop_late, clock() - wake)
+                woke = clock()
+                loop_late = max(loop_late, woke - wake)
                 for key, _ in events:
                     c, row = key.fileobj, key.data
+                    own[id(row)] += clock() - woke
                     sel.unregister(c)
                     err = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if err:
@@ -251,6 +262,13 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.timings.append(Timing(
         "look_p50", look_ms, f"the runner's loop first looked for half of its connects' outcomes {look_ms:.0f} ms or "
         "more after connect() returned (its own accepts and /proc samples), and a connect's latency counts it"))
+    # the figure p50_connect_s shows is one client's latency: how much of it was the runner's own work
+    done = sorted((r for r in rows if r["outcome"] == "established"), key=lambda r: r["connect_s"])
+    median = done[(len(done) - 1) // 2] if done else None
+    own_ms = round(own.get(id(median), 0.0) * 1000, 3) if median is not None else 0.0
+    out.timings.append(Timing(
+        "own_p50", own_ms, f"of the median client's connect latency, {own_ms:.1f} ms was the runner's own work (its "
+        "late start, the connect() call, the loop's look and handling), not the kernel's"))
     out.timings.append(Timing("loop", round(loop_late * 1000, 3),
                               f"the runner's loop woke up to {loop_late * 1000:.0f} ms after the time it asked for"))
     out.tables["clients"] = rows

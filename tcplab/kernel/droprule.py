@@ -30,6 +30,8 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from tcplab.kernel.capture import _parse_options  # one TCP option parser (the SACK blocks of the trace)
+
 __all__ = ["DropRule", "Dropped", "TraceRow", "SegmentFilter", "parse_tcp", "tcp_packet"]
 
 _TCP = socket.IPPROTO_TCP
@@ -112,26 +114,6 @@ def parse_tcp(pkt: bytes) -> tuple[int, int, int, int, int, int, int, bytes] | N
     return sport, dport, seq, ack, flags, max(0, total - ihl - doff), ihl + doff, pkt[ihl + 20:ihl + doff]
 
 
-def _sack_blocks(opts: bytes) -> list[tuple[int, int]]:
-    out = []
-    i = 0
-    while i < len(opts):
-        kind = opts[i]
-        if kind == 0:
-            break
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= len(opts) or opts[i + 1] < 2:
-            break
-        length = opts[i + 1]
-        if kind == 5:
-            body = opts[i + 2:i + length]
-            out += [struct.unpack_from("!II", body, j) for j in range(0, len(body) - 7, 8)]
-        i += length
-    return out
-
-
 def tcp_packet(seq: int, payload: int = 0, flags: int = _ACK, ack: int = 0, sport: int = 40000,
                dport: int = 5001, sack: tuple[tuple[int, int], ...] = ()) -> bytes:
     """An IPv4 TCP packet as the TUN device hands it over (no checksums: for tests and examples).
@@ -211,7 +193,7 @@ class SegmentFilter:
             rack = (ack - self._isn - 1) & 0xFFFFFFFF
         if self.trace_on and len(self.trace) < TRACE_LIMIT:
             base = self._risn if to_receiver else self._isn
-            sack = tuple(((a - base - 1) & 0xFFFFFFFF, (b - base - 1) & 0xFFFFFFFF) for a, b in _sack_blocks(opts))
+            sack = tuple(((a - base - 1) & 0xFFFFFFFF, (b - base - 1) & 0xFFFFFFFF) for a, b in _parse_options(opts).get("sack_blocks", ()))
             self.trace.append(TraceRow(now, to_receiver, rel, length, rack if flags & _ACK else 0, flags, sack,
                                        not keep))
         return keep

@@ -21,7 +21,6 @@ True
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import socket
@@ -37,6 +36,7 @@ from tcplab.experiments.spec import (Experiment, FromRun, GridPoint, Key, Param,
                                      named)
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.namespace import set_namespace_sysctl
+from tcplab.kernel.pipemsg import read_msg, send_msg
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.cc import MSS, receive_window_packets
@@ -212,31 +212,12 @@ def _host_limit(p: dict[str, Any]) -> str | None:
 
 
 # -- the receiver, in its own namespace B (a forked process of kernel.bottleneck) ----------------------
-def _send_line(fd: int, obj: Any) -> None:
-    view = memoryview((json.dumps(obj) + "\n").encode())
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _read_line(fd: int, deadline: float) -> Any:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise ExperimentError("the receiver did not answer in time")
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            raise ExperimentError("the receiver exited before answering")
-        buf += chunk
-    return json.loads(buf)
-
-
 def _receiver(scaling: bool, ctl: int, up: int) -> Any:
     def main(lst: socket.socket, deadline: float) -> None:
         # tcp_parse_options() reads the listener's own namespace's tcp_window_scaling on the SYN: set it
         # here, and tell the sender before it connects
         set_namespace_sysctl(WSCALE_SYSCTL, int(scaling))
-        _send_line(up, {"ready": read_sysctl(WSCALE_SYSCTL), "tcp_rmem": list(read_sysctl(TCP_RMEM))})
+        send_msg(up, {"ready": read_sysctl(WSCALE_SYSCTL), "tcp_rmem": list(read_sysctl(TCP_RMEM))})
         lst.settimeout(max(0.1, deadline - time.monotonic()))
         conn, _ = lst.accept()
         conn.setblocking(False)
@@ -266,7 +247,7 @@ def _receiver(scaling: bool, ctl: int, up: int) -> Any:
                 rows.append({"t": round(time.monotonic() - t0, 5), "received": got, "rcvbuf": rb, "rcv_wnd": wnd})
                 last = rb
         info = tcp_info(conn)
-        _send_line(up, {"rows": rows, "received": got, "rcv_wnd_max": wnd_max or None,
+        send_msg(up, {"rows": rows, "received": got, "rcv_wnd_max": wnd_max or None,
                         "wscale": [info.snd_wscale, info.rcv_wscale, info.wscale],
                         "acks": [info.extra.get("segs_out"), info.extra.get("data_segs_in")]})
         conn.close()
@@ -281,7 +262,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     try:
         with bottleneck_path(p["rate_mbit"], p["rtt_ms"], BUFFER_PACKETS, max_seconds=p["seconds"] + 30,
                              rcvbuf=p["rcvbuf"], receiver=_receiver(p["window_scaling"], ctl_r, up_w)) as path:
-            hello = _read_line(up_r, time.monotonic() + 10)
+            hello = read_msg(up_r, time.monotonic() + 10, what="the receiver", error=ExperimentError)
             if bool(hello["ready"]) != p["window_scaling"]:
                 raise ExperimentError(f"the receiver's namespace reads tcp_window_scaling={hello['ready']}")
             rcv_rmem = tuple(hello["tcp_rmem"])
@@ -321,7 +302,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                 elapsed = time.monotonic() - t0
                 final = tcp_info(s)
                 os.write(ctl_w, b"x")                       # the receiver reports and stops
-                rcv = _read_line(up_r, time.monotonic() + 10)
+                rcv = read_msg(up_r, time.monotonic() + 10, what="the receiver", error=ExperimentError)
     finally:
         for fd in (ctl_r, ctl_w, up_r, up_w):
             os.close(fd)

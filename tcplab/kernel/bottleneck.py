@@ -30,7 +30,6 @@ import array
 import ctypes
 import fcntl
 import os
-import pickle
 import select
 import signal
 import socket
@@ -46,6 +45,7 @@ from typing import Any
 
 from tcplab.errors import KernelUnavailable
 from tcplab.kernel.droprule import DropRule, Dropped, SegmentFilter, TraceRow
+from tcplab.kernel.pipemsg import read_msg, send_msg
 from tcplab.kernel.qdisc import ip_available, tc_available
 
 __all__ = ["Path", "PathStats", "DropRule", "bottleneck_path", "set_route_metrics", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
@@ -65,6 +65,7 @@ DELAY_METHOD = ("userspace TUN delay line: a forked process holds each packet rt
 #: least ``tcp_min_tso_segs`` = 2) entered the pfifo whole, one "packet" of its limit holding two:
 #: measured at 10 Mbit/s, 30 ms, 20 packets, the path held ~12 segments more than the pfifo's qlen
 _TBF_BURST = 1600
+_HELPER = "the bottleneck path's helper process"
 _CLONE_NEWNET = 0x40000000
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
@@ -286,7 +287,7 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
         stats.queue = list(stats.queue)
         if filt is not None:
             stats.dropped, stats.trace = list(filt.dropped), list(filt.trace)
-        _send_msg(out, stats)
+        send_msg(out, stats)
 
 
 def _realtime_priority() -> str:
@@ -307,29 +308,6 @@ def _realtime_priority() -> str:
         return f"normal priority (SCHED_FIFO refused: {getattr(e, 'strerror', e)})"
 
 
-def _read_msg(fd: int, deadline: float) -> Any:
-    buf = bytearray()
-    need = None
-    while need is None or len(buf) < 8 + need:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise KernelUnavailable("the bottleneck path's helper process did not answer in time")
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            raise KernelUnavailable("the bottleneck path's helper process exited before answering")
-        buf += chunk
-        if need is None and len(buf) >= 8:
-            need = struct.unpack(">Q", bytes(buf[:8]))[0]
-    return pickle.loads(bytes(buf[8:8 + need]))
-
-
-def _send_msg(fd: int, obj: Any) -> None:
-    data = pickle.dumps(obj)
-    view = memoryview(struct.pack(">Q", len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[str, Any],
                          receiver_main: Any) -> None:
     """Forked child: become R, configure it, become B for the receiver and the delay line."""
@@ -339,7 +317,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
         try:
             ip, tc = ip_available(), tc_available()
             _unshare_net()                                  # R
-            _send_msg(up_w, ("unshared", None))
+            send_msg(up_w, ("unshared", None))
             if os.read(go_r, 1) != b"g":                    # the sender moved r0 here
                 os._exit(0)
             _run(ip, "link", "set", "lo", "up")
@@ -373,7 +351,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
             lst.bind((RECEIVER_ADDR, p["port"]))
             lst.listen(64)
         except BaseException as e:  # noqa: BLE001 - reported to the sender
-            _send_msg(up_w, ("error", f"{type(e).__name__}: {e}"))
+            send_msg(up_w, ("error", f"{type(e).__name__}: {e}"))
             os._exit(0)
         # the receiver's ACKs wait while its reader lags (``__tcp_ack_snd_check()`` sends the
         # every-second-segment ACK only if the window would not shrink): it shares the priority
@@ -392,7 +370,7 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
             finally:
                 os._exit(code)
         lst.close()
-        _send_msg(up_w, ("ready", (priority, rcvbuf)))
+        send_msg(up_w, ("ready", (priority, rcvbuf)))
         os.close(up_w)
         filt = SegmentFilter(p["drop"], p["trace"]) if p["drop"] is not None or p["trace"] else None
         _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"],
@@ -495,12 +473,12 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
         os.close(fd)
     path = Path(rate_mbit, rtt_ms, buffer_packets, (RECEIVER_ADDR, port))
     try:
-        what, _ = _read_msg(up_r, time.monotonic() + 10)
+        what, _ = read_msg(up_r, time.monotonic() + 10, what=_HELPER)
         if what == "error":
             raise KernelUnavailable(f"building the router namespace failed: {_}")
         _run(ip, "link", "set", "r0", "netns", str(pid))
         os.write(go_w, b"g")
-        what, info = _read_msg(up_r, time.monotonic() + 20)
+        what, info = read_msg(up_r, time.monotonic() + 20, what=_HELPER)
         if what == "error":
             raise KernelUnavailable(f"building the bottleneck path failed: {info}")
         path.scheduling, path.rcvbuf = info
@@ -511,7 +489,7 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     finally:
         os.close(ctrl_w)                                    # stops the delay line
         try:
-            path.stats = _read_msg(out_r, time.monotonic() + 5)
+            path.stats = read_msg(out_r, time.monotonic() + 5, what=_HELPER)
         except KernelUnavailable as e:
             path.notes.append(f"delay line statistics unavailable: {e}")
         for fd in (go_w, up_r, out_r):

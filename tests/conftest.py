@@ -147,3 +147,37 @@ def child_pids() -> set[int]:
             except OSError:
                 pass
     return kids
+
+
+def _devices() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def assert_leaves_nothing_behind(monkeypatch, module: str, run):
+    """Run ``run()`` (a real run on the bottleneck path) twice: as is, then with ``module``'s sampler
+    (its ``tcp_info``) failing mid-run inside the namespace child (forked: it inherits the patch). Both
+    times no child process, no file descriptor and no network device may be left behind. Returns the
+    first run's Result (the test may look at it); skips where real mode is unavailable."""
+    import importlib
+
+    from tcplab.errors import RealModeUnavailable
+
+    mod = importlib.import_module(module)        # the module, not the function the package exports
+    kids, fds, devices = child_pids(), len(os.listdir("/proc/self/fd")), _devices()
+    try:
+        result = run()
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    assert child_pids() <= kids
+    assert len(os.listdir("/proc/self/fd")) <= fds
+    assert _devices() <= devices
+
+    def broken(sock):
+        raise OSError("sampler broke")
+    monkeypatch.setattr(mod, "tcp_info", broken)
+    with pytest.raises(Exception, match="sampler broke"):
+        run()
+    assert child_pids() <= kids
+    assert len(os.listdir("/proc/self/fd")) <= fds
+    assert _devices() <= devices
+    return result

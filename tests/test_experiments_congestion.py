@@ -14,7 +14,7 @@ from tcplab.experiments.congestion import jain_index
 from tcplab.model.cc import (MSS, WIRE_BYTES, cubic_ssthresh, exit_cwnd_from_ssthresh, receive_window_for,
                              reno_ssthresh)
 from tcplab.sim.bottleneck import simulate
-from tests.conftest import child_pids
+from tests.conftest import assert_leaves_nothing_behind
 
 
 # -- the model's rules -----------------------------------------------------------------------------
@@ -253,21 +253,9 @@ def test_a_host_whose_rmem_max_is_too_small_runs_the_simulator_and_says_why(monk
 
 @pytest.mark.real
 def test_a_real_run_leaves_no_process_behind_also_when_it_fails(monkeypatch):
-    mod = importlib.import_module("tcplab.experiments.congestion")   # the module, not the function
-    before = child_pids()
-    try:
-        r = congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real")
-    except RealModeUnavailable as e:
-        pytest.skip(str(e))
+    r = assert_leaves_nothing_behind(monkeypatch, "tcplab.experiments.congestion", lambda: congestion(
+        rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real"))
     assert r.summary["receive_window_packets"] == receive_window_for(20 + 10e6 / 8 * 0.02 / 1500)
-    assert child_pids() <= before
-
-    def broken(sock):       # the sampler fails mid-run, inside the namespace child (forked: it inherits this)
-        raise OSError("sampler broke")
-    monkeypatch.setattr(mod, "tcp_info", broken)
-    with pytest.raises(Exception, match="sampler broke"):
-        congestion(rate_mbit=10, rtt_ms=20, buffer_packets=20, algorithm="reno", duration=1, mode="real")
-    assert child_pids() <= before
 
 
 def _ack_advances_in_slow_start():

@@ -4,8 +4,6 @@ the RTT mid-run, a route's rto_min) as root and as uid 65534."""
 
 from __future__ import annotations
 
-import importlib
-import os
 
 import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
 import pytest
@@ -15,7 +13,7 @@ from tcplab.experiments import rtt_rto
 from tcplab.kernel.bottleneck import _check_delay_changes
 from tcplab.model.rtt import RttEstimator, karn_sample, rto_min_us, usecs_to_jiffies
 from tcplab.sim.rtt import simulate_rtt
-from tests.conftest import child_pids, skip_unless_trusted
+from tests.conftest import assert_leaves_nothing_behind, skip_unless_trusted
 
 
 # -- the model: tcp_rtt_estimator() and tcp_set_rto() by hand ------------------------------------------
@@ -217,21 +215,5 @@ def test_real_a_route_rto_min_takes_the_rto_below_200_ms(as_user):
 
 @pytest.mark.real
 def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
-    mod = importlib.import_module("tcplab.experiments.rtt_rto")
-    before = child_pids()
-    fds = len(os.listdir("/proc/self/fd"))
-    try:
-        rtt_rto(rtt_ms=20, rtt_after_ms=30, change_at_s=0.5, seconds=1.5, rto_min_ms=20, mode="real")
-    except RealModeUnavailable as e:
-        pytest.skip(str(e))
-    assert child_pids() <= before
-    assert len(os.listdir("/proc/self/fd")) <= fds
-
-    def broken(sock):       # the sender's sampler fails mid-run, inside the namespace child (forked: inherits it)
-        raise OSError("sampler broke")
-    monkeypatch.setattr(mod, "tcp_info", broken)
-    with pytest.raises(Exception, match="sampler broke"):
-        rtt_rto(rtt_ms=20, seconds=1, mode="real")
-    assert child_pids() <= before
-    assert len(os.listdir("/proc/self/fd")) <= fds
-    assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))
+    assert_leaves_nothing_behind(monkeypatch, "tcplab.experiments.rtt_rto", lambda: rtt_rto(
+        rtt_ms=20, rtt_after_ms=30, change_at_s=0.5, seconds=1.5, rto_min_ms=20, mode="real"))

@@ -5,7 +5,6 @@ path as root and as uid 65534."""
 from __future__ import annotations
 
 import importlib
-import os
 
 import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
 import pytest
@@ -14,7 +13,7 @@ from tcplab.errors import RealModeUnavailable
 from tcplab.experiments import window
 from tcplab.model.cc import MSS
 from tcplab.model.rwnd import syn_wscale, window_cap_mbit, window_limit_packets
-from tests.conftest import child_pids, skip_unless_trusted
+from tests.conftest import assert_leaves_nothing_behind, skip_unless_trusted
 
 
 # -- the model's rules -------------------------------------------------------------------------------
@@ -166,23 +165,8 @@ def test_real_so_rcvbuf_caps_the_window_and_autotuning_lifts_it(as_user):
 
 @pytest.mark.real
 def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
-    mod = importlib.import_module("tcplab.experiments.window")
-    before = child_pids()
-    fds = len(os.listdir("/proc/self/fd"))
-    try:
-        window(rcvbuf=32768, rtt_ms=20, rate_mbit=10, seconds=1, mode="real")
-    except RealModeUnavailable as e:
-        pytest.skip(str(e))
-    assert child_pids() <= before
-    assert len(os.listdir("/proc/self/fd")) <= fds
-
-    def broken(sock):       # the sender's sampler fails mid-run, inside the namespace child (forked: inherits it)
-        raise OSError("sampler broke")
-    monkeypatch.setattr(mod, "tcp_info", broken)
-    with pytest.raises(Exception, match="sampler broke"):
-        window(rcvbuf=32768, rtt_ms=20, rate_mbit=10, seconds=1, mode="real")
-    assert child_pids() <= before
-    assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))
+    assert_leaves_nothing_behind(monkeypatch, "tcplab.experiments.window", lambda: window(
+        rcvbuf=32768, rtt_ms=20, rate_mbit=10, seconds=1, mode="real"))
 
 
 @pytest.mark.real

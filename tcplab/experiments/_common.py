@@ -15,12 +15,13 @@ from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Timing
+from tcplab.experiments.spec import Param, Slider
 
 if TYPE_CHECKING:
     from tcplab.kernel.bottleneck import PathStats
 
 
-__all__ = ["delay_line_timings", "counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
+__all__ = ["PATH_RATE_PARAM", "PATH_RTT_PARAM", "delay_line_timings", "counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
            "meters_of_this_run", "wait_closes_done", "wait_accept_queue", "connect_answered"]
 
 #: how the sentence of :meth:`LagMeter.note` starts. Text only: the flag is ``Result.fidelity``
@@ -242,3 +243,15 @@ def delay_line_timings(stats: PathStats, scheduling: str, median: str | None = N
                           f"the delay line released half of its {stats.packets} packets more than "
                           f"{stats.lateness_p50_ms:g} ms late: {median} ({scheduling})"))
     return out
+
+
+#: the bottleneck path's two knobs, one definition for every bulk-flow experiment on it (congestion, window)
+PATH_RATE_PARAM = Param(
+    "rate_mbit", "float", 20.0, lo=0.5, hi=1000, real_hi=50, unit="Mbit/s",
+    real_why="the userspace delay line forwards every packet in Python; above 50 Mbit/s its lateness "
+             "would exceed the 10 % the course promises",
+    help="the bottleneck's rate (tbf)", slider=Slider(1, 50, step=1))
+PATH_RTT_PARAM = Param(
+    "rtt_ms", "float", 40.0, lo=1, hi=1000, real_hi=200, unit="ms",
+    real_why="longer delays make a real run of a few seconds mostly slow start",
+    help="round-trip propagation delay (half each way)", slider=Slider(2, 200, step=2))

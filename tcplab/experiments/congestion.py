@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta
+from tcplab.experiments._common import PATH_RATE_PARAM, PATH_RTT_PARAM, LagMeter, counters_now, delay_line_timings, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
@@ -116,13 +116,8 @@ SPEC = Experiment(
     shallow one costs utilization. BBR paces at its bandwidth estimate and keeps the queue short
     (``tcp_bbr.c``: Startup at 2.89x, Drain, ProbeBW's 1.25/0.75/1 x 6 gain cycle, ProbeRTT).""",
     params=(
-        Param("rate_mbit", "float", 20.0, lo=0.5, hi=1000, real_hi=50, unit="Mbit/s",
-              real_why="the userspace delay line forwards every packet in Python; above 50 Mbit/s its lateness "
-                       "would exceed the 10 % the course promises",
-              help="the bottleneck's rate (tbf)", slider=Slider(1, 50, step=1)),
-        Param("rtt_ms", "float", 40.0, lo=1, hi=1000, real_hi=200, unit="ms",
-              real_why="longer delays make a real run of a few seconds mostly slow start",
-              help="round-trip propagation delay (half each way)", slider=Slider(2, 200, step=2)),
+        PATH_RATE_PARAM,
+        PATH_RTT_PARAM,
         Param("buffer_packets", "int", 50, lo=1, hi=10000, real_hi=2000, unit="packets",
               real_why="deeper buffers outgrow the receive window a fresh namespace allows",
               help="the bottleneck's drop-tail buffer (pfifo limit)", slider=Slider(1, 1000, scale="log")),

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import LagMeter, delay_line_timings
+from tcplab.experiments._common import PATH_RATE_PARAM, PATH_RTT_PARAM, LagMeter, delay_line_timings
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import (Experiment, FromRun, GridPoint, Key, Param, Plot, Slider, Table, When,
                                      named)
@@ -109,13 +109,8 @@ SPEC = Experiment(
               slider=Slider(1024, _RCVBUF_HI, scale="log")),
         Param("window_scaling", "bool", True, sysctl=WSCALE_SYSCTL,
               help="net.ipv4.tcp_window_scaling in the sender's and the receiver's namespace"),
-        Param("rtt_ms", "float", 40.0, lo=1, hi=1000, real_hi=200, unit="ms",
-              real_why="longer delays make a real run of a few seconds mostly slow start",
-              help="round-trip propagation delay (half each way)", slider=Slider(2, 200, step=2)),
-        Param("rate_mbit", "float", 20.0, lo=0.5, hi=1000, real_hi=50, unit="Mbit/s",
-              real_why="the userspace delay line forwards every packet in Python; above 50 Mbit/s its lateness "
-                       "would exceed the 10 % the course promises",
-              help="the bottleneck's rate (tbf)", slider=Slider(1, 50, step=1)),
+        PATH_RTT_PARAM,
+        PATH_RATE_PARAM,
         Param("seconds", "float", 3.0, lo=0.5, hi=120, real_hi=20, unit="s",
               real_why="real runs are kept short; mode=\"sim\" runs minutes in about a second",
               help="how long the sender sends", slider=Slider(1, 20, step=1)),

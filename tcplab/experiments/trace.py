@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tcplab._validate import check_float
-from tcplab.errors import NamespaceUnavailable, SockDiagUnavailable
+from tcplab.errors import NamespaceUnavailable, ParseError, SockDiagUnavailable
 from tcplab.experiments.timeline import Timeline, timeline_from_segments
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.diag import tcp_info_of
@@ -108,6 +108,7 @@ def _traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     ends: list[tuple[tuple[str, int], tuple[str, int]]] = []
     seen: set[tuple[tuple[str, int], tuple[str, int]]] = set()
     diag_error: str | None = None
+    missed = 0
     with Capture("lo", rcvbuf=16 << 20, kernel_time=True) as cap:
         t0_unix = time.time() - (time.monotonic() - cap.t0)
         th = threading.Thread(target=run, name="tcplab-trace-fn", daemon=True)
@@ -132,6 +133,10 @@ def _traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
                     except SockDiagUnavailable as e:
                         diag_error = str(e)
                         break
+                    except ParseError:
+                        # an answer without tcp_info (seen for a socket being torn down): no sample this time
+                        missed += 1
+                        continue
                     if info is not None:
                         samples.append(_sample(now - cap.t0, local, remote, info))
             if done:
@@ -148,6 +153,9 @@ def _traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
         notes.append(f"the capture stopped at {MAX_SEGMENTS} segments")
     if len(seen) > len(ends) or len(ends) >= MAX_SAMPLED_SOCKETS:
         notes.append(f"tcp_info sampled for the first {MAX_SAMPLED_SOCKETS} sockets only")
+    if missed:
+        notes.append(f"{missed} tcp_info requests were answered without tcp_info (a socket being torn down): "
+                     "no sample there")
     if diag_error is not None:
         notes.append(f"no tcp_info samples: {diag_error}")
     error = box["error"]

@@ -316,3 +316,16 @@ def test_a_real_lifecycle_timeline_holds_its_segments_and_states():
     again = timeline_from_segments(r.tables["segments"].to_dict("records"), "again")
     assert [x["state"] for x in again.states if x["end"] == "server"] == r.summary["server_states"]
     assert tl.events and timeline_figure(tl).data
+
+
+def test_a_snapped_packet_keeps_its_payload_length_from_the_ip_header():
+    packet = encode_ipv4_tcp(CONNECTION[3])
+    assert decode_ipv4_tcp(packet[:40 + 12])["payload"] == 100 == decode_ipv4_tcp(packet)["payload"]
+
+
+@pytest.mark.parametrize("snaplen", [0, 59, 65536, True, 1.5])
+def test_capture_snaplen_is_checked_before_opening_anything(snaplen):
+    from tcplab.kernel.capture import Capture
+
+    with pytest.raises(ValueError, match=r"snaplen must be an int in 60\.\.65535 or None"):
+        Capture("lo", snaplen=snaplen)

@@ -104,7 +104,9 @@ def test_what_the_simulated_results_give():
 
 def test_the_figure_shares_one_time_axis_and_says_what_it_thinned():
     big = [_seg(0.0, C, S, "S", 0, 0), _seg(0.001, S, C, "SA", 0, 1), _seg(0.002, C, S, "A", 1, 1)]
-    big += [_seg(0.003 + i * 1e-5, C, S, "A", 1 + 100 * i, 1, 100) for i in range(20_000)]
+    for i in range(20_000):     # two data segments, then an ACK: a stride over all could alias onto one kind
+        big.append(_seg(0.003 + i * 1e-5, C, S, "A", 1 + 100 * i, 1, 100) if i % 3 != 2
+                   else _seg(0.003 + i * 1e-5, S, C, "A", 1, 1 + 100 * i))
     tl = timeline_from_segments(big, "big")
     fig = timeline_figure(tl, max_segments=1000)
     titles = [a.text for a in fig.layout.annotations]
@@ -112,6 +114,8 @@ def test_the_figure_shares_one_time_axis_and_says_what_it_thinned():
     drawn = int(titles[0].split("(")[1].split()[0])
     assert 900 <= drawn <= 1000                    # the budget, and SYN + SYN-ACK kept
     assert "20003 segments drawn" in fig.layout.title.text
+    drawn_kinds = {t.name: len(t.x) for t in fig.data if t.name in ("data", "ack", "SYN")}
+    assert drawn_kinds["SYN"] == 2 and drawn_kinds["data"] > 500 and drawn_kinds["ack"] > 250, drawn_kinds
     assert len(tl.table("segment")) == 20_003                     # the table keeps every row
     xaxes = [k for k in fig.layout if k.startswith("xaxis")]
     # make_subplots(shared_xaxes=True): every x axis matches the bottom one, so zooming one zooms all

@@ -76,15 +76,24 @@ def _kind(s: dict[str, Any]) -> str:
     return "data" if s["len"] else "ack"
 
 
-def _thin(rows: Sequence[dict[str, Any]], budget: int, keep: Any) -> list[dict[str, Any]]:
-    """At most about ``budget`` rows, evenly spaced, always with those ``keep(row)`` is true for."""
+def _thin(rows: Sequence[dict[str, Any]], budget: int, keep: Any, group: Any = None) -> list[dict[str, Any]]:
+    """At most about ``budget`` rows, always with those ``keep(row)`` is true for; the others evenly spaced
+    within each ``group(row)`` (e.g. data and ACKs apart), each group's share of the budget its share of
+    the rows: one stride over interleaved kinds could alias and draw only one of them."""
     if len(rows) <= budget:
         return list(rows)
     must = [r for r in rows if keep(r)]
-    rest = [r for r in rows if not keep(r)]
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        if not keep(r):
+            groups.setdefault(group(r) if group else None, []).append(r)
     room = max(1, budget - len(must))
-    step = -(-len(rest) // room)
-    chosen = {id(r) for r in must} | {id(r) for r in rest[::step]}
+    total = sum(len(g) for g in groups.values())
+    chosen = {id(r) for r in must}
+    for g in groups.values():
+        share = max(1, room * len(g) // total)
+        step = -(-len(g) // share)
+        chosen |= {id(r) for r in g[::step]}
     return [r for r in rows if id(r) in chosen]
 
 
@@ -130,7 +139,8 @@ def timeline_figure(timeline: Timeline, *, conn: int | None = None, max_segments
         raise ValueError(f"conn must be one of {sorted(counts)}, not {conn!r}")
     segs = [s for s in timeline.segments if s["conn"] == conn]
     states = [r for r in timeline.states if r.get("conn", 0) == conn]
-    drawn = _thin(segs, max_segments, lambda s: _kind(s) in ("SYN", "FIN", "RST", "retransmit", "lost"))
+    drawn = _thin(segs, max_segments, lambda s: _kind(s) in ("SYN", "FIN", "RST", "retransmit", "lost"),
+                  lambda s: (_kind(s), s["src_end"]))
     # the sequence panel shows data and what acknowledged it: none without data
     with_seq = ([s for s in drawn if s.get("rel_seq") is not None or s.get("rel_ack") is not None]
                 if any(s["len"] for s in segs) else [])

@@ -134,6 +134,40 @@ class Timeline:
         out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
         return out.sort_values("t", kind="stable", ignore_index=True) if "t" in out else out
 
+    def kernel_vs_model(self, tolerance: float = 0.005) -> pd.DataFrame:
+        """Where the kernel and the model part: each TCP_INFO sample whose state (``tcpi_state``, the kernel's
+        own) the state table, fed this timeline's segments, never had for that end within ``tolerance`` s of
+        the sample (a received segment is captured before the kernel processes it, so a sample taken in
+        between still shows the state before; on a busy host that lasts longer). Empty: they agree.
+        Needs sampled states (a trace's TCP_INFO) and segments.
+
+        >>> Timeline("empty").kernel_vs_model().empty
+        True
+        """
+        import pandas as pd
+
+        from tcplab._validate import check_float
+
+        tolerance = check_float("tolerance", tolerance, 0.0, 10.0)
+        model: dict[tuple[int, str], list[tuple[float, str]]] = {}
+        for r in self.states:
+            model.setdefault((r.get("conn", 0), r["end"]), []).append((r["t"], r["state"]))
+        rows = []
+        for x in self.tcp_info:
+            kernel = x.get("state")
+            end = str(x.get("end", "")).split(" ")[0]
+            path = model.get((x.get("conn", 0), end))
+            if not kernel or not path:
+                continue
+            # the model's states over [t - tolerance, t + tolerance]: the one in force at the start, and any entered
+            near = {st for t, st in path if x["t"] - tolerance < t <= x["t"] + tolerance}
+            before = [st for t, st in path if t <= x["t"] - tolerance]
+            near |= set(before[-1:]) if before else {"CLOSE" if end == "client" else "LISTEN"}
+            if kernel not in near:
+                rows.append({"t": x["t"], "conn": x.get("conn", 0), "end": end, "kernel": kernel,
+                             "model": " / ".join(sorted(near))})
+        return pd.DataFrame(rows, columns=["t", "conn", "end", "kernel", "model"])
+
     def connections(self) -> list[dict[str, Any]]:
         """One row per connection: ``conn``, the two ends (address:port where known) and its segment count."""
         seen: dict[int, dict[str, Any]] = {}

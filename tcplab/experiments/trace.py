@@ -134,6 +134,7 @@ def _traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
             now = time.monotonic()
             if diag_error is None:
                 for local, remote in ends:
+                    asked = time.monotonic()     # each sample's own time: the loop over ends takes a while
                     try:
                         info = tcp_info_of(local, remote, timeout=1.0)
                     except SockDiagUnavailable as e:
@@ -144,7 +145,7 @@ def _traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
                         missed += 1
                         continue
                     if info is not None:
-                        samples.append(_sample(now - cap.t0, local, remote, info))
+                        samples.append(_sample(asked - cap.t0, local, remote, info))
             if done:
                 break
             if now >= deadline:

@@ -375,3 +375,24 @@ def test_the_kernel_and_the_state_table_agree_on_a_traced_close():
     # the bound is the host's: a received segment is captured before the kernel processes it
     parted = tl.kernel_vs_model(tolerance=0.05)
     assert parted.empty, parted
+
+
+@pytest.mark.real
+def test_a_real_loss_has_the_senders_tcp_info_under_its_segments():
+    from tcplab.errors import RealModeUnavailable
+
+    try:
+        r = loss_recovery(drop="5th", bytes=50_000, mode="real")
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    if "segments" not in r.tables or not len(r.tables["segments"]):
+        pytest.skip("no packet capture in this run: " + "; ".join(r.notes))
+    tl = timeline_of(r)
+    assert [s["mark"] for s in tl.segments].count("lost") == 1
+    ca = [x["ca_state"] for x in tl.tcp_info]
+    # the fast retransmission: the sender entered Recovery, retransmitted once, and left it
+    assert "Recovery" in ca and ca[-1] == "Open" and tl.tcp_info[-1]["total_retrans"] == 1, ca
+    first_retx = next(x["t"] for x in tl.tcp_info if x["total_retrans"])
+    retx = next(s["t"] for s in tl.segments if s["mark"] == "retransmit")
+    assert abs(first_retx - retx) < 0.01                          # one clock for both: the segments' origin
+    assert any(getattr(t, "y", None) is not None and "ca: client" in t.y for t in timeline_figure(tl).data)

@@ -400,6 +400,8 @@ def timeline_of(result: Result) -> Timeline:
         _from_loss_recovery(tl, tables["segments"])
     if result.name == "lifecycle":
         _lifecycle_states(tl, result)
+    if result.name == "loss_recovery" and "tcp_info" in tables and len(tables["tcp_info"]):
+        tl.tcp_info = [{**r, "end": "client"} for r in _records(tables["tcp_info"])]
     if result.timeline is not None and len(result.timeline):
         _samples(tl, result)
     for name, df in tables.items():

@@ -53,6 +53,8 @@ _END_Y = {"client": 1.0, "server": 0.0}
 _COLORS = {"SYN": "#8250df", "FIN": "#0969da", "RST": LIMIT_COLOR, "retransmit": LIMIT_COLOR, "lost": LIMIT_COLOR,
            "dupack": "#bc4c00", "data": "#1a7f37", "ack": "#8c959f"}
 _SERIES_COLORS = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#6e7781")
+#: the congestion states (enum tcp_ca_state, include/uapi/linux/tcp.h)
+_CA_COLORS = {"Open": "#2da44e", "Disorder": "#d4a72c", "CWR": "#54aeff", "Recovery": "#fb8500", "Loss": "#cf222e"}
 #: one color and dash per TCP_INFO column, so that a legend entry names one line across the panels
 _COLUMN_STYLE = {"cwnd": ("#0969da", "solid"), "ssthresh": ("#cf222e", "solid"), "in_flight": ("#1a7f37", "dash"),
                  "unacked": ("#8250df", "dash"), "srtt_ms": ("#0550ae", "solid"), "rttvar_ms": ("#bc4c00", "solid"),
@@ -150,8 +152,18 @@ def timeline_figure(timeline: Timeline, *, conn: int | None = None, max_segments
         panels.append(("ladder", f"segments ({len(drawn)} of {len(segs)} drawn)", 1.0))
     if with_seq:
         panels.append(("sequence", "relative sequence numbers", 1.6))
-    if states or timeline.events:
-        panels.append(("states", "TCP states", 0.7))
+    # the congestion state (tcpi_ca_state: Open, Disorder, CWR, Recovery, Loss) where TCP_INFO was sampled
+    ca_rows: dict[str, list[tuple[float, str]]] = {}
+    for x in timeline.tcp_info:
+        if x.get("ca_state") and x.get("conn", conn) == conn:
+            band = ca_rows.setdefault(f"ca: {x['end']}", [])
+            if not band or band[-1][1] != x["ca_state"]:
+                band.append((x["t"], x["ca_state"]))
+    if len(ca_rows) > 4:      # many flows: the first four
+        ca_rows = dict(list(ca_rows.items())[:4])
+    if states or timeline.events or ca_rows:
+        panels.append(("states", "TCP states" + (" and congestion states" if ca_rows else ""),
+                       0.7 + 0.25 * len(ca_rows)))
     info_cols = {k for r in timeline.tcp_info for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     for title, unit, cols in TCP_INFO_PANELS:
         if info_cols & set(cols):
@@ -253,13 +265,23 @@ def timeline_figure(timeline: Timeline, *, conn: int | None = None, max_segments
                             hovertext=f"{end}: {st} from {x['t']:.6f} s ({x.get('why', '')})", hoverinfo="text",
                             row=r, col=1)
                 seen_states.add(st)
+        for band_name, band in ca_rows.items():
+            for i, (t, st) in enumerate(band):
+                stop = band[i + 1][0] if i + 1 < len(band) else t_end
+                fig.add_bar(x=[max(stop - t, t_end * 1e-3)], base=[t], y=[band_name], orientation="h",
+                            marker={"color": _CA_COLORS.get(st, "#afb8c1")}, name=f"ca {st}", legendgroup=f"ca {st}",
+                            showlegend=f"ca {st}" not in seen_states, text=[st], textposition="inside",
+                            insidetextanchor="start", hovertext=f"{band_name}: {st} from {t:.6f} s", hoverinfo="text",
+                            row=r, col=1)
+                seen_states.add(f"ca {st}")
         if timeline.events:
             fig.add_scatter(x=[e["t"] for e in timeline.events], y=["steps"] * len(timeline.events), mode="markers",
                             marker={"symbol": "line-ns-open", "size": 14, "color": "#24292f"},
                             hovertext=[e["event"] for e in timeline.events], hoverinfo="text+x", name="script step",
                             row=r, col=1)
         # plotly lists categories from the bottom: the client on top, the script's steps below the ends
-        fig.update_yaxes(categoryorder="array", categoryarray=(["steps"] if timeline.events else []) + ends[::-1],
+        fig.update_yaxes(categoryorder="array", categoryarray=(["steps"] if timeline.events else [])
+                         + list(ca_rows)[::-1] + ends[::-1],
                          row=r, col=1)
         fig.update_layout(barmode="overlay")
 

@@ -396,3 +396,14 @@ def test_a_real_loss_has_the_senders_tcp_info_under_its_segments():
     retx = next(s["t"] for s in tl.segments if s["mark"] == "retransmit")
     assert abs(first_retx - retx) < 0.01                          # one clock for both: the segments' origin
     assert any(getattr(t, "y", None) is not None and "ca: client" in t.y for t in timeline_figure(tl).data)
+
+
+def test_an_experiment_panel_draws_the_timeline_with_one_argument():
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("anywidget")
+    from tcplab.widgets.generic import ExperimentPanel
+
+    panel = ExperimentPanel("loss_recovery", mode="sim", run_first=False,
+                            figure=lambda r: timeline_figure(timeline_of(r)))
+    fig = panel.figure(loss_recovery(mode="sim"))
+    assert [a.text for a in fig.layout.annotations][:2] == ["segments (20 of 20 drawn)", "relative sequence numbers"]

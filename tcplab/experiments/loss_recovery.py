@@ -32,7 +32,7 @@ from tcplab.experiments.spec import Experiment, GridPoint, Key, ListExact, Param
 from tcplab.kernel.bottleneck import DELAY_METHOD, SENDER_ADDR, bottleneck_path
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.droprule import DropRule
-from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.kernel.tcpinfo import tcp_info, timeline_row
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.recovery import DROPS, MSS, RecoveryPlan, plan_drop, recover
@@ -336,13 +336,9 @@ _MAX_INFO_ROWS = 20_000
 
 
 def _info_row(info: Any) -> dict[str, Any]:
-    """The sender's TCP_INFO in the timeline's columns (ms; ``packets_in_flight()`` as include/net/tcp.h)."""
-    x = info.extra
-    ss = x.get("snd_ssthresh", 0x7FFFFFFF)
-    return {"cwnd": x.get("snd_cwnd"), "ssthresh": None if ss >= 0xFFFF else ss,
-            "srtt_ms": x.get("rtt", 0) / 1000, "rttvar_ms": x.get("rttvar", 0) / 1000, "rto_ms": info.rto / 1000,
-            "in_flight": x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0) + x.get("retrans", 0),
-            "retransmits": info.retransmits, "total_retrans": info.total_retrans, "ca_state": info.ca_state}
+    """The sender's TCP_INFO in the table's columns (:func:`tcplab.kernel.tcpinfo.timeline_row`)."""
+    row = timeline_row(info)
+    return {k: row[k] for k in TCP_INFO_COLUMNS[1:]}
 
 
 def _repairs(counters: Mapping[str, int], plan: RecoveryPlan) -> list[str]:

@@ -47,6 +47,7 @@ from tcplab.experiments.timeline import Timeline, timeline_from_segments
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.diag import tcp_info_of
 from tcplab.kernel.namespace import in_namespace
+from tcplab.kernel.tcpinfo import timeline_row
 
 __all__ = ["trace", "MAX_SAMPLED_SOCKETS", "MAX_SEGMENTS"]
 
@@ -55,7 +56,6 @@ __all__ = ["trace", "MAX_SAMPLED_SOCKETS", "MAX_SEGMENTS"]
 MAX_SAMPLED_SOCKETS = 32
 #: segments kept; past it the capture stops (and a note says so): a bound on memory and on the result
 MAX_SEGMENTS = 200_000
-_INFINITE_SSTHRESH = 0x7FFFFFFF
 _SNAPLEN = 128
 
 
@@ -190,19 +190,8 @@ def _traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
 
 
 def _sample(t: float, local: tuple[str, int], remote: tuple[str, int], info: Any) -> dict[str, Any]:
-    """One tcp_info sample in the timeline's columns (ms, Mbit/s; packets_in_flight() as tcp.h computes it)."""
-    x = info.extra
-    ss = x.get("snd_ssthresh", _INFINITE_SSTHRESH)
-    pacing = x.get("pacing_rate", 0)
-    return {"t": round(t, 6), "local": local, "remote": remote, "state": info.state, "ca_state": info.ca_state,
-            "cwnd": x.get("snd_cwnd"), "ssthresh": None if ss >= 0xFFFF else ss,
-            "srtt_ms": x.get("rtt", 0) / 1000, "rttvar_ms": x.get("rttvar", 0) / 1000, "rto_ms": info.rto / 1000,
-            "min_rtt_ms": x["min_rtt"] / 1000 if "min_rtt" in x else None,
-            "in_flight": x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0) + x.get("retrans", 0),
-            "retransmits": info.retransmits, "total_retrans": info.total_retrans,
-            "delivery_rate_mbit": round(x.get("delivery_rate", 0) * 8 / 1e6, 3),
-            "pacing_rate_mbit": round(pacing * 8 / 1e6, 3) if pacing < 2**63 else None,
-            "snd_wnd": x.get("snd_wnd"), "rcv_wnd": x.get("rcv_wnd")}
+    """One tcp_info sample in the timeline's columns, with the socket it came from."""
+    return {"t": round(t, 6), "local": local, "remote": remote, **timeline_row(info)}
 
 
 def _timeline(raw: dict[str, Any]) -> Timeline:

@@ -407,3 +407,18 @@ def test_an_experiment_panel_draws_the_timeline_with_one_argument():
                             figure=lambda r: timeline_figure(timeline_of(r)))
     fig = panel.figure(loss_recovery(mode="sim"))
     assert [a.text for a in fig.layout.annotations][:2] == ["segments (20 of 20 drawn)", "relative sequence numbers"]
+
+
+def test_several_connections_are_told_apart_and_the_figure_says_which_it_draws(tmp_path):
+    other = ("127.0.0.1", 40001)
+    second = [dict(s, t=s["t"] + 1, src_port=other[1] if s["src_port"] == C[1] else s["src_port"],
+                   dst_port=other[1] if s["dst_port"] == C[1] else s["dst_port"]) for s in CONNECTION[:4]]
+    tl = timeline_from_segments(CONNECTION + second, "two")
+    assert [c["segments"] for c in tl.connections()] == [len(CONNECTION), 4]
+    assert {r["conn"] for r in tl.states} == {0, 1}
+    fig = timeline_figure(tl)
+    assert "connection 0 of 2" in fig.layout.title.text
+    assert "connection 1 of 2" in timeline_figure(tl, conn=1).layout.title.text
+    path = tmp_path / "two.pcap"
+    tl.to_pcap(path)
+    assert [c["segments"] for c in timeline_from_pcap(path).connections()] == [len(CONNECTION), 4]

@@ -39,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "ExperimentError": "tcplab.errors",
     "EventLimitExceeded": "tcplab.errors",
     "IllegalTransition": "tcplab.model.states",
+    "Timeline": "tcplab.experiments.timeline",
+    "timeline_of": "tcplab.experiments.timeline",
+    "timeline_from_pcap": "tcplab.experiments.timeline",
+    "trace": "tcplab.experiments.trace",
+    "timeline_figure": "tcplab.viz.timeline",
 }
 _SUBMODULES = ("experiments", "sim", "model", "kernel", "viz", "widgets")
 
@@ -52,9 +57,12 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time names load 
                                TcpLabError)
     from tcplab.kernel.namespace import in_namespace  # noqa: F401
     from tcplab.model.counters import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401
+    from tcplab.experiments.timeline import Timeline, timeline_from_pcap, timeline_of  # noqa: F401
+    from tcplab.experiments.trace import trace  # noqa: F401
     from tcplab.model.states import IllegalTransition  # noqa: F401
     from tcplab.observe import (Capabilities, capabilities, counters, counters_delta,  # noqa: F401
                                 sockets, sysctls)
+    from tcplab.viz.timeline import timeline_figure  # noqa: F401
 
 
 def __getattr__(name: str) -> _typing.Any:

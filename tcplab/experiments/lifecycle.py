@@ -65,6 +65,8 @@ FINAL_WAIT_S = 5.0
 #: How the note starts that tells a learner the states were sampled from /proc, not derived from
 #: packets (text only: the flag is ``Result.sampled``, which the agreement grid reads).
 SAMPLED_NOTE = "states sampled from /proc/net/tcp every ms"
+#: the columns of the ``segments`` table (what the capture decoded; options as "mss=65495, sack_perm, ...")
+SEGMENT_COLUMNS = ("t", "src", "src_port", "dst", "dst_port", "flags", "seq", "ack", "window", "payload", "options")
 ADDR = "127.0.0.1"
 
 
@@ -90,7 +92,10 @@ SPEC = Experiment(
         Key("client_error", "the error the client's script met (errno name) or None"),
         Key("server_error", "the error the server's script met (errno name) or None"),
     ),
-    tables=(Table("events", ("t", "event"), "a step of the script"),),
+    tables=(Table("events", ("t", "event"), "a step of the script"),
+            Table("segments", SEGMENT_COLUMNS, "one segment of the connection as captured on lo (the states are "
+                  "derived from these; tcplab.timeline_of draws them)",
+                  optional="real: only when the states were derived from a complete packet capture")),
     timeline=("t", "client", "server", "event"),
     grid=tuple(
         GridPoint(dict(scenario=sc, slow_motion=sm), quick=sc in ("client_closes_first", "abortive_close") and sm == 20)
@@ -346,6 +351,11 @@ def _real(p: dict[str, Any]) -> Outcome:
         dropped = capture.drops() if capture is not None else 0
     out.counters = delta(before, keep=())
     changes = _choose(out, sampler, sport, cport, self_connect, no_capture, dropped)
+    if not out.sampled:
+        out.tables["segments"] = [
+            {**{k: g[k] for k in SEGMENT_COLUMNS if k != "options"},
+             "options": ", ".join(k if v is True else f"{k}={v}" for k, v in g["options"].items() if k != "sack_blocks")}
+            for g in sampler.segments]
     timeline, cur = [], {"client": None, "server": None}
     for ch in changes:
         cur[ch["end"]] = ch["state"]

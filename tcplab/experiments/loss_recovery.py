@@ -32,7 +32,7 @@ from tcplab.experiments.spec import Experiment, GridPoint, Key, ListExact, Param
 from tcplab.kernel.bottleneck import DELAY_METHOD, SENDER_ADDR, bottleneck_path
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.droprule import DropRule
-from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.kernel.tcpinfo import tcp_info, timeline_row
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.recovery import DROPS, MSS, RecoveryPlan, plan_drop, recover
@@ -57,6 +57,9 @@ _TIMED = {"delay_line": DELAY_LINE_TOLERANCE_MS}
 #: kernel acted on). The receiver's TSval ticks once a millisecond; when the last processed dupACK
 #: and the next share one, which of the two the kernel had seen is unknown (1, else 0)
 _COUNTED = {"dupack_clock": 0.5}
+#: the columns of the ``tcp_info`` table (the timeline's names)
+TCP_INFO_COLUMNS = ("t", "cwnd", "ssthresh", "srtt_ms", "rttvar_ms", "rto_ms", "in_flight", "retransmits",
+                    "total_retrans", "ca_state")
 
 
 SPEC = Experiment(
@@ -120,7 +123,12 @@ SPEC = Experiment(
                   "lost: the path dropped it; a row may hold 2+ segments, a TSO burst) or an ACK in (kind ack or "
                   "dupack, with its SACK blocks), byte offsets from the start of the data; simulated: the initial "
                   "window and the repair",
-                  optional="real: only with a packet capture (CAP_NET_RAW in the namespace)"),),
+                  optional="real: only with a packet capture (CAP_NET_RAW in the namespace)"),
+            Table("tcp_info", TCP_INFO_COLUMNS,
+                  "the sender's TCP_INFO when it changed (read every ms through the transfer), s after the first "
+                  "data segment: cwnd, ssthresh (None while infinite), srtt, rttvar, rto, packets in flight, "
+                  "retransmissions, congestion state (tcplab.timeline_of draws them under the segments)",
+                  optional="real only: the simulator models the segments, not the socket's counters"),),
     timeline=None,
     grid=(
         GridPoint(dict(drop="5th"), quick=True, why="three dupACKs, a fast retransmit one RTT after the loss"),
@@ -257,6 +265,7 @@ def _real(p: dict[str, Any]) -> Outcome:
             deadline = time.monotonic() + 30
             s.setblocking(False)
             info = tcp_info(s)
+            samples = [(time.monotonic(), _info_row(info))]
             while time.monotonic() < deadline:
                 if sent < p["bytes"]:
                     try:
@@ -268,6 +277,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                 else:
                     time.sleep(0.001)
                 info = tcp_info(s)
+                row = _info_row(info)
+                if row != samples[-1][1] and len(samples) < _MAX_INFO_ROWS:    # a change: the table stays small
+                    samples.append((time.monotonic(), row))
                 if sent >= p["bytes"] and info.extra.get("bytes_acked", 0) >= p["bytes"]:
                     break
             else:
@@ -297,6 +309,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         rows, found = [], {"dupacks": None, "sack_blocks": None, "stall_ms": None}
     out.counters = counters
     out.tables["segments"] = rows
+    # the same origin as the segments' table: the first data segment the capture saw (else the first sample)
+    first_data = next((g["mono"] for g in segs if g["out"] and g["payload"] and "S" not in g["flags"]), samples[0][0])
+    out.tables["tcp_info"] = [{"t": round(mono - first_data, 6), **row} for mono, row in samples]
     repairs = _repairs(counters, plan)
     out.summary = {
         "dropped": dropped, "repaired_by": repairs[0] if repairs else None, "repairs": repairs,
@@ -314,6 +329,16 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.notes.append(stats.error)
     out.notes.append(f"path: {DELAY_METHOD}")
     return out
+
+
+#: a bound on the tcp_info table (a row per change; a 2 MB transfer changes a few thousand times)
+_MAX_INFO_ROWS = 20_000
+
+
+def _info_row(info: Any) -> dict[str, Any]:
+    """The sender's TCP_INFO in the table's columns (:func:`tcplab.kernel.tcpinfo.timeline_row`)."""
+    row = timeline_row(info)
+    return {k: row[k] for k in TCP_INFO_COLUMNS[1:]}
 
 
 def _repairs(counters: Mapping[str, int], plan: RecoveryPlan) -> list[str]:

@@ -33,7 +33,7 @@ from tcplab.model.profiles import KernelProfile, get_profile
 __all__ = ["SPECS", "FUNCTIONS", "spec", "names", "functions", "simulate", "simulate_validated", "make_function", "run", "render_markdown"]
 
 #: modules of this package that are machinery, not experiments
-_NOT_EXPERIMENTS = frozenset({"spec", "registry", "result", "agreement", "docs", "decision"})
+_NOT_EXPERIMENTS = frozenset({"spec", "registry", "result", "agreement", "docs", "decision", "timeline", "trace"})
 
 
 def _discover() -> dict[str, Experiment]:

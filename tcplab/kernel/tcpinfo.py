@@ -20,7 +20,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TcpInfo", "tcp_info", "decode_tcp_info", "send_recv_queues", "TCPI_OPT_TIMESTAMPS", "TCPI_OPT_SACK",
+from tcplab.model.cc import INFINITE_SSTHRESH
+
+__all__ = ["TcpInfo", "tcp_info", "decode_tcp_info", "send_recv_queues", "timeline_row", "TCPI_OPT_TIMESTAMPS", "TCPI_OPT_SACK",
            "TCPI_OPT_WSCALE", "TCPI_OPT_ECN", "CA_STATES"]
 
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
@@ -179,6 +181,35 @@ def decode_tcp_info(data: bytes) -> TcpInfo:
 def tcp_info(sock: socket.socket) -> TcpInfo:
     """``TCP_INFO`` of a TCP socket, decoded. Cheap (one getsockopt), safe to poll every ms."""
     return decode_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, _BUFSIZE))
+
+
+def timeline_row(info: TcpInfo) -> dict[str, Any]:
+    """One TCP_INFO sample in a timeline's columns (:mod:`tcplab.experiments.timeline`): ms, Mbit/s, packets;
+    ``ssthresh`` None while infinite (TCP_INFINITE_SSTHRESH), ``in_flight`` as ``tcp_packets_in_flight()``
+    (include/net/tcp.h: packets_out - (sacked_out + lost_out) + retrans_out); a field this kernel did not
+    return is None.
+
+    >>> import socket
+    >>> with socket.socket() as s:
+    ...     row = timeline_row(tcp_info(s))
+    >>> row["state"], row["cwnd"], row["ssthresh"]
+    ('CLOSE', 10, None)
+    """
+    x = info.extra
+    ss = x.get("snd_ssthresh", INFINITE_SSTHRESH)
+    pacing = x.get("pacing_rate")
+
+    def ms(key: str) -> float | None:
+        return x[key] / 1000 if key in x else None
+
+    return {"state": info.state, "ca_state": info.ca_state, "cwnd": x.get("snd_cwnd"),
+            "ssthresh": None if ss >= 0xFFFF else ss, "srtt_ms": ms("rtt"), "rttvar_ms": ms("rttvar"),
+            "rto_ms": info.rto / 1000, "min_rtt_ms": ms("min_rtt"),
+            "in_flight": x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0) + x.get("retrans", 0),
+            "retransmits": info.retransmits, "total_retrans": info.total_retrans,
+            "delivery_rate_mbit": round(x["delivery_rate"] * 8 / 1e6, 3) if "delivery_rate" in x else None,
+            "pacing_rate_mbit": round(pacing * 8 / 1e6, 3) if pacing is not None and pacing < 2**63 else None,
+            "snd_wnd": x.get("snd_wnd"), "rcv_wnd": x.get("rcv_wnd")}
 
 
 _SIOCINQ, _SIOCOUTQ = 0x541B, 0x5411   # FIONREAD / TIOCOUTQ; tcp_ioctl() answers them in bytes

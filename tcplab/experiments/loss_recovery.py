@@ -39,6 +39,9 @@ from tcplab.model.recovery import DROPS, MSS, RecoveryPlan, plan_drop, recover
 
 __all__ = ["loss_recovery", "SPEC"]
 
+#: the sender's congestion control, set per socket (TCP_CONGESTION): the simulator's recovery is CUBIC's
+ALGORITHM = "cubic"
+
 SACK = "net.ipv4.tcp_sack"
 RECOVERY = "net.ipv4.tcp_recovery"
 EARLY_RETRANS = "net.ipv4.tcp_early_retrans"
@@ -250,6 +253,9 @@ def _real(p: dict[str, Any]) -> Outcome:
             # the whole transfer fits the send buffer: every send is then clocked by ACKs in the kernel,
             # never by this process writing more (whose lag would show as the sender's)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * p["bytes"] + (1 << 16))
+            # per socket, as window does: a fresh namespace's default follows the host's (bbr on some hosts:
+            # cwnd held through Recovery, ssthresh never set), and the simulator's recovery is CUBIC's
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, ALGORITHM.encode())
             s.bind((SENDER_ADDR, 0))
             sport = s.getsockname()[1]
             cap, why = Capture.try_open("a0", ports=(sport, path.receiver[1]), rcvbuf=8 << 20, kernel_time=True,
@@ -296,6 +302,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     stats = path.stats
     if stats is None:
         raise ExperimentError("the delay line did not report its measurements")
+    out.notes.append(f"the sender's socket ran {ALGORITHM} (TCP_CONGESTION), whatever the namespace's default")
     dropped = [[d.segment, d.transmission] for d in stats.dropped]
     qdrops = max((q[3] for q in stats.queue), default=0)
     if qdrops:
@@ -371,6 +378,6 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     out.counters = dict(r.counters)
     out.tables["segments"] = [dict(row) for row in r.segments]
     out.sysctls = {SACK: int(p["sack"]), RECOVERY: int(p["rack"]), EARLY_RETRANS: p["early_retrans"],
-                   "net.ipv4.tcp_reordering": 3, "net.ipv4.tcp_congestion_control": "cubic"}
+                   "net.ipv4.tcp_reordering": 3, "net.ipv4.tcp_congestion_control": ALGORITHM}
     out.notes += r.notes
     return out

@@ -34,7 +34,7 @@ from tcplab.model.states import STATE_NAMES, TcpState
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["watch", "watch_samples", "WATCH_COLUMNS"]
+__all__ = ["watch", "watch_samples", "format_table", "WATCH_COLUMNS"]
 
 #: the columns of :func:`watch`'s DataFrame, in order
 WATCH_COLUMNS = [
@@ -271,7 +271,9 @@ def _sample_frames(plan: _Plan) -> Iterator[pd.DataFrame]:
         one = _Columns()
         one.conn_of, one.conns = cols.conn_of, cols.conns     # one id per socket across samples
         one.add(t, rows)
-        yield _frame(one, start)
+        frame = _frame(one, start)
+        frame.attrs["t"] = t
+        yield frame
 
 
 def watch(port: int | None = None, *, duration: float = 10.0, interval: float = 1.0,
@@ -330,7 +332,9 @@ def watch(port: int | None = None, *, duration: float = 10.0, interval: float = 
                 one = _Columns()
                 one.conn_of, one.conns = cols.conn_of, cols.conns
                 one.add(t, rows)
-                on_sample(_frame(one, start))
+                frame = _frame(one, start)
+                frame.attrs["t"] = t
+                on_sample(frame)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -338,3 +342,54 @@ def watch(port: int | None = None, *, duration: float = 10.0, interval: float = 
     df = _frame(cols, start)
     df.attrs.update(samples=samples, interval=plan.interval, truncated=truncated, interrupted=interrupted)
     return df
+
+
+def _cell(value: Any, fmt: str = "{}") -> str:
+    import pandas as pd
+
+    return "-" if pd.isna(value) else fmt.format(value)
+
+
+def format_table(frame: pd.DataFrame, rows: int = 20, title: str = "") -> list[str]:
+    """One sample as the compact text table ``tcplab watch`` prints (a list of lines).
+
+    Recv-Q/Send-Q are bytes, except on a LISTEN row where they are the accept queue's length and
+    limit (as ss prints them); rtt is srtt/rttvar in ms; retr is total_retrans; ``-``: the kernel
+    gives no tcp_info for this socket (TIME_WAIT, SYN_RECV request).
+
+    >>> format_table(_frame(_Columns()), title="sample 1")[0]
+    'sample 1  t=0.0s  0 sockets'
+    """
+    import pandas as pd
+
+    rows = check_int("rows", rows, 1, 1_000_000)
+    t = float(frame.attrs.get("t", frame["time"].iloc[0] if len(frame) else 0.0))
+    head = f"{title}  t={t:.1f}s  {len(frame)} sockets".strip()
+    out = [head, f"{'State':11} {'Recv-Q':>7} {'Send-Q':>7}  {'Local':21} {'Peer':21} {'cwnd':>5} {'ssthr':>5} "
+                 f"{'rtt/var ms':>11} {'rto':>5} {'retr':>4} {'delivery':>9}"]
+    shown = frame.sort_values(["state", "conn"], kind="stable").head(rows) if len(frame) else frame
+    for r in shown.itertuples(index=False):
+        listen = r.state == "LISTEN"
+        rq = r.accept_queue if listen else r.recv_q
+        sq = r.accept_limit if listen else r.send_q
+        local = f"{r.local_address}:{r.local_port}" if r.family == 4 else f"[{r.local_address}]:{r.local_port}"
+        peer = "*" if listen else (f"{r.remote_address}:{r.remote_port}" if r.family == 4
+                                   else f"[{r.remote_address}]:{r.remote_port}")
+        rtt = "-" if pd.isna(r.srtt_ms) else f"{r.srtt_ms:.2f}/{r.rttvar_ms:.2f}"
+        rate = "-" if pd.isna(r.delivery_rate_bps) else _rate(int(r.delivery_rate_bps))
+        out.append(f"{str(r.state):11} {_cell(rq):>7} {_cell(sq):>7}  {local:21} {peer:21} {_cell(r.cwnd):>5} "
+                   f"{_cell(r.ssthresh):>5} {rtt:>11} {_cell(r.rto_ms, '{:.0f}'):>5} {_cell(r.total_retrans):>4} "
+                   f"{rate:>9}")
+    if len(frame) > rows:
+        out.append(f"... and {len(frame) - rows} more (--rows)")
+    return out
+
+
+def _rate(bps: int) -> str:
+    """>>> _rate(12_345_678)
+    '12.3Mbps'
+    """
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if bps >= scale:
+            return f"{bps / scale:.3g}{unit}bps"
+    return f"{bps}bps"

@@ -6,13 +6,15 @@ the filtering (states by the request's mask, ports and addresses by a bytecode p
 :mod:`tcplab.kernel.diag_filter`). The result is one long-format DataFrame, a row per socket
 per sample.
 
-Memory: rows are kept as typed columns (``array``), not Python objects, 93 bytes a row; ``max_rows`` bounds the total (the watch stops early and says so in ``df.attrs``).
+Memory: rows are kept as typed columns (``array``), not Python objects, 93 bytes a
+row; ``max_rows`` bounds the total (the watch stops early and says so in ``df.attrs``).
 
 >>> import socket, tcplab
 >>> srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(8)
 >>> df = tcplab.watch(port=srv.getsockname()[1], duration=0.2, interval=0.1)
->>> df[["state", "accept_queue", "accept_limit"]].iloc[0].tolist()
-['LISTEN', 0, 8]
+>>> row = df.iloc[0]
+>>> str(row.state), int(row.accept_queue), int(row.accept_limit)
+('LISTEN', 0, 8)
 >>> srv.close()
 """
 
@@ -357,7 +359,7 @@ def _cell(value: Any, fmt: str = "{}") -> str:
 def format_table(frame: pd.DataFrame, rows: int = 20, title: str = "") -> list[str]:
     """One sample as the compact text table ``tcplab watch`` prints (a list of lines).
 
-    Recv-Q/Send-Q are bytes, except on a LISTEN row where they are the accept queue's length and
+    Listeners come first. Recv-Q/Send-Q are bytes, except on a LISTEN row where they are the accept queue's length and
     limit (as ss prints them); rtt is srtt/rttvar in ms; retr is total_retrans; ``-``: the kernel
     gives no tcp_info for this socket (TIME_WAIT, SYN_RECV request).
 
@@ -371,7 +373,10 @@ def format_table(frame: pd.DataFrame, rows: int = 20, title: str = "") -> list[s
     head = f"{title}  t={t:.1f}s  {len(frame)} sockets".strip()
     out = [head, f"{'State':11} {'Recv-Q':>7} {'Send-Q':>7}  {'Local':21} {'Peer':21} {'cwnd':>5} {'ssthr':>5} "
                  f"{'rtt/var ms':>11} {'rto':>5} {'retr':>4} {'delivery':>9}"]
-    shown = frame.sort_values(["state", "conn"], kind="stable").head(rows) if len(frame) else frame
+    shown = frame
+    if len(frame):   # listeners first (the server's view), then by state and connection
+        order = frame.assign(_later=frame["state"].astype(str) != "LISTEN")
+        shown = order.sort_values(["_later", "state", "conn"], kind="stable").head(rows)
     for r in shown.itertuples(index=False):
         listen = r.state == "LISTEN"
         rq = r.accept_queue if listen else r.recv_q
@@ -390,7 +395,9 @@ def format_table(frame: pd.DataFrame, rows: int = 20, title: str = "") -> list[s
 
 
 def _rate(bps: int) -> str:
-    """>>> _rate(12_345_678)
+    """A rate as ss prints it.
+
+    >>> _rate(12_345_678)
     '12.3Mbps'
     """
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):

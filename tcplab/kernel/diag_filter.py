@@ -26,7 +26,7 @@ does not need bytecode: it is the request's ``idiag_states`` mask.
 
 >>> prog = compile_filter([[Cond("src", port=80), Cond("dst", port=80)]])
 >>> len(prog), run_filter(prog, src=("127.0.0.1", 80), dst=("127.0.0.1", 5000))
-(32, True)
+(28, True)
 >>> run_filter(prog, src=("127.0.0.1", 81), dst=("127.0.0.1", 5000))
 False
 """

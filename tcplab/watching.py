@@ -190,60 +190,83 @@ def _categorical(codes: Any, name_of: Callable[[int], str | None]) -> pd.Categor
                                      categories=categories)
 
 
-def _frame(cols: _Columns, start: float | None = None) -> pd.DataFrame:
+def _signed(x: Any) -> str:
+    """The narrowest *signed* dtype holding ``x`` (a kernel u8/u32/u64 column): signed, so that
+    ``df.bytes_acked.diff()`` is negative where it should be, not 2**64 - 1."""
+    size = x.dtype.itemsize
+    if size == 1:
+        return "i2"
+    if size == 4 and (not len(x) or int(x.max()) < 2**31):
+        return "i4"
+    return "i8"
+
+
+def _frame(cols: _Columns, start: float | None = None, *, consume: bool = False) -> pd.DataFrame:
     """The long-format DataFrame of :data:`WATCH_COLUMNS`. A value the kernel did not give (no
     tcp_info for TIME_WAIT and request sockets; queue *bytes* of a listener; a listener's
-    cwnd) is <NA>, never 0."""
+    cwnd) is <NA>, never 0. Columns are about as narrow as the kernel's types (Int32 for a u32 field),
+    per-connection text is categorical. ``consume``: release each stored column once converted
+    (the peak memory of a long watch is then the frame plus one column, not both whole)."""
     import numpy as np
     import pandas as pd
 
     n = len(cols)
-    v = {name: np.frombuffer(col, dtype=f"u{col.itemsize}") if n else np.zeros(0, dtype="u8")
+    v = {name: np.frombuffer(col, dtype=f"u{col.itemsize}") if n else np.zeros(0, dtype=f"u{col.itemsize}")
          for (name, _), col in zip(_STORED, cols.values)}
-    conn = np.frombuffer(cols.conn, dtype=f"u{cols.conn.itemsize}").astype("i8") if n else np.zeros(0, dtype="i8")
+    conn = np.frombuffer(cols.conn, dtype=f"u{cols.conn.itemsize}") if n else np.zeros(0, dtype="u4")
+    times = np.frombuffer(cols.time, dtype="f8") if n else np.zeros(0)
+    if consume:
+        cols.values, cols.time, cols.conn = [], array("d"), array("I")
     table = list(zip(*cols.conns)) if cols.conns else [()] * 9
-    listen = v["state"] == _LISTEN
-    no_info = (v["tcpi_state"] == 0) | listen       # a listener's tcp_info has no connection figures
+    state = v.pop("state")
+    listen = state == _LISTEN
+    no_info = (v.pop("tcpi_state") == 0) | listen    # a listener's tcp_info has no connection figures
 
-    def ints(x: Any, mask: Any) -> pd.arrays.IntegerArray:
-        return pd.arrays.IntegerArray(np.where(mask, 0, x).astype("i8"), np.asarray(mask, dtype=bool))
+    def ints(name: str, mask: Any, *, keep: bool = False, scale: int = 1) -> pd.arrays.IntegerArray:
+        x = v[name] if keep else v.pop(name)
+        if scale != 1:
+            x = x * scale
+        return pd.arrays.IntegerArray(np.where(mask, 0, x).astype(_signed(x)), np.asarray(mask, dtype=bool))
 
-    def ms(x: Any) -> Any:
-        return np.where(no_info, np.nan, x.astype("f8") / 1000.0)
+    def ms(name: str) -> Any:
+        return np.where(no_info, np.nan, v.pop(name) / 1000.0)
 
     def per_conn(i: int, dtype: str) -> Any:
         return np.asarray(table[i], dtype=dtype)[conn] if n else np.zeros(0, dtype=dtype)
 
-    labels = list(table[0])
+    def text_per_conn(i: int) -> pd.Categorical:
+        return _categorical(conn, list(table[i]).__getitem__)
+
     data = {
-        "time": np.frombuffer(cols.time, dtype="f8") if n else np.zeros(0),
-        "conn": _categorical(conn, labels.__getitem__),
-        "state": _categorical(v["state"], _STATE_NAMES.get),
-        "family": per_conn(1, "i8"),
-        "local_address": per_conn(2, "object"),
-        "local_port": per_conn(3, "i8"),
-        "remote_address": per_conn(4, "object"),
-        "remote_port": per_conn(5, "i8"),
+        "time": times,
+        "conn": text_per_conn(0),
+        "state": _categorical(state, _STATE_NAMES.get),
+        "family": per_conn(1, "i1"),
+        "local_address": text_per_conn(2),
+        "local_port": per_conn(3, "i4"),
+        "remote_address": text_per_conn(4),
+        "remote_port": per_conn(5, "i4"),
         "cookie": per_conn(6, "u8"),
-        "inode": per_conn(7, "i8"),
-        "uid": per_conn(8, "i8"),
-        "recv_q": ints(v["rqueue"], listen),
-        "send_q": ints(v["wqueue"], listen),
-        "accept_queue": ints(v["rqueue"], ~listen),
-        "accept_limit": ints(v["wqueue"], ~listen),
-        "ca_state": _categorical(np.where(no_info, 255, v["ca_state"]), lambda c: None if c == 255 else CA_STATES.get(c, str(c))),
-        "cwnd": ints(v["cwnd"], no_info),
-        "ssthresh": ints(v["ssthresh"], no_info | (v["ssthresh"] >= _INFINITE_SSTHRESH)),
-        "srtt_ms": ms(v["rtt_us"]),
-        "rttvar_ms": ms(v["rttvar_us"]),
-        "rto_ms": ms(v["rto_us"]),
-        "min_rtt_ms": ms(v["min_rtt_us"]),
+        "inode": per_conn(7, "u4"),
+        "uid": per_conn(8, "u4"),
+        "recv_q": ints("rqueue", listen, keep=True),
+        "send_q": ints("wqueue", listen, keep=True),
+        "accept_queue": ints("rqueue", ~listen),
+        "accept_limit": ints("wqueue", ~listen),
+        "ca_state": _categorical(np.where(no_info, 255, v.pop("ca_state")),
+                                 lambda c: None if c == 255 else CA_STATES.get(c, str(c))),
+        "cwnd": ints("cwnd", no_info),
+        "ssthresh": ints("ssthresh", no_info | (v["ssthresh"] >= _INFINITE_SSTHRESH)),
+        "srtt_ms": ms("rtt_us"),
+        "rttvar_ms": ms("rttvar_us"),
+        "rto_ms": ms("rto_us"),
+        "min_rtt_ms": ms("min_rtt_us"),
     }
     for name in ("retransmits", "backoff", "unacked", "lost", "retrans", "total_retrans", "bytes_acked",
                  "bytes_received", "notsent_bytes"):
-        data[name] = ints(v[name], no_info)
-    data["delivery_rate_bps"] = ints(v["delivery_rate"] * 8, no_info)   # tcp_info gives bytes/s; ss prints bit/s
-    df = pd.DataFrame(data, columns=WATCH_COLUMNS)
+        data[name] = ints(name, no_info)
+    data["delivery_rate_bps"] = ints("delivery_rate", no_info, scale=8)   # tcp_info: bytes/s; ss prints bit/s
+    df = pd.DataFrame(data, columns=WATCH_COLUMNS, copy=False)
     if start is not None:
         df.attrs["start"] = start
     return df
@@ -345,7 +368,7 @@ def watch(port: int | None = None, *, duration: float = 10.0, interval: float = 
         interrupted = True
     finally:
         gen.close()
-    df = _frame(cols, start)
+    df = _frame(cols, start, consume=True)
     df.attrs.update(samples=samples, interval=plan.interval, truncated=truncated, interrupted=interrupted)
     return df
 

@@ -125,7 +125,9 @@ def _memory(samples: int, interval: float) -> dict:
     try:
         tracemalloc.start()
         t0 = time.monotonic()
-        df = tcplab.watch(duration=(samples - 1) * interval, interval=interval, max_samples=samples)
+        # max_samples is the bound (duration only a backstop): under tracemalloc a sample of 1000 sockets
+        # can take longer than a short interval, and a watch that falls behind its duration stops early
+        df = tcplab.watch(duration=10 * samples * interval, interval=interval, max_samples=samples)
         seconds = time.monotonic() - t0
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()

@@ -325,7 +325,9 @@ def watch(port: int | None = None, *, duration: float = 10.0, interval: float = 
 
     Bounded: ``duration`` (0..7 days; 0 = one sample), ``interval`` (0.01..3600 s),
     ``max_samples`` (1..1,000,000), ``max_rows`` (1..50,000,000 rows kept; beyond, the watch stops
-    and ``df.attrs["truncated"]`` is True). ``on_sample(frame)`` is called with each sample's
+    and ``df.attrs["truncated"]`` is True). A watch the host stalls past ``duration + interval``
+    stops there (``df.attrs["fell_behind"]``; ``samples`` and ``planned_samples`` say how many).
+    ``on_sample(frame)`` is called with each sample's
     DataFrame (e.g. :class:`tcplab.viz.WatchFigure`'s ``update``). Ctrl-C (KeyboardInterrupt)
     ends the watch early and returns what was sampled.
 
@@ -369,7 +371,10 @@ def watch(port: int | None = None, *, duration: float = 10.0, interval: float = 
     finally:
         gen.close()
     df = _frame(cols, start, consume=True)
-    df.attrs.update(samples=samples, interval=plan.interval, truncated=truncated, interrupted=interrupted)
+    # fewer samples than planned, neither cut nor interrupted: the host stalled the watch past its duration
+    behind = samples < plan.samples and not (truncated or interrupted)
+    df.attrs.update(samples=samples, planned_samples=plan.samples, interval=plan.interval, truncated=truncated,
+                    interrupted=interrupted, fell_behind=behind)
     return df
 
 

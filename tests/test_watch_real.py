@@ -213,7 +213,8 @@ def test_watch_is_bounded_and_leaves_nothing_behind():
     try:
         t0 = time.monotonic()
         df = tcplab.watch(port=port, duration=0.3, interval=0.1)
-        assert time.monotonic() - t0 < 5 and 1 <= df.attrs["samples"] <= 4
+        assert time.monotonic() - t0 < 5 and 1 <= df.attrs["samples"] <= df.attrs["planned_samples"] == 4
+        assert df.attrs["fell_behind"] == (df.attrs["samples"] < 4)
         assert tcplab.watch(port=port, duration=60, interval=0.01, max_samples=3).attrs["samples"] == 3
         cut = tcplab.watch(port=port, duration=1, interval=0.01, max_rows=2)
         assert cut.attrs["truncated"] and len(cut) == 2

@@ -152,17 +152,19 @@ class _Columns:
     def add(self, t: float, rows: Sequence[tuple]) -> None:
         if not rows:
             return
-        conn_of, conns = self.conn_of, self.conns
-        ids = []
-        for r in rows:
-            cid = conn_of.get(r[_COOKIE])
-            if cid is None:                          # a new socket: format its addresses once
-                cid = conn_of[r[_COOKIE]] = len(conns)
-                conns.append(_identity(r))
-            ids.append(cid)
+        picked = list(zip(*rows))                    # one C-level transpose, then a C-level extend per column
+        ids = list(map(self.conn_of.get, picked[_COOKIE]))
+        if None in ids:                              # new sockets: format their addresses once
+            for i, cid in enumerate(ids):
+                if cid is None:
+                    r = rows[i]
+                    cid = self.conn_of.get(r[_COOKIE])
+                    if cid is None:
+                        cid = self.conn_of[r[_COOKIE]] = len(self.conns)
+                        self.conns.append(_identity(r))
+                    ids[i] = cid
         self.conn.extend(ids)
         self.time.extend([t] * len(rows))
-        picked = list(zip(*rows))                    # one C-level transpose, then a C-level extend per column
         for column, index in zip(self.values, _STORED_INDEX):
             column.extend(picked[index])
 

@@ -91,7 +91,7 @@ def _tcp_info(rng: random.Random, n: int = 232) -> bytes:
 
 
 def _message(state: int, sport: int, dport: int, cookie: int, rq: int, wq: int, info: bytes | None,
-             family: int = 2) -> bytes:
+             family: int = 2, after: bytes = b"") -> bytes:
     src = bytes([127, 0, 0, 1]) + bytes(12)
     dst = bytes([127, 0, 0, 2]) + bytes(12)
     msg = struct.pack("=BBBB", family, state, 0, 0) + struct.pack(">HH", sport, dport) + src + dst \
@@ -99,7 +99,7 @@ def _message(state: int, sport: int, dport: int, cookie: int, rq: int, wq: int, 
     attrs = struct.pack("=HHB3x", 5, 8, 0)            # INET_DIAG_SHUTDOWN (u8), padded: comes before INFO
     if info is not None:
         attrs += struct.pack("=HH", 4 + len(info), diag_watch.INET_DIAG_INFO) + info
-    body = msg + attrs
+    body = msg + attrs + after
     return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
 
 
@@ -133,6 +133,25 @@ def test_decoder_without_info_and_with_a_short_info():
     assert rows[0][len(rows[0]) - len(diag_watch.INFO_FIELDS):] == diag_watch.NO_INFO
     short = dict(zip(diag_watch.ROW_FIELDS, rows[1]))
     assert short["tcpi_state"] == 1 and short["delivery_rate"] == 0 and short["bytes_acked"] == 0
+
+
+def test_decoder_finds_tcp_info_last_or_anywhere():
+    """tcp_info as the last attribute (as the kernel usually writes it) or followed by another (a
+    ULP's info), even when another attribute's payload ends with bytes that look like its header."""
+    rng = random.Random(11)
+    info = _tcp_info(rng)
+    ulp = struct.pack("=HH", 12, 19) + b"tls\0" + bytes(4)             # INET_DIAG_ULP_INFO after tcp_info
+    fake = struct.pack("=HH", 4 + len(info), diag_watch.INET_DIAG_INFO)  # INFO's header inside ULP's payload
+    odd = struct.pack("=HH", 4 + len(info) + 4, 19) + bytes(len(info) - 4) + fake + bytes(4)
+    rows: list[tuple] = []
+    diag_watch.parse_info_messages(_message(1, 80, 1, 1, 0, 0, info)
+                                   + _message(1, 80, 2, 2, 0, 0, info, after=ulp)
+                                   + _message(1, 80, 3, 3, 0, 0, info)
+                                   + _message(6, 80, 4, 4, 0, 0, None)               # no tcp_info at all
+                                   + _message(1, 80, 5, 5, 0, 0, info, after=odd), rows)
+    n = len(diag_watch.INFO_FIELDS)
+    assert rows[0][-n:] != diag_watch.NO_INFO and rows[3][-n:] == diag_watch.NO_INFO
+    assert [r[-n:] for r in rows] == [rows[0][-n:]] * 3 + [diag_watch.NO_INFO, rows[0][-n:]]
 
 
 @pytest.mark.parametrize("data,exc,match", [

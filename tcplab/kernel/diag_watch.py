@@ -84,19 +84,16 @@ def parse_info_messages(data: bytes, rows: list[tuple], source: str = "sock_diag
     return True at NLMSG_DONE. Addresses stay raw bytes (16, IPv4 in the first 4): the caller
     formats each connection once, not each sample. Malformed input raises ParseError.
 
-    The hot path (a few µs a socket): one unpack of nlmsghdr + inet_diag_msg, then INET_DIAG_INFO
-    looked for where the kernel puts it, last: ``inet_sk_diag_fill()`` adds the attributes
-    (shutdown, mark, cgroup id, ...) first and tcp_info after them, and only extensions we do not ask
-    for (congestion info, BPF storage) or a ULP's info (CAP_NET_ADMIN, sockets with kTLS/MPTCP)
-    come after it. The last attribute's header is checked against the INFO header seen before
-    (same length on one kernel); anything else is found by walking the attributes.
+    The hot path (about a µs a socket): one unpack of nlmsghdr + inet_diag_msg, a walk over the
+    attributes to INET_DIAG_INFO (``inet_sk_diag_fill()`` puts shutdown, mark, cgroup id... before
+    it; a ULP's info may follow it, so guessing its place from the end would not be safe), one
+    unpack of the tcp_info fields used.
     """
     append = rows.append
     unpack_msg, unpack_rta, unpack_info = _HDR_MSG.unpack_from, _RTA.unpack_from, _INFO.unpack_from
     info_size = _INFO.size
     ntohs = socket.ntohs
     offset, size, index = 0, len(data), 0
-    info_hdr, info_len = _last_info[0], _last_info[1]
     while offset < size:
         index += 1
         if size - offset >= _HDR_MSG_LEN:
@@ -116,35 +113,23 @@ def parse_info_messages(data: bytes, rows: list[tuple], source: str = "sock_diag
                 raise SockDiagUnavailable(f"sock_diag answered with error {errno}")
             raise ParseError(f"unexpected netlink message type {mtype} of {length} bytes", source=source,
                              lineno=index)
-        end = offset + length
-        tail = end - info_len
-        if info_len and tail >= offset + _HDR_MSG_LEN and data.startswith(info_hdr, tail):
-            info = unpack_info(data, tail + 4)            # the usual case: tcp_info is the last attribute
-        else:
-            info = NO_INFO
-            at = offset + _HDR_MSG_LEN
-            while at + 4 <= end:                          # walk the attributes to INET_DIAG_INFO
-                alen, atype = unpack_rta(data, at)
-                if alen < 4:
-                    raise ParseError(f"attribute of length {alen}", source=source, lineno=index)
-                if atype == INET_DIAG_INFO:
-                    if alen - 4 >= info_size:
-                        info = unpack_info(data, at + 4)
-                        info_hdr, info_len = data[at: at + 4], alen
-                        _last_info[:] = [info_hdr, info_len]
-                    else:                                 # a kernel older than 4.9: decode what is there
-                        info = _short_info(data[at + 4: at + alen])
-                    break
-                at += (alen + 3) & ~3
+        info = NO_INFO
+        at, end = offset + _HDR_MSG_LEN, offset + length
+        while at + 4 <= end:                              # walk the attributes to INET_DIAG_INFO
+            alen, atype = unpack_rta(data, at)
+            if alen < 4:
+                raise ParseError(f"attribute of length {alen}", source=source, lineno=index)
+            if atype == INET_DIAG_INFO:
+                if alen - 4 >= info_size:
+                    info = unpack_info(data, at + 4)
+                else:                                     # a kernel older than 4.9: decode what is there
+                    info = _short_info(data[at + 4: at + alen])
+                break
+            at += (alen + 3) & ~3
         append((family, state, src, ntohs(sport), dst, ntohs(dport), cookie, timer, retrans, rq, wq, uid,
                 inode) + info)
         offset += (length + 3) & ~3
     return False
-
-
-#: the header (4 bytes) and length of the last INET_DIAG_INFO attribute seen: tcp_info's size is one
-#: per kernel, so the next message's last attribute is checked against it (see parse_info_messages)
-_last_info: list = [b"", 0]
 
 
 def endpoints(row: tuple) -> tuple[int, str, int, str, int]:

@@ -159,6 +159,9 @@ def test_decoder_finds_tcp_info_last_or_anywhere():
     (struct.pack("=IHHII", 200, 20, 2, 1, 0), ParseError, "out of bounds"),
     (struct.pack("=IHHII", 20, 20, 2, 1, 0) + bytes(4), ParseError, "unexpected netlink message"),
     (b"\x01\x02", ParseError, "truncated"),
+    (_message(1, 80, 1, 1, 0, 0, bytes(200))[:-100], ParseError, "out of bounds"),
+    (struct.pack("=I", 88 + 8) + _message(1, 80, 1, 1, 0, 0, None)[4:88] + struct.pack("=HH", 300, 2) + bytes(4),
+     ParseError, "attribute of length 300"),
 ])
 def test_decoder_refuses_malformed_input(data, exc, match):
     with pytest.raises(exc, match=match):

@@ -117,8 +117,9 @@ def parse_info_messages(data: bytes, rows: list[tuple], source: str = "sock_diag
         at, end = offset + _HDR_MSG_LEN, offset + length
         while at + 4 <= end:                              # walk the attributes to INET_DIAG_INFO
             alen, atype = unpack_rta(data, at)
-            if alen < 4:
-                raise ParseError(f"attribute of length {alen}", source=source, lineno=index)
+            if alen < 4 or at + alen > end:
+                raise ParseError(f"attribute of length {alen} at {at - offset} of a {length}-byte message",
+                                 source=source, lineno=index)
             if atype == INET_DIAG_INFO:
                 if alen - 4 >= info_size:
                     info = unpack_info(data, at + 4)

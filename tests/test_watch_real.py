@@ -239,10 +239,10 @@ def test_the_command_prints_one_block_per_sample_without_a_tty():
     port = srv.getsockname()[1]
     c = socket.create_connection(srv.getsockname())
     try:
-        out = _tcplab("watch", "--port", str(port), "--duration", "0.2", "--interval", "0.1")
+        out = _tcplab("watch", "--port", str(port), "--duration", "0.5", "--interval", "0.1")
         assert out.returncode == 0, out.stderr
         blocks = out.stdout.strip().split("\n\n")
-        assert 2 <= len(blocks) <= 3 and "\x1b[" not in out.stdout
+        assert 2 <= len(blocks) <= 6 and "\x1b[" not in out.stdout
         listen = [line for line in blocks[-1].splitlines() if line.startswith("LISTEN")]
         assert listen and listen[0].split()[1:4] == ["1", "5", f"127.0.0.1:{port}"]
     finally:
@@ -263,3 +263,58 @@ def test_ctrl_c_ends_the_command_cleanly():
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and "stopped by Ctrl-C" in err and "Traceback" not in err
+
+
+def test_on_a_terminal_the_command_redraws_in_place():
+    import pty
+    srv = _listener()
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "tcplab", "watch", "--port", str(srv.getsockname()[1]),
+                                 "--duration", "0.5", "--interval", "0.1"], stdout=secondary,
+                                stderr=subprocess.PIPE, text=True)
+        os.close(secondary)
+        secondary = -1
+        out = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:                          # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        proc.stderr.close()
+    finally:
+        os.close(primary)
+        if secondary >= 0:
+            os.close(secondary)
+        srv.close()
+    text = out.decode()
+    blocks = text.count("sample ")
+    # 6 samples planned; a host that stalls the watch past its duration ends it sooner, never 1
+    assert 2 <= blocks <= 6 and text.count("\x1b[") == 2 * (blocks - 1)   # cursor up + clear, per redraw
+    assert "\n\nsample" not in text.replace("\r", "")
+
+
+def test_ipv6_sockets_and_an_ipv6_address_filter():
+    srv = socket.socket(socket.AF_INET6)
+    try:
+        srv.bind(("::1", 0))
+    except OSError as e:
+        srv.close()
+        pytest.skip(f"no IPv6 loopback here: {e}")
+    srv.listen(2)
+    port = srv.getsockname()[1]
+    c = socket.create_connection(("::1", port))
+    a, _ = srv.accept()
+    try:
+        df = tcplab.watch(address="::1", port=port, duration=0)
+        assert sorted(df.state.astype(str)) == ["ESTABLISHED", "ESTABLISHED", "LISTEN"]
+        assert set(df.family) == {6} and f"[::1]:{port} (listen)" in set(df.conn.astype(str))
+        assert len(tcplab.watch(address="127.0.0.0/8", port=port, duration=0)) == 0
+    finally:
+        for s in (c, a, srv):
+            s.close()

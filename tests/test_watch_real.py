@@ -54,6 +54,7 @@ def test_watch_sees_the_states_of_a_connection_being_closed():
     try:
         c1.shutdown(socket.SHUT_WR)              # c1 -> FIN_WAIT2, a1 -> CLOSE_WAIT (a1 never closes)
         c2.close()                               # c2 closes first ...
+        a2.settimeout(10)                        # (bounded: the FIN is on its way)
         _wait(lambda: a2.recv(1) == b"", "a2 to see c2's FIN")
         a2.close()                               # ... so c2 ends in TIME_WAIT
         _wait(lambda: {"FIN_WAIT2", "CLOSE_WAIT", "TIME_WAIT"} <= _states(port), "the closing states")
@@ -216,7 +217,7 @@ def test_watch_is_bounded_and_leaves_nothing_behind():
         assert time.monotonic() - t0 < 5 and 1 <= df.attrs["samples"] <= df.attrs["planned_samples"] == 4
         assert df.attrs["fell_behind"] == (df.attrs["samples"] < 4)
         assert tcplab.watch(port=port, duration=60, interval=0.01, max_samples=3).attrs["samples"] == 3
-        cut = tcplab.watch(port=port, duration=1, interval=0.01, max_rows=2)
+        cut = tcplab.watch(port=port, duration=10, interval=0.01, max_rows=2)
         assert cut.attrs["truncated"] and len(cut) == 2
         it = tcplab.watch_samples(port=port, duration=60, interval=0.01)
         next(it)

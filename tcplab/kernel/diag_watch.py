@@ -10,9 +10,9 @@ filtered in the kernel by the request's ``idiag_states`` mask, ports and address
 ``INET_DIAG_REQ_BYTECODE`` program (:mod:`tcplab.kernel.diag_filter`).
 
 Who sees what: a sock_diag dump needs no privilege and shows every socket of the caller's
-*network namespace*, with tcp_info, whoever owns it (``inet_sk_diag_fill()`` checks
-CAP_NET_ADMIN only for INET_DIAG_MARK/CLASS_ID and the ULP/MD5/BPF extensions, none of which we
-ask for). An unprivileged user on the host sees the host's sockets; one in its own namespace
+*network namespace*, with tcp_info, whoever owns it: CAP_NET_ADMIN only adds extras we do not use
+(INET_DIAG_MARK and CLASS_ID in ``inet_diag_msg_attrs_fill()``, MD5 keys in ``tcp_diag_get_aux()``);
+tests/test_watch_real.py runs it as uid 65534. An unprivileged user on the host sees the host's sockets; one in its own namespace
 (``unshare -Urn``) sees only that namespace's.
 
 Decoding is the hot path: per socket one ``struct.unpack_from`` of header and message, a walk

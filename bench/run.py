@@ -34,6 +34,11 @@ SUITES = {
     "cc": ("bench.bench_cc", None, "a 30 s, 50 Mbit/s, 50 ms congestion-control transfer simulated in under 1 s"),
     "course": ("bench.bench_course", ["what", "seconds", "ratio", "per_notebook_s"],
                "the whole course under nbval in under 3 minutes on 2 cores"),
+    "watch": ("bench.bench_watch", ["what", "sockets", "watch_s", "ss_s", "vs_ss", "port_rows", "port_s", "ss_port_s",
+                                    "port_vs_ss", "cpu_watch_pct", "cpu_ss_pct", "cpu_vs_ss", "rows", "peak_mb",
+                                    "bytes_per_row", "frame_mb", "ten_min_1s_mb"],
+              "a watch sample no dearer than `ss -tain` at the same interval (vs_ss <= 1, cpu_vs_ss <= 1) at 1k "
+              "and 10k sockets; memory linear in rows"),
     "experiments": ("bench.bench_experiments", None,
                     "accept_queue(128, 200) within 3x of a bare stdlib script in the same kind of namespace"),
 }

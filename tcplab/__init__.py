@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "counters": "tcplab.observe",
     "counters_delta": "tcplab.observe",
     "sysctls": "tcplab.observe",
+    "watch": "tcplab.watching",
+    "watch_samples": "tcplab.watching",
     "capabilities": "tcplab.observe",
     "Capabilities": "tcplab.observe",
     "NETSTAT_SENTENCES": "tcplab.model.counters",
@@ -63,6 +65,7 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time names load 
     from tcplab.observe import (Capabilities, capabilities, counters, counters_delta,  # noqa: F401
                                 sockets, sysctls)
     from tcplab.viz.timeline import timeline_figure  # noqa: F401
+    from tcplab.watching import watch, watch_samples  # noqa: F401
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -25,16 +25,17 @@ LAYERS: dict[str, frozenset[str]] = {
     "sim": frozenset({"model", "errors", "_validate"}),                  # pure: time and rng are parameters
     "kernel": frozenset({"model", "errors", "_validate"}),               # the only host I/O; model: data tables only
     "observe": frozenset({"kernel", "model", "errors", "_validate"}),    # tcplab.sockets() & co, for users and panels
+    "watching": frozenset({"kernel", "model", "errors", "_validate"}),   # tcplab.watch(): sock_diag samples over time
     "experiments": frozenset({"kernel", "sim", "model", "errors", "_validate"}),
     "experiments.spec": frozenset({"model", "sim", "errors", "_validate"}),  # pure data; sim: the Rng type only
     "viz": frozenset({"experiments", "model", "errors", "_validate"}),   # figures of Results
     "widgets": frozenset({"viz", "experiments", "observe", "model", "errors", "_validate"}),
     "doctor": frozenset({"observe", "kernel", "model", "errors", "_validate"}),
     "articles": frozenset({"experiments", "kernel", "model", "errors", "_validate"}),  # claims checked by runs and sysctls
-    "cli": frozenset({"doctor", "observe", "experiments", "kernel", "model", "errors", "_validate"}),
+    "cli": frozenset({"doctor", "observe", "watching", "experiments", "kernel", "model", "errors", "_validate"}),
     "__main__": frozenset({"cli"}),
     # the facade: lazy re-exports of the public names (never of cli/doctor, which are programs)
-    "__init__": frozenset({"observe", "experiments", "sim", "model", "kernel", "viz", "widgets", "errors", "_validate"}),
+    "__init__": frozenset({"observe", "watching", "experiments", "sim", "model", "kernel", "viz", "widgets", "errors", "_validate"}),
 }
 
 #: host-level primitives: written once, in ``kernel/``; an experiment's real runner uses kernel/'s

@@ -3,6 +3,7 @@
     tcplab doctor [--workshop]          what is real here, sysctls, advice
     tcplab ss [-l] [--port N] [--state S]   sockets with ss's Recv-Q/Send-Q
     tcplab counters [--watch SECONDS] [--count N]   counters, or their deltas
+    tcplab watch [--port N] [--state S] [--duration S] [--interval S]   live table of sockets with tcp_info
     tcplab run EXPERIMENT [--mode M] [--seed N] [--set name=value ...]   run one experiment
     tcplab run EXPERIMENT --help        its parameters: type, range, default, unit, sysctl
     tcplab workshop progress [--homes DIR]   who passed which self-check (admin, on a workshop hub)
@@ -49,6 +50,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _float_in(name: str, lo: float, hi: float):
+    def conv(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number in {lo:g}..{hi:g}, not {text!r}") from None
+        if not lo <= value <= hi:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{name} must be a number in {lo:g}..{hi:g}, not {text}")
+        return value
+    return conv
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tcplab", description="See what the Linux kernel does with TCP connections.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -62,6 +75,21 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--watch", type=_seconds, metavar="SECONDS", help="print deltas every SECONDS")
     c.add_argument("--count", type=_int_in("--count", 1, 100000), default=60,
                    help="with --watch: stop after this many intervals (default 60)")
+    wt = sub.add_parser("watch", help="a live table of TCP sockets with cwnd, rtt, retransmits and queues",
+                        description="Sample the sockets matching the filter through sock_diag (as ss -ti) every "
+                                    "INTERVAL seconds for DURATION seconds and print a compact table each time "
+                                    "(redrawn in place on a terminal, one block per sample otherwise). Ctrl-C stops.")
+    wt.add_argument("--port", type=_int_in("--port", 0, 65535), help="local or remote port")
+    wt.add_argument("--local-port", type=_int_in("--local-port", 0, 65535), help="local port")
+    wt.add_argument("--remote-port", type=_int_in("--remote-port", 0, 65535), help="remote port")
+    wt.add_argument("--address", help="local or remote address or network, e.g. 127.0.0.1 or 10.0.0.0/8")
+    wt.add_argument("--state", action="append", help="kernel state name, e.g. ESTABLISHED (repeatable)")
+    wt.add_argument("--duration", type=_float_in("--duration", 0, 86400), default=10.0,
+                    help="seconds to watch, 0..86400 (default 10)")
+    wt.add_argument("--interval", type=_float_in("--interval", 0.05, 3600), default=1.0,
+                    help="seconds between samples, 0.05..3600 (default 1)")
+    wt.add_argument("--rows", type=_int_in("--rows", 1, 10000), default=20,
+                    help="sockets shown per sample, 1..10000 (default 20; the rest are counted)")
     r = sub.add_parser("run", help="run one experiment and print its summary",
                        description="Run one experiment (real kernel where possible, else simulated) and "
                                    "print its Result. `tcplab run NAME --help` lists NAME's parameters.")
@@ -128,6 +156,29 @@ def _cmd_counters(args: argparse.Namespace) -> None:
         before = after
 
 
+def _cmd_watch(args: argparse.Namespace) -> None:
+    from tcplab.watching import format_table, watch_samples
+
+    samples = watch_samples(args.port, duration=args.duration, interval=args.interval, state=args.state,
+                            local_port=args.local_port, remote_port=args.remote_port, address=args.address)
+    tty = sys.stdout.isatty()
+    drawn, count = 0, 0
+    try:
+        for frame in samples:
+            count += 1
+            lines = format_table(frame, rows=args.rows, title=f"sample {count}")
+            if tty and drawn:   # redraw in place: up to the first line of the last block, clear below
+                sys.stdout.write(f"\x1b[{drawn}F\x1b[J")
+            elif drawn:
+                sys.stdout.write("\n")
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+            drawn = len(lines)
+    except KeyboardInterrupt:
+        samples.close()
+        print(f"tcplab watch: stopped by Ctrl-C after {count} samples", file=sys.stderr)
+
+
 def _parse_params(name: str, pairs: Sequence[str]) -> dict:
     """``--set NAME=VALUE`` pairs, each parsed and checked by the experiment's spec."""
     from tcplab.experiments.registry import spec
@@ -165,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_ss(args)
         elif args.command == "counters":
             _cmd_counters(args)
+        elif args.command == "watch":
+            _cmd_watch(args)
         elif args.command == "run":
             _cmd_run(args)
         elif args.command == "workshop":

@@ -63,6 +63,13 @@ def test_counters_watch_bounded():
     (["ss", "--state", "OPEN"], "state must be None or one of"),
     (["counters", "--watch", "0"], "SECONDS must be a number in 0.1..3600"),
     (["counters", "--watch", "nan"], "SECONDS must be a number"),
+    (["watch", "--port", "65536"], "--port must be an int in 0..65535, not 65536"),
+    (["watch", "--duration", "-1"], "--duration must be a number in 0..86400, not -1"),
+    (["watch", "--interval", "0"], "--interval must be a number in 0.05..3600, not 0"),
+    (["watch", "--interval", "soon"], "--interval must be a number in 0.05..3600, not 'soon'"),
+    (["watch", "--rows", "0"], "--rows must be an int in 1..10000, not 0"),
+    (["watch", "--state", "OPEN"], "state must be None or among ESTABLISHED"),
+    (["watch", "--address", "nowhere"], "address must be None or an IP address or network"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])

@@ -35,3 +35,21 @@ def test_doctor_runs_restricted():
     out = restricted_python("import sys; from tcplab.cli import main; sys.exit(main(['doctor']))")
     assert out.returncode == 0, out.stderr
     assert "SIMULATED" in out.stdout and "not root (uid 1000)" in out.stdout
+
+
+def test_watch_runs_restricted():
+    """tcplab.watch needs no privilege and no namespace: a restricted learner watches its own listener
+    and a connection to it (with tcp_info), and the command prints its table."""
+    out = restricted_python(
+        "import os, socket, tcplab\n"
+        "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(3)\n"
+        "c = socket.create_connection(srv.getsockname())\n"
+        "df = tcplab.watch(port=srv.getsockname()[1], duration=0)\n"
+        "est = df[df.state == 'ESTABLISHED']\n"
+        "print(os.geteuid(), sorted(df.state.astype(str)), int(df[df.state == 'LISTEN'].accept_queue.iloc[0]),"
+        " bool((est.cwnd >= 1).all()))\n"
+        "from tcplab.cli import main; main(['watch', '--state', 'LISTEN', '--duration', '0'])\n")
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0]
+    assert first == "1000 ['ESTABLISHED', 'ESTABLISHED', 'LISTEN'] 1 True", out.stdout
+    assert "sample 1" in out.stdout and "LISTEN" in out.stdout.split("sample 1", 1)[1]

@@ -26,6 +26,7 @@ _EXPORTS = {
     "mode_tag": "common", "experiment_figure": "generic",
     "cubic_figure": "cubic", "cubic_epoch_table": "cubic",
     "sliding_window_figure": "flow_control",
+    "watch_figure": "watch", "WatchFigure": "watch",
 }
 __all__ = sorted(_EXPORTS)
 

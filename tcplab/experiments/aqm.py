@@ -32,7 +32,6 @@ import os
 import select
 import socket
 import statistics
-import subprocess
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -45,7 +44,7 @@ from tcplab.kernel.aqmlink import QUEUES, Aqm
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.namespace import set_namespace_sysctl
 from tcplab.kernel.netstat import read_ecn_counters
-from tcplab.kernel.qdisc import tc_available
+from tcplab.kernel.qdisc import has_qdisc
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.cc import MSS, WIRE_BYTES, path_packets, rcvbuf_request, receive_window_for, receive_window_packets
@@ -187,23 +186,6 @@ def _pct(xs: list[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, int(q * len(s)))], 3)
 
 
-def kernel_has_codel() -> bool | None:
-    """Whether this kernel builds the codel qdisc: ``tc qdisc add dev lo root codel`` in the caller's
-    (private) namespace, removed again. None when there is no ``tc`` to ask with."""
-    tc = tc_available()
-    if tc is None:
-        return None
-    try:
-        res = subprocess.run([tc, "qdisc", "add", "dev", "lo", "root", "codel"], capture_output=True, text=True,
-                             timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if res.returncode != 0:
-        return False
-    subprocess.run([tc, "qdisc", "del", "dev", "lo", "root"], capture_output=True, timeout=10)
-    return True
-
-
 # -- the receiver, in its own namespace B (a forked process of kernel.bottleneck) ----------------------
 def _send_line(fd: int, obj: Any) -> None:
     view = memoryview((json.dumps(obj) + "\n").encode())
@@ -261,7 +243,8 @@ def _receiver(ecn: bool, ctl: int, up: int) -> Any:
 def _real(p: dict[str, Any]) -> Outcome:
     out = Outcome()
     sample_s = max(0.001, p["rtt_ms"] / 8000)
-    has_codel = kernel_has_codel()
+    # the probe changes lo's root qdisc for a moment: only here, in the private namespace the runner is in
+    has_codel = has_qdisc("codel")
     ctl_r, ctl_w = os.pipe()
     up_r, up_w = os.pipe()
     spec = Aqm(p["queue"], p["ecn"])

@@ -159,10 +159,12 @@ def test_real_codel_cures_the_bloat_and_ecn_is_negotiated_and_marked(as_user):
     # the kernel's own count of CE packets received, in the receiver's namespace, is the marks the line made;
     # every mark made the sender reduce once and say so with CWR
     assert e["ce_marks"] > 0 and e["receiver_ce_packets"] == e["ce_marks"], e
-    assert e["cwr_segments"] >= 1 and e["aqm_drops"] == 0 and e["retransmits"] == 0, e
-    assert c["aqm_drops"] > 0 and c["ce_marks"] == 0
+    assert e["cwr_segments"] >= 1 and c["ce_marks"] == 0 and d["ce_marks"] == 0, (c, e)
     if not (t1 and t2 and t3):
         pytest.skip("the host disturbed a run: the timing figures are not asserted")
+    # a delay line stalled past the RTO would cause a spurious timeout, and its retransmission is not ECT
+    assert e["aqm_drops"] == 0 and e["retransmits"] == 0 and e["loss_events"] == 0, e
+    assert c["aqm_drops"] > 0, c
     # bufferbloat and its cure: 400 packets of 0.6 ms fill; CoDel keeps the queue near its 5 ms target
     assert d["sojourn_p50_ms"] > 60 and d["srtt_p50_ms"] > 2 * c["srtt_p50_ms"], (d, c)
     assert c["sojourn_p95_ms"] < 40 and e["sojourn_p95_ms"] < 40 and c["srtt_p50_ms"] < 60, (c, e)

@@ -32,6 +32,7 @@ import os
 import select
 import socket
 import statistics
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -69,6 +70,9 @@ _SENT = {**_TIMED, "sender": SENDER_LAG_TOLERANCE_MS}
 #: TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN (include/uapi/linux/tcp.h)
 _OPT_ECN, _OPT_ECN_SEEN = 8, 16
 _SYN_ECE_CWR = 0x40 | 0x80
+#: how long the receiver waits for the sender's RST before it reads its counters anyway (the RST can be
+#: dropped by a full drop-tail queue or by CoDel: it is not ECN-capable)
+RESET_WAIT_S = 3.0
 TIMELINE = ("t", "cwnd", "ssthresh", "srtt_ms", "in_flight", "ca_state", "delivered_bytes")
 
 
@@ -216,11 +220,15 @@ def _receiver(ecn: bool, ctl: int, up: int) -> Any:
         conn, _ = lst.accept()
         conn.setblocking(False)
         buf = bytearray(1 << 20)
-        got = 0
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([conn, ctl], [], [], 0.2)
+        got, reset, until = 0, False, deadline
+        watch = [conn, ctl]
+        while time.monotonic() < min(deadline, until):
+            r, _, _ = select.select(watch, [], [], 0.2)
             if ctl in r:
-                break
+                # the sender has reset the connection: everything it sent before the RST is ahead of it in the
+                # link's FIFO, so once the RST is here the CE packets the line marked have all been counted
+                watch, until = [conn], time.monotonic() + RESET_WAIT_S
+                continue
             if conn not in r:
                 continue
             try:
@@ -228,14 +236,16 @@ def _receiver(ecn: bool, ctl: int, up: int) -> Any:
             except BlockingIOError:
                 continue
             except ConnectionError:
+                reset = True
                 break
             if n == 0:
+                reset = True
                 break
             got += n
         after = read_ecn_counters()
         info = tcp_info(conn)
         _send_line(up, {"received": got, "ecn": {k: after[k] - before.get(k, 0) for k in after},
-                        "options": info.options})
+                        "options": info.options, "reset_seen": reset})
         conn.close()
     return main
 
@@ -297,8 +307,12 @@ def _real(p: dict[str, Any]) -> Outcome:
                 elapsed = time.monotonic() - t0
                 final = tcp_info(s)
                 out.counters = delta(before, keep=_COUNTERS)
+                # an RST (SO_LINGER 0) ends the transfer at once: the send buffer is discarded, nothing is sent
+                # (or marked) after it, and its arrival tells the receiver every earlier packet has arrived
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
                 os.write(ctl_w, b"x")                       # the receiver reports and stops
-                rcv = _read_line(up_r, time.monotonic() + 10)
+                rcv = _read_line(up_r, time.monotonic() + RESET_WAIT_S + 10)
     finally:
         for fd in (ctl_r, ctl_w, up_r, up_w):
             os.close(fd)
@@ -352,6 +366,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                      f"sender's TCPDeliveredCE {c.get('TCPDeliveredCE', 0)} (segments ACKed with ECE)")
     out.notes.append(f"receiver: SO_RCVBUF locked at {path.rcvbuf} bytes, a window of up to "
                      f"{receive_window_packets(path.rcvbuf)} packets: cwnd, not the receiver, limits the sender")
+    if not rcv["reset_seen"]:
+        out.notes.append(f"the receiver did not see the sender's RST within {RESET_WAIT_S:g} s (dropped at the queue?): "
+                         "its CE count may miss marks made on packets still in flight")
     if kernel_drops:
         out.notes.append(f"tunR's hand-off pfifo dropped {kernel_drops} packets: the delay line fell behind")
     out.timings += delay_line_timings(stats, path.scheduling, median="every sojourn and RTT sample was that much longer")

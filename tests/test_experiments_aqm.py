@@ -167,7 +167,8 @@ def test_real_codel_cures_the_bloat_and_ecn_is_negotiated_and_marked(as_user):
     assert c["aqm_drops"] > 0, c
     # bufferbloat and its cure: 400 packets of 0.6 ms fill; CoDel keeps the queue near its 5 ms target
     assert d["sojourn_p50_ms"] > 60 and d["srtt_p50_ms"] > 2 * c["srtt_p50_ms"], (d, c)
-    assert c["sojourn_p95_ms"] < 40 and e["sojourn_p95_ms"] < 40 and c["srtt_p50_ms"] < 60, (c, e)
+    # (the 95th percentiles hold slow start's transient: how high it got depends on whether HyStart fired)
+    assert c["sojourn_p50_ms"] < 10 and e["sojourn_p50_ms"] < 10 and c["srtt_p50_ms"] < 60, (c, e)
     assert min(d["utilization"], c["utilization"], e["utilization"]) > 0.8, (d, c, e)
 
 

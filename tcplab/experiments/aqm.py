@@ -86,6 +86,15 @@ def _checks(p: dict[str, Any]) -> None:
                          "drops whatever the packet says)")
 
 
+#: CoDel's 95th percentiles are its slow-start transient: the queue slow start builds stands for the 100 ms
+#: interval before the first drop and then drains at interval/sqrt(count), so how high it got depends on whether
+#: HyStart ended slow start early in this run (measured at 20 Mbit/s, 40 ms, 3 s: sojourn p95 6-12 ms in most
+#: real runs, 56 ms in one, the sim 6 ms); a full drop-tail buffer's are its standing queue
+_DROPTAIL_ONLY_P95 = When(lambda p: not _codel(p), named("rel20"), named("shown"), name="rel20 if drop-tail",
+                          otherwise_shows="shown", meaning="a full drop-tail buffer's tail within 20 %; CoDel's is "
+                          "the slow-start transient (whether HyStart fired), shown")
+
+
 SPEC = Experiment(
     name="aqm",
     title="Bufferbloat's cure: the same bulk flow through a drop-tail buffer and through CoDel, with and without ECN",
@@ -124,12 +133,12 @@ SPEC = Experiment(
             tolerates=_SENT),
         Key("srtt_p50_ms", "median smoothed RTT the sender measured (TCP_INFO): bufferbloat, or its cure", rule="rel10",
             tolerates=_TIMED),
-        Key("srtt_p95_ms", "95th percentile of the smoothed RTT", rule="rel20", tolerates=_TIMED),
+        Key("srtt_p95_ms", "95th percentile of the smoothed RTT", rule=_DROPTAIL_ONLY_P95, tolerates=_TIMED),
         Key("sojourn_p50_ms", "median time a packet waited in the bottleneck queue",
             rule=When(lambda p: not _codel(p), named("rel10"), named("shown"), name="rel10 if drop-tail",
                       otherwise_shows="shown", meaning="drop-tail's standing queue within 10 %; CoDel's few ms are "
                       "the delay line's own jitter's size, shown"), tolerates=_TIMED),
-        Key("sojourn_p95_ms", "95th percentile of the queue's sojourn time", rule="rel20", tolerates=_TIMED),
+        Key("sojourn_p95_ms", "95th percentile of the queue's sojourn time", rule=_DROPTAIL_ONLY_P95, tolerates=_TIMED),
         Key("tail_drops", "packets dropped because the queue was full", rule="shown"),
         Key("aqm_drops", "packets CoDel dropped (0 for drop-tail)", rule="shown"),
         Key("ce_marks", "packets CoDel marked CE instead of dropping (ECN)", rule="rel25", tolerates=_TIMED),

@@ -117,6 +117,7 @@ def test_sim_cwr_reduces_cwnd_like_a_loss_without_retransmitting():
     (dict(buffer_packets=1), r"buffer_packets must be an int in 2\.\.10000, not 1"),
     (dict(duration=0.1), r"duration must be a number in 0\.5\.\.300"),
     (dict(queue="droptail", ecn=True), r"ecn must be False with queue='droptail'"),
+    (dict(rate_mbit=1000, rtt_ms=1000), r"must be at most 20000 packets"),
 ])
 def test_bad_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -128,6 +129,15 @@ def test_bad_parameters(kw, msg):
 def test_real_mode_refuses_what_the_delay_line_cannot_do():
     with pytest.raises(ValueError, match=r"rate_mbit"):
         aqm(rate_mbit=100, mode="real")
+
+
+def test_a_host_whose_rmem_max_is_too_small_simulates_and_says_why(monkeypatch):
+    mod = importlib.import_module("tcplab.experiments.aqm")
+    monkeypatch.setattr(mod, "read_sysctl", lambda name: 212992 if name == "net.core.rmem_max" else 0)
+    with pytest.raises(RealModeUnavailable, match=r"net.core.rmem_max is 212992"):
+        aqm(buffer_packets=400, mode="real")
+    r = aqm(buffer_packets=400, duration=1)
+    assert r.mode == "sim" and "net.core.rmem_max is 212992" in r.reason
 
 
 def test_cli_rejects_bad_input_with_exit_2(capsys):

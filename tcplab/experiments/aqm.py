@@ -57,6 +57,7 @@ from tcplab.sim.bottleneck import simulate
 __all__ = ["aqm", "SPEC"]
 
 ECN_SYSCTL = "net.ipv4.tcp_ecn"
+RMEM_MAX = "net.core.rmem_max"
 ALGORITHM = "cubic"
 _COUNTERS = ("TCPSackRecovery", "TCPRenoRecovery", "TCPTimeouts", "TCPFastRetrans", "TCPDeliveredCE", "RetransSegs")
 #: see tcplab.experiments.congestion: the delay line's p99 lateness, and the sender's own lag
@@ -81,6 +82,10 @@ def _codel(p: Mapping[str, Any]) -> bool:
 
 
 def _checks(p: dict[str, Any]) -> None:
+    path = path_packets(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"])
+    if path > 20000:
+        raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({path - p['buffer_packets']:.0f} "
+                         f"packets) must be at most 20000 packets, not {path:.0f} (the receive window caps a flow there)")
     if p["ecn"] and p["queue"] != "codel":
         raise ValueError(f"ecn must be False with queue={p['queue']!r} (only CoDel marks CE; a drop-tail queue "
                          "drops whatever the packet says)")
@@ -179,6 +184,7 @@ SPEC = Experiment(
     record=("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"),
     needs_namespace="it builds namespaces, a veth, TUN devices and a qdisc, and sets net.ipv4.tcp_ecn",
     checks=_checks,
+    host_limit=lambda p: _host_limit(p),
     expected_s=lambda p: p["duration"] + 1.5,
     timeout=lambda p: p["duration"] * 2 + 40,
     plot=Plot(y=("srtt_ms",), title="the sender's smoothed RTT", y_title="ms"),
@@ -190,6 +196,21 @@ aqm = make_function(SPEC)
 
 def _window(p: Mapping[str, Any]) -> int:
     return receive_window_for(path_packets(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"]))
+
+
+def _host_limit(p: Mapping[str, Any]) -> str | None:
+    """As congestion's: the receiver's buffer is locked at what the path needs so that cwnd, not the receive
+    window, limits the sender; a request beyond net.core.rmem_max (host-wide) would be cut."""
+    need = rcvbuf_request(_window(p))
+    try:
+        rmem_max = read_sysctl(RMEM_MAX)
+    except (OSError, ValueError):
+        return None
+    if isinstance(rmem_max, int) and rmem_max < need:
+        return (f"the receiver needs a {_window(p)}-packet window for this path, a locked SO_RCVBUF of {need} bytes, "
+                f"but the host's net.core.rmem_max is {rmem_max} (the host's administrator can raise it; a namespace "
+                f"cannot)")
+    return None
 
 
 def _pct(xs: list[float], q: float) -> float | None:

@@ -48,7 +48,7 @@ from tcplab.kernel.netstat import read_ecn_counters
 from tcplab.kernel.qdisc import has_qdisc
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import tcp_info
-from tcplab.model.cc import MSS, WIRE_BYTES, path_packets, rcvbuf_request, receive_window_for, receive_window_packets
+from tcplab.model.cc import MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets, rcvbuf_request, receive_window_for, receive_window_packets
 from tcplab.model.codel import INTERVAL_S, TARGET_S
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
@@ -144,6 +144,10 @@ SPEC = Experiment(
                       otherwise_shows="shown", meaning="drop-tail's standing queue within 10 %; CoDel's few ms are "
                       "the delay line's own jitter's size, shown"), tolerates=_TIMED),
         Key("sojourn_p95_ms", "95th percentile of the queue's sojourn time", rule=_DROPTAIL_ONLY_P95, tolerates=_TIMED),
+        Key("slow_start_exit_by", "what ended slow start: hystart, loss or ecn (a CE mark); CoDel's drops and the 95th "
+            "percentiles hinge on it", rule="shown"),
+        Key("slow_start_exit_cwnd", "cwnd when slow start ended (from the first ssthresh)", rule="rel20",
+            tolerates=_TIMED),
         Key("tail_drops", "packets dropped because the queue was full", rule="shown"),
         Key("aqm_drops", "packets CoDel dropped (0 for drop-tail)", rule="shown"),
         Key("ce_marks", "packets CoDel marked CE instead of dropping (ECN)", rule="rel25", tolerates=_TIMED),
@@ -211,6 +215,16 @@ def _host_limit(p: Mapping[str, Any]) -> str | None:
                 f"but the host's net.core.rmem_max is {rmem_max} (the host's administrator can raise it; a namespace "
                 f"cannot)")
     return None
+
+
+def _slow_start_exit(rows: list[dict[str, Any]]) -> tuple[str | None, int | None]:
+    """From the sender's samples: at the first finite ssthresh, CWR means a CE mark, Recovery or Loss a
+    drop (ssthresh = 0.7 cwnd, inverted), anything else HyStart (ssthresh = cwnd)."""
+    for r in rows:
+        if r["ssthresh"] is not None:
+            by = {"CWR": "ecn", "Recovery": "loss", "Loss": "loss"}.get(r["ca_state"], "hystart")
+            return by, exit_cwnd_from_ssthresh(r["ssthresh"], ALGORITHM, by != "hystart")
+    return None, None
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -364,6 +378,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                             "ce_marks": m} for t, q, so, d, m in link["rows"]]
     out.timeline = rows
     c = out.counters
+    exit_by, exit_cwnd = _slow_start_exit(rows)
     out.summary = {
         "throughput_mbit": round(delivered * 8 / elapsed / 1e6, 3),
         "utilization": round(delivered * 8 / elapsed / 1e6 / (p["rate_mbit"] * MSS / WIRE_BYTES), 4),
@@ -371,6 +386,8 @@ def _real(p: dict[str, Any]) -> Outcome:
         "srtt_p95_ms": _pct(srtts, 0.95),
         "sojourn_p50_ms": _pct(sojourn, 0.5),
         "sojourn_p95_ms": _pct(sojourn, 0.95),
+        "slow_start_exit_by": exit_by,
+        "slow_start_exit_cwnd": exit_cwnd,
         "tail_drops": link["tail_drops"],
         "aqm_drops": link["aqm_drops"],
         "ce_marks": link["marks"],
@@ -445,6 +462,8 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
         "srtt_p95_ms": _pct(srtts, 0.95),
         "sojourn_p50_ms": _pct(a["sojourn_ms"], 0.5),
         "sojourn_p95_ms": _pct(a["sojourn_ms"], 0.95),
+        "slow_start_exit_by": f0.exit_by,
+        "slow_start_exit_cwnd": f0.slow_start_exit_cwnd,
         "tail_drops": a["tail_drops"],
         "aqm_drops": a["aqm_drops"],
         "ce_marks": a["marks"],

@@ -44,11 +44,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.errors import KernelUnavailable
+from tcplab.kernel.aqmlink import Aqm, Link
 from tcplab.kernel.droprule import DropRule, Dropped, SegmentFilter, TraceRow
 from tcplab.kernel.pipemsg import read_msg, send_msg
 from tcplab.kernel.qdisc import ip_available, tc_available
 
-__all__ = ["Path", "PathStats", "DropRule", "bottleneck_path", "set_route_metrics", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
+__all__ = ["Path", "PathStats", "DropRule", "Aqm", "bottleneck_path", "set_route_metrics", "qdisc_queue", "DELAY_METHOD", "SENDER_ADDR", "RECEIVER_ADDR",
            "MTU"]
 
 SENDER_ADDR = "10.15.1.1"
@@ -66,6 +67,9 @@ DELAY_METHOD = ("userspace TUN delay line: a forked process holds each packet rt
 #: measured at 10 Mbit/s, 30 ms, 20 packets, the path held ~12 segments more than the pfifo's qlen
 _TBF_BURST = 1600
 _HELPER = "the bottleneck path's helper process"
+#: the pfifo on tunR when the bottleneck is the delay line's own (``aqm``): packets wait there only
+#: until the line reads them
+_AQM_HANDOFF_LIMIT = 1000
 _CLONE_NEWNET = 0x40000000
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
@@ -97,6 +101,8 @@ class PathStats:
     error: str | None = None
     dropped: list[Dropped] = field(default_factory=list)
     trace: list[TraceRow] = field(default_factory=list)
+    #: with ``aqm``: the delay line's own bottleneck (:meth:`tcplab.kernel.aqmlink.LinkStats.summary`)
+    link: dict[str, Any] | None = None
 
 
 @dataclass
@@ -217,13 +223,15 @@ def _sample_queue(nl: socket.socket, ifindex: int, period_s: float, stop: thread
 
 def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: socket.socket,
              ifindex: int, queue_period_s: float, deadline: float, filt: SegmentFilter | None = None,
-             delay_changes: Sequence[tuple[float, float]] = ()) -> None:
+             delay_changes: Sequence[tuple[float, float]] = (), link: Link | None = None) -> None:
     """The delay line (runs in its own process until ``ctrl`` is closed or ``deadline``).
 
     Both directions are FIFOs: the delay is constant, so due times are in arrival order.
     ``filt``: drops chosen segments and records packets (None: every packet passes, unparsed).
     A ``delay_changes`` entry (seconds from now, new RTT in ms) sets the delay of the packets that
     arrive from then on; after a decrease they still leave behind the packets already held.
+    ``link``: the bottleneck is here, not in a qdisc (:mod:`tcplab.kernel.aqmlink`): what the sender
+    sent waits in ``link``'s queue, and starts its delay when the link sends it.
     """
     changes = [(time.monotonic() + at, rtt_ms / 2000) for at, rtt_ms in sorted(delay_changes)]
     to_b: deque[tuple[float, bytes]] = deque()
@@ -241,6 +249,9 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
             if now > deadline:
                 stats.error = "the delay line reached its deadline"
                 break
+            if link is not None:
+                for t, pkt in link.release(now):
+                    to_b.append((t + one_way_s, pkt))
             for q, fd in ((to_b, tun_b), (to_r, tun_r)):
                 while q and q[0][0] <= now:
                     due, pkt = q.popleft()
@@ -255,6 +266,10 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
                 wake = min(wake, to_b[0][0])
             if to_r:
                 wake = min(wake, to_r[0][0])
+            if link is not None:
+                nxt = link.next_event()
+                if nxt is not None:
+                    wake = min(wake, nxt)
             r, _, _ = select.select((tun_r, tun_b, ctrl), (), (), max(0.0, wake - mono()))
             if ctrl in r:
                 break
@@ -263,6 +278,18 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
                 one_way_s = changes.pop(0)[1]
             for fd, q in ((tun_r, to_b), (tun_b, to_r)):
                 if fd in r:
+                    if link is not None:
+                        for _ in range(256):
+                            try:
+                                pkt = read(fd, 65536)
+                            except BlockingIOError:
+                                break
+                            if fd == tun_b:
+                                link.observe_ack(pkt)
+                                q.append((now + one_way_s, pkt))
+                            else:
+                                link.enqueue(now, pkt)
+                        continue
                     if filt is None:
                         for _ in range(256):
                             try:
@@ -287,6 +314,8 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
         stats.queue = list(stats.queue)
         if filt is not None:
             stats.dropped, stats.trace = list(filt.dropped), list(filt.trace)
+        if link is not None:
+            stats.link = link.stats.summary()
         send_msg(out, stats)
 
 
@@ -329,10 +358,16 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
             _run(ip, "link", "set", "tunR", "mtu", str(MTU), "up")
             _run(ip, "addr", "add", TUN_R_ADDR, "peer", RECEIVER_ADDR, "dev", "tunR")
             rate_bit = int(p["rate_mbit"] * 1e6)
-            _run(tc, "qdisc", "replace", "dev", "tunR", "root", "handle", "1:", "tbf", "rate", f"{rate_bit}bit",
-                 "burst", str(_TBF_BURST), "limit", str(MTU * (p["buffer_packets"] + 2)))
-            _run(tc, "qdisc", "replace", "dev", "tunR", "parent", "1:1", "handle", "10:", "pfifo",
-                 "limit", str(p["buffer_packets"]))
+            if p["aqm"] is None:
+                _run(tc, "qdisc", "replace", "dev", "tunR", "root", "handle", "1:", "tbf", "rate", f"{rate_bit}bit",
+                     "burst", str(_TBF_BURST), "limit", str(MTU * (p["buffer_packets"] + 2)))
+                _run(tc, "qdisc", "replace", "dev", "tunR", "parent", "1:1", "handle", "10:", "pfifo",
+                     "limit", str(p["buffer_packets"]))
+            else:
+                # the bottleneck is the delay line's (aqmlink): tunR only hands packets over; a long pfifo
+                # whose drops (sampled below) say whether the line ever failed to keep up
+                _run(tc, "qdisc", "replace", "dev", "tunR", "root", "handle", "1:", "pfifo", "limit",
+                     str(_AQM_HANDOFF_LIMIT))
             ifindex = socket.if_nametoindex("tunR")
             nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)   # NETLINK_ROUTE, bound to R
             nl.settimeout(1.0)
@@ -373,8 +408,9 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
         send_msg(up_w, ("ready", (priority, rcvbuf)))
         os.close(up_w)
         filt = SegmentFilter(p["drop"], p["trace"]) if p["drop"] is not None or p["trace"] else None
+        link = Link(p["rate_mbit"], p["buffer_packets"], p["aqm"], MTU) if p["aqm"] is not None else None
         _forward(tun_r, tun_b, p["rtt_ms"] / 2000, ctrl_r, out_w, nl, ifindex, p["queue_period_s"], p["deadline"],
-                 filt, p["delay_changes"])
+                 filt, p["delay_changes"], link)
         try:
             os.kill(sink, signal.SIGKILL)
         except ProcessLookupError:
@@ -419,7 +455,8 @@ def drain(lst: socket.socket, deadline: float) -> None:
 def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, port: int = 5001,
                     queue_period_s: float = 0.005, max_seconds: float = 60.0,
                     rcvbuf: int | None = None, receiver: Any = None, drop: DropRule | None = None,
-                    trace: bool = False, delay_changes: Sequence[tuple[float, float]] = ()) -> Iterator[Path]:
+                    trace: bool = False, delay_changes: Sequence[tuple[float, float]] = (),
+                    aqm: Aqm | None = None) -> Iterator[Path]:
     """Build the path, yield a :class:`Path` (connect to ``path.receiver``), tear everything down.
 
     Only inside a private namespace of our own. After the ``with`` block, ``path.stats`` holds
@@ -443,7 +480,16 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     the RTT until the first change). A packet's delay is fixed when it arrives at the line; after a
     decrease, packets never overtake the ones already held (no reordering), and their wait behind them
     counts in ``stats``' lateness.
+
+    ``aqm``: the rate and the ``buffer_packets`` queue are the delay line's own, drop-tail or CoDel
+    (:class:`tcplab.kernel.aqmlink.Aqm`; this kernel has no codel qdisc), instead of tbf and pfifo;
+    ``path.stats.link`` holds what it measured (sojourn times, drops, CE marks, ECN bits seen). It
+    cannot be combined with ``drop`` or ``trace``.
     """
+    if aqm is not None and not isinstance(aqm, Aqm):
+        raise TypeError(f"aqm must be an Aqm or None, not {type(aqm).__name__}")
+    if aqm is not None and (drop is not None or trace):
+        raise ValueError("aqm cannot be combined with drop or trace (the delay line's link parses every packet itself)")
     if drop is not None and not isinstance(drop, DropRule):
         raise TypeError(f"drop must be a DropRule or None, not {type(drop).__name__}")
     changes = _check_delay_changes(delay_changes)
@@ -463,7 +509,7 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     out_r, out_w = os.pipe()
     params = {"rate_mbit": rate_mbit, "rtt_ms": rtt_ms, "buffer_packets": buffer_packets,
               "queue_period_s": queue_period_s, "deadline": deadline, "port": port, "rcvbuf": rcvbuf,
-              "drop": drop, "trace": trace, "delay_changes": changes}
+              "drop": drop, "trace": trace, "delay_changes": changes, "aqm": aqm}
     pid = os.fork()
     if pid == 0:
         for fd in (go_w, up_r, ctrl_w, out_r):
@@ -483,8 +529,16 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
             raise KernelUnavailable(f"building the bottleneck path failed: {info}")
         path.scheduling, path.rcvbuf = info
         path.notes.append(f"delay line scheduling: {path.scheduling}")
-        path.notes.append(f"path: veth to a router namespace, tbf {rate_mbit:g} Mbit/s with a {buffer_packets}-packet "
-                          f"drop-tail pfifo on tunR, then {DELAY_METHOD}; MTU {MTU}")
+        if aqm is None:
+            path.notes.append(f"path: veth to a router namespace, tbf {rate_mbit:g} Mbit/s with a {buffer_packets}-packet "
+                              f"drop-tail pfifo on tunR, then {DELAY_METHOD}; MTU {MTU}")
+        else:
+            what = ("drop-tail" if aqm.queue == "droptail" else
+                    f"CoDel (target {aqm.target_s * 1000:g} ms, interval {aqm.interval_s * 1000:g} ms"
+                    + (", CE marks for ECT packets)" if aqm.ecn else ", drops)"))
+            path.notes.append(f"path: veth to a router namespace, tunR hands packets to the delay line, whose own "
+                              f"{rate_mbit:g} Mbit/s link serves a {buffer_packets}-packet {what} queue "
+                              f"(tcplab.kernel.aqmlink), then {DELAY_METHOD}; MTU {MTU}")
         yield path
     finally:
         os.close(ctrl_w)                                    # stops the delay line

@@ -20,7 +20,11 @@ from tcplab.errors import KernelUnavailable, ParseError
 from tcplab.model.counters import NETSTAT_SENTENCES, counter_for_sentence  # noqa: F401 - re-exported
 
 __all__ = ["SECTIONS", "NETSTAT_SENTENCES", "parse_counters", "read_counters", "counters_delta",
-           "counter_for_sentence"]
+           "counter_for_sentence", "read_ecn_counters", "ECN_COUNTERS"]
+
+#: IpExt's per-namespace counts of received IP packets by ECN field (``__IP_ECN_ADD()`` in
+#: ip_rcv_core(), net/ipv4/ip_input.c); this kernel has no TCPECN* counter, TcpExt has TCPDeliveredCE
+ECN_COUNTERS = ("InNoECTPkts", "InECT0Pkts", "InECT1Pkts", "InCEPkts")
 
 #: Sections kept, in priority order (a name is taken from the first section that has it).
 SECTIONS = ("TcpExt", "Tcp", "Ip")
@@ -71,6 +75,23 @@ def read_counters(root: str = "/proc", qualified: bool = False) -> dict[str, int
         for key, value in sections.get(sec, {}).items():
             flat.setdefault(f"{sec}.{key}" if qualified else key, value)
     return flat
+
+
+def read_ecn_counters(root: str = "/proc") -> dict[str, int]:
+    """IpExt's ECN counters (:data:`ECN_COUNTERS`) of the caller's network namespace; the ones this
+    kernel does not have are absent.
+
+    >>> set(read_ecn_counters()) <= set(ECN_COUNTERS)
+    True
+    """
+    path = os.path.join(root, "net", "netstat")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise KernelUnavailable(f"cannot read {path}: {e.strerror}") from None
+    ipext = parse_counters(text, source=path).get("IpExt", {})
+    return {k: ipext[k] for k in ECN_COUNTERS if k in ipext}
 
 
 def counters_delta(before: Mapping[str, int], after: Mapping[str, int], *, nonzero: bool = False) -> dict[str, int]:

@@ -17,7 +17,7 @@ import subprocess
 from tcplab._validate import check_float
 from tcplab.errors import KernelUnavailable
 
-__all__ = ["add_delay", "tc_available", "ip_available", "blackhole_loopback_peers"]
+__all__ = ["add_delay", "tc_available", "ip_available", "blackhole_loopback_peers", "has_qdisc"]
 
 
 def tc_available() -> str | None:
@@ -91,3 +91,21 @@ def blackhole_loopback_peers() -> str:
         if res.returncode != 0:
             raise KernelUnavailable(f"`ip {' '.join(args)}` failed: {res.stderr.strip() or res.returncode}")
     return "127.0.0.0/8 except 127.0.0.1 routed as unicast on lo: SYN-ACKs to spoofed sources vanish"
+
+
+def has_qdisc(kind: str, dev: str = "lo") -> bool | None:
+    """Whether this kernel builds the qdisc ``kind`` (e.g. ``codel``): ``tc qdisc add dev DEV root KIND``,
+    removed again at once. Only in a private network namespace of our own (it changes ``dev``'s root
+    qdisc while it lasts). None when there is no ``tc`` to ask with or it did not answer."""
+    tc = tc_available()
+    if tc is None:
+        return None
+    try:
+        res = subprocess.run([tc, "qdisc", "add", "dev", dev, "root", kind], capture_output=True, text=True,
+                             timeout=10)
+        if res.returncode != 0:
+            return False
+        subprocess.run([tc, "qdisc", "del", "dev", dev, "root"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return True

@@ -266,6 +266,21 @@ class CongestionControl:
         self.prr_delivered = self.prr_out = 0
         self.run.loss_events += 1
 
+    def enter_cwr(self) -> None:
+        """An ACK with ECE in the Open state: the same reduction as a loss, nothing to retransmit
+        (``tcp_enter_cwr()``: ``tcp_init_cwnd_reduction()``, the CA state ``CWR``); :meth:`prr` cuts
+        the window ACK by ACK until everything sent before it is acknowledged.
+
+        >>> cc = CongestionControl("cubic"); cc.cwnd = 100; cc.snd_nxt = 100
+        >>> cc.enter_cwr(); cc.ssthresh, cc.state, cc.run.loss_events
+        (70, 'CWR', 0)
+        """
+        self.prior_cwnd = self.cwnd
+        self.note_exit("ecn")
+        self.ssthresh = self.reduce()
+        self.state, self.high_seq = "CWR", self.snd_nxt - 1
+        self.prr_delivered = self.prr_out = 0
+
     def prr(self, delivered: int, in_flight: int, retransmit_pending: bool) -> None:
         """An ACK during recovery: ``tcp_cwnd_reduction()`` (proportional rate reduction)."""
         self.prr_delivered += delivered

@@ -28,6 +28,7 @@ from typing import Any
 from tcplab.model.cc import (ALGORITHMS, DEFAULT_SCALING_RATIO, DELACK, INFINITE_SSTHRESH, MSS, QUICKACKS,
                              RTO_MIN, SCALING_RATIO, SYN_WINDOW, WIRE_BYTES, CongestionControl, FlowRun, Random,
                              path_packets, receive_window_for)
+from tcplab.model.codel import CoDel, Fifo, Packet
 from tcplab.sim.engine import Engine
 
 __all__ = ["simulate", "SimRun"]
@@ -50,6 +51,9 @@ class SimRun:
     #: window its ACKs advertised (right edge less the cumulative ACK, packets)
     rcv_clamp_max: list[int] = field(default_factory=list)
     rwnd_max: list[int] = field(default_factory=list)
+    #: with ``aqm``: the queue's own figures (sojourn_ms, rows, tail_drops, aqm_drops, marks,
+    #: retransmits, ecn_reductions, data_ect0)
+    aqm: dict[str, Any] = field(default_factory=dict)
 
     @property
     def utilization(self) -> float:
@@ -74,7 +78,7 @@ class _Flow(CongestionControl):
                  "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
                  "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge",
                  "auto_cap", "space", "space_seq", "space_t", "clamp_max", "rwnd_max", "rcv_adv",
-                 "is_cwnd_limited", "max_packets_out", "cwnd_usage_seq")
+                 "is_cwnd_limited", "max_packets_out", "cwnd_usage_seq", "rcv_ece", "queue_cwr", "ecn_reductions")
 
     def __init__(self, i: int, algo: str, rcv_window: int, autotune: int | None = None) -> None:
         super().__init__(algo)
@@ -102,12 +106,18 @@ class _Flow(CongestionControl):
         self.delivered_mark = 0
         self.total_retrans = 0
         self.ever_lost = False
+        # ECN (RFC 3168 as tcp_input.c/tcp_output.c run it): the receiver echoes ECE from a CE packet
+        # until a CWR one (TCP_ECN_DEMAND_CWR); the sender sets CWR on its next new segment after a
+        # reduction (TCP_ECN_QUEUE_CWR)
+        self.rcv_ece = self.queue_cwr = False
+        self.ecn_reductions = 0
 
 
 def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
              flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
              loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None,
-             autotune: int | None = None, unscaled: bool = False) -> SimRun:
+             autotune: int | None = None, unscaled: bool = False, aqm: str | None = None,
+             ecn: bool = False) -> SimRun:
     """Run the model; see the module docstring. ``loss``: a random drop probability per data
     packet at the bottleneck's input, decided by ``rng`` (the run's seeded generator, e.g.
     :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
@@ -116,6 +126,12 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     reader copied more than in the last one, ``tcp_rcv_space_adjust()`` raises it to twice what was
     copied plus 16 segments, plus twice that times the growth over the last RTT, up to ``autotune``. ``unscaled``: the window field carries
     no scale (``tcp_window_scaling`` off): never more than 65535 bytes.
+
+    ``aqm``: ``"droptail"`` or ``"codel"``: the queue of the AQM experiment's delay line
+    (:mod:`tcplab.kernel.aqmlink`): a FIFO served at the rate one packet at a time, each packet's
+    sojourn measured, CoDel (:class:`tcplab.model.codel.CoDel`) deciding at each dequeue. ``ecn``:
+    new data leaves ECT, CoDel marks it CE instead of dropping it, the receiver echoes ECE until it
+    sees CWR, and the sender reduces cwnd once per window (``CongestionControl.enter_cwr``).
 
     >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
     >>> r.flows[0].slow_start_exit_cwnd is not None
@@ -149,6 +165,15 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     timeline: list[dict[str, Any]] = []
     queue_rows: list[dict[str, Any]] = []
 
+    if aqm not in (None, "droptail", "codel"):
+        raise ValueError(f"aqm must be None, 'droptail' or 'codel', not {aqm!r}")
+    fifo = Fifo()
+    codel = CoDel(ecn=ecn) if aqm == "codel" else None
+    link = {"free": -math.inf, "pending": False, "next_row": -math.inf, "tail": 0, "aqm": 0, "marks": 0,
+            "data": 0, "ect": 0}
+    sojourns: list[float] = []
+    aqm_rows: list[dict[str, Any]] = []
+
     if loss and rng is None:
         raise ValueError("loss needs rng, the run's seeded generator (e.g. tcplab.sim.engine.SplitMix64(seed))")
     rand = rng.random if rng is not None else None
@@ -160,6 +185,9 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         if f.bbr is not None:
             f.bbr.on_send(inst, now, f.in_flight)       # tcp_rate_skb_sent()
         f.in_flight += 1
+        if aqm is not None:
+            enqueue(f, now, inst, seq, retx)
+            return
         while qdep and qdep[0] <= now:
             qdep.popleft()
         if len(qdep) >= buffer_packets or (loss and rand is not None and rand() < loss):
@@ -170,6 +198,52 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         state["last_dep"] = d
         qdep.append(d)
         schedule(d + one_way, receive, (f, inst, seq), priority=_ARRIVAL)
+
+    def enqueue(f: _Flow, now: float, inst: int, seq: int, retx: bool) -> None:
+        """aqm: into the link's FIFO (or dropped at its limit); the link serves it in its turn."""
+        ect = ecn and not retx                  # tcp_ecn_send(): only new data is ECT
+        cwr = False
+        if ect and f.queue_cwr:
+            f.queue_cwr, cwr = False, True
+        link["data"] += 1
+        link["ect"] += ect
+        if len(fifo) >= buffer_packets:
+            dropped.add(inst)
+            state["drops"] += 1
+            link["tail"] += 1
+            return
+        fifo.push(Packet(now, WIRE_BYTES, ect, (f, inst, seq, cwr)))
+        if not link["pending"]:
+            link["pending"] = True
+            schedule(max(now, link["free"]), serve, None, priority=_ARRIVAL)
+
+    def serve(_: None) -> None:
+        """The link sends the head packet (CoDel may drop or mark on the way) and books the next."""
+        now = eng.now
+        if codel is None:
+            p, marked = fifo.pop(), False
+        else:
+            d = codel.dequeue(now, fifo)
+            for q in d.dropped:
+                dropped.add(q.data[1])
+                state["drops"] += 1
+                link["aqm"] += 1
+            p, marked = d.packet, d.marked
+        if p is not None:
+            f, inst, seq, cwr = p.data
+            sojourn = (now - p.enqueued) * 1000
+            sojourns.append(sojourn)
+            link["marks"] += marked
+            link["free"] = now + tx
+            schedule(now + one_way, receive, (f, inst, seq, marked, cwr), priority=_ARRIVAL)
+            if now >= link["next_row"]:
+                aqm_rows.append({"t": round(now, 6), "queue_packets": len(fifo), "sojourn_ms": round(sojourn, 3),
+                                 "drops": link["tail"] + link["aqm"], "ce_marks": link["marks"]})
+                link["next_row"] = now + 0.005
+        if fifo.items:
+            schedule(max(now, link["free"]), serve, None, priority=_ARRIVAL)
+        else:
+            link["pending"] = False
 
     def send(f: _Flow, now: float, budget: int | None = None) -> None:
         n = 0
@@ -201,17 +275,24 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                     burst = 0
         if burst:
             f.bbr.after_burst(now, burst)
-        if f.state == "Recovery":
+        if f.state == "Recovery" or f.state == "CWR":     # tcp_cwnd_reduction() counts what went out
             f.prr_out += n
         limited = f.in_flight >= f.cwnd
         if (n or limited) and (f.snd_una >= f.cwnd_usage_seq or limited
                                or (not f.is_cwnd_limited and f.in_flight > f.max_packets_out)):
             f.is_cwnd_limited, f.max_packets_out, f.cwnd_usage_seq = limited, f.in_flight, f.snd_nxt
 
-    def receive(ev: tuple[_Flow, int, int]) -> None:
+    def receive(ev: tuple[Any, ...]) -> None:
         """The receiver: ACK now (out of order, hole filled, quickack, 2nd segment) or later."""
-        f, inst, seq = ev
+        f, inst, seq = ev[0], ev[1], ev[2]
         now = eng.now
+        if len(ev) > 3:
+            if ev[4]:
+                f.rcv_ece = False                      # tcp_ecn_accept_cwr()
+            if ev[3] and not f.rcv_ece:
+                # tcp_ecn_check_ce(): "better not delay acks, sender can have a very low cwnd"
+                f.rcv_quick = max(f.rcv_quick, 2)
+                f.rcv_ece = True
         f.rcv_high_inst = inst
         immediate = False
         if f.rcv_ssthresh < f.rcv_clamp:
@@ -274,10 +355,10 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         # the sender keeps the largest edge it saw (tcp_select_window() never shrinks it)
         edge = f.rcv_nxt + min(f.rcv_ssthresh, f.rcv_clamp - len(f.rcv_ooo))
         f.rcv_adv = max(f.rcv_adv, edge)
-        schedule(now + one_way, on_ack, (f, f.rcv_high_inst, f.rcv_nxt, edge), priority=_ACK)
+        schedule(now + one_way, on_ack, (f, f.rcv_high_inst, f.rcv_nxt, edge, f.rcv_ece), priority=_ACK)
 
-    def on_ack(ev: tuple[_Flow, int, int, int]) -> None:
-        f, high_inst, cum, edge = ev
+    def on_ack(ev: tuple[_Flow, int, int, int, bool]) -> None:
+        f, high_inst, cum, edge, ece = ev
         now = eng.now
         if edge > f.rwnd_edge:
             f.rwnd_edge = edge
@@ -323,10 +404,15 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         if rtt is not None:
             f.rtt_sample(now, rtt, ca_rtt if ca_rtt is not None else rtt)
         marked = 0
-        if f.holes and (f.state != "Open" or f.after_hole >= 3 or now - f.hole_t >= f.min_rtt / 4):
+        if f.holes and (f.state not in ("Open", "CWR") or f.after_hole >= 3 or now - f.hole_t >= f.min_rtt / 4):
             marked = len(f.holes)
             if f.state == "Open":
                 f.enter_recovery()
+                f.queue_cwr = ecn                   # tcp_init_cwnd_reduction() -> tcp_ecn_queue_cwr()
+            elif f.state == "CWR":
+                # tcp_enter_recovery(): already reducing for ECE, so no second cut (tcp_in_cwnd_reduction())
+                f.state, f.high_seq = "Recovery", f.snd_nxt - 1
+                f.run.loss_events += 1
             for seq in f.holes:
                 f.in_flight -= 1
                 f.lost.append(seq)
@@ -340,6 +426,18 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                                   f.min_rtt)
             if f.bbr.ssthresh is not None:
                 f.ssthresh = f.bbr.ssthresh
+            send(f, now)
+            rearm(now)
+            return
+        if f.state == "CWR" and f.snd_una > f.high_seq + 1:
+            # CWR ends only when something above high_seq is ACKed (the CWR segment reached the receiver)
+            f.exit_recovery()
+        if ece and f.state == "Open":
+            f.enter_cwr()                           # tcp_try_to_open() -> tcp_enter_cwr()
+            f.queue_cwr = True
+            f.ecn_reductions += 1
+        if f.state == "CWR":
+            f.prr(delivered, f.in_flight, bool(f.lost))
             send(f, now)
             rearm(now)
             return
@@ -434,8 +532,14 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     rearm(0.0)
     schedule(0.0, sample, 0.0, priority=_SAMPLE)
     eng.run(until=duration)
+    figures: dict[str, Any] = {}
+    if aqm is not None:
+        figures = {"sojourn_ms": sojourns, "rows": aqm_rows, "tail_drops": link["tail"], "aqm_drops": link["aqm"],
+                   "marks": link["marks"], "retransmits": sum(f.total_retrans for f in fl),
+                   "ecn_reductions": sum(f.ecn_reductions for f in fl),
+                   "data_ect0": round(link["ect"] / link["data"], 4) if link["data"] else None}
     return SimRun(flows=[f.run for f in fl], timeline=timeline, queue=queue_rows, duration=duration,
-                  rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"],
+                  rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"], aqm=figures,
                   modes=[f.bbr.history for f in fl if f.bbr is not None],
                   rcv_clamp_max=[f.clamp_max for f in fl], rwnd_max=[f.rwnd_max for f in fl])
 

@@ -1,0 +1,203 @@
+"""aqm: bufferbloat's cure - CoDel's control law (tcplab.model.codel), the delay line's own link and its
+ECN marks (tcplab.kernel.aqmlink), the simulator, and the real path as root and as uid 65534."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pandas  # noqa: F401 - imported before forking to uid 65534 (it cannot read the venv afterwards)
+import pytest
+
+from tcplab.errors import RealModeUnavailable
+from tcplab.experiments import aqm
+from tcplab.kernel.aqmlink import Aqm, Link, ecn_bits, ip_checksum_ok, set_ce, set_ect0
+from tcplab.kernel.droprule import tcp_packet
+from tcplab.model.codel import CoDel, Fifo, Packet
+from tests.conftest import child_pids
+
+
+# -- CoDel's rules (RFC 8289, include/net/codel_impl.h) ----------------------------------------------------
+def _standing(n: int, ect: bool = False) -> Fifo:
+    q = Fifo()
+    for i in range(n):
+        q.push(Packet(0.0, 1500, ect, i))
+    return q
+
+
+def test_codel_drops_only_after_a_whole_interval_above_target_and_then_faster():
+    c, q = CoDel(), _standing(200)
+    assert not c.dequeue(0.004, q).dropped            # under target: nothing, the clock does not start
+    assert c.first_above_time == 0.0
+    assert not c.dequeue(0.010, q).dropped            # above: the clock starts (first_above_time = now + 100 ms)
+    assert not c.dequeue(0.110, q).dropped            # not yet after it (codel_time_after: strictly)
+    assert len(c.dequeue(0.1101, q).dropped) == 1     # above for a whole interval: the first drop
+    gaps, t, last = [], 0.1101, 0.1101
+    while len(gaps) < 4 and t < 1.0:                  # the control law: interval / sqrt(count)
+        t += 0.0005
+        if c.dequeue(t, q).dropped:
+            gaps.append(t - last)
+            last = t
+    for n, g in zip((1, 2, 3, 4), gaps):
+        assert abs(g - 0.1 / n ** 0.5) < 0.001, gaps
+
+
+def test_codel_leaves_the_dropping_state_under_target_and_with_one_mtu_left():
+    c, q = CoDel(), _standing(4)
+    for _ in range(3):
+        q.push(Packet(0.199, 1500, False))            # these wait 1 ms by 0.2 s
+    c.dequeue(0.010, q)
+    d = c.dequeue(0.2, q)                             # drops packet 1, sends packet 2 (still above target)
+    assert [p.data for p in d.dropped] == [1] and d.packet.data == 2 and c.dropping
+    d = c.dequeue(0.2, q)                             # packet 3 waited 200 ms too, but the next drop is not due
+    assert not d.dropped and c.dropping
+    d = c.dequeue(0.2, q)                             # sojourn 1 ms: leave the dropping state
+    assert not d.dropped and not c.dropping and d.sojourn == pytest.approx(0.001)
+    c2, q2 = CoDel(), _standing(1)                    # a single packet is never a standing queue
+    assert c2.dequeue(1.0, q2).packet is not None and c2.first_above_time == 0.0
+
+
+def test_codel_with_ecn_marks_ect_packets_and_drops_the_others():
+    c, q = CoDel(ecn=True), _standing(10, ect=True)
+    c.dequeue(0.010, q)
+    d = c.dequeue(0.2, q)
+    assert d.marked and not d.dropped and d.packet is not None and c.marks == 1
+    c, q = CoDel(ecn=True), _standing(10, ect=False)  # a retransmission is not ECT: dropped as without ECN
+    c.dequeue(0.010, q)
+    d = c.dequeue(0.2, q)
+    assert not d.marked and len(d.dropped) == 1
+
+
+def test_ce_is_set_with_a_valid_header_checksum():
+    pkt = set_ect0(tcp_packet(seq=1, payload=1000))
+    assert ecn_bits(pkt) == 2 and ip_checksum_ok(pkt)
+    ce = set_ce(pkt)
+    assert ecn_bits(ce) == 3 and ip_checksum_ok(ce) and ce[20:] == pkt[20:] and ce[1] >> 2 == pkt[1] >> 2
+
+
+def test_the_link_serves_at_its_rate_and_measures_sojourn():
+    link = Link(rate_mbit=12, limit=100, aqm=Aqm("droptail"))     # 1500 B at 12 Mbit/s: 1 ms each
+    for _ in range(5):
+        link.enqueue(0.0, tcp_packet(seq=0, payload=1460))
+    out = link.release(0.0025)
+    assert [round(t, 4) for t, _ in out] == [0.0, 0.001, 0.002]
+    assert [round(x, 3) for x in link.stats.sojourn_ms] == [0.0, 1.0, 2.0]
+    assert link.next_event() == pytest.approx(0.003)
+
+
+# -- the simulator -------------------------------------------------------------------------------------
+def test_sim_codel_cures_the_bloat_and_ecn_marks_instead_of_dropping():
+    d = aqm(queue="droptail", rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5, mode="sim").summary
+    c = aqm(queue="codel", rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5, mode="sim").summary
+    e = aqm(queue="codel", ecn=True, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5, mode="sim").summary
+    assert d["srtt_p50_ms"] > 100 and d["sojourn_p50_ms"] > 100            # 400 packets of 0.6 ms
+    assert c["srtt_p50_ms"] < 50 and c["sojourn_p95_ms"] < 10 and c["aqm_drops"] > 0
+    assert c["utilization"] > 0.85 and e["utilization"] > 0.85
+    assert e["ce_marks"] > 0 and e["aqm_drops"] == 0 and e["retransmits"] == 0 and e["loss_events"] == 0
+    assert e["ecn_reductions"] == e["ce_marks"] == e["cwr_segments"] == e["receiver_ce_packets"]
+    assert e["data_ect0"] == 1.0 and d["data_ect0"] == 0.0
+
+
+def test_sim_cwr_reduces_cwnd_like_a_loss_without_retransmitting():
+    r = aqm(queue="codel", ecn=True, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=3, mode="sim")
+    rows = r.timeline.to_dict("records")
+    i = next(k for k, x in enumerate(rows) if x["ca_state"] == "CWR")
+    before, ss = rows[i - 1]["cwnd"], rows[i]["ssthresh"]
+    # CUBIC's beta, as for a loss (cubictcp_recalc_ssthresh()), of the cwnd the ECE found (it grew since the sample)
+    assert any(ss == w * 717 // 1024 for w in range(before, before + 8)), (before, ss)
+    assert r.summary["retransmits"] == 0
+    after = next(x for x in rows[i:] if x["ca_state"] == "Open")
+    assert after["cwnd"] == ss
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(queue="red"), r"queue must be one of 'droptail', 'codel', not 'red'"),
+    (dict(rate_mbit=0), r"rate_mbit must be a number in 0\.5\.\.1000, not 0"),
+    (dict(rtt_ms=5000), r"rtt_ms must be a number in 1\.\.1000"),
+    (dict(buffer_packets=1), r"buffer_packets must be an int in 2\.\.10000, not 1"),
+    (dict(duration=0.1), r"duration must be a number in 0\.5\.\.300"),
+    (dict(queue="droptail", ecn=True), r"ecn must be False with queue='droptail'"),
+    (dict(rate_mbit=1000, rtt_ms=1000), r"must be at most 20000 packets"),
+])
+def test_bad_parameters(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        aqm(**kw, mode="sim")
+    with pytest.raises(TypeError, match=r"ecn must be True or False, not 2"):
+        aqm(ecn=2, mode="sim")
+
+
+def test_real_mode_refuses_what_the_delay_line_cannot_do():
+    with pytest.raises(ValueError, match=r"rate_mbit"):
+        aqm(rate_mbit=100, mode="real")
+
+
+def test_a_host_whose_rmem_max_is_too_small_simulates_and_says_why(monkeypatch):
+    mod = importlib.import_module("tcplab.experiments.aqm")
+    monkeypatch.setattr(mod, "read_sysctl", lambda name: 212992 if name == "net.core.rmem_max" else 0)
+    with pytest.raises(RealModeUnavailable, match=r"net.core.rmem_max is 212992"):
+        aqm(buffer_packets=400, mode="real")
+    r = aqm(buffer_packets=400, duration=1)
+    assert r.mode == "sim" and "net.core.rmem_max is 212992" in r.reason
+
+
+def test_cli_rejects_bad_input_with_exit_2(capsys):
+    from tcplab.cli import main
+    assert main(["run", "aqm", "--set", "queue=red", "--mode", "sim"]) == 2
+    err = capsys.readouterr().err
+    assert "queue must be one of" in err and "Traceback" not in err
+
+
+# -- the real path -------------------------------------------------------------------------------------
+def _three():
+    out = []
+    for kw in (dict(queue="droptail"), dict(queue="codel"), dict(queue="codel", ecn=True)):
+        r = aqm(rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=3, mode="real", **kw)
+        out.append((r.mode, r.summary, r.sysctls, r.trusted, r.fidelity))
+    return out
+
+
+@pytest.mark.real
+def test_real_codel_cures_the_bloat_and_ecn_is_negotiated_and_marked(as_user):
+    try:
+        (m1, d, _, t1, _), (m2, c, _, t2, _), (m3, e, sysctls, t3, _) = as_user(_three)
+    except RealModeUnavailable as ex:
+        pytest.skip(str(ex))
+    assert (m1, m2, m3) == ("real", "real", "real") and sysctls["net.ipv4.tcp_ecn"] == 1
+    # the capture at the router: the SYN asked for ECN (ECE+CWR), TCP_INFO says it was agreed, data left ECT(0)
+    assert e["syn_ece_cwr"] and e["ecn_negotiated"] and e["data_ect0"] > 0.99, e
+    assert not d["syn_ece_cwr"] and not d["ecn_negotiated"] and d["data_ect0"] == 0.0
+    # the kernel's own count of CE packets received, in the receiver's namespace, is the marks the line made;
+    # every mark made the sender reduce once and say so with CWR
+    assert e["ce_marks"] > 0 and e["receiver_ce_packets"] == e["ce_marks"], e
+    assert e["cwr_segments"] >= 1 and c["ce_marks"] == 0 and d["ce_marks"] == 0, (c, e)
+    if not (t1 and t2 and t3):
+        pytest.skip("the host disturbed a run: the timing figures are not asserted")
+    # a delay line stalled past the RTO would cause a spurious timeout, and its retransmission is not ECT
+    assert e["aqm_drops"] == 0 and e["retransmits"] == 0 and e["loss_events"] == 0, e
+    assert c["aqm_drops"] > 0, c
+    # bufferbloat and its cure: 400 packets of 0.6 ms fill; CoDel keeps the queue near its 5 ms target
+    assert d["sojourn_p50_ms"] > 60 and d["srtt_p50_ms"] > 2 * c["srtt_p50_ms"], (d, c)
+    # (the 95th percentiles hold slow start's transient: how high it got depends on whether HyStart fired)
+    assert c["sojourn_p50_ms"] < 10 and e["sojourn_p50_ms"] < 10 and c["srtt_p50_ms"] < 60, (c, e)
+    assert min(d["utilization"], c["utilization"], e["utilization"]) > 0.8, (d, c, e)
+
+
+@pytest.mark.real
+def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
+    mod = importlib.import_module("tcplab.experiments.aqm")
+    before = child_pids()
+    fds = len(os.listdir("/proc/self/fd"))
+    try:
+        r = aqm(queue="codel", ecn=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1, mode="real")
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    assert child_pids() <= before
+    assert len(os.listdir("/proc/self/fd")) <= fds
+
+    def broken(sock):       # the sender's sampler fails mid-run, inside the namespace child (forked: inherits it)
+        raise OSError("sampler broke")
+    monkeypatch.setattr(mod, "tcp_info", broken)
+    with pytest.raises(Exception, match="sampler broke"):
+        aqm(queue="codel", rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1, mode="real")
+    assert child_pids() <= before
+    assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))

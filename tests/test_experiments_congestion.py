@@ -140,8 +140,18 @@ def test_real_limits_refused():
 
 # -- the real path -----------------------------------------------------------------------------------
 def _real(**kw):
+    """A real run's figures, as plain data (as_user passes them back from the child process), and its
+    fidelity: (mode, summary, queue rows, notes, trusted, the reason when not)."""
     r = congestion(mode="real", **kw)
-    return r.mode, r.summary, r.tables["queue"].to_dict("records"), r.notes
+    return (r.mode, r.summary, r.tables["queue"].to_dict("records"), r.notes, r.trusted,
+            None if r.trusted else r.fidelity.reason)
+
+
+def _skip_unless_trusted(trusted, reason):
+    """as conftest.skip_unless_trusted, for a Result that came back from another process as data"""
+    if not trusted:
+        assert reason
+        pytest.skip(f"the host disturbed the run and its repeat: {reason}")
 
 
 def _min_rtt(summary):
@@ -159,16 +169,19 @@ def _real_reno():
 @pytest.mark.real
 def test_real_reno_fills_the_buffer_and_agrees_with_the_model(as_user):
     try:
-        mode, s, queue, notes = as_user(_real_reno)
+        mode, s, queue, notes, trusted, reason = as_user(_real_reno)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
     assert mode == "real"
     assert "userspace TUN delay line" in s["delay_method"]
-    # the delay line holds its delay: TCP's own min_rtt within 10 % of the configured RTT
-    assert abs(_min_rtt(s) - 30) <= 3, s["delay_method"]
     # the drop-tail buffer fills to its limit and drops; Reno recovers by fast retransmit
     assert s["queue_max_packets"] == 20 and s["bottleneck_drops"] > 0
     assert s["loss_events"] >= 1 and s["fast_retransmits"] >= 1
+    # the figures below are times and rates: a run the host disturbed (twice) says so, and proves nothing
+    # (measured: as uid 65534 beside two QEMU guests, 7.68 Mbit/s for the model's 9.37)
+    _skip_unless_trusted(trusted, reason)
+    # the delay line holds its delay: TCP's own min_rtt within 10 % of the configured RTT
+    assert abs(_min_rtt(s) - 30) <= 3, s["delay_method"]
     sim = congestion(mode="sim", **RENO).summary
     assert abs(s["throughput_mbit"] - sim["throughput_mbit"]) <= 0.1 * sim["throughput_mbit"], (s, sim)
     # bufferbloat's bound: a full buffer adds buffer / rate = 20 x 1.2 ms, and nothing else does.
@@ -181,23 +194,28 @@ def test_real_reno_fills_the_buffer_and_agrees_with_the_model(as_user):
 @pytest.mark.real
 def test_real_delay_line_at_50_mbit():
     try:
-        mode, s, queue, notes = _real(rate_mbit=50, rtt_ms=20, buffer_packets=100, algorithm="cubic", duration=2)
+        mode, s, queue, notes, trusted, reason = _real(rate_mbit=50, rtt_ms=20, buffer_packets=100,
+                                                       algorithm="cubic", duration=2)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
+    assert any("delay line:" in n for n in notes)
+    _skip_unless_trusted(trusted, reason)
     assert abs(_min_rtt(s) - 20) <= 2, s["delay_method"]
     assert s["utilization"] > 0.6
-    assert any("delay line:" in n for n in notes)
 
 
 @pytest.mark.real
 def test_real_bbr_keeps_the_queue_shorter_than_cubic():
     try:
         kw = dict(rate_mbit=20, rtt_ms=20, buffer_packets=300, duration=3)
-        cubic = _real(algorithm="cubic", **kw)[1]
-        bbr = _real(algorithm="bbr", **kw)[1]
+        *_, cubic_trusted, cubic_why = cubic_run = _real(algorithm="cubic", **kw)
+        *_, bbr_trusted, bbr_why = bbr_run = _real(algorithm="bbr", **kw)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
+    cubic, bbr = cubic_run[1], bbr_run[1]
     assert bbr["slow_start_exit_cwnd"] is None
+    _skip_unless_trusted(cubic_trusted, cubic_why)
+    _skip_unless_trusted(bbr_trusted, bbr_why)
     assert bbr["srtt_p50_ms"] < cubic["srtt_p50_ms"], (bbr["srtt_p50_ms"], cubic["srtt_p50_ms"])
 
 

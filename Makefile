@@ -123,7 +123,9 @@ workshop-bench14: workshop-env
 #                            accept-queue limits, CONFIG_HZ) against tcplab's profile of that kernel;
 #                            writes nothing; `make test` runs it as root (the CI part, < 10 minutes)
 KERNELS       ?= 6.1 6.12
-KGUEST        := TCPLAB_VENV=$(abspath $(VENV)) ./scripts/kernel-guest
+# PYTHONPATH: the guest imports this tree's tcplab, whatever tree the venv's editable install names (a
+# worktree run with another tree's venv ran its grid on that other tree's code)
+KGUEST        := PYTHONPATH=$(CURDIR) TCPLAB_VENV=$(abspath $(VENV)) ./scripts/kernel-guest
 # what an instructor's host has and a bare guest lacks: /dev/net/tun (no udev in the guest to
 # create it) and net.core.rmem_max for notebook 15's congestion runs (docs/instructors.md); the
 # guest's own init namespace, never this machine's

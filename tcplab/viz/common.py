@@ -18,6 +18,8 @@ and a real run that lost fidelity (the host was too busy to measure the kernel a
 
 from __future__ import annotations
 
+import html
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["mode_tag", "titled", "style", "STATE_COLORS", "STATE_ORDER", "REAL_COLOR", "SIM_COLOR",
+__all__ = ["mode_tag", "titled", "style", "alt_text", "described", "caption_html", "STATE_COLORS", "STATE_ORDER", "REAL_COLOR", "SIM_COLOR",
            "LIMIT_COLOR"]
 
 REAL_COLOR = "#1a7f37"
@@ -55,7 +57,12 @@ def mode_tag(result: Result | str) -> str:
 
 
 def titled(fig: go.Figure, text: str, result: Result | str | None, subtitle: str = "") -> go.Figure:
-    """Set the title to ``text``; the mode tag (colored) and ``subtitle`` go on a second line."""
+    """Set the title to ``text``; the mode tag (colored) and ``subtitle`` go on a second line.
+    With a Result, its :attr:`~tcplab.experiments.result.Result.alt_text` becomes the figure's text
+    alternative (:func:`described`)."""
+    from tcplab.experiments.result import Result as _Result
+
+    described(fig, result.alt_text if isinstance(result, _Result) else None)
     sub = f" <span style='color:#57606a'>· {subtitle}</span>" if subtitle else ""
     if result is None:
         second = f"<br><span style='font-size:13px'>{sub}</span>" if subtitle else ""
@@ -70,9 +77,106 @@ def titled(fig: go.Figure, text: str, result: Result | str | None, subtitle: str
 
 
 def style(fig: go.Figure, *, height: int = 420, legend: bool = True, **layout: Any) -> go.Figure:
-    """The course's common layout: white template, readable fonts, legend above the plot."""
+    """The course's common layout: white template, readable fonts, legend above the plot; the
+    figure shows its text alternative under it when displayed (:func:`described`)."""
+    described(fig)
     fig.update_layout(template="plotly_white", height=height, font={"size": 13},
                       margin={"l": 60, "r": 30, "t": 110, "b": 110 if legend else 60}, showlegend=legend,
                       legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
                       **layout)
+    return fig
+
+
+_PLAIN = re.compile(r"<[^>]+>")
+
+
+def _plain(text: Any) -> str:
+    """A plotly title without its HTML (``<br>``, ``<b>``, spans), spaced."""
+    return " ".join(_PLAIN.sub(" ", html.unescape(str(text or ""))).split())
+
+
+def _trace_text(trace: Any) -> str:
+    name = trace.name or trace.type
+    if trace.type == "bar":     # bars name their categories: say each one's value
+        cats, vals = (trace.y, trace.x) if trace.orientation == "h" else (trace.x, trace.y)
+        if cats is not None and vals is not None and 0 < len(cats) <= 12:
+            return f"{name}: " + ", ".join(f"{c} {v}" for c, v in zip(cats, vals, strict=False))
+    ys = [v for v in (getattr(trace, "y", None) or ()) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not ys:
+        return str(name)
+    lo, hi = min(ys), max(ys)
+    span = f"{lo:.4g}" if lo == hi else f"{lo:.4g} to {hi:.4g}"
+    return f"{name} ({len(ys)} points, {span})"
+
+
+def alt_text(fig: go.Figure) -> str:
+    """The text alternative of ``fig``: its Result's sentences when a Result made it
+    (``layout.meta["description"]``, set by :func:`titled`), else words read off the figure
+    itself: the title and each trace's name, points and range.
+
+    >>> import plotly.graph_objects as go
+    >>> fig = go.Figure(go.Scatter(x=[0, 1], y=[3, 5], name="recv_q"))
+    >>> alt_text(titled(fig, "accept queue", "SIMULATED (linux-6.18)"))
+    'accept queue SIMULATED (linux-6.18). Traces: recv_q (2 points, 3 to 5).'
+    """
+    meta = fig.layout.meta
+    if isinstance(meta, dict) and meta.get("description"):
+        return str(meta["description"])
+    title = _plain(fig.layout.title.text) or "figure"
+    traces = "; ".join(_trace_text(t) for t in fig.data[:8]) + (f"; and {len(fig.data) - 8} more" if len(fig.data) > 8 else "")
+    return f"{title}. Traces: {traces}." if traces else f"{title}."
+
+
+def caption_html(text: str) -> str:
+    """The text alternative as a notebook shows it under a figure: a disclosure a screen reader
+    announces ("Figure as text", a button) and a sighted learner opens on request.
+
+    >>> caption_html("Backlog 5 admitted 6 of 20 clients. SIMULATED.")  # doctest: +ELLIPSIS
+    '<details class="tcplab-alt"><summary>Figure as text</summary><p>Backlog 5 admitted 6 of 20 clients. SIMULATED.</p></details>'
+    """
+    return (f'<details class="tcplab-alt"><summary>Figure as text</summary>'
+            f"<p>{html.escape(text)}</p></details>")
+
+
+_DESCRIBED: dict[str, type] = {}
+
+
+def _described_class() -> type:
+    """go.Figure that shows its text alternative under it when a notebook displays it (plotly's
+    SVG carries no accessible name: plotly.js sets aria-label only on its mode-bar buttons)."""
+    if "cls" not in _DESCRIBED:
+        import plotly.graph_objects as go
+
+        class DescribedFigure(go.Figure):
+            """A course figure: a plotly Figure that also displays its :func:`alt_text`."""
+
+            def _ipython_display_(self) -> None:
+                from IPython.display import HTML, display
+
+                super()._ipython_display_()
+                display(HTML(caption_html(alt_text(self))))
+
+        _DESCRIBED["cls"] = DescribedFigure
+    return _DESCRIBED["cls"]
+
+
+def described(fig: go.Figure, text: str | None = None) -> go.Figure:
+    """Give ``fig`` its text alternative: ``text`` (a Result's :attr:`alt_text`) into
+    ``layout.meta["description"]`` (kept by ``to_dict``/``to_json`` and by a panel's FigureWidget),
+    and make a notebook show it under the figure. Without ``text`` the figure's own words are used
+    (:func:`alt_text`). Returns ``fig``, still a ``go.Figure``.
+
+    >>> import plotly.graph_objects as go
+    >>> fig = described(go.Figure(), "Two SYNs sent. SIMULATED (linux-6.18).")
+    >>> fig.layout.meta["description"], isinstance(fig, go.Figure)
+    ('Two SYNs sent. SIMULATED (linux-6.18).', True)
+    """
+    import plotly.graph_objects as go
+
+    if text:
+        meta = fig.layout.meta
+        fig.layout.meta = {**(meta if isinstance(meta, dict) else {}), "description": text}
+    if type(fig) is go.Figure:
+        # the same object, one display hook more: callers that hold ``fig`` keep it
+        fig.__class__ = _described_class()
     return fig

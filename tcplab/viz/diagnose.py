@@ -50,8 +50,12 @@ def mode_label(result: Result) -> str:
 def titled(fig: go.Figure, text: str, results: Result | list[Result] | None) -> go.Figure:
     """Set ``fig``'s title to ``text`` followed by the mode badge of ``results``.
 
-    Several results with different modes give e.g. ``REAL + SIMULATED``.
+    Several results with different modes give e.g. ``REAL + SIMULATED``. The figure's text
+    alternative is read off the figure (its bars are counters, not the Results' headlines).
     """
+    from tcplab.viz.common import described
+
+    described(fig)
     fig.update_layout(template="plotly_white")      # the course's look (white, as in viz.common.style)
     if results is None:
         fig.update_layout(title={"text": f"<b>{text}</b>", "x": 0.01})

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.errors import TcpLabError
+from tcplab.viz.common import alt_text, caption_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -330,6 +331,8 @@ class Panel:
         self.mode = mode_toggle(mode)
         self.header = W.HTML("")
         self.table_out = W.HTML("")
+        #: the figure's text alternative (viz.common.alt_text), under it, opened on request
+        self.alt = W.HTML("")
         self.progress = ProgressBar() if self.progress_bar else None
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -350,7 +353,7 @@ class Panel:
         if self.progress is not None:
             self.progress.widget.layout.display = "none"
             box.append(self.progress.widget)
-        box += [self.header, self.fig_box, self.table_out]
+        box += [self.header, self.fig_box, self.alt, self.table_out]
         self.widget = W.VBox(box)
         if self.live:
             for c in [*self.controls.values(), self.mode]:
@@ -503,6 +506,7 @@ class Panel:
                 annotations=[{"text": lines, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5,
                               "y": 0.5, "font": {"size": 14, "color": "#57606a"}}])
         self.table_out.value = ""
+        self.alt.value = caption_html(f"No result for these settings: {why}")
         self._set_stale(False)
 
     def draw(self, result: Result) -> None:
@@ -514,12 +518,14 @@ class Panel:
         instead of a new header sitting over the old chart.
         """
         fig = self.figure(result)
+        alt = caption_html(alt_text(fig))
         table = table_html(self.table(result))
         header = header_html(result)
         if self.fig.layout.xaxis.visible is False:     # after clear(): axes, legend and title back
             self.fig.layout.update(xaxis={"visible": None}, yaxis={"visible": None}, showlegend=None, title=None)
         sync_figure(self.fig, fig)
         self.header.value = header
+        self.alt.value = alt
         self.table_out.value = table
         self._set_stale(False)
 

@@ -1,0 +1,141 @@
+"""Every figure for every learner (issue 24, part 4): a text alternative built from the run, a
+colour-blind-safe palette with dashes or symbols where colour carries meaning, named controls.
+
+Over the whole registry in sim mode: a new experiment is checked without being listed here."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tcplab.experiments import registry
+from tcplab.experiments._describe import HEADLINES, describe, fmt
+from tcplab.experiments.result import Result
+from tcplab.model.outcome import Fidelity
+
+NAMES = registry.names()
+
+
+def _sim(name: str) -> Result:
+    s = registry.spec(name)
+    return registry.run(s, dict(s.smoke_points()[0]) if s.smoke_points() else {}, mode="sim")
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, Result]:
+    return {n: _sim(n) for n in NAMES}
+
+
+def _numbers(v: object) -> list[str]:
+    """How the text writes each number of a summary value (a list's first five items)."""
+    if isinstance(v, bool) or v is None:
+        return []
+    if isinstance(v, (int, float)):
+        return [fmt(v)]
+    if isinstance(v, (list, tuple)):
+        return [n for x in v[:5] for n in _numbers(x)]
+    return []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_experiment_has_a_specific_text_with_its_own_numbers(results: dict[str, Result], name: str) -> None:
+    r = results[name]
+    text = r.alt_text
+    assert text.endswith("SIMULATED (linux-6.18)."), text
+    cited = [k for k, v in r.summary.items() if any(re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", text) for n in _numbers(v))]
+    # two of the run's own summary numbers at least (a headline is not a caption that fits any run)
+    numeric = [k for k, v in r.summary.items() if _numbers(v)]
+    assert len(cited) >= min(2, len(numeric)), (name, text, r.summary)
+    assert 40 < len(text) < 400, text
+    assert text.count(". ") <= 2, f"one or two sentences, not a table: {text}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_text_follows_the_run(name: str) -> None:
+    """The same experiment with other numbers says other numbers (nothing is fixed per figure)."""
+    r = _sim(name)
+    other = Result(r.name, r.mode, r.reason, dict(r.params), profile=r.profile,
+                   summary={k: (v + 7 if isinstance(v, int) and not isinstance(v, bool) else
+                                v * 3 + 1 if isinstance(v, float) else v) for k, v in r.summary.items()})
+    if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r.summary.values()):
+        assert other.alt_text != r.alt_text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_registry_figure_carries_its_results_text(results: dict[str, Result], name: str) -> None:
+    from tcplab.viz.common import alt_text
+    from tcplab.viz.generic import experiment_figure
+
+    fig = experiment_figure(results[name])
+    assert fig.layout.meta["description"] == results[name].alt_text
+    assert alt_text(fig) == results[name].alt_text
+    assert fig.to_dict()["layout"]["meta"]["description"] == results[name].alt_text
+
+
+def test_the_accept_queue_sentence_of_the_issue() -> None:
+    r = registry.functions()["accept_queue"](backlog=5, clients=20, mode="sim")
+    assert r.alt_text.startswith(
+        f"Backlog 5 admitted {r.summary['established_clients']} of 20 clients; "
+        f"the other {r.summary['syn_sent_clients']} stayed in SYN_SENT")
+    assert r.summary["established_clients"] == 6 and r.summary["syn_sent_clients"] == 14
+
+
+def test_a_real_run_says_real_and_when_the_host_disturbed_it() -> None:
+    r = Result("syn_retries", "real", "netns", {}, kernel="6.18.4",
+               summary={"syns_sent": 2, "retransmit_times": [1.0], "failed_after": 3.0, "error": "ETIMEDOUT"})
+    assert describe(r).endswith("REAL (Linux 6.18.4).")
+    r.fidelity = Fidelity(False, "host busy: timers fired 40 ms late")
+    assert describe(r).endswith("REAL, host busy (Linux 6.18.4): host busy: timers fired 40 ms late.")
+
+
+def test_an_experiment_without_a_headline_reads_its_summary() -> None:
+    r = Result("aqm_like_new_one", "sim", "asked", {}, profile="linux-6.18",
+               summary={"drops": 12, "sojourn_ms": 4.25, "note": None})
+    assert describe(r) == "Drops 12; sojourn_ms 4.25. SIMULATED (linux-6.18)."
+
+
+def test_every_headline_names_an_experiment_of_the_registry() -> None:
+    assert set(HEADLINES) <= set(NAMES)
+
+
+def test_a_figure_without_a_result_is_read_off_the_figure() -> None:
+    from tcplab import viz
+
+    fig = viz.failure_curve(max_retries=3)
+    from tcplab.viz.common import alt_text
+
+    text = alt_text(fig)
+    assert text.startswith("connect() gives up after") or "Traces:" in text, text
+    assert re.search(r"\d", text)
+
+
+def test_a_notebook_shows_the_text_under_the_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    """Displayed in IPython, a course figure is the plotly figure then the disclosure with its text."""
+    from unittest import mock
+
+    import plotly.graph_objects as go
+
+    from tcplab.viz.generic import experiment_figure
+
+    r = _sim("syn_retries")
+    fig = experiment_figure(r)
+    assert isinstance(fig, go.Figure)
+    shown: list[object] = []
+    with mock.patch("IPython.display.display", side_effect=lambda *a, **k: shown.extend(a)), \
+            mock.patch("plotly.basedatatypes.BaseFigure._ipython_display_") as show:
+        fig._ipython_display_()
+    assert show.call_count == 1
+    assert len(shown) == 1 and r.alt_text.replace("'", "&#x27;") in shown[0].data and "<details" in shown[0].data
+
+
+def test_a_panel_shows_the_text_and_keeps_it_in_the_figure_widget() -> None:
+    from tcplab.widgets.generic import ExperimentPanel
+
+    p = ExperimentPanel("accept_queue", mode="sim", backlog=3, clients=10)
+    assert p.result is not None and p.result.alt_text in p.alt.value
+    assert p.fig.layout.meta["description"] == p.result.alt_text
+    assert p.alt in p.widget.children
+    p.controls["clients"].value = 4
+    p.wait()
+    assert "of 4 clients" in p.alt.value

@@ -139,3 +139,98 @@ def test_a_panel_shows_the_text_and_keeps_it_in_the_figure_widget() -> None:
     p.controls["clients"].value = 4
     p.wait()
     assert "of 4 clients" in p.alt.value
+
+
+# -- colour: Okabe-Ito, and never colour alone -------------------------------------------------
+
+#: the red/green pairs the figures used before (GitHub Primer and plotly's defaults), pure ones too
+RED_GREEN = {"#cf222e", "#1a7f37", "#2da44e", "#2ca02c", "#d62728", "#ff0000", "#00ff00", "#008000", "red", "green"}
+
+
+def _rgb(c: str) -> tuple[int, int, int] | None:
+    c = c.strip().lower()
+    if c.startswith("#") and len(c) in (4, 7):
+        h = c[1:] if len(c) == 7 else "".join(ch * 2 for ch in c[1:])
+        return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+    m = re.fullmatch(r"rgba?\((\d+),\s*(\d+),\s*(\d+)(?:,\s*[\d.]+)?\)", c)
+    if m:
+        return int(m[1]), int(m[2]), int(m[3])
+    return {"white": (255, 255, 255), "black": (0, 0, 0)}.get(c)
+
+
+def _allowed(c: str) -> bool:
+    from tcplab.viz.common import OKABE_ITO
+
+    rgb = _rgb(c)
+    if rgb is None:
+        return False
+    grey = max(rgb) - min(rgb) <= 24          # greys and black/white carry no hue to confuse
+    return grey or rgb in {_rgb(h) for h in OKABE_ITO.values()}
+
+
+def _colours(fig) -> list[str]:
+    out: list[str] = []
+
+    def add(v: object) -> None:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(x for x in v if isinstance(x, str))
+
+    for t in fig.data:
+        for part, attr in (("line", "color"), ("marker", "color"), ("", "fillcolor")):
+            obj = getattr(t, part, None) if part else t
+            if obj is not None and attr in getattr(obj, "_valid_props", ()):
+                add(getattr(obj, attr))
+        if "colorscale" in t._valid_props and t.colorscale is not None:
+            add([c for _, c in t.colorscale])
+        marker = getattr(t, "marker", None)
+        if marker is not None and "line" in marker._valid_props:
+            add(marker.line.color)
+    for sh in fig.layout.shapes:
+        add(sh.line.color)
+        add(sh.fillcolor)
+    return out
+
+
+@pytest.fixture(scope="module")
+def figures() -> dict[str, object]:
+    from tests.a11y_figures import figure_makers
+
+    return {name: make() for name, make in figure_makers().items()}
+
+
+def test_every_figure_is_drawn_from_the_okabe_ito_palette_and_greys(figures: dict[str, object]) -> None:
+    bad = {name: sorted({c for c in _colours(f) if not _allowed(c)}) for name, f in figures.items()}
+    assert not {k: v for k, v in bad.items() if v}, bad
+    red_green = {name: sorted({c for c in _colours(f) if c.lower() in RED_GREEN}) for name, f in figures.items()}
+    assert not {k: v for k, v in red_green.items() if v}
+
+
+def _look(t) -> tuple[object, ...]:
+    """What tells a trace apart besides its colour."""
+    mode = getattr(t, "mode", None) or ""
+    line = getattr(t, "line", None)
+    marker = getattr(t, "marker", None)
+    dash = (line.dash or "solid") if line is not None and "lines" in mode else None
+    symbol = (marker.symbol or "circle") if marker is not None and "markers" in mode else None
+    pattern = marker.pattern.shape or "" if t.type == "bar" and marker is not None else None
+    return (t.type, mode, str(dash), str(symbol), str(pattern))
+
+
+def test_traces_that_compare_things_differ_by_dash_symbol_or_pattern_too(figures: dict[str, object]) -> None:
+    """Two legend entries on the same axes whose colours differ also differ by dash (lines), marker
+    symbol (markers) or hatch (bars); bars that write their own name inside (state lanes) are read."""
+    clashes = []
+    for name, fig in figures.items():
+        seen: dict[tuple[object, ...], str] = {}
+        for t in fig.data:
+            if t.showlegend is False or not t.name or (t.type == "bar" and t.text is not None and t.textposition == "inside"):
+                continue
+            if getattr(t, "x", None) is not None and list(t.x) == [None]:
+                pass                       # a legend-only entry (a limit drawn as a shape): still compared
+            key = (getattr(t, "xaxis", None), getattr(t, "yaxis", None), *_look(t))
+            if key in seen:
+                clashes.append(f"{name}: {seen[key]!r} and {t.name!r} differ only by colour")
+            seen[key] = t.name
+    assert not clashes, "\n".join(clashes)

@@ -121,7 +121,7 @@ def compare_closes(results: list[Result], *, title: str = "how the connection en
         d = by_state[st]
         fig.add_trace(go.Bar(name=st, orientation="h", x=d["x"], base=d["base"], y=d["y"], text=d["text"],
                              textposition="inside", insidetextanchor="middle", hovertext=d["hover"],
-                             hoverinfo="text", marker_color=STATE_COLORS.get(st, "#4c78a8"),
+                             hoverinfo="text", marker_color=STATE_COLORS.get(st, "#0072B2"),
                              marker_line={"color": "white", "width": 1}))
     plot_h = 55 * len(lanes)
     fig.update_layout(barmode="overlay", height=plot_h + 230, template="plotly_white", font={"size": 13},

@@ -28,20 +28,34 @@ if TYPE_CHECKING:
     from tcplab.experiments.result import Result
 
 __all__ = ["mode_tag", "titled", "style", "alt_text", "described", "caption_html", "STATE_COLORS", "STATE_ORDER", "REAL_COLOR", "SIM_COLOR",
+           "OKABE_ITO", "COLORWAY", "DASHES", "SYMBOLS",
            "LIMIT_COLOR"]
 
-REAL_COLOR = "#1a7f37"
-SIM_COLOR = "#9a6700"
-LIMIT_COLOR = "#cf222e"
+#: Okabe & Ito's eight colours (https://jfly.uni-koeln.de/color/), told apart with every common
+#: colour-vision deficiency; every trace of a course figure takes its colour from here or a grey
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
+#: the order plotly gives traces without a colour of their own (the course template's colorway)
+COLORWAY = tuple(OKABE_ITO[c] for c in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple",
+                                         "sky_blue", "black", "yellow"))
+#: where traces compare things, they differ by dash (lines) or symbol (markers) too, in this order
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "triangle-down")
+
+REAL_COLOR = OKABE_ITO["bluish_green"]
+SIM_COLOR = OKABE_ITO["orange"]
+LIMIT_COLOR = OKABE_ITO["vermillion"]
+#: the mode tag in a title is text: darker shades (contrast over 4.5:1 on white); its words say the mode
+_TAG_TEXT = {"real": "#1a7f37", "sim": "#9a6700", "busy": "#cf222e", "mixed": "#57606a"}
 
 #: the 11 states in Linux's numbering (include/net/tcp_states.h), for tables and bar charts
 STATE_ORDER = ("ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
                "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING")
 
 STATE_COLORS = {
-    "ESTABLISHED": "#2da44e", "SYN_SENT": "#fb8500", "SYN_RECV": "#8250df", "FIN_WAIT1": "#0969da",
-    "FIN_WAIT2": "#54aeff", "TIME_WAIT": "#6e7781", "CLOSE": "#24292f", "CLOSE_WAIT": "#cf222e",
-    "LAST_ACK": "#ff8182", "LISTEN": "#1f6feb", "CLOSING": "#bf8700",
+    "ESTABLISHED": "#009E73", "SYN_SENT": "#E69F00", "SYN_RECV": "#CC79A7", "FIN_WAIT1": "#0072B2",
+    "FIN_WAIT2": "#56B4E9", "TIME_WAIT": "#6e7781", "CLOSE": "#24292f", "CLOSE_WAIT": "#D55E00",
+    "LAST_ACK": "#F0E442", "LISTEN": "#0072B2", "CLOSING": "#E69F00",
 }
 
 
@@ -69,8 +83,8 @@ def titled(fig: go.Figure, text: str, result: Result | str | None, subtitle: str
         fig.update_layout(title={"text": text + second, "x": 0.01, "xanchor": "left"})
         return fig
     tag = mode_tag(result)
-    color = ("#57606a" if "REAL" in tag and "SIMULATED" in tag else   # a mix of both
-             LIMIT_COLOR if "host busy" in tag else REAL_COLOR if tag.startswith("REAL") else SIM_COLOR)
+    color = _TAG_TEXT["mixed" if "REAL" in tag and "SIMULATED" in tag else   # a mix of both
+                      "busy" if "host busy" in tag else "real" if tag.startswith("REAL") else "sim"]
     fig.update_layout(title={"text": f"{text}<br><span style='font-size:13px'><b style='color:{color}'>{tag}</b>"
                                      f"{sub}</span>", "x": 0.01, "xanchor": "left"})
     return fig
@@ -80,7 +94,7 @@ def style(fig: go.Figure, *, height: int = 420, legend: bool = True, **layout: A
     """The course's common layout: white template, readable fonts, legend above the plot; the
     figure shows its text alternative under it when displayed (:func:`described`)."""
     described(fig)
-    fig.update_layout(template="plotly_white", height=height, font={"size": 13},
+    fig.update_layout(template="plotly_white", colorway=list(COLORWAY), height=height, font={"size": 13},
                       margin={"l": 60, "r": 30, "t": 110, "b": 110 if legend else 60}, showlegend=legend,
                       legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
                       **layout)

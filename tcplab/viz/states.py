@@ -44,10 +44,11 @@ CLIENT_PATH = {("CLOSE", "app_connect"), ("SYN_SENT", "rcv_syn_ack"), ("ESTABLIS
                ("FIN_WAIT1", "rcv_ack"), ("FIN_WAIT2", "rcv_fin"), ("TIME_WAIT", "timeout_2msl")}
 SERVER_PATH = {("CLOSE", "app_listen"), ("LISTEN", "rcv_syn"), ("SYN_RECV", "rcv_ack"),
                ("ESTABLISHED", "rcv_fin"), ("CLOSE_WAIT", "app_close"), ("LAST_ACK", "rcv_ack")}
+#: colour and dash per kind of edge (the dash, in the line under the arrows, tells them apart without colour)
 KIND_STYLE = {
-    "client": {"color": "#0969da", "width": 3, "dash": "solid", "label": "client path (active open / close)"},
-    "server": {"color": "#cf222e", "width": 3, "dash": "solid", "label": "server path (passive open / close)"},
-    "other": {"color": "#6e7781", "width": 1.5, "dash": "solid", "label": "simultaneous open / close, other"},
+    "client": {"color": "#0072B2", "width": 3, "dash": "solid", "label": "client path (active open / close)"},
+    "server": {"color": "#D55E00", "width": 3, "dash": "dash", "label": "server path (passive open / close)"},
+    "other": {"color": "#6e7781", "width": 1.5, "dash": "dashdot", "label": "simultaneous open / close, other"},
     "abort": {"color": "#bbbbbb", "width": 1, "dash": "dot", "label": "RST, abort, timeout"},
 }
 
@@ -173,7 +174,8 @@ def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str
             xs, ys = lines[kind]
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=st["label"], hoverinfo="skip",
                                      line={"color": st["color"], "width": st["width"],
-                                           "dash": "dot" if kind == "abort" else "solid"}))
+                                           # a dash per kind: the paths are told apart without colour
+                                           "dash": st["dash"]}))
     fig.add_trace(go.Scatter(x=lab_x, y=lab_y, mode="markers", text=lab_t, marker={"size": 14, "opacity": 0},
                              hovertext=lab_h, hoverinfo="text", showlegend=False, name="events"))
     hl = set(highlight or ())
@@ -182,7 +184,7 @@ def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str
     for n, sname in zip(names, shown, strict=True):
         x, y = POSITIONS[n]
         fig.add_shape(type="rect", x0=x - _BW + 0.03, x1=x + _BW - 0.03, y0=y - _BH + 0.05, y1=y + _BH - 0.05,
-                      fillcolor=STATE_COLORS[sname], line={"width": 4 if sname in hl else 0, "color": "#ffd33d"},
+                      fillcolor=STATE_COLORS[sname], line={"width": 4 if sname in hl else 0, "color": "#F0E442"},
                       layer="below")
     fig.add_trace(go.Scatter(
         x=[POSITIONS[n][0] for n in names], y=[POSITIONS[n][1] for n in names], mode="text",

@@ -40,6 +40,7 @@ import ipywidgets as W
 
 from tcplab.errors import TcpLabError
 from tcplab.viz.common import alt_text, caption_html
+from tcplab.widgets.a11y_css import FOCUS_CSS, PANEL_CLASS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +74,8 @@ DEBOUNCE_S = 0.35
 PROGRESS_FROM_S = 1.0
 
 #: CSS for a figure that no longer shows the controls' values (a run in flight, or an error)
-_STALE_CSS = ("<style>.tcplab-stale{opacity:0.3;filter:grayscale(1);transition:opacity .15s}</style>")
+_STALE_CSS = ("<style>.tcplab-stale{opacity:0.3;filter:grayscale(1);transition:opacity .15s}"
+              f"{FOCUS_CSS}</style>")
 
 #: errors a panel shows in its header instead of raising (a bad combination of
 #: slider values, or real mode not possible here)
@@ -276,7 +278,10 @@ def table_html(df: pd.DataFrame | None, *, max_rows: int = 12, caption: str = ""
     body = body.replace("<table", "<table style='border-spacing:10px 0'", 1)
     cap = f"<b>{html.escape(caption)}</b>" if caption else ""
     more = f"<small>+ {extra} more rows</small>" if extra > 0 else ""
-    return f"<div style='font-size:smaller;max-height:320px;overflow:auto'>{cap}{body}{more}</div>"
+    # a scrolling region is reached by keyboard (tabindex) and named (axe: scrollable-region-focusable)
+    name = html.escape(caption or "table of the run", quote=True)
+    return (f"<div style='font-size:smaller;max-height:320px;overflow:auto' tabindex='0' role='region' "
+            f"aria-label='{name}'>{cap}{body}{more}</div>")
 
 
 class Panel:
@@ -346,7 +351,11 @@ class Panel:
         self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
         self.fig_box = W.Box([self.fig])
         self.button = run_button("Run", self.update)
-        box = [W.HTML(_STALE_CSS)]
+        from tcplab.widgets.a11y import A11y
+
+        # A11y: the script that names the sliders, says which toggle is pressed and labels the figure
+        self.a11y = A11y()
+        box = [W.HTML(_STALE_CSS), self.a11y]
         if self.title:
             box.append(W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>"))
         box += [W.VBox(list(self.controls.values())), W.HBox([self.mode, self.button])]
@@ -355,6 +364,7 @@ class Panel:
             box.append(self.progress.widget)
         box += [self.header, self.fig_box, self.alt, self.table_out]
         self.widget = W.VBox(box)
+        self.widget.add_class(PANEL_CLASS)
         if self.live:
             for c in [*self.controls.values(), self.mode]:
                 c.observe(self._on_change, names="value")

@@ -234,3 +234,28 @@ def test_traces_that_compare_things_differ_by_dash_symbol_or_pattern_too(figures
                 clashes.append(f"{name}: {seen[key]!r} and {t.name!r} differ only by colour")
             seen[key] = t.name
     assert not clashes, "\n".join(clashes)
+
+
+# -- panels: what the page gets ------------------------------------------------------------------
+
+def test_a_panel_carries_the_a11y_script_its_class_and_a_focus_ring() -> None:
+    from tcplab.widgets.a11y import A11y
+    from tcplab.widgets.a11y_css import FOCUS_CSS, PANEL_CLASS
+    from tcplab.widgets.generic import ExperimentPanel
+
+    p = ExperimentPanel("accept_queue", mode="sim", backlog=3, clients=10)
+    assert PANEL_CLASS in p.widget._dom_classes
+    assert any(isinstance(c, A11y) for c in p.widget.children)
+    assert FOCUS_CSS in p.widget.children[0].value
+    # what the script sets, by name (the browser test checks it is set: tests/test_browser_a11y.py)
+    for attr in ("aria-label", "aria-valuetext", "aria-pressed", '"role", "img"'):
+        assert attr in A11y._esm
+
+
+def test_a_panels_table_is_a_named_region_reachable_by_keyboard() -> None:
+    import pandas as pd
+
+    from tcplab.widgets.common import table_html
+
+    out = table_html(pd.DataFrame({"a": range(30)}), caption="clients")
+    assert "tabindex='0'" in out and "role='region'" in out and "aria-label='clients'" in out

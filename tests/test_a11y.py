@@ -106,8 +106,9 @@ def test_a_figure_without_a_result_is_read_off_the_figure() -> None:
     from tcplab.viz.common import alt_text
 
     text = alt_text(fig)
-    assert text.startswith("connect() gives up after") or "Traces:" in text, text
-    assert re.search(r"\d", text)
+    # the title, then each trace's name, points and range: the curves' own numbers
+    assert text.startswith("Time to ETIMEDOUT vs SYN retries"), text
+    assert "2^(k+1) − 1 (the articles) (3 points, 3 to 15)" in text, text   # 2^2-1, 2^3-1, 2^4-1
 
 
 def test_a_notebook_shows_the_text_under_the_figure(capsys: pytest.CaptureFixture[str]) -> None:
@@ -259,3 +260,31 @@ def test_a_panels_table_is_a_named_region_reachable_by_keyboard() -> None:
 
     out = table_html(pd.DataFrame({"a": range(30)}), caption="clients")
     assert "tabindex='0'" in out and "role='region'" in out and "aria-label='clients'" in out
+
+
+def test_every_viz_figure_has_a_text_with_numbers_and_its_source(figures: dict[str, object]) -> None:
+    from tcplab.viz.common import alt_text
+
+    for name, fig in figures.items():
+        text = alt_text(fig)
+        assert "SIMULATED" in text or name == "state_diagram", (name, text)
+        assert re.search(r"\d", text), (name, text)
+        assert len(text) < 900, (name, len(text))
+
+
+def _contrast(a: str, b: str) -> float:
+    def lum(c: str) -> float:
+        r, g, b_ = (int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        return sum(w * (x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4)
+                   for w, x in zip((0.2126, 0.7152, 0.0722), (r, g, b_), strict=True))
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_state_diagrams_names_are_readable_on_their_boxes(figures: dict[str, object]) -> None:
+    from tcplab.viz.common import STATE_COLORS
+
+    fig = figures["state_diagram"]
+    names = next(t for t in fig.data if t.name == "states")
+    for state, colour in zip(names.text, names.textfont.color, strict=True):
+        assert _contrast(colour, STATE_COLORS[state]) >= 4.5, (state, colour)

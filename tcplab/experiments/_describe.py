@@ -125,8 +125,9 @@ def _keepalive(r: Result) -> str:
 
 def _lifecycle(r: Result) -> str:
     s = r.summary
-    return (f"scenario {fmt(_p(r, 'scenario'))}: the client went {' → '.join(s.get('client_states') or ['(none)'])}; "
-            f"the server went {' → '.join(s.get('server_states') or ['(none)'])}")
+    server = s.get("server_states") or []     # empty for simultaneous_open: both ends are clients
+    return (f"scenario {fmt(_p(r, 'scenario'))}: the client went {' → '.join(s.get('client_states') or ['(none)'])}"
+            + (f"; the server went {' → '.join(server)}" if server else ""))
 
 
 def _load(r: Result) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from tcplab.viz.diagnose import STATE_COLORS, STATE_ORDER, titled
+from tcplab.viz.common import described
 
 if TYPE_CHECKING:
     from tcplab.experiments.result import Result
@@ -133,7 +134,9 @@ def compare_closes(results: list[Result], *, title: str = "how the connection en
                       bargap=0.25,
                       uniformtext={"minsize": 9, "mode": "hide"})
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)))
-    return titled(fig, title, list(results))
+    titled(fig, title, list(results))
+    # the lanes in words: each run's states, both ends, in order (its Result's sentences)
+    return described(fig, " ".join(r.alt_text for r in results))
 
 
 def state_timeline(result: Result) -> go.Figure:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["mode_tag", "titled", "style", "alt_text", "described", "caption_html", "STATE_COLORS", "STATE_ORDER", "REAL_COLOR", "SIM_COLOR",
+__all__ = ["mode_tag", "titled", "style", "alt_text", "described", "caption_html", "text_on", "STATE_COLORS", "STATE_ORDER", "REAL_COLOR", "SIM_COLOR",
            "OKABE_ITO", "COLORWAY", "DASHES", "SYMBOLS",
            "LIMIT_COLOR"]
 
@@ -101,6 +101,18 @@ def style(fig: go.Figure, *, height: int = 420, legend: bool = True, **layout: A
     return fig
 
 
+def text_on(fill: str) -> str:
+    """Black or white, whichever reads better on ``fill`` (a ``#rrggbb``): the larger WCAG contrast.
+
+    >>> text_on(OKABE_ITO["yellow"]), text_on(OKABE_ITO["blue"]), text_on("#24292f")
+    ('#000000', '#ffffff', '#ffffff')
+    """
+    r, g, b = (int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    lum = sum(w * (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+              for w, c in zip((0.2126, 0.7152, 0.0722), (r, g, b), strict=True))
+    return "#000000" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "#ffffff"
+
+
 _PLAIN = re.compile(r"<[^>]+>")
 
 
@@ -109,12 +121,20 @@ def _plain(text: Any) -> str:
     return " ".join(_PLAIN.sub(" ", html.unescape(str(text or ""))).split())
 
 
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _trace_text(trace: Any) -> str:
     name = trace.name or trace.type
+    if trace.type == "heatmap" and trace.text is not None:     # a grid of labelled cells: each cell
+        cells = [f"{y} / {x}: {_plain(t)}" for y, row in zip(trace.y or (), trace.text, strict=False)
+                 for x, t in zip(trace.x or (), row, strict=False)]
+        return "; ".join(cells)
     if trace.type == "bar":     # bars name their categories: say each one's value
         cats, vals = (trace.y, trace.x) if trace.orientation == "h" else (trace.x, trace.y)
         if cats is not None and vals is not None and 0 < len(cats) <= 12:
-            return f"{name}: " + ", ".join(f"{c} {v}" for c, v in zip(cats, vals, strict=False))
+            return f"{name}: " + ", ".join(f"{c} {_num(v)}" for c, v in zip(cats, vals, strict=False))
     ys = [v for v in (getattr(trace, "y", None) or ()) if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if not ys:
         return str(name)
@@ -131,14 +151,14 @@ def alt_text(fig: go.Figure) -> str:
     >>> import plotly.graph_objects as go
     >>> fig = go.Figure(go.Scatter(x=[0, 1], y=[3, 5], name="recv_q"))
     >>> alt_text(titled(fig, "accept queue", "SIMULATED (linux-6.18)"))
-    'accept queue SIMULATED (linux-6.18). Traces: recv_q (2 points, 3 to 5).'
+    'accept queue SIMULATED (linux-6.18). recv_q (2 points, 3 to 5).'
     """
     meta = fig.layout.meta
     if isinstance(meta, dict) and meta.get("description"):
         return str(meta["description"])
     title = _plain(fig.layout.title.text) or "figure"
     traces = "; ".join(_trace_text(t) for t in fig.data[:8]) + (f"; and {len(fig.data) - 8} more" if len(fig.data) > 8 else "")
-    return f"{title}. Traces: {traces}." if traces else f"{title}."
+    return f"{title}. {traces}." if traces else f"{title}."
 
 
 def caption_html(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcplab.model.listen import Listener
 from tcplab.model.profiles import KernelProfile, get_profile
-from tcplab.viz.common import DASHES, LIMIT_COLOR, STATE_COLORS, style, titled
+from tcplab.viz.common import DASHES, LIMIT_COLOR, STATE_COLORS, described, mode_tag, style, titled
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -299,6 +299,10 @@ def backlog_sweep(results: Sequence[Result]) -> go.Figure:
     fig.update_yaxes(title_text="clients ESTABLISHED", rangemode="tozero")
     modes = {r.mode for r in results}
     titled(fig, "How many connections does listen(backlog) hold?", results[0] if len(modes) == 1 else "REAL + SIMULATED")
+    tag = mode_tag(results[0]) if len(modes) == 1 else "REAL + SIMULATED"
+    measured = ", ".join(f"backlog {d['backlog']}: {d['established']}" for d in rows)
+    described(fig, f"Clients ESTABLISHED against the listen() backlog ({measured}), each run against the rule "
+                   f"min(backlog, somaxconn={smc}) + 1. {tag}.")
     return style(fig, height=400)
 
 

@@ -288,3 +288,23 @@ def test_the_state_diagrams_names_are_readable_on_their_boxes(figures: dict[str,
     names = next(t for t in fig.data if t.name == "states")
     for state, colour in zip(names.text, names.textfont.color, strict=True):
         assert _contrast(colour, STATE_COLORS[state]) >= 4.5, (state, colour)
+
+
+@pytest.mark.parametrize("make", ["StateDiagramPanel", "HandshakeStepper", "MysteryServer", "accept_queue_quiz"])
+def test_every_widget_of_the_course_carries_the_a11y_script(make: str) -> None:
+    from tcplab import widgets
+    from tcplab.widgets.a11y import A11y
+    from tcplab.widgets.a11y_css import PANEL_CLASS
+
+    if make == "HandshakeStepper":
+        from tcplab.widgets.handshake import HandshakeStepper
+
+        w = HandshakeStepper(registry.functions()["handshake"](mode="sim"))
+    elif make == "MysteryServer":
+        w = widgets.MysteryServer(mode="sim")
+    else:
+        w = getattr(widgets, make)(**({"mode": "sim"} if make.endswith("_quiz") else {}))
+    assert PANEL_CLASS in w.widget._dom_classes
+    assert any(isinstance(c, A11y) for c in w.widget.children)
+    if hasattr(w, "alt"):
+        assert "<details" in w.alt.value and re.search(r"\d", w.alt.value)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from tcplab.experiments.result import Result
 
 __all__ = ["MODES", "mode_toggle", "result_header", "error_header", "error_words", "ProgressBar", "run_button",
-           "int_slider", "float_slider", "sync_figure", "table_html", "Panel", "SelfCheck"]
+           "int_slider", "float_slider", "sync_figure", "table_html", "Panel", "SelfCheck", "accessible"]
 
 MODES = ("auto", "real", "sim")
 REAL_COLOR = "#1a7f37"
@@ -74,8 +74,7 @@ DEBOUNCE_S = 0.35
 PROGRESS_FROM_S = 1.0
 
 #: CSS for a figure that no longer shows the controls' values (a run in flight, or an error)
-_STALE_CSS = ("<style>.tcplab-stale{opacity:0.3;filter:grayscale(1);transition:opacity .15s}"
-              f"{FOCUS_CSS}</style>")
+_STALE_CSS = ("<style>.tcplab-stale{opacity:0.3;filter:grayscale(1);transition:opacity .15s}</style>")
 
 #: errors a panel shows in its header instead of raising (a bad combination of
 #: slider values, or real mode not possible here)
@@ -231,6 +230,22 @@ def float_slider(name: str, value: float, min: float, max: float, step: float = 
                          layout=W.Layout(width="420px"))
 
 
+def accessible(box: W.Box) -> W.Box:
+    """Make ``box`` a panel for assistive technology: the :class:`~tcplab.widgets.a11y.A11y` script
+    (named slider handles announcing their values, toggles' pressed state, labelled figures) and a
+    visible focus ring on its controls. Returns ``box``; every widget of the course goes through it.
+
+    >>> box = accessible(W.VBox([W.IntSlider(description="backlog")]))
+    >>> PANEL_CLASS in box._dom_classes, type(box.children[1]).__name__
+    (True, 'A11y')
+    """
+    from tcplab.widgets.a11y import A11y
+
+    box.children = (W.HTML(f"<style>{FOCUS_CSS}</style>"), A11y(), *box.children)
+    box.add_class(PANEL_CLASS)
+    return box
+
+
 def sync_figure(fw: go.FigureWidget, fig: go.Figure) -> None:
     """Make FigureWidget ``fw`` show ``fig`` without building a new widget.
 
@@ -351,11 +366,7 @@ class Panel:
         self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
         self.fig_box = W.Box([self.fig])
         self.button = run_button("Run", self.update)
-        from tcplab.widgets.a11y import A11y
-
-        # A11y: the script that names the sliders, says which toggle is pressed and labels the figure
-        self.a11y = A11y()
-        box = [W.HTML(_STALE_CSS), self.a11y]
+        box = [W.HTML(_STALE_CSS)]
         if self.title:
             box.append(W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>"))
         box += [W.VBox(list(self.controls.values())), W.HBox([self.mode, self.button])]
@@ -363,8 +374,8 @@ class Panel:
             self.progress.widget.layout.display = "none"
             box.append(self.progress.widget)
         box += [self.header, self.fig_box, self.alt, self.table_out]
-        self.widget = W.VBox(box)
-        self.widget.add_class(PANEL_CLASS)
+        # the A11y script names the sliders, says which toggle is pressed and labels the figure
+        self.widget = accessible(W.VBox(box))
         if self.live:
             for c in [*self.controls.values(), self.mode]:
                 c.observe(self._on_change, names="value")
@@ -623,10 +634,10 @@ class SelfCheck:
         self.new_button.on_click(lambda _b: self.new_question())
         self.header = W.HTML("")
         self.feedback = W.HTML("")
-        self.widget = W.VBox([W.HTML(f"<h4 style='margin:4px 0'>{html.escape(title)}</h4>"), self.question,
-                              W.HBox([self.answer, self.check_button, self.new_button]), self.mode,
-                              self.header, self.feedback],
-                             layout=W.Layout(border="1px solid #d0d7de", padding="6px"))
+        self.widget = accessible(W.VBox([W.HTML(f"<h4 style='margin:4px 0'>{html.escape(title)}</h4>"), self.question,
+                                         W.HBox([self.answer, self.check_button, self.new_button]), self.mode,
+                                         self.header, self.feedback],
+                                        layout=W.Layout(border="1px solid #d0d7de", padding="6px")))
         self.new_question()
 
     def new_question(self) -> dict[str, Any]:

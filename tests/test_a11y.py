@@ -308,3 +308,14 @@ def test_every_widget_of_the_course_carries_the_a11y_script(make: str) -> None:
     assert any(isinstance(c, A11y) for c in w.widget.children)
     if hasattr(w, "alt"):
         assert "<details" in w.alt.value and re.search(r"\d", w.alt.value)
+
+
+def test_a_described_figure_pickles_and_copies() -> None:
+    import copy
+    import pickle
+
+    from tcplab.viz.generic import experiment_figure
+
+    fig = experiment_figure(_sim("accept_queue"))
+    for back in (pickle.loads(pickle.dumps(fig)), copy.deepcopy(fig)):
+        assert type(back) is type(fig) and back.layout.meta["description"] == fig.layout.meta["description"]

@@ -190,8 +190,19 @@ def _described_class() -> type:
                 super()._ipython_display_()
                 display(HTML(caption_html(alt_text(self))))
 
+        # importable as tcplab.viz.common.DescribedFigure (module __getattr__): a figure pickles
+        DescribedFigure.__qualname__ = "DescribedFigure"
+        DescribedFigure.__module__ = __name__
         _DESCRIBED["cls"] = DescribedFigure
     return _DESCRIBED["cls"]
+
+
+def __getattr__(name: str) -> Any:
+    # DescribedFigure subclasses plotly's Figure: made on first use, so importing this module
+    # does not import plotly
+    if name == "DescribedFigure":
+        return _described_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def described(fig: go.Figure, text: str | None = None) -> go.Figure:

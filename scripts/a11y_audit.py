@@ -2,8 +2,8 @@
 """Accessibility audit of a notebook page: axe-core in headless Chromium over JupyterLab.
 
 A notebook with a panel (``ExperimentPanel("accept_queue")``: int sliders, a log-scale
-selection slider, a checkbox, the mode toggle) and a figure (``experiment_figure``) is run in
-JupyterLab; then axe-core (the npm package, fetched with ``npm pack`` into ~/.cache/tcplab when
+selection slider, a checkbox, the mode toggle), a figure (``experiment_figure``), the state
+diagram panel (a dropdown, a checkbox) and a self-check (a number field) is run in JupyterLab; then axe-core (the npm package, fetched with ``npm pack`` into ~/.cache/tcplab when
 not given) audits the page. The report counts violations per rule, split into the notebook's
 outputs (tcplab's widgets and figures: ours to fix) and the rest (JupyterLab's own chrome), and
 shows what the controls expose to assistive technology (role, aria-label, aria-valuetext...).
@@ -41,7 +41,8 @@ AXE_VERSION = "4.14.1"
 CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "tcplab"
 TOKEN = "tcplab-a11y"
 
-#: the notebook audited: a panel with every kind of control, then a figure
+#: the notebook audited: a panel with every kind of control, a figure, the state diagram (a
+#: dropdown, a checkbox) and a self-check (a number field)
 CELLS = [
     "from tcplab.widgets.generic import ExperimentPanel\n"
     "from tcplab import experiments\n"
@@ -49,6 +50,9 @@ CELLS = [
     "panel = ExperimentPanel('accept_queue', mode='sim', backlog=5, clients=20)\n"
     "panel",
     "experiment_figure(experiments.accept_queue(backlog=5, clients=20, mode='sim'))",
+    "from tcplab.widgets import StateDiagramPanel, accept_queue_quiz\n"
+    "StateDiagramPanel()",
+    "accept_queue_quiz(rng=1, mode='sim')",
 ]
 
 #: what the controls expose (role, name, value text): read after axe, for the report
@@ -229,7 +233,8 @@ def audit(code: pathlib.Path, axe: pathlib.Path, timeout_s: float = 240.0) -> di
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
                 # the panel's sliders and the figure's SVG drawn, the kernel idle again
                 page.wait_for_function("""() => document.querySelectorAll('.jp-OutputArea .widget-slider').length > 0
-                    && document.querySelectorAll('.jp-OutputArea .js-plotly-plot .main-svg').length >= 2
+                    && document.querySelectorAll('.jp-OutputArea .js-plotly-plot').length >= 3
+                    && document.querySelectorAll('.jp-OutputArea .widget-text').length >= 1
                     && !Array.from(document.querySelectorAll('.jp-InputPrompt')).some(p => p.innerText.includes('*'))""",
                                        timeout=timeout_s * 1000 / 2, polling=500)
                 page.wait_for_timeout(1500)     # plotly's last relayout

@@ -1,6 +1,6 @@
 """Accessibility of a notebook page, audited in headless Chromium with axe-core
-(``scripts/a11y_audit.py``): a panel (sliders, a log-scale slider, a checkbox, the mode toggle)
-and a figure in JupyterLab, run with this checkout's tcplab.
+(``scripts/a11y_audit.py``): a panel (sliders, a log-scale slider, a checkbox, the mode toggle),
+a figure, the state diagram panel and a self-check in JupyterLab, run with this checkout's tcplab.
 
 What tcplab puts in the page (the notebook's outputs) has no axe violation; JupyterLab's own
 chrome has some we cannot fix here (listed in docs/accessibility.md), so they are not asserted.
@@ -66,14 +66,17 @@ def test_every_slider_handle_is_named_and_announces_the_value_shown(report: dict
 
 def test_toggles_expose_their_pressed_state(report: dict) -> None:
     modes = [t for t in report["controls"]["toggles"] if t["text"] in ("auto", "real", "sim")]
-    assert [t["pressed"] for t in modes] == ["false", "false", "true"], modes
+    # the panel's mode switch and the self-check's, both on sim
+    assert [t["pressed"] for t in modes] == ["false", "false", "true"] * 2, modes
 
 
 def test_the_figure_is_labelled_with_its_text_and_follows_the_keyboard(report: dict) -> None:
     labels = [s["label"] for s in report["controls"]["svgs"]]
-    assert labels and all(lab and lab.startswith("Backlog 5 admitted 6 of 20 clients") for lab in labels), labels
+    # the panel's figure, the figure outside a panel, the state diagram
+    assert len(labels) == 3 and all(lab and lab.startswith("Backlog 5 admitted 6 of 20 clients") for lab in labels[:2]), labels
+    assert labels[2].startswith("The 11 TCP states and the arrows of the model. The client (solid line): CLOSE"), labels
     assert all(s["role"] == "img" for s in report["controls"]["svgs"])
-    assert report["controls"]["captions"] == ["Figure as text"] * 2
+    assert report["controls"]["captions"] == ["Figure as text"] * 3
     k = report["keyboard"]
     assert k["handle_label"] == "backlog" and k["handle_valuetext"] == "6"
     assert k["figure_label_after"].startswith("Backlog 6 admitted 7 of 20 clients"), k

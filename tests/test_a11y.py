@@ -92,7 +92,13 @@ def test_a_real_run_says_real_and_when_the_host_disturbed_it() -> None:
 def test_an_experiment_without_a_headline_reads_its_summary() -> None:
     r = Result("aqm_like_new_one", "sim", "asked", {}, profile="linux-6.18",
                summary={"drops": 12, "sojourn_ms": 4.25, "note": None})
-    assert describe(r) == "Drops 12; sojourn_ms 4.25. SIMULATED (linux-6.18)."
+    assert describe(r) == "Drops 12; sojourn_ms 4.25. SIMULATED (linux-6.18)."   # "drops": a word, capitalized
+
+
+def test_a_new_experiments_text_leads_with_its_numbers() -> None:
+    r = Result("spurious_like", "sim", "asked", {}, profile="linux-6.18",
+               summary={"detected_by": "F-RTO", "undone": True, "rto_ms": 212.0, "cwnd_after": [10, 10]})
+    assert describe(r) == "rto_ms 212; cwnd_after 10, 10; detected_by F-RTO; undone yes. SIMULATED (linux-6.18)."
 
 
 def test_every_headline_names_an_experiment_of_the_registry() -> None:

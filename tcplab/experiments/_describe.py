@@ -214,8 +214,15 @@ HEADLINES: dict[str, Callable[[Result], str]] = {
 
 
 def generic_headline(result: Result, keys: int = GENERIC_KEYS) -> str:
-    """The first ``keys`` summary values that are not None, as ``name value`` (the spec's order)."""
-    shown = [f"{k} {fmt(v)}" for k, v in result.summary.items() if v is not None][:keys]
+    """``keys`` summary values as ``name value``, numbers first (a figure plots numbers), each group in
+    the spec's order; None values left out."""
+    def numeric(v: Any) -> bool:
+        items = v if isinstance(v, (list, tuple)) else [v]
+        return bool(items) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items)
+
+    items = [(k, v) for k, v in result.summary.items() if v is not None]
+    ordered = [kv for kv in items if numeric(kv[1])] + [kv for kv in items if not numeric(kv[1])]
+    shown = [f"{k} {fmt(v)}" for k, v in ordered[:keys]]
     return "; ".join(shown) if shown else "no summary values"
 
 
@@ -233,4 +240,7 @@ def describe(result: Result) -> str:
             where += f": {result.fidelity.reason}"
     else:
         where = f"SIMULATED ({result.profile})" if result.profile else "SIMULATED"
-    return f"{text[:1].upper()}{text[1:]}. {where}."
+    first = text.split(" ", 1)[0]
+    if first.isalpha():         # a word, not a key name (rto_ms) or a number: a sentence's capital
+        text = text[:1].upper() + text[1:]
+    return f"{text}. {where}."

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
     from tcplab.experiments.result import Result
 
-__all__ = ["mode_tag", "titled", "style", "alt_text", "described", "caption_html", "text_on", "STATE_COLORS", "STATE_ORDER", "REAL_COLOR", "SIM_COLOR",
-           "OKABE_ITO", "COLORWAY", "DASHES", "SYMBOLS",
-           "LIMIT_COLOR"]
+__all__ = ["mode_tag", "titled", "style", "alt_text", "described", "caption_html", "text_on",
+           "STATE_COLORS", "STATE_ORDER", "REAL_COLOR", "SIM_COLOR", "LIMIT_COLOR",
+           "OKABE_ITO", "COLORWAY", "DASHES", "SYMBOLS"]
 
 #: Okabe & Ito's eight colours (https://jfly.uni-koeln.de/color/), told apart with every common
 #: colour-vision deficiency; every trace of a course figure takes its colour from here or a grey

@@ -103,6 +103,21 @@ class Result:
             line += f"; {self.fidelity.reason}"
         return line
 
+    @property
+    def alt_text(self) -> str:
+        """What this run's figure shows, in one or two sentences with the run's own numbers and
+        REAL or SIMULATED: the figure's text alternative (a screen reader reads it; panels and
+        figures show it on request). Built from the summary, for every experiment.
+
+        >>> r = Result("syn_retries", "sim", "asked", {"retries": 1}, profile="linux-6.18",
+        ...            summary={"syns_sent": 2, "retransmit_times": [1.0], "failed_after": 3.0, "error": "ETIMEDOUT"})
+        >>> r.alt_text
+        '2 SYNs sent, retransmitted at 1 s; connect() failed after 3 s with ETIMEDOUT. SIMULATED (linux-6.18).'
+        """
+        from tcplab.experiments._describe import describe
+
+        return describe(self)
+
     @classmethod
     def from_outcome(cls, name: str, mode: str, reason: str, params: dict[str, Any], outcome: Outcome, *,
                      kernel: str | None = None, profile: str | None = None, duration_s: float = 0.0,

@@ -23,7 +23,7 @@ _EXPORTS = {
     "pile_up": "time_wait", "compare_runs": "time_wait", "rebind_matrix": "time_wait",
     "dashboard": "load", "connect_latency": "load",
     "counter_table": "diagnose", "counters_figure": "diagnose", "state_summary": "diagnose",
-    "mode_tag": "common", "experiment_figure": "generic",
+    "mode_tag": "common", "alt_text": "common", "described": "common", "experiment_figure": "generic",
     "cubic_figure": "cubic", "cubic_epoch_table": "cubic",
     "sliding_window_figure": "flow_control",
     "watch_figure": "watch", "WatchFigure": "watch",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from tcplab.viz.diagnose import STATE_COLORS, STATE_ORDER, titled
+from tcplab.viz.common import described
 
 if TYPE_CHECKING:
     from tcplab.experiments.result import Result
@@ -121,7 +122,7 @@ def compare_closes(results: list[Result], *, title: str = "how the connection en
         d = by_state[st]
         fig.add_trace(go.Bar(name=st, orientation="h", x=d["x"], base=d["base"], y=d["y"], text=d["text"],
                              textposition="inside", insidetextanchor="middle", hovertext=d["hover"],
-                             hoverinfo="text", marker_color=STATE_COLORS.get(st, "#4c78a8"),
+                             hoverinfo="text", marker_color=STATE_COLORS.get(st, "#0072B2"),
                              marker_line={"color": "white", "width": 1}))
     plot_h = 55 * len(lanes)
     fig.update_layout(barmode="overlay", height=plot_h + 230, template="plotly_white", font={"size": 13},
@@ -133,7 +134,9 @@ def compare_closes(results: list[Result], *, title: str = "how the connection en
                       bargap=0.25,
                       uniformtext={"minsize": 9, "mode": "hide"})
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)))
-    return titled(fig, title, list(results))
+    titled(fig, title, list(results))
+    # the lanes in words: each run's states, both ends, in order (its Result's sentences)
+    return described(fig, " ".join(r.alt_text for r in results))
 
 
 def state_timeline(result: Result) -> go.Figure:

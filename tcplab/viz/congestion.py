@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["congestion_figure", "congestion_flows"]
 
-_FLOW_COLORS = ("#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#57606a", "#fb8500")
+_FLOW_COLORS = ("#0072B2", "#CC79A7", "#009E73", "#E69F00", "#CC79A7", "#D55E00", "#57606a", "#E69F00")
 
 
 def _round_step(span: float) -> int:
@@ -58,7 +58,7 @@ def congestion_figure(result: Result) -> go.Figure:
     if q is not None and len(q):
         fig.add_scatter(x=list(q["t"]), y=list(q["queue_packets"]), mode="lines", name="bottleneck queue (packets)",
                         line={"color": LIMIT_COLOR, "width": 0.5, "shape": "hv"}, fill="tozeroy",
-                        fillcolor="rgba(207,34,46,0.15)", row=2, col=1, secondary_y=True)
+                        fillcolor="rgba(213,94,0,0.15)", row=2, col=1, secondary_y=True)
     for flow in flows:
         rows = tl[tl["flow"] == flow]
         color = _FLOW_COLORS[int(flow) % len(_FLOW_COLORS)]

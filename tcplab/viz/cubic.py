@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["cubic_figure", "cubic_epoch_table", "flow_rows"]
 
-_CWND = "#0969da"
-_FIT = "#cf222e"
+_CWND = "#0072B2"
+_FIT = "#D55E00"
 
 
 def flow_rows(result: Result, flow: int = 0) -> list[dict[str, Any]]:

@@ -32,12 +32,12 @@ STATE_ORDER = ("LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FI
 
 #: one colour per state, shared by every chart of the course's second half
 STATE_COLORS = {
-    "LISTEN": "#8c8c8c", "SYN_SENT": "#9ecae1", "SYN_RECV": "#6baed6", "ESTABLISHED": "#2ca02c",
-    "FIN_WAIT1": "#fdae6b", "FIN_WAIT2": "#e6550d", "CLOSE_WAIT": "#d62728", "CLOSING": "#9467bd",
-    "LAST_ACK": "#bcbd22", "TIME_WAIT": "#7f7f7f", "CLOSE": "#c7c7c7", "CLOSED": "#c7c7c7",
+    "LISTEN": "#8c8c8c", "SYN_SENT": "#56B4E9", "SYN_RECV": "#56B4E9", "ESTABLISHED": "#009E73",
+    "FIN_WAIT1": "#E69F00", "FIN_WAIT2": "#E69F00", "CLOSE_WAIT": "#D55E00", "CLOSING": "#CC79A7",
+    "LAST_ACK": "#F0E442", "TIME_WAIT": "#7f7f7f", "CLOSE": "#c7c7c7", "CLOSED": "#c7c7c7",
 }
 
-MODE_COLORS = {"real": "#1a7f37", "sim": "#9a6700"}
+MODE_COLORS = {"real": "#009E73", "sim": "#E69F00"}
 
 
 def mode_label(result: Result) -> str:
@@ -50,16 +50,22 @@ def mode_label(result: Result) -> str:
 def titled(fig: go.Figure, text: str, results: Result | list[Result] | None) -> go.Figure:
     """Set ``fig``'s title to ``text`` followed by the mode badge of ``results``.
 
-    Several results with different modes give e.g. ``REAL + SIMULATED``.
+    Several results with different modes give e.g. ``REAL + SIMULATED``. The figure's text
+    alternative is read off the figure (its bars are counters, not the Results' headlines).
     """
-    fig.update_layout(template="plotly_white")      # the course's look (white, as in viz.common.style)
+    from tcplab.viz.common import COLORWAY, described
+
+    described(fig)
+    # the course's look (white, the colour-blind-safe colorway, as in viz.common.style)
+    fig.update_layout(template="plotly_white", colorway=list(COLORWAY))
     if results is None:
         fig.update_layout(title={"text": f"<b>{text}</b>", "x": 0.01})
         return fig
     rs = results if isinstance(results, list) else [results]
     labels = list(dict.fromkeys(mode_label(r) for r in rs))
     modes = {r.mode for r in rs}
-    color = MODE_COLORS["real"] if modes == {"real"} and all(r.trusted for r in rs) else MODE_COLORS["sim"]
+    # the badge is text: darker shades than the traces' MODE_COLORS (contrast over 4.5:1 on white)
+    color = "#1a7f37" if modes == {"real"} and all(r.trusted for r in rs) else "#9a6700"
     badge = " + ".join(labels)
     fig.update_layout(title={"text": f"<b>{text}</b> <span style='color:{color}'>— {badge}</span>", "x": 0.01},
                       margin={"t": 60})
@@ -102,7 +108,7 @@ def counters_figure(result: Result, *, keep: tuple[str, ...] | None = None) -> g
     table = table.iloc[::-1]
     fig = go.Figure(go.Bar(x=table["delta"].tolist(), y=table["counter"].tolist(), orientation="h",
                            text=table["delta"].tolist(), textposition="auto",
-                           hovertext=table["netstat -s says"].tolist(), marker_color="#4c78a8",
+                           hovertext=table["netstat -s says"].tolist(), marker_color="#0072B2",
                            name="counter delta"))
     fig.update_layout(xaxis_title="delta over the run (nstat)", height=max(250, 28 * len(table) + 120))
     if table.empty:
@@ -126,7 +132,7 @@ def state_summary(sockets: pd.DataFrame, *, title: str = "sockets by state (ss -
     c = state_counts(sockets)
     fig = go.Figure(go.Bar(x=c["state"].tolist(), y=c["count"].tolist(), text=c["count"].tolist(),
                            textposition="auto", name="sockets",
-                           marker_color=[STATE_COLORS.get(s, "#4c78a8") for s in c["state"]]))
+                           marker_color=[STATE_COLORS.get(s, "#0072B2") for s in c["state"]]))
     fig.update_layout(yaxis_title="sockets", xaxis_title="state", height=320)
     return titled(fig, title, result)
 

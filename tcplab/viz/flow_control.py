@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["flow_control_figure", "flow_control_events", "sliding_window_figure", "window_spans"]
 
-_SEND = "#0969da"
-_WINDOW = "#1a7f37"
-_RECV = "#8250df"
+_SEND = "#0072B2"
+_WINDOW = "#009E73"
+_RECV = "#CC79A7"
 
 
 def _zero_spans(tl: pd.DataFrame, t: str = "t", window: str = "snd_wnd") -> list[tuple[float, float]]:
@@ -197,7 +197,7 @@ def sliding_window_figure(result: Result) -> go.Figure:
     fig.add_scatter(x=t, y=list(w["snd_nxt"]), mode=how, name="snd_nxt",
                     line={**step, "color": _SEND, "width": 2, "dash": "dot"}, row=1, col=1)
     fig.add_scatter(x=t, y=list(w["right_edge"]), mode=how, name="right edge (snd_una + window)",
-                    line={**step, "color": _WINDOW, "width": 3}, fill="tonexty", fillcolor="rgba(26,127,55,0.10)",
+                    line={**step, "color": _WINDOW, "width": 3, "dash": "longdash"}, fill="tonexty", fillcolor="rgba(0,158,115,0.10)",
                     row=1, col=1)
     fig.add_scatter(x=t, y=list(w["window"]), mode=how, name="window",
                     line={**step, "color": _WINDOW, "width": 3}, row=2, col=1)

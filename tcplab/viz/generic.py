@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tcplab.experiments.registry import spec as _spec
-from tcplab.viz.common import style, titled
+from tcplab.viz.common import DASHES, SYMBOLS, style, titled
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -104,17 +104,18 @@ def experiment_figure(result: Result, plot: Plot | None = None) -> go.Figure:
         titled(fig, s.title if plot is None else f"{plot.title or s.title} (no rows)", result)
         return style(fig)
     df = _frame(result, plot)
-    for col in plot.y:
+    # each line its own dash, each marker series its own symbol: told apart without colour
+    for i, col in enumerate(plot.y):
         if col not in df.columns:
             raise ValueError(f"plot column {col!r} is not in {plot.source} (columns: {', '.join(map(str, df.columns))})")
         x, y = _values(df[plot.x]), _values(df[col])
         if plot.kind == "bar":
-            fig.add_bar(x=x, y=y, name=col)
+            fig.add_bar(x=x, y=y, name=col, marker_pattern_shape=("", "/", "x", ".", "+", "-")[i % 6])
         elif plot.kind == "markers":
-            fig.add_scatter(x=x, y=y, mode="markers", name=col, marker={"size": 9})
+            fig.add_scatter(x=x, y=y, mode="markers", name=col, marker={"size": 9, "symbol": SYMBOLS[i % len(SYMBOLS)]})
         else:
             fig.add_scatter(x=x, y=y, mode="lines", name=col,
-                            line={"shape": "hv" if plot.kind == "step" else "linear"})
+                            line={"shape": "hv" if plot.kind == "step" else "linear", "dash": DASHES[i % len(DASHES)]})
     fig.update_xaxes(title_text=plot.x_title)
     fig.update_yaxes(title_text=plot.y_title)
     titled(fig, plot.title or s.title, result)

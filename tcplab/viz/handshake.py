@@ -76,7 +76,7 @@ def sequence_diagram(result: Result, *, max_packets: int = 12) -> go.Figure:
     ys = [-(i + 1) for i in range(n)]
     for r, y in zip(rows, ys, strict=True):
         x0, x1 = (0.0, 1.0) if r["to_server"] else (1.0, 0.0)
-        color = "#0969da" if r["to_server"] else "#cf222e"
+        color = "#0072B2" if r["to_server"] else "#D55E00"
         fig.add_annotation(x=x1, y=y - 0.45, ax=x0, ay=y, xref="x", yref="y", axref="x", ayref="y", text="",
                            showarrow=True, arrowhead=2, arrowsize=1.3, arrowwidth=2, arrowcolor=color)
         fig.add_annotation(x=0.5, y=y - 0.22, text=f"<b>{r['label']}</b>", showarrow=False, yshift=9,

@@ -60,25 +60,25 @@ def dashboard(result: Result) -> go.Figure:
     if tl is not None and len(tl) and "recv_q" in tl.columns:
         t = tl["t"].astype(float).tolist()
         fig.add_trace(go.Scatter(x=t, y=tl["recv_q"].tolist(), name="Recv-Q (accept queue)", mode="lines",
-                                 line={"color": "#1f77b4", "shape": "hv"}), row=1, col=1)
+                                 line={"color": "#0072B2", "shape": "hv"}), row=1, col=1)
         if "ListenOverflows" in tl.columns:
             lo = [int(v) for v in tl["ListenOverflows"].fillna(0).tolist()]
             per = [b - a for a, b in zip([0, *lo[:-1]], lo, strict=True)]
             fig.add_trace(go.Bar(x=t, y=per, name="SYNs dropped (ListenOverflows in each 50 ms)",
-                                 marker_color="#d62728", opacity=0.7), row=2, col=1)
+                                 marker_color="#D55E00", opacity=0.7), row=2, col=1)
         if "pending" in tl.columns:
             fig.add_trace(go.Scatter(x=t, y=tl["pending"].tolist(), name="clients waiting (SYN_SENT)",
-                                     mode="lines", line={"color": "#ff7f0e", "shape": "hv"}), row=2, col=1)
-    fig.add_hline(y=limit + 1, line_dash="dash", line_color="#d62728", row=1, col=1,
+                                     mode="lines", line={"color": "#E69F00", "shape": "hv"}), row=2, col=1)
+    fig.add_hline(y=limit + 1, line_dash="dash", line_color="#D55E00", row=1, col=1,
                   annotation_text=f"full: min(backlog, somaxconn) + 1 = {limit + 1}",
                   annotation_position="top left")
     starts, times, never = connect_times(result)
     fig.add_trace(go.Scattergl(x=starts, y=times, mode="markers", name="connect() time",
-                               marker={"size": 4, "color": "#2ca02c", "opacity": 0.6}), row=3, col=1)
+                               marker={"size": 4, "color": "#009E73", "opacity": 0.6}), row=3, col=1)
     s = result.summary
     p99 = s.get("p99_connect_s")
     if p99 is not None:
-        fig.add_hline(y=p99, line_dash="dot", line_color="#9467bd", row=3, col=1,
+        fig.add_hline(y=p99, line_dash="dot", line_color="#CC79A7", row=3, col=1,
                       annotation_text=f"p99 {p99:.3f} s", annotation_position="top left")
     fig.update_yaxes(title_text="connections", row=1, col=1)
     fig.update_yaxes(title_text="clients", row=2, col=1)
@@ -98,10 +98,10 @@ def connect_latency(result: Result) -> go.Figure:
     times = sorted(times)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("how many clients waited how long",
                                                         "share of clients connected within x s (CDF)"))
-    fig.add_trace(go.Histogram(x=times, name="clients", marker_color="#4c78a8", nbinsx=60), row=1, col=1)
+    fig.add_trace(go.Histogram(x=times, name="clients", marker_color="#0072B2", nbinsx=60), row=1, col=1)
     n = len(times) + never
     cdf = [(i + 1) / n for i in range(len(times))] if n else []
-    fig.add_trace(go.Scatter(x=times, y=cdf, mode="lines", name="CDF", line={"shape": "hv", "color": "#2ca02c"}),
+    fig.add_trace(go.Scatter(x=times, y=cdf, mode="lines", name="CDF", line={"shape": "hv", "color": "#009E73"}),
                   row=1, col=2)
     top = max(times) if times else 1.0
     for step in RETRY_STEPS:
@@ -110,7 +110,7 @@ def connect_latency(result: Result) -> go.Figure:
                 fig.add_vline(x=step, line_dash="dot", line_color="#999", row=1, col=col)
     p99 = result.summary.get("p99_connect_s")
     if p99 is not None:
-        fig.add_vline(x=p99, line_color="#9467bd", row=1, col=2, annotation_text=f"p99 {p99:.3f} s",
+        fig.add_vline(x=p99, line_color="#CC79A7", row=1, col=2, annotation_text=f"p99 {p99:.3f} s",
                       annotation_position="bottom right")
     fig.update_xaxes(title_text="connect() time (s) — dotted: 1st/2nd/3rd SYN retransmission", row=1, col=1)
     fig.update_xaxes(title_text="connect() time (s)", row=1, col=2)

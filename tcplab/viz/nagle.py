@@ -49,13 +49,15 @@ def nagle_figure(result: Result) -> go.Figure:
     p, s = result.params, result.summary
     df = result.tables.get("requests")
     fig = go.Figure()
-    for stalled, name, color in ((False, "answered at once", "#1a7f37"), (True, "waited for a delayed ACK", LIMIT_COLOR)):
+    # the stalled bars are hatched too: a learner who cannot tell the colours apart still can
+    for stalled, name, color, hatch in ((False, "answered at once", "#009E73", ""),
+                                        (True, "waited for a delayed ACK", LIMIT_COLOR, "/")):
         rows = df[df["stalled"] == stalled] if df is not None and len(df) else None
         # a bar must start below the axis' floor to show on a log axis: base at the range's bottom
         fig.add_bar(x=list(rows["n"]) if rows is not None else [],
                     # under 10 µs (the simulator's 0: it gives loopback no cost) still shows a stub
                     y=[max(v, _RANGE_MS[0] * 1.5) - _RANGE_MS[0] for v in rows["latency_ms"]] if rows is not None else [],
-                    base=_RANGE_MS[0], name=name, marker_color=color,
+                    base=_RANGE_MS[0], name=name, marker_color=color, marker_pattern_shape=hatch,
                     customdata=[fmt_seconds(v / 1000) for v in rows["latency_ms"]] if rows is not None else [],
                     hovertemplate="request %{x}: %{customdata}<extra></extra>")
     prof = get_profile(result.profile if result.mode == "sim" else None)

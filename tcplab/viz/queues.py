@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcplab.model.listen import Listener
 from tcplab.model.profiles import KernelProfile, get_profile
-from tcplab.viz.common import LIMIT_COLOR, STATE_COLORS, style, titled
+from tcplab.viz.common import DASHES, LIMIT_COLOR, STATE_COLORS, described, mode_tag, style, titled
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -115,10 +115,11 @@ def accept_queue_fill(result: Result) -> go.Figure:
     tmax = 1.5
     if tl is not None and len(tl):
         tmax = max(float(tl["t"].max()), 0.5)
-        for col, label, color in series:
+        for i, (col, label, color) in enumerate(series):
             if col in tl:
+                # a dash of its own per line: the lines are told apart without their colours
                 fig.add_trace(go.Scatter(x=list(tl["t"]), y=list(tl[col]), mode="lines", name=label,
-                                         line={"color": color, "shape": "hv", "width": 2.5},
+                                         line={"color": color, "shape": "hv", "width": 2.5, "dash": DASHES[i % len(DASHES)]},
                                          hovertemplate=f"{label} at %{{x:.2f}} s: %{{y}}<extra></extra>"),
                               row=1, col=2)
         fig.add_hline(y=limit, line_dash="dash", line_color=LIMIT_COLOR, row=1, col=2)
@@ -192,9 +193,9 @@ def syn_queue_fill(result: Result) -> go.Figure:
     legend = [go.Scatter(x=[None], y=[None], mode="lines", name=f"{lim_name} = {lim_b}",
                          line={"dash": "dash", "color": LIMIT_COLOR})]
     if lim_q is not None:
-        fig.add_hline(y=lim_q, line_dash="dot", line_color="#8250df", row=1, col=1)
+        fig.add_hline(y=lim_q, line_dash="dot", line_color="#CC79A7", row=1, col=1)
         legend.append(go.Scatter(x=[None], y=[None], mode="lines", name=f"3/4·tcp_max_syn_backlog+1 = {lim_q}",
-                                 line={"dash": "dot", "color": "#8250df"}))
+                                 line={"dash": "dot", "color": "#CC79A7"}))
     names = ["ListenDrops", "ListenOverflows", "TCPReqQFullDrop", "TCPReqQFullDoCookies", "SyncookiesSent",
              "SyncookiesRecv"]
     cv = [int(s.get(n) or 0) for n in names]
@@ -212,7 +213,7 @@ def syn_queue_fill(result: Result) -> go.Figure:
     if legit is not None:
         fig.add_annotation(text=("a normal client <b>got in</b>" if legit else "a normal client was <b>locked out</b>"),
                            xref="paper", yref="paper", x=1.0, y=-0.2, xanchor="right", showarrow=False,
-                           font={"color": "#1a7f37" if legit else LIMIT_COLOR})
+                           font={"color": "#009E73" if legit else LIMIT_COLOR})
     return style(fig, height=440)
 
 
@@ -268,7 +269,7 @@ def syn_recv_over_time(result: Result) -> go.Figure:
         fig.add_annotation(text=("then a normal client <b>got in</b>" if legit
                                  else "then a normal client was <b>locked out</b>"),
                            xref="paper", yref="paper", x=1.0, y=-0.2, xanchor="right", showarrow=False,
-                           font={"color": "#1a7f37" if legit else LIMIT_COLOR})
+                           font={"color": "#009E73" if legit else LIMIT_COLOR})
     return style(fig, height=440)
 
 
@@ -298,6 +299,10 @@ def backlog_sweep(results: Sequence[Result]) -> go.Figure:
     fig.update_yaxes(title_text="clients ESTABLISHED", rangemode="tozero")
     modes = {r.mode for r in results}
     titled(fig, "How many connections does listen(backlog) hold?", results[0] if len(modes) == 1 else "REAL + SIMULATED")
+    tag = mode_tag(results[0]) if len(modes) == 1 else "REAL + SIMULATED"
+    measured = ", ".join(f"backlog {d['backlog']}: {d['established']}" for d in rows)
+    described(fig, f"Clients ESTABLISHED against the listen() backlog ({measured}), each run against the rule "
+                   f"min(backlog, somaxconn={smc}) + 1. {tag}.")
     return style(fig, height=400)
 
 
@@ -305,7 +310,7 @@ def backlog_sweep(results: Sequence[Result]) -> go.Figure:
 _FATES = (
     ("child", "connected", STATE_COLORS["ESTABLISHED"]),
     ("held", "ACK dropped<br>SYN_RECV", STATE_COLORS["SYN_RECV"]),
-    ("cookie", "cookie ACK<br>discarded", "#bf8700"),
+    ("cookie", "cookie ACK<br>discarded", "#E69F00"),
     ("reset", "RST<br>ECONNRESET", LIMIT_COLOR),
     ("syn_sent", "SYN dropped<br>SYN_SENT", STATE_COLORS["SYN_SENT"]),
 )
@@ -344,19 +349,19 @@ def ack_overflow_fates(result: Result) -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=at_snap, marker_color=[c for *_, c in _FATES], text=at_snap,
                          textposition="outside", name="clients at the snapshot (1.5 s)", cliponaxis=False,
                          hovertemplate="%{x}: %{y}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=names, y=completed, marker_color="rgba(110,119,129,0.45)",
+    fig.add_trace(go.Bar(x=names, y=completed, marker_color="rgba(110,119,129,0.45)", marker_pattern_shape="/",
                          marker_line={"color": "#6e7781", "width": 1}, text=completed, textposition="outside",
                          name="of those, completed after accept() (phase 2)", cliponaxis=False,
                          hovertemplate="%{x}: %{y} completed later<extra></extra>"), row=1, col=1)
     tl = result.timeline
     if tl is not None and len(tl):
-        for col, label, color in (("syn_recv", "server requests SYN_RECV", STATE_COLORS["SYN_RECV"]),
-                                  ("reset_clients", "clients reset", LIMIT_COLOR),
-                                  ("recv_q", "listener Recv-Q", STATE_COLORS["LISTEN"]),
-                                  ("accepted", "accepted by the app", "#6e7781")):
+        for i, (col, label, color) in enumerate((("syn_recv", "server requests SYN_RECV", STATE_COLORS["SYN_RECV"]),
+                                                 ("reset_clients", "clients reset", LIMIT_COLOR),
+                                                 ("recv_q", "listener Recv-Q", STATE_COLORS["LISTEN"]),
+                                                 ("accepted", "accepted by the app", "#6e7781"))):
             if col in tl:
                 fig.add_trace(go.Scatter(x=list(tl["t"]), y=list(tl[col]), mode="lines", name=label,
-                                         line={"color": color, "shape": "hv", "width": 2.5},
+                                         line={"color": color, "shape": "hv", "width": 2.5, "dash": DASHES[i % len(DASHES)]},
                                          hovertemplate=f"{label} at %{{x:.2f}} s: %{{y}}<extra></extra>"),
                               row=1, col=2)
         fig.add_vline(x=1.5, line_dash="dot", line_color="#57606a", row=1, col=2,

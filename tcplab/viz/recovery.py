@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 __all__ = ["recovery_figure"]
 
 _TRACES = (
-    ("out", "new", "data sent", "circle", "#0969da", "seq"),
+    ("out", "new", "data sent", "circle", "#0072B2", "seq"),
     ("out", "lost", "lost on the path", "x-thin-open", LIMIT_COLOR, "seq"),
     ("out", "retransmit", "retransmission", "diamond", LIMIT_COLOR, "seq"),
-    ("in", "ack", "ACK (cumulative)", "triangle-left", "#1a7f37", "ack"),
-    ("in", "dupack", "duplicate ACK", "triangle-left", "#bc4c00", "ack"),
+    ("in", "ack", "ACK (cumulative)", "triangle-left", "#009E73", "ack"),
+    ("in", "dupack", "duplicate ACK", "triangle-left-open", "#E69F00", "ack"),
 )
 
 

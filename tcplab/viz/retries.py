@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tcplab.model.retries import syn_schedule
-from tcplab.viz.common import LIMIT_COLOR, STATE_COLORS, style, titled
+from tcplab.viz.common import LIMIT_COLOR, REAL_COLOR, SIM_COLOR, STATE_COLORS, style, titled
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -75,9 +75,9 @@ def syn_timeline(result: Result) -> go.Figure:
         fig.add_annotation(x=(a + b) / 2, y=0.62, text=f"{b - a:.1f}s", showarrow=False,
                            font={"size": 11, "color": "#57606a"})
     budget = (2 ** (k + 1)) - 1
-    fig.add_vline(x=budget, line_dash="dot", line_color="#8250df",
+    fig.add_vline(x=budget, line_dash="dot", line_color="#CC79A7",
                   annotation_text=f"budget (2^{k + 1}−1) = {budget} s", annotation_position="top left",
-                  annotation_font_color="#8250df")
+                  annotation_font_color="#CC79A7")
     fig.update_yaxes(tickvals=[0, 1], ticktext=["predicted", "measured"], range=[-0.6, 1.6])
     fig.update_xaxes(title_text="seconds after connect() (gaps = RTO)", range=[-0.6, max([*xs, *fx, budget]) * 1.06])
     titled(fig, f"SYN retransmissions: TCP_SYNCNT={k}, tcp_syn_linear_timeouts={lin}", result,
@@ -96,17 +96,17 @@ def failure_curve(results: Sequence[Result] = (), *, max_retries: int = 8, linea
     ks = list(range(1, max_retries + 1))
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=ks, y=[2 ** (k + 1) - 1 for k in ks], mode="lines+markers",
-                             line={"dash": "dash", "color": "#8250df"}, name="2^(k+1) − 1 (the articles)"))
+                             line={"dash": "dash", "color": "#CC79A7"}, name="2^(k+1) − 1 (the articles)"))
     fig.add_trace(go.Scatter(x=ks, y=[syn_schedule(k, linear_timeouts).fail_after for k in ks],
                              mode="lines+markers", line={"color": "#57606a"},
                              name=f"rule with tcp_syn_linear_timeouts={linear_timeouts}"))
     pts = sorted((int(r.params["retries"]), r.summary.get("failed_after"), r.mode) for r in results)
     fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
-                             marker={"size": 14, "color": [("#1a7f37" if p[2] == "real" else "#9a6700") for p in pts],
-                                     "symbol": "diamond"},
+                             marker={"size": 14, "color": [(REAL_COLOR if p[2] == "real" else SIM_COLOR) for p in pts],
+                                     "symbol": [("circle" if p[2] == "real" else "diamond") for p in pts]},
                              text=[("REAL" if p[2] == "real" else "SIMULATED") for p in pts],
                              hovertemplate="k=%{x}: failed after %{y:.2f} s (%{text})<extra></extra>",
-                             name="runs (green REAL, brown SIMULATED)"))
+                             name="runs (green circle REAL, orange diamond SIMULATED)"))
     fig.update_xaxes(title_text="TCP_SYNCNT / tcp_syn_retries (k)", dtick=1)
     fig.update_yaxes(title_text="connect() fails after (s), log scale", type="log",
                      tickvals=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], ticktext=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])

@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from tcplab.model.states import EVENTS, TcpState, edges
-from tcplab.viz.common import STATE_COLORS, STATE_ORDER, style, titled
+from tcplab.viz.common import STATE_COLORS, STATE_ORDER, described, style, text_on, titled
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,10 +44,11 @@ CLIENT_PATH = {("CLOSE", "app_connect"), ("SYN_SENT", "rcv_syn_ack"), ("ESTABLIS
                ("FIN_WAIT1", "rcv_ack"), ("FIN_WAIT2", "rcv_fin"), ("TIME_WAIT", "timeout_2msl")}
 SERVER_PATH = {("CLOSE", "app_listen"), ("LISTEN", "rcv_syn"), ("SYN_RECV", "rcv_ack"),
                ("ESTABLISHED", "rcv_fin"), ("CLOSE_WAIT", "app_close"), ("LAST_ACK", "rcv_ack")}
+#: colour and dash per kind of edge (the dash, in the line under the arrows, tells them apart without colour)
 KIND_STYLE = {
-    "client": {"color": "#0969da", "width": 3, "dash": "solid", "label": "client path (active open / close)"},
-    "server": {"color": "#cf222e", "width": 3, "dash": "solid", "label": "server path (passive open / close)"},
-    "other": {"color": "#6e7781", "width": 1.5, "dash": "solid", "label": "simultaneous open / close, other"},
+    "client": {"color": "#0072B2", "width": 3, "dash": "solid", "label": "client path (active open / close)"},
+    "server": {"color": "#D55E00", "width": 3, "dash": "dash", "label": "server path (passive open / close)"},
+    "other": {"color": "#6e7781", "width": 1.5, "dash": "dashdot", "label": "simultaneous open / close, other"},
     "abort": {"color": "#bbbbbb", "width": 1, "dash": "dot", "label": "RST, abort, timeout"},
 }
 
@@ -173,7 +174,8 @@ def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str
             xs, ys = lines[kind]
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=st["label"], hoverinfo="skip",
                                      line={"color": st["color"], "width": st["width"],
-                                           "dash": "dot" if kind == "abort" else "solid"}))
+                                           # a dash per kind: the paths are told apart without colour
+                                           "dash": st["dash"]}))
     fig.add_trace(go.Scatter(x=lab_x, y=lab_y, mode="markers", text=lab_t, marker={"size": 14, "opacity": 0},
                              hovertext=lab_h, hoverinfo="text", showlegend=False, name="events"))
     hl = set(highlight or ())
@@ -182,18 +184,48 @@ def state_diagram(*, show_aborts: bool = False, highlight: list[str] | tuple[str
     for n, sname in zip(names, shown, strict=True):
         x, y = POSITIONS[n]
         fig.add_shape(type="rect", x0=x - _BW + 0.03, x1=x + _BW - 0.03, y0=y - _BH + 0.05, y1=y + _BH - 0.05,
-                      fillcolor=STATE_COLORS[sname], line={"width": 4 if sname in hl else 0, "color": "#ffd33d"},
+                      fillcolor=STATE_COLORS[sname], line={"width": 4 if sname in hl else 0, "color": "#000000"},
                       layer="below")
     fig.add_trace(go.Scatter(
         x=[POSITIONS[n][0] for n in names], y=[POSITIONS[n][1] for n in names], mode="text",
-        text=shown, textfont={"size": [15 if s in hl else 13 for s in shown], "color": "white"},
+        # black or white by the box's colour (white on the palette's yellow or orange is unreadable)
+        text=shown, textfont={"size": [15 if s in hl else 13 for s in shown],
+                              "color": [text_on(STATE_COLORS[s]) for s in shown]},
         hovertext=[f"{s} (Linux state {TcpState[s].value})" for s in shown], hoverinfo="text",
         name="states", showlegend=False))
     fig.update_xaxes(visible=False, range=[-0.1, 4.1])
     fig.update_yaxes(visible=False, range=[-0.5, 7.5])
     titled(fig, title, "model", "hover an arrow for what the event means")
     style(fig, height=720)
-    return fig
+    return described(fig, diagram_text(show_aborts=show_aborts, highlight=highlight))
+
+
+def _walk(path: set[tuple[str, str]], start: str) -> list[str]:
+    """The states of a usual path (a set of (state, event) rows), in order from ``start``."""
+    from tcplab.model.states import TRANSITIONS
+
+    out, state = [start], start
+    for _ in range(len(path)):
+        step = next((ev for st, ev in path if st == state), None)
+        if step is None:
+            break
+        state = TRANSITIONS[TcpState[state]][step].name
+        out.append(state)
+    return out
+
+
+def diagram_text(*, show_aborts: bool = False, highlight: list[str] | tuple[str, ...] | None = None) -> str:
+    """The state diagram in words: how many states and arrows, the client's and the server's usual paths.
+
+    >>> diagram_text()  # doctest: +ELLIPSIS
+    'The 11 TCP states and the arrows of the model. The client (solid line): CLOSE → SYN_SENT → ESTABLISHED → ...'
+    """
+    client = " → ".join(_walk(CLIENT_PATH, "CLOSE"))
+    server = " → ".join(_walk(SERVER_PATH, "CLOSE"))
+    hl = f" Highlighted: {', '.join(highlight)}." if highlight else ""
+    aborts = " RST, abort and timeout arrows shown (dotted)." if show_aborts else ""
+    return (f"The 11 TCP states and the arrows of the model. The client (solid line): {client}; "
+            f"the server (dashed line): {server}.{hl}{aborts}")
 
 
 def _states_of(sockets: pd.DataFrame | Result) -> list[str]:

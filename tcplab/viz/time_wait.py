@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from tcplab.viz.diagnose import titled
+from tcplab.viz.common import COLORWAY, DASHES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["attempt_curves", "pile_up", "compare_runs", "rebind_matrix", "run_label"]
 
-OK_COLOR, NEW_COLOR, FAIL_COLOR, LIMIT_COLOR = "#2ca02c", "#7f7f7f", "#d62728", "#1f77b4"
+OK_COLOR, NEW_COLOR, FAIL_COLOR, LIMIT_COLOR = "#009E73", "#7f7f7f", "#D55E00", "#0072B2"
 
 
 def _attempts(result: Result) -> pd.DataFrame:
@@ -93,7 +94,7 @@ def pile_up(result: Result) -> go.Figure:
                              line={"color": NEW_COLOR, "dash": "dot", "shape": "hv"}))
     # failures can outnumber successes 30:1 (a retry every 10 ms): they get the right-hand axis
     fig.add_trace(go.Scatter(x=c["t"], y=c["failed"], name=f"failed connects ({result.summary.get('error') or 'none'}, right axis)",
-                             mode="lines", line={"color": FAIL_COLOR, "width": 2, "shape": "hv"}, yaxis="y2"))
+                             mode="lines", line={"color": FAIL_COLOR, "width": 2, "shape": "hv", "dash": "dash"}, yaxis="y2"))
     n = _range_size(result)
     if n is not None and n <= max(c["ok"] + [1]) * 1.5:
         fig.add_hline(y=n, line_dash="dash", line_color=LIMIT_COLOR,
@@ -116,21 +117,22 @@ def pile_up(result: Result) -> go.Figure:
 
 def compare_runs(results: list[Result], labels: list[str] | None = None) -> go.Figure:
     """Successful connects over time, one line per run (e.g. tw_reuse 0 vs 1 vs 2)."""
-    palette = ["#d62728", "#2ca02c", "#1f77b4", "#9467bd", "#ff7f0e", "#8c564b"]
+    palette = COLORWAY
     labels = labels or [run_label(r) for r in results]
     fig = go.Figure()
     for i, (r, lab) in enumerate(zip(results, labels)):
         c = attempt_curves(r)
         fig.add_trace(go.Scatter(x=c["t"], y=c["ok"], mode="lines", name=f"{lab}: {r.summary.get('connections_made')}",
-                                 line={"shape": "hv", "width": 3, "color": palette[i % len(palette)]}))
+                                 line={"shape": "hv", "width": 3, "color": palette[i % len(palette)],
+                                       "dash": DASHES[i % len(DASHES)]}))
     fig.update_layout(xaxis_title="seconds", yaxis_title="connects that worked (cumulative)", height=400,
                       legend_title_text="setting: connects")
     return titled(fig, "new connections with a small port range", list(results))
 
 
 def rebind_matrix(results: list[Result]) -> go.Figure:
-    """A 2x2 grid (old SO_REUSEADDR x new SO_REUSEADDR) from ``rebind`` results: green
-    'bound', red 'EADDRINUSE'. Results with the same pair are not expected (the last wins)."""
+    """A 2x2 grid (old SO_REUSEADDR x new SO_REUSEADDR) from ``rebind`` results: bluish
+    green 'bound ✔', vermillion 'EADDRINUSE ✘' (Okabe-Ito, light; the mark says it without colour). Results with the same pair are not expected (the last wins)."""
     cell: dict[tuple[bool, bool], Result] = {}
     for r in results:
         cell[(bool(r.params.get("old_reuseaddr")), bool(r.params.get("new_reuseaddr")))] = r
@@ -151,7 +153,7 @@ def rebind_matrix(results: list[Result]) -> go.Figure:
         z.append(zr)
         text.append(tr)
     fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", textfont={"size": 18},
-                               colorscale=[[0, "#f4a6a6"], [1, "#a6dba0"]], zmin=0, zmax=1, showscale=False,
+                               colorscale=[[0, "rgba(213,94,0,0.35)"], [1, "rgba(0,158,115,0.35)"]], zmin=0, zmax=1, showscale=False,
                                hoverinfo="text", xgap=4, ygap=4))
     closer = {r.params.get("closer") for r in results}
     fig.update_layout(height=300, xaxis={"side": "top"}, yaxis={"autorange": "reversed"},

@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = ["retransmission_figure", "keepalive_figure", "retransmission_table", "keepalive_table"]
 
-_MEASURED = "#0969da"
+_MEASURED = "#0072B2"
 _PREDICTED = "#57606a"
-_BUDGET = "#8250df"
-_ANSWER_COLORS = {"ACK": "#1a7f37", "RST": LIMIT_COLOR, None: _MEASURED}
+_BUDGET = "#CC79A7"
+_ANSWER_COLORS = {"ACK": "#009E73", "RST": LIMIT_COLOR, None: _MEASURED}
 
 
 def _rows(result: Result, table: str) -> pd.DataFrame | None:

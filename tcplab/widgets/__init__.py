@@ -15,7 +15,7 @@ import importlib as _importlib
 import typing as _typing
 
 _EXPORTS = {
-    "ExperimentPanel": "generic",
+    "ExperimentPanel": "generic", "A11y": "a11y",
     "Panel": "common", "SelfCheck": "common", "ProgressBar": "common", "mode_toggle": "common",
     "result_header": "common", "run_button": "common",
     "AcceptQueuePanel": "queues", "AckOverflowPanel": "queues", "SynQueuePanel": "queues", "SynRetriesPanel": "retries",

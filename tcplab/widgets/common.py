@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.errors import TcpLabError
+from tcplab.viz.common import alt_text, caption_html
+from tcplab.widgets.a11y_css import FOCUS_CSS, PANEL_CLASS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from tcplab.experiments.result import Result
 
 __all__ = ["MODES", "mode_toggle", "result_header", "error_header", "error_words", "ProgressBar", "run_button",
-           "int_slider", "float_slider", "sync_figure", "table_html", "Panel", "SelfCheck"]
+           "int_slider", "float_slider", "sync_figure", "table_html", "Panel", "SelfCheck", "accessible"]
 
 MODES = ("auto", "real", "sim")
 REAL_COLOR = "#1a7f37"
@@ -228,6 +230,26 @@ def float_slider(name: str, value: float, min: float, max: float, step: float = 
                          layout=W.Layout(width="420px"))
 
 
+def accessible(box: W.Box) -> W.Box:
+    """Make ``box`` a panel for assistive technology: the :class:`~tcplab.widgets.a11y.A11y` script
+    (named slider handles announcing their values, toggles' pressed state, labelled figures) and a
+    visible focus ring on its controls. Returns ``box``; every widget of the course goes through it.
+
+    >>> box = accessible(W.VBox([W.IntSlider(description="backlog")]))
+    >>> PANEL_CLASS in box._dom_classes, type(box.children[1]).__name__
+    (True, 'A11y')
+    """
+    try:
+        from tcplab.widgets.a11y import A11y
+    except ImportError:     # pragma: no cover - anywidget ships with the course's extras (plotly needs it)
+        script: tuple[W.Widget, ...] = ()
+    else:
+        script = (A11y(),)
+    box.children = (W.HTML(f"<style>{FOCUS_CSS}</style>"), *script, *box.children)
+    box.add_class(PANEL_CLASS)
+    return box
+
+
 def sync_figure(fw: go.FigureWidget, fig: go.Figure) -> None:
     """Make FigureWidget ``fw`` show ``fig`` without building a new widget.
 
@@ -275,7 +297,10 @@ def table_html(df: pd.DataFrame | None, *, max_rows: int = 12, caption: str = ""
     body = body.replace("<table", "<table style='border-spacing:10px 0'", 1)
     cap = f"<b>{html.escape(caption)}</b>" if caption else ""
     more = f"<small>+ {extra} more rows</small>" if extra > 0 else ""
-    return f"<div style='font-size:smaller;max-height:320px;overflow:auto'>{cap}{body}{more}</div>"
+    # a scrolling region is reached by keyboard (tabindex) and named (axe: scrollable-region-focusable)
+    name = html.escape(caption or "table of the run", quote=True)
+    return (f"<div style='font-size:smaller;max-height:320px;overflow:auto' tabindex='0' role='region' "
+            f"aria-label='{name}'>{cap}{body}{more}</div>")
 
 
 class Panel:
@@ -330,6 +355,8 @@ class Panel:
         self.mode = mode_toggle(mode)
         self.header = W.HTML("")
         self.table_out = W.HTML("")
+        #: the figure's text alternative (viz.common.alt_text), under it, opened on request
+        self.alt = W.HTML("")
         self.progress = ProgressBar() if self.progress_bar else None
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -350,8 +377,9 @@ class Panel:
         if self.progress is not None:
             self.progress.widget.layout.display = "none"
             box.append(self.progress.widget)
-        box += [self.header, self.fig_box, self.table_out]
-        self.widget = W.VBox(box)
+        box += [self.header, self.fig_box, self.alt, self.table_out]
+        # the A11y script names the sliders, says which toggle is pressed and labels the figure
+        self.widget = accessible(W.VBox(box))
         if self.live:
             for c in [*self.controls.values(), self.mode]:
                 c.observe(self._on_change, names="value")
@@ -503,6 +531,7 @@ class Panel:
                 annotations=[{"text": lines, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5,
                               "y": 0.5, "font": {"size": 14, "color": "#57606a"}}])
         self.table_out.value = ""
+        self.alt.value = caption_html(f"No result for these settings: {why}")
         self._set_stale(False)
 
     def draw(self, result: Result) -> None:
@@ -514,12 +543,14 @@ class Panel:
         instead of a new header sitting over the old chart.
         """
         fig = self.figure(result)
+        alt = caption_html(alt_text(fig))
         table = table_html(self.table(result))
         header = header_html(result)
         if self.fig.layout.xaxis.visible is False:     # after clear(): axes, legend and title back
             self.fig.layout.update(xaxis={"visible": None}, yaxis={"visible": None}, showlegend=None, title=None)
         sync_figure(self.fig, fig)
         self.header.value = header
+        self.alt.value = alt
         self.table_out.value = table
         self._set_stale(False)
 
@@ -607,10 +638,10 @@ class SelfCheck:
         self.new_button.on_click(lambda _b: self.new_question())
         self.header = W.HTML("")
         self.feedback = W.HTML("")
-        self.widget = W.VBox([W.HTML(f"<h4 style='margin:4px 0'>{html.escape(title)}</h4>"), self.question,
-                              W.HBox([self.answer, self.check_button, self.new_button]), self.mode,
-                              self.header, self.feedback],
-                             layout=W.Layout(border="1px solid #d0d7de", padding="6px"))
+        self.widget = accessible(W.VBox([W.HTML(f"<h4 style='margin:4px 0'>{html.escape(title)}</h4>"), self.question,
+                                         W.HBox([self.answer, self.check_button, self.new_button]), self.mode,
+                                         self.header, self.feedback],
+                                        layout=W.Layout(border="1px solid #d0d7de", padding="6px")))
         self.new_question()
 
     def new_question(self) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from tcplab.widgets.common import PANEL_FIG_WIDTH, int_slider, sync_figure
+from tcplab.viz.common import alt_text, caption_html
+from tcplab.widgets.common import PANEL_FIG_WIDTH, accessible, int_slider, sync_figure
 
 if TYPE_CHECKING:
     from tcplab.experiments.result import Result
@@ -62,14 +63,17 @@ class HandshakeStepper:
         self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
         self.info = W.HTML("")
         self.slider.observe(lambda _c: self.update(), names="value")
-        self.widget = W.VBox([self.slider, self.info, self.fig])
+        self.alt = W.HTML("")     # the run in words, opened on request
+        self.widget = accessible(W.VBox([self.slider, self.info, self.fig, self.alt]))
         self.update()
 
     def update(self) -> None:
         from tcplab.viz.handshake import sequence_diagram
 
         k = self.slider.value
-        sync_figure(self.fig, sequence_diagram(self.result, max_packets=k))
+        fig = sequence_diagram(self.result, max_packets=k)
+        sync_figure(self.fig, fig)
+        self.alt.value = caption_html(alt_text(fig))
         if self.rows:
             row = self.rows[k - 1]
             self.info.value = (f"<b>#{k} {html.escape(row['label'])}</b>: "

@@ -6,7 +6,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from tcplab.widgets.common import PANEL_FIG_WIDTH, sync_figure
+from tcplab.viz.common import alt_text, caption_html
+from tcplab.widgets.common import PANEL_FIG_WIDTH, accessible, sync_figure
 
 __all__ = ["StateDiagramPanel", "PATHS"]
 
@@ -36,7 +37,8 @@ class StateDiagramPanel:
         self.path = W.Dropdown(options=list(PATHS), value="none", description="highlight",
                                style={"description_width": "initial"}, layout=W.Layout(width="420px"))
         self.fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
-        self.widget = W.VBox([W.HBox([self.path, self.show_aborts]), self.fig])
+        self.alt = W.HTML("")     # the diagram in words, opened on request
+        self.widget = accessible(W.VBox([W.HBox([self.path, self.show_aborts]), self.fig, self.alt]))
         for c in (self.show_aborts, self.path):
             c.observe(self._on_change, names="value")
         self.update()
@@ -46,7 +48,9 @@ class StateDiagramPanel:
 
     def update(self) -> None:
         from tcplab.viz.states import state_diagram
-        sync_figure(self.fig, state_diagram(show_aborts=self.show_aborts.value, highlight=PATHS[self.path.value]))
+        fig = state_diagram(show_aborts=self.show_aborts.value, highlight=PATHS[self.path.value])
+        sync_figure(self.fig, fig)
+        self.alt.value = caption_html(alt_text(fig))
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -27,12 +27,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta
+from tcplab.experiments._common import counters_now, delay_line_timings, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Abs, Experiment, GridPoint, Key, Param, Plot, Rel, Slider, When
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.tcpinfo import tcp_info
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.undo import episode
 
@@ -51,11 +51,14 @@ RCVBUF = 16384
 #: segments the window lets into flight (what tcp_schedule_loss_probe() sees as packets_out)
 WINDOW_SEGMENTS = 13
 SAMPLE_S = 0.002
-#: the sampler sees an event up to its own lag late; the times here are compared within 10 % (~25 ms)
-SENDER_LAG_TOLERANCE_MS = 10.0
-#: a delay line late by this much moves the probe, the RTO and the undo (all timed from its releases)
-DELAY_LINE_TOLERANCE_MS = 10.0
-_TIMED = {"sender": SENDER_LAG_TOLERANCE_MS, "delay_line": DELAY_LINE_TOLERANCE_MS}
+#: the sampler sees an event up to the gap before the sample that saw it late: judged at the events only
+#: (the probe, the first RTO, the undo), not over the whole run (a gap elsewhere moves no figure)
+SAMPLER_TOLERANCE_MS = 10.0
+#: the delay line's median lateness moves every ACK, so the probe, the RTO and the undo. Its p99 is not
+#: judged here: when the spike ends, packets wait behind the spiked ones (FIFO, no reordering) and that
+#: wait counts as lateness (measured: p99 100-500 ms on quiet runs), the path's design, not a busy host
+DELAY_LINE_P50_TOLERANCE_MS = 5.0
+_TIMED = {"sampler": SAMPLER_TOLERANCE_MS, "delay_line_p50": DELAY_LINE_P50_TOLERANCE_MS}
 #: after the spike the DSACKs of a go-back-N recovery need this long to come back (see model.undo.episode)
 AFTER_SPIKE_S = 0.5
 TIMELINE = ("t", "cwnd", "ca_state", "srtt_ms", "rto_ms", "backoff", "retrans", "path_rtt_ms")
@@ -142,7 +145,7 @@ SPEC = Experiment(
         Key("cwnd_lowest", "the lowest cwnd after the first RTO: tcp_enter_loss() sets 1 (None: no RTO)"),
         Key("cwnd_restored", "cwnd came back to cwnd_before after the RTO (tcp_undo_cwnd_reduction(); None: no RTO)"),
         Key("cwnd_end", "cwnd at the end (sim: None)", rule="shown"),
-        Key("srtt_before_ms", "tcp_info.rtt just before the spike", rule="rel10", tolerates={"delay_line": 1.0}),
+        Key("srtt_before_ms", "tcp_info.rtt just before the spike", rule="rel10", tolerates={"delay_line_p50": 1.0}),
         Key("srtt_moved_in_loss_ms", "how far srtt moved while the sender was in Loss or Recovery after the RTO "
             "(0: no RTT sample - Karn's rule without timestamps, or no ACK before the undo; None: no RTO)"),
         Key("retrans_segs", "segments retransmitted (tcp_info total_retrans): the probe, one per RTO, then a "
@@ -207,6 +210,18 @@ def _from_timeline(rows: list[dict[str, Any]], p: Mapping[str, Any]) -> dict[str
     return out
 
 
+def _sampler_timing(rows: list[dict[str, Any]], s: Mapping[str, Any], at: float) -> Timing:
+    """How late the sampler may have seen the events it timed: the gap before each sample that saw one."""
+    gaps = []
+    for key in ("first_probe_s", "first_rto_s", "undo_s"):
+        if s.get(key) is not None:
+            i = next(i for i, r in enumerate(rows) if r["t"] >= round(at + s[key], 4) - 1e-9)
+            gaps.append(rows[i]["t"] - rows[i - 1]["t"] if i else 0.0)
+    worst = round(max(gaps, default=0.0) * 1000, 3)
+    return Timing("sampler", worst, f"the sampler (every {SAMPLE_S * 1000:g} ms) saw an event up to {worst:g} ms after "
+                  "the sample before it: the event happened somewhere in that gap")
+
+
 def _undone_by(c: Mapping[str, int], timestamps: bool) -> str | None:
     """The counters' verdict (tcp_try_undo_loss() counts TCPLossUndo for both its callers, and
     TCPSpuriousRTOs only for F-RTO's)."""
@@ -234,7 +249,6 @@ def _real(p: dict[str, Any]) -> Outcome:
             s.setblocking(False)
             chunk = b"\0" * 65536
             rows: list[dict[str, Any]] = []
-            lag = LagMeter(SAMPLE_S, SENDER_LAG_TOLERANCE_MS / 1000, name="sender")
             end = t0 + p["seconds"]
             while True:
                 now = time.monotonic()
@@ -245,7 +259,6 @@ def _real(p: dict[str, Any]) -> Outcome:
                         pass
                 except BlockingIOError:
                     pass
-                lag.tick(now)
                 x = tcp_info(s)
                 t = now - t0
                 rows.append({"t": round(t, 4), "cwnd": x.extra.get("snd_cwnd", 0), "ca_state": x.ca_state,
@@ -272,7 +285,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                                    f"{stats.packets} packets")
     out.notes.append("TcpExt counters of the sender's namespace: " + ", ".join(f"{k} {c.get(k, 0)}" for k in _UNDO_COUNTERS))
     out.notes += path.notes
-    out.timings += delay_line_timings(stats, path.scheduling)
+    out.timings += delay_line_timings(stats, path.scheduling, median="every ACK, so the probe, the RTO and the undo, "
+                                      "came that much later")
+    out.timings.append(_sampler_timing(rows, out.summary, p["spike_at_s"]))
     if stats.error:
         out.notes.append(stats.error)
     return out

@@ -53,6 +53,15 @@ def test_which_undo():
     assert episode(20, 1200, 1.0, False, 0, seconds=2.7).undone_by == "DSACK"
 
 
+def test_going_back_n_times_out_again():
+    # the first ACK back (1.6 s) re-arms the RTO still doubled (448 ms: no RTT sample, Karn); the copies sent then
+    # cross the spiked line (0.6 s) and come back at 2.21 s: the RTO fires again at 2.048 s (measured: 2 timeouts)
+    ep = episode(20, 1200, 1.0, False, 0, seconds=3)
+    assert ep.rto_at_s == [pytest.approx(1.281), pytest.approx(2.048)] and ep.undone_by == "DSACK"
+    # F-RTO and timestamps undo at that ACK: no second timeout
+    assert episode(20, 1200, 1.0, False, 2).rtos == episode(20, 1200, 1.0, True, 0).rtos == 1
+
+
 # -- the simulator ---------------------------------------------------------------------------------------
 def test_sim_the_three_cases():
     ts = spurious_rto(mode="sim")
@@ -115,7 +124,9 @@ def test_real_timestamps_f_rto_and_neither(as_user):
     assert ts["timestamps"] is True and frto["timestamps"] is False
     # the RTO fired in all three (the spike held every ACK 0.6 s), the cwnd fell to 1 ...
     for s in (ts, frto, neither):
-        assert s["rtos"] >= 1 and s["cwnd_lowest"] == 1 and s["loss_probes"] >= 1, s
+        assert s["cwnd_lowest"] == 1 and s["loss_probes"] >= 1, s
+    # one timeout each when the first ACK back undoes; going back N, the copies' ACKs are late too: a second one
+    assert (ts["rtos"], frto["rtos"], neither["rtos"]) == (1, 1, 2), (ts, frto, neither)
     # ... and came back: by the timestamp echo, by F-RTO, or by the DSACKs after going back N
     assert (ts["undone"], ts["undone_by"], ts["cwnd_restored"]) == (True, "timestamps", True), ts
     assert (frto["undone"], frto["undone_by"], frto["cwnd_restored"]) == (True, "F-RTO", True), frto

@@ -32,6 +32,8 @@ The rules, one place (Linux 6.x; ``net/ipv4/tcp_output.c``, ``tcp_timer.c``, ``t
 ('timestamps', 1)
 >>> episode(20, 1200, 1.0, timestamps=False, frto=2).undone_by, episode(20, 1200, 1.0, False, 0).undone_by
 ('F-RTO', 'DSACK')
+>>> [round(t, 3) for t in episode(20, 1200, 1.0, False, 0).rto_at_s]   # going back N: the copies' ACKs are late too
+[1.281, 2.048]
 >>> e = episode(20, 400, 1.0, True, 2); e.rtos, e.undone_by    # the ACKs are back before the RTO
 (0, None)
 >>> len(episode(20, 1800, 1.0, True, 2).rto_at_s)               # 2 timeouts: 224 ms, then 448 ms
@@ -130,7 +132,9 @@ def episode(rtt_ms: float, spike_ms: float, spike_at_s: float, timestamps: bool,
       transmission is not re-armed. The first ACK the spike held entered the line as it began:
       it comes back ``spike_ms / 2`` after (``ack_back_s``).
     - The probe fires PTO after the last send (if before the ACK is back), the first RTO a full RTO
-      after the probe, then each one twice the one before, until the ACK is back.
+      after the probe, then each one twice the one before, until the ACK is back. Going back N (no
+      timestamps, no F-RTO), the copies sent at that ACK cross the spiked line too: the RTO, re-armed
+      there still doubled, fires again until their ACKs are back.
     - ``spike_s`` and ``seconds``: the DSACK undo needs the copies' DSACKs back before the run ends
       (taken as: at least 0.5 s left after the spike).
     """
@@ -152,4 +156,19 @@ def episode(rtt_ms: float, spike_ms: float, spike_at_s: float, timestamps: bool,
     spike_end = spike_at_s + (spike_ms / 1000 if spike_s is None else spike_s)
     dsacks_back = seconds is None or seconds - spike_end >= 0.5
     ep.undone_by = undo_rule(bool(ep.rto_at_s), timestamps, frto, dsacks_back)
+    if ep.rto_at_s and ep.undone_by not in ("timestamps", "F-RTO"):
+        # going back N: the first ACK back re-arms the RTO, still backed off (it gives no RTT sample - Karn - so
+        # tcp_set_rto() never resets it), and the copies sent then cross the spiked line: until their ACKs are
+        # back the RTO fires again at each doubling
+        def one_way(t: float) -> float:
+            return (spike_ms if spike_at_s <= t < spike_end else rtt_ms) / 2000
+
+        copies_back = ack_back + one_way(ack_back)
+        copies_back += one_way(copies_back)
+        rto = rto_us * 2 ** len(ep.rto_at_s)
+        t = ack_back + rto / 1e6
+        while t < copies_back and len(ep.rto_at_s) < 16:
+            ep.rto_at_s.append(t)
+            rto *= 2
+            t += rto / 1e6
     return ep

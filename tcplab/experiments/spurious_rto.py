@@ -34,7 +34,7 @@ from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
-from tcplab.model.undo import episode
+from tcplab.model.undo import Episode, episode
 
 __all__ = ["spurious_rto", "SPEC"]
 
@@ -70,7 +70,7 @@ def _spike_s(p: Mapping[str, Any]) -> float:
     return p["spike_ms"] / 1000 if p["spike_s"] is None else p["spike_s"]
 
 
-def _episode(p: Mapping[str, Any], tick: float | None = None) -> Any:
+def _episode(p: Mapping[str, Any], tick: float | None = None) -> Episode:
     kw = {} if tick is None else {"tick": tick}
     return episode(p["rtt_ms"], p["spike_ms"], p["spike_at_s"], bool(p["timestamps"]), p["frto"], spike_s=p["spike_s"],
                    seconds=p["seconds"], in_flight=WINDOW_SEGMENTS, **kw)

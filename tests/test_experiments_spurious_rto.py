@@ -125,8 +125,8 @@ def test_real_timestamps_f_rto_and_neither(as_user):
     # the RTO fired in all three (the spike held every ACK 0.6 s), the cwnd fell to 1 ...
     for s in (ts, frto, neither):
         assert s["cwnd_lowest"] == 1 and s["loss_probes"] >= 1, s
-    # one timeout each when the first ACK back undoes; going back N, the copies' ACKs are late too: a second one
-    assert (ts["rtos"], frto["rtos"], neither["rtos"]) == (1, 1, 2), (ts, frto, neither)
+    # one timeout each when the first ACK back undoes; going back N, usually a second one (a race, see below)
+    assert (ts["rtos"], frto["rtos"]) == (1, 1) and neither["rtos"] in (1, 2), (ts, frto, neither)
     # ... and came back: by the timestamp echo, by F-RTO, or by the DSACKs after going back N
     assert (ts["undone"], ts["undone_by"], ts["cwnd_restored"]) == (True, "timestamps", True), ts
     assert (frto["undone"], frto["undone_by"], frto["cwnd_restored"]) == (True, "F-RTO", True), frto
@@ -137,6 +137,10 @@ def test_real_timestamps_f_rto_and_neither(as_user):
     # Karn's rule: no RTT sample from an ACK of a retransmitted segment (no timestamps): srtt held through go-back-N
     assert neither["srtt_moved_in_loss_ms"] == 0.0, neither
     skip_unless_trusted(r1)
+    skip_unless_trusted(r3)
+    # going back N: the RTO, re-armed at the held flight's last ACK still doubled (448 ms), fires before the copies'
+    # ACKs are back (~610 ms later). Measured 2 in 15 of 16 runs; the one 1 came with the probe 35 ms late
+    assert neither["rtos"] == 2 or neither["first_probe_s"] > 0.07, neither
     sim = spurious_rto(mode="sim").summary
     assert abs(ts["first_rto_s"] - sim["first_rto_s"]) <= 0.1 * sim["first_rto_s"], (ts, sim)
     assert abs(ts["undo_s"] - sim["undo_s"]) <= 0.1 * sim["undo_s"], (ts, sim)

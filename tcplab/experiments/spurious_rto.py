@@ -29,11 +29,11 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments._common import counters_now, delay_line_timings, delta
 from tcplab.experiments.registry import make_function
-from tcplab.experiments.spec import Abs, Exact, Experiment, GridPoint, Key, Param, Plot, Rel, Slider, When
+from tcplab.experiments.spec import Abs, Exact, Experiment, GridPoint, Key, Param, Plot, Rel, Slider, When, Within
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome, Timing
-from tcplab.model.profiles import KernelProfile
+from tcplab.model.profiles import KernelProfile, get_profile
 from tcplab.model.undo import Episode, episode
 
 __all__ = ["spurious_rto", "SPEC"]
@@ -85,6 +85,25 @@ def _no_go_back_n(p: Mapping[str, Any]) -> bool:
     """The RTOs are counted exactly unless the sender goes back N (see the rtos key)."""
     ep = _episode(p)
     return not ep.rto_at_s or _timed_undo(p)
+
+
+def _window(p: Mapping[str, Any], timer_us: int, profile: str | None) -> tuple[float, float]:
+    """Where the kernel puts a timer set at the sender's last send before the spike, ``timer_us`` later,
+    in s from the spike: the window-limited flight leaves in a burst, so its last prompt ACK came in
+    anywhere from ``rtt_ms / 2`` before the spike to ``rtt_ms / 2`` after; plus two jiffies (the timer wheel)."""
+    tick = get_profile(profile).timer_tick
+    half = p["rtt_ms"] / 2000
+    return round(max(0.0, timer_us / 1e6 - half), 4), round(timer_us / 1e6 + half + 2 * tick, 4)
+
+
+def _probe_window(p: Mapping[str, Any], profile: str | None) -> tuple[float, float] | None:
+    ep = _episode(p, get_profile(profile).timer_tick)
+    return None if ep.probe_at_s is None else _window(p, ep.pto_us, profile)
+
+
+def _rto_window(p: Mapping[str, Any], profile: str | None) -> tuple[float, float] | None:
+    ep = _episode(p, get_profile(profile).timer_tick)
+    return None if not ep.rto_at_s else _window(p, ep.pto_us + ep.rto_us, profile)
 
 
 def _checks(p: dict[str, Any]) -> None:
@@ -140,9 +159,14 @@ SPEC = Experiment(
         Key("loss_probes", "tail loss probes sent (TCPLossProbes): the first before the RTO; a later one after the "
             "undo depends on the srtt the spike's samples left (sim: the first only)", rule="shown"),
         Key("first_probe_s", "seconds from the spike to the loss probe's retransmission (None: none)",
-            rule=Abs(0.01, "the last send before the spike is somewhere in its first rtt_ms / 2; 2 ms sampling"),
+            rule=Within(_probe_window, Exact(), name="in the PTO's window",
+                        meaning="within 10 % of the window the kernel allows: PTO after the last send, which is within "
+                                "rtt_ms / 2 of the spike (the flight leaves in a burst), plus two jiffies"),
             tolerates=_TIMED),
-        Key("first_rto_s", "seconds from the spike to the first RTO (cwnd 1, ca_state Loss; None: none)", rule="rel10",
+        Key("first_rto_s", "seconds from the spike to the first RTO (cwnd 1, ca_state Loss; None: none)",
+            rule=Within(_rto_window, Exact(), name="in the RTO's window",
+                        meaning="within 10 % of the window the kernel allows: PTO + RTO after the last send (within "
+                                "rtt_ms / 2 of the spike), plus two jiffies"),
             tolerates=_TIMED),
         Key("undone", "the RTO was undone: cwnd back to what it was (a loss undo or a DSACK undo counted)"),
         Key("undone_by", "what undid it: 'timestamps' (TCPLossUndo without TCPSpuriousRTOs), 'F-RTO' "
@@ -154,7 +178,8 @@ SPEC = Experiment(
         Key("cwnd_before", "cwnd just before the spike: slow start's growth under the receiver's window (sim: None, "
             "not modelled)", rule="shown"),
         Key("cwnd_lowest", "the lowest cwnd after the first RTO: tcp_enter_loss() sets 1 (None: no RTO)"),
-        Key("cwnd_restored", "cwnd came back to cwnd_before after the RTO (tcp_undo_cwnd_reduction(); None: no RTO)"),
+        Key("cwnd_restored", "cwnd came back to what it was when the RTO fired (prior_cwnd, tcp_undo_cwnd_reduction(); "
+            "None: no RTO)"),
         Key("cwnd_end", "cwnd at the end (sim: None)", rule="shown"),
         Key("srtt_before_ms", "tcp_info.rtt just before the spike", rule="rel10", tolerates={"delay_line_p50": 1.0}),
         Key("srtt_moved_in_loss_ms", "how far srtt moved while the sender was in Loss or Recovery after the RTO "
@@ -211,7 +236,10 @@ def _from_timeline(rows: list[dict[str, Any]], p: Mapping[str, Any]) -> dict[str
                            "srtt_moved_in_loss_ms": None}
     if loss_i is not None:
         lost = rows[loss_i:]
-        back = next((r for r in lost if r["ca_state"] == "Open" and r["cwnd"] >= b["cwnd"]), None)
+        # an undo restores prior_cwnd, the cwnd when the RTO fired (tcp_enter_loss()), which may be below the
+        # cwnd before the spike: tcp_cwnd_validate() shrinks a cwnd the window kept from being used
+        prior = rows[loss_i - 1]["cwnd"] if loss_i else b["cwnd"]
+        back = next((r for r in lost if r["ca_state"] == "Open" and r["cwnd"] >= prior), None)
         held = [r for r in lost if r["ca_state"] in ("Loss", "Recovery")]
         if back is not None:
             held = [r for r in held if r["t"] < back["t"]]

@@ -182,8 +182,8 @@ SPEC = Experiment(
             "None: no RTO)"),
         Key("cwnd_end", "cwnd at the end (sim: None)", rule="shown"),
         Key("srtt_before_ms", "tcp_info.rtt just before the spike", rule="rel10", tolerates={"delay_line_p50": 1.0}),
-        Key("srtt_moved_in_loss_ms", "how far srtt moved while the sender was in Loss or Recovery after the RTO "
-            "(0: no RTT sample - Karn's rule without timestamps, or no ACK before the undo; None: no RTO)"),
+        Key("srtt_moved_in_loss_ms", "how far srtt moved while the sender was in Loss after the RTO (0: no RTT "
+            "sample - Karn's rule without timestamps, or no ACK before the undo; None: no RTO)"),
         Key("retrans_segs", "segments retransmitted (tcp_info total_retrans): the probe, one per RTO, then a "
             "go-back-N's copies or a later probe (sim: the probe and the RTOs only)", rule="shown"),
         Key("dsacks", "DSACKs received (TCPDSACKRecv): the receiver saying a copy was a duplicate (sim: None)",
@@ -240,7 +240,8 @@ def _from_timeline(rows: list[dict[str, Any]], p: Mapping[str, Any]) -> dict[str
         # cwnd before the spike: tcp_cwnd_validate() shrinks a cwnd the window kept from being used
         prior = rows[loss_i - 1]["cwnd"] if loss_i else b["cwnd"]
         back = next((r for r in lost if r["ca_state"] == "Open" and r["cwnd"] >= prior), None)
-        held = [r for r in lost if r["ca_state"] in ("Loss", "Recovery")]
+        # Loss only: a fast recovery that may follow (RACK, once the spike is over) sends new data, whose ACKs are samples
+        held = [r for r in lost if r["ca_state"] == "Loss"]
         if back is not None:
             held = [r for r in held if r["t"] < back["t"]]
         out.update(first_rto_s=round(rows[loss_i]["t"] - at, 4), cwnd_lowest=min(r["cwnd"] for r in lost),

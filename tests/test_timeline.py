@@ -377,6 +377,29 @@ def test_the_kernel_and_the_state_table_agree_on_a_traced_close():
     assert parted.empty, parted
 
 
+def _close_then_keep_listening() -> None:
+    """The connection closes, the listener stays open 50 ms more."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        srv.settimeout(5)
+        with socket.create_connection(srv.getsockname(), timeout=5) as c:
+            s, _ = srv.accept()
+            time.sleep(0.03)
+            c.sendall(b"hello")
+        with s:
+            s.settimeout(5)
+            while s.recv(100):
+                pass
+        time.sleep(0.05)
+
+
+@pytest.mark.real
+def test_a_closed_connection_is_not_sampled_as_its_listener():
+    # inet_diag_find_one_icsk() finds the listener for a 4-tuple whose connection is gone
+    tl = trace(_close_then_keep_listening, timeout=20, interval=0.002)
+    assert tl.tcp_info and not [r for r in tl.tcp_info if r["state"] == "LISTEN"], tl.tcp_info[-3:]
+    assert tl.kernel_vs_model(tolerance=0.05).empty
+
+
 @pytest.mark.real
 def test_a_real_loss_has_the_senders_tcp_info_under_its_segments():
     from tcplab.errors import RealModeUnavailable

@@ -102,6 +102,29 @@ def test_what_the_simulated_results_give():
     assert len(cg.table("tcp_info")) == len(cg.tcp_info)
 
 
+def test_milestones_put_each_mechanism_in_its_order_on_the_time_axis():
+    loss = timeline_of(loss_recovery(drop="5th", mode="sim")).milestones()
+    order = list(loss["event"])
+    assert order.index("lost") < order.index("duplicate ACK 1") < order.index("duplicate ACK 3") \
+        <= order.index("retransmission"), order
+    assert order.count("retransmission") == 1 and "duplicate ACK 5" in order and "duplicate ACK 6" not in order
+    assert list(loss.columns) == ["t", "t_ms", "end", "event", "detail", "part"]
+    assert (loss["t"].diff().dropna() >= 0).all()
+    hs = timeline_of(handshake(mode="sim")).milestones()
+    events = list(zip(hs["end"], hs["event"]))
+    assert events.index(("client", "SYN")) < events.index(("server", "SYN-ACK")) \
+        < events.index(("server", "-> ESTABLISHED")) < events.index(("client", "FIN"))
+    assert set(hs["part"]) == {"segment", "state"}
+    # a congestion state change comes from TCP_INFO, with cwnd and ssthresh
+    tl = Timeline("demo", tcp_info=[{"t": 0.0, "end": "client", "ca_state": "Open", "cwnd": 10, "ssthresh": None},
+                                    {"t": 0.1, "end": "client", "ca_state": "Open", "cwnd": 11, "ssthresh": None},
+                                    {"t": 0.2, "end": "client", "ca_state": "Recovery", "cwnd": 3, "ssthresh": 9}])
+    ms = tl.milestones()
+    assert list(ms["event"]) == ["congestion state Open", "congestion state Recovery"]
+    assert list(ms["detail"]) == ["cwnd 10, ssthresh -", "cwnd 3, ssthresh 9"]
+    assert tl.milestones(conn=1).empty
+
+
 def test_the_figure_shares_one_time_axis_and_says_what_it_thinned():
     big = [_seg(0.0, C, S, "S", 0, 0), _seg(0.001, S, C, "SA", 0, 1), _seg(0.002, C, S, "A", 1, 1)]
     for i in range(20_000):     # two data segments, then an ACK: a stride over all could alias onto one kind

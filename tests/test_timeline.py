@@ -102,6 +102,29 @@ def test_what_the_simulated_results_give():
     assert len(cg.table("tcp_info")) == len(cg.tcp_info)
 
 
+def test_milestones_put_each_mechanism_in_its_order_on_the_time_axis():
+    loss = timeline_of(loss_recovery(drop="5th", mode="sim")).milestones()
+    order = list(loss["event"])
+    assert order.index("lost") < order.index("duplicate ACK 1") < order.index("duplicate ACK 3") \
+        <= order.index("retransmission"), order
+    assert order.count("retransmission") == 1 and "duplicate ACK 5" in order and "duplicate ACK 6" not in order
+    assert list(loss.columns) == ["t", "t_ms", "end", "event", "detail", "part"]
+    assert (loss["t"].diff().dropna() >= 0).all()
+    hs = timeline_of(handshake(mode="sim")).milestones()
+    events = list(zip(hs["end"], hs["event"]))
+    assert events.index(("client", "SYN")) < events.index(("server", "SYN-ACK")) \
+        < events.index(("server", "-> ESTABLISHED")) < events.index(("client", "FIN"))
+    assert set(hs["part"]) == {"segment", "state"}
+    # a congestion state change comes from TCP_INFO, with cwnd and ssthresh
+    tl = Timeline("demo", tcp_info=[{"t": 0.0, "end": "client", "ca_state": "Open", "cwnd": 10, "ssthresh": None},
+                                    {"t": 0.1, "end": "client", "ca_state": "Open", "cwnd": 11, "ssthresh": None},
+                                    {"t": 0.2, "end": "client", "ca_state": "Recovery", "cwnd": 3, "ssthresh": 9}])
+    ms = tl.milestones()
+    assert list(ms["event"]) == ["congestion state Open", "congestion state Recovery"]
+    assert list(ms["detail"]) == ["cwnd 10, ssthresh -", "cwnd 3, ssthresh 9"]
+    assert tl.milestones(conn=1).empty
+
+
 def test_the_figure_shares_one_time_axis_and_says_what_it_thinned():
     big = [_seg(0.0, C, S, "S", 0, 0), _seg(0.001, S, C, "SA", 0, 1), _seg(0.002, C, S, "A", 1, 1)]
     for i in range(20_000):     # two data segments, then an ACK: a stride over all could alias onto one kind
@@ -375,6 +398,29 @@ def test_the_kernel_and_the_state_table_agree_on_a_traced_close():
     # the bound is the host's: a received segment is captured before the kernel processes it
     parted = tl.kernel_vs_model(tolerance=0.05)
     assert parted.empty, parted
+
+
+def _close_then_keep_listening() -> None:
+    """The connection closes, the listener stays open 50 ms more."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        srv.settimeout(5)
+        with socket.create_connection(srv.getsockname(), timeout=5) as c:
+            s, _ = srv.accept()
+            time.sleep(0.03)
+            c.sendall(b"hello")
+        with s:
+            s.settimeout(5)
+            while s.recv(100):
+                pass
+        time.sleep(0.05)
+
+
+@pytest.mark.real
+def test_a_closed_connection_is_not_sampled_as_its_listener():
+    # inet_diag_find_one_icsk() finds the listener for a 4-tuple whose connection is gone
+    tl = trace(_close_then_keep_listening, timeout=20, interval=0.002)
+    assert tl.tcp_info and not [r for r in tl.tcp_info if r["state"] == "LISTEN"], tl.tcp_info[-3:]
+    assert tl.kernel_vs_model(tolerance=0.05).empty
 
 
 @pytest.mark.real

@@ -168,6 +168,69 @@ class Timeline:
                              "model": " / ".join(sorted(near))})
         return pd.DataFrame(rows, columns=["t", "conn", "end", "kernel", "model"])
 
+    def milestones(self, conn: int | None = None) -> pd.DataFrame:
+        """Where on the time axis each mechanism shows up: one row per notable moment, sorted by ``t``, with
+        ``t_ms``, ``end``, ``event``, ``detail`` and ``part`` (the part of the timeline that shows it).
+
+        The moments: the SYN, SYN-ACK, each end's first data segment, FIN and RST (segments); each segment
+        marked ``lost`` or ``retransmit`` and each duplicate ACK, numbered (``dupack``); every state change
+        (states); every change of an end's congestion state (``ca_state`` of TCP_INFO, with cwnd and
+        ssthresh at that sample); the script's steps (events). ``conn``: one connection (default: all).
+
+        >>> tl = Timeline("demo", segments=[
+        ...     {"t": 0.0, "conn": 0, "src_end": "client", "flags": "S", "len": 0, "rel_seq": 0},
+        ...     {"t": 0.001, "conn": 0, "src_end": "server", "flags": "SA", "len": 0, "rel_seq": 0}])
+        >>> tl.milestones()[["t_ms", "end", "event"]].values.tolist()
+        [[0.0, 'client', 'SYN'], [1.0, 'server', 'SYN-ACK']]
+        """
+        import pandas as pd
+
+        def mine(r: Mapping[str, Any]) -> bool:
+            return conn is None or r.get("conn", 0) == conn
+
+        rows: list[dict[str, Any]] = []
+
+        def add(t: float, end: Any, event: str, detail: str, part: str) -> None:
+            rows.append({"t": t, "t_ms": round(t * 1000, 3), "end": end, "event": event, "detail": detail,
+                         "part": part})
+
+        first_data: set[tuple[int, str]] = set()
+        dupacks: dict[int, int] = {}
+        for sg in (x for x in self.segments if mine(x)):
+            flags, end, key = sg.get("flags") or "", sg.get("src_end"), sg.get("conn", 0)
+            seq = sg.get("rel_seq")
+            if "S" in flags:
+                add(sg["t"], end, "SYN-ACK" if "A" in flags else "SYN", _options_text(sg.get("options")), "segment")
+            if sg.get("len") and (key, end) not in first_data:
+                first_data.add((key, end))
+                add(sg["t"], end, "first data", f"seq {seq}, {sg['len']} bytes", "segment")
+            if "F" in flags:
+                add(sg["t"], end, "FIN", f"seq {seq}", "segment")
+            if "R" in flags:
+                add(sg["t"], end, "RST", f"seq {seq}", "segment")
+            mark = sg.get("mark") or ""
+            if mark in ("lost", "retransmit"):
+                add(sg["t"], end, "lost" if mark == "lost" else "retransmission", f"seq {seq}, {sg['len']} bytes",
+                    "segment")
+            elif mark == "dupack":
+                dupacks[key] = dupacks.get(key, 0) + 1
+                add(sg["t"], end, f"duplicate ACK {dupacks[key]}",
+                    f"ack {sg.get('rel_ack')}, SACK {_blocks_text(sg.get('sack')) or '-'}", "segment")
+        for st in (x for x in self.states if mine(x)):
+            add(st["t"], st["end"], f"-> {st['state']}", str(st.get("why") or ""), "state")
+        for ev in (x for x in self.events if mine(x)):
+            add(ev["t"], "script", str(ev.get("event") or "step"), "the script's step", "event")
+        last_ca: dict[tuple[int, str], str] = {}
+        for x in (x for x in self.tcp_info if mine(x)):
+            ca, key = x.get("ca_state"), (x.get("conn", 0), str(x.get("end")))
+            if ca and last_ca.get(key) != ca:
+                last_ca[key] = ca
+                ss = x.get("ssthresh")
+                add(x["t"], x.get("end"), f"congestion state {ca}",
+                    f"cwnd {x.get('cwnd')}, ssthresh {'-' if ss is None or ss != ss else int(ss)}", "tcp_info")
+        df = pd.DataFrame(rows, columns=["t", "t_ms", "end", "event", "detail", "part"])
+        return df.sort_values("t", kind="stable", ignore_index=True)
+
     def connections(self) -> list[dict[str, Any]]:
         """One row per connection: ``conn``, the two ends (address:port where known) and its segment count."""
         seen: dict[int, dict[str, Any]] = {}

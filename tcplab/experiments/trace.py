@@ -144,7 +144,10 @@ def _traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
                         # an answer without tcp_info (seen for a socket being torn down): no sample this time
                         missed += 1
                         continue
-                    if info is not None:
+                    # a lookup by 4-tuple falls back to the listener once the connection is gone
+                    # (inet_diag_find_one_icsk() -> inet_lookup(), net/ipv4/inet_diag.c, returns the
+                    # listening socket when no established one matches): that is not this end
+                    if info is not None and info.state != "LISTEN":
                         samples.append(_sample(asked - cap.t0, local, remote, info))
             if done:
                 break

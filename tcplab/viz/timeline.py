@@ -316,7 +316,10 @@ def timeline_figure(timeline: Timeline, *, conn: int | None = None, max_segments
                             name=f"{name} ({mine[0]['unit']})", row=row["queues"], col=1)
         fig.update_yaxes(title_text="length", row=row["queues"], col=1)
 
-    fig.update_xaxes(title_text="time (s)", row=len(panels), col=1)
+    # SI-prefixed ticks ("52.05ms", "20µs", "1.5s"): a loopback handshake spans microseconds, a loss recovery
+    # milliseconds, a close seconds; plain seconds would print "0.05205" on all of them
+    fig.update_xaxes(tickformat="~s", ticksuffix="s")
+    fig.update_xaxes(title_text="time", row=len(panels), col=1)
     sub = [timeline.source]
     if len(counts) > 1:
         sub.append(f"connection {conn} of {len(counts)}")

@@ -87,6 +87,12 @@ def test_every_experiment_gives_a_timeline_or_says_why_not(name):
     assert set(tl.table()["part"]) <= set(PARTS)
 
 
+def test_window_counts_in_flight_in_packets_like_every_other_timeline():
+    from tcplab.experiments import window
+    tl = timeline_of(window(mode="sim"))
+    assert max(r["in_flight"] for r in tl.tcp_info) == max(r["cwnd"] for r in tl.tcp_info)   # cwnd-limited
+
+
 def test_what_the_simulated_results_give():
     hs = timeline_of(handshake(mode="sim"))
     assert [r["state"] for r in hs.states if r["end"] == "client"] == [

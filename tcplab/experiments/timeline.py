@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tcplab.model.cc import MSS
 from tcplab.model.states import SegmentFollower, TcpState
 
 if TYPE_CHECKING:  # pandas is imported lazily
@@ -62,12 +63,14 @@ CONNECTIONLESS = {
     "fd_limit": "per-accept() file descriptor counts only",
     "syn_retries": "retransmission times only (its SYNs are in the retransmission experiment's timeline)",
     "time_wait": "counts of TIME_WAIT sockets and reused ports, not one connection",
-    "window": "window sizes per run, not one connection over time",
 }
 
 _U32 = 0xFFFFFFFF
 #: experiments whose timeline's ``recv_q`` is a listener's accept queue (flow_control's is a socket's receive queue)
 _ACCEPT_QUEUE = ("accept_queue", "ack_overflow", "load")
+#: experiments whose timeline counts ``in_flight`` in bytes (window plots it beside the window in bytes):
+#: the timeline's is packets, as tcp_packets_in_flight() counts
+_IN_FLIGHT_BYTES = ("window",)
 
 
 @dataclass
@@ -550,7 +553,10 @@ def _samples(tl: Timeline, result: Result) -> None:
     if result.name != "lifecycle" and keep:
         for r in rows:
             end = f"flow {int(r['flow'])}" if r.get("flow") is not None else "sender"
-            tl.tcp_info.append({"t": float(r["t"]), "end": end, **{c: r[c] for c in keep}})
+            row = {"t": float(r["t"]), "end": end, **{c: r[c] for c in keep}}
+            if result.name in _IN_FLIGHT_BYTES and row.get("in_flight") is not None:
+                row["in_flight"] = round(row["in_flight"] / MSS, 1)
+            tl.tcp_info.append(row)
     if "state" in keep and tl.tcp_info and not tl.states:
         # the sampled socket's state as TCP_INFO (tcpi_state) gave it, at the samples where it changed
         last = None

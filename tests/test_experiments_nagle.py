@@ -244,3 +244,35 @@ def test_a_real_run_on_this_host_judges_its_medians_and_is_trusted():
         pytest.skip("no /proc/thread-self/schedstat here")
     assert "stall_shift" in names
     skip_unless_trusted(r)
+
+
+@pytest.mark.real
+def test_the_timeline_shows_the_held_write_leave_with_the_delayed_ack():
+    """Real, with a capture on lo (root): the second write of a stalled request leaves right after the
+    server's delayed ACK of the first, 40 ms + a jiffy after it (tcp_nagle_check(), then tcp_ack())."""
+    import tcplab
+    r = nagle(requests=3, mode="real")
+    if "segments" not in r.tables:
+        pytest.skip(r.notes[-1])           # no CAP_NET_RAW here: the Result says why
+    if not r.trusted:
+        pytest.skip(f"the host disturbed the run and its repeat: {r.fidelity.reason}")
+    segs = tcplab.timeline_of(r).segments
+    data = [s for s in segs if s["src_end"] == "client" and s["len"] > 0]
+    first, second = data[2], data[3]             # request 2's two writes (request 1 is quick-ACKed)
+    acks = [s for s in segs if s["src_end"] == "server" and s["len"] == 0 and first["t"] < s["t"] <= second["t"]]
+    assert acks and acks[0]["rel_ack"] == first["rel_seq"] + first["len"]      # the delayed ACK of the first
+    assert 0.030 <= acks[0]["t"] - first["t"] <= 0.060, (first, acks[0])
+    assert second["t"] - acks[0]["t"] <= 0.005                                   # released by that ACK
+
+
+@pytest.mark.real
+def test_an_unprivileged_real_run_says_why_it_has_no_segments(as_user):
+    mode, notes, tables = as_user(_notes_and_tables)
+    if mode != "real":
+        pytest.skip(f"not real here ({mode})")
+    assert "segments" in tables or any("no segments table" in n for n in notes)
+
+
+def _notes_and_tables():
+    r = nagle(requests=2, mode="real")
+    return r.mode, r.notes, list(r.tables)

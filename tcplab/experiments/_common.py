@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tcplab.kernel.bottleneck import PathStats
 
 
-__all__ = ["PATH_RATE_PARAM", "PATH_RTT_PARAM", "delay_line_timings", "counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
+__all__ = ["SEGMENT_COLUMNS", "segment_rows", "PATH_RATE_PARAM", "PATH_RTT_PARAM", "delay_line_timings", "counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
            "meters_of_this_run", "wait_closes_done", "wait_accept_queue", "connect_answered"]
 
 #: how the sentence of :meth:`LagMeter.note` starts. Text only: the flag is ``Result.fidelity``
@@ -255,3 +255,21 @@ PATH_RTT_PARAM = Param(
     "rtt_ms", "float", 40.0, lo=1, hi=1000, real_hi=200, unit="ms",
     real_why="longer delays make a real run of a few seconds mostly slow start",
     help="round-trip propagation delay (half each way)", slider=Slider(2, 200, step=2))
+
+
+#: the columns of a captured ``segments`` table (what the capture decoded; options as "mss=65495, sack_perm, ...");
+#: :func:`tcplab.timeline_of` reads it back
+SEGMENT_COLUMNS = ("t", "src", "src_port", "dst", "dst_port", "flags", "seq", "ack", "window", "payload", "options")
+
+
+def segment_rows(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Captured segments (:meth:`tcplab.kernel.capture.Capture.read`) as ``segments`` table rows.
+
+    >>> segment_rows([dict(t=0.0, src="127.0.0.1", src_port=1, dst="127.0.0.1", dst_port=2, flags="S", seq=5,
+    ...                    ack=0, window=65495, payload=0, options={"mss": 65495, "sack_perm": True})])[0]["options"]
+    'mss=65495, sack_perm'
+    """
+    return [{**{k: g[k] for k in SEGMENT_COLUMNS if k != "options"},
+             "options": ", ".join(k if v is True else f"{k}={v}" for k, v in g["options"].items()
+                                  if k != "sack_blocks")}
+            for g in segments]

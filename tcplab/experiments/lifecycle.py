@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 from tcplab.errors import KernelUnavailable
-from tcplab.experiments._common import Clock, counters_now, delta, proc_sockets
+from tcplab.experiments._common import SEGMENT_COLUMNS, Clock, counters_now, delta, proc_sockets, segment_rows
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Slider, Table
 from tcplab.kernel.capture import Capture
@@ -65,8 +65,6 @@ FINAL_WAIT_S = 5.0
 #: How the note starts that tells a learner the states were sampled from /proc, not derived from
 #: packets (text only: the flag is ``Result.sampled``, which the agreement grid reads).
 SAMPLED_NOTE = "states sampled from /proc/net/tcp every ms"
-#: the columns of the ``segments`` table (what the capture decoded; options as "mss=65495, sack_perm, ...")
-SEGMENT_COLUMNS = ("t", "src", "src_port", "dst", "dst_port", "flags", "seq", "ack", "window", "payload", "options")
 ADDR = "127.0.0.1"
 
 
@@ -352,10 +350,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.counters = delta(before, keep=())
     changes = _choose(out, sampler, sport, cport, self_connect, no_capture, dropped)
     if not out.sampled:
-        out.tables["segments"] = [
-            {**{k: g[k] for k in SEGMENT_COLUMNS if k != "options"},
-             "options": ", ".join(k if v is True else f"{k}={v}" for k, v in g["options"].items() if k != "sack_blocks")}
-            for g in sampler.segments]
+        out.tables["segments"] = segment_rows(sampler.segments)
     timeline, cur = [], {"client": None, "server": None}
     for ch in changes:
         cur[ch["end"]] = ch["state"]

@@ -43,9 +43,10 @@ from typing import Any
 
 from tcplab.model.rto import HZ_TICK
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import counters_now, delta
+from tcplab.experiments._common import SEGMENT_COLUMNS, counters_now, delta, segment_rows
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
+from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.schedstat import run_delay_s
 from tcplab.kernel.tcpinfo import tcp_info
@@ -235,6 +236,14 @@ def _real(p: dict[str, Any]) -> Outcome:
         if p["nodelay"]:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.settimeout(_READ_TIMEOUT_S)
+        # both ports known before the handshake, so a capture (where CAP_NET_RAW allows one) sees every
+        # segment: the held write and the delayed ACK, for timeline_of. Read once, after the requests:
+        # the kernel buffers it, and reading in the loop would add to the runner's own pauses
+        client.bind(("127.0.0.1", 0))
+        wire, no_wire = Capture.try_open("lo", ports=(client.getsockname()[1], lst.getsockname()[1]),
+                                         rcvbuf=4 << 20, kernel_time=True)
+        if wire is not None:
+            ss.adopt(wire.sock)      # closed with the sockets, also when the run fails
         client.connect(lst.getsockname())
         server = ss.adopt(lst.accept()[0])
         server.settimeout(_READ_TIMEOUT_S)
@@ -277,6 +286,18 @@ def _real(p: dict[str, Any]) -> Outcome:
         # read before closing: the client's own delayed ACK of the last reply would fire 40 ms later
         out.counters = delta(before, keep=("DelayedACKs", "DelayedACKLocked"))
         segments = tcp_info(client).extra["data_segs_out"] - segs_before
+        if wire is not None:
+            captured: list[dict[str, Any]] = []
+            for _ in range(100):                 # bounded: a few reads empty what the kernel buffered
+                got = wire.read(timeout=0.01)
+                if not got:
+                    break
+                captured += got
+            out.tables["segments"] = segment_rows(captured)
+            if wire.drops():
+                out.notes.append(f"the capture dropped {wire.drops()} packets: the segments table is incomplete")
+        else:
+            out.notes.append(f"{no_wire}: no segments table (timeline_of shows none)")
     out.tables["requests"] = rows
     out.summary = _summary(latencies, segments, out.counters.get("DelayedACKs", 0))
     # the runner's own timing: a stall no delayed ACK explains is the host's, not the kernel's
@@ -357,7 +378,10 @@ SPEC = Experiment(
             "stalls the run 40 ms before a reply adds one)", tolerates={**_HOST_STALL, **_BETWEEN}),
         Key("segments", "data segments the client sent (tcpi_data_segs_out)", tolerates=_BETWEEN),
     ),
-    tables=(Table("requests", ("n", "latency_ms", "segments", "stalled"), "one request/reply exchange"),),
+    tables=(Table("requests", ("n", "latency_ms", "segments", "stalled"), "one request/reply exchange"),
+            Table("segments", SEGMENT_COLUMNS, "every segment of the connection as captured on lo (real runs where "
+                  "AF_PACKET is allowed: root, or a private namespace); timeline_of draws them",
+                  optional="real: only where a packet capture on lo is allowed; simulated: never")),
     timeline=None,
     grid=(
         GridPoint(dict(requests=10), quick=True, why="docs/kernel-facts.md: 44 ms median, the first request fast"),

@@ -59,7 +59,7 @@ TCP_INFO_COLUMNS = ("cwnd", "ssthresh", "srtt_ms", "rttvar_ms", "rto_ms", "min_r
 #: TCP_INFO or queue samples over time): :func:`timeline_of` refuses them with this reason
 CONNECTIONLESS = {
     "delayed_ack": "per-message latencies only (no segments or samples over time)",
-    "nagle": "per-request latencies only (no segments or samples over time)",
+    "nagle": "per-request latencies only (a real run captures its segments where AF_PACKET is allowed)",
     "fd_limit": "per-accept() file descriptor counts only",
     "syn_retries": "retransmission times only (its SYNs are in the retransmission experiment's timeline)",
     "time_wait": "counts of TIME_WAIT sockets and reused ports, not one connection",
@@ -68,6 +68,8 @@ CONNECTIONLESS = {
 _U32 = 0xFFFFFFFF
 #: experiments whose timeline's ``recv_q`` is a listener's accept queue (flow_control's is a socket's receive queue)
 _ACCEPT_QUEUE = ("accept_queue", "ack_overflow", "load")
+#: experiments whose real Result may hold a ``segments`` table captured on lo (experiments._common.SEGMENT_COLUMNS)
+_CAPTURED = ("lifecycle", "nagle")
 #: experiments whose timeline counts ``in_flight`` in bytes (window plots it beside the window in bytes):
 #: the timeline's is packets, as tcp_packets_in_flight() counts
 _IN_FLIGHT_BYTES = ("window",)
@@ -453,13 +455,14 @@ def timeline_of(result: Result) -> Timeline:
     source = f"experiment {result.name}"
     where = f"Linux {result.kernel}" if result.mode == "real" else result.profile
     tl = Timeline(source, badge=f"{result.badge} ({where})")
-    if result.name in CONNECTIONLESS:
+    tables = result.tables
+    captured = result.name in _CAPTURED and "segments" in tables and len(tables["segments"])
+    if result.name in CONNECTIONLESS and not captured:
         raise ValueError(f"result must come from an experiment with a connection over time; {result.name}'s has "
                          f"{CONNECTIONLESS[result.name]}")
-    tables = result.tables
     if "packets" in tables and len(tables["packets"]):
         _from_packets_table(tl, tables["packets"])
-    elif result.name == "lifecycle" and "segments" in tables and len(tables["segments"]):
+    elif captured:
         seg_tl = timeline_from_segments(_records(tables["segments"]), source)
         tl.segments, tl.states, tl.notes = seg_tl.segments, seg_tl.states, seg_tl.notes
     elif result.name == "loss_recovery" and "segments" in tables and len(tables["segments"]):

@@ -221,7 +221,9 @@ SPEC = Experiment(
                   why="the bufferbloat path paced at 19 Mbit/s (SO_MAX_PACING_RATE): the queue stays empty"),
         GridPoint(dict(queue="codel", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
                        pacing_mbit=30),
-                  why="paced above the bottleneck: the cap no longer holds the queue down, CoDel does"),
+                  why="paced above the bottleneck: the cap no longer holds the queue down, CoDel does. Measured: "
+                      "HyStart at cwnd 148, 5 drops, 17.7 Mbit/s in 3 real runs of 4 (sim 149, 5, 17.5); cwnd 180 and "
+                      "9 drops in one"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile),

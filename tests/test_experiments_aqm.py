@@ -14,6 +14,8 @@ from tcplab.experiments import aqm
 from tcplab.kernel.aqmlink import Aqm, Link, ecn_bits, ip_checksum_ok, set_ce, set_ect0
 from tcplab.kernel.droprule import tcp_packet
 from tcplab.model.codel import CoDel, Fifo, Packet
+from tcplab.model.pacing import Pacer
+from tcplab.sim.bottleneck import simulate
 from tests.conftest import child_pids
 
 
@@ -110,6 +112,52 @@ def test_sim_cwr_reduces_cwnd_like_a_loss_without_retransmitting():
     assert after["cwnd"] == ss
 
 
+# -- pacing (SO_MAX_PACING_RATE: TCP's internal pacing, tcplab.model.pacing) ----------------------------------
+def test_pacer_rate_is_the_kernels_ratio_of_cwnd_over_srtt_capped():
+    p = Pacer(max_rate=10e6)
+    # tcp_update_pacing_rate(): 200 % while cwnd < ssthresh / 2, else 120 %, of max(cwnd, packets_out) x mss / srtt
+    assert p.update(cwnd=10, ssthresh=10**9, packets_out=0, srtt=0.1) == pytest.approx(2 * 10 * 1448 / 0.1)
+    assert p.update(cwnd=10, ssthresh=20, packets_out=0, srtt=0.1) == pytest.approx(1.2 * 10 * 1448 / 0.1)
+    assert p.update(cwnd=10, ssthresh=20, packets_out=30, srtt=0.1) == pytest.approx(1.2 * 30 * 1448 / 0.1)
+    assert p.update(cwnd=10_000, ssthresh=20, packets_out=0, srtt=0.01) == 10e6      # sk_max_pacing_rate caps it
+    # tcp_update_skb_after_send(): the first 10 segments leave unpaced, then a burst moves the release time on
+    for _ in range(10):
+        p.on_send()
+    burst = 2 * 1448 / 10e6
+    p.after_burst(1.0, 2)                       # late by 1 s: up to half the burst's length is forgiven
+    assert p.wstamp == pytest.approx(1.0 + burst / 2)
+    p.after_burst(1.0, 2)                       # on time: the whole length
+    assert p.wstamp == pytest.approx(1.0 + burst * 1.5)
+    with pytest.raises(ValueError, match=r"max_rate must be > 0"):
+        Pacer(0)
+
+
+def test_sim_pacing_spaces_the_packets_at_the_cap():
+    r = simulate(20, 40, 400, "cubic", duration=3, aqm="droptail", max_pacing_rate=10e6 / 8)
+    assert {x["pacing_rate_mbit"] for x in r.timeline[len(r.timeline) // 2:]} == {10.0}
+    # paced at half the link, the queue holds no more than a burst once the cap rules (slow start's first
+    # unpaced rounds queue a few ms) and throughput is the cap (payload)
+    s = sorted(r.aqm["sojourn_ms"])
+    assert s[int(0.95 * len(s))] < 1 and r.aqm["tail_drops"] == 0
+    assert 9.0 < r.flows[0].delivered * 1448 * 8 / 3 / 1e6 <= 10.0
+    with pytest.raises(ValueError, match=r"max_pacing_rate must be > 0"):
+        simulate(20, 40, 400, "cubic", max_pacing_rate=0)
+    with pytest.raises(ValueError, match=r"max_pacing_rate is for reno and cubic"):
+        simulate(20, 40, 400, "bbr", max_pacing_rate=1e6)
+
+
+def test_sim_pacing_below_the_bottleneck_keeps_the_drop_tail_queue_empty():
+    d = aqm(queue="droptail", rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5, mode="sim").summary
+    p = aqm(queue="droptail", pacing_mbit=19, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+            mode="sim").summary
+    assert d["sojourn_p50_ms"] > 100 and p["sojourn_p95_ms"] < 2 and p["tail_drops"] == 0, (d, p)
+    assert p["srtt_p50_ms"] < 45 and p["utilization"] > 0.9 and p["max_pacing_rate_mbit"] == 19.0
+    assert p["pacing_rate_p50_mbit"] == 19.0 and d["max_pacing_rate_mbit"] is None
+    # paced, cwnd stops growing once the cap limits the sender (tcp_is_cwnd_limited()), and HyStart's ACK train
+    # waits a whole delay_min (not half, hystart_update()): slow start never ends
+    assert p["slow_start_exit_by"] is None
+
+
 @pytest.mark.parametrize("kw,msg", [
     (dict(queue="red"), r"queue must be one of 'droptail', 'codel', not 'red'"),
     (dict(rate_mbit=0), r"rate_mbit must be a number in 0\.5\.\.1000, not 0"),
@@ -118,6 +166,8 @@ def test_sim_cwr_reduces_cwnd_like_a_loss_without_retransmitting():
     (dict(duration=0.1), r"duration must be a number in 0\.5\.\.300"),
     (dict(queue="droptail", ecn=True), r"ecn must be False with queue='droptail'"),
     (dict(rate_mbit=1000, rtt_ms=1000), r"must be at most 20000 packets"),
+    (dict(pacing_mbit=0), r"pacing_mbit must be None or a number in 0\.1\.\.10000, not 0"),
+    (dict(pacing_mbit=-5), r"pacing_mbit must be None or a number in 0\.1\.\.10000, not -5"),
 ])
 def test_bad_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -180,6 +230,31 @@ def test_real_codel_cures_the_bloat_and_ecn_is_negotiated_and_marked(as_user):
     # (the 95th percentiles hold slow start's transient: how high it got depends on whether HyStart fired)
     assert c["sojourn_p50_ms"] < 10 and e["sojourn_p50_ms"] < 10 and c["srtt_p50_ms"] < 60, (c, e)
     assert min(d["utilization"], c["utilization"], e["utilization"]) > 0.8, (d, c, e)
+
+
+def _paced_pair():
+    out = []
+    for kw in (dict(), dict(pacing_mbit=19)):
+        r = aqm(queue="droptail", rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=4, mode="real", **kw)
+        out.append((r.mode, r.summary, r.trusted))
+    return out
+
+
+@pytest.mark.real
+def test_real_pacing_below_the_bottleneck_keeps_the_drop_tail_queue_short(as_user):
+    try:
+        (m1, d, t1), (m2, p, t2) = as_user(_paced_pair)
+    except RealModeUnavailable as ex:
+        pytest.skip(str(ex))
+    assert (m1, m2) == ("real", "real")
+    # sk_setsockopt(): the cap is on the socket (TCP_INFO max_pacing_rate), and the pacing rate never exceeds it
+    assert p["max_pacing_rate_mbit"] == 19.0 and d["max_pacing_rate_mbit"] is None, (d, p)
+    assert p["pacing_rate_p50_mbit"] <= 19.0, p
+    if not (t1 and t2):
+        pytest.skip("the host disturbed a run: the timing figures are not asserted")
+    # without fq, TCP's internal pacing (tcp_pacing_check()) spaces the packets: no queue builds, nothing drops
+    assert d["sojourn_p50_ms"] > 60 and p["sojourn_p95_ms"] < 5 and p["tail_drops"] == 0, (d, p)
+    assert p["srtt_p50_ms"] < 50 < d["srtt_p50_ms"] and p["utilization"] > 0.85, (d, p)
 
 
 @pytest.mark.real

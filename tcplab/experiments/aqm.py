@@ -1,5 +1,5 @@
 """aqm: bufferbloat's cure, measured — the same bulk flow through a drop-tail buffer and through CoDel,
-with and without ECN.
+with and without ECN, and paced.
 
 The path is :mod:`tcplab.kernel.bottleneck`'s (sender namespace -> veth -> router namespace -> TUN ->
 userspace delay line -> receiver namespace), but the bottleneck itself, its rate and its queue, is the
@@ -23,6 +23,16 @@ algorithm, PRR down to it over one RTT, the CA state ``CWR``) and sets CWR on it
 >>> e = aqm(queue="codel", ecn=True, buffer_packets=400, duration=4, mode="sim").summary
 >>> e["ce_marks"] > 0, e["aqm_drops"], e["retransmits"]
 (True, 0, 0)
+
+With ``pacing_mbit`` the sender sets ``SO_MAX_PACING_RATE``: since Linux 4.13 (commit 218af599fa63)
+that alone turns on TCP's own pacing (``sk_pacing_status`` ``SK_PACING_NEEDED``, ``sk_setsockopt()``;
+``tcp_pacing_check()`` and an hrtimer in ``tcp_write_xmit()``, no fq qdisc needed) at
+min(the cap, ``tcp_update_pacing_rate()``'s 200 % / 120 % of cwnd x mss / srtt) (:mod:`tcplab.model.pacing`).
+Paced just below the bottleneck, a drop-tail queue never builds:
+
+>>> p = aqm(queue="droptail", pacing_mbit=19, buffer_packets=400, duration=4, mode="sim").summary
+>>> p["sojourn_p50_ms"] < 2, p["srtt_p50_ms"] < 45, p["tail_drops"], p["utilization"] > 0.9
+(True, True, 0, True)
 """
 
 from __future__ import annotations
@@ -59,6 +69,8 @@ __all__ = ["aqm", "SPEC"]
 ECN_SYSCTL = "net.ipv4.tcp_ecn"
 RMEM_MAX = "net.core.rmem_max"
 ALGORITHM = "cubic"
+#: include/uapi/asm-generic/socket.h (the socket module may not name it)
+SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)
 _COUNTERS = ("TCPSackRecovery", "TCPRenoRecovery", "TCPTimeouts", "TCPFastRetrans", "TCPDeliveredCE", "RetransSegs")
 #: see tcplab.experiments.congestion: the delay line's p99 lateness, and the sender's own lag
 DELAY_LINE_TOLERANCE_MS = 10.0
@@ -79,6 +91,15 @@ TIMELINE = ("t", "cwnd", "ssthresh", "srtt_ms", "in_flight", "ca_state", "delive
 
 def _codel(p: Mapping[str, Any]) -> bool:
     return bool(p["queue"] == "codel")
+
+
+def _paced(p: Mapping[str, Any]) -> bool:
+    return p.get("pacing_mbit") is not None
+
+
+def _max_pacing_rate(p: Mapping[str, Any]) -> int | None:
+    """SO_MAX_PACING_RATE's value, bytes/s (payload: tcp_update_skb_after_send() paces skb->len)."""
+    return None if p.get("pacing_mbit") is None else int(p["pacing_mbit"] * 1e6 / 8)
 
 
 def _checks(p: dict[str, Any]) -> None:
@@ -130,6 +151,9 @@ SPEC = Experiment(
         Param("duration", "float", 5.0, lo=0.5, hi=300, real_hi=20, unit="s",
               real_why="real runs are kept short; mode=\"sim\" runs minutes in about a second",
               help="how long the sender sends", slider=Slider(1, 20, step=1)),
+        Param("pacing_mbit", "float", None, lo=0.1, hi=10000, optional=True, unit="Mbit/s",
+              help="SO_MAX_PACING_RATE on the sender's socket (payload Mbit/s): TCP paces itself at the lower of "
+                   "this and 200 %/120 % of cwnd x mss / srtt (Linux >= 4.13, no fq needed); None: unpaced"),
     ),
     summary=(
         Key("throughput_mbit", "payload delivered, Mbit/s over the run (slow start included)", rule="rel10",
@@ -163,6 +187,13 @@ SPEC = Experiment(
         Key("cwr_segments", "the sender's segments with CWR set (one per reduction while ECN is on)", rule="shown"),
         Key("receiver_ce_packets", "CE packets the receiver's kernel counted (IpExt InCEPkts in its namespace; "
             "sim: the marks)", rule="shown"),
+        Key("max_pacing_rate_mbit", "the cap the sender's socket reports (TCP_INFO max_pacing_rate; None unpaced)",
+            rule="exact"),
+        Key("pacing_rate_p50_mbit", "median of the sender's pacing rate (TCP_INFO pacing_rate: min(cap, 200 %/120 % "
+            "of cwnd x mss / srtt))",
+            rule=When(_paced, named("rel10"), named("shown"), name="rel10 if paced", otherwise_shows="shown",
+                      meaning="the capped rate within 10 %; unpaced it follows cwnd and the bloated srtt, shown"),
+            tolerates=_SENT),
         Key("kernel_codel", "whether this kernel builds a codel qdisc (probed in the private namespace; "
             "sim: None)", rule="shown"),
         Key("queue_method", "where the queue ran", rule="shown"),
@@ -185,6 +216,14 @@ SPEC = Experiment(
                       "Measured: 2 drops, 2 recoveries, 7.4 Mbit/s in 4 real runs of 6 (sim 3, 2, 7.56); 3 drops and "
                       "8.5 Mbit/s in one, 17 drops after a late slow-start exit in another (cause open)"),
         GridPoint(dict(queue="codel", ecn=True, rate_mbit=30, rtt_ms=20, buffer_packets=1000, duration=5)),
+        GridPoint(dict(queue="droptail", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+                       pacing_mbit=19), quick=True,
+                  why="the bufferbloat path paced at 19 Mbit/s (SO_MAX_PACING_RATE): the queue stays empty"),
+        GridPoint(dict(queue="codel", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+                       pacing_mbit=30),
+                  why="paced above the bottleneck: the cap no longer holds the queue down, CoDel does. Measured: "
+                      "HyStart at cwnd 148, 5 drops, 17.7 Mbit/s in 3 real runs of 4 (sim 149, 5, 17.5); cwnd 180 and "
+                      "9 drops in one"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile),
@@ -314,6 +353,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                 raise ExperimentError(f"the receiver's namespace reads tcp_ecn={hello['ready']}")
             with socket.socket() as s:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, ALGORITHM.encode())
+                if _paced(p):
+                    # sk_setsockopt(): a cap other than ~0 sets SK_PACING_NEEDED: TCP's internal pacing
+                    s.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, _max_pacing_rate(p))
                 s.settimeout(5)
                 s.connect(path.receiver)
                 s.setblocking(False)
@@ -322,6 +364,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                 acked0 = syn.extra.get("bytes_acked", 0)
                 chunk = memoryview(b"\0" * (1 << 18))
                 rows: list[dict[str, Any]] = []
+                pacing: list[float] = []
                 lag = LagMeter(sample_s, SENDER_LAG_TOLERANCE_MS / 1000, name="sender")
                 t0 = time.monotonic()
                 end, nxt = t0 + p["duration"], t0
@@ -339,6 +382,8 @@ def _real(p: dict[str, Any]) -> Outcome:
                                      "in_flight": x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0)
                                      + x.get("retrans", 0), "ca_state": info.ca_state,
                                      "delivered_bytes": x.get("bytes_acked", 0) - acked0})
+                        if x.get("pacing_rate") is not None and x["pacing_rate"] < 2**63:
+                            pacing.append(x["pacing_rate"] * 8 / 1e6)
                         if info.ca_state == "CWR" and last_state != "CWR":
                             cwr_entries += 1
                         last_state = info.ca_state
@@ -402,6 +447,8 @@ def _real(p: dict[str, Any]) -> Outcome:
         "data_ect0": round(link["data_ecn"][2] / data, 4) if data else None,
         "cwr_segments": link["data_cwr"],
         "receiver_ce_packets": rcv["ecn"].get("InCEPkts"),
+        "max_pacing_rate_mbit": _cap_mbit(final.extra.get("max_pacing_rate")),
+        "pacing_rate_p50_mbit": round(statistics.median(pacing), 3) if pacing else None,
         "kernel_codel": has_codel,
         "queue_method": _queue_method(p, has_codel),
         "delay_method": method,
@@ -427,6 +474,13 @@ def _real(p: dict[str, Any]) -> Outcome:
     return out
 
 
+def _cap_mbit(rate: int | None) -> float | None:
+    """TCP_INFO's max_pacing_rate (bytes/s; ~0 when no cap is set) in Mbit/s."""
+    if rate is None or rate >= 2**32 - 1:
+        return None
+    return round(rate * 8 / 1e6, 3)
+
+
 def _flags(f: int | None) -> str:
     if f is None:
         return "(none seen)"
@@ -447,12 +501,14 @@ def _queue_method(p: Mapping[str, Any], has_codel: bool | None) -> str:
 
 def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     run = simulate(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], ALGORITHM, duration=p["duration"],
-                   sample_s=max(0.001, p["rtt_ms"] / 8000), rcv_window=_window(p), aqm=p["queue"], ecn=p["ecn"])
+                   sample_s=max(0.001, p["rtt_ms"] / 8000), rcv_window=_window(p), aqm=p["queue"], ecn=p["ecn"],
+                   max_pacing_rate=_max_pacing_rate(p))
     f0 = run.flows[0]
     timeline = [{"t": r["t"], "cwnd": r["cwnd"], "ssthresh": r["ssthresh"], "srtt_ms": r["srtt_ms"],
                  "in_flight": r["in_flight"], "ca_state": r["ca_state"], "delivered_bytes": r["delivered_bytes"]}
                 for r in run.timeline]
     srtts = [r["srtt_ms"] for r in timeline if r["srtt_ms"]]
+    pacing = [r["pacing_rate_mbit"] for r in run.timeline if r["pacing_rate_mbit"] is not None]
     a = run.aqm
     tput = f0.delivered * MSS * 8 / p["duration"] / 1e6
     out = Outcome(timeline=timeline, tables={"queue": a["rows"]}, sysctls={ECN_SYSCTL: int(p["ecn"])},
@@ -478,6 +534,8 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
         "data_ect0": a["data_ect0"],
         "cwr_segments": a["ecn_reductions"] if p["ecn"] else 0,
         "receiver_ce_packets": a["marks"],
+        "max_pacing_rate_mbit": _cap_mbit(_max_pacing_rate(p)),
+        "pacing_rate_p50_mbit": round(statistics.median(pacing), 3) if pacing else None,
         "kernel_codel": None,
         "queue_method": _queue_method(p, None).split(";")[0].replace("in the delay line (tcplab.kernel.aqmlink)",
                                                                     "simulated (tcplab.model.codel)"),

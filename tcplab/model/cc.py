@@ -35,7 +35,7 @@ The sender's rules, each from the kernel:
 - HyStart (CUBIC only, ``hystart_update()``): from cwnd 16 (``hystart_low_window``), a round ends
   when snd_una passes the round's snd_nxt; ACK train: ACKs no more than 2 ms apart
   (``hystart_ack_delta_us``) reaching (delay_min + ``hystart_ack_delay()``) / 2 after the round
-  start (halved: the socket is not paced); delay: the minimum of the round's RTT samples, once it has
+  start (halved unless the socket is paced, ``sk_pacing_status``); delay: the minimum of the round's RTT samples, once it has
   at least 8, above delay_min + clamp(delay_min / 8, 4 ms, 16 ms). Either sets ssthresh = cwnd
   (thresholds: :mod:`tcplab.model.cubic_fit`).
 - loss detection (RACK, ``tcp_rack_detect_loss()``): a FIFO path never reorders, so a packet is
@@ -214,7 +214,7 @@ class CongestionControl:
                  "high_seq", "prior_cwnd", "prr_delivered", "prr_out", "run",
                  "epoch_start", "last_max", "origin", "K", "ack_cnt", "tcp_cwnd", "last_cwnd",
                  "last_time", "delay_min", "found", "round_start", "last_ack", "end_seq", "curr_rtt",
-                 "sample_cnt", "bic_cnt", "bbr", "pace_at")
+                 "sample_cnt", "bic_cnt", "bbr", "pace_at", "paced")
 
     def __init__(self, algo: str) -> None:
         if algo not in ALGORITHMS:
@@ -237,6 +237,8 @@ class CongestionControl:
         self.bic_cnt = 0
         self.bbr: Any = None            # a tcplab.model.bbr.Bbr when algo == "bbr" (it owns cwnd and pacing)
         self.pace_at = math.inf         # when pacing next lets a burst go (bbr)
+        #: sk_pacing_status != SK_PACING_NONE (SO_MAX_PACING_RATE): HyStart's ACK train is not halved
+        self.paced = False
 
     # -- events -------------------------------------------------------------------
     def rtt_sample(self, now: float, rtt: float, ca_rtt: float) -> None:
@@ -330,7 +332,9 @@ class CongestionControl:
                 self.hystart_reset(now)
             if now - self.last_ack <= HYSTART_ACK_DELTA:
                 self.last_ack = now
-                if now - self.round_start > (self.delay_min + HYSTART_ACK_DELAY) / 2:
+                # hystart_update(): "Pacing might have delayed packets up to RTT/2 during slow start",
+                # so only an unpaced socket (SK_PACING_NONE) halves the threshold
+                if now - self.round_start > (self.delay_min + HYSTART_ACK_DELAY) / (1 if self.paced else 2):
                     self.hystart_found()
             if not self.found:
                 self.curr_rtt = min(self.curr_rtt, rtt)

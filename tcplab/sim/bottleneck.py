@@ -29,6 +29,7 @@ from tcplab.model.cc import (ALGORITHMS, DEFAULT_SCALING_RATIO, DELACK, INFINITE
                              RTO_MIN, SCALING_RATIO, SYN_WINDOW, WIRE_BYTES, CongestionControl, FlowRun, Random,
                              path_packets, receive_window_for)
 from tcplab.model.codel import CoDel, Fifo, Packet
+from tcplab.model.pacing import Pacer
 from tcplab.sim.engine import Engine
 
 __all__ = ["simulate", "SimRun"]
@@ -78,7 +79,8 @@ class _Flow(CongestionControl):
                  "rcv_nxt", "rcv_ooo", "rcv_pending", "rcv_quick", "rcv_high_inst", "delack_at",
                  "delivered_mark", "total_retrans", "ever_lost", "rcv_ssthresh", "rcv_clamp", "rwnd_edge",
                  "auto_cap", "space", "space_seq", "space_t", "clamp_max", "rwnd_max", "rcv_adv",
-                 "is_cwnd_limited", "max_packets_out", "cwnd_usage_seq", "rcv_ece", "queue_cwr", "ecn_reductions")
+                 "is_cwnd_limited", "max_packets_out", "cwnd_usage_seq", "rcv_ece", "queue_cwr", "ecn_reductions",
+                 "pacer")
 
     def __init__(self, i: int, algo: str, rcv_window: int, autotune: int | None = None) -> None:
         super().__init__(algo)
@@ -111,13 +113,15 @@ class _Flow(CongestionControl):
         # reduction (TCP_ECN_QUEUE_CWR)
         self.rcv_ece = self.queue_cwr = False
         self.ecn_reductions = 0
+        #: SO_MAX_PACING_RATE: TCP's own pacing (tcplab.model.pacing.Pacer); None unpaced (or bbr, which paces itself)
+        self.pacer: Pacer | None = None
 
 
 def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: str = "cubic",
              flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
              loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None,
              autotune: int | None = None, unscaled: bool = False, aqm: str | None = None,
-             ecn: bool = False) -> SimRun:
+             ecn: bool = False, max_pacing_rate: float | None = None) -> SimRun:
     """Run the model; see the module docstring. ``loss``: a random drop probability per data
     packet at the bottleneck's input, decided by ``rng`` (the run's seeded generator, e.g.
     :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
@@ -132,6 +136,10 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     sojourn measured, CoDel (:class:`tcplab.model.codel.CoDel`) deciding at each dequeue. ``ecn``:
     new data leaves ECT, CoDel marks it CE instead of dropping it, the receiver echoes ECE until it
     sees CWR, and the sender reduces cwnd once per window (``CongestionControl.enter_cwr``).
+
+    ``max_pacing_rate`` (bytes/s, Reno and CUBIC): the sender set ``SO_MAX_PACING_RATE``, so TCP
+    paces itself (:mod:`tcplab.model.pacing`): after every ACK its rate is min(this, 200 % or 120 %
+    of cwnd x MSS / srtt), and its bursts wait on the clock exactly as BBR's do.
 
     >>> r = simulate(50, 50, 100, "cubic", duration=1.0)
     >>> r.flows[0].slow_start_exit_cwnd is not None
@@ -152,6 +160,14 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     # without scaling the buffer may still grow (rcvbuf_max, clamp_max), the window cannot follow
     wnd_cap = SYN_WINDOW if unscaled else math.inf
     fl = [_Flow(i, algorithm, min(rcv_window, wnd_cap), autotune) for i in range(flows)]
+    if max_pacing_rate is not None:
+        if not max_pacing_rate > 0:
+            raise ValueError(f"max_pacing_rate must be > 0 bytes/s, not {max_pacing_rate!r}")
+        if algorithm == "bbr":
+            raise ValueError("max_pacing_rate is for reno and cubic in the model (bbr paces at its own rate)")
+        for f in fl:
+            f.pacer = Pacer(max_pacing_rate)
+            f.paced = True
     if algorithm == "bbr":
         from tcplab.model.bbr import Bbr     # here, not at the top: bbr.py is a leaf the model calls into
         for f in fl:
@@ -184,6 +200,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         f.xmit.append((inst, seq, now, retx))
         if f.bbr is not None:
             f.bbr.on_send(inst, now, f.in_flight)       # tcp_rate_skb_sent()
+        elif f.pacer is not None:
+            f.pacer.on_send()
         f.in_flight += 1
         if aqm is not None:
             enqueue(f, now, inst, seq, retx)
@@ -247,11 +265,12 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
 
     def send(f: _Flow, now: float, budget: int | None = None) -> None:
         n = 0
-        burst, segs = 0, (f.bbr.tso_segs() if f.bbr is not None else 0)
+        pacer = f.bbr if f.bbr is not None else f.pacer    # bbr's pacing, or SO_MAX_PACING_RATE's
+        burst, segs = 0, (pacer.tso_segs() if pacer is not None else 0)
         while f.in_flight < f.cwnd and (budget is None or n < budget):
-            if f.bbr is not None and burst == 0 and now < f.bbr.wstamp:
-                if f.pace_at != f.bbr.wstamp:           # paced: the next burst waits (tcp_pacing_check())
-                    f.pace_at = f.bbr.wstamp            # (once on the clock per release time)
+            if pacer is not None and burst == 0 and now < pacer.wstamp:
+                if f.pace_at != pacer.wstamp:           # paced: the next burst waits (tcp_pacing_check())
+                    f.pace_at = pacer.wstamp            # (once on the clock per release time)
                     schedule(f.pace_at, paced, None, priority=_PACE)
                 break
             if f.lost:
@@ -268,13 +287,13 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             else:
                 break                                   # receive-window limited
             n += 1
-            if f.bbr is not None:
+            if pacer is not None:
                 burst += 1
                 if burst >= segs:
-                    f.bbr.after_burst(now, burst)
+                    pacer.after_burst(now, burst)
                     burst = 0
         if burst:
-            f.bbr.after_burst(now, burst)
+            pacer.after_burst(now, burst)
         if f.state == "Recovery" or f.state == "CWR":     # tcp_cwnd_reduction() counts what went out
             f.prr_out += n
         limited = f.in_flight >= f.cwnd
@@ -438,6 +457,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.ecn_reductions += 1
         if f.state == "CWR":
             f.prr(delivered, f.in_flight, bool(f.lost))
+            pace_update(f)
             send(f, now)
             rearm(now)
             return
@@ -446,6 +466,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                 f.exit_recovery()
             else:
                 f.prr(delivered, f.in_flight, bool(f.lost))
+                pace_update(f)
                 send(f, now)
                 rearm(now)
                 return
@@ -456,8 +477,14 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         if delivered and f.state != "Recovery" and (
                 f.is_cwnd_limited or (f.cwnd < f.ssthresh and f.cwnd < 2 * f.max_packets_out)):
             f.cong_avoid(now, delivered)
+        pace_update(f)
         send(f, now)
         rearm(now)
+
+    def pace_update(f: _Flow) -> None:
+        """tcp_cong_control() ends with tcp_update_pacing_rate(), before the ACK lets anything out."""
+        if f.pacer is not None:
+            f.pacer.update(f.cwnd, f.ssthresh, f.snd_nxt - f.snd_una, f.srtt)
 
     def rto(f: _Flow, now: float) -> None:
         f.on_rto()
@@ -554,6 +581,8 @@ def _sample(fl: list[_Flow], t: float, timeline: list[dict[str, Any]], queue_row
         pacing = None
         if f.bbr is not None:
             pacing = round(f.bbr.pacing_rate * 8 / 1e6, 3)      # bbr_set_pacing_rate()
+        elif f.pacer is not None:
+            pacing = round(f.pacer.pacing_rate * 8 / 1e6, 3)    # tcp_update_pacing_rate(), capped
         elif srtt:
             ratio = 2.0 if f.cwnd < f.ssthresh / 2 else 1.2      # tcp_update_pacing_rate()
             pacing = round(ratio * f.cwnd * MSS * 8 / srtt / 1e6, 3)

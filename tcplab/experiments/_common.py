@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import threading
@@ -273,3 +274,39 @@ def segment_rows(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "options": ", ".join(k if v is True else f"{k}={v}" for k, v in g["options"].items()
                                   if k != "sack_blocks")}
             for g in segments]
+
+
+def send_and_sample(socks: list[socket.socket], seconds: float, interval: float, sample: Any,
+                    lag: LagMeter) -> tuple[float, float]:
+    """The bulk senders of the bottleneck path's experiments: write to the non-blocking ``socks`` as fast
+    as each takes data, for ``seconds``, and call ``sample(now, t)`` (``t`` from the start, s) every
+    ``interval`` s; ``lag`` ticks at every round (a round held up let the sockets run dry). Returns
+    (the start, time.monotonic(); the seconds it ran). Every wait is bounded by the next sample.
+
+    >>> import socket as so
+    >>> a, b = so.socketpair()
+    >>> a.setblocking(False)
+    >>> seen = []
+    >>> t0, ran = send_and_sample([a], 0.05, 0.01, lambda now, t: seen.append(t), LagMeter(0.01, 1.0))
+    >>> 4 <= len(seen) <= 7 and ran >= 0.05
+    True
+    >>> a.close(); b.close()
+    """
+    chunk = memoryview(b"\0" * (1 << 18))
+    t0 = time.monotonic()
+    end, nxt = t0 + seconds, t0
+    while True:
+        now = time.monotonic()
+        lag.tick(now)
+        if now >= nxt:
+            sample(now, now - t0)
+            nxt = max(nxt + interval, now)
+        if now >= end:
+            break
+        _, ready, _ = select.select((), socks, (), max(0.0, min(nxt, end) - time.monotonic()))
+        for s in ready:
+            try:
+                s.send(chunk)
+            except BlockingIOError:
+                pass
+    return t0, time.monotonic() - t0

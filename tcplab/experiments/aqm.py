@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta
+from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta, send_and_sample
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, When, named
 from tcplab.kernel.aqmlink import QUEUES, Aqm
@@ -57,7 +57,7 @@ from tcplab.kernel.namespace import set_namespace_sysctl
 from tcplab.kernel.netstat import read_ecn_counters
 from tcplab.kernel.qdisc import has_qdisc
 from tcplab.kernel.sysctl import read_sysctl
-from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.kernel.tcpinfo import packets_in_flight, tcp_info
 from tcplab.model.cc import MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets, rcvbuf_request, receive_window_for, receive_window_packets
 from tcplab.model.codel import INTERVAL_S, TARGET_S
 from tcplab.model.outcome import Outcome
@@ -362,41 +362,27 @@ def _real(p: dict[str, Any]) -> Outcome:
                 syn = tcp_info(s)
                 before = counters_now()
                 acked0 = syn.extra.get("bytes_acked", 0)
-                chunk = memoryview(b"\0" * (1 << 18))
                 rows: list[dict[str, Any]] = []
                 pacing: list[float] = []
-                lag = LagMeter(sample_s, SENDER_LAG_TOLERANCE_MS / 1000, name="sender")
-                t0 = time.monotonic()
-                end, nxt = t0 + p["duration"], t0
-                cwr_entries, last_state = 0, "Open"
-                while True:
-                    now = time.monotonic()
-                    lag.tick(now)
-                    if now >= nxt:
-                        info = tcp_info(s)
-                        x = info.extra
-                        ss = x.get("snd_ssthresh", 0x7FFFFFFF)
-                        rows.append({"t": round(now - t0, 5), "cwnd": x.get("snd_cwnd"),
-                                     "ssthresh": None if ss >= 0xFFFF else ss,
-                                     "srtt_ms": x.get("rtt", 0) / 1000 or None,
-                                     "in_flight": x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0)
-                                     + x.get("retrans", 0), "ca_state": info.ca_state,
-                                     "delivered_bytes": x.get("bytes_acked", 0) - acked0})
-                        if x.get("pacing_rate") is not None and x["pacing_rate"] < 2**63:
-                            pacing.append(x["pacing_rate"] * 8 / 1e6)
-                        if info.ca_state == "CWR" and last_state != "CWR":
-                            cwr_entries += 1
-                        last_state = info.ca_state
-                        nxt = max(nxt + sample_s, now)
-                    if now >= end:
-                        break
-                    _, w, _ = select.select((), (s,), (), max(0.0, min(nxt, end) - time.monotonic()))
-                    if w:
-                        try:
-                            s.send(chunk)
-                        except BlockingIOError:
-                            pass
-                elapsed = time.monotonic() - t0
+                cwr = {"entries": 0, "last": "Open"}
+
+                def sample(now: float, t: float) -> None:
+                    info = tcp_info(s)
+                    x = info.extra
+                    ss = x.get("snd_ssthresh", 0x7FFFFFFF)
+                    rows.append({"t": round(t, 5), "cwnd": x.get("snd_cwnd"),
+                                 "ssthresh": None if ss >= 0xFFFF else ss,
+                                 "srtt_ms": x.get("rtt", 0) / 1000 or None,
+                                 "in_flight": packets_in_flight(x), "ca_state": info.ca_state,
+                                 "delivered_bytes": x.get("bytes_acked", 0) - acked0})
+                    if x.get("pacing_rate") is not None and x["pacing_rate"] < 2**63:
+                        pacing.append(x["pacing_rate"] * 8 / 1e6)
+                    if info.ca_state == "CWR" and cwr["last"] != "CWR":
+                        cwr["entries"] += 1
+                    cwr["last"] = info.ca_state
+                t0, elapsed = send_and_sample([s], p["duration"], sample_s, sample,
+                                              LagMeter(sample_s, SENDER_LAG_TOLERANCE_MS / 1000, name="sender"))
+                cwr_entries = cwr["entries"]
                 final = tcp_info(s)
                 out.counters = delta(before, keep=_COUNTERS)
                 # an RST (SO_LINGER 0) ends the transfer at once: the send buffer is discarded, nothing is sent

@@ -23,20 +23,18 @@ Drain, ProbeBW's gain cycle, ProbeRTT, the windowed bandwidth and min-RTT filter
 
 from __future__ import annotations
 
-import math
-import select
 import socket
 import statistics
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import PATH_RATE_PARAM, PATH_RTT_PARAM, LagMeter, counters_now, delay_line_timings, delta
+from tcplab.experiments._common import (PATH_RATE_PARAM, PATH_RTT_PARAM, LagMeter, counters_now, delay_line_timings,
+                                        delta, send_and_sample)
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table
 from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
-from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.kernel.tcpinfo import packets_in_flight, tcp_info
 from tcplab.kernel.sysctl import read_sysctl
 from tcplab.model.cc import (INFINITE_SSTHRESH, MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets,
                              rcvbuf_request, receive_window_for, receive_window_packets)
@@ -294,31 +292,14 @@ def _real(p: dict[str, Any]) -> Outcome:
                 raise ExperimentError(f"the sockets use {algo}, not {p['algorithm']}")
             before = counters_now()
             acked0 = [tcp_info(s).extra.get("bytes_acked", 0) for s in socks]
-            chunk = memoryview(b"\0" * (1 << 18))
-            t0 = time.monotonic()
-            end = t0 + p["duration"]
-            next_sample = t0
             rows: list[dict[str, Any]] = []
+
+            def sample(now: float, t: float) -> None:
+                for i, s in enumerate(socks):
+                    rows.append(_row(round(t, 5), i, tcp_info(s), acked0[i]))
             # the sender's own lag: a loop that went long without the CPU let the socket run dry
-            lag = LagMeter(sample_s, SENDER_LAG_LIMIT_S, name="sender")
-            while True:
-                now = time.monotonic()
-                lag.tick(now)
-                if now >= next_sample:
-                    for i, s in enumerate(socks):
-                        rows.append(_row(round(now - t0, 5), i, tcp_info(s), acked0[i]))
-                    next_sample += sample_s
-                    if next_sample < now:
-                        next_sample = now + sample_s
-                if now >= end:
-                    break
-                _, w, _ = select.select((), socks, (), max(0.0, min(next_sample, end) - time.monotonic()))
-                for s in w:
-                    try:
-                        s.send(chunk)
-                    except BlockingIOError:
-                        pass
-            elapsed = time.monotonic() - t0
+            t0, elapsed = send_and_sample(socks, p["duration"], sample_s, sample,
+                                          LagMeter(sample_s, SENDER_LAG_LIMIT_S, name="sender"))
             finals = [tcp_info(s) for s in socks]
             out.counters = delta(before, keep=_COUNTERS)
         finally:
@@ -361,7 +342,7 @@ def _real(p: dict[str, Any]) -> Outcome:
 def _row(t: float, flow: int, info: Any, acked0: int) -> dict[str, Any]:
     x = info.extra
     ss = x.get("snd_ssthresh", INFINITE_SSTHRESH)
-    in_flight = x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0) + x.get("retrans", 0)
+    in_flight = packets_in_flight(x)
     return {"t": t, "flow": flow, "cwnd": x.get("snd_cwnd"), "ssthresh": None if ss >= 0xFFFF else ss,
             "srtt_ms": x.get("rtt", 0) / 1000 or None, "rttvar_ms": x.get("rttvar", 0) / 1000,
             "in_flight": in_flight, "total_retrans": info.total_retrans,

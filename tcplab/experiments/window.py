@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import PATH_RATE_PARAM, PATH_RTT_PARAM, LagMeter, delay_line_timings
+from tcplab.experiments._common import PATH_RATE_PARAM, PATH_RTT_PARAM, LagMeter, delay_line_timings, send_and_sample
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import (Experiment, FromRun, GridPoint, Key, Param, Plot, Slider, Table, When,
                                      named)
@@ -38,7 +38,7 @@ from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
 from tcplab.kernel.namespace import set_namespace_sysctl
 from tcplab.kernel.pipemsg import read_msg, send_msg
 from tcplab.kernel.sysctl import read_sysctl
-from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.kernel.tcpinfo import packets_in_flight, tcp_info
 from tcplab.model.cc import MSS, receive_window_packets
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile, get_profile
@@ -269,32 +269,17 @@ def _real(p: dict[str, Any]) -> Outcome:
                 s.connect(path.receiver)
                 s.setblocking(False)
                 syn = tcp_info(s)
-                chunk = memoryview(b"\0" * (1 << 18))
                 rows: list[dict[str, Any]] = []
-                lag = LagMeter(sample_s, SENDER_LAG_TOLERANCE_MS / 1000, name="sender")
                 acked0 = syn.extra.get("bytes_acked", 0)
-                t0 = time.monotonic()
-                end, nxt = t0 + p["seconds"], t0
-                while True:
-                    now = time.monotonic()
-                    lag.tick(now)
-                    if now >= nxt:
-                        x = tcp_info(s).extra
-                        rows.append({"t": round(now - t0, 5), "delivered_bytes": x.get("bytes_acked", 0) - acked0,
-                                     "snd_wnd": x.get("snd_wnd"), "cwnd": x.get("snd_cwnd"),
-                                     "srtt_ms": x.get("rtt", 0) / 1000 or None,
-                                     "in_flight": (x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0)
-                                                   + x.get("retrans", 0)) * MSS})
-                        nxt = max(nxt + sample_s, now)
-                    if now >= end:
-                        break
-                    _, w, _ = select.select((), (s,), (), max(0.0, min(nxt, end) - time.monotonic()))
-                    if w:
-                        try:
-                            s.send(chunk)
-                        except BlockingIOError:
-                            pass
-                elapsed = time.monotonic() - t0
+
+                def sample(now: float, t: float) -> None:
+                    x = tcp_info(s).extra
+                    rows.append({"t": round(t, 5), "delivered_bytes": x.get("bytes_acked", 0) - acked0,
+                                 "snd_wnd": x.get("snd_wnd"), "cwnd": x.get("snd_cwnd"),
+                                 "srtt_ms": x.get("rtt", 0) / 1000 or None,
+                                 "in_flight": packets_in_flight(x) * MSS})
+                t0, elapsed = send_and_sample([s], p["seconds"], sample_s, sample,
+                                              LagMeter(sample_s, SENDER_LAG_TOLERANCE_MS / 1000, name="sender"))
                 final = tcp_info(s)
                 os.write(ctl_w, b"x")                       # the receiver reports and stops
                 rcv = read_msg(up_r, time.monotonic() + 10, what="the receiver", error=ExperimentError)

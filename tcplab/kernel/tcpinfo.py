@@ -22,7 +22,7 @@ from typing import Any
 
 from tcplab.model.cc import INFINITE_SSTHRESH
 
-__all__ = ["TcpInfo", "tcp_info", "decode_tcp_info", "send_recv_queues", "timeline_row", "TCPI_OPT_TIMESTAMPS", "TCPI_OPT_SACK",
+__all__ = ["packets_in_flight", "TcpInfo", "tcp_info", "decode_tcp_info", "send_recv_queues", "timeline_row", "TCPI_OPT_TIMESTAMPS", "TCPI_OPT_SACK",
            "TCPI_OPT_WSCALE", "TCPI_OPT_ECN", "CA_STATES"]
 
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
@@ -183,6 +183,16 @@ def tcp_info(sock: socket.socket) -> TcpInfo:
     return decode_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, _BUFSIZE))
 
 
+def packets_in_flight(extra: dict[str, Any]) -> int:
+    """``tcp_packets_in_flight()`` (include/net/tcp.h) from a TcpInfo's ``extra``: packets_out -
+    (sacked_out + lost_out) + retrans_out, as tcpi_unacked, tcpi_sacked, tcpi_lost, tcpi_retrans give them.
+
+    >>> packets_in_flight({"unacked": 20, "sacked": 3, "lost": 2, "retrans": 1})
+    16
+    """
+    return extra.get("unacked", 0) - extra.get("sacked", 0) - extra.get("lost", 0) + extra.get("retrans", 0)
+
+
 def timeline_row(info: TcpInfo) -> dict[str, Any]:
     """One TCP_INFO sample in a timeline's columns (:mod:`tcplab.experiments.timeline`): ms, Mbit/s, packets;
     ``ssthresh`` None while infinite (TCP_INFINITE_SSTHRESH), ``in_flight`` as ``tcp_packets_in_flight()``
@@ -205,7 +215,7 @@ def timeline_row(info: TcpInfo) -> dict[str, Any]:
     return {"state": info.state, "ca_state": info.ca_state, "cwnd": x.get("snd_cwnd"),
             "ssthresh": None if ss >= 0xFFFF else ss, "srtt_ms": ms("rtt"), "rttvar_ms": ms("rttvar"),
             "rto_ms": info.rto / 1000, "min_rtt_ms": ms("min_rtt"),
-            "in_flight": x.get("unacked", 0) - x.get("sacked", 0) - x.get("lost", 0) + x.get("retrans", 0),
+            "in_flight": packets_in_flight(x),
             "retransmits": info.retransmits, "total_retrans": info.total_retrans,
             "delivery_rate_mbit": round(x["delivery_rate"] * 8 / 1e6, 3) if "delivery_rate" in x else None,
             "pacing_rate_mbit": round(pacing * 8 / 1e6, 3) if pacing is not None and pacing < 2**63 else None,

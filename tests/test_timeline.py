@@ -378,11 +378,12 @@ def test_kernel_vs_model_names_a_sample_the_state_table_never_had():
         tl.kernel_vs_model(tolerance=-1)
 
 
-def _close_slowly() -> None:
-    """The client closes first; the server reads the FIN and closes 40 ms later: the server sits in
-    CLOSE_WAIT long enough to be sampled, the client in FIN_WAIT1 (measured: the server's ACK of the FIN
-    is delayed and rides on its own FIN: tcp_fin(), net/ipv4/tcp_input.c, only schedules the ACK and
-    enters pingpong mode on ESTABLISHED -> CLOSE_WAIT)."""
+def _close(server_delay_s: float, listener_delay_s: float) -> None:
+    """The client closes first; the server reads the FIN and closes ``server_delay_s`` later, the listener
+    ``listener_delay_s`` after that. With 40 ms the server sits in CLOSE_WAIT long enough to be sampled, the
+    client in FIN_WAIT1 (measured: the server's ACK of the FIN is delayed and rides on its own FIN:
+    tcp_fin(), net/ipv4/tcp_input.c, only schedules the ACK and enters pingpong mode on ESTABLISHED ->
+    CLOSE_WAIT)."""
     with socket.create_server(("127.0.0.1", 0)) as srv:
         srv.settimeout(5)
         with socket.create_connection(srv.getsockname(), timeout=5) as c:
@@ -393,12 +394,13 @@ def _close_slowly() -> None:
             s.settimeout(5)
             while s.recv(100):
                 pass
-            time.sleep(0.04)
+            time.sleep(server_delay_s)
+        time.sleep(listener_delay_s)
 
 
 @pytest.mark.real
 def test_the_kernel_and_the_state_table_agree_on_a_traced_close():
-    tl = trace(_close_slowly, timeout=20, interval=0.002)
+    tl = trace(_close, 0.04, 0.0, timeout=20, interval=0.002)
     sampled = {(r["end"], r["state"]) for r in tl.tcp_info}
     assert {("client", "ESTABLISHED"), ("client", "FIN_WAIT1"), ("server", "CLOSE_WAIT")} <= sampled, sampled
     # the bound is the host's: a received segment is captured before the kernel processes it
@@ -406,25 +408,10 @@ def test_the_kernel_and_the_state_table_agree_on_a_traced_close():
     assert parted.empty, parted
 
 
-def _close_then_keep_listening() -> None:
-    """The connection closes, the listener stays open 50 ms more."""
-    with socket.create_server(("127.0.0.1", 0)) as srv:
-        srv.settimeout(5)
-        with socket.create_connection(srv.getsockname(), timeout=5) as c:
-            s, _ = srv.accept()
-            time.sleep(0.03)
-            c.sendall(b"hello")
-        with s:
-            s.settimeout(5)
-            while s.recv(100):
-                pass
-        time.sleep(0.05)
-
-
 @pytest.mark.real
 def test_a_closed_connection_is_not_sampled_as_its_listener():
     # inet_diag_find_one_icsk() finds the listener for a 4-tuple whose connection is gone
-    tl = trace(_close_then_keep_listening, timeout=20, interval=0.002)
+    tl = trace(_close, 0.0, 0.05, timeout=20, interval=0.002)          # the listener stays open 50 ms more
     assert tl.tcp_info and not [r for r in tl.tcp_info if r["state"] == "LISTEN"], tl.tcp_info[-3:]
     assert tl.kernel_vs_model(tolerance=0.05).empty
 

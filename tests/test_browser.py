@@ -519,14 +519,18 @@ def _random_value(rng: random.Random, s: dict):
 
 def _check_03_backlog(w: Walk) -> None:
     """03: backlog 5 -> 6 established; typed 10 -> 11, the other 9 of 20 clients stay SYN_SENT."""
-    before = w.wait_js(PANEL_03_JS, lambda v: v and v["bars"][0] == 6, 60, "03 panel at backlog 5")
+    # the figure, the header and the table arrive as three messages (Panel.show): wait for the
+    # table too, or a look between them reads the new bars beside the old table
+    before = w.wait_js(PANEL_03_JS, lambda v: v and v["bars"][0] == 6 and v["established_rows"] == 6, 60,
+                       "03 panel at backlog 5")
     assert before["established_rows"] == 6 and before["header"] in ("REAL", "SIM"), before
     idx = w.js("""() => { %s return Array.from(root.querySelectorAll('.widget-slider')).findIndex(s =>
         s.closest('.jp-CodeCell').innerText.includes('AcceptQueuePanel(backlog=5')
         && s.innerText.includes('listen() backlog')); }""" % ROOT_JS)
     assert idx >= 0
     w.type_into(idx, 10)
-    after = w.wait_js(PANEL_03_JS, lambda v: v and v["bars"][0] == 11, 60, "03 panel at backlog 10")
+    after = w.wait_js(PANEL_03_JS, lambda v: v and v["bars"][0] == 11 and v["established_rows"] == 11, 60,
+                      "03 panel at backlog 10")
     assert after["established_rows"] == 11 and after["bars"][1] == 20 - 11, after
     w.settle(60, "03 after backlog 10")
 

@@ -167,6 +167,15 @@ def _jiffy_ceil(ms):
     return usecs_to_jiffies(round(ms * 1000), 4000) * 4
 
 
+def _assert_srtt_plus_floor(r, floor_ms):
+    """The RTO is never below srtt + the floor; it is exactly that (rounded up to a jiffy) unless the run
+    says a packet the delay line held past the floor lifted rttvar_us (rtt_rto._RTO)."""
+    s = r.summary
+    assert s["rto_before_ms"] >= _jiffy_ceil(s["srtt_before_ms"] + floor_ms), s
+    if "rto_before_ms" not in r.fidelity.keys:
+        assert s["rto_before_ms"] == _jiffy_ceil(s["srtt_before_ms"] + floor_ms), (s, r.fidelity.reason)
+
+
 @pytest.mark.real
 def test_real_the_rto_is_srtt_plus_the_200_ms_floor_and_follows_an_rtt_change(as_user):
     try:
@@ -194,13 +203,13 @@ def test_real_the_rto_is_srtt_plus_the_200_ms_floor_and_follows_an_rtt_change(as
 @pytest.mark.real
 def test_real_a_route_rto_min_takes_the_rto_below_200_ms(as_user):
     try:
-        (mode, routed, _, r1), (_, plain, sysctls, r2), (_, ns_floor, ns_sysctls, _) = as_user(_floors)
+        (mode, routed, _, r1), (_, plain, sysctls, r2), (_, ns_floor, ns_sysctls, r3) = as_user(_floors)
     except RealModeUnavailable as e:
         pytest.skip(str(e))
     assert mode == "real"
     # ip route change ... rto_min 10ms: tcp_rto_min() takes 3 jiffies (12 ms) instead of 200 ms
     assert routed["rto_floor_ms"] == 12.0 and routed["rto_before_ms"] < 60, routed
-    assert routed["rto_before_ms"] == _jiffy_ceil(routed["srtt_before_ms"] + 12.003), routed
+    _assert_srtt_plus_floor(r1, 12.003)
     assert plain["rto_floor_ms"] == 200.0 and plain["rto_before_ms"] >= 230, plain
     # timestamps=0 in the sender's namespace: no option on the SYN
     assert plain["timestamps"] is False and sysctls["net.ipv4.tcp_timestamps"] == 0
@@ -209,7 +218,7 @@ def test_real_a_route_rto_min_takes_the_rto_below_200_ms(as_user):
     if ns_floor is not None:
         assert ns_sysctls["net.ipv4.tcp_rto_min_us"] == 50000, ns_sysctls
         assert ns_floor["rto_floor_ms"] == 52.0, ns_floor
-        assert ns_floor["rto_before_ms"] == _jiffy_ceil(ns_floor["srtt_before_ms"] + 52.003), ns_floor
+        _assert_srtt_plus_floor(r3, 52.003)
 
 
 

@@ -55,21 +55,22 @@ TCP_INFO_COLUMNS = ("cwnd", "ssthresh", "srtt_ms", "rttvar_ms", "rto_ms", "min_r
                     "retransmits", "total_retrans", "backoff", "delivery_rate_mbit", "pacing_rate_mbit", "ca_state",
                     "snd_wnd", "rcv_wnd", "rcv_space", "notsent_bytes", "state")
 
-#: experiments whose Results hold no connection data a timeline could show (no segments, states,
-#: TCP_INFO or queue samples over time): :func:`timeline_of` refuses them with this reason
+#: experiments whose Results hold no one connection a timeline could show: :func:`timeline_of` refuses them
+#: with this reason (a panel hides its Timeline view for them)
 CONNECTIONLESS = {
-    "delayed_ack": "per-message latencies only (no segments or samples over time)",
-    "nagle": "per-request latencies only (a real run captures its segments where AF_PACKET is allowed)",
-    "fd_limit": "per-accept() file descriptor counts only",
-    "syn_retries": "retransmission times only (its SYNs are in the retransmission experiment's timeline)",
-    "time_wait": "counts of TIME_WAIT sockets and reused ports, not one connection",
+    "fd_limit": "per-accept() file descriptor counts of many connections, not one connection over time",
+    "time_wait": "counts of TIME_WAIT sockets and reused ports over many short connections, not one connection",
+    "rebind": "whether a restarted server's bind() succeeds beside its old connections in TIME_WAIT, not one "
+              "connection over time",
 }
 
 _U32 = 0xFFFFFFFF
 #: experiments whose timeline's ``recv_q`` is a listener's accept queue (flow_control's is a socket's receive queue)
 _ACCEPT_QUEUE = ("accept_queue", "ack_overflow", "load")
 #: experiments whose real Result may hold a ``segments`` table captured on lo (experiments._common.SEGMENT_COLUMNS)
-_CAPTURED = ("lifecycle", "nagle")
+_CAPTURED = ("lifecycle", "nagle", "delayed_ack", "syn_retries")
+#: the end whose TCP_INFO an experiment samples, where it is not a bulk flow's sender
+_SAMPLED_END = {"syn_retries": "client"}
 #: experiments whose timeline counts ``in_flight`` in bytes (window plots it beside the window in bytes):
 #: the timeline's is packets, as tcp_packets_in_flight() counts
 _IN_FLIGHT_BYTES = ("window",)
@@ -457,7 +458,7 @@ def timeline_of(result: Result) -> Timeline:
     tl = Timeline(source, badge=f"{result.badge} ({where})")
     tables = result.tables
     captured = result.name in _CAPTURED and "segments" in tables and len(tables["segments"])
-    if result.name in CONNECTIONLESS and not captured:
+    if result.name in CONNECTIONLESS:
         raise ValueError(f"result must come from an experiment with a connection over time; {result.name}'s has "
                          f"{CONNECTIONLESS[result.name]}")
     if "packets" in tables and len(tables["packets"]):
@@ -473,14 +474,18 @@ def timeline_of(result: Result) -> Timeline:
         tl.tcp_info = [{**r, "end": "client"} for r in _records(tables["tcp_info"])]
     if result.timeline is not None and len(result.timeline):
         _samples(tl, result)
+    if result.name == "syn_retries":
+        _syn_retries_states(tl)
     for name, df in tables.items():
         if name == "queue" and len(df):
             tl.queues += [{"t": float(r["t"]), "queue": "bottleneck", "length": int(r["queue_packets"]),
                            "unit": "packets", "drops": int(r["drops"])} for r in _records(df)]
     if not (tl.segments or tl.states or tl.tcp_info or tl.queues):
+        # a real run that could not capture says why in its notes
+        why = next((f"; {n}" for n in result.notes if "capture" in n), "")
         raise ValueError(f"result must hold segments, states, TCP_INFO or queue samples; this {result.name} Result "
                          f"({result.badge}) has none (tables: {', '.join(tables) or 'none'}; "
-                         f"{'no ' if result.timeline is None else ''}timeline)")
+                         f"{'no ' if result.timeline is None else ''}timeline){why}")
     missing = [what for what, rows in (("segments", tl.segments), ("states", tl.states),
                                        ("TCP_INFO samples", tl.tcp_info), ("queue samples", tl.queues)) if not rows]
     if missing:
@@ -500,12 +505,30 @@ def _from_packets_table(tl: Timeline, df: Any) -> None:
     for r in _records(df):
         src, dst = str(r["direction"]).split("->")
         opts = _parse_options_text(r.get("options"))
+        window = r.get("window")
         segs.append({"t": float(r["t"]), "conn": 0, "src_end": src, "dst_end": dst, "flags": r["flags"],
-                     "seq": int(r["seq"]), "ack": int(r["ack"]), "len": int(r["payload"]), "window": int(r["window"]),
-                     "sack": [], "options": opts})
+                     "seq": int(r["seq"]), "ack": int(r["ack"]), "len": int(r["payload"]),
+                     "window": None if window is None else int(window), "sack": [], "options": opts})
     tl.segments = _relative(segs)
     tl.states = _derive_states(tl.segments)
     tl.notes.append("the experiment's table keeps no addresses or ports: its segments cannot be written as pcap")
+    if any(s["window"] is None for s in segs):
+        tl.notes.append("simulated segments (tcplab.sim.ladder): fixed ISNs, and no window (the model does not "
+                        "decide it)")
+
+
+def _syn_retries_states(tl: Timeline) -> None:
+    """syn_retries' listener drops every SYN (its accept queue is full): the server end never takes one, so
+    only the client's states stand, and the client's end (connect() giving up, a timeout, no segment) is
+    taken from the TCP_INFO sample that shows it."""
+    tl.states = [r for r in tl.states if r["end"] == "client"]
+    gone = next((x for x in tl.tcp_info if x.get("state") == "CLOSE"), None)
+    if gone is not None and (not tl.states or tl.states[-1]["state"] != "CLOSE"):
+        tl.states.append({"t": gone["t"], "conn": 0, "end": "client", "state": "CLOSE",
+                          "why": "sampled (TCP_INFO): connect() gave up (tcp_write_timeout())"})
+    if tl.segments:
+        tl.notes.append("the listener drops every SYN (accept queue full: ListenOverflows): no segment answers them, "
+                        "and the server end's states are not derived")
 
 
 def _from_loss_recovery(tl: Timeline, df: Any) -> None:
@@ -555,7 +578,7 @@ def _samples(tl: Timeline, result: Result) -> None:
     keep = [c for c in TCP_INFO_COLUMNS if c in cols]
     if result.name != "lifecycle" and keep:
         for r in rows:
-            end = f"flow {int(r['flow'])}" if r.get("flow") is not None else "sender"
+            end = f"flow {int(r['flow'])}" if r.get("flow") is not None else _SAMPLED_END.get(result.name, "sender")
             row = {"t": float(r["t"]), "end": end, **{c: r[c] for c in keep}}
             if result.name in _IN_FLIGHT_BYTES and row.get("in_flight") is not None:
                 row["in_flight"] = round(row["in_flight"] / MSS, 1)

@@ -174,6 +174,63 @@ class Timeline:
                              "model": " / ".join(sorted(near))})
         return pd.DataFrame(rows, columns=["t", "conn", "end", "kernel", "model"])
 
+    def cc_replay(self, algorithm: str = "cubic", *, sender: str = "client", conn: int = 0,
+                  mss: int | None = None) -> pd.DataFrame:
+        """Replay this timeline's segments through the congestion model (:func:`tcplab.model.cc_replay.replay_capture`:
+        the sender's data and the ACKs it received drive a fresh :class:`~tcplab.model.cc.CongestionControl` of
+        ``algorithm``) and set the kernel's window beside it where the timeline has the sender's TCP_INFO.
+
+        One row per ACK or retransmission: ``t``, ``event``, ``delivered`` (packets), ``model_cwnd``,
+        ``model_ssthresh``, ``model_state``, ``flight`` (packets sent and not acknowledged, as captured),
+        ``in_flight`` (the kernel's packets in flight, estimated from the SACK blocks), and ``kernel_cwnd``,
+        ``kernel_ssthresh``, ``kernel_ca_state`` from the first TCP_INFO sample of ``sender`` after the event
+        and before the next (None: no sample in between), ``differs``: the model's cwnd is not the kernel's.
+        ``mss``: default from the SYNs' options (less 12 bytes of timestamps), else 1448. The sender's
+        congestion control must be ``algorithm`` (a Result or trace records it; BBR cannot be replayed).
+
+        >>> from tcplab.experiments import loss_recovery
+        >>> df = timeline_of(loss_recovery(drop="5th", mode="sim")).cc_replay()
+        >>> df["model_cwnd"].tolist()[:4]                     # slow start: +1 a packet delivered
+        [11, 12, 13, 14]
+        >>> row = df[df["event"] == "retransmit: enter recovery"].iloc[0]
+        >>> int(row.model_ssthresh), int(row.in_flight), int(row.model_cwnd)    # CUBIC: 14 x 0.7; PRR's first step
+        (9, 3, 4)
+        """
+        import pandas as pd
+
+        from tcplab._validate import check_choice, check_int
+        from tcplab.model.cc_replay import replay_capture
+
+        check_choice("sender", sender, ("client", "server"))
+        conn = check_int("conn", conn, 0, 1_000_000)
+        segs = [r for r in self.segments if r.get("conn", 0) == conn]
+        if not segs:
+            raise ValueError(f"conn must name a connection with segments in this timeline, {conn} has none")
+        if mss is None:
+            mss = _mss_of(segs, sender)
+        steps = replay_capture(segs, algorithm, sender=sender, mss=mss)
+        info = sorted((x for x in self.tcp_info if x.get("conn", 0) == conn
+                       and str(x.get("end", "")).split(" ")[0] == sender and x.get("cwnd") is not None),
+                      key=lambda x: x["t"])
+        rows = []
+        for i, st in enumerate(steps):
+            until = steps[i + 1].t if i + 1 < len(steps) else float("inf")
+            k = next((x for x in info if st.t <= x["t"] < until), None)
+            ss = None if k is None else k.get("ssthresh")
+            kernel_cwnd = None if k is None else int(k["cwnd"])
+            rows.append({"t": st.t, "event": st.event, "delivered": st.delivered, "model_cwnd": st.model_cwnd,
+                         "model_ssthresh": st.model_ssthresh, "model_state": st.model_state, "flight": st.flight,
+                         "in_flight": st.in_flight, "kernel_cwnd": kernel_cwnd,
+                         "kernel_ssthresh": None if ss is None or ss != ss else int(ss),
+                         "kernel_ca_state": None if k is None else k.get("ca_state"),
+                         "differs": kernel_cwnd is not None and kernel_cwnd != st.model_cwnd})
+        df = pd.DataFrame(rows, columns=["t", "event", "delivered", "model_cwnd", "model_ssthresh", "model_state",
+                                         "flight", "in_flight", "kernel_cwnd", "kernel_ssthresh", "kernel_ca_state",
+                                         "differs"])
+        for col in ("model_ssthresh", "kernel_cwnd", "kernel_ssthresh"):     # whole numbers, None where unknown
+            df[col] = df[col].astype("Int64")
+        return df
+
     def milestones(self, conn: int | None = None) -> pd.DataFrame:
         """Where on the time axis each mechanism shows up: one row per notable moment, sorted by ``t``, with
         ``t_ms``, ``end``, ``event``, ``detail`` and ``part`` (the part of the timeline that shows it).
@@ -265,6 +322,17 @@ class Timeline:
         base = self.t0_unix or 0.0
         packets = [(base + s["t"], encode_ipv4_tcp({**s, "payload": s["len"]})) for s in self.segments]
         return write_pcap(path, packets)
+
+
+def _mss_of(segs: list[dict[str, Any]], sender: str) -> int:
+    """The sender's MSS from the SYNs: the smaller of the two ends' mss options, less 12 bytes when both
+    sent timestamps (tcp_mss_to_mtu()'s tcp_header_len); 1448 (Ethernet with timestamps) without the SYNs."""
+    syns = [s.get("options") or {} for s in segs if "S" in (s.get("flags") or "")]
+    mss = [o["mss"] for o in syns if isinstance(o, dict) and o.get("mss")]
+    if len(mss) < 2:
+        return MSS
+    ts = all(isinstance(o, dict) and "ts_val" in o for o in syns)
+    return int(min(mss)) - (12 if ts else 0)
 
 
 def _blocks_text(blocks: Any) -> str:

@@ -156,8 +156,10 @@ def test_real_syns_leave_at_the_retransmission_times():
     syns = [s for s in tl.segments if s["flags"] == "S"]
     assert len(syns) == len(tl.segments) == r.summary["syns_sent"] == 2
     assert syns[0]["t"] < 0.005                      # the first SYN leaves in connect()
+    # the poll sees each SYN after it left: within its 2 ms and its own measured lag (the sampler's timing)
+    late = max((t.ms for t in r.fidelity.timings if t.name == "sampler"), default=0.0) if r.fidelity else 0.0
     for seg, said in zip(syns[1:], r.summary["retransmit_times"]):
-        assert 0 <= said - seg["t"] <= 0.010, (seg["t"], said)    # the poll sees it after it left
+        assert 0 <= said - seg["t"] <= (2.0 + late + 1.0) / 1000, (seg["t"], said, late)
     assert [s["state"] for s in tl.states] == ["SYN_SENT", "CLOSE"]
     assert tl.states[-1]["t"] == pytest.approx(r.summary["failed_after"], abs=0.001)
 

@@ -182,3 +182,9 @@ def test_a_real_delayed_ack_over_a_path_is_captured_at_the_client():
     late = max((t.ms for t in r.fidelity.timings if t.name in ("client_late", "delay_line")), default=0.0)
     for got, said in zip(waits, r.summary["waits_ms"]):
         assert abs(got - said) <= 2.0 + late, (waits, r.summary["waits_ms"], late)
+
+
+def test_on_bound_needs_a_bound_port():
+    from tcplab.kernel.loopback import SocketSet
+    with SocketSet() as ss, pytest.raises(ValueError, match="on_bound needs bind_port"):
+        ss.connect(("127.0.0.1", 9), on_bound=lambda s: None)

@@ -176,6 +176,8 @@ class SocketSet:
         one), before its first SYN: a capture filtered on both ports starts there and misses none.
         """
         check_loopback("address", address[0])
+        if on_bound is not None and bind_port is None:
+            raise ValueError("on_bound needs bind_port (0: an ephemeral port): without it the socket has no port yet")
         s = self.socket()
         if syncnt is not None:
             s.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, check_int("syncnt", syncnt, 1, 127))

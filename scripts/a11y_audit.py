@@ -203,7 +203,23 @@ def _keyboard(page: Any) -> dict[str, Any]:
     page.wait_for_timeout(1000)
     readout = log.evaluate("h => { const r = h.closest('.widget-slider').querySelector('.widget-readout');"
                            " return r ? r.textContent.trim() : null; }")
-    return {"figure_label_before": before, "figure_label_after": after, "focus_ring": ring,
+    # the panel's Timeline toggle by keyboard: focus it, press Space; the timeline's figure appears, labelled
+    toggle = page.locator(".jp-OutputArea .widget-toggle-button", has_text="Timeline").first
+    count_js = "() => document.querySelectorAll('.jp-OutputArea .js-plotly-plot').length"
+    figures = page.evaluate(count_js)
+    toggle.focus()
+    page.keyboard.press("Space")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and page.evaluate(count_js) <= figures:
+        page.wait_for_timeout(250)
+    page.wait_for_timeout(1000)     # the A11y script's pass over the new figure
+    timeline_label = toggle.evaluate("""b => { const box = b.closest('.tcplab-panel');
+        const gds = box ? box.querySelectorAll('.js-plotly-plot') : [];
+        const svg = gds.length > 1 ? gds[gds.length - 1].querySelector('svg.main-svg') : null;
+        return svg ? svg.getAttribute('aria-label') : null; }""")
+    return {"timeline_pressed": toggle.get_attribute("aria-pressed"), "timeline_name": toggle.inner_text().strip(),
+            "timeline_figures": page.evaluate(count_js) - figures, "timeline_label": timeline_label,
+            "figure_label_before": before, "figure_label_after": after, "focus_ring": ring,
             "log_readout": readout, "log_valuetext": log.get_attribute("aria-valuetext"),
             "log_valuenow": log.get_attribute("aria-valuenow"),
             "handle_valuetext": handle.get_attribute("aria-valuetext"), "handle_label": handle.get_attribute("aria-label")}

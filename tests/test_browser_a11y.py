@@ -81,3 +81,10 @@ def test_the_figure_is_labelled_with_its_text_and_follows_the_keyboard(report: d
     assert k["handle_label"] == "backlog" and k["handle_valuetext"] == "6"
     assert k["figure_label_after"].startswith("Backlog 6 admitted 7 of 20 clients"), k
     assert k["focus_ring"].startswith("solid"), k
+
+
+def test_the_timeline_toggle_opens_by_keyboard_and_its_figure_is_labelled(report: dict) -> None:
+    k = report["keyboard"]
+    assert k["timeline_name"] == "Timeline" and k["timeline_pressed"] == "true", k
+    assert k["timeline_figures"] == 1, k           # drawn only once opened: one more figure on the page
+    assert (k["timeline_label"] or "").startswith("One connection whole") and "accept_queue" in k["timeline_label"], k

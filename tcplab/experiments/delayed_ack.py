@@ -36,13 +36,16 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
-from tcplab.kernel.bottleneck import bottleneck_path
+from tcplab.experiments._common import SEGMENT_COLUMNS, segment_rows
+from tcplab.kernel.bottleneck import SENDER_ADDR, bottleneck_path
+from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
 from tcplab.kernel.schedstat import run_delay_s
 from tcplab.kernel.tcpinfo import send_recv_queues, tcp_info
 from tcplab.model.delack import delayed_ack_delay, unread_waits
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.rto import HZ_TICK
+from tcplab.sim.ladder import PACKET_COLUMNS, Ladder
 
 __all__ = ["delayed_ack", "SPEC", "PATTERNS"]
 
@@ -97,9 +100,43 @@ def _sim(p: dict[str, Any], profile: Any, rng: Any) -> Outcome:
     out = Outcome()
     out.tables["messages"] = [{"n": i + 1, "latency_ms": round(x * 1000, 3), "wait_ms": round(w * 1000, 3)}
                               for i, (x, w) in enumerate(zip(lat, waits))]
+    out.tables["packets"] = _sim_packets(p["pattern"], rtt, waits, p["write_size"])
     out.summary = _summary(p["rtt_ms"], waits)
     out.notes.append(note)
+    out.notes.append("packets: the measured messages' segments as the client sees them (tcplab.sim.ladder; fixed ISNs, "
+                     "no windows): a message at t, its (delayed) ACK at t + rtt + wait; the quick-ACKed messages "
+                     "of the connection's start, which a real run sends first, are not simulated")
     return out
+
+
+def _sim_packets(pattern: str, rtt: float, waits: list[float], size: int) -> list[dict[str, Any]]:
+    """The segments of the simulated messages at the client (where a real run captures them): the
+    handshake takes one RTT, each message leaves when the previous one's ACK (reply) arrived.
+
+    >>> rows = _sim_packets("unread", 0.1, [0.044, 0.084], 100)
+    >>> [(r["t"], r["direction"][0], r["flags"]) for r in rows[3:]]
+    [(0.1, 'c', 'PA'), (0.244, 's', 'A'), (0.244, 'c', 'PA'), (0.428, 's', 'A')]
+    """
+    lad = Ladder()
+    lad.syn(0.0)
+    lad.synack(rtt)                 # seen at the client one RTT after its SYN
+    lad.ack(rtt, "client")
+    t = rtt
+    for w in waits:
+        if pattern == "unread":
+            # the message; the receiver's ACK, delayed by w, crosses back: one RTT + w after it left
+            lad.data(t, "client", size)
+            t += rtt + w
+            lad.ack(t, "server")
+        else:
+            # the first write, its ACK (delayed by w unless quick-ACKed), the held second write, the reply
+            lad.data(t, "client", size)
+            t += rtt + w
+            lad.ack(t, "server")
+            lad.data(t, "client", size)
+            t += rtt
+            lad.data(t, "server", size)
+    return lad.rows
 
 
 def _summary(path_rtt_ms: float, waits: list[float]) -> dict[str, Any]:
@@ -218,6 +255,33 @@ def _measure(c: socket.socket, p: Mapping[str, Any],
     return rtt, lat, [max(0.0, x - 2 * rtt) for x in lat], warm
 
 
+def _open_capture(ss: SocketSet, out: Outcome, ifname: str, cport: int, sport: int,
+                  incoming: bool = False) -> Capture | None:
+    """A capture of this connection's segments on ``ifname`` (kernel time stamps), closed with the sockets;
+    None, with a note, where AF_PACKET is not allowed. Read once after the messages: the kernel buffers it."""
+    wire, why = Capture.try_open(ifname, ports=(cport, sport), rcvbuf=4 << 20, kernel_time=True, incoming=incoming)
+    if wire is None:
+        out.notes.append(f"{why}: no segments table (timeline_of shows none)")
+    else:
+        ss.adopt(wire.sock)
+    return wire
+
+
+def _read_capture(wire: Capture | None, out: Outcome) -> None:
+    """What the capture holds, as the ``segments`` table (t from the capture's start)."""
+    if wire is None:
+        return
+    got: list[dict[str, Any]] = []
+    for _ in range(100):                 # bounded: a few reads empty what the kernel buffered
+        more = wire.read(timeout=0.01)
+        if not more:
+            break
+        got += more
+    out.tables["segments"] = segment_rows(got)
+    if wire.drops():
+        out.notes.append(f"the capture dropped {wire.drops()} packets: the segments table is incomplete")
+
+
 def _real(p: dict[str, Any]) -> Outcome:
     out = Outcome()
     cpu: list[float] = []          # each measured message's CPU wait (s), see _measure
@@ -228,8 +292,12 @@ def _real(p: dict[str, Any]) -> Outcome:
             with SocketSet() as ss:
                 c = ss.socket()
                 c.settimeout(10)
+                # the client's veth (a0) sees each segment leave and each ACK arrive, one RTT apart
+                c.bind((SENDER_ADDR, 0))
+                wire = _open_capture(ss, out, "a0", c.getsockname()[1], path.receiver[1], incoming=True)
                 c.connect(path.receiver)
                 rtt, lat, waits, warm = _measure(c, p, cpu)
+                _read_capture(wire, out)
         out.notes += path.notes
         if path.stats is not None:
             st = path.stats
@@ -242,6 +310,8 @@ def _real(p: dict[str, Any]) -> Outcome:
         with SocketSet() as ss:
             lst = ss.listener(1)
             c = ss.socket()
+            c.bind(("127.0.0.1", 0))
+            wire = _open_capture(ss, out, "lo", c.getsockname()[1], lst.getsockname()[1])
             c.connect(lst.getsockname())
             server = ss.adopt(lst.accept()[0])
             if p["pattern"] == "unread":
@@ -267,6 +337,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                     lat.append(time.monotonic() - t0)
                     cpu.append(_cpu_wait(rd0))
                 waits, warm = [max(0.0, x - 2 * rtt) for x in lat], 0
+            _read_capture(wire, out)
         out.notes.append("loopback (no delay line): the path's RTT is the handshake's, microseconds")
     out.tables["messages"] = [{"n": i + 1, "latency_ms": round(x * 1000, 3), "wait_ms": round(w * 1000, 3)}
                               for i, (x, w) in enumerate(zip(lat, waits))]
@@ -320,7 +391,13 @@ SPEC = Experiment(
         Key("max_wait_ms", "longest wait (TCP_DELACK_MAX bounds a delayed ACK at 200 ms + a jiffy; load adds)",
             rule="shown"),
     ),
-    tables=(Table("messages", ("n", "latency_ms", "wait_ms"), "one message (or request) and its ACK's wait"),),
+    tables=(Table("messages", ("n", "latency_ms", "wait_ms"), "one message (or request) and its ACK's wait"),
+            Table("segments", SEGMENT_COLUMNS, "every segment of the connection as captured at the client (lo, or "
+                  "its veth a0 when rtt_ms > 0); timeline_of draws them",
+                  optional="real: only where a packet capture is allowed; simulated: never (table packets)"),
+            Table("packets", PACKET_COLUMNS, "simulated: the measured messages' segments as the client sees them "
+                  "(handshake's packets columns); timeline_of draws them",
+                  optional="simulated runs only (real runs: table segments)")),
     timeline=None,
     grid=(
         GridPoint(dict(rtt_ms=0.0, messages=6), quick=True, why="loopback: the 40 ms floor (+ a jiffy)"),

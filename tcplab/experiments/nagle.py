@@ -53,6 +53,7 @@ from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.delack import delack_jiffies
 from tcplab.model.outcome import Outcome, Timing
 from tcplab.sim.engine import Engine
+from tcplab.sim.ladder import PACKET_COLUMNS, Ladder
 
 __all__ = ["nagle", "SPEC", "simulate_requests", "delack_jiffies", "STALL_THRESHOLD_S", "host_shift"]
 
@@ -106,8 +107,15 @@ def _nagle_holds(nodelay: bool, small_segment_unacked: bool) -> bool:
 
 
 def simulate_requests(requests: int, request_writes: int, *, nodelay: bool, quickack: bool,
-                      tick: float, first_phase: float = 0.5) -> list[dict[str, Any]]:
+                      tick: float, first_phase: float = 0.5, ladder: Ladder | None = None,
+                      write_size: int = 100) -> list[dict[str, Any]]:
     """Each request's latency (s), client data segments and whether a delayed ACK released it.
+
+    ``ladder``: where given, the segments these decisions send (``write_size`` bytes a write) are
+    written into it, the handshake at 0: each request's first write; the server's ACK where one
+    leaves alone (a quick ACK at the connection's start, the delayed-ACK timer, TCP_QUICKACK); the
+    held writes, coalesced, right after it; the reply, which carries the ACK of the whole request;
+    the client's ACK of a reply rides on the next request's first write.
 
     Loopback costs no time here (about 0.02-0.1 ms per request on a real machine). The first
     request starts ``first_phase`` of a jiffy after a tick; every later one starts when the
@@ -122,30 +130,52 @@ def simulate_requests(requests: int, request_writes: int, *, nodelay: bool, quic
     pingpong = [False]          # inet_csk_in_pingpong_mode() of the server
     rows: list[dict[str, Any]] = []
 
+    def sent(end: str, length: int = 0) -> None:
+        if ladder is not None and length:
+            ladder.data(eng.now, end, length)
+        elif ladder is not None:
+            ladder.ack(eng.now, end)
+
     def request(n: int) -> None:
         start = eng.now
         segments = 1            # the first write: nothing of ours is unacknowledged
+        sent("client", write_size)
         # the server has quick ACKs left at the start of the connection and is not yet
         # interactive: tcp_in_quickack_mode() acknowledges the first segment at once
         acked_at_once = not pingpong[0]
+        if acked_at_once:
+            sent("server")
         held = 0
         for _ in range(request_writes - 1):
             if _nagle_holds(nodelay, small_segment_unacked=not acked_at_once):
                 held += 1       # queued behind the unacknowledged segment (coalesced)
             else:
                 segments += 1
+                sent("client", write_size)
+                if acked_at_once:
+                    sent("server")      # still in quick-ACK mode
         if held and not quickack:
             # tcp_delack_timer_handler(): DelayedACKs++, and the held writes leave together
-            eng.schedule(_delack_fires_at(start, tick), reply, (n, start, segments + 1, True))
+            eng.schedule(_delack_fires_at(start, tick), release, (n, start, segments + 1, True, held))
             return
         if held:
             # the server's read + TCP_QUICKACK sends the pending ACK: the held writes go out as
             # one segment at once
             segments += 1
+            release((n, start, segments, False, held))
+            return
         reply((n, start, segments, False))
+
+    def release(arg: tuple[int, float, int, bool, int]) -> None:
+        # the server's ACK leaves alone (its timer, or TCP_QUICKACK), the held writes follow it at once
+        *rest, held = arg
+        sent("server")
+        sent("client", held * write_size)
+        reply(tuple(rest))  # type: ignore[arg-type]
 
     def reply(arg: tuple[int, float, int, bool]) -> None:
         n, start, segments, stalled = arg
+        sent("server", write_size)
         # the reply is sent within ato of the request: tcp_event_data_sent() counts it as
         # interactive (pingpong threshold 1). The delayed-ACK timer left pingpong mode, this
         # reply enters it again.
@@ -155,6 +185,8 @@ def simulate_requests(requests: int, request_writes: int, *, nodelay: bool, quic
             eng.schedule(eng.now, request, n + 1)
 
     if requests > 0:
+        if ladder is not None:
+            ladder.handshake(0.0)
         eng.schedule(first_phase * tick, request, 1)
         eng.run()
     return rows
@@ -197,8 +229,9 @@ def host_shift(latencies: list[float], waits: list[float]) -> tuple[float, float
 
 def _sim(p: dict[str, Any], profile: Any, rng: Any) -> Outcome:
     tick = profile.timer_tick or HZ_TICK
+    ladder = Ladder()
     rows = simulate_requests(p["requests"], p["request_writes"], nodelay=p["nodelay"],
-                             quickack=p["quickack"], tick=tick)
+                             quickack=p["quickack"], tick=tick, ladder=ladder, write_size=p["write_size"])
     out = Outcome()
     out.tables["requests"] = [{"n": r["n"], "latency_ms": round(r["latency_s"] * 1000, 3),
                                "segments": r["segments"], "stalled": r["latency_s"] >= STALL_THRESHOLD_S}
@@ -206,7 +239,10 @@ def _sim(p: dict[str, Any], profile: Any, rng: Any) -> Outcome:
     delayed = sum(r["delayed_ack"] for r in rows)
     out.summary = _summary([r["latency_s"] for r in rows], sum(r["segments"] for r in rows), delayed)
     out.counters = {"DelayedACKs": delayed}
+    out.tables["packets"] = ladder.rows
     hz = round(1 / tick)
+    out.notes.append("packets: the segments the model sends (tcplab.sim.ladder; fixed ISNs, no windows); "
+                     "the client's ACK of the last reply, which its delayed-ACK timer sends after the run, is not drawn")
     out.notes.append(f"simulated at HZ={hz}: a delayed ACK leaves {delack_jiffies(hz) + 1} jiffies "
                      f"({(delack_jiffies(hz) + 1) * tick * 1000:g} ms) after the jiffy its data arrived in; "
                      "the loopback path itself costs no simulated time")
@@ -381,7 +417,10 @@ SPEC = Experiment(
     tables=(Table("requests", ("n", "latency_ms", "segments", "stalled"), "one request/reply exchange"),
             Table("segments", SEGMENT_COLUMNS, "every segment of the connection as captured on lo (real runs where "
                   "AF_PACKET is allowed: root, or a private namespace); timeline_of draws them",
-                  optional="real: only where a packet capture on lo is allowed; simulated: never")),
+                  optional="real: only where a packet capture on lo is allowed; simulated: never (table packets)"),
+            Table("packets", PACKET_COLUMNS, "simulated: every segment the model sends (the handshake, each "
+                  "write, the ACK that releases a held write, the reply), as handshake's packets table; "
+                  "timeline_of draws them", optional="simulated runs only (real runs: table segments)")),
     timeline=None,
     grid=(
         GridPoint(dict(requests=10), quick=True, why="docs/kernel-facts.md: 44 ms median, the first request fast"),

@@ -9,20 +9,23 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
 from collections.abc import Mapping
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import Clock, LagMeter, counters_now, delta, wait_accept_queue
+from tcplab.experiments._common import SEGMENT_COLUMNS, Clock, LagMeter, counters_now, delta, segment_rows, wait_accept_queue
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
+from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet, connect_error, socket_inode, tcp_state
 from tcplab.kernel.sysctl import read_sysctl, sysctl_exists
 from tcplab.kernel.tcpinfo import tcp_info
 from tcplab.model.outcome import Outcome
 from tcplab.model.retries import syn_schedule
+from tcplab.sim.ladder import PACKET_COLUMNS
 from tcplab.sim.queues import syn_retries as sim_syn_retries
 
 
@@ -88,7 +91,12 @@ SPEC = Experiment(
         Key("syns_sent", "SYNs sent in all"),
     ),
     tables=(Table("syns", ("n", "sent_at_s", "predicted_s", "rto_ms", "backoff"),
-                  "one SYN (the first has no rto_ms/backoff)"),),
+                  "one SYN (the first has no rto_ms/backoff)"),
+            Table("segments", SEGMENT_COLUMNS, "every segment of the client's connection as captured on lo, t from "
+                  "connect() (the SYNs; none is answered); timeline_of draws them",
+                  optional="real: only where a packet capture on lo is allowed; simulated: never (table packets)"),
+            Table("packets", PACKET_COLUMNS, "simulated: the SYNs at the schedule's times (handshake's packets "
+                  "columns); timeline_of draws them", optional="simulated runs only (real runs: table segments)")),
     timeline=("t", "state", "retransmits", "total_retrans", "backoff", "rto_ms"),
     grid=(
         # docs/kernel-facts.md case 3
@@ -129,7 +137,21 @@ def _real(p: dict[str, Any]) -> Outcome:
         wait_accept_queue(socket_inode(lst), 1, "the first connection in the listener's accept queue")
         before = counters_now()
         clock = Clock()
-        c = ss.connect(addr, syncnt=p["retries"])
+        wire: list[Capture | None] = [None]
+
+        def capture(sock: socket.socket) -> None:
+            # this client's segments only (its port and the listener's), from before its first SYN; read once
+            # at the end: a handful of SYNs sit in the kernel's buffer meanwhile
+            wire[0], why = Capture.try_open("lo", ports=(sock.getsockname()[1], addr[1]), rcvbuf=1 << 20,
+                                            kernel_time=True)
+            if wire[0] is None:
+                out.notes.append(f"{why}: no segments table (timeline_of shows the TCP_INFO samples only)")
+            else:
+                ss.adopt(wire[0].sock)
+            # t = 0 is the connect() call: opening the capture (milliseconds) must not count in the SYN times
+            clock.t0 = time.monotonic()
+
+        c = ss.connect(addr, syncnt=p["retries"], bind_port=0, on_bound=capture)
         sends = [0.0]
         rows = [{"n": 1, "sent_at_s": 0.0}]
         last = None
@@ -162,6 +184,18 @@ def _real(p: dict[str, Any]) -> Outcome:
             r["predicted_s"] = predicted[i] if i < len(predicted) else None
         out.tables["syns"] = rows
         out.counters = delta(before, keep=("ListenOverflows", "ListenDrops", "TCPTimeouts"))
+        if wire[0] is not None:
+            got: list[dict[str, Any]] = []
+            for _ in range(100):                 # bounded: a few reads empty what the kernel buffered
+                more = wire[0].read(timeout=0.01)
+                if not more:
+                    break
+                got += more
+            for g in got:                        # on the run's clock: t = 0 at connect(), as sent_at_s
+                g["t"] = round(g["mono"] - clock.t0, 6)
+            out.tables["segments"] = segment_rows(got)
+            if wire[0].drops():
+                out.notes.append(f"the capture dropped {wire[0].drops()} packets: the segments table is incomplete")
     out.summary = {
         "retransmit_times": sends[1:],
         "failed_after": failed_after,

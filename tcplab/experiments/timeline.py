@@ -55,21 +55,22 @@ TCP_INFO_COLUMNS = ("cwnd", "ssthresh", "srtt_ms", "rttvar_ms", "rto_ms", "min_r
                     "retransmits", "total_retrans", "backoff", "delivery_rate_mbit", "pacing_rate_mbit", "ca_state",
                     "snd_wnd", "rcv_wnd", "rcv_space", "notsent_bytes", "state")
 
-#: experiments whose Results hold no connection data a timeline could show (no segments, states,
-#: TCP_INFO or queue samples over time): :func:`timeline_of` refuses them with this reason
+#: experiments whose Results hold no one connection a timeline could show: :func:`timeline_of` refuses them
+#: with this reason (a panel hides its Timeline view for them)
 CONNECTIONLESS = {
-    "delayed_ack": "per-message latencies only (no segments or samples over time)",
-    "nagle": "per-request latencies only (a real run captures its segments where AF_PACKET is allowed)",
-    "fd_limit": "per-accept() file descriptor counts only",
-    "syn_retries": "retransmission times only (its SYNs are in the retransmission experiment's timeline)",
-    "time_wait": "counts of TIME_WAIT sockets and reused ports, not one connection",
+    "fd_limit": "per-accept() file descriptor counts of many connections, not one connection over time",
+    "time_wait": "counts of TIME_WAIT sockets and reused ports over many short connections, not one connection",
+    "rebind": "whether a restarted server's bind() succeeds beside its old connections in TIME_WAIT, not one "
+              "connection over time",
 }
 
 _U32 = 0xFFFFFFFF
 #: experiments whose timeline's ``recv_q`` is a listener's accept queue (flow_control's is a socket's receive queue)
 _ACCEPT_QUEUE = ("accept_queue", "ack_overflow", "load")
 #: experiments whose real Result may hold a ``segments`` table captured on lo (experiments._common.SEGMENT_COLUMNS)
-_CAPTURED = ("lifecycle", "nagle")
+_CAPTURED = ("lifecycle", "nagle", "delayed_ack", "syn_retries")
+#: the end whose TCP_INFO an experiment samples, where it is not a bulk flow's sender
+_SAMPLED_END = {"syn_retries": "client"}
 #: experiments whose timeline counts ``in_flight`` in bytes (window plots it beside the window in bytes):
 #: the timeline's is packets, as tcp_packets_in_flight() counts
 _IN_FLIGHT_BYTES = ("window",)
@@ -173,6 +174,63 @@ class Timeline:
                              "model": " / ".join(sorted(near))})
         return pd.DataFrame(rows, columns=["t", "conn", "end", "kernel", "model"])
 
+    def cc_replay(self, algorithm: str = "cubic", *, sender: str = "client", conn: int = 0,
+                  mss: int | None = None) -> pd.DataFrame:
+        """Replay this timeline's segments through the congestion model (:func:`tcplab.model.cc_replay.replay_capture`:
+        the sender's data and the ACKs it received drive a fresh :class:`~tcplab.model.cc.CongestionControl` of
+        ``algorithm``) and set the kernel's window beside it where the timeline has the sender's TCP_INFO.
+
+        One row per ACK or retransmission: ``t``, ``event``, ``delivered`` (packets), ``model_cwnd``,
+        ``model_ssthresh``, ``model_state``, ``flight`` (packets sent and not acknowledged, as captured),
+        ``in_flight`` (the kernel's packets in flight, estimated from the SACK blocks), and ``kernel_cwnd``,
+        ``kernel_ssthresh``, ``kernel_ca_state`` from the first TCP_INFO sample of ``sender`` after the event
+        and before the next (None: no sample in between), ``differs``: the model's cwnd is not the kernel's.
+        ``mss``: default from the SYNs' options (less 12 bytes of timestamps), else 1448. The sender's
+        congestion control must be ``algorithm`` (a Result or trace records it; BBR cannot be replayed).
+
+        >>> from tcplab.experiments import loss_recovery
+        >>> df = timeline_of(loss_recovery(drop="5th", mode="sim")).cc_replay()
+        >>> df["model_cwnd"].tolist()[:4]                     # slow start: +1 a packet delivered
+        [11, 12, 13, 14]
+        >>> row = df[df["event"] == "retransmit: enter recovery"].iloc[0]
+        >>> int(row.model_ssthresh), int(row.in_flight), int(row.model_cwnd)    # CUBIC: 14 x 0.7; PRR's first step
+        (9, 3, 4)
+        """
+        import pandas as pd
+
+        from tcplab._validate import check_choice, check_int
+        from tcplab.model.cc_replay import replay_capture
+
+        check_choice("sender", sender, ("client", "server"))
+        conn = check_int("conn", conn, 0, 1_000_000)
+        segs = [r for r in self.segments if r.get("conn", 0) == conn]
+        if not segs:
+            raise ValueError(f"conn must name a connection with segments in this timeline, {conn} has none")
+        if mss is None:
+            mss = _mss_of(segs, sender)
+        steps = replay_capture(segs, algorithm, sender=sender, mss=mss)
+        info = sorted((x for x in self.tcp_info if x.get("conn", 0) == conn
+                       and str(x.get("end", "")).split(" ")[0] == sender and x.get("cwnd") is not None),
+                      key=lambda x: x["t"])
+        rows = []
+        for i, st in enumerate(steps):
+            until = steps[i + 1].t if i + 1 < len(steps) else float("inf")
+            k = next((x for x in info if st.t <= x["t"] < until), None)
+            ss = None if k is None else k.get("ssthresh")
+            kernel_cwnd = None if k is None else int(k["cwnd"])
+            rows.append({"t": st.t, "event": st.event, "delivered": st.delivered, "model_cwnd": st.model_cwnd,
+                         "model_ssthresh": st.model_ssthresh, "model_state": st.model_state, "flight": st.flight,
+                         "in_flight": st.in_flight, "kernel_cwnd": kernel_cwnd,
+                         "kernel_ssthresh": None if ss is None or ss != ss else int(ss),
+                         "kernel_ca_state": None if k is None else k.get("ca_state"),
+                         "differs": kernel_cwnd is not None and kernel_cwnd != st.model_cwnd})
+        df = pd.DataFrame(rows, columns=["t", "event", "delivered", "model_cwnd", "model_ssthresh", "model_state",
+                                         "flight", "in_flight", "kernel_cwnd", "kernel_ssthresh", "kernel_ca_state",
+                                         "differs"])
+        for col in ("model_ssthresh", "kernel_cwnd", "kernel_ssthresh"):     # whole numbers, None where unknown
+            df[col] = df[col].astype("Int64")
+        return df
+
     def milestones(self, conn: int | None = None) -> pd.DataFrame:
         """Where on the time axis each mechanism shows up: one row per notable moment, sorted by ``t``, with
         ``t_ms``, ``end``, ``event``, ``detail`` and ``part`` (the part of the timeline that shows it).
@@ -264,6 +322,17 @@ class Timeline:
         base = self.t0_unix or 0.0
         packets = [(base + s["t"], encode_ipv4_tcp({**s, "payload": s["len"]})) for s in self.segments]
         return write_pcap(path, packets)
+
+
+def _mss_of(segs: list[dict[str, Any]], sender: str) -> int:
+    """The sender's MSS from the SYNs: the smaller of the two ends' mss options, less 12 bytes when both
+    sent timestamps (tcp_mss_to_mtu()'s tcp_header_len); 1448 (Ethernet with timestamps) without the SYNs."""
+    syns = [s.get("options") or {} for s in segs if "S" in (s.get("flags") or "")]
+    mss = [o["mss"] for o in syns if isinstance(o, dict) and o.get("mss")]
+    if len(mss) < 2:
+        return MSS
+    ts = all(isinstance(o, dict) and "ts_val" in o for o in syns)
+    return int(min(mss)) - (12 if ts else 0)
 
 
 def _blocks_text(blocks: Any) -> str:
@@ -457,7 +526,7 @@ def timeline_of(result: Result) -> Timeline:
     tl = Timeline(source, badge=f"{result.badge} ({where})")
     tables = result.tables
     captured = result.name in _CAPTURED and "segments" in tables and len(tables["segments"])
-    if result.name in CONNECTIONLESS and not captured:
+    if result.name in CONNECTIONLESS:
         raise ValueError(f"result must come from an experiment with a connection over time; {result.name}'s has "
                          f"{CONNECTIONLESS[result.name]}")
     if "packets" in tables and len(tables["packets"]):
@@ -473,14 +542,18 @@ def timeline_of(result: Result) -> Timeline:
         tl.tcp_info = [{**r, "end": "client"} for r in _records(tables["tcp_info"])]
     if result.timeline is not None and len(result.timeline):
         _samples(tl, result)
+    if result.name == "syn_retries":
+        _syn_retries_states(tl)
     for name, df in tables.items():
         if name == "queue" and len(df):
             tl.queues += [{"t": float(r["t"]), "queue": "bottleneck", "length": int(r["queue_packets"]),
                            "unit": "packets", "drops": int(r["drops"])} for r in _records(df)]
     if not (tl.segments or tl.states or tl.tcp_info or tl.queues):
+        # a real run that could not capture says why in its notes
+        why = next((f"; {n}" for n in result.notes if "capture" in n), "")
         raise ValueError(f"result must hold segments, states, TCP_INFO or queue samples; this {result.name} Result "
                          f"({result.badge}) has none (tables: {', '.join(tables) or 'none'}; "
-                         f"{'no ' if result.timeline is None else ''}timeline)")
+                         f"{'no ' if result.timeline is None else ''}timeline){why}")
     missing = [what for what, rows in (("segments", tl.segments), ("states", tl.states),
                                        ("TCP_INFO samples", tl.tcp_info), ("queue samples", tl.queues)) if not rows]
     if missing:
@@ -500,12 +573,30 @@ def _from_packets_table(tl: Timeline, df: Any) -> None:
     for r in _records(df):
         src, dst = str(r["direction"]).split("->")
         opts = _parse_options_text(r.get("options"))
+        window = r.get("window")
         segs.append({"t": float(r["t"]), "conn": 0, "src_end": src, "dst_end": dst, "flags": r["flags"],
-                     "seq": int(r["seq"]), "ack": int(r["ack"]), "len": int(r["payload"]), "window": int(r["window"]),
-                     "sack": [], "options": opts})
+                     "seq": int(r["seq"]), "ack": int(r["ack"]), "len": int(r["payload"]),
+                     "window": None if window is None else int(window), "sack": [], "options": opts})
     tl.segments = _relative(segs)
     tl.states = _derive_states(tl.segments)
     tl.notes.append("the experiment's table keeps no addresses or ports: its segments cannot be written as pcap")
+    if any(s["window"] is None for s in segs):
+        tl.notes.append("simulated segments (tcplab.sim.ladder): fixed ISNs, and no window (the model does not "
+                        "decide it)")
+
+
+def _syn_retries_states(tl: Timeline) -> None:
+    """syn_retries' listener drops every SYN (its accept queue is full): the server end never takes one, so
+    only the client's states stand, and the client's end (connect() giving up, a timeout, no segment) is
+    taken from the TCP_INFO sample that shows it."""
+    tl.states = [r for r in tl.states if r["end"] == "client"]
+    gone = next((x for x in tl.tcp_info if x.get("state") == "CLOSE"), None)
+    if gone is not None and (not tl.states or tl.states[-1]["state"] != "CLOSE"):
+        tl.states.append({"t": gone["t"], "conn": 0, "end": "client", "state": "CLOSE",
+                          "why": "sampled (TCP_INFO): connect() gave up (tcp_write_timeout())"})
+    if tl.segments:
+        tl.notes.append("the listener drops every SYN (accept queue full: ListenOverflows): no segment answers them, "
+                        "and the server end's states are not derived")
 
 
 def _from_loss_recovery(tl: Timeline, df: Any) -> None:
@@ -555,7 +646,7 @@ def _samples(tl: Timeline, result: Result) -> None:
     keep = [c for c in TCP_INFO_COLUMNS if c in cols]
     if result.name != "lifecycle" and keep:
         for r in rows:
-            end = f"flow {int(r['flow'])}" if r.get("flow") is not None else "sender"
+            end = f"flow {int(r['flow'])}" if r.get("flow") is not None else _SAMPLED_END.get(result.name, "sender")
             row = {"t": float(r["t"]), "end": end, **{c: r[c] for c in keep}}
             if result.name in _IN_FLIGHT_BYTES and row.get("in_flight") is not None:
                 row["in_flight"] = round(row["in_flight"] / MSS, 1)

@@ -167,13 +167,17 @@ class SocketSet:
 
     def connect(self, address: tuple, *, syncnt: int | None = None, wait: bool = False,
                 timeout: float = 5.0, linger0: bool = False, bind_port: int | None = None,
-                reuseaddr: bool = False) -> socket.socket:
+                reuseaddr: bool = False, on_bound: Callable[[socket.socket], Any] | None = None) -> socket.socket:
         """A client connecting to ``address`` (loopback only), non-blocking.
 
         ``syncnt`` sets TCP_SYNCNT (1..127, the kernel's limit in ``do_tcp_setsockopt()``).
         With ``wait=True`` block (poll) until the handshake finishes or fails, up to ``timeout`` s.
+        ``on_bound(sock)``: called once the socket has its local port (``bind_port``, 0 for an ephemeral
+        one), before its first SYN: a capture filtered on both ports starts there and misses none.
         """
         check_loopback("address", address[0])
+        if on_bound is not None and bind_port is None:
+            raise ValueError("on_bound needs bind_port (0: an ephemeral port): without it the socket has no port yet")
         s = self.socket()
         if syncnt is not None:
             s.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, check_int("syncnt", syncnt, 1, 127))
@@ -183,6 +187,8 @@ class SocketSet:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if bind_port is not None:
             s.bind((address[0], bind_port))
+        if on_bound is not None:
+            on_bound(s)
         s.setblocking(False)
         err = s.connect_ex(address)
         if err not in (0, errno.EINPROGRESS):

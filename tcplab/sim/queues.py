@@ -21,6 +21,7 @@ from bisect import bisect_right
 from itertools import compress, count, filterfalse, repeat
 from typing import Any
 
+from tcplab.sim.ladder import Ladder
 from tcplab.model.listen import Listener, new_counters
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
@@ -323,6 +324,10 @@ def syn_retries(params: dict[str, Any], profile: KernelProfile, rng: Rng | None 
         syns.append({"n": j + 1, "sent_at_s": t, "rto_ms": rto_ms(b), "backoff": b, "predicted_s": t})
         timeline.append({"t": t, "state": "SYN_SENT", "retransmits": j, "total_retrans": j, "backoff": b,
                          "rto_ms": rto_ms(b)})
+    # the SYNs as a capture on lo would show them (each dropped by the full listener: no answer)
+    ladder = Ladder()
+    for t in sched.send_times:
+        ladder.syn(t)
     last = timeline[-1]
     timeline.append({"t": sched.fail_after, "state": "CLOSE", "retransmits": last["retransmits"],
                      "total_retrans": last["total_retrans"], "backoff": 0, "rto_ms": last["rto_ms"]})
@@ -330,7 +335,8 @@ def syn_retries(params: dict[str, Any], profile: KernelProfile, rng: Rng | None 
     return Outcome(
         summary={"retransmit_times": list(sched.send_times[1:]), "failed_after": sched.fail_after,
                  "error": "ETIMEDOUT", "retransmissions": nsyn - 1, "syns_sent": nsyn},
-        counters=counters, tables={"syns": syns}, timeline=timeline, sysctls=sysctls, notes=notes)
+        counters=counters, tables={"syns": syns, "packets": ladder.rows}, timeline=timeline, sysctls=sysctls,
+        notes=notes)
 
 
 def _percentile(values: list[float], q: float, presorted: bool = False) -> float | None:

@@ -377,7 +377,8 @@ class Panel:
         if self.progress is not None:
             self.progress.widget.layout.display = "none"
             box.append(self.progress.widget)
-        box += [self.header, self.fig_box, self.alt, self.table_out]
+        self._timeline_init()
+        box += [self.header, self.fig_box, self.alt, self.timeline_toggle, self.timeline_box, self.table_out]
         # the A11y script names the sliders, says which toggle is pressed and labels the figure
         self.widget = accessible(W.VBox(box))
         if self.live:
@@ -385,6 +386,82 @@ class Panel:
                 c.observe(self._on_change, names="value")
         if run_first:
             self.update()
+
+    # -- the timeline view ---------------------------------------------------------
+    def _timeline_init(self) -> None:
+        """The "Timeline" toggle under the figure and the (empty) box it opens; nothing is drawn until it
+        is opened (the timeline's figure is the costliest of a panel)."""
+        #: pressed: the current Result's connection timeline (:func:`tcplab.timeline_of`) is drawn under
+        #: the figure, and redrawn on each new run while open. Hidden for an experiment without one
+        #: connection (:data:`tcplab.experiments.timeline.CONNECTIONLESS`)
+        self.timeline_toggle = W.ToggleButton(
+            value=False, description="Timeline", icon="",
+            tooltip="show this run's connection on one time axis: segments, TCP states, TCP_INFO, queues",
+            layout=W.Layout(width="auto", display="none"))
+        self.timeline_toggle.add_class("tcplab-timeline-toggle")
+        #: the timeline's own figure (made at the first opening), its words (notes, or why there is none)
+        #: and its text alternative
+        self.timeline_fig: Any = None
+        self.timeline_note = W.HTML("")
+        self.timeline_alt = W.HTML("")
+        self.timeline_box = W.VBox([self.timeline_note], layout=W.Layout(display="none"))
+        self.timeline_draws = 0       # timelines drawn (a test reads it: lazily, once per run while open)
+        self._timeline_of: Result | None = None   # the Result the timeline shows
+        self.timeline_toggle.observe(self._timeline_toggled, names="value")
+
+    def _timeline_offered(self, result: Result | None) -> bool:
+        from tcplab.experiments.timeline import CONNECTIONLESS
+
+        return result is not None and result.name not in CONNECTIONLESS
+
+    def _timeline_toggled(self, change: Mapping[str, Any]) -> None:
+        self.timeline_box.layout.display = None if change["new"] else "none"
+        if change["new"]:
+            self._draw_timeline(self.result)
+
+    def _draw_timeline(self, result: Result | None) -> None:
+        """Draw ``result``'s timeline in the open box (once per Result); words instead where it has none."""
+        if result is None or result is self._timeline_of or not self.timeline_toggle.value:
+            return
+        from tcplab.experiments.timeline import timeline_of
+        from tcplab.viz.timeline import timeline_figure
+
+        self._timeline_of = result
+        try:
+            tl = timeline_of(result)
+        except ValueError as e:       # a Result without a connection's data (e.g. no capture allowed): say why
+            self.timeline_box.children = (self.timeline_note,)
+            self.timeline_note.value = (f"<div style='color:#57606a'>No timeline for this run: "
+                                        f"{html.escape(str(e))}</div>")
+            return
+        fig = timeline_figure(tl)
+        fig.update_layout(width=PANEL_FIG_WIDTH)
+        import plotly.graph_objects as go
+
+        if self.timeline_fig is None:
+            self.timeline_fig = go.FigureWidget(layout={"width": PANEL_FIG_WIDTH, "template": "plotly_white"})
+        sync_figure(self.timeline_fig, fig)
+        self.timeline_draws += 1
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in tl.notes)
+        self.timeline_note.value = (f"<div style='font-size:smaller;color:#57606a'>{html.escape(repr(tl))}"
+                                    f"{f'<ul>{notes}</ul>' if notes else ''}</div>")
+        self.timeline_alt.value = caption_html(alt_text(fig))
+        self.timeline_box.children = (self.timeline_fig, self.timeline_alt, self.timeline_note)
+
+    def _timeline_update(self, result: Result | None) -> None:
+        """After a run (or an error): offer the toggle where the Result has a connection; redraw if open."""
+        if result is None:            # an error: the old timeline is not the answer to these settings either
+            self._timeline_of = None
+            self.timeline_box.children = (self.timeline_note,)
+            self.timeline_note.value = "<div style='color:#57606a'>No timeline: no result for these settings.</div>"
+            return
+        offered = self._timeline_offered(result)
+        self.timeline_toggle.layout.display = None if offered else "none"
+        if not offered:
+            self.timeline_toggle.value = False
+            self._timeline_of = None
+            return
+        self._draw_timeline(result)
 
     # -- to implement -------------------------------------------------------------
     def make_controls(self) -> dict[str, W.ValueWidget]:
@@ -417,8 +494,10 @@ class Panel:
     def _set_stale(self, stale: bool) -> None:
         if stale and not self.stale:
             self.fig_box.add_class("tcplab-stale")
+            self.timeline_box.add_class("tcplab-stale")
         elif not stale and self.stale:
             self.fig_box.remove_class("tcplab-stale")
+            self.timeline_box.remove_class("tcplab-stale")
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
         if not self._background():
@@ -532,6 +611,7 @@ class Panel:
                               "y": 0.5, "font": {"size": 14, "color": "#57606a"}}])
         self.table_out.value = ""
         self.alt.value = caption_html(f"No result for these settings: {why}")
+        self._timeline_update(None)
         self._set_stale(False)
 
     def draw(self, result: Result) -> None:
@@ -552,6 +632,7 @@ class Panel:
         self.header.value = header
         self.alt.value = alt
         self.table_out.value = table
+        self._timeline_update(result)
         self._set_stale(False)
 
     def update(self) -> Result | None:

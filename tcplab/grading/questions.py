@@ -1,0 +1,180 @@
+"""The course's predictions: every "predict first" of a notebook that a run can grade, defined once.
+
+Each names the experiment, the summary key the experiment's own rule grades, the values a learner
+may draw (inside the experiment's ranges, and real-mode friendly: seconds, not minutes) and the
+kernel source line that decides the answer (as the notebook cites it).
+
+>>> sorted({q.notebook for q in QUESTIONS.values()})
+['03', '05', '07', '13', '15']
+>>> for_notebook("03")[0].id
+'03.somaxconn'
+>>> question("03.nope")
+Traceback (most recent call last):
+ValueError: question must be one of 03.somaxconn, 03.java, 03.abort_on_overflow, 05.syns_sent, 05.failed_after, 07.ports, 07.tw_buckets, 07.rebind, 13.stalls, 13.latency, 13.segments, 15.bufferbloat, 15.slow_start, not '03.nope'
+"""
+
+from __future__ import annotations
+
+from tcplab.grading.question import Question
+
+__all__ = ["QUESTIONS", "question", "for_notebook"]
+
+_ALL = (
+    # -- 03 the accept queue --------------------------------------------------------------------------
+    Question(
+        "03.somaxconn", "03", "accept_queue",
+        "listen({backlog}) but net.core.somaxconn = {somaxconn}; {clients} clients connect and the server never "
+        "calls accept(). How many clients are ESTABLISHED 1.5 s later?",
+        "established_clients",
+        "net/socket.c __sys_listen_socket(): if ((unsigned int)backlog > somaxconn) backlog = somaxconn; and "
+        "include/net/sock.h sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog (>, not >=)",
+        "min({backlog}, {somaxconn}) + 1 = {observed}: listen() clamps the backlog to somaxconn, and the queue is "
+        "full only when it holds MORE than the limit. The others' SYNs were dropped (ListenOverflows "
+        "{ListenOverflows}).",
+        vary={"backlog": [3, 4, 5, 6, 8], "somaxconn": [2, 3, 4, 6]}, fixed={"clients": 20}, answer_range=(0, 20)),
+    Question(
+        "03.java", "03", "accept_queue",
+        "A server calls listen({backlog}) and never accepts; {clients} clients connect. How many connect "
+        "(ESTABLISHED)?",
+        "established_clients",
+        "include/net/sock.h sk_acceptq_is_full(): return READ_ONCE(sk->sk_ack_backlog) > "
+        "READ_ONCE(sk->sk_max_ack_backlog);",
+        "backlog + 1 = {observed}: the others are not refused (no RST); they stay SYN_SENT and retransmit their SYN.",
+        vary={"backlog": [30, 40, 50, 60]}, fixed={"clients": 100}, answer_range=(0, 100)),
+    Question(
+        "03.abort_on_overflow", "03", "ack_overflow",
+        "listen({backlog}) already holds {backlog} connections, tcp_syncookies=1, tcp_abort_on_overflow="
+        "{abort_on_overflow}; a burst of {burst} clients connects over a slow loopback. How many clients get "
+        "ECONNRESET?",
+        "reset_clients",
+        "net/ipv4/tcp_minisocks.c tcp_check_req(): if (!READ_ONCE(net->ipv4.sysctl_tcp_abort_on_overflow)) "
+        "{ inet_rsk(req)->acked = 1; return NULL; } ... embryonic_reset: (a RST)",
+        "{observed} reset (EmbryonicRsts {EmbryonicRsts}): with 1 every request whose ACK overflows gets a RST, with 0 "
+        "the ACK is dropped and the request waits; a cookie connection is never reset (tcp_get_cookie_sock()).",
+        vary={"abort_on_overflow": [False, True], "burst": [5, 6, 7]}, fixed={"backlog": 4, "syncookies": 1},
+        answer_range=(0, 12)),
+    # -- 05 SYN retries ------------------------------------------------------------------------------------
+    Question(
+        "05.syns_sent", "05", "syn_retries",
+        "TCP_SYNCNT={retries}, every SYN is dropped. How many SYNs does the client send in all (the first "
+        "included) before connect() fails?",
+        "syns_sent",
+        "net/ipv4/tcp_timer.c tcp_write_timeout(): gives up when icsk_retransmits >= retries + "
+        "tcp_syn_linear_timeouts (6.5+) or the time since the first SYN reached ((2 << retries) - 1) s "
+        "(retransmits_timed_out())",
+        "{observed} SYNs, at 0 s and {retransmit_times}: the timer gives up only when it fires, after "
+        "{failed_after} s.",
+        vary={"retries": [1, 2]}, answer_range=(1, 50)),
+    Question(
+        "05.failed_after", "05", "syn_retries",
+        "TCP_SYNCNT={retries}, every SYN is dropped. After how many seconds does connect() fail with ETIMEDOUT?",
+        "failed_after",
+        "net/ipv4/tcp_timer.c retransmits_timed_out(): timeout = tcp_model_timeout(sk, boundary, TCP_TIMEOUT_INIT), "
+        "((2 << boundary) - 1) * 1 s, checked when the RTO timer fires",
+        "{observed} s: (2 << {retries}) - 1 s is when the kernel may give up; it does at the next timer expiry.",
+        vary={"retries": [1, 2]}, answer_range=(0, 600), unit="s"),
+    # -- 07 TIME_WAIT --------------------------------------------------------------------------------------
+    Question(
+        "07.ports", "07", "time_wait",
+        "The client closes first, one connect every 10 ms, tcp_tw_reuse=0, the port range is {port_range}. "
+        "{connections} connections are wanted within 1.5 s: how many succeed?",
+        "connections_made",
+        "net/ipv4/tcp_ipv4.c tcp_twsk_unique(): if (ts_recent_stamp && (!twp || (reuse && "
+        "time_after32(tcp_clock_ms(), reuse_thresh)))) (with tcp_tw_reuse=0 a TIME_WAIT port is never taken over)",
+        "{observed}: one per port; each port is then held by a TIME_WAIT socket for 60 s and the next connect() "
+        "fails with {error}.",
+        vary={"port_range": [(40000, 40005), (40000, 40007), (40000, 40009), (40000, 40011)]},
+        fixed={"connections": 20, "tw_reuse": 0, "duration": 1.5}, answer_range=(0, 20)),
+    Question(
+        "07.tw_buckets", "07", "time_wait",
+        "tcp_tw_reuse=0, 10 ports (40000-40009), tcp_max_tw_buckets={max_tw_buckets}; {connections} connections "
+        "in 3 s. How many sockets are in TIME_WAIT at the end?",
+        "time_wait",
+        "net/ipv4/inet_timewait_sock.c inet_twsk_alloc(): if (refcount_read(&dr->tw_refcount) - 1 >= "
+        "READ_ONCE(dr->sysctl_max_tw_buckets)) return NULL;",
+        "{observed}: the cap. Every other socket closed without TIME_WAIT (TCPTimeWaitOverflow), so all "
+        "{connections_made} connections worked.",
+        vary={"max_tw_buckets": [2, 3, 4, 5, 6]},
+        fixed={"connections": 100, "port_range": (40000, 40009), "tw_reuse": 0, "duration": 3.0},
+        answer_range=(0, 100)),
+    Question(
+        "07.rebind", "07", "rebind",
+        "A server closed its connections first (TIME_WAIT on its port), exits and restarts. SO_REUSEADDR on the "
+        "old listener: {old_reuseaddr}; on the new one: {new_reuseaddr}. Does the new bind() succeed?",
+        "bound",
+        "net/ipv4/inet_connection_sock.c inet_bind_conflict(): if (sk->sk_reuse && sk2->sk_reuse && "
+        "sk2->sk_state != TCP_LISTEN) (no conflict; anything else conflicts)",
+        "The TIME_WAIT socket keeps the OLD socket's sk_reuse: only both set bind.",
+        vary={"old_reuseaddr": [False, True], "new_reuseaddr": [False, True]},
+        choices={"binds": True, "fails (EADDRINUSE)": False}),
+    # -- 13 Nagle and delayed ACK ---------------------------------------------------------------------------
+    Question(
+        "13.stalls", "13", "nagle",
+        "{requests} requests, each two write()s of 100 B then a read of the 100 B reply, Nagle on, no "
+        "TCP_QUICKACK. How many requests wait for a delayed ACK (take 20 ms or more)?",
+        "stalled_requests",
+        "net/ipv4/tcp_output.c tcp_nagle_check(): return partial && ((nonagle & TCP_NAGLE_CORK) || (!nonagle && "
+        "tp->packets_out && tcp_minshall_check(tp)));",
+        "{observed}: every request but the first; the server delays its ACK once it is interactive (after its "
+        "first reply), and Nagle holds the second write until that ACK.",
+        vary={"requests": [5, 8, 10, 12, 15]}, fixed={"request_writes": 2}, answer_range=(0, 15)),
+    Question(
+        "13.latency", "13", "nagle",
+        "{requests} requests, each two write()s of 100 B then a read, on loopback (a round trip ~0.05 ms). "
+        "What is the median time per request, in ms?",
+        "median_latency_s",
+        "include/net/tcp.h #define TCP_DELACK_MIN ((unsigned)(HZ/25)) (40 ms), armed by tcp_send_delayed_ack() "
+        "in net/ipv4/tcp_output.c; the timer wheel adds a tick (kernel/time/timer.c calc_index())",
+        "{observed} ms: a delayed ACK's 40 ms plus a timer tick, not a round trip.",
+        vary={"requests": [10, 15, 20]}, fixed={"request_writes": 2}, answer_range=(0, 1000), unit="ms",
+        scale=0.001),
+    Question(
+        "13.segments", "13", "nagle",
+        "TCP_NODELAY on; {requests} requests of {request_writes} write(s) of 100 B each. How many data segments "
+        "does the client send?",
+        "segments",
+        "net/ipv4/tcp.c do_tcp_setsockopt() TCP_NODELAY: tp->nonagle |= TCP_NAGLE_OFF|TCP_NAGLE_PUSH; then "
+        "tcp_nagle_check() never holds a partial segment",
+        "{observed}: with Nagle off each write() leaves at once as its own segment.",
+        vary={"requests": [5, 10, 20], "request_writes": [1, 2, 3]}, fixed={"nodelay": True},
+        answer_range=(0, 100)),
+    # -- 15 congestion -------------------------------------------------------------------------------------
+    Question(
+        "15.bufferbloat", "15", "congestion",
+        "CUBIC through 10 Mbit/s, a 20 ms RTT and a {buffer_packets}-packet buffer for 5 s (a packet takes 1.2 ms "
+        "to leave). What is the largest smoothed RTT, in ms?",
+        "srtt_max_ms",
+        "net/sched/sch_fifo.c bfifo/pfifo_enqueue(): if (likely(sch->q.qlen < READ_ONCE(sch->limit))) return "
+        "qdisc_enqueue_tail(skb, sch); (CUBIC fills the buffer; each queued packet is 1.2 ms of RTT)",
+        "{observed} ms: about 20 + {buffer_packets} x 1.2 ms once the buffer fills, which a loss-based algorithm "
+        "always does.",
+        vary={"buffer_packets": [50, 100, 150, 200]},
+        fixed={"rate_mbit": 10, "rtt_ms": 20, "algorithm": "cubic", "duration": 5}, answer_range=(0, 2000),
+        unit="ms"),
+    Question(
+        "15.slow_start", "15", "congestion",
+        "Reno through 20 Mbit/s, 40 ms and a {buffer_packets}-packet buffer for 4 s: slow start doubles cwnd every "
+        "RTT from 10. At what cwnd (packets) does slow start end?",
+        "slow_start_exit_cwnd",
+        "net/ipv4/tcp_cong.c tcp_slow_start(): u32 cwnd = min(tcp_snd_cwnd(tp) + acked, tp->snd_ssthresh); "
+        "(every ACK adds a packet; the first drop is seen a round trip later)",
+        "{observed}: about twice what the path holds (BDP 67 + {buffer_packets}), because the loss is noticed a "
+        "round trip after it happened.",
+        vary={"buffer_packets": [30, 50, 80]},
+        fixed={"rate_mbit": 20, "rtt_ms": 40, "algorithm": "reno", "duration": 4}, answer_range=(0, 5000)),
+)
+
+#: id -> Question, in course order
+QUESTIONS: dict[str, Question] = {q.id: q for q in _ALL}
+
+
+def question(qid: str) -> Question:
+    """The question ``qid`` (ValueError naming the ids)."""
+    if qid not in QUESTIONS:
+        raise ValueError(f"question must be one of {', '.join(QUESTIONS)}, not {qid!r}")
+    return QUESTIONS[qid]
+
+
+def for_notebook(notebook: str) -> list[Question]:
+    """The questions of one notebook (``"03"``), in order."""
+    return [q for q in QUESTIONS.values() if q.notebook == notebook]

@@ -427,3 +427,21 @@ def test_a_real_run_grades_a_committed_prediction(tmp_path):
     assert g.status == "right", (p, w.result.summary)
     assert grade(w.question, min(p["backlog"], p["somaxconn"]), w.result).status == "wrong"   # the missing +1
     assert [(a["status"], a["mode"]) for a in w.attempts()] == [("right", "real")]
+
+
+def test_every_question_sits_under_a_predict_first_of_its_notebook():
+    import pathlib
+    import re
+
+    course = pathlib.Path(__file__).parents[1] / "course"
+    placed: dict[str, str] = {}
+    for path in sorted(course.glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        for i, c in enumerate(cells):
+            src = "".join(c["source"])
+            for qid in re.findall(r"Prediction\('([^']+)'\)", src):
+                assert c["cell_type"] == "code" and "predict" in "".join(cells[i - 1]["source"]).lower(), (path, qid)
+                placed[qid] = path.name[:2]
+            if "Attempts(" in src:
+                assert f"Attempts('{path.name[:2]}')" in src, path
+    assert placed == {qid: q.notebook for qid, q in QUESTIONS.items()}

@@ -5,12 +5,12 @@ may draw (inside the experiment's ranges, and real-mode friendly: seconds, not m
 kernel source line that decides the answer (as the notebook cites it).
 
 >>> sorted({q.notebook for q in QUESTIONS.values()})
-['03', '05', '07', '13', '15']
+['03', '04', '05', '07', '12', '13', '14', '15', '16']
 >>> for_notebook("03")[0].id
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 03.somaxconn, 03.java, 03.abort_on_overflow, 05.syns_sent, 05.failed_after, 07.ports, 07.tw_buckets, 07.rebind, 13.stalls, 13.latency, 13.segments, 15.bufferbloat, 15.slow_start, not '03.nope'
+ValueError: question must be one of 03.somaxconn, 03.java, 03.abort_on_overflow, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 07.ports, 07.tw_buckets, 07.rebind, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 15.bufferbloat, 15.slow_start, 16.codel_rtt, not '03.nope'
 """
 
 from __future__ import annotations
@@ -53,6 +53,28 @@ _ALL = (
         "the ACK is dropped and the request waits; a cookie connection is never reset (tcp_get_cookie_sock()).",
         vary={"abort_on_overflow": [False, True], "burst": [5, 6, 7]}, fixed={"backlog": 4, "syncookies": 1},
         answer_range=(0, 12)),
+    # -- 04 the SYN queue ------------------------------------------------------------------------------
+    Question(
+        "04.syn_recv", "04", "syn_queue",
+        "listen({backlog}), tcp_syncookies=1, tcp_max_syn_backlog={max_syn_backlog}; {clients} clients connect and "
+        "never send their data (TCP_DEFER_ACCEPT). How many requests sit in SYN_RECV?",
+        "syn_recv",
+        "include/net/inet_connection_sock.h inet_csk_reqsk_queue_is_full(): return "
+        "inet_csk_reqsk_queue_len(sk) > READ_ONCE(sk->sk_max_ack_backlog); (>= before v6.13)",
+        "{observed}: the SYN queue is full when it holds more than the backlog; the other SYNs got cookies "
+        "(SyncookiesSent {SyncookiesSent}). tcp_max_syn_backlog plays no part with cookies on.",
+        vary={"backlog": [2, 4, 6, 8, 10], "max_syn_backlog": [16, 128]}, fixed={"syncookies": 1, "clients": 30},
+        answer_range=(0, 30)),
+    Question(
+        "04.three_quarters", "04", "syn_queue",
+        "Cookies off, listen(100), tcp_max_syn_backlog={max_syn_backlog}, {clients} clients. How many requests sit in "
+        "SYN_RECV?",
+        "syn_recv",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if (!syncookies && (max_syn_backlog - "
+        "inet_csk_reqsk_queue_len(sk) < (max_syn_backlog >> 2)) && !tcp_peer_is_proven(...)) goto drop_and_release;",
+        "{observed} = 3/4 x {max_syn_backlog} + 1: tcp_max_syn_backlog is a rule for unproven peers, not a queue size.",
+        vary={"max_syn_backlog": [8, 16, 32, 40]}, fixed={"backlog": 100, "syncookies": 0, "clients": 60},
+        answer_range=(0, 60)),
     # -- 05 SYN retries ------------------------------------------------------------------------------------
     Question(
         "05.syns_sent", "05", "syn_retries",
@@ -138,6 +160,42 @@ _ALL = (
         "{observed}: with Nagle off each write() leaves at once as its own segment.",
         vary={"requests": [5, 10, 20], "request_writes": [1, 2, 3]}, fixed={"nodelay": True},
         answer_range=(0, 100)),
+    # -- 12 keepalive -------------------------------------------------------------------------------------
+    Question(
+        "12.dead_peer", "12", "keepalive",
+        "SO_KEEPALIVE with TCP_KEEPIDLE={idle}, TCP_KEEPINTVL={interval}, TCP_KEEPCNT={count}; the peer vanishes "
+        "silently. After how many seconds of idleness does the socket fail with ETIMEDOUT?",
+        "detected_after_s",
+        "net/ipv4/tcp_timer.c tcp_keepalive_timer(): if (icsk->icsk_probes_out >= keepalive_probes(tp)) "
+        "{ tcp_send_active_reset(...); tcp_write_err(sk); } else re-armed for keepalive_intvl_when(tp)",
+        "{observed} s = idle + count x interval: the end comes one interval after the last of {probes_sent} probes.",
+        vary={"idle": [1, 2, 3], "interval": [1, 2], "count": [1, 2, 3]}, fixed={"peer": "silent"},
+        answer_range=(0, 60), unit="s"),
+    # -- 14 loss recovery --------------------------------------------------------------------------------
+    Question(
+        "14.repair", "14", "loss_recovery",
+        "Ten segments, SACK on; the {drop} segment is lost (\"last\" is the 10th). What retransmits it first?",
+        "repaired_by",
+        "net/ipv4/tcp_recovery.c tcp_rack_reo_wnd(): the reordering window drops to 0 once tp->sacked_out >= "
+        "tp->reordering (3 duplicate ACKs); a lost last segment gets no duplicate ACK, so the probe timer of "
+        "tcp_schedule_loss_probe() (net/ipv4/tcp_output.c) repairs it",
+        "{observed}, after {stall_ms} ms: a loss is repaired fast only if data after it reaches the receiver.",
+        vary={"drop": ["5th", "last"]},
+        choices={"fast retransmit (duplicate ACKs)": "fast retransmit", "tail loss probe (a timer)": "tail loss probe",
+                 "RTO (the retransmission timeout)": "RTO"}),
+    # -- 16 AQM ------------------------------------------------------------------------------------------
+    Question(
+        "16.codel_rtt", "16", "aqm",
+        "CUBIC through 20 Mbit/s, a {rtt_ms} ms path and a 400-packet buffer managed by CoDel, for 5 s. What median "
+        "smoothed RTT does the sender measure, in ms?",
+        "srtt_p50_ms",
+        "include/net/codel_impl.h codel_should_drop(): vars->ldelay = now - skb_time_func(skb); if "
+        "(codel_time_before(vars->ldelay, params->target) || ...) (under the 5 ms target nothing is dropped)",
+        "{observed} ms: within a few ms of the path's {rtt_ms} ms; CoDel drops at the head once the sojourn stays "
+        "above 5 ms for 100 ms.",
+        vary={"rtt_ms": [20, 40, 60]}, fixed={"queue": "codel", "rate_mbit": 20, "buffer_packets": 400,
+                                              "duration": 5},
+        answer_range=(0, 2000), unit="ms"),
     # -- 15 congestion -------------------------------------------------------------------------------------
     Question(
         "15.bufferbloat", "15", "congestion",
@@ -165,7 +223,7 @@ _ALL = (
 )
 
 #: id -> Question, in course order
-QUESTIONS: dict[str, Question] = {q.id: q for q in _ALL}
+QUESTIONS: dict[str, Question] = {q.id: q for q in sorted(_ALL, key=lambda q: q.notebook)}
 
 
 def question(qid: str) -> Question:

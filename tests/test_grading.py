@@ -341,6 +341,13 @@ def test_widget_shows_a_bad_answer_instead_of_raising(tmp_path):
     assert "answer must be a number in 0..20, not &#x27;lots&#x27;" in w.status.value and w.state == "open"
 
 
+def test_widget_choice_commit_checks_the_label_first(tmp_path):
+    w = Prediction("07.rebind", user="ana", path=tmp_path / "a.jsonl", run=FakeRuns())
+    with pytest.raises(ValueError, match="answer must be one of 'binds', 'fails"):
+        w.commit("maybe")
+    assert w.commit("binds").answer_box.value == "binds" and w.state == "pending"
+
+
 def test_widget_says_when_it_cannot_save(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

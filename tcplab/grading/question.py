@@ -51,7 +51,12 @@ def user_name() -> str:
     import getpass
     import os
 
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+    if os.environ.get("JUPYTERHUB_USER"):
+        return os.environ["JUPYTERHUB_USER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # a uid with no passwd entry and no LOGNAME/USER (a bare container)
+        return f"uid{os.getuid()}"
 
 
 def seed_for(user: str, question_id: str) -> int:

@@ -125,9 +125,9 @@ class Prediction:
         """Commit ``answer`` (default: what is typed); it is checked and recorded before any run."""
         if self.attempt is not None:
             raise ValueError(f"this attempt is committed ({_shown(self.answer)}); start a new attempt to answer again")
-        if answer is not None:
-            self.answer_box.value = answer if self.question.choices is not None else str(answer)
         value = self.question.check_answer(self._typed() if answer is None else answer)
+        if answer is not None:   # checked first: a choice box refuses a label it does not offer with a TraitError
+            self.answer_box.value = value if self.question.choices is not None else str(answer)
         self.answer, self.attempt = value, uuid.uuid4().hex[:12]
         self.answer_box.disabled = self.commit_button.disabled = True
         self._save({"event": "commit", "answer": value, "params": self.params})

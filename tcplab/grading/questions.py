@@ -5,12 +5,12 @@ may draw (inside the experiment's ranges, and real-mode friendly: seconds, not m
 kernel source line that decides the answer (as the notebook cites it).
 
 >>> sorted({q.notebook for q in QUESTIONS.values()})
-['03', '04', '05', '07', '12', '13', '14', '15', '16']
+['03', '04', '05', '06', '07', '10', '11', '12', '13', '14', '15', '16']
 >>> for_notebook("03")[0].id
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 03.somaxconn, 03.java, 03.abort_on_overflow, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 07.ports, 07.tw_buckets, 07.rebind, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 15.bufferbloat, 15.slow_start, 16.codel_rtt, not '03.nope'
+ValueError: question must be one of 03.somaxconn, 03.java, 03.abort_on_overflow, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 15.bufferbloat, 15.slow_start, 16.codel_rtt, not '03.nope'
 """
 
 from __future__ import annotations
@@ -95,6 +95,18 @@ _ALL = (
         "((2 << boundary) - 1) * 1 s, checked when the RTO timer fires",
         "{observed} s: (2 << {retries}) - 1 s is when the kernel may give up; it does at the next timer expiry.",
         vary={"retries": [1, 2]}, answer_range=(0, 600), unit="s"),
+    # -- 06 closing ---------------------------------------------------------------------------------------
+    Question(
+        "06.rst", "06", "lifecycle",
+        "Scenario {scenario}: the client closes first (abortive_close: with SO_LINGER {{on=1, linger=0}}, "
+        "client_closes_first: a plain close()). What does the server's next recv() get?",
+        "server_error",
+        "net/ipv4/tcp.c __tcp_close(): } else if (sock_flag(sk, SOCK_LINGER) && !sk->sk_lingertime) { "
+        "sk->sk_prot->disconnect(sk, 0); (a RST, no FIN); the peer's tcp_reset() sets sk_err = ECONNRESET",
+        "{observed}: a zero linger sends a RST instead of a FIN, and nobody ends in TIME_WAIT; a plain close() sends a "
+        "FIN, which recv() reads as end of file (0 bytes).",
+        vary={"scenario": ["abortive_close", "client_closes_first"]},
+        choices={"ECONNRESET": "ECONNRESET", "no error: recv() returns 0 (end of file)": None}),
     # -- 07 TIME_WAIT --------------------------------------------------------------------------------------
     Question(
         "07.ports", "07", "time_wait",
@@ -160,6 +172,38 @@ _ALL = (
         "{observed}: with Nagle off each write() leaves at once as its own segment.",
         vary={"requests": [5, 10, 20], "request_writes": [1, 2, 3]}, fixed={"nodelay": True},
         answer_range=(0, 100)),
+    # -- 10 flow control ----------------------------------------------------------------------------------
+    Question(
+        "10.recv_q", "10", "flow_control",
+        "The receiver sets SO_RCVBUF={rcvbuf} and does not read for 2 s; the sender writes 200 000 bytes. How many "
+        "bytes sit in the receiver's Recv-Q (received, not yet read) at most?",
+        "max_recv_q",
+        "net/core/sock.c __sock_set_rcvbuf(): WRITE_ONCE(sk->sk_rcvbuf, max_t(int, val * 2, SOCK_MIN_RCVBUF)); "
+        "(the kernel doubles SO_RCVBUF for its overhead and offers part of it as the window)",
+        "{observed} bytes; the rest of the write waits in the sender's Send-Q (up to {max_send_q} bytes) and the "
+        "sender probes the zero window ({probes} probes).",
+        vary={"rcvbuf": [4096, 8192, 16384]}, fixed={"bytes": 200_000, "reader": "stalled", "stall_s": 2.0},
+        answer_range=(0, 1_000_000)),
+    # -- 11 retransmission --------------------------------------------------------------------------------
+    Question(
+        "11.fail", "11", "retransmission",
+        "The peer goes silent after the handshake; the client writes 100 bytes with tcp_retries2={retries2}. After "
+        "how many seconds does the socket fail? (The RTO on loopback starts at about 0.2 s.)",
+        "failed_after_s",
+        "net/ipv4/tcp_timer.c tcp_retransmit_timer(): icsk->icsk_rto = min(icsk->icsk_rto << 1, TCP_RTO_MAX); and "
+        "tcp_write_timeout(): retransmits_timed_out(sk, READ_ONCE(net->ipv4.sysctl_tcp_retries2), 0)",
+        "{observed} s after {TCPTimeouts} RTO expiries: the limit is a time, computed from tcp_retries2 as if the "
+        "RTO had doubled from 200 ms, and checked when the timer fires.",
+        vary={"retries2": [2, 3]}, answer_range=(0, 600), unit="s"),
+    Question(
+        "11.rto", "11", "rtt_rto",
+        "A path with a {rtt_ms} ms round trip; the sender's smoothed RTT settles at about {rtt_ms} ms. What RTO (ms) "
+        "does tcp_info show? (A jiffy is 4 ms here.)",
+        "rto_before_ms",
+        "net/ipv4/tcp_input.c __tcp_set_rto(): return usecs_to_jiffies((tp->srtt_us >> 3) + tp->rttvar_us); with "
+        "rttvar_us never below tcp_rto_min_us(sk) (tcp_rtt_estimator())",
+        "{observed} ms: srtt plus a variance term floored at 200 ms, rounded up to a jiffy.",
+        vary={"rtt_ms": [20, 40, 60, 80]}, fixed={"seconds": 3}, answer_range=(0, 5000), unit="ms"),
     # -- 12 keepalive -------------------------------------------------------------------------------------
     Question(
         "12.dead_peer", "12", "keepalive",

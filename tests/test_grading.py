@@ -220,6 +220,20 @@ def test_two_writers_never_interleave_a_line(tmp_path):
     assert len(records) == 400 == len(p.read_text().splitlines())
 
 
+def test_a_link_or_a_fifo_in_place_of_the_file_is_not_read(tmp_path):
+    import os
+
+    secret = tmp_path / "secret.jsonl"
+    store.append(rec("commit", "a", answer=1), secret)
+    home = tmp_path / "homes" / "ana" / ".tcplab"
+    home.mkdir(parents=True)
+    (home / "answers.jsonl").symlink_to(secret)
+    fifo_home = tmp_path / "homes" / "bo" / ".tcplab"
+    fifo_home.mkdir(parents=True)
+    os.mkfifo(fifo_home / "answers.jsonl")             # open() would block: it is never opened
+    assert store.read_room(tmp_path / "homes") == []
+
+
 def test_answers_path_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(store.ANSWERS_ENV, str(tmp_path / "x.jsonl"))
     assert store.answers_path() == tmp_path / "x.jsonl"

@@ -34,6 +34,7 @@ import contextlib
 import datetime
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,19 @@ def append(record: Mapping[str, Any], path: str | os.PathLike[str] | None = None
     return p
 
 
+def _regular(path: Path) -> bool:
+    """A regular file, not a symlink: an admin reading every home must not follow a learner's link to
+    another file, nor block on a FIFO put where the file should be."""
+    try:
+        return stat.S_ISREG(os.stat(path, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
 def _read_one(path: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    if not _regular(path):
+        return out
     with contextlib.suppress(OSError):
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read(MAX_BYTES + MAX_LINE)

@@ -148,7 +148,7 @@ def test_a_bad_answer_names_the_parameter_and_range(qid, answer, message):
 
 
 def test_an_unknown_question_names_the_ids():
-    with pytest.raises(ValueError, match=r"question must be one of 03\.somaxconn, .*not 'x'"):
+    with pytest.raises(ValueError, match=r"question must be one of 00\.first, .*not .x."):
         question("x")
     with pytest.raises(ValueError, match="user must be a non-empty str"):
         question("03.java").params_for("")

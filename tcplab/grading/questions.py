@@ -5,12 +5,12 @@ may draw (inside the experiment's ranges, and real-mode friendly: seconds, not m
 kernel source line that decides the answer (as the notebook cites it).
 
 >>> sorted({q.notebook for q in QUESTIONS.values()})
-['03', '04', '05', '06', '07', '10', '11', '12', '13', '14', '15', '16']
+['00', '01', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12', '13', '14', '15', '16', '18']
 >>> for_notebook("03")[0].id
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 03.somaxconn, 03.java, 03.abort_on_overflow, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 15.bufferbloat, 15.slow_start, 16.codel_rtt, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 03.somaxconn, 03.java, 03.abort_on_overflow, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 08.overflows, 09.queue, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 15.bufferbloat, 15.slow_start, 16.codel_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -20,6 +20,27 @@ from tcplab.grading.question import Question
 __all__ = ["QUESTIONS", "question", "for_notebook"]
 
 _ALL = (
+    # -- 00 welcome -----------------------------------------------------------------------------------------
+    Question(
+        "00.first", "00", "accept_queue",
+        "A server calls listen({backlog}) and never calls accept(). {clients} clients connect. How many of them get a "
+        "connection (ESTABLISHED)?",
+        "established_clients",
+        "include/net/sock.h sk_acceptq_is_full(): return READ_ONCE(sk->sk_ack_backlog) > "
+        "READ_ONCE(sk->sk_max_ack_backlog);",
+        "{observed}: one more than the backlog. Notebook 03 explains why.",
+        vary={"backlog": [3, 4, 5, 6, 7]}, fixed={"clients": 20}, answer_range=(0, 20)),
+    # -- 01 TCP states ----------------------------------------------------------------------------------
+    Question(
+        "01.syn_sent", "01", "accept_queue",
+        "A listener with listen({backlog}) never accepts and {clients} clients connect. How many of the clients' "
+        "sockets are in SYN_SENT?",
+        "syn_sent_clients",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if (sk_acceptq_is_full(sk)) { NET_INC_STATS(sock_net(sk), "
+        "LINUX_MIB_LISTENOVERFLOWS); goto drop; }",
+        "{observed}: {established_clients} got in (backlog + 1); the SYNs of the others were dropped, so they stay "
+        "SYN_SENT and retransmit.",
+        vary={"backlog": [1, 2, 3, 4]}, fixed={"clients": 8}, answer_range=(0, 8)),
     # -- 03 the accept queue --------------------------------------------------------------------------
     Question(
         "03.somaxconn", "03", "accept_queue",
@@ -172,6 +193,29 @@ _ALL = (
         "{observed}: with Nagle off each write() leaves at once as its own segment.",
         vary={"requests": [5, 10, 20], "request_writes": [1, 2, 3]}, fixed={"nodelay": True},
         answer_range=(0, 100)),
+    # -- 08 diagnosing ------------------------------------------------------------------------------------
+    Question(
+        "08.overflows", "08", "accept_queue",
+        "An incident: listen({backlog}) that never accepts, {clients} clients, a snapshot after {settle} s. By how "
+        "much does the ListenOverflows counter (netstat -s: \"times the listen queue of a socket overflowed\") grow?",
+        "ListenOverflows",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if (sk_acceptq_is_full(sk)) { NET_INC_STATS(sock_net(sk), "
+        "LINUX_MIB_LISTENOVERFLOWS); goto drop; }",
+        "{observed}: one per dropped SYN, clients - (backlog + 1); the first retransmissions come after 1 s, after the "
+        "snapshot. ListenDrops ({ListenDrops}) counts the same drops.",
+        vary={"backlog": [2, 3, 4, 5]}, fixed={"clients": 12, "settle": 0.5}, answer_range=(0, 100)),
+    # -- 09 tuning lab ----------------------------------------------------------------------------------
+    Question(
+        "09.queue", "09", "load",
+        "200 clients/s for 5 s, accept() 150/s, listen({backlog}). How full does the accept queue get at most "
+        "(sampled every 50 ms)?",
+        "max_recv_q",
+        "include/net/sock.h sk_acceptq_is_full(): return READ_ONCE(sk->sk_ack_backlog) > "
+        "READ_ONCE(sk->sk_max_ack_backlog);",
+        "{observed}: the queue fills to backlog + 1 and stays there; the clients that do not fit are dropped "
+        "(ListenOverflows {ListenOverflows}) and retry their SYN.",
+        vary={"backlog": [8, 16, 32]}, fixed={"rate": 200, "accept_rate": 150, "duration": 5},
+        answer_range=(0, 10_000)),
     # -- 10 flow control ----------------------------------------------------------------------------------
     Question(
         "10.recv_q", "10", "flow_control",
@@ -264,6 +308,17 @@ _ALL = (
         "round trip after it happened.",
         vary={"buffer_packets": [30, 50, 80]},
         fixed={"rate_mbit": 20, "rtt_ms": 40, "algorithm": "reno", "duration": 4}, answer_range=(0, 5000)),
+    # -- 18 one connection whole ------------------------------------------------------------------------
+    Question(
+        "18.dupacks", "18", "loss_recovery",
+        "Ten segments over a {rtt_ms} ms path, SACK on, the 5th is lost. How many duplicate ACKs does the sender "
+        "receive before it retransmits the 5th?",
+        "dupacks_before_retransmit",
+        "net/ipv4/tcp_recovery.c tcp_rack_reo_wnd(): the reordering window drops to 0 once tp->sacked_out >= "
+        "tp->reordering (net.ipv4.tcp_reordering, 3); tcp_rack_detect_loss() then marks the hole lost",
+        "{observed}: the third duplicate ACK (with its SACK block) makes RACK mark the hole lost; fast retransmit "
+        "follows at once.",
+        vary={"rtt_ms": [10, 20, 40]}, fixed={"drop": "5th"}, answer_range=(0, 10)),
 )
 
 #: id -> Question, in course order

@@ -24,6 +24,7 @@ SECTIONS = [
     ("tcplab.model", "Model (pure TCP rules)"),
     ("tcplab.viz", "Figures"),
     ("tcplab.widgets", "Panels"),
+    ("tcplab.grading", "Predictions graded by runs"),
 ]
 SKIP = {"tcplab": {"experiments", "sim", "model", "kernel", "viz", "widgets", "__version__"}}
 

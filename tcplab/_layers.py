@@ -29,10 +29,12 @@ LAYERS: dict[str, frozenset[str]] = {
     "experiments": frozenset({"kernel", "sim", "model", "errors", "_validate"}),
     "experiments.spec": frozenset({"model", "sim", "errors", "_validate"}),  # pure data; sim: the Rng type only
     "viz": frozenset({"experiments", "model", "errors", "_validate"}),   # figures of Results
-    "widgets": frozenset({"viz", "experiments", "observe", "model", "errors", "_validate"}),
+    "grading": frozenset({"experiments", "model", "errors", "_validate"}),  # predictions graded by runs; answers files
+    "widgets": frozenset({"viz", "experiments", "grading", "observe", "model", "errors", "_validate"}),
     "doctor": frozenset({"observe", "kernel", "model", "errors", "_validate"}),
     "articles": frozenset({"experiments", "kernel", "model", "errors", "_validate"}),  # claims checked by runs and sysctls
-    "cli": frozenset({"doctor", "observe", "watching", "experiments", "kernel", "model", "errors", "_validate"}),
+    "cli": frozenset({"doctor", "observe", "watching", "experiments", "grading", "kernel", "model", "errors",
+                      "_validate"}),
     "__main__": frozenset({"cli"}),
     # the facade: lazy re-exports of the public names (never of cli/doctor, which are programs)
     "__init__": frozenset({"observe", "watching", "experiments", "sim", "model", "kernel", "viz", "widgets", "errors", "_validate"}),

@@ -6,7 +6,8 @@
     tcplab watch [--port N] [--state S] [--duration S] [--interval S]   live table of sockets with tcp_info
     tcplab run EXPERIMENT [--mode M] [--seed N] [--set name=value ...]   run one experiment
     tcplab run EXPERIMENT --help        its parameters: type, range, default, unit, sysctl
-    tcplab workshop progress [--homes DIR]   who passed which self-check (admin, on a workshop hub)
+    tcplab workshop progress [--homes DIR]   who passed which self-check or prediction (admin, on a workshop hub)
+    tcplab grades export [--csv F] [--gradebook F] [--homes DIR | --answers FILE]   predictions' grades
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -111,15 +112,51 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="a parameter, e.g. --set backlog=5 (repeatable; see below)")
     w = sub.add_parser("workshop", help="for the instructor of a workshop hub")
     wsub = w.add_subparsers(dest="workshop_command", required=True, parser_class=_Parser)
-    wp = wsub.add_parser("progress", help="who passed which self-check (reads DIR/*/.tcplab/progress.jsonl)")
+    wp = wsub.add_parser("progress", help="who passed which self-check or prediction (reads DIR/*/.tcplab/"
+                                          "progress.jsonl and answers.jsonl)")
     wp.add_argument("--homes", default="/home", metavar="DIR", help="where the learners' homes are (default /home)")
+    g = sub.add_parser("grades", help="the grades of committed predictions (docs/grading.md)")
+    gsub = g.add_subparsers(dest="grades_command", required=True, parser_class=_Parser)
+    ge = gsub.add_parser("export", help="every attempt as CSV, and/or a gradebook in nbgrader's export format",
+                         description="Read the answers (yours, ~/.tcplab/answers.jsonl, or a room's with --homes) "
+                                     "and write them out. At least one of --csv and --gradebook.")
+    ge.add_argument("--csv", metavar="FILE", help="every attempt, one row each ('-': standard output)")
+    ge.add_argument("--gradebook", metavar="FILE", help="nbgrader export CSV: one row per notebook and learner "
+                                                         "('-': standard output)")
+    src = ge.add_mutually_exclusive_group()
+    src.add_argument("--homes", metavar="DIR", help="read DIR/*/.tcplab/answers.jsonl (an admin, on a hub)")
+    src.add_argument("--answers", metavar="FILE", help="read this answers file (default ~/.tcplab/answers.jsonl)")
     return p
 
 
 def _cmd_workshop(args: argparse.Namespace) -> None:
+    from tcplab.grading import store
     from tcplab.kernel.progress import progress_table, read_room
 
-    print(progress_table(read_room(args.homes)))
+    print(progress_table(read_room(args.homes) + store.progress_rows(store.read_room(args.homes))))
+
+
+def _cmd_grades(args: argparse.Namespace) -> None:
+    import pathlib
+
+    from tcplab.grading import store
+    from tcplab.grading.export import write_csv, write_gradebook
+
+    if not args.csv and not args.gradebook:
+        raise ValueError("grades export needs --csv FILE or --gradebook FILE (or both)")
+    if args.answers is not None and not pathlib.Path(args.answers).is_file():
+        raise ValueError(f"--answers must be an existing answers file, not {args.answers!r}")
+    records = store.read_room(args.homes) if args.homes else store.read(args.answers)
+    for dest, write, what in ((args.csv, write_csv, "attempts"), (args.gradebook, write_gradebook, "gradebook rows")):
+        if not dest:
+            continue
+        if dest == "-":
+            n = write(records, sys.stdout)
+        else:
+            if not pathlib.Path(dest).resolve().parent.is_dir():
+                raise ValueError(f"the directory of {dest!r} must exist")
+            n = write(records, dest)
+            print(f"tcplab: wrote {n} {what} to {dest}", file=sys.stderr)
 
 
 def _cmd_ss(args: argparse.Namespace) -> None:
@@ -222,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_run(args)
         elif args.command == "workshop":
             _cmd_workshop(args)
+        elif args.command == "grades":
+            _cmd_grades(args)
     except (ValueError, TypeError) as e:
         print(f"tcplab: error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ _EXPORTS = {
     "Panel": "common", "SelfCheck": "common", "ProgressBar": "common", "mode_toggle": "common",
     "result_header": "common", "run_button": "common",
     "AcceptQueuePanel": "queues", "AckOverflowPanel": "queues", "SynQueuePanel": "queues", "SynRetriesPanel": "retries",
-    "StateDiagramPanel": "states",
+    "StateDiagramPanel": "states", "Prediction": "predict", "Attempts": "predict",
     "ClosingPanel": "closing", "CloseWaitLeak": "closing",
     "TimeWaitPanel": "time_wait", "RebindPanel": "time_wait",
     "TuningLab": "load", "MysteryServer": "diagnose",

@@ -1,0 +1,337 @@
+"""The course's predictions: every "predict first" of a notebook that a run can grade, defined once.
+
+Each names the experiment, the summary key the experiment's own rule grades, the values a learner
+may draw (inside the experiment's ranges, and real-mode friendly: seconds, not minutes) and the
+kernel source line that decides the answer (as the notebook cites it).
+
+>>> sorted({q.notebook for q in QUESTIONS.values()})
+['00', '01', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12', '13', '14', '15', '16', '18']
+>>> for_notebook("03")[0].id
+'03.somaxconn'
+>>> question("03.nope")
+Traceback (most recent call last):
+ValueError: question must be one of 00.first, 01.syn_sent, 03.somaxconn, 03.java, 03.abort_on_overflow, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 08.overflows, 09.queue, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 15.bufferbloat, 15.slow_start, 16.codel_rtt, 18.dupacks, not '03.nope'
+"""
+
+from __future__ import annotations
+
+from tcplab.grading.question import Question
+
+__all__ = ["QUESTIONS", "question", "for_notebook"]
+
+_ALL = (
+    # -- 00 welcome -----------------------------------------------------------------------------------------
+    Question(
+        "00.first", "00", "accept_queue",
+        "A server calls listen({backlog}) and never calls accept(). {clients} clients connect. How many of them get a "
+        "connection (ESTABLISHED)?",
+        "established_clients",
+        "include/net/sock.h sk_acceptq_is_full(): return READ_ONCE(sk->sk_ack_backlog) > "
+        "READ_ONCE(sk->sk_max_ack_backlog);",
+        "{observed}: one more than the backlog. Notebook 03 explains why.",
+        vary={"backlog": [3, 4, 5, 6, 7]}, fixed={"clients": 20}, answer_range=(0, 20)),
+    # -- 01 TCP states ----------------------------------------------------------------------------------
+    Question(
+        "01.syn_sent", "01", "accept_queue",
+        "A listener with listen({backlog}) never accepts and {clients} clients connect. How many of the clients' "
+        "sockets are in SYN_SENT?",
+        "syn_sent_clients",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if (sk_acceptq_is_full(sk)) { NET_INC_STATS(sock_net(sk), "
+        "LINUX_MIB_LISTENOVERFLOWS); goto drop; }",
+        "{observed}: {established_clients} got in (backlog + 1); the SYNs of the others were dropped, so they stay "
+        "SYN_SENT and retransmit.",
+        vary={"backlog": [1, 2, 3, 4]}, fixed={"clients": 8}, answer_range=(0, 8)),
+    # -- 03 the accept queue --------------------------------------------------------------------------
+    Question(
+        "03.somaxconn", "03", "accept_queue",
+        "listen({backlog}) but net.core.somaxconn = {somaxconn}; {clients} clients connect and the server never "
+        "calls accept(). How many clients are ESTABLISHED 1.5 s later?",
+        "established_clients",
+        "net/socket.c __sys_listen_socket(): if ((unsigned int)backlog > somaxconn) backlog = somaxconn; and "
+        "include/net/sock.h sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog (>, not >=)",
+        "min({backlog}, {somaxconn}) + 1 = {observed}: listen() clamps the backlog to somaxconn, and the queue is "
+        "full only when it holds MORE than the limit. The others' SYNs were dropped (ListenOverflows "
+        "{ListenOverflows}).",
+        vary={"backlog": [3, 4, 5, 6, 8], "somaxconn": [2, 3, 4, 6]}, fixed={"clients": 20}, answer_range=(0, 20)),
+    Question(
+        "03.java", "03", "accept_queue",
+        "A server calls listen({backlog}) and never accepts; {clients} clients connect. How many connect "
+        "(ESTABLISHED)?",
+        "established_clients",
+        "include/net/sock.h sk_acceptq_is_full(): return READ_ONCE(sk->sk_ack_backlog) > "
+        "READ_ONCE(sk->sk_max_ack_backlog);",
+        "backlog + 1 = {observed}: the others are not refused (no RST); they stay SYN_SENT and retransmit their SYN.",
+        vary={"backlog": [30, 40, 50, 60]}, fixed={"clients": 100}, answer_range=(0, 100)),
+    Question(
+        "03.abort_on_overflow", "03", "ack_overflow",
+        "listen({backlog}) already holds {backlog} connections, tcp_syncookies=1, tcp_abort_on_overflow="
+        "{abort_on_overflow}; a burst of {burst} clients connects over a slow loopback. How many clients get "
+        "ECONNRESET?",
+        "reset_clients",
+        "net/ipv4/tcp_minisocks.c tcp_check_req(): if (!READ_ONCE(net->ipv4.sysctl_tcp_abort_on_overflow)) "
+        "{ inet_rsk(req)->acked = 1; return NULL; } ... embryonic_reset: (a RST)",
+        "{observed} reset (EmbryonicRsts {EmbryonicRsts}): with 1 every request whose ACK overflows gets a RST, with 0 "
+        "the ACK is dropped and the request waits; a cookie connection is never reset (tcp_get_cookie_sock()).",
+        vary={"abort_on_overflow": [False, True], "burst": [5, 6, 7]}, fixed={"backlog": 4, "syncookies": 1},
+        answer_range=(0, 12)),
+    # -- 04 the SYN queue ------------------------------------------------------------------------------
+    Question(
+        "04.syn_recv", "04", "syn_queue",
+        "listen({backlog}), tcp_syncookies=1, tcp_max_syn_backlog={max_syn_backlog}; {clients} clients connect and "
+        "never send their data (TCP_DEFER_ACCEPT). How many requests sit in SYN_RECV?",
+        "syn_recv",
+        "include/net/inet_connection_sock.h inet_csk_reqsk_queue_is_full(): return "
+        "inet_csk_reqsk_queue_len(sk) > READ_ONCE(sk->sk_max_ack_backlog); (>= before v6.13)",
+        "{observed}: the SYN queue is full when it holds more than the backlog; the other SYNs got cookies "
+        "(SyncookiesSent {SyncookiesSent}). tcp_max_syn_backlog plays no part with cookies on.",
+        vary={"backlog": [2, 4, 6, 8, 10], "max_syn_backlog": [16, 128]}, fixed={"syncookies": 1, "clients": 30},
+        answer_range=(0, 30)),
+    Question(
+        "04.three_quarters", "04", "syn_queue",
+        "Cookies off, listen(100), tcp_max_syn_backlog={max_syn_backlog}, {clients} clients. How many requests sit in "
+        "SYN_RECV?",
+        "syn_recv",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if (!syncookies && (max_syn_backlog - "
+        "inet_csk_reqsk_queue_len(sk) < (max_syn_backlog >> 2)) && !tcp_peer_is_proven(...)) goto drop_and_release;",
+        "{observed} = 3/4 x {max_syn_backlog} + 1: tcp_max_syn_backlog is a rule for unproven peers, not a queue size.",
+        vary={"max_syn_backlog": [8, 16, 32, 40]}, fixed={"backlog": 100, "syncookies": 0, "clients": 60},
+        answer_range=(0, 60)),
+    # -- 05 SYN retries ------------------------------------------------------------------------------------
+    Question(
+        "05.syns_sent", "05", "syn_retries",
+        "TCP_SYNCNT={retries}, every SYN is dropped. How many SYNs does the client send in all (the first "
+        "included) before connect() fails?",
+        "syns_sent",
+        "net/ipv4/tcp_timer.c tcp_write_timeout(): gives up when icsk_retransmits >= retries + "
+        "tcp_syn_linear_timeouts (6.5+) or the time since the first SYN reached ((2 << retries) - 1) s "
+        "(retransmits_timed_out())",
+        "{observed} SYNs, at 0 s and {retransmit_times}: the timer gives up only when it fires, after "
+        "{failed_after} s.",
+        vary={"retries": [1, 2]}, answer_range=(1, 50)),
+    Question(
+        "05.failed_after", "05", "syn_retries",
+        "TCP_SYNCNT={retries}, every SYN is dropped. After how many seconds does connect() fail with ETIMEDOUT?",
+        "failed_after",
+        "net/ipv4/tcp_timer.c retransmits_timed_out(): timeout = tcp_model_timeout(sk, boundary, TCP_TIMEOUT_INIT), "
+        "((2 << boundary) - 1) * 1 s, checked when the RTO timer fires",
+        "{observed} s: (2 << {retries}) - 1 s is when the kernel may give up; it does at the next timer expiry.",
+        vary={"retries": [1, 2]}, answer_range=(0, 600), unit="s"),
+    # -- 06 closing ---------------------------------------------------------------------------------------
+    Question(
+        "06.rst", "06", "lifecycle",
+        "Scenario {scenario}: the client closes first (abortive_close: with SO_LINGER {{on=1, linger=0}}, "
+        "client_closes_first: a plain close()). What does the server's next recv() get?",
+        "server_error",
+        "net/ipv4/tcp.c __tcp_close(): } else if (sock_flag(sk, SOCK_LINGER) && !sk->sk_lingertime) { "
+        "sk->sk_prot->disconnect(sk, 0); (a RST, no FIN); the peer's tcp_reset() sets sk_err = ECONNRESET",
+        "{observed}: a zero linger sends a RST instead of a FIN, and nobody ends in TIME_WAIT; a plain close() sends a "
+        "FIN, which recv() reads as end of file (0 bytes).",
+        vary={"scenario": ["abortive_close", "client_closes_first"]},
+        choices={"ECONNRESET": "ECONNRESET", "no error: recv() returns 0 (end of file)": None}),
+    # -- 07 TIME_WAIT --------------------------------------------------------------------------------------
+    Question(
+        "07.ports", "07", "time_wait",
+        "The client closes first, one connect every 10 ms, tcp_tw_reuse=0, the port range is {port_range}. "
+        "{connections} connections are wanted within 1.5 s: how many succeed?",
+        "connections_made",
+        "net/ipv4/tcp_ipv4.c tcp_twsk_unique(): if (ts_recent_stamp && (!twp || (reuse && "
+        "time_after32(tcp_clock_ms(), reuse_thresh)))) (with tcp_tw_reuse=0 a TIME_WAIT port is never taken over)",
+        "{observed}: one per port; each port is then held by a TIME_WAIT socket for 60 s and the next connect() "
+        "fails with {error}.",
+        vary={"port_range": [(40000, 40005), (40000, 40007), (40000, 40009), (40000, 40011)]},
+        fixed={"connections": 20, "tw_reuse": 0, "duration": 1.5}, answer_range=(0, 20)),
+    Question(
+        "07.tw_buckets", "07", "time_wait",
+        "tcp_tw_reuse=0, 10 ports (40000-40009), tcp_max_tw_buckets={max_tw_buckets}; {connections} connections "
+        "in 3 s. How many sockets are in TIME_WAIT at the end?",
+        "time_wait",
+        "net/ipv4/inet_timewait_sock.c inet_twsk_alloc(): if (refcount_read(&dr->tw_refcount) - 1 >= "
+        "READ_ONCE(dr->sysctl_max_tw_buckets)) return NULL;",
+        "{observed}: the cap. Every other socket closed without TIME_WAIT (TCPTimeWaitOverflow), so all "
+        "{connections_made} connections worked.",
+        vary={"max_tw_buckets": [2, 3, 4, 5, 6]},
+        fixed={"connections": 100, "port_range": (40000, 40009), "tw_reuse": 0, "duration": 3.0},
+        answer_range=(0, 100)),
+    Question(
+        "07.rebind", "07", "rebind",
+        "A server closed its connections first (TIME_WAIT on its port), exits and restarts. SO_REUSEADDR on the "
+        "old listener: {old_reuseaddr}; on the new one: {new_reuseaddr}. Does the new bind() succeed?",
+        "bound",
+        "net/ipv4/inet_connection_sock.c inet_bind_conflict(): if (sk->sk_reuse && sk2->sk_reuse && "
+        "sk2->sk_state != TCP_LISTEN) (no conflict; anything else conflicts)",
+        "The TIME_WAIT socket keeps the OLD socket's sk_reuse: only both set bind.",
+        vary={"old_reuseaddr": [False, True], "new_reuseaddr": [False, True]},
+        choices={"binds": True, "fails (EADDRINUSE)": False}),
+    # -- 13 Nagle and delayed ACK ---------------------------------------------------------------------------
+    Question(
+        "13.stalls", "13", "nagle",
+        "{requests} requests, each two write()s of 100 B then a read of the 100 B reply, Nagle on, no "
+        "TCP_QUICKACK. How many requests wait for a delayed ACK (take 20 ms or more)?",
+        "stalled_requests",
+        "net/ipv4/tcp_output.c tcp_nagle_check(): return partial && ((nonagle & TCP_NAGLE_CORK) || (!nonagle && "
+        "tp->packets_out && tcp_minshall_check(tp)));",
+        "{observed}: every request but the first; the server delays its ACK once it is interactive (after its "
+        "first reply), and Nagle holds the second write until that ACK.",
+        vary={"requests": [5, 8, 10, 12, 15]}, fixed={"request_writes": 2}, answer_range=(0, 15)),
+    Question(
+        "13.latency", "13", "nagle",
+        "{requests} requests, each two write()s of 100 B then a read, on loopback (a round trip ~0.05 ms). "
+        "What is the median time per request, in ms?",
+        "median_latency_s",
+        "include/net/tcp.h #define TCP_DELACK_MIN ((unsigned)(HZ/25)) (40 ms), armed by tcp_send_delayed_ack() "
+        "in net/ipv4/tcp_output.c; the timer wheel adds a tick (kernel/time/timer.c calc_index())",
+        "{observed} ms: a delayed ACK's 40 ms plus a timer tick, not a round trip.",
+        vary={"requests": [10, 15, 20]}, fixed={"request_writes": 2}, answer_range=(0, 1000), unit="ms",
+        scale=0.001),
+    Question(
+        "13.segments", "13", "nagle",
+        "TCP_NODELAY on; {requests} requests of {request_writes} write(s) of 100 B each. How many data segments "
+        "does the client send?",
+        "segments",
+        "net/ipv4/tcp.c do_tcp_setsockopt() TCP_NODELAY: tp->nonagle |= TCP_NAGLE_OFF|TCP_NAGLE_PUSH; then "
+        "tcp_nagle_check() never holds a partial segment",
+        "{observed}: with Nagle off each write() leaves at once as its own segment.",
+        vary={"requests": [5, 10, 20], "request_writes": [1, 2, 3]}, fixed={"nodelay": True},
+        answer_range=(0, 100)),
+    # -- 08 diagnosing ------------------------------------------------------------------------------------
+    Question(
+        "08.overflows", "08", "accept_queue",
+        "An incident: listen({backlog}) that never accepts, {clients} clients, a snapshot after {settle} s. By how "
+        "much does the ListenOverflows counter (netstat -s: \"times the listen queue of a socket overflowed\") grow?",
+        "ListenOverflows",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if (sk_acceptq_is_full(sk)) { NET_INC_STATS(sock_net(sk), "
+        "LINUX_MIB_LISTENOVERFLOWS); goto drop; }",
+        "{observed}: one per dropped SYN, clients - (backlog + 1); the first retransmissions come after 1 s, after the "
+        "snapshot. ListenDrops ({ListenDrops}) counts the same drops.",
+        vary={"backlog": [2, 3, 4, 5]}, fixed={"clients": 12, "settle": 0.5}, answer_range=(0, 100)),
+    # -- 09 tuning lab ----------------------------------------------------------------------------------
+    Question(
+        "09.queue", "09", "load",
+        "200 clients/s for 5 s, accept() 150/s, listen({backlog}). How full does the accept queue get at most "
+        "(sampled every 50 ms)?",
+        "max_recv_q",
+        "include/net/sock.h sk_acceptq_is_full(): return READ_ONCE(sk->sk_ack_backlog) > "
+        "READ_ONCE(sk->sk_max_ack_backlog);",
+        "{observed}: the queue fills to backlog + 1 and stays there; the clients that do not fit are dropped "
+        "(ListenOverflows {ListenOverflows}) and retry their SYN.",
+        vary={"backlog": [8, 16, 32]}, fixed={"rate": 200, "accept_rate": 150, "duration": 5},
+        answer_range=(0, 10_000)),
+    # -- 10 flow control ----------------------------------------------------------------------------------
+    Question(
+        "10.recv_q", "10", "flow_control",
+        "The receiver sets SO_RCVBUF={rcvbuf} and does not read for 2 s; the sender writes 200 000 bytes. How many "
+        "bytes sit in the receiver's Recv-Q (received, not yet read) at most?",
+        "max_recv_q",
+        "net/core/sock.c __sock_set_rcvbuf(): WRITE_ONCE(sk->sk_rcvbuf, max_t(int, val * 2, SOCK_MIN_RCVBUF)); "
+        "(the kernel doubles SO_RCVBUF for its overhead and offers part of it as the window)",
+        "{observed} bytes; the rest of the write waits in the sender's Send-Q (up to {max_send_q} bytes) and the "
+        "sender probes the zero window ({probes} probes).",
+        vary={"rcvbuf": [4096, 8192, 16384]}, fixed={"bytes": 200_000, "reader": "stalled", "stall_s": 2.0},
+        answer_range=(0, 1_000_000)),
+    # -- 11 retransmission --------------------------------------------------------------------------------
+    Question(
+        "11.fail", "11", "retransmission",
+        "The peer goes silent after the handshake; the client writes 100 bytes with tcp_retries2={retries2}. After "
+        "how many seconds does the socket fail? (The RTO on loopback starts at about 0.2 s.)",
+        "failed_after_s",
+        "net/ipv4/tcp_timer.c tcp_retransmit_timer(): icsk->icsk_rto = min(icsk->icsk_rto << 1, TCP_RTO_MAX); and "
+        "tcp_write_timeout(): retransmits_timed_out(sk, READ_ONCE(net->ipv4.sysctl_tcp_retries2), 0)",
+        "{observed} s after {TCPTimeouts} RTO expiries: the limit is a time, computed from tcp_retries2 as if the "
+        "RTO had doubled from 200 ms, and checked when the timer fires.",
+        vary={"retries2": [2, 3]}, answer_range=(0, 600), unit="s"),
+    Question(
+        "11.rto", "11", "rtt_rto",
+        "A path with a {rtt_ms} ms round trip; the sender's smoothed RTT settles at about {rtt_ms} ms. What RTO (ms) "
+        "does tcp_info show? (A jiffy is 4 ms here.)",
+        "rto_before_ms",
+        "net/ipv4/tcp_input.c __tcp_set_rto(): return usecs_to_jiffies((tp->srtt_us >> 3) + tp->rttvar_us); with "
+        "rttvar_us never below tcp_rto_min_us(sk) (tcp_rtt_estimator())",
+        "{observed} ms: srtt plus a variance term floored at 200 ms, rounded up to a jiffy.",
+        vary={"rtt_ms": [20, 40, 60, 80]}, fixed={"seconds": 3}, answer_range=(0, 5000), unit="ms"),
+    # -- 12 keepalive -------------------------------------------------------------------------------------
+    Question(
+        "12.dead_peer", "12", "keepalive",
+        "SO_KEEPALIVE with TCP_KEEPIDLE={idle}, TCP_KEEPINTVL={interval}, TCP_KEEPCNT={count}; the peer vanishes "
+        "silently. After how many seconds of idleness does the socket fail with ETIMEDOUT?",
+        "detected_after_s",
+        "net/ipv4/tcp_timer.c tcp_keepalive_timer(): if (icsk->icsk_probes_out >= keepalive_probes(tp)) "
+        "{ tcp_send_active_reset(...); tcp_write_err(sk); } else re-armed for keepalive_intvl_when(tp)",
+        "{observed} s = idle + count x interval: the end comes one interval after the last of {probes_sent} probes.",
+        vary={"idle": [1, 2, 3], "interval": [1, 2], "count": [1, 2, 3]}, fixed={"peer": "silent"},
+        answer_range=(0, 60), unit="s"),
+    # -- 14 loss recovery --------------------------------------------------------------------------------
+    Question(
+        "14.repair", "14", "loss_recovery",
+        "Ten segments, SACK on; the {drop} segment is lost (\"last\" is the 10th). What retransmits it first?",
+        "repaired_by",
+        "net/ipv4/tcp_recovery.c tcp_rack_reo_wnd(): the reordering window drops to 0 once tp->sacked_out >= "
+        "tp->reordering (3 duplicate ACKs); a lost last segment gets no duplicate ACK, so the probe timer of "
+        "tcp_schedule_loss_probe() (net/ipv4/tcp_output.c) repairs it",
+        "{observed}, after {stall_ms} ms: a loss is repaired fast only if data after it reaches the receiver.",
+        vary={"drop": ["5th", "last"]},
+        choices={"fast retransmit (duplicate ACKs)": "fast retransmit", "tail loss probe (a timer)": "tail loss probe",
+                 "RTO (the retransmission timeout)": "RTO"}),
+    # -- 16 AQM ------------------------------------------------------------------------------------------
+    Question(
+        "16.codel_rtt", "16", "aqm",
+        "CUBIC through 20 Mbit/s, a {rtt_ms} ms path and a 400-packet buffer managed by CoDel, for 5 s. What median "
+        "smoothed RTT does the sender measure, in ms?",
+        "srtt_p50_ms",
+        "include/net/codel_impl.h codel_should_drop(): vars->ldelay = now - skb_time_func(skb); if "
+        "(codel_time_before(vars->ldelay, params->target) || ...) (under the 5 ms target nothing is dropped)",
+        "{observed} ms: within a few ms of the path's {rtt_ms} ms; CoDel drops at the head once the sojourn stays "
+        "above 5 ms for 100 ms.",
+        vary={"rtt_ms": [20, 40, 60]}, fixed={"queue": "codel", "rate_mbit": 20, "buffer_packets": 400,
+                                              "duration": 5},
+        answer_range=(0, 2000), unit="ms"),
+    # -- 15 congestion -------------------------------------------------------------------------------------
+    Question(
+        "15.bufferbloat", "15", "congestion",
+        "CUBIC through 10 Mbit/s, a 20 ms RTT and a {buffer_packets}-packet buffer for 5 s (a packet takes 1.2 ms "
+        "to leave). What is the largest smoothed RTT, in ms?",
+        "srtt_max_ms",
+        "net/sched/sch_fifo.c bfifo/pfifo_enqueue(): if (likely(sch->q.qlen < READ_ONCE(sch->limit))) return "
+        "qdisc_enqueue_tail(skb, sch); (CUBIC fills the buffer; each queued packet is 1.2 ms of RTT)",
+        "{observed} ms: about 20 + {buffer_packets} x 1.2 ms once the buffer fills, which a loss-based algorithm "
+        "always does.",
+        vary={"buffer_packets": [50, 100, 150, 200]},
+        fixed={"rate_mbit": 10, "rtt_ms": 20, "algorithm": "cubic", "duration": 5}, answer_range=(0, 2000),
+        unit="ms"),
+    Question(
+        "15.slow_start", "15", "congestion",
+        "Reno through 20 Mbit/s, 40 ms and a {buffer_packets}-packet buffer for 4 s: slow start doubles cwnd every "
+        "RTT from 10. At what cwnd (packets) does slow start end?",
+        "slow_start_exit_cwnd",
+        "net/ipv4/tcp_cong.c tcp_slow_start(): u32 cwnd = min(tcp_snd_cwnd(tp) + acked, tp->snd_ssthresh); "
+        "(every ACK adds a packet; the first drop is seen a round trip later)",
+        "{observed}: about twice what the path holds (BDP 67 + {buffer_packets}), because the loss is noticed a "
+        "round trip after it happened.",
+        vary={"buffer_packets": [30, 50, 80]},
+        fixed={"rate_mbit": 20, "rtt_ms": 40, "algorithm": "reno", "duration": 4}, answer_range=(0, 5000)),
+    # -- 18 one connection whole ------------------------------------------------------------------------
+    Question(
+        "18.dupacks", "18", "loss_recovery",
+        "Ten segments over a {rtt_ms} ms path, SACK on, the 5th is lost. How many duplicate ACKs does the sender "
+        "receive before it retransmits the 5th?",
+        "dupacks_before_retransmit",
+        "net/ipv4/tcp_recovery.c tcp_rack_reo_wnd(): the reordering window drops to 0 once tp->sacked_out >= "
+        "tp->reordering (net.ipv4.tcp_reordering, 3); tcp_rack_detect_loss() then marks the hole lost",
+        "{observed}: the third duplicate ACK (with its SACK block) makes RACK mark the hole lost; fast retransmit "
+        "follows at once.",
+        vary={"rtt_ms": [10, 20, 40]}, fixed={"drop": "5th"}, answer_range=(0, 10)),
+)
+
+#: id -> Question, in course order
+QUESTIONS: dict[str, Question] = {q.id: q for q in sorted(_ALL, key=lambda q: q.notebook)}
+
+
+def question(qid: str) -> Question:
+    """The question ``qid`` (ValueError naming the ids)."""
+    if qid not in QUESTIONS:
+        raise ValueError(f"question must be one of {', '.join(QUESTIONS)}, not {qid!r}")
+    return QUESTIONS[qid]
+
+
+def for_notebook(notebook: str) -> list[Question]:
+    """The questions of one notebook (``"03"``), in order."""
+    return [q for q in QUESTIONS.values() if q.notebook == notebook]

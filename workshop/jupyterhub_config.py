@@ -23,7 +23,9 @@ Everything that differs between hosts comes from the environment (defaults in br
 TCPLAB_WORKSHOP_ENV [workshop/build/env] the Python environment with jupyterhub, jupyterlab and
 tcplab[course]; TCPLAB_HUB_STATE [workshop/build/state] database, cookie secret, logs;
 TCPLAB_HUB_PORT [8000], TCPLAB_HUB_API_PORT [8081], TCPLAB_PROXY_API_PORT [8001];
-TCPLAB_COURSE_DIR [course/]; TCPLAB_LEARNER_GROUP [tcplab-learners];
+TCPLAB_COURSE_DIR [course/]; TCPLAB_LEARNER_GROUP [tcplab-learners]; TCPLAB_INSTRUCTOR_GROUP
+[tcplab-instructors] (its accounts are the hub's admins); TCPLAB_ROOM_PORT [8002] and TCPLAB_ROOM_REFRESH [5]
+(the room view, below);
 TCPLAB_NOFILE [4096], TCPLAB_NPROC [512]; TCPLAB_HUB_ADMIN_TOKEN (optional: a service token with
 admin scopes, for scripts such as workshop/room.py).
 """
@@ -46,6 +48,8 @@ ENV = Path(os.environ.get("TCPLAB_WORKSHOP_ENV", HERE / "build" / "env"))
 STATE = Path(os.environ.get("TCPLAB_HUB_STATE", HERE / "build" / "state"))
 COURSE = Path(os.environ.get("TCPLAB_COURSE_DIR", HERE.parent / "course"))
 GROUP = os.environ.get("TCPLAB_LEARNER_GROUP", "tcplab-learners")
+INSTRUCTORS = os.environ.get("TCPLAB_INSTRUCTOR_GROUP", "tcplab-instructors")
+ROOM_PORT = int(os.environ.get("TCPLAB_ROOM_PORT", 8002))
 CHP = HERE / "build" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 COURSE_DIR_NAME = "tcplab-course"
 
@@ -124,7 +128,9 @@ c.JupyterHub.cleanup_servers = True  # stopping the hub stops every learner's se
 c.JupyterHub.cleanup_proxy = True
 
 c.JupyterHub.authenticator_class = "pam"
-c.PAMAuthenticator.allowed_groups = {GROUP}
+c.PAMAuthenticator.allowed_groups = {GROUP, INSTRUCTORS}
+# an instructor is an account in INSTRUCTORS: a hub admin (the admin page, and the room view below)
+c.PAMAuthenticator.admin_groups = {INSTRUCTORS}
 c.PAMAuthenticator.open_sessions = False  # no systemd-logind session per learner on a container host
 c.Authenticator.admin_users = set()
 
@@ -147,9 +153,21 @@ c.Spawner.http_timeout = 300
 c.JupyterHub.concurrent_spawn_limit = 100
 # an idle kernel holds ~60 MB; the culler (jupyterhub-idle-culler) is the TLJH default, not needed here
 
+# The instructor's live view of the room (workshop/room_view.py) at /services/tcplab-room/: a
+# hub-managed service, started and stopped with the hub, as the hub's user (it reads the learners'
+# 0700 homes, never following a link in them). Access is the scope access:services!service=tcplab-room:
+# the admin role has it, the user role does not, so a learner is refused (403) by the hub's OAuth.
+c.JupyterHub.services = [{
+    "name": "tcplab-room", "display": True, "oauth_no_confirm": True,
+    "url": f"http://127.0.0.1:{ROOM_PORT}",
+    "command": [str(ENV / "bin" / "python"), str(HERE / "room_view.py")],
+    "environment": {"TCPLAB_LEARNER_GROUP": GROUP, "PATH": f"{ENV / 'bin'}:/usr/bin:/bin",
+                    "TCPLAB_ROOM_REFRESH": os.environ.get("TCPLAB_ROOM_REFRESH", "5")},
+}]
+
 admin_token = os.environ.get("TCPLAB_HUB_ADMIN_TOKEN")
 if admin_token:
-    c.JupyterHub.services = [{"name": "workshop-admin", "api_token": admin_token}]
+    c.JupyterHub.services.append({"name": "workshop-admin", "api_token": admin_token})
     c.JupyterHub.load_roles = [{"name": "workshop-admin",
                                 "scopes": ["admin:users", "admin:servers", "list:users", "read:users"],
                                 "services": ["workshop-admin"]}]

@@ -31,7 +31,7 @@ def the(view, qid):
 
 def test_counts_per_question_follow_each_learners_latest_attempt():
     recs = [commit("ana", "a1", 6), run("ana", "a1", "right", 6),
-            commit("bo", "b1", 5, backlog=4), run("bo", "b1", "wrong", 5, backlog=4),
+            commit("bo", "b1", 6, backlog=4), run("bo", "b1", "wrong", 5, backlog=4),
             commit("cy", "c1", 7, backlog=6),                                           # committed, not run yet
             commit("di", "d1", 4, backlog=3), run("di", "d1", "untrusted", backlog=3),
             run("ed", "run-1", "ungraded", 8, backlog=7, mode="sim")]                   # ran without committing
@@ -40,8 +40,9 @@ def test_counts_per_question_follow_each_learners_latest_attempt():
     assert (q["answered"], q["learners"]) == (4, 6)
     assert {k: n for k, n in q["status"].items() if n} == {"right": 1, "wrong": 1, "pending": 1, "untrusted": 1,
                                                             "ungraded": 1}
+    assert q["spread"] == {"too low": 0, "right": 1, "too high": 1}     # bo said 6, his own run 5
     pts = {p["user"]: p for p in q["points"]}
-    assert (pts["bo"]["x"], pts["bo"]["answer"], pts["bo"]["observed"]) == (4, 5, 5)
+    assert (pts["bo"]["x"], pts["bo"]["answer"], pts["bo"]["observed"]) == (4, 6, 5)
     assert pts["cy"]["status"] == "pending" and pts["cy"]["observed"] is None
     assert q["xkey"] == "backlog"
     stuck = {(s["user"], s["why"]) for s in v["stuck"]}
@@ -77,6 +78,7 @@ def test_a_choice_question_counts_predicted_and_observed_labels():
     recs = [commit("ana", "a", labels[0], qid), run("ana", "a", "right", labels[0], qid),
             commit("bo", "b", labels[1], qid), run("bo", "b", "wrong", labels[0], qid)]
     q = the(room_view(recs, ["ana", "bo"]), qid)
+    assert q["spread"] is None
     assert q["choices"][labels[0]] == [1, 2] and q["choices"][labels[1]] == [1, 0]
 
 

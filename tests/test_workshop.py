@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -98,13 +100,26 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
     # the instructor: an account in the instructors' group, which the hub makes an admin
     instructor = room.create_learners(1, "tcplab-i", group=room.INSTRUCTORS)[0]
     uids = {lr.uid for lr in [*learners, instructor]}
-    hub = room.Hub(tmp_path_factory.mktemp("hub"))
+    # the course as an instructor's clone on the hub, handed out by nbgitpuller (not copied at spawn)
+    course_parent = Path(tempfile.mkdtemp(prefix="tcplab-course-"))
+    os.chmod(course_parent, 0o755)
+    course_git = room.course_repository(course_parent / "tcplab.git")
+    hub = room.Hub(tmp_path_factory.mktemp("hub"), course_git=course_git)
     try:
         hub.start()
         report["t"]["hub_up"] = time.monotonic() - t0
         sessions = room.start_sessions(hub, learners, spare_kernel=True)
         report["t"]["all_first_results"] = time.monotonic() - t0
         report["first_errors"] = [f"{s.learner.name}: {s.error}" for s in sessions if s.error]
+        report["course_at_spawn"] = [lr.name for lr in learners if os.path.lexists(Path(lr.home) / "tcplab-course")]
+        t = time.monotonic()
+        report["pull"] = room.pull_course(hub, learners[0], course_git)
+        report["t"]["nbgitpuller"] = time.monotonic() - t
+        pulled = Path(learners[0].home) / "tcplab-course" / "course" / "00_welcome.ipynb"
+        report["pulled"] = {"learner_uid": learners[0].uid, "exists": pulled.is_file(), "uid": pulled.stat().st_uid if pulled.exists() else None,
+                            "same": pulled.is_file() and pulled.read_bytes() == subprocess.run(
+                                ["git", "-C", str(ROOT), "show", "HEAD:course/00_welcome.ipynb"],
+                                capture_output=True, timeout=60).stdout}
         if report["first_errors"]:
             report["hub_log"] = hub.log_tail(80)
 
@@ -186,6 +201,7 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
         report["left_sockets"] = room.host_sockets_of(uids)
         report["sysctl_after"] = room.snapshot_proc_sys_net()
         room.remove_learners([*learners, instructor])
+        shutil.rmtree(course_parent, ignore_errors=True)
         report["homes_left"] = [lr.home for lr in [*learners, instructor] if os.path.exists(lr.home)]
         report["t"]["total"] = time.monotonic() - t0
         print(f"\nworkshop room of {N}: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["t"].items()))
@@ -369,6 +385,16 @@ def test_nothing_left_after_the_hub_stops(scenario):
     assert scenario["left_processes"] == []
     assert scenario["left_sockets"] == []
     assert scenario["homes_left"] == []
+
+
+def test_the_course_comes_by_an_nbgitpuller_link_not_a_copy_at_spawn(scenario):
+    assert scenario["course_at_spawn"] == [], "the spawn copied the course"
+    p = scenario["pull"]
+    assert p["link_status"] == 200 and "/git-pull" in p["link_url"], p
+    assert p["api_status"] == 200 and p["phases"][-1] == "finished", p
+    pulled = scenario["pulled"]
+    assert pulled["exists"] and pulled["same"], pulled          # the hub's committed course, byte for byte
+    assert pulled["uid"] == pulled["learner_uid"], pulled        # cloned by the learner's own server
 
 
 def test_learners_commit_predictions_and_the_kernel_grades_them(scenario):

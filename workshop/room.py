@@ -211,8 +211,9 @@ def free_port() -> int:
 class Hub:
     """JupyterHub (+ configurable-http-proxy) with workshop/jupyterhub_config.py, on loopback."""
 
-    def __init__(self, state_dir: Path, env_dir: Path = ENV) -> None:
+    def __init__(self, state_dir: Path, env_dir: Path = ENV, course_git: str = "") -> None:
         self.state = Path(state_dir)
+        self.course_git = course_git   # TCPLAB_COURSE_GIT: the course by nbgitpuller, not copied
         self.env_dir = env_dir
         self.port, self.hub_port, self.proxy_port, self.room_port = free_port(), free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -226,7 +227,8 @@ class Hub:
         env.update(TCPLAB_HUB_STATE=str(self.state), TCPLAB_HUB_PORT=str(self.port),
                    TCPLAB_HUB_API_PORT=str(self.hub_port), TCPLAB_PROXY_API_PORT=str(self.proxy_port),
                    TCPLAB_HUB_ADMIN_TOKEN=self.admin_token, TCPLAB_WORKSHOP_ENV=str(self.env_dir),
-                   TCPLAB_ROOM_PORT=str(self.room_port), TCPLAB_ROOM_REFRESH="2")
+                   TCPLAB_ROOM_PORT=str(self.room_port), TCPLAB_ROOM_REFRESH="2",
+                   TCPLAB_COURSE_GIT=self.course_git, TCPLAB_COURSE_BRANCH="main")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(self.env_dir / "bin" / "jupyterhub"), "-f",
                                       str(HERE / "jupyterhub_config.py")],
@@ -280,6 +282,50 @@ class Hub:
 
 # ---------------------------------------------------------------------------------------------
 # one learner's session
+
+def course_repository(dest: Path, source: Path = ROOT) -> str:
+    """A bare repository at ``dest`` holding ``source``'s committed HEAD as branch main, readable by
+    every account (what an instructor's clone on the hub is): the path, for TCPLAB_COURSE_GIT."""
+    _run(["git", "init", "-q", "--bare", str(dest)])
+    _run(["git", "-C", str(source), "push", "-q", str(dest), "HEAD:refs/heads/main"])
+    _run(["git", "-C", str(dest), "symbolic-ref", "HEAD", "refs/heads/main"])
+    _run(["chmod", "-R", "a+rX", str(dest)])
+    return str(dest)
+
+
+def git_pull_query(repo: str, branch: str = "main", target: str = "tcplab-course") -> str:
+    """The nbgitpuller link's query (as workshop/jupyterhub_config.py's git_pull_path builds it)."""
+    from urllib.parse import urlencode
+
+    return urlencode({"repo": repo, "branch": branch, "targetpath": target, "urlpath": f"lab/tree/{target}/course"})
+
+
+def pull_course(hub: Hub, lr: Learner, repo: str, timeout: float = 180) -> dict[str, Any]:
+    """The learner follows the nbgitpuller link through the hub (their browser cookie), then the page's
+    event stream (what its script reads) runs the pull: the phases it reported, and the link's page."""
+    s = login_session(hub, lr)
+    q = git_pull_query(repo)
+    page = s.get(f"{hub.url}/hub/user-redirect/git-pull?{q}", timeout=60)
+    out: dict[str, Any] = {"link_status": page.status_code, "link_url": page.url, "phases": [], "messages": []}
+    t0 = time.monotonic()
+    with requests.get(f"{hub.url}/user/{lr.name}/git-pull/api?{q}", headers=_auth(lr), stream=True,
+                      timeout=60) as r:
+        out["api_status"] = r.status_code
+        for line in r.iter_lines(decode_unicode=True):
+            if time.monotonic() - t0 > timeout:
+                out["phases"].append("timeout")
+                break
+            if line and line.startswith("data: "):
+                with contextlib.suppress(ValueError):
+                    ev = json.loads(line[6:])
+                    if isinstance(ev, dict):
+                        out["phases"].append(ev.get("phase"))
+                        out["messages"].append(str(ev.get("message") or ev.get("output") or "")[:300])
+                        if ev.get("phase") in ("finished", "error"):
+                            break
+    out["pull_s"] = time.monotonic() - t0
+    return out
+
 
 def login_session(hub: Hub, lr: Learner) -> requests.Session:
     """The hub's login form with the account's Unix password (PAM): a session with the hub's cookie,

@@ -62,7 +62,8 @@ def room_view(records: Iterable[Mapping[str, Any]], learners: Sequence[str],
     question: ``answered`` (learners with a commit) of ``learners``, ``status`` (counts of each
     learner's latest attempt), ``points`` (one per learner whose latest attempt has a run or a
     commit: ``x`` the first varied parameter, ``observed`` the run's value, ``answer``, ``mode``),
-    ``choices`` (label -> predicted, observed counts) for a choice question. Only questions someone
+    ``spread`` (a number question's graded latest attempts: too low / right / too high against the
+    learner's own run), ``choices`` (label -> predicted, observed counts) for a choice question. Only questions someone
     answered or ran are listed, in the course's order.
     """
     qs = dict(questions if questions is not None else _questions())
@@ -79,6 +80,7 @@ def room_view(records: Iterable[Mapping[str, Any]], learners: Sequence[str],
         q = qs.get(qid)
         xkey = next(iter(q.vary), None) if q is not None else None
         status = dict.fromkeys(STATUSES, 0)
+        spread = {"too low": 0, "right": 0, "too high": 0}   # graded latest attempts, against their own run
         points, answered = [], 0
         choices: dict[str, list[int]] | None = {str(c): [0, 0] for c in q.choices} if q and q.choices else None
         notebook = None
@@ -95,6 +97,11 @@ def room_view(records: Iterable[Mapping[str, Any]], learners: Sequence[str],
             params = last.get("params") if isinstance(last.get("params"), dict) else {}
             points.append({"user": user, "x": params.get(xkey) if xkey else None, "answer": last.get("answer"),
                            "observed": last.get("observed"), "mode": last.get("mode"), "status": st})
+            ans, obs = _number(last.get("answer")), _number(last.get("observed"))
+            if st == "right":
+                spread["right"] += 1
+            elif st == "wrong" and ans is not None and obs is not None:
+                spread["too low" if ans < obs else "too high"] += 1
             if choices is not None:
                 for k, v in ((0, last.get("answer")), (1, last.get("observed"))):
                     if str(v) in choices:
@@ -112,7 +119,8 @@ def room_view(records: Iterable[Mapping[str, Any]], learners: Sequence[str],
                 stuck.append({"user": user, "question": qid, "why": f"last attempt at {qid}: {what}"})
         notebooks.setdefault(str(notebook or (q.notebook if q else qid.split(".")[0])), []).append({
             "question": qid, "text": q.text if q else qid, "unit": q.unit if q else "", "xkey": xkey,
-            "answered": answered, "learners": len(names), "status": status, "points": points, "choices": choices})
+            "answered": answered, "learners": len(names), "status": status, "spread": spread if choices is None else None,
+            "points": points, "choices": choices})
     # who has not answered anything in the notebooks the room is in
     for nb, items in notebooks.items():
         users_in = {p["user"] for it in items for p in it["points"]}
@@ -159,8 +167,11 @@ def _chart(item: Mapping[str, Any]) -> str:
            f'<line x1="{_PAD}" y1="{_PAD}" x2="{_PAD}" y2="{_H - _PAD}" stroke="#555"/>',
            f'<text x="{_W / 2}" y="{_H - 6}" text-anchor="middle" font-size="11">{html.escape(str(item["xkey"]))}</text>',
            f'<text x="4" y="{_PAD - 8}" font-size="11">{y1:g}</text><text x="4" y="{_H - _PAD}" font-size="11">{y0:g}</text>',
-           f'<text x="{_PAD}" y="{_H - _PAD + 14}" font-size="11" text-anchor="middle">{x0:g}</text>',
-           f'<text x="{_W - _PAD}" y="{_H - _PAD + 14}" font-size="11" text-anchor="middle">{x1:g}</text>']
+           f'<text x="{_PAD + 4}" y="14" font-size="11">&#9679; a run (real) &#9675; a run (simulated) '
+           f'<tspan fill="{_PRED}">&#10005;</tspan> a prediction</text>']
+    ticks = sorted(set(xs)) if len(set(xs)) <= 8 else [x0, x1]
+    out += [f'<text x="{px(t):.1f}" y="{_H - _PAD + 14}" font-size="11" text-anchor="middle">{t:g}</text>'
+            for t in ticks]
     for k, p in enumerate(pts):
         jitter = ((k % 5) - 2) * 3   # learners with the same x side by side, not on top of each other
         x = px(float(p["x"])) + jitter
@@ -211,6 +222,9 @@ def render_html(view: Mapping[str, Any], *, refresh_s: int = 5, title: str = "tc
             parts.append(f"<div class='q' data-question='{e(it['question'])}'><h3>{e(it['question'])}</h3>"
                          f"<p>{e(it['text'])}</p><p class='answered'><b>{it['answered']} of {it['learners']}</b> "
                          f"answered; latest attempts: {e(_status_line(it['status']))}</p>")
+            if it["spread"] and any(it["spread"].values()):
+                parts.append("<p class='spread'>predictions against their own run: " + ", ".join(
+                    f"{v} {k}" for k, v in it["spread"].items()) + "</p>")
             if it["choices"]:
                 parts.append("<table><tr><th>choice</th><th>predicted</th><th>the runs</th></tr>" + "".join(
                     f"<tr><td>{e(c)}</td><td>{a}</td><td>{b}</td></tr>" for c, (a, b) in it["choices"].items())

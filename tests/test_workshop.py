@@ -391,6 +391,7 @@ def test_the_course_comes_by_an_nbgitpuller_link_not_a_copy_at_spawn(scenario):
     assert scenario["course_at_spawn"] == [], "the spawn copied the course"
     p = scenario["pull"]
     assert p["link_status"] == 200 and "/git-pull" in p["link_url"], p
+    assert "/git-pull?" in p["landing_url"] and "targetpath=tcplab-course" in p["landing_url"], p   # where a learner lands
     assert p["api_status"] == 200 and p["phases"][-1] == "finished", p
     pulled = scenario["pulled"]
     assert pulled["exists"] and pulled["same"], pulled          # the hub's committed course, byte for byte

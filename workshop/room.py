@@ -306,7 +306,9 @@ def pull_course(hub: Hub, lr: Learner, repo: str, timeout: float = 180) -> dict[
     s = login_session(hub, lr)
     q = git_pull_query(repo)
     page = s.get(f"{hub.url}/hub/user-redirect/git-pull?{q}", timeout=60)
-    out: dict[str, Any] = {"link_status": page.status_code, "link_url": page.url, "phases": [], "messages": []}
+    landing = s.get(f"{hub.url}/user/{lr.name}/", timeout=60)    # the server's default URL: the same link
+    out: dict[str, Any] = {"link_status": page.status_code, "link_url": page.url, "landing_url": landing.url,
+                           "phases": [], "messages": []}
     t0 = time.monotonic()
     with requests.get(f"{hub.url}/user/{lr.name}/git-pull/api?{q}", headers=_auth(lr), stream=True,
                       timeout=60) as r:

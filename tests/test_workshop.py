@@ -233,6 +233,7 @@ def _predict_all(sessions) -> dict[str, Any]:
     return out
 
 
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -246,13 +247,18 @@ def _rows(page, qid: str) -> dict[str, list[str]]:
 def _instructor_view(hub, instructor, sessions) -> dict[str, Any]:
     """The instructor logs in through the hub's form in headless Chromium and opens the room view;
     then learner 3 runs their committed prediction and the open page must show it by itself."""
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "the browser check needs playwright (pip install -e '.[test]')"}
+    if not os.path.exists(CHROMIUM):
+        return {"skipped": f"the browser check needs Debian's chromium at {CHROMIUM} (scripts/ensure-chromium)"}
 
     import room
 
     out: dict[str, Any] = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS, timeout=180_000)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, timeout=180_000)
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
@@ -414,6 +420,8 @@ def test_learners_commit_predictions_and_the_kernel_grades_them(scenario):
 
 def test_the_instructor_sees_the_room_live_in_chromium(scenario):
     v = scenario["room_view"]
+    if "skipped" in v:
+        pytest.skip(v["skipped"])
     names = [s["name"] for s in scenario["sessions"]]
     assert "/services/tcplab-room/" in v["url"], v["url"]
     assert f"{N} learners" in v["summary"]

@@ -98,6 +98,7 @@ def main() -> None:
 
     u = urlparse(url)
     app = web.Application([
+        (prefix.rstrip("/"), web.RedirectHandler, {"url": prefix}),
         (prefix, PageHandler),
         (url_path_join(prefix, "api/room"), ApiHandler),
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),

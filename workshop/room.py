@@ -89,32 +89,39 @@ print("@@" + json.dumps({{
 # a learner commits predictions through the public grading API in their own kernel (JUPYTERHUB_USER
 # is them, so the record goes to their ~/.tcplab/answers.jsonl): one attempt per offset from
 # backlog + 1 at notebook 00's question, each run and graded by the kernel unless it is the last
-# and run_last is False (committed, not run yet)
+# and run_last is False (committed, not run yet). A run that fails (here: a mode the experiment
+# refuses, ValueError) is recorded as an error, as the widget does for any failed run.
 PREDICT = """
 from tcplab.widgets.predict import Prediction
-_p = Prediction("00.first")
+_p = Prediction("00.first", mode={mode!r})
 _out, _offsets = [], {offsets!r}
 for _k, _off in enumerate(_offsets):
     if _k:
         _p.new_attempt()
     _p.commit(_p.params["backlog"] + 1 + _off)
-    _g = _p.run() if ({run_last!r} or _k < len(_offsets) - 1) else None
-    _out.append("pending" if _g is None else _g.status)
+    if {run_last!r} or _k < len(_offsets) - 1:
+        _g = _p.run()
+        _out.append("error" if _g is None else _g.status)
+    else:
+        _out.append("pending")
 print("@@" + json.dumps({{"statuses": _out, "params": _p.params,
                           "mode": _p.result.mode if _p.result is not None else None}}))
 """
 
 
-def prediction_plan(i: int, n: int) -> tuple[list[int], bool]:
-    """Learner ``i`` of ``n``: (offsets of their attempts from backlog + 1, whether the last one is run).
-    The last learner answers nothing; learner 1 is wrong twice; learner 2 commits and does not run yet."""
+def prediction_plan(i: int, n: int) -> tuple[list[int], bool, str]:
+    """Learner ``i`` of ``n``: (offsets of their attempts from backlog + 1, whether the last one is run,
+    the mode). The last learner answers nothing; learner 2 is wrong twice; learner 3 commits and does
+    not run yet; learner 5's run fails."""
     if i == n - 1:
-        return [], False
+        return [], False, "auto"
     if i == 1:
-        return [1, -1], True
+        return [1, -1], True, "auto"
     if i == 2:
-        return [0], False
-    return [0 if i % 2 == 0 else 2], True
+        return [0], False, "auto"
+    if i == 4:
+        return [0], True, "no-such-mode"
+    return [0 if i % 2 == 0 else 2], True, "auto"
 
 
 def experiment_plan(i: int) -> list[tuple[str, dict[str, Any]]]:

@@ -97,6 +97,7 @@ workshop-env: $(WS_STAMP) $(CHP) $(WS_DRIVER)
 
 # root only: creates LEARNERS accounts tcplab-l01..., runs the hub on loopback, removes them
 test-workshop: workshop-env
+	./scripts/ensure-chromium
 	TCPLAB_LEARNERS=$(LEARNERS) TCPLAB_WORKSHOP_ENV=$(abspath $(WS_ENV)) $(BIN)/python -m pytest tests/test_workshop.py -m workshop -q -p no:cacheprovider -s
 
 # the capacity table of docs/instructors.md (~16 minutes on 2 cores; root)

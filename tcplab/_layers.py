@@ -21,15 +21,16 @@ LAYERS: dict[str, frozenset[str]] = {
     "errors": frozenset(),                                               # the bottom: imports nothing of tcplab
     "_layers": frozenset(),                                              # this map: pure data
     "_validate": frozenset({"errors"}),
+    "_safeio": frozenset(),                                              # reading a learner's file as root, safely
     "model": frozenset({"errors", "_validate"}),                         # pure rules, tables, kernel profiles
     "sim": frozenset({"model", "errors", "_validate"}),                  # pure: time and rng are parameters
-    "kernel": frozenset({"model", "errors", "_validate"}),               # the only host I/O; model: data tables only
+    "kernel": frozenset({"model", "errors", "_validate", "_safeio"}),               # the only host I/O; model: data tables only
     "observe": frozenset({"kernel", "model", "errors", "_validate"}),    # tcplab.sockets() & co, for users and panels
     "watching": frozenset({"kernel", "model", "errors", "_validate"}),   # tcplab.watch(): sock_diag samples over time
     "experiments": frozenset({"kernel", "sim", "model", "errors", "_validate"}),
     "experiments.spec": frozenset({"model", "sim", "errors", "_validate"}),  # pure data; sim: the Rng type only
     "viz": frozenset({"experiments", "model", "errors", "_validate"}),   # figures of Results
-    "grading": frozenset({"experiments", "model", "errors", "_validate"}),  # predictions graded by runs; answers files
+    "grading": frozenset({"experiments", "model", "errors", "_validate", "_safeio"}),  # predictions graded by runs; answers files
     "widgets": frozenset({"viz", "experiments", "grading", "observe", "model", "errors", "_validate"}),
     "doctor": frozenset({"observe", "kernel", "model", "errors", "_validate"}),
     "articles": frozenset({"experiments", "kernel", "model", "errors", "_validate"}),  # claims checked by runs and sysctls

@@ -18,8 +18,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,14 +97,29 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
     t0 = time.monotonic()
     report["sysctl_before"] = room.snapshot_proc_sys_net()
     learners = room.create_learners(N, PREFIX)
-    uids = {lr.uid for lr in learners}
-    hub = room.Hub(tmp_path_factory.mktemp("hub"))
+    # the instructor: an account in the instructors' group, which the hub makes an admin
+    instructor = room.create_learners(1, "tcplab-i", group=room.INSTRUCTORS)[0]
+    uids = {lr.uid for lr in [*learners, instructor]}
+    # the course as an instructor's clone on the hub, handed out by nbgitpuller (not copied at spawn)
+    course_parent = Path(tempfile.mkdtemp(prefix="tcplab-course-"))
+    os.chmod(course_parent, 0o755)
+    course_git = room.course_repository(course_parent / "tcplab.git")
+    hub = room.Hub(tmp_path_factory.mktemp("hub"), course_git=course_git)
     try:
         hub.start()
         report["t"]["hub_up"] = time.monotonic() - t0
         sessions = room.start_sessions(hub, learners, spare_kernel=True)
         report["t"]["all_first_results"] = time.monotonic() - t0
         report["first_errors"] = [f"{s.learner.name}: {s.error}" for s in sessions if s.error]
+        report["course_at_spawn"] = [lr.name for lr in learners if os.path.lexists(Path(lr.home) / "tcplab-course")]
+        t = time.monotonic()
+        report["pull"] = room.pull_course(hub, learners[0], course_git)
+        report["t"]["nbgitpuller"] = time.monotonic() - t
+        pulled = Path(learners[0].home) / "tcplab-course" / "course" / "00_welcome.ipynb"
+        report["pulled"] = {"learner_uid": learners[0].uid, "exists": pulled.is_file(), "uid": pulled.stat().st_uid if pulled.exists() else None,
+                            "same": pulled.is_file() and pulled.read_bytes() == subprocess.run(
+                                ["git", "-C", str(ROOT), "show", "HEAD:course/00_welcome.ipynb"],
+                                capture_output=True, timeout=60).stdout}
         if report["first_errors"]:
             report["hub_log"] = hub.log_tail(80)
 
@@ -159,6 +177,16 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
                     "right = min(q.params['backlog'], q.params['somaxconn']) + 1\n"
                     f"ok = q.check(answer=right + {k})\n"
                     "print('@@' + json.dumps({'ok': ok, 'mode': q.result.mode}))", timeout=120))
+        # predictions (issue 24): every learner but the last commits at notebook 00's question in their own
+        # kernel at the same time; then the instructor opens the room view in Chromium while learner 3's
+        # committed prediction is run, and learners ask for the view too
+        t = time.monotonic()
+        report["predictions"] = _predict_all(sessions)
+        report["t"]["predictions"] = time.monotonic() - t
+        t = time.monotonic()
+        report["room_view"] = _instructor_view(hub, instructor, sessions)
+        report["t"]["room_view"] = time.monotonic() - t
+        report["refused"] = _learner_asks_for_the_view(hub, learners[0])
         report["progress"] = subprocess.run([sys.executable, "-m", "tcplab", "workshop", "progress"], cwd=ROOT,
                                             capture_output=True, text=True, timeout=60).stdout
         for s in sessions:
@@ -172,11 +200,122 @@ def scenario(tmp_path_factory) -> dict[str, Any]:
                                     if p.is_running()]
         report["left_sockets"] = room.host_sockets_of(uids)
         report["sysctl_after"] = room.snapshot_proc_sys_net()
-        room.remove_learners(learners)
-        report["homes_left"] = [lr.home for lr in learners if os.path.exists(lr.home)]
+        room.remove_learners([*learners, instructor])
+        shutil.rmtree(course_parent, ignore_errors=True)
+        report["homes_left"] = [lr.home for lr in [*learners, instructor] if os.path.exists(lr.home)]
         report["t"]["total"] = time.monotonic() - t0
         print(f"\nworkshop room of {N}: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["t"].items()))
     return report
+
+
+def _predict_all(sessions) -> dict[str, Any]:
+    """Each learner's PREDICT cell at the same time; learner name -> what their kernel said."""
+    import room
+
+    out: dict[str, Any] = {}
+
+    def one(i: int) -> None:
+        s = sessions[i]
+        offsets, run_last, mode = room.prediction_plan(i, len(sessions))
+        if s.kernel is None or not offsets:
+            out[s.learner.name] = {"statuses": []}
+            return
+        try:
+            out[s.learner.name] = s.kernel.execute(room.PREDICT.format(offsets=offsets, run_last=run_last, mode=mode),
+                                                   timeout=240)
+        except Exception as e:  # noqa: BLE001 — a test assert reports it
+            out[s.learner.name] = {"error": f"{type(e).__name__}: {e}"}
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(sessions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    return out
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _rows(page, qid: str) -> dict[str, list[str]]:
+    return page.evaluate("""(qid) => Object.fromEntries([...document.querySelectorAll(
+        `div[data-question="${qid}"] table.points tr`)].slice(1).map(tr => {
+            const td = [...tr.querySelectorAll('td')].map(c => c.textContent); return [td[0], td.slice(1)]; }))""", qid)
+
+
+def _instructor_view(hub, instructor, sessions) -> dict[str, Any]:
+    """The instructor logs in through the hub's form in headless Chromium and opens the room view;
+    then learner 3 runs their committed prediction and the open page must show it by itself."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "the browser check needs playwright (pip install -e '.[test]')"}
+    if not os.path.exists(CHROMIUM):
+        return {"skipped": f"the browser check needs Debian's chromium at {CHROMIUM} (scripts/ensure-chromium)"}
+
+    import room
+
+    out: dict[str, Any] = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, timeout=180_000)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{hub.url}/hub/login?next={room.ROOM_VIEW}")
+            page.fill("#username_input", instructor.name)
+            page.fill("#password_input", instructor.password)
+            page.click("#login_submit")
+            page.wait_for_selector("#summary")
+            out["url"] = page.url
+            out["summary"] = page.text_content("#summary")
+            out["stuck"] = page.evaluate("""() => [...document.querySelectorAll('#stuck li')].map(
+                li => [li.dataset.user, li.textContent])""")
+            q = 'div[data-question="00.first"]'
+            out["answered"] = page.text_content(f"{q} .answered")
+            out["runs_drawn"] = page.locator(f"{q} svg circle.run").count()
+            out["predictions_drawn"] = page.locator(f"{q} svg path.prediction").count()
+            out["chart_label"] = page.get_attribute(f"{q} svg", "aria-label")
+            out["rows"] = _rows(page, "00.first")
+            api = page.request.get(f"{hub.url}{room.ROOM_VIEW}api/room")
+            out["api_status"] = api.status
+            out["api_learners"] = api.json().get("learners") if api.ok else None
+            # live: learner 3 runs the prediction they committed; the open page reloads itself (2 s)
+            s3 = sessions[2]
+            out["late_run"] = s3.kernel.execute("_g = _p.run()\nprint('@@' + json.dumps(_g and _g.status))",
+                                                timeout=120) if s3.kernel is not None else None
+            t = time.monotonic()
+            late = None
+            while time.monotonic() - t < 30:
+                try:
+                    row = _rows(page, "00.first").get(s3.learner.name)
+                except Exception:  # noqa: BLE001 — the page was reloading itself at that moment
+                    row = None
+                if row and row[-1] != "pending":
+                    late = row
+                    break
+                page.wait_for_timeout(500)
+            out["late_row"], out["late_seen_s"] = late, time.monotonic() - t
+        finally:
+            browser.close()
+    return out
+
+
+def _learner_asks_for_the_view(hub, learner) -> dict[str, Any]:
+    """A learner, logged in with their browser cookie, and with their API token: never the data."""
+    import room
+    import requests
+
+    out: dict[str, Any] = {}
+    s = room.login_session(hub, learner)
+    for what, path in (("page", room.ROOM_VIEW), ("api", f"{room.ROOM_VIEW}api/room")):
+        r = s.get(f"{hub.url}{path}", timeout=60)   # follows the OAuth redirects as a browser would
+        out[f"cookie_{what}"] = {"status": r.status_code, "url": r.url, "body": r.text[:4000]}
+        r = requests.get(f"{hub.url}{path}", headers={"Authorization": f"token {learner.token}"},
+                         allow_redirects=False, timeout=60)
+        out[f"token_{what}"] = {"status": r.status_code, "body": r.text[:4000]}
+    return out
 
 
 def test_every_learner_logs_in_spawns_and_gets_a_real_result(scenario):
@@ -227,10 +366,15 @@ def test_doctor_as_a_learner_says_what_the_course_does_for_them(scenario):
 
 def test_self_checks_are_recorded_and_the_admin_sees_who_passed(scenario):
     assert [c.get("ok") for c in scenario["self_checks"]] == [True, False], scenario["self_checks"]
-    rows = {line.split()[0]: line for line in scenario["progress"].splitlines()[1:]}
+    import re
+
+    table = [re.split(r"\s{2,}", line) for line in scenario["progress"].splitlines()]
+    # the graded predictions count too (learner 1 right at 00.first, learner 2 wrong twice)
+    assert table[0] == ["learner", "00.first", "accept_queue"], scenario["progress"]
+    rows = {r[0]: r[1:] for r in table[1:]}
     first, second = f"{PREFIX}01", f"{PREFIX}02"
-    assert "passed (1)" in rows[first] and "not yet (1)" in rows[second], scenario["progress"]
-    assert scenario["progress"].splitlines()[0].split() == ["learner", "accept_queue"]
+    assert rows[first] == ["passed (1)", "passed (1)"], scenario["progress"]
+    assert rows[second] == ["not yet (2)", "not yet (1)"], scenario["progress"]
 
 
 def test_kernels_use_unix_sockets_not_loopback_ports(scenario):
@@ -248,3 +392,72 @@ def test_nothing_left_after_the_hub_stops(scenario):
     assert scenario["left_processes"] == []
     assert scenario["left_sockets"] == []
     assert scenario["homes_left"] == []
+
+
+def test_the_course_comes_by_an_nbgitpuller_link_not_a_copy_at_spawn(scenario):
+    assert scenario["course_at_spawn"] == [], "the spawn copied the course"
+    p = scenario["pull"]
+    assert p["link_status"] == 200 and "/git-pull" in p["link_url"], p
+    assert "/git-pull?" in p["landing_url"] and "targetpath=tcplab-course" in p["landing_url"], p   # where a learner lands
+    assert p["api_status"] == 200 and p["phases"][-1] == "finished", p
+    pulled = scenario["pulled"]
+    assert pulled["exists"] and pulled["same"], pulled          # the hub's committed course, byte for byte
+    assert pulled["uid"] == pulled["learner_uid"], pulled        # cloned by the learner's own server
+
+
+def test_learners_commit_predictions_and_the_kernel_grades_them(scenario):
+    import room
+
+    for i, s in enumerate(scenario["sessions"]):
+        offsets, run_last, mode = room.prediction_plan(i, N)
+        got = scenario["predictions"][s["name"]]
+        assert "error" not in got, (s["name"], got)
+        assert len(got["statuses"]) == len(offsets), (s["name"], got)
+        # backlog + 1 is what the kernel admits (sk_acceptq_is_full: >): the run says right / wrong
+        want = [("right" if off == 0 else "wrong") if (run_last or k < len(offsets) - 1) else "pending"
+                for k, off in enumerate(offsets)]
+        if mode != "auto":
+            want = ["error"]
+        assert got["statuses"] == want, (s["name"], got)
+
+
+def test_the_instructor_sees_the_room_live_in_chromium(scenario):
+    v = scenario["room_view"]
+    if "skipped" in v:
+        pytest.skip(v["skipped"])
+    names = [s["name"] for s in scenario["sessions"]]
+    assert "/services/tcplab-room/" in v["url"], v["url"]
+    assert f"{N} learners" in v["summary"]
+    assert v["answered"].startswith(f"{N - 1} of {N} answered"), v["answered"]
+    # everyone but the last answered; learner 3 had committed without running when the page opened, and
+    # learner 5's run failed (no value to draw)
+    assert v["predictions_drawn"] == N - 1 and v["runs_drawn"] == N - 3, v
+    assert "00.first" in v["chart_label"] and "backlog" in v["chart_label"]
+    rows = v["rows"]
+    assert sorted(rows) == sorted(names[:-1]), rows
+    for i, name in enumerate(names[:-1]):
+        want = scenario["predictions"][name]["statuses"][-1]
+        assert rows[name][-1] == want, (name, rows[name], want)                       # the status the kernel gave
+        assert rows[name][0] == str(scenario["predictions"][name]["params"]["backlog"])  # their own backlog
+    stuck: dict[str, str] = {}
+    for u, why in v["stuck"]:
+        stuck[u] = stuck.get(u, "") + why + "; "
+    assert "wrong 2 times in a row at 00.first" in stuck[names[1]], stuck
+    assert "no answer in notebook 00 yet" in stuck[names[-1]], stuck
+    assert "last attempt at 00.first: its run failed" in stuck[names[4]], stuck
+    assert names[0] not in stuck, stuck
+    assert v["api_status"] == 200 and v["api_learners"] == sorted(names)
+    # live: the run learner 3 made after the page opened reached the open page by itself
+    assert v["late_run"] in ("right", "wrong") and v["late_row"] is not None, v
+    assert v["late_row"][-1] == v["late_run"] and v["late_seen_s"] < 30, v
+
+
+def test_a_learner_is_refused_the_room_view(scenario):
+    r = scenario["refused"]
+    others = [s["name"] for s in scenario["sessions"][1:]]
+    for what in ("cookie_page", "cookie_api", "token_page", "token_api"):
+        got = r[what]
+        assert got["status"] in (302, 403), (what, got["status"], got.get("url"))
+        assert not any(name in got["body"] for name in others), (what, got["body"][:300])
+        assert "00.first" not in got["body"], what
+    assert r["cookie_page"]["status"] == 403 and r["token_api"]["status"] == 403, r

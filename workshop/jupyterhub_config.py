@@ -8,7 +8,11 @@
   (root included) can log in.
 * Spawner: JupyterHub's local process spawner, as the learner's own uid (``setuid``), with
   JupyterLab as the default UI. Before the server starts, a copy of ``course/`` lands in
-  ``~/tcplab-course`` (only if it is not there yet: a learner's work is never overwritten).
+  ``~/tcplab-course`` (only if it is not there yet: a learner's work is never overwritten); or,
+  with TCPLAB_COURSE_GIT, nothing is copied and every learner lands on an nbgitpuller link that
+  clones the course repository into ``~/tcplab-course`` and later merges its updates.
+* The instructor's live view of the room: ``/services/tcplab-room/`` (workshop/room_view.py),
+  for the hub's admins = accounts in TCPLAB_INSTRUCTOR_GROUP.
 * Per-learner limits, set in the child before it drops to the learner's uid: open files
   (``RLIMIT_NOFILE``, an experiment with 1000 clients needs ~2100) and processes
   (``RLIMIT_NPROC``, counted per uid, threads included).
@@ -23,7 +27,10 @@ Everything that differs between hosts comes from the environment (defaults in br
 TCPLAB_WORKSHOP_ENV [workshop/build/env] the Python environment with jupyterhub, jupyterlab and
 tcplab[course]; TCPLAB_HUB_STATE [workshop/build/state] database, cookie secret, logs;
 TCPLAB_HUB_PORT [8000], TCPLAB_HUB_API_PORT [8081], TCPLAB_PROXY_API_PORT [8001];
-TCPLAB_COURSE_DIR [course/]; TCPLAB_LEARNER_GROUP [tcplab-learners];
+TCPLAB_COURSE_DIR [course/]; TCPLAB_COURSE_GIT [''] and TCPLAB_COURSE_BRANCH [main] (nbgitpuller);
+TCPLAB_LEARNER_GROUP [tcplab-learners]; TCPLAB_INSTRUCTOR_GROUP
+[tcplab-instructors] (its accounts are the hub's admins); TCPLAB_ROOM_PORT [8002] and TCPLAB_ROOM_REFRESH [5]
+(the room view, below);
 TCPLAB_NOFILE [4096], TCPLAB_NPROC [512]; TCPLAB_HUB_ADMIN_TOKEN (optional: a service token with
 admin scopes, for scripts such as workshop/room.py).
 """
@@ -46,8 +53,25 @@ ENV = Path(os.environ.get("TCPLAB_WORKSHOP_ENV", HERE / "build" / "env"))
 STATE = Path(os.environ.get("TCPLAB_HUB_STATE", HERE / "build" / "state"))
 COURSE = Path(os.environ.get("TCPLAB_COURSE_DIR", HERE.parent / "course"))
 GROUP = os.environ.get("TCPLAB_LEARNER_GROUP", "tcplab-learners")
+INSTRUCTORS = os.environ.get("TCPLAB_INSTRUCTOR_GROUP", "tcplab-instructors")
+ROOM_PORT = int(os.environ.get("TCPLAB_ROOM_PORT", 8002))
 CHP = HERE / "build" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 COURSE_DIR_NAME = "tcplab-course"
+# The course handed out by nbgitpuller instead of copied: a git URL of the course repository (or the
+# path of a clone on this host, e.g. /opt/tcplab). Every learner then lands on the git-pull link,
+# which clones it the first time and later merges the instructor's updates into their copy, keeping
+# their edits (nbgitpuller's merge rules). Empty: the course is copied at the first spawn.
+COURSE_GIT = os.environ.get("TCPLAB_COURSE_GIT", "")
+COURSE_BRANCH = os.environ.get("TCPLAB_COURSE_BRANCH", "main")
+
+
+def git_pull_path(repo: str = COURSE_GIT, branch: str = COURSE_BRANCH) -> str:
+    """The nbgitpuller link's path and query, below a learner's server (or behind
+    ``<hub>/hub/user-redirect/``): the repository into ~/tcplab-course, JupyterLab on its course/."""
+    from urllib.parse import urlencode
+
+    return "git-pull?" + urlencode({"repo": repo, "branch": branch, "targetpath": COURSE_DIR_NAME,
+                                    "urlpath": f"lab/tree/{COURSE_DIR_NAME}/course"})
 
 # mount(2) / unshare(2) constants (linux/mount.h, linux/sched.h)
 _CLONE_NEWNS = 0x00020000
@@ -95,12 +119,13 @@ class TcplabSpawner(LocalProcessSpawner):
 
 
 def deliver_course(spawner: TcplabSpawner) -> None:
-    """pre_spawn_hook: ~/tcplab-course from course/ the first time; home dir 0700 every time."""
+    """pre_spawn_hook: home dir 0700 every time; ~/tcplab-course from course/ the first time, unless
+    nbgitpuller hands out the course (TCPLAB_COURSE_GIT)."""
     pw = pwd.getpwnam(spawner.user.name)
     home = Path(pw.pw_dir)
     os.chmod(home, 0o700)  # learners cannot list or read each other's notebooks and results
     dest = home / COURSE_DIR_NAME
-    if dest.exists():
+    if COURSE_GIT or dest.exists():
         return
     shutil.copytree(COURSE, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     for root, dirs, files in os.walk(dest):
@@ -124,13 +149,15 @@ c.JupyterHub.cleanup_servers = True  # stopping the hub stops every learner's se
 c.JupyterHub.cleanup_proxy = True
 
 c.JupyterHub.authenticator_class = "pam"
-c.PAMAuthenticator.allowed_groups = {GROUP}
+c.PAMAuthenticator.allowed_groups = {GROUP, INSTRUCTORS}
+# an instructor is an account in INSTRUCTORS: a hub admin (the admin page, and the room view below)
+c.PAMAuthenticator.admin_groups = {INSTRUCTORS}
 c.PAMAuthenticator.open_sessions = False  # no systemd-logind session per learner on a container host
 c.Authenticator.admin_users = set()
 
 c.JupyterHub.spawner_class = TcplabSpawner
 c.Spawner.cmd = [str(ENV / "bin" / "jupyterhub-singleuser")]
-c.Spawner.default_url = f"/lab/tree/{COURSE_DIR_NAME}"
+c.Spawner.default_url = f"/{git_pull_path()}" if COURSE_GIT else f"/lab/tree/{COURSE_DIR_NAME}"
 c.Spawner.notebook_dir = "~"
 c.Spawner.pre_spawn_hook = deliver_course
 # Kernels talk to their server over Unix sockets in the learner's runtime dir, not loopback TCP.
@@ -142,14 +169,36 @@ c.Spawner.args = ["--KernelManager.transport=ipc"]
 c.Spawner.env_keep = ["LANG", "LC_ALL", "TZ"]
 c.Spawner.environment = {"PATH": f"{ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                          "TCPLAB_PROGRESS": "1"}  # self-checks go to ~/.tcplab/progress.jsonl (tcplab workshop progress)
+if COURSE_GIT.startswith("/"):
+    # A clone on this host belongs to root, and git refuses to read a repository another user owns unless
+    # it is a safe.directory (CVE-2022-24765), which only system or global config may say: `-c` and
+    # GIT_CONFIG_COUNT are dropped for the local clone's upload-pack. So the learners' git gets a system
+    # config of its own: the host's /etc/gitconfig, plus this one repository.
+    GITCONFIG = ENV / "etc" / "tcplab-gitconfig"
+    GITCONFIG.parent.mkdir(parents=True, exist_ok=True)
+    GITCONFIG.write_text(f"[include]\n\tpath = /etc/gitconfig\n[safe]\n\tdirectory = {COURSE_GIT}\n")
+    GITCONFIG.chmod(0o644)
+    c.Spawner.environment["GIT_CONFIG_SYSTEM"] = str(GITCONFIG)
 c.Spawner.start_timeout = 300  # 48 servers starting at once on 2 cores take ~3.4 s of CPU each
 c.Spawner.http_timeout = 300
 c.JupyterHub.concurrent_spawn_limit = 100
 # an idle kernel holds ~60 MB; the culler (jupyterhub-idle-culler) is the TLJH default, not needed here
 
+# The instructor's live view of the room (workshop/room_view.py) at /services/tcplab-room/: a
+# hub-managed service, started and stopped with the hub, as the hub's user (it reads the learners'
+# 0700 homes, never following a link in them). Access is the scope access:services!service=tcplab-room:
+# the admin role has it, the user role does not, so a learner is refused (403) by the hub's OAuth.
+c.JupyterHub.services = [{
+    "name": "tcplab-room", "display": True, "oauth_no_confirm": True,
+    "url": f"http://127.0.0.1:{ROOM_PORT}",
+    "command": [str(ENV / "bin" / "python"), str(HERE / "room_view.py")],
+    "environment": {"TCPLAB_LEARNER_GROUP": GROUP, "PATH": f"{ENV / 'bin'}:/usr/bin:/bin",
+                    "TCPLAB_ROOM_REFRESH": os.environ.get("TCPLAB_ROOM_REFRESH", "5")},
+}]
+
 admin_token = os.environ.get("TCPLAB_HUB_ADMIN_TOKEN")
 if admin_token:
-    c.JupyterHub.services = [{"name": "workshop-admin", "api_token": admin_token}]
+    c.JupyterHub.services.append({"name": "workshop-admin", "api_token": admin_token})
     c.JupyterHub.load_roles = [{"name": "workshop-admin",
                                 "scopes": ["admin:users", "admin:servers", "list:users", "read:users"],
                                 "services": ["workshop-admin"]}]

@@ -44,7 +44,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ENV = Path(os.environ.get("TCPLAB_WORKSHOP_ENV", HERE / "build" / "env"))
 GROUP = os.environ.get("TCPLAB_LEARNER_GROUP", "tcplab-learners")
+INSTRUCTORS = os.environ.get("TCPLAB_INSTRUCTOR_GROUP", "tcplab-instructors")
 PREFIX = "tcplab-l"
+ROOM_VIEW = "/services/tcplab-room/"
 
 # what every learner's kernel defines first (notebook 00's setup cell, plus a JSON printer)
 SETUP = """
@@ -84,6 +86,44 @@ print("@@" + json.dumps({{
 """
 
 
+# a learner commits predictions through the public grading API in their own kernel (JUPYTERHUB_USER
+# is them, so the record goes to their ~/.tcplab/answers.jsonl): one attempt per offset from
+# backlog + 1 at notebook 00's question, each run and graded by the kernel unless it is the last
+# and run_last is False (committed, not run yet). A run that fails (here: a mode the experiment
+# refuses, ValueError) is recorded as an error, as the widget does for any failed run.
+PREDICT = """
+from tcplab.widgets.predict import Prediction
+_p = Prediction("00.first", mode={mode!r})
+_out, _offsets = [], {offsets!r}
+for _k, _off in enumerate(_offsets):
+    if _k:
+        _p.new_attempt()
+    _p.commit(_p.params["backlog"] + 1 + _off)
+    if {run_last!r} or _k < len(_offsets) - 1:
+        _g = _p.run()
+        _out.append("error" if _g is None else _g.status)
+    else:
+        _out.append("pending")
+print("@@" + json.dumps({{"statuses": _out, "params": _p.params,
+                          "mode": _p.result.mode if _p.result is not None else None}}))
+"""
+
+
+def prediction_plan(i: int, n: int) -> tuple[list[int], bool, str]:
+    """Learner ``i`` of ``n``: (offsets of their attempts from backlog + 1, whether the last one is run,
+    the mode). The last learner answers nothing; learner 2 is wrong twice; learner 3 commits and does
+    not run yet; learner 5's run fails."""
+    if i == n - 1:
+        return [], False, "auto"
+    if i == 1:
+        return [1, -1], True, "auto"
+    if i == 2:
+        return [0], False, "auto"
+    if i == 4:
+        return [0], True, "no-such-mode"
+    return [0 if i % 2 == 0 else 2], True, "auto"
+
+
 def experiment_plan(i: int) -> list[tuple[str, dict[str, Any]]]:
     """Learner ``i``'s cells: notebooks 03–05's real experiments, parameters differing per learner
     (so that a neighbour's traffic in someone's counters would show)."""
@@ -117,11 +157,12 @@ def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60, **kw)
 
 
-def create_learners(n: int, prefix: str = PREFIX, start: int = 1) -> list[Learner]:
-    """``n`` Unix accounts ``<prefix>01``… in GROUP, home 0700, a random password each."""
+def create_learners(n: int, prefix: str = PREFIX, start: int = 1, group: str = GROUP) -> list[Learner]:
+    """``n`` Unix accounts ``<prefix>01``… in ``group`` (the learners'; INSTRUCTORS makes hub admins),
+    home 0700, a random password each."""
     if os.geteuid() != 0:
         raise PermissionError("creating learner accounts needs root (useradd)")
-    _run(["groupadd", "-f", GROUP])
+    _run(["groupadd", "-f", group])
     learners = []
     try:
         for k in range(start, start + n):
@@ -129,7 +170,7 @@ def create_learners(n: int, prefix: str = PREFIX, start: int = 1) -> list[Learne
             with contextlib.suppress(KeyError):
                 pwd.getpwnam(name)
                 raise FileExistsError(f"account {name} already exists (left over? remove it with userdel -r {name})")
-            _run(["useradd", "-m", "-K", "HOME_MODE=0700", "-G", GROUP, "-s", "/bin/bash", name])
+            _run(["useradd", "-m", "-K", "HOME_MODE=0700", "-G", group, "-s", "/bin/bash", name])
             password = secrets.token_urlsafe(16)
             _run(["chpasswd"], input=f"{name}:{password}\n")
             pw = pwd.getpwnam(name)
@@ -159,9 +200,10 @@ def remove_learners(learners: list[Learner], remove_group: bool = True) -> None:
     for lr in learners:
         subprocess.run(["userdel", "-r", "-f", lr.name], capture_output=True, timeout=60)
     if remove_group:
-        with contextlib.suppress(KeyError):
-            if not grp.getgrnam(GROUP).gr_mem:
-                subprocess.run(["groupdel", GROUP], capture_output=True, timeout=60)
+        for group in (GROUP, INSTRUCTORS):
+            with contextlib.suppress(KeyError):
+                if not grp.getgrnam(group).gr_mem:
+                    subprocess.run(["groupdel", group], capture_output=True, timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,10 +218,11 @@ def free_port() -> int:
 class Hub:
     """JupyterHub (+ configurable-http-proxy) with workshop/jupyterhub_config.py, on loopback."""
 
-    def __init__(self, state_dir: Path, env_dir: Path = ENV) -> None:
+    def __init__(self, state_dir: Path, env_dir: Path = ENV, course_git: str = "") -> None:
         self.state = Path(state_dir)
+        self.course_git = course_git   # TCPLAB_COURSE_GIT: the course by nbgitpuller, not copied
         self.env_dir = env_dir
-        self.port, self.hub_port, self.proxy_port = free_port(), free_port(), free_port()
+        self.port, self.hub_port, self.proxy_port, self.room_port = free_port(), free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = secrets.token_hex(32)
         self.proc: subprocess.Popen | None = None
@@ -190,7 +233,9 @@ class Hub:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
         env.update(TCPLAB_HUB_STATE=str(self.state), TCPLAB_HUB_PORT=str(self.port),
                    TCPLAB_HUB_API_PORT=str(self.hub_port), TCPLAB_PROXY_API_PORT=str(self.proxy_port),
-                   TCPLAB_HUB_ADMIN_TOKEN=self.admin_token, TCPLAB_WORKSHOP_ENV=str(self.env_dir))
+                   TCPLAB_HUB_ADMIN_TOKEN=self.admin_token, TCPLAB_WORKSHOP_ENV=str(self.env_dir),
+                   TCPLAB_ROOM_PORT=str(self.room_port), TCPLAB_ROOM_REFRESH="2",
+                   TCPLAB_COURSE_GIT=self.course_git, TCPLAB_COURSE_BRANCH="main")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(self.env_dir / "bin" / "jupyterhub"), "-f",
                                       str(HERE / "jupyterhub_config.py")],
@@ -245,8 +290,55 @@ class Hub:
 # ---------------------------------------------------------------------------------------------
 # one learner's session
 
-def login(hub: Hub, lr: Learner) -> str:
-    """The hub's login form with the learner's Unix password (PAM), then their own API token."""
+def course_repository(dest: Path, source: Path = ROOT) -> str:
+    """A bare repository at ``dest`` holding ``source``'s committed HEAD as branch main, readable by
+    every account (what an instructor's clone on the hub is): the path, for TCPLAB_COURSE_GIT."""
+    _run(["git", "init", "-q", "--bare", str(dest)])
+    _run(["git", "-C", str(source), "push", "-q", str(dest), "HEAD:refs/heads/main"])
+    _run(["git", "-C", str(dest), "symbolic-ref", "HEAD", "refs/heads/main"])
+    _run(["chmod", "-R", "a+rX", str(dest)])
+    return str(dest)
+
+
+def git_pull_query(repo: str, branch: str = "main", target: str = "tcplab-course") -> str:
+    """The nbgitpuller link's query (as workshop/jupyterhub_config.py's git_pull_path builds it)."""
+    from urllib.parse import urlencode
+
+    return urlencode({"repo": repo, "branch": branch, "targetpath": target, "urlpath": f"lab/tree/{target}/course"})
+
+
+def pull_course(hub: Hub, lr: Learner, repo: str, timeout: float = 180) -> dict[str, Any]:
+    """The learner follows the nbgitpuller link through the hub (their browser cookie), then the page's
+    event stream (what its script reads) runs the pull: the phases it reported, and the link's page."""
+    s = login_session(hub, lr)
+    q = git_pull_query(repo)
+    page = s.get(f"{hub.url}/hub/user-redirect/git-pull?{q}", timeout=60)
+    landing = s.get(f"{hub.url}/user/{lr.name}/", timeout=60)    # the server's default URL: the same link
+    out: dict[str, Any] = {"link_status": page.status_code, "link_url": page.url, "landing_url": landing.url,
+                           "phases": [], "messages": []}
+    t0 = time.monotonic()
+    with requests.get(f"{hub.url}/user/{lr.name}/git-pull/api?{q}", headers=_auth(lr), stream=True,
+                      timeout=60) as r:
+        out["api_status"] = r.status_code
+        for line in r.iter_lines(decode_unicode=True):
+            if time.monotonic() - t0 > timeout:
+                out["phases"].append("timeout")
+                break
+            if line and line.startswith("data: "):
+                with contextlib.suppress(ValueError):
+                    ev = json.loads(line[6:])
+                    if isinstance(ev, dict):
+                        out["phases"].append(ev.get("phase"))
+                        out["messages"].append(str(ev.get("message") or ev.get("output") or "")[:300])
+                        if ev.get("phase") in ("finished", "error"):
+                            break
+    out["pull_s"] = time.monotonic() - t0
+    return out
+
+
+def login_session(hub: Hub, lr: Learner) -> requests.Session:
+    """The hub's login form with the account's Unix password (PAM): a session with the hub's cookie,
+    as a browser has after logging in."""
     s = requests.Session()
     s.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
     xsrf = s.cookies.get("_xsrf")
@@ -254,6 +346,12 @@ def login(hub: Hub, lr: Learner) -> str:
                allow_redirects=False, timeout=60)
     if r.status_code != 302 or "jupyterhub-hub-login" not in s.cookies:
         raise RuntimeError(f"{lr.name}: login refused ({r.status_code})")
+    return s
+
+
+def login(hub: Hub, lr: Learner) -> str:
+    """The hub's login form with the learner's Unix password (PAM), then their own API token."""
+    s = login_session(hub, lr)
     xsrf = [c.value for c in s.cookies if c.name == "_xsrf"][-1]  # login issues a new one for the session
     r = s.post(f"{hub.url}/hub/api/users/{lr.name}/tokens", json={"note": "workshop room", "expires_in": 7200},
                headers={"X-XSRFToken": xsrf, "Referer": f"{hub.url}/hub/"}, timeout=30)

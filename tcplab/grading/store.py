@@ -34,13 +34,14 @@ import contextlib
 import datetime
 import json
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tcplab._safeio import read_in_home, read_regular
+
 __all__ = ["ANSWERS_ENV", "SCHEMA", "MAX_BYTES", "MAX_LINE", "answers_path", "append", "read", "attempts",
-           "read_room", "progress_rows"]
+           "read_room", "read_home", "progress_rows"]
 
 ANSWERS_ENV = "TCPLAB_ANSWERS"
 SCHEMA = 1
@@ -49,6 +50,8 @@ MAX_BYTES = 1 << 20
 #: one record at most (a record holds a question's few parameters, never a run's tables)
 MAX_LINE = 8192
 EVENTS = ("commit", "run")
+#: where a learner's answers are, relative to their home
+ANSWERS_REL = ".tcplab/answers.jsonl"
 
 
 def answers_path(home: str | os.PathLike[str] | None = None) -> Path:
@@ -88,29 +91,20 @@ def append(record: Mapping[str, Any], path: str | os.PathLike[str] | None = None
     return p
 
 
-def _regular(path: Path) -> bool:
-    """A regular file, not a symlink: an admin reading every home must not follow a learner's link to
-    another file, nor block on a FIFO put where the file should be."""
-    try:
-        return stat.S_ISREG(os.stat(path, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
+def _parse(raw: bytes | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for line in (raw or b"").decode("utf-8", errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            e = json.loads(line)
+            if isinstance(e, dict) and e.get("event") in EVENTS and isinstance(e.get("question"), str) \
+                    and isinstance(e.get("attempt"), str):
+                out.append(e)
+    return out
 
 
 def _read_one(path: Path) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if not _regular(path):
-        return out
-    with contextlib.suppress(OSError):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read(MAX_BYTES + MAX_LINE)
-        for line in text.splitlines():
-            with contextlib.suppress(ValueError):
-                e = json.loads(line)
-                if isinstance(e, dict) and e.get("event") in EVENTS and isinstance(e.get("question"), str) \
-                        and isinstance(e.get("attempt"), str):
-                    out.append(e)
-    return out
+    # only a regular file, never a symlink or a FIFO (_safeio), and bounded
+    return _parse(read_regular(path, MAX_BYTES + MAX_LINE))
 
 
 def read(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
@@ -161,8 +155,17 @@ def read_room(homes: str | os.PathLike[str] = "/home") -> list[dict[str, Any]]:
         raise ValueError(f"homes must be a directory holding the learners' home directories, not {str(root)!r}")
     out: list[dict[str, Any]] = []
     for home in sorted(p for p in root.iterdir() if p.is_dir()):
-        out += [{**r, "user": home.name} for r in read(answers_path(home))]
+        out += [{**r, "user": home.name} for r in read_home(home)]
     return out
+
+
+def read_home(home: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of ``<home>/.tcplab/answers.jsonl`` (and its rotated predecessor) read as an admin:
+    nothing under the home is followed through a symlink, a FIFO is never blocked on, only regular
+    files owned by the home's owner count, at most :data:`MAX_BYTES` + :data:`MAX_LINE` each."""
+    rel = ANSWERS_REL
+    return _parse(read_in_home(home, rel + ".1", MAX_BYTES + MAX_LINE)) + \
+        _parse(read_in_home(home, rel, MAX_BYTES + MAX_LINE))
 
 
 def progress_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

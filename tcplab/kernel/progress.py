@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tcplab._safeio import read_in_home
+
 __all__ = ["record_self_check", "read_room", "progress_table", "PROGRESS_ENV", "progress_path"]
 
 PROGRESS_ENV = "TCPLAB_PROGRESS"
@@ -68,15 +70,13 @@ def read_room(homes: str | os.PathLike[str] = "/home") -> list[dict[str, Any]]:
         raise ValueError(f"homes must be a directory holding the learners' home directories, not {str(root)!r}")
     rows = []
     for home in sorted(p for p in root.iterdir() if p.is_dir()):
-        path = progress_path(home)
-        with contextlib.suppress(OSError):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read(MAX_BYTES)
-            for line in text.splitlines():
-                with contextlib.suppress(ValueError):
-                    e = json.loads(line)
-                    if isinstance(e, dict) and isinstance(e.get("check"), str):
-                        rows.append({**e, "user": home.name})
+        # never follows a learner's symlink nor blocks on their FIFO: this runs as root (_safeio)
+        text = (read_in_home(home, ".tcplab/progress.jsonl", MAX_BYTES) or b"").decode("utf-8", errors="replace")
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                e = json.loads(line)
+                if isinstance(e, dict) and isinstance(e.get("check"), str):
+                    rows.append({**e, "user": home.name})
     return rows
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import pandas  # noqa: F401 - imported before forking to uid 65534
 import pytest
 
@@ -24,14 +26,25 @@ def _within(measured, expected, rel=0.10, abs_=0.05):
     return abs(measured - expected) <= max(rel * expected, abs_)
 
 
-def _asked(lin):
+#: the slow cases (3 to 19 s each): run at once, in threads (test_slow_cases)
+SLOW = [(1, 4), (2, 0), (3, 0), (3, 4)]
+_NOT_HERE = object()
+
+
+def _askable(lin):
     """The linear_timeouts argument that gives the schedule of ``lin`` on this kernel: ``lin`` where
     the sysctl exists; where it does not (before 6.5, ccce324dabfe) the kernel's own rule is 0, asked
-    for by not setting it, and any other value cannot run for real."""
+    for by not setting it, and any other value cannot run for real (``_NOT_HERE``)."""
     if running_profile().profile.has_syn_linear_timeouts:
         return lin
-    if lin == 0:
-        return None
+    return None if lin == 0 else _NOT_HERE
+
+
+def _asked(lin):
+    """:func:`_askable`, or skip the test where this kernel cannot run ``lin`` for real."""
+    asked = _askable(lin)
+    if asked is not _NOT_HERE:
+        return asked
     pytest.skip(f"this kernel ({running_profile().release}) has no net.ipv4.tcp_syn_linear_timeouts "
                 f"(v6.5, ccce324dabfe): its SYN timer doubles from the first retry, linear_timeouts={lin} "
                 "cannot run for real")
@@ -68,11 +81,24 @@ def test_case3_unprivileged(as_user):
     _check(1, lin, *as_user(_summary, 1, lin))
 
 
+@pytest.fixture(scope="module")
+def slow_runs():
+    """The slow cases at once, each in its own namespace (runs at once equal serial runs:
+    test_experiments_concurrent): as long as the longest, 19 s, instead of their sum, 44 s."""
+    cases = {(k, lin): _askable(lin) for k, lin in SLOW if _askable(lin) is not _NOT_HERE}
+    with concurrent.futures.ThreadPoolExecutor(len(cases) or 1) as pool:
+        futures = {case: pool.submit(_summary, case[0], asked) for case, asked in cases.items()}
+        done, _ = concurrent.futures.wait(futures.values(), timeout=120)
+    return {case: f for case, f in futures.items() if f in done}
+
+
 @pytest.mark.real
 @pytest.mark.slow
-@pytest.mark.parametrize("k,lin", [(1, 4), (2, 0), (3, 0), (3, 4)])
-def test_case3_slow(k, lin):
-    _check(k, _asked(lin), *_summary(k, _asked(lin)))
+@pytest.mark.parametrize("k,lin", SLOW)
+def test_case3_slow(k, lin, slow_runs):
+    asked = _asked(lin)
+    assert (k, lin) in slow_runs, f"syn_retries({k}, linear_timeouts={asked}) did not end within 120 s"
+    _check(k, asked, *slow_runs[(k, lin)].result())
 
 
 @pytest.mark.parametrize("k,lin", [(k, lin) for k in range(1, 9) for lin in (0, 1, 4, 6)])

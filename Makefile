@@ -1,6 +1,6 @@
 # Two commands for a fresh machine with Python 3.11+ and pip:
 #   make lab    set up .venv with the course only and start JupyterLab on course/
-#   make test   add the test extras to .venv and run every test, the browser walk and nbval included
+#   make test   add the test extras to .venv and run every test, the browser walk, nbval and the course site included
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -32,12 +32,12 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --notebook-dir=course $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Everything CI checks: unit, kernel, fuzz and browser tests; the course under nbval as this
-# user; then the course as Binder installs it, as a non-root user without namespaces; then (as root)
+# user, and the course site built from those runs and opened page by page (test-site, ~1.5 min); then the course as Binder installs it, as a non-root user without namespaces; then (as root)
 # a JupyterHub with a room of 12 learners running the course's experiments at once (~1.5 min).
 test: $(STAMP)
 	./scripts/ensure-chromium
-	$(BIN)/python -m pytest tests --doctest-modules tcplab -q -p no:cacheprovider -m "not workshop and not site"
-	$(MAKE) --no-print-directory test-course test-restricted
+	$(BIN)/python -m pytest tests --doctest-modules tcplab book -q -p no:cacheprovider -m "not workshop and not site"
+	$(MAKE) --no-print-directory test-course test-site test-restricted
 	if [ "$$(id -u)" = 0 ] && { command -v qemu-system-x86_64 || command -v apt-get; } >/dev/null; then $(MAKE) --no-print-directory test-kernels-ci; else echo "test-kernels-ci skipped: booting Debian's 6.1 and 6.12 under QEMU needs root (and QEMU or apt-get)"; fi
 	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-workshop; \
 	else echo "test-workshop skipped: it creates Unix accounts and runs a hub, which needs root"; fi
@@ -87,11 +87,14 @@ $(SITE_STAMP): $(STAMP) book/requirements.txt
 	$(BIN)/python -m pip install -q -r book/requirements.txt
 	touch $(SITE_STAMP)
 
+# the figures' PNGs (kaleido + Chromium) render while Jupyter Book builds the pages: two processes, two cores
 site-build: $(SITE_STAMP)
 	$(BIN)/python book/prepare.py --executed $(EXECUTED) --out $(SITE_SRC) --hub-url '$(HUB_URL)' \
-	  --binder-url '$(BINDER_URL)' --repo-url '$(SITE_REPO)' --branch '$(SITE_BRANCH)'
+	  --binder-url '$(BINDER_URL)' --repo-url '$(SITE_REPO)' --branch '$(SITE_BRANCH)' --png-jobs build/site-pngs.json
 	rm -rf $(SITE_OUT)
-	$(BIN)/jupyter-book build $(SITE_SRC) --path-output $(SITE_OUT) -q --keep-going
+	$(BIN)/python book/prepare.py --png-jobs build/site-pngs.json --into $(SITE_OUT)/_build/html/_static/figures & png=$$!; \
+	  $(BIN)/jupyter-book build $(SITE_SRC) --path-output $(SITE_OUT) -q --keep-going; built=$$?; \
+	  wait $$png; pngs=$$?; [ $$built = 0 ] && [ $$pngs = 0 ]
 	@echo "the site: $(SITE_OUT)/_build/html/index.html ($$(find $(SITE_OUT)/_build/html -name '*.html' -not -path '*/_static/*' -not -path '*/_sources/*' | wc -l) pages)"
 
 # a failed cell does not stop an instructor's build: its page says which cells failed, and shows them

@@ -164,6 +164,11 @@ class Figures:
         self.jobs.append((fig, path))
         return path
 
+    def save(self, path: pathlib.Path) -> None:
+        """Write the jobs (figure and PNG name) to ``path``, for :func:`render_saved` to render later
+        (``make site-build`` renders them while Jupyter Book builds: two processes on two cores)."""
+        path.write_text(json.dumps([{"fig": f, "name": p.name} for f, p in self.jobs]))
+
     def render(self) -> float:
         """Write every PNG (kaleido drives Debian's Chromium); returns the seconds it took."""
         import os
@@ -177,7 +182,8 @@ class Figures:
             os.environ.setdefault("BROWSER_PATH", "/usr/bin/chromium")
         self.static_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        kaleido.write_fig_from_object_sync([
+        # two tabs: the figures render two at a time (79 PNGs: 28 s with one tab, 23 s with two, load 4-5)
+        kaleido.write_fig_from_object_sync(kopts={"n": 2}, fig_dicts=[
             {"fig": f, "path": str(p), "opts": {"format": "png", "width": (f.get("layout") or {}).get("width") or 900,
                                                "height": (f.get("layout") or {}).get("height") or 450}}
             for f, p in self.jobs])
@@ -185,6 +191,15 @@ class Figures:
         if missing:
             raise RuntimeError(f"kaleido wrote no PNG for {len(missing)} figures, e.g. {missing[:3]}")
         return time.monotonic() - t0
+
+
+def render_saved(jobs: pathlib.Path, into: pathlib.Path) -> tuple[int, float]:
+    """Render the PNGs :meth:`Figures.save` wrote to ``jobs`` into directory ``into``; returns
+    (how many, seconds)."""
+    figures = Figures(into)
+    for job in json.loads(jobs.read_text()):
+        figures.add(job["fig"], job["name"].removesuffix(".png"))
+    return len(figures.jobs), figures.render()
 
 
 def convert_notebook(nb: Any, stem: str, figures: Figures | None) -> dict[str, int]:
@@ -238,14 +253,16 @@ def convert_notebook(nb: Any, stem: str, figures: Figures | None) -> dict[str, i
                 new.append(out)
         cell.outputs = new
     nb.metadata.pop("widgets", None)
+    nb.metadata.pop("tcplab_widgets", None)     # drawn above; the page needs no more of it
     return counts
 
 
 def prepare(executed: pathlib.Path, out: pathlib.Path, *, hub_url: str = "", binder_url: str = "",
             repo_url: str = "", branch: str = "main", png: bool = True,
-            notebooks: list[pathlib.Path] | None = None) -> dict[str, Any]:
+            notebooks: list[pathlib.Path] | None = None, png_jobs: pathlib.Path | None = None) -> dict[str, Any]:
     """Lay out the site's source in ``out`` (emptied first). Returns what it did, per notebook.
-    ``notebooks``: the committed notebooks to take (default: every ``course/NN_*.ipynb``)."""
+    ``notebooks``: the committed notebooks to take (default: every ``course/NN_*.ipynb``).
+    ``png_jobs``: write the PNG jobs there instead of rendering them (:func:`render_saved`)."""
     import nbformat
 
     if notebooks is None:
@@ -299,8 +316,12 @@ def prepare(executed: pathlib.Path, out: pathlib.Path, *, hub_url: str = "", bin
     (out / "_config.yml").write_text(config)
     (out / "_toc.yml").write_text(toc(out))
 
-    report["png_s"] = round(figures.render(), 1) if figures is not None else None
     report["figures"] = len(figures.jobs) if figures is not None else None
+    if figures is not None and png_jobs is not None:
+        figures.save(png_jobs)
+        report["png_s"] = None
+    else:
+        report["png_s"] = round(figures.render(), 1) if figures is not None else None
     # what the site was built with, for its test (launch buttons) and for a reader of the build
     (static / "tcplab-site.json").write_text(json.dumps(
         {"hub_url": hub_url, "binder_url": binder_url, "repo_url": repo_url, "branch": branch,
@@ -330,8 +351,11 @@ def toc(out: pathlib.Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--executed", required=True, help="directory of executed notebooks (book/nbcapture.py)")
-    ap.add_argument("--out", required=True, help="the site's source directory to write (emptied first)")
+    ap.add_argument("--executed", help="directory of executed notebooks (book/nbcapture.py)")
+    ap.add_argument("--out", help="the site's source directory to write (emptied first)")
+    ap.add_argument("--png-jobs", default=None, help="with --executed/--out: write the PNG jobs to this file "
+                    "instead of rendering them; alone with --into: render them")
+    ap.add_argument("--into", default=None, help="with --png-jobs alone: the directory the PNGs go to")
     ap.add_argument("--hub-url", default="", help="JupyterHub for the launch button (nbgitpuller link); empty: none")
     ap.add_argument("--binder-url", default="https://mybinder.org", help="BinderHub for the launch button; empty: none")
     ap.add_argument("--repo-url", default="https://github.com/tcplab/tcplab", help="the course's git repository")
@@ -342,6 +366,16 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
+    if args.into is not None:
+        if args.png_jobs is None or args.executed or args.out:
+            print("error: --into goes with --png-jobs alone", file=sys.stderr)
+            return 2
+        n, seconds = render_saved(pathlib.Path(args.png_jobs), pathlib.Path(args.into))
+        print(f"{n} PNGs in {seconds:.1f} s into {args.into}")
+        return 0
+    if not args.executed or not args.out:
+        print("error: --executed and --out are required (or --png-jobs FILE --into DIR)", file=sys.stderr)
+        return 2
     for name in ("hub_url", "binder_url", "repo_url"):
         v = getattr(args, name)
         if v and not re.match(r"^https?://[^\s\"'<>]+$", v):
@@ -358,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = prepare(executed, pathlib.Path(args.out), hub_url=args.hub_url.rstrip("/"),
                          binder_url=args.binder_url.rstrip("/"), repo_url=args.repo_url, branch=args.branch,
-                         png=not args.no_png)
+                         png=not args.no_png, png_jobs=pathlib.Path(args.png_jobs) if args.png_jobs else None)
     except StaleNotebook as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -369,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(c['figures'] for c in nbs.values())} figures, {sum(c['panels'] for c in nbs.values())} panels "
           f"({sum(c['panel_figures'] for c in nbs.values())} of their figures), "
           f"{sum(c['errors'] for c in nbs.values())} error outputs; PNGs: "
-          + (f"{report['figures']} in {report['png_s']} s" if report["png_s"] is not None else "off"))
+          + (f"{report['figures']} in {report['png_s']} s" if report["png_s"] is not None
+             else f"{report['figures']} to render ({args.png_jobs})" if report["figures"] else "off"))
     return 0
 
 

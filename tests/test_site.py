@@ -36,6 +36,7 @@ import re
 import socketserver
 import struct
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -170,13 +171,14 @@ def walk(server, browser):
             on_error = lambda e: errors.append(str(e)[:300])   # noqa: E731
             page.on("requestfailed", on_fail)
             page.on("pageerror", on_error)
+            t0 = time.monotonic()
             resp = page.goto(server + rel, wait_until="load")
             # the figures: plotly draws each one's SVG synchronously on load, wait for all anyway
             page.wait_for_function("() => Array.from(document.querySelectorAll('.tcplab-figure'))"
                                    ".every(f => f.querySelector('svg.main-svg'))", timeout=PAGE_S * 1000)
             info = page.evaluate(PAGE_JS)
             info.update(status=resp.status if resp else None, failed=[u for u in failed if u not in outside],
-                        outside=list(outside), script_errors=errors)
+                        outside=list(outside), script_errors=errors, seconds=round(time.monotonic() - t0, 2))
             seen[rel] = info
             page.remove_listener("requestfailed", on_fail)
             page.remove_listener("pageerror", on_error)
@@ -193,7 +195,10 @@ def test_every_course_notebook_and_docs_page_has_a_page_that_opens(walk):
     broken = {p: (i["status"], i["script_errors"]) for p, i in pages.items()
               if i["status"] != 200 or i["script_errors"]}
     assert not broken, f"pages that did not open cleanly (status, script errors): {broken}"
-    print(f"\n{len(pages)} pages, {len(NOTEBOOKS)} of them notebooks")
+    slow = sorted(pages.items(), key=lambda kv: -kv[1]["seconds"])[:3]
+    print(f"\n{len(pages)} pages, {len(NOTEBOOKS)} of them notebooks; opened in "
+          f"{sum(i['seconds'] for i in pages.values()):.1f} s, slowest: "
+          + ", ".join(f"{p} {i['seconds']} s" for p, i in slow))
 
 
 def test_no_broken_internal_links(walk):

@@ -103,10 +103,11 @@ site: $(SITE_STAMP)
 	$(MAKE) --no-print-directory test-course || echo "WARNING: some cells failed; their pages show them (make test-site fails on them)"
 	$(MAKE) --no-print-directory site-build
 
+# with a hub URL (example.edu: a link only, never followed) so the nbgitpuller button is checked too
 test-site: $(SITE_STAMP)
 	./scripts/ensure-chromium
 	[ -d $(EXECUTED) ] || $(MAKE) --no-print-directory test-course
-	$(MAKE) --no-print-directory site-build
+	$(MAKE) --no-print-directory site-build HUB_URL='$(or $(HUB_URL),https://hub.example.edu)'
 	$(BIN)/python -m pytest tests/test_site.py -m site -q -p no:cacheprovider -s
 
 bench: $(STAMP)

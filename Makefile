@@ -229,4 +229,4 @@ test-kernels-ci: kernels
 	done; exit $$fail
 
 clean:
-	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis workshop/build
+	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis workshop/build $(EXECUTED) $(SITE_SRC) $(SITE_OUT) build/site-pngs.json build/site-a11y.json

@@ -12,8 +12,9 @@
   site's own plotly.js, with a static PNG of it (kaleido, headless Chromium) linked under it and
   shown when scripts do not run;
 * a widget view (a panel: sliders that re-run an experiment) cannot run without a kernel: it
-  becomes the figures the panel drew with its starting values (recorded by nbcapture from the
-  widget messages), a note that the controls need a kernel, and the launch buttons' hint;
+  becomes what the panel showed when the notebook had run (its header with the REAL/SIMULATED
+  badge, its figures, its table: nbcapture asked the kernel after the last cell), and a note that
+  the controls (their values listed) need a kernel, with the launch buttons' hint;
 * a note at the top of each notebook page says when and where it was executed (host kernel,
   user, cells run, cells that failed);
 * ``_config.yml`` gets the launch buttons' Binder and JupyterHub URLs and the repository;

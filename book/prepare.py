@@ -21,7 +21,7 @@
   ``_toc.yml`` lists every notebook and every docs page (new ones are picked up by glob).
 
     python book/prepare.py --executed build/executed --out build/book \\
-        --hub-url https://hub.example.edu --png
+        --hub-url https://hub.example.edu
 
 Exit 2 on bad arguments, 1 when a notebook is missing or stale (the message says which, and that
 ``make site`` executes them).

@@ -124,6 +124,8 @@ def panel_parts(tree: dict[str, Any], model_id: str, seen: set[str] | None = Non
             return []
         return [("html", text)]
     if "control" in e:
+        if e.get("type", "").endswith("Progress"):      # a run's progress bar: no setting of the panel's
+            return []
         c = e["control"]
         return [("control", (c.get("description") or "", c.get("value")))]
     parts: list[tuple[str, Any]] = []

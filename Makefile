@@ -1,6 +1,6 @@
 # Two commands for a fresh machine with Python 3.11+ and pip:
 #   make lab    set up .venv with the course only and start JupyterLab on course/
-#   make test   add the test extras to .venv and run every test, the browser walk and nbval included
+#   make test   add the test extras to .venv and run every test, the browser walk, nbval and the course site included
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 BINDER := .venv-binder
 
 .PHONY: lab test test-fast test-course test-restricted test-workshop workshop-env workshop-bench bench docs clean \
+        site site-build test-site \
         test-kernels test-kernels-quick test-kernels-ci kernels workshop-bench14
 
 # Two stamps: the learner's `make lab` installs the course alone (and shows pip's progress);
@@ -31,18 +32,24 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --notebook-dir=course $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Everything CI checks: unit, kernel, fuzz and browser tests; the course under nbval as this
-# user; then the course as Binder installs it, as a non-root user without namespaces; then (as root)
+# user, and the course site built from those runs and opened page by page (test-site, ~1.5 min); then the course as Binder installs it, as a non-root user without namespaces; then (as root)
 # a JupyterHub with a room of 12 learners running the course's experiments at once (~1.5 min).
 test: $(STAMP)
 	./scripts/ensure-chromium
-	$(BIN)/python -m pytest tests --doctest-modules tcplab -q -p no:cacheprovider -m "not workshop"
-	$(MAKE) --no-print-directory test-course test-restricted
+	$(BIN)/python -m pytest tests --doctest-modules tcplab book -q -p no:cacheprovider -m "not workshop and not site"
+	$(MAKE) --no-print-directory test-course test-site test-restricted
 	if [ "$$(id -u)" = 0 ] && { command -v qemu-system-x86_64 || command -v apt-get; } >/dev/null; then $(MAKE) --no-print-directory test-kernels-ci; else echo "test-kernels-ci skipped: booting Debian's 6.1 and 6.12 under QEMU needs root (and QEMU or apt-get)"; fi
 	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-workshop; \
 	else echo "test-workshop skipped: it creates Unix accounts and runs a hub, which needs root"; fi
 
+# The course under nbval, real where this host allows. book/nbcapture.py keeps what ran (each notebook
+# with its outputs, in $(EXECUTED)): the course site is built from these runs, never a second execution.
+EXECUTED := build/executed
+CAPTURE  := TCPLAB_NB_CAPTURE=$(abspath $(EXECUTED)) PYTHONPATH=$(abspath book)
+
 test-course: $(STAMP)
-	cd course && ../$(BIN)/python -m pytest --nbval-lax --nbval-kernel-startup-timeout 180 . -q -p no:cacheprovider
+	rm -rf $(EXECUTED)
+	cd course && $(CAPTURE) ../$(BIN)/python -m pytest -p nbcapture --nbval-lax --nbval-kernel-startup-timeout 180 . -q -p no:cacheprovider
 
 # A fresh venv from binder/requirements.txt (what repo2docker installs), then the course as a
 # learner on a locked-down hub sees it: scripts/run_restricted.py when we are root (non-root
@@ -61,6 +68,47 @@ test-restricted:
 # `real` that opens a socket, forks or reads live /proc/net state fails (tests/conftest.py).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not real and not browser and not fuzz and not slow"
+
+# The course as a website (docs/site.md): Jupyter Book 1.x (Sphinx + MyST-NB, pure pip: book/requirements.txt)
+# over the executed notebooks and docs/. Launch buttons: Binder, and a JupyterHub when HUB_URL is given
+# (an nbgitpuller link: the hub needs nbgitpuller), e.g. make site HUB_URL=https://hub.example.edu
+#   make site        execute the course (as test-course does), then build build/site/_build/html
+#   make test-site   build from the notebooks test-course executed (executes them only when missing),
+#                    then open every page in headless Chromium (tests/test_site.py)
+SITE_STAMP  := $(VENV)/.installed-site
+SITE_SRC    := build/book
+SITE_OUT    := build/site
+HUB_URL     ?=
+BINDER_URL  ?= https://mybinder.org
+SITE_REPO   ?= https://github.com/tcplab/tcplab
+SITE_BRANCH ?= main
+
+$(SITE_STAMP): $(STAMP) book/requirements.txt
+	$(BIN)/python -m pip install -q -r book/requirements.txt
+	touch $(SITE_STAMP)
+
+# the figures' PNGs (kaleido + Chromium) render while Jupyter Book builds the pages: two processes, two cores
+site-build: $(SITE_STAMP)
+	$(BIN)/python book/prepare.py --executed $(EXECUTED) --out $(SITE_SRC) --hub-url '$(HUB_URL)' \
+	  --binder-url '$(BINDER_URL)' --repo-url '$(SITE_REPO)' --branch '$(SITE_BRANCH)' --png-jobs build/site-pngs.json
+	rm -rf $(SITE_OUT)
+	$(BIN)/python book/prepare.py --png-jobs build/site-pngs.json --into $(SITE_OUT)/_build/html/_static/figures & png=$$!; \
+	  $(BIN)/jupyter-book build $(SITE_SRC) --path-output $(SITE_OUT) -q --keep-going; built=$$?; \
+	  wait $$png; pngs=$$?; [ $$built = 0 ] && [ $$pngs = 0 ]
+	@echo "the site: $(SITE_OUT)/_build/html/index.html ($$(find $(SITE_OUT)/_build/html -name '*.html' -not -path '*/_static/*' -not -path '*/_sources/*' | wc -l) pages)"
+
+# a failed cell does not stop an instructor's build: its page says which cells failed, and shows them
+site: $(SITE_STAMP)
+	./scripts/ensure-chromium
+	$(MAKE) --no-print-directory test-course || echo "WARNING: some cells failed; their pages show them (make test-site fails on them)"
+	$(MAKE) --no-print-directory site-build
+
+# with a hub URL (example.edu: a link only, never followed) so the nbgitpuller button is checked too
+test-site: $(SITE_STAMP)
+	./scripts/ensure-chromium
+	[ -d $(EXECUTED) ] || $(MAKE) --no-print-directory test-course
+	$(MAKE) --no-print-directory site-build HUB_URL='$(or $(HUB_URL),https://hub.example.edu)'
+	$(BIN)/python -m pytest tests/test_site.py -m site -q -p no:cacheprovider -s
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
@@ -190,4 +238,4 @@ test-kernels-ci: kernels
 	done; exit $$fail
 
 clean:
-	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis workshop/build
+	rm -rf $(VENV) $(BINDER) .pytest_cache .hypothesis workshop/build $(EXECUTED) $(SITE_SRC) $(SITE_OUT) build/site-pngs.json build/site-a11y.json

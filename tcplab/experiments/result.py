@@ -144,7 +144,7 @@ class Result:
         esc = html.escape
         real = self.mode == "real"
         color = ("#1a7f37" if self.trusted else "#cf222e") if real else "#9a6700"
-        badge = (f'<span style="background:{color};color:white;padding:2px 6px;border-radius:4px;'
+        badge = (f'<span class="tcplab-badge" style="background:{color};color:white;padding:2px 6px;border-radius:4px;'
                  f'font-weight:bold">{esc(self.badge)}</span>')
         lost = (f"<div style='color:#cf222e;font-weight:bold'>⚠ {esc(self.fidelity.reason)}</div>"
                 if self.fidelity is not None and not self.fidelity.ok else "")
@@ -159,7 +159,8 @@ class Result:
 
         nonzero = {k: v for k, v in self.counters.items() if v}
         notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
-        return (f"<div><b>{esc(self.name)}</b> {badge} <small>{where} — {esc(self.reason)} — "
+        # the class and data-mode: what the course site's check (tests/test_site.py) finds results by
+        return (f"<div class='tcplab-result' data-mode='{esc(self.mode)}'><b>{esc(self.name)}</b> {badge} <small>{where} — {esc(self.reason)} — "
                 f"{self.duration_s:.2f} s</small>" + lost
                 + table(self.summary, "summary")
                 + table(nonzero, "counters (deltas, nonzero)")

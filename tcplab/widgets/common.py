@@ -96,7 +96,7 @@ def mode_toggle(default: str = "auto", *, description: str = "mode") -> W.Toggle
 
 def _badge(result: Result) -> str:
     color = (REAL_COLOR if result.trusted else ERROR_COLOR) if result.mode == "real" else SIM_COLOR
-    return (f'<span style="background:{color};color:white;padding:2px 8px;border-radius:4px;'
+    return (f'<span class="tcplab-badge" style="background:{color};color:white;padding:2px 8px;border-radius:4px;'
             f'font-weight:bold">{html.escape(result.badge)}</span>')
 
 
@@ -113,7 +113,8 @@ def header_html(result: Result) -> str:
     f = result.fidelity
     busy = (f"<div style='color:{ERROR_COLOR};font-weight:bold'>⚠ {esc(f.reason)}</div>"
             if f is not None and not f.ok else "")
-    return (f"<div style='line-height:1.5'>{busy}{_badge(result)} <b>{esc(result.name)}</b> "
+    # the class and data-mode: what the course site's check (tests/test_site.py) finds results by
+    return (f"<div class='tcplab-result' data-mode='{esc(result.mode)}' style='line-height:1.5'>{busy}{_badge(result)} <b>{esc(result.name)}</b> "
             f"<small>{where} · {result.duration_s:.2f} s</small><br>"
             f"<small><i>why this mode:</i> {esc(result.reason)}</small>"
             + (f"<ul style='margin:2px 0;font-size:smaller'>{notes}</ul>" if notes else "") + "</div>")

@@ -276,6 +276,32 @@ def segment_rows(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for g in segments]
 
 
+def captured_segments(wire: Any, out: Any, t0: float | None = None) -> None:
+    """Empty a capture (:class:`tcplab.kernel.capture.Capture`) into ``out.tables["segments"]``
+    (:func:`segment_rows`), with a note when the kernel dropped some. ``t0``: a ``time.monotonic()``
+    to count ``t`` from (the run's own clock) instead of the capture's start.
+
+    >>> class Empty:
+    ...     def read(self, timeout): return []
+    ...     def drops(self): return 0
+    >>> from tcplab.model.outcome import Outcome
+    >>> out = Outcome(); captured_segments(Empty(), out); out.tables["segments"]
+    []
+    """
+    got: list[dict[str, Any]] = []
+    for _ in range(100):                 # bounded: a few reads empty what the kernel buffered
+        more = wire.read(timeout=0.01)
+        if not more:
+            break
+        got += more
+    if t0 is not None:
+        for g in got:
+            g["t"] = round(g["mono"] - t0, 6)
+    out.tables["segments"] = segment_rows(got)
+    if wire.drops():
+        out.notes.append(f"the capture dropped {wire.drops()} packets: the segments table is incomplete")
+
+
 def send_and_sample(socks: list[socket.socket], seconds: float, interval: float, sample: Any,
                     lag: LagMeter) -> tuple[float, float]:
     """The bulk senders of the bottleneck path's experiments: write to the non-blocking ``socks`` as fast

@@ -36,7 +36,7 @@ from typing import Any
 from tcplab.errors import ExperimentError
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
-from tcplab.experiments._common import SEGMENT_COLUMNS, segment_rows
+from tcplab.experiments._common import SEGMENT_COLUMNS, captured_segments
 from tcplab.kernel.bottleneck import SENDER_ADDR, bottleneck_path
 from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet
@@ -271,15 +271,7 @@ def _read_capture(wire: Capture | None, out: Outcome) -> None:
     """What the capture holds, as the ``segments`` table (t from the capture's start)."""
     if wire is None:
         return
-    got: list[dict[str, Any]] = []
-    for _ in range(100):                 # bounded: a few reads empty what the kernel buffered
-        more = wire.read(timeout=0.01)
-        if not more:
-            break
-        got += more
-    out.tables["segments"] = segment_rows(got)
-    if wire.drops():
-        out.notes.append(f"the capture dropped {wire.drops()} packets: the segments table is incomplete")
+    captured_segments(wire, out)
 
 
 def _real(p: dict[str, Any]) -> Outcome:

@@ -43,7 +43,7 @@ from typing import Any
 
 from tcplab.model.rto import HZ_TICK
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import SEGMENT_COLUMNS, counters_now, delta, segment_rows
+from tcplab.experiments._common import SEGMENT_COLUMNS, captured_segments, counters_now, delta
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.capture import Capture
@@ -323,15 +323,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.counters = delta(before, keep=("DelayedACKs", "DelayedACKLocked"))
         segments = tcp_info(client).extra["data_segs_out"] - segs_before
         if wire is not None:
-            captured: list[dict[str, Any]] = []
-            for _ in range(100):                 # bounded: a few reads empty what the kernel buffered
-                got = wire.read(timeout=0.01)
-                if not got:
-                    break
-                captured += got
-            out.tables["segments"] = segment_rows(captured)
-            if wire.drops():
-                out.notes.append(f"the capture dropped {wire.drops()} packets: the segments table is incomplete")
+            captured_segments(wire, out)
         else:
             out.notes.append(f"{no_wire}: no segments table (timeline_of shows none)")
     out.tables["requests"] = rows

@@ -16,7 +16,8 @@ from typing import Any
 from collections.abc import Mapping
 
 from tcplab.errors import ExperimentError
-from tcplab.experiments._common import SEGMENT_COLUMNS, Clock, LagMeter, counters_now, delta, segment_rows, wait_accept_queue
+from tcplab.experiments._common import (SEGMENT_COLUMNS, Clock, LagMeter, captured_segments, counters_now, delta,
+                                        wait_accept_queue)
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, too_long
 from tcplab.kernel.capture import Capture
@@ -185,17 +186,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.tables["syns"] = rows
         out.counters = delta(before, keep=("ListenOverflows", "ListenDrops", "TCPTimeouts"))
         if wire[0] is not None:
-            got: list[dict[str, Any]] = []
-            for _ in range(100):                 # bounded: a few reads empty what the kernel buffered
-                more = wire[0].read(timeout=0.01)
-                if not more:
-                    break
-                got += more
-            for g in got:                        # on the run's clock: t = 0 at connect(), as sent_at_s
-                g["t"] = round(g["mono"] - clock.t0, 6)
-            out.tables["segments"] = segment_rows(got)
-            if wire[0].drops():
-                out.notes.append(f"the capture dropped {wire[0].drops()} packets: the segments table is incomplete")
+            captured_segments(wire[0], out, t0=clock.t0)   # t = 0 at connect(), as sent_at_s
     out.summary = {
         "retransmit_times": sends[1:],
         "failed_after": failed_after,

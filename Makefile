@@ -37,8 +37,19 @@ lab: $(LAB_STAMP)
 test: $(STAMP)
 	./scripts/ensure-chromium
 	$(BIN)/python -m pytest tests --doctest-modules tcplab book -q -p no:cacheprovider -m "not workshop and not site"
-	$(MAKE) --no-print-directory test-course test-site test-restricted
-	if [ "$$(id -u)" = 0 ] && { command -v qemu-system-x86_64 || command -v apt-get; } >/dev/null; then $(MAKE) --no-print-directory test-kernels-ci; else echo "test-kernels-ci skipped: booting Debian's 6.1 and 6.12 under QEMU needs root (and QEMU or apt-get)"; fi
+	$(MAKE) --no-print-directory test-course test-site
+	@# test-kernels-ci (timing-independent checks in two QEMU guests, one CPU each) runs beside
+	@# test-restricted: the guests cost no extra minutes, and the restricted learner's course runs on a
+	@# busy host, where every real result must hold or say it lost fidelity (issue 20).
+	@if [ "$$(id -u)" = 0 ] && { command -v qemu-system-x86_64 || command -v apt-get; } >/dev/null; then \
+	  log=$$(mktemp); $(MAKE) --no-print-directory test-kernels-ci > "$$log" 2>&1 & kpid=$$!; \
+	  $(MAKE) --no-print-directory test-restricted; r=$$?; wait $$kpid; k=$$?; \
+	  echo "== test-kernels-ci (ran beside test-restricted)"; cat "$$log"; rm -f "$$log"; \
+	  [ $$r = 0 ] && [ $$k = 0 ]; \
+	else \
+	  $(MAKE) --no-print-directory test-restricted && \
+	  echo "test-kernels-ci skipped: booting Debian's 6.1 and 6.12 under QEMU needs root (and QEMU or apt-get)"; \
+	fi
 	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-workshop; \
 	else echo "test-workshop skipped: it creates Unix accounts and runs a hub, which needs root"; fi
 

@@ -51,8 +51,8 @@ from tcplab.errors import ExperimentError
 from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta, send_and_sample
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, When, named
-from tcplab.kernel.aqmlink import QUEUES, Aqm
-from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
+from tcplab.kernel.aqmlink import QUEUES, Aqm, flow_bucket
+from tcplab.kernel.bottleneck import DELAY_METHOD, SENDER_ADDR, bottleneck_path
 from tcplab.kernel.namespace import set_namespace_sysctl
 from tcplab.kernel.netstat import read_ecn_counters
 from tcplab.kernel.qdisc import has_qdisc
@@ -62,7 +62,7 @@ from tcplab.model.cc import MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packe
 from tcplab.model.codel import INTERVAL_S, TARGET_S
 from tcplab.model.outcome import Outcome
 from tcplab.model.profiles import KernelProfile
-from tcplab.sim.bottleneck import simulate
+from tcplab.sim.bottleneck import SPARSE_WIRE_BYTES, simulate
 
 __all__ = ["aqm", "SPEC"]
 
@@ -86,11 +86,21 @@ _SYN_ECE_CWR = 0x40 | 0x80
 #: how long the receiver waits for the sender's RST before it reads its counters anyway (the RST can be
 #: dropped by a full drop-tail queue or by CoDel: it is not ECN-capable)
 RESET_WAIT_S = 3.0
+#: the sparse flow (``sparse_flow=True``): a 64-byte request every 25 ms on a second connection, answered at once
+#: by the receiver (a ping over TCP, TCP_NODELAY on both ends); answers still out when the run ends are waited
+#: for up to SPARSE_GRACE_S
+SPARSE_INTERVAL_S = 0.025
+SPARSE_BYTES = 64
+SPARSE_GRACE_S = 1.5
 TIMELINE = ("t", "cwnd", "ssthresh", "srtt_ms", "in_flight", "ca_state", "delivered_bytes")
 
 
 def _codel(p: Mapping[str, Any]) -> bool:
-    return bool(p["queue"] == "codel")
+    return bool(p["queue"] in ("codel", "fq_codel"))
+
+
+def _sparse(p: Mapping[str, Any]) -> bool:
+    return bool(p.get("sparse_flow"))
 
 
 def _paced(p: Mapping[str, Any]) -> bool:
@@ -107,9 +117,9 @@ def _checks(p: dict[str, Any]) -> None:
     if path > 20000:
         raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({path - p['buffer_packets']:.0f} "
                          f"packets) must be at most 20000 packets, not {path:.0f} (the receive window caps a flow there)")
-    if p["ecn"] and p["queue"] != "codel":
-        raise ValueError(f"ecn must be False with queue={p['queue']!r} (only CoDel marks CE; a drop-tail queue "
-                         "drops whatever the packet says)")
+    if p["ecn"] and not _codel(p):
+        raise ValueError(f"ecn must be False with queue={p['queue']!r} (only CoDel and fq_codel mark CE; a drop-tail "
+                         "queue drops whatever the packet says)")
 
 
 #: CoDel's 95th percentiles are its slow-start transient: the queue slow start builds stands for the 100 ms
@@ -133,7 +143,10 @@ SPEC = Experiment(
     namespaces; CoDel sets CE on ECT packets instead of dropping them, the receiver echoes ECE, the
     sender enters the CWR state (cwnd reduced as for a loss, nothing retransmitted) and sets CWR. The
     queue is the delay line's own (this kernel has no codel qdisc; ``kernel_codel`` says whether the
-    kernel running the experiment has one).""",
+    kernel running the experiment has one). ``queue="fq_codel"`` (RFC 8290): each flow (5-tuple hash, 1024
+    buckets) has its own queue and CoDel, served by deficit round robin with new flows first; with
+    ``sparse_flow=True`` a ping-like second connection shares the bottleneck: behind drop-tail or CoDel it
+    waits in the bulk flow's queue, with fq_codel it is served next.""",
     params=(
         Param("queue", "choice", "codel", choices=QUEUES, help="the bottleneck's queue discipline"),
         Param("ecn", "bool", False, sysctl=ECN_SYSCTL,
@@ -151,6 +164,9 @@ SPEC = Experiment(
         Param("duration", "float", 5.0, lo=0.5, hi=300, real_hi=20, unit="s",
               real_why="real runs are kept short; mode=\"sim\" runs minutes in about a second",
               help="how long the sender sends", slider=Slider(1, 20, step=1)),
+        Param("sparse_flow", "bool", False,
+              help="a second, sparse flow beside the bulk one: a 64-byte request every 25 ms on its own connection, "
+                   "answered at once (a ping over TCP); its round trip shows whose queue it waits in"),
         Param("pacing_mbit", "float", None, lo=0.1, hi=10000, optional=True, unit="Mbit/s",
               help="SO_MAX_PACING_RATE on the sender's socket (payload Mbit/s): TCP paces itself at the lower of "
                    "this and 200 %/120 % of cwnd x mss / srtt (Linux >= 4.13, no fq needed); None: unpaced"),
@@ -195,8 +211,30 @@ SPEC = Experiment(
             rule=When(_paced, named("rel10"), named("shown"), name="rel10 if paced", otherwise_shows="shown",
                       meaning="the capped rate within 10 %; unpaced it follows cwnd and the bloated srtt, shown"),
             tolerates=_SENT),
+        Key("sparse_rtt_p50_ms", "the sparse flow's median round trip, request to answer (None without "
+            "sparse_flow): the path's RTT plus its wait in the queue",
+            rule=When(_sparse, named("rel10"), named("shown"), name="rel10 if sparse_flow", otherwise_shows="shown",
+                      meaning="the sparse flow's median within 10 %; None without it"), tolerates=_TIMED),
+        Key("sparse_rtt_p95_ms", "95th percentile of the sparse flow's round trip (a request lost at the queue "
+            "waits for TCP's TLP or RTO; the model approximates that wait)", rule="shown"),
+        Key("sparse_sojourn_p50_ms", "median wait of the sparse flow's packets in the bottleneck queue",
+            rule=When(lambda p: _sparse(p) and not _codel(p), named("rel10"), named("shown"),
+                      name="rel10 if sparse_flow behind drop-tail", otherwise_shows="shown",
+                      meaning="behind drop-tail the bulk flow's standing queue within 10 %; under CoDel a few ms, "
+                      "under fq_codel less than a packet's time on the link: the delay line's jitter's size, shown"),
+            tolerates=_TIMED),
+        Key("sparse_requests", "requests the sparse flow sent (40 a second; None without sparse_flow)", rule="rel10",
+            tolerates=_SENT),
+        Key("sparse_retransmits", "the sparse connection's retransmissions (TCP_INFO total_retrans; sim: requests "
+            "the queue dropped)", rule="shown"),
+        Key("flows_share_bucket", "fq_codel: whether the two flows hashed to one bucket (then they share a queue "
+            "and CoDel, as in Linux when skb_get_hash() collides: 1 in 1024)", rule="shown"),
+        Key("new_flow_count", "fq_codel: times a flow entered new_flows (the sparse flow does at almost every "
+            "request; the bulk flow rarely leaves the lists)", rule="shown"),
         Key("kernel_codel", "whether this kernel builds a codel qdisc (probed in the private namespace; "
             "sim: None)", rule="shown"),
+        Key("kernel_fq_codel", "whether this kernel builds an fq_codel qdisc (probed likewise; sim: None)",
+            rule="shown"),
         Key("queue_method", "where the queue ran", rule="shown"),
         Key("delay_method", "how the delay was made (and, real, how late the delay line ran)", rule="shown"),
     ),
@@ -225,6 +263,18 @@ SPEC = Experiment(
                   why="paced above the bottleneck: the cap no longer holds the queue down, CoDel does. Measured: "
                       "HyStart at cwnd 148, 5 drops, 17.7 Mbit/s in 3 real runs of 4 (sim 149, 5, 17.5); cwnd 180 and "
                       "9 drops in one"),
+        GridPoint(dict(queue="droptail", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+                       sparse_flow=True), quick=True,
+                  why="a ping beside the bulk flow behind drop-tail: it waits in the bulk flow's 240 ms queue"),
+        GridPoint(dict(queue="codel", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+                       sparse_flow=True),
+                  why="the same ping behind CoDel: a few ms of the bulk flow's queue"),
+        GridPoint(dict(queue="fq_codel", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+                       sparse_flow=True), quick=True,
+                  why="fq_codel: the ping is a new flow at each request and is served next"),
+        GridPoint(dict(queue="fq_codel", ecn=True, rate_mbit=10, rtt_ms=80, buffer_packets=200, duration=6,
+                       sparse_flow=True),
+                  why="fq_codel with ECN on a slower, longer path (a point no test uses)"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile),
@@ -235,7 +285,8 @@ SPEC = Experiment(
     expected_s=lambda p: p["duration"] + 1.5,
     timeout=lambda p: p["duration"] * 2 + 40,
     plot=Plot(y=("srtt_ms",), title="the sender's smoothed RTT", y_title="ms"),
-    smoke=(dict(queue="codel", ecn=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1),),
+    smoke=(dict(queue="codel", ecn=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1),
+           dict(queue="fq_codel", sparse_flow=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1)),
 )
 
 aqm = make_function(SPEC)
@@ -297,18 +348,27 @@ def _read_line(fd: int, deadline: float) -> Any:
     return json.loads(buf)
 
 
-def _receiver(ecn: bool, ctl: int, up: int) -> Any:
+def _receiver(ecn: bool, ctl: int, up: int, sparse: bool = False) -> Any:
     def main(lst: socket.socket, deadline: float) -> None:
         # tcp_ecn_create_request() reads the listener's own namespace's tcp_ecn when the SYN arrives
         set_namespace_sysctl(ECN_SYSCTL, int(ecn))
         before = read_ecn_counters()
+        echo: list[socket.socket] = []
+        if sparse:
+            # the sparse flow's own port: the delay line tells its packets apart by it (Aqm.sparse_port)
+            addr, port = lst.getsockname()
+            sp = socket.socket()
+            sp.bind((addr, port + 1))
+            sp.listen(4)
+            sp.setblocking(False)
+            echo.append(sp)
         _send_line(up, {"ready": read_sysctl(ECN_SYSCTL)})
         lst.settimeout(max(0.1, deadline - time.monotonic()))
         conn, _ = lst.accept()
         conn.setblocking(False)
         buf = bytearray(1 << 20)
         got, reset, until = 0, False, deadline
-        watch = [conn, ctl]
+        watch = [conn, ctl, *echo]
         while time.monotonic() < min(deadline, until):
             r, _, _ = select.select(watch, [], [], 0.2)
             if ctl in r:
@@ -316,6 +376,9 @@ def _receiver(ecn: bool, ctl: int, up: int) -> Any:
                 # link's FIFO, so once the RST is here the CE packets the line marked have all been counted
                 watch, until = [conn], time.monotonic() + RESET_WAIT_S
                 continue
+            for e in echo:
+                if e in r and e in watch:
+                    _serve_echo(e, watch, echo)
             if conn not in r:
                 continue
             try:
@@ -334,7 +397,79 @@ def _receiver(ecn: bool, ctl: int, up: int) -> Any:
         _send_line(up, {"received": got, "ecn": {k: after[k] - before.get(k, 0) for k in after},
                         "options": info.options, "reset_seen": reset})
         conn.close()
+        for e in echo:
+            e.close()
     return main
+
+
+def _serve_echo(e: socket.socket, watch: list[Any], echo: list[socket.socket]) -> None:
+    """The sparse flow's server: accept on its listener (echo[0]); send back at once what a client sent."""
+    if e is echo[0]:
+        try:
+            c, _ = e.accept()
+        except BlockingIOError:
+            return
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.setblocking(False)
+        echo.append(c)
+        watch.append(c)
+        return
+    try:
+        data = e.recv(1 << 16)
+    except BlockingIOError:
+        return
+    except ConnectionError:
+        data = b""
+    if not data:
+        watch.remove(e)
+        return
+    try:
+        e.send(data)                 # a few 64-byte answers: the send buffer takes them
+    except (BlockingIOError, ConnectionError):
+        pass
+
+
+def _pinger(addr: tuple[str, int], go: int, out: int, seconds: float) -> None:
+    """The sparse flow's client (a forked child in the sender's namespace, so its timing does not share the
+    bulk sender's loop): once ``go`` says so, connect, send a 64-byte request every SPARSE_INTERVAL_S for
+    ``seconds``, time each answer, wait up to SPARSE_GRACE_S for the last ones, report on ``out``."""
+    r, _, _ = select.select([go], [], [], 30)
+    if not r or os.read(go, 1) != b"g":
+        return
+    with socket.create_connection(addr, timeout=5) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _send_line(out, {"ready": True})
+        sent: dict[int, float] = {}
+        rtts: list[float] = []
+        buf = b""
+        t0 = time.monotonic()
+        end, nxt, k = t0 + seconds, t0, 0
+        while True:
+            now = time.monotonic()
+            if now < end and now >= nxt:
+                c.sendall(struct.pack("!I", k).ljust(SPARSE_BYTES, b"\0"))
+                sent[k] = now
+                k += 1
+                nxt += SPARSE_INTERVAL_S
+            if now >= end and (not sent or now >= end + SPARSE_GRACE_S):
+                break
+            wake = nxt if now < end else end + SPARSE_GRACE_S
+            ready, _, _ = select.select([c], [], [], max(0.0, min(wake, end + SPARSE_GRACE_S) - now))
+            if not ready:
+                continue
+            got_at = time.monotonic()
+            data = c.recv(1 << 16)
+            if not data:
+                break
+            buf += data
+            while len(buf) >= SPARSE_BYTES:
+                (seq,) = struct.unpack_from("!I", buf)
+                buf = buf[SPARSE_BYTES:]
+                if seq in sent:
+                    rtts.append(round((got_at - sent.pop(seq)) * 1000, 3))
+        info = tcp_info(c)
+        _send_line(out, {"rtt_ms": rtts, "sent": k, "unanswered": len(sent),
+                         "retrans": info.extra.get("total_retrans", 0), "port": c.getsockname()[1]})
 
 
 def _real(p: dict[str, Any]) -> Outcome:
@@ -342,16 +477,33 @@ def _real(p: dict[str, Any]) -> Outcome:
     sample_s = max(0.001, p["rtt_ms"] / 8000)
     # the probe changes lo's root qdisc for a moment: only here, in the private namespace the runner is in
     has_codel = has_qdisc("codel")
+    has_fq_codel = has_qdisc("fq_codel")
     ctl_r, ctl_w = os.pipe()
     up_r, up_w = os.pipe()
-    spec = Aqm(p["queue"], p["ecn"])
+    go_r, go_w = os.pipe()
+    ping_r, ping_w = os.pipe()
+    port = 5001
+    spec = Aqm(p["queue"], p["ecn"], sparse_port=port + 1 if _sparse(p) else None)
+    pinger: int | None = None
+    ping: dict[str, Any] | None = None
     try:
         with bottleneck_path(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], max_seconds=p["duration"] + 30,
-                             rcvbuf=rcvbuf_request(_window(p)), receiver=_receiver(p["ecn"], ctl_r, up_w),
-                             aqm=spec) as path:
+                             port=port, rcvbuf=rcvbuf_request(_window(p)),
+                             receiver=_receiver(p["ecn"], ctl_r, up_w, _sparse(p)), aqm=spec) as path:
             hello = _read_line(up_r, time.monotonic() + 10)
             if int(hello["ready"]) != int(p["ecn"]):
                 raise ExperimentError(f"the receiver's namespace reads tcp_ecn={hello['ready']}")
+            if _sparse(p):
+                # forked before the bulk socket exists, so the child holds no copy of it (the RST at the end)
+                pinger = os.fork()
+                if pinger == 0:
+                    code = 0
+                    try:
+                        _pinger((path.receiver[0], path.receiver[1] + 1), go_r, ping_w, p["duration"])
+                    except BaseException:  # noqa: BLE001 - the parent reports the missing answer
+                        code = 70
+                    finally:
+                        os._exit(code)
             with socket.socket() as s:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, ALGORITHM.encode())
                 if _paced(p):
@@ -360,6 +512,10 @@ def _real(p: dict[str, Any]) -> Outcome:
                 s.settimeout(5)
                 s.connect(path.receiver)
                 s.setblocking(False)
+                if pinger is not None:
+                    os.write(go_w, b"g")
+                    if not _read_line(ping_r, time.monotonic() + 10).get("ready"):
+                        raise ExperimentError("the sparse flow did not connect")
                 syn = tcp_info(s)
                 before = counters_now()
                 acked0 = syn.extra.get("bytes_acked", 0)
@@ -385,6 +541,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                                               LagMeter(sample_s, SENDER_LAG_TOLERANCE_MS / 1000, name="sender"))
                 cwr_entries = cwr["entries"]
                 final = tcp_info(s)
+                bulk_port = s.getsockname()[1]
+                if pinger is not None:
+                    ping = _read_line(ping_r, time.monotonic() + SPARSE_GRACE_S + 10)
                 out.counters = delta(before, keep=_COUNTERS)
                 # an RST (SO_LINGER 0) ends the transfer at once: the send buffer is discarded, nothing is sent
                 # (or marked) after it, and its arrival tells the receiver every earlier packet has arrived
@@ -393,7 +552,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                 os.write(ctl_w, b"x")                       # the receiver reports and stops
                 rcv = _read_line(up_r, time.monotonic() + RESET_WAIT_S + 10)
     finally:
-        for fd in (ctl_r, ctl_w, up_r, up_w):
+        if pinger is not None:
+            _reap_child(pinger)
+        for fd in (ctl_r, ctl_w, up_r, up_w, go_r, go_w, ping_r, ping_w):
             os.close(fd)
     stats = path.stats
     if stats is None or stats.link is None:
@@ -436,8 +597,10 @@ def _real(p: dict[str, Any]) -> Outcome:
         "receiver_ce_packets": rcv["ecn"].get("InCEPkts"),
         "max_pacing_rate_mbit": _cap_mbit(final.extra.get("max_pacing_rate")),
         "pacing_rate_p50_mbit": round(statistics.median(pacing), 3) if pacing else None,
+        **_sparse_keys(p, ping, link, bulk_port, path.receiver),
         "kernel_codel": has_codel,
-        "queue_method": _queue_method(p, has_codel),
+        "kernel_fq_codel": has_fq_codel,
+        "queue_method": _queue_method(p, has_fq_codel if p["queue"] == "fq_codel" else has_codel),
         "delay_method": method,
     }
     out.notes += path.notes
@@ -461,6 +624,46 @@ def _real(p: dict[str, Any]) -> Outcome:
     return out
 
 
+def _reap_child(pid: int) -> None:
+    """Wait for the pinger (it reports and exits within its grace); kill it if it has not by then."""
+    end = time.monotonic() + SPARSE_GRACE_S + 5
+    while time.monotonic() < end:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def _sparse_keys(p: Mapping[str, Any], ping: Mapping[str, Any] | None, link: Mapping[str, Any], bulk_port: int,
+                 receiver: tuple[str, int]) -> dict[str, Any]:
+    """The sparse flow's keys from the pinger's report and the link's per-flow sojourns (None without it)."""
+    if ping is None:
+        return {"sparse_rtt_p50_ms": None, "sparse_rtt_p95_ms": None, "sparse_sojourn_p50_ms": None,
+                "sparse_requests": None, "sparse_retransmits": None, "flows_share_bucket": None,
+                "new_flow_count": link.get("new_flow_count") if p["queue"] == "fq_codel" else None}
+    share = None
+    if p["queue"] == "fq_codel":
+        share = _bucket(SENDER_ADDR, receiver, bulk_port, 0) == _bucket(SENDER_ADDR, receiver, ping["port"], 1)
+    rtts = ping["rtt_ms"]
+    return {"sparse_rtt_p50_ms": _pct(rtts, 0.5), "sparse_rtt_p95_ms": _pct(rtts, 0.95),
+            "sparse_sojourn_p50_ms": _pct(list(link["sparse_sojourn_ms"]), 0.5), "sparse_requests": ping["sent"],
+            "sparse_retransmits": ping["retrans"], "flows_share_bucket": share,
+            "new_flow_count": link.get("new_flow_count") if p["queue"] == "fq_codel" else None}
+
+
+def _bucket(src: str, receiver: tuple[str, int], sport: int, port_offset: int) -> int:
+    """The fq_codel bucket of the connection src:sport -> receiver (port + port_offset), as the delay line hashes
+    it (:func:`tcplab.kernel.aqmlink.flow_bucket` on a header with those addresses and ports)."""
+    hdr = bytearray(24)
+    hdr[0], hdr[9] = 0x45, 6
+    hdr[12:16] = socket.inet_aton(src)
+    hdr[16:20] = socket.inet_aton(receiver[0])
+    struct.pack_into("!HH", hdr, 20, sport, receiver[1] + port_offset)
+    return flow_bucket(bytes(hdr))
+
+
 def _cap_mbit(rate: int | None) -> float | None:
     """TCP_INFO's max_pacing_rate (bytes/s; ~0 when no cap is set) in Mbit/s."""
     if rate is None or rate >= 2**32 - 1:
@@ -475,21 +678,27 @@ def _flags(f: int | None) -> str:
     return "+".join(names)
 
 
-def _queue_method(p: Mapping[str, Any], has_codel: bool | None) -> str:
+def _queue_method(p: Mapping[str, Any], has_kernel: bool | None) -> str:
+    """Which queue ran, where, and whether this kernel has the qdisc (``has_kernel``: codel's, or fq_codel's)."""
+    codel = (f"CoDel (RFC 8289: target {TARGET_S * 1000:g} ms, interval {INTERVAL_S * 1000:g} ms, "
+             f"{'CE marks' if p['ecn'] else 'drops'}")
     if p["queue"] == "droptail":
         what = f"drop-tail, {p['buffer_packets']} packets"
+    elif p["queue"] == "fq_codel":
+        what = (f"fq_codel (RFC 8290: 1024 buckets, quantum 1500 bytes, new flows first; per flow {codel}); "
+                f"limit {p['buffer_packets']} packets)")
     else:
-        what = (f"CoDel (RFC 8289: target {TARGET_S * 1000:g} ms, interval {INTERVAL_S * 1000:g} ms, "
-                f"{'CE marks' if p['ecn'] else 'drops'}; limit {p['buffer_packets']} packets)")
-    kernel = {True: "this kernel has a codel qdisc, but the delay line's ran, for a like-for-like sojourn measure",
-              False: "this kernel has no codel qdisc", None: "no tc to ask whether this kernel has a codel qdisc"}
-    return f"{what} in the delay line (tcplab.kernel.aqmlink); {kernel[has_codel]}"
+        what = f"{codel}; limit {p['buffer_packets']} packets)"
+    qdisc = "sch_fq_codel" if p["queue"] == "fq_codel" else "sch_codel"
+    kernel = {True: f"this kernel has {qdisc}, but the delay line's ran, for a like-for-like sojourn measure",
+              False: f"this kernel has no {qdisc}", None: f"no tc to ask whether this kernel has {qdisc}"}
+    return f"{what} in the delay line (tcplab.kernel.aqmlink); {kernel[has_kernel]}"
 
 
 def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     run = simulate(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], ALGORITHM, duration=p["duration"],
                    sample_s=max(0.001, p["rtt_ms"] / 8000), rcv_window=_window(p), aqm=p["queue"], ecn=p["ecn"],
-                   max_pacing_rate=_max_pacing_rate(p))
+                   max_pacing_rate=_max_pacing_rate(p), sparse_interval=SPARSE_INTERVAL_S if _sparse(p) else None)
     f0 = run.flows[0]
     timeline = [{"t": r["t"], "cwnd": r["cwnd"], "ssthresh": r["ssthresh"], "srtt_ms": r["srtt_ms"],
                  "in_flight": r["in_flight"], "ca_state": r["ca_state"], "delivered_bytes": r["delivered_bytes"]}
@@ -523,9 +732,18 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
         "receiver_ce_packets": a["marks"],
         "max_pacing_rate_mbit": _cap_mbit(_max_pacing_rate(p)),
         "pacing_rate_p50_mbit": round(statistics.median(pacing), 3) if pacing else None,
+        "sparse_rtt_p50_ms": _pct(a["sparse_rtt_ms"], 0.5) if _sparse(p) else None,
+        "sparse_rtt_p95_ms": _pct(a["sparse_rtt_ms"], 0.95) if _sparse(p) else None,
+        "sparse_sojourn_p50_ms": _pct(a["sparse_sojourn_ms"], 0.5) if _sparse(p) else None,
+        "sparse_requests": a["sparse_sent"] if _sparse(p) else None,
+        "sparse_retransmits": a["sparse_dropped"] if _sparse(p) else None,
+        "flows_share_bucket": False if _sparse(p) and p["queue"] == "fq_codel" else None,
+        "new_flow_count": a["new_flow_count"],
         "kernel_codel": None,
-        "queue_method": _queue_method(p, None).split(";")[0].replace("in the delay line (tcplab.kernel.aqmlink)",
-                                                                    "simulated (tcplab.model.codel)"),
+        "kernel_fq_codel": None,
+        "queue_method": _queue_method(p, None).rsplit(";", 1)[0].replace(
+            "in the delay line (tcplab.kernel.aqmlink)",
+            "simulated (tcplab.model.fq_codel)" if p["queue"] == "fq_codel" else "simulated (tcplab.model.codel)"),
         "delay_method": "simulated: a constant one-way delay of rtt/2 (tcplab.sim.bottleneck)",
     }
     out.notes.append(f"kernel profile {profile.name}: CUBIC as tcplab.model.cc models it; {run.packets} packets, "

@@ -481,7 +481,7 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     decrease, packets never overtake the ones already held (no reordering), and their wait behind them
     counts in ``stats``' lateness.
 
-    ``aqm``: the rate and the ``buffer_packets`` queue are the delay line's own, drop-tail or CoDel
+    ``aqm``: the rate and the ``buffer_packets`` queue are the delay line's own, drop-tail, CoDel or fq_codel
     (:class:`tcplab.kernel.aqmlink.Aqm`; this kernel has no codel qdisc), instead of tbf and pfifo;
     ``path.stats.link`` holds what it measured (sojourn times, drops, CE marks, ECN bits seen). It
     cannot be combined with ``drop`` or ``trace``.
@@ -534,8 +534,10 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
                               f"drop-tail pfifo on tunR, then {DELAY_METHOD}; MTU {MTU}")
         else:
             what = ("drop-tail" if aqm.queue == "droptail" else
-                    f"CoDel (target {aqm.target_s * 1000:g} ms, interval {aqm.interval_s * 1000:g} ms"
-                    + (", CE marks for ECT packets)" if aqm.ecn else ", drops)"))
+                    ("fq_codel (1024 buckets, quantum 1500, per-flow " if aqm.queue == "fq_codel" else "")
+                    + f"CoDel (target {aqm.target_s * 1000:g} ms, interval {aqm.interval_s * 1000:g} ms"
+                    + (", CE marks for ECT packets)" if aqm.ecn else ", drops)")
+                    + (")" if aqm.queue == "fq_codel" else ""))
             path.notes.append(f"path: veth to a router namespace, tunR hands packets to the delay line, whose own "
                               f"{rate_mbit:g} Mbit/s link serves a {buffer_packets}-packet {what} queue "
                               f"(tcplab.kernel.aqmlink), then {DELAY_METHOD}; MTU {MTU}")

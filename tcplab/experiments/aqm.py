@@ -335,15 +335,16 @@ def _send_line(fd: int, obj: Any) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read_line(fd: int, deadline: float) -> Any:
+def _read_line(fd: int, deadline: float, who: str = "the receiver") -> Any:
     buf = b""
     while not buf.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise ExperimentError("the receiver did not answer in time")
-        chunk = os.read(fd, 1 << 16)
+            raise ExperimentError(f"{who} did not answer in time")
+        # one byte at a time: two lines may follow each other on the pipe (the pinger's "ready", then its report)
+        chunk = os.read(fd, 1)
         if not chunk:
-            raise ExperimentError("the receiver exited before answering")
+            raise ExperimentError(f"{who} exited before answering")
         buf += chunk
     return json.loads(buf)
 
@@ -436,7 +437,11 @@ def _pinger(addr: tuple[str, int], go: int, out: int, seconds: float) -> None:
     r, _, _ = select.select([go], [], [], 30)
     if not r or os.read(go, 1) != b"g":
         return
-    with socket.create_connection(addr, timeout=5) as c:
+    # not socket.create_connection(): its getaddrinfo() imports the idna codec, which a learner's uid 65534 in
+    # the namespace child cannot read from the venv; connect() takes the dotted address as it is
+    with socket.socket() as c:
+        c.settimeout(5)
+        c.connect(addr)
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _send_line(out, {"ready": True})
         sent: dict[int, float] = {}
@@ -486,6 +491,7 @@ def _real(p: dict[str, Any]) -> Outcome:
     spec = Aqm(p["queue"], p["ecn"], sparse_port=port + 1 if _sparse(p) else None)
     pinger: int | None = None
     ping: dict[str, Any] | None = None
+    finished = False
     try:
         with bottleneck_path(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], max_seconds=p["duration"] + 30,
                              port=port, rcvbuf=rcvbuf_request(_window(p)),
@@ -500,8 +506,12 @@ def _real(p: dict[str, Any]) -> Outcome:
                     code = 0
                     try:
                         _pinger((path.receiver[0], path.receiver[1] + 1), go_r, ping_w, p["duration"])
-                    except BaseException:  # noqa: BLE001 - the parent reports the missing answer
+                    except BaseException as e:  # noqa: BLE001 - the parent raises it
                         code = 70
+                        try:
+                            _send_line(ping_w, {"error": f"the sparse flow's client failed: {type(e).__name__}: {e}"})
+                        except OSError:
+                            pass
                     finally:
                         os._exit(code)
             with socket.socket() as s:
@@ -514,8 +524,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                 s.setblocking(False)
                 if pinger is not None:
                     os.write(go_w, b"g")
-                    if not _read_line(ping_r, time.monotonic() + 10).get("ready"):
-                        raise ExperimentError("the sparse flow did not connect")
+                    said = _read_line(ping_r, time.monotonic() + 10, "the sparse flow's client")
+                    if not said.get("ready"):
+                        raise ExperimentError(said.get("error", "the sparse flow did not connect"))
                 syn = tcp_info(s)
                 before = counters_now()
                 acked0 = syn.extra.get("bytes_acked", 0)
@@ -543,7 +554,10 @@ def _real(p: dict[str, Any]) -> Outcome:
                 final = tcp_info(s)
                 bulk_port = s.getsockname()[1]
                 if pinger is not None:
-                    ping = _read_line(ping_r, time.monotonic() + SPARSE_GRACE_S + 10)
+                    ping = _read_line(ping_r, time.monotonic() + SPARSE_GRACE_S + 10, "the sparse flow's client")
+                    if "error" in ping:
+                        raise ExperimentError(ping["error"])
+                finished = True
                 out.counters = delta(before, keep=_COUNTERS)
                 # an RST (SO_LINGER 0) ends the transfer at once: the send buffer is discarded, nothing is sent
                 # (or marked) after it, and its arrival tells the receiver every earlier packet has arrived
@@ -552,9 +566,10 @@ def _real(p: dict[str, Any]) -> Outcome:
                 os.write(ctl_w, b"x")                       # the receiver reports and stops
                 rcv = _read_line(up_r, time.monotonic() + RESET_WAIT_S + 10)
     finally:
+        os.close(go_w)                  # a pinger still waiting for "go" sees EOF and exits
         if pinger is not None:
-            _reap_child(pinger)
-        for fd in (ctl_r, ctl_w, up_r, up_w, go_r, go_w, ping_r, ping_w):
+            _reap_child(pinger, kill=not finished)
+        for fd in (ctl_r, ctl_w, up_r, up_w, go_r, ping_r, ping_w):
             os.close(fd)
     stats = path.stats
     if stats is None or stats.link is None:
@@ -624,9 +639,12 @@ def _real(p: dict[str, Any]) -> Outcome:
     return out
 
 
-def _reap_child(pid: int) -> None:
-    """Wait for the pinger (it reports and exits within its grace); kill it if it has not by then."""
-    end = time.monotonic() + SPARSE_GRACE_S + 5
+def _reap_child(pid: int, kill: bool) -> None:
+    """Wait for the pinger (it has reported: it exits at once); kill it first if the run failed, or if it has not
+    exited within a few seconds."""
+    if kill:
+        os.kill(pid, 9)
+    end = time.monotonic() + 5
     while time.monotonic() < end:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done:

@@ -146,7 +146,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     ``sparse_interval`` (s, with ``aqm``): a sparse flow besides the bulk ones, a 64-byte request every
     ``sparse_interval`` from time 0 (:data:`SPARSE_WIRE_BYTES` on the wire, its own bucket), answered
     by the receiver at once; ``aqm["sparse_rtt_ms"]`` holds each request's time to its answer (the
-    answer travels back without queueing). A request the queue drops is sent again ``RTO_MIN`` plus
+    answer travels back without queueing), also for the requests still queued at ``duration``: the link
+    then drains its queue with nothing new arriving, as the real run's queue does after its sender's RST. A request the queue drops is sent again ``RTO_MIN`` plus
     an RTT later (the real connection's TLP or RTO; approximated) and timed from its first send.
 
     ``max_pacing_rate`` (bytes/s, Reno and CUBIC): the sender set ``SO_MAX_PACING_RATE``, so TCP
@@ -277,6 +278,24 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         assert sparse_interval is not None
         if now + sparse_interval < duration:
             schedule(now + sparse_interval, ping, k + 1, priority=_PACE)
+
+    def drain(end: float) -> None:
+        """The run is over (the real sender resets its connection: nothing new arrives), but the requests still
+        queued are served as the link drains the queue, and the real client waits for their answers: time them."""
+        t = max(end, link["free"])
+        for _ in range(len(fq) if fq is not None else len(fifo)):
+            if fq is not None:
+                p = fq.dequeue(t).packet
+            elif codel is not None:
+                p = codel.dequeue(t, fifo).packet
+            else:
+                p = fifo.pop()
+            if p is None:
+                break
+            if isinstance(p.data[0], str):
+                sparse_sojourns.append((t - p.enqueued) * 1000)
+                sparse_rtts.append((t + 2 * one_way - p.data[2]) * 1000)
+            t += p.size * 8 / (rate_mbit * 1e6)
 
     def ping_again(data: tuple[str, int, float]) -> None:
         admit(eng.now, len(fl), Packet(eng.now, SPARSE_WIRE_BYTES, False, data))
@@ -611,6 +630,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     if sparse_interval is not None:
         schedule(0.0, ping, 0, priority=_PACE)
     eng.run(until=duration)
+    if sparse_interval is not None:
+        drain(duration)
     figures: dict[str, Any] = {}
     if aqm is not None:
         figures = {"sojourn_ms": sojourns, "rows": aqm_rows, "tail_drops": link["tail"], "aqm_drops": link["aqm"],

@@ -47,7 +47,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tcplab.errors import ExperimentError
+from tcplab.errors import ExperimentError, KernelUnavailable
 from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta, send_and_sample
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, When, named
@@ -90,6 +90,7 @@ RESET_WAIT_S = 3.0
 #: by the receiver (a ping over TCP, TCP_NODELAY on both ends); answers still out when the run ends are waited
 #: for up to SPARSE_GRACE_S
 SPARSE_INTERVAL_S = 0.025
+QDISC_WHERE = ("auto", "kernel", "delay_line")
 SPARSE_BYTES = 64
 SPARSE_GRACE_S = 1.5
 TIMELINE = ("t", "cwnd", "ssthresh", "srtt_ms", "in_flight", "ca_state", "delivered_bytes")
@@ -117,6 +118,9 @@ def _checks(p: dict[str, Any]) -> None:
     if path > 20000:
         raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({path - p['buffer_packets']:.0f} "
                          f"packets) must be at most 20000 packets, not {path:.0f} (the receive window caps a flow there)")
+    if p["qdisc"] == "kernel" and not _codel(p):
+        raise ValueError(f"qdisc must be 'auto' or 'delay_line' with queue={p['queue']!r} (drop-tail always runs in "
+                         "the delay line; qdisc='kernel' is for codel and fq_codel)")
     if p["ecn"] and not _codel(p):
         raise ValueError(f"ecn must be False with queue={p['queue']!r} (only CoDel and fq_codel mark CE; a drop-tail "
                          "queue drops whatever the packet says)")
@@ -167,6 +171,10 @@ SPEC = Experiment(
         Param("sparse_flow", "bool", False,
               help="a second, sparse flow beside the bulk one: a 64-byte request every 25 ms on its own connection, "
                    "answered at once (a ping over TCP); its round trip shows whose queue it waits in"),
+        Param("qdisc", "choice", "auto", choices=QDISC_WHERE,
+              help="where CoDel/fq_codel run for real: auto (the kernel's own qdisc where the running kernel has it, "
+                   "else the delay line's), kernel (the kernel's or no real run), delay_line (always the delay line's, "
+                   "which measures every packet's sojourn); drop-tail always runs in the delay line"),
         Param("pacing_mbit", "float", None, lo=0.1, hi=10000, optional=True, unit="Mbit/s",
               help="SO_MAX_PACING_RATE on the sender's socket (payload Mbit/s): TCP paces itself at the lower of "
                    "this and 200 %/120 % of cwnd x mss / srtt (Linux >= 4.13, no fq needed); None: unpaced"),
@@ -487,12 +495,18 @@ def _real(p: dict[str, Any]) -> Outcome:
     # the probe changes lo's root qdisc for a moment: only here, in the private namespace the runner is in
     has_codel = has_qdisc("codel")
     has_fq_codel = has_qdisc("fq_codel")
+    has_kernel = has_fq_codel if p["queue"] == "fq_codel" else has_codel
+    in_kernel = _codel(p) and p["qdisc"] != "delay_line" and has_kernel is True
+    if p["qdisc"] == "kernel" and not in_kernel:
+        raise KernelUnavailable(f"qdisc='kernel' asks for the kernel's own {p['queue']}, and this kernel has no "
+                                f"sch_{p['queue']} (`tc qdisc add dev lo root {p['queue']}` "
+                                f"{'was refused' if has_kernel is False else 'could not be asked: no tc'})")
     ctl_r, ctl_w = os.pipe()
     up_r, up_w = os.pipe()
     go_r, go_w = os.pipe()
     ping_r, ping_w = os.pipe()
     port = 5001
-    spec = Aqm(p["queue"], p["ecn"], sparse_port=port + 1 if _sparse(p) else None)
+    spec = Aqm(p["queue"], p["ecn"], sparse_port=port + 1 if _sparse(p) else None, kernel_qdisc=in_kernel)
     pinger: int | None = None
     ping: dict[str, Any] | None = None
     finished = False
@@ -619,7 +633,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         **_sparse_keys(p, ping, link, bulk_port, path.receiver),
         "kernel_codel": has_codel,
         "kernel_fq_codel": has_fq_codel,
-        "queue_method": _queue_method(p, has_fq_codel if p["queue"] == "fq_codel" else has_codel),
+        "queue_method": _queue_method(p, has_kernel, in_kernel),
         "delay_method": method,
     }
     out.notes += path.notes
@@ -635,7 +649,9 @@ def _real(p: dict[str, Any]) -> Outcome:
     if not rcv["reset_seen"]:
         out.notes.append(f"the receiver did not see the sender's RST within {RESET_WAIT_S:g} s (dropped at the queue?): "
                          "its CE count may miss marks made on packets still in flight")
-    if kernel_drops:
+    if in_kernel:
+        _kernel_queue(out, p, stats.queue, t0, link)
+    elif kernel_drops:
         out.notes.append(f"tunR's hand-off pfifo dropped {kernel_drops} packets: the delay line fell behind")
     out.timings += delay_line_timings(stats, path.scheduling, median="every sojourn and RTT sample was that much longer")
     if stats.error:
@@ -700,19 +716,45 @@ def _flags(f: int | None) -> str:
     return "+".join(names)
 
 
-def _queue_method(p: Mapping[str, Any], has_kernel: bool | None) -> str:
+def _kernel_queue(out: Outcome, p: Mapping[str, Any], rows: list[tuple[float, int, int, int]], t0: float,
+                  link: Mapping[str, Any]) -> None:
+    """The kernel's own qdisc held the queue: its figures are the qdisc's (sampled by rtnetlink every 5 ms: qlen,
+    backlog, drops), and the delay line only saw what left it. The sojourn is the wait a packet arriving at a sample
+    would have had (backlog x 8 / rate; sch_codel/sch_fq_codel keep each packet's own in no statistic)."""
+    rate = p["rate_mbit"] * 1e6
+    during = [r for r in rows if r[0] >= t0]
+    waits = [b * 8 / rate * 1000 for _, _, b, _ in during]
+    s = out.summary
+    s["sojourn_p50_ms"], s["sojourn_p95_ms"] = _pct(waits, 0.5), _pct(waits, 0.95)
+    s["aqm_drops"] = rows[-1][3] if rows else None          # the qdisc's count: CoDel's and over-limit drops together
+    s["tail_drops"] = None
+    s["ce_marks"] = link["data_ecn"][3]                     # CE on the data that left the qdisc
+    s["sparse_sojourn_p50_ms"] = None
+    s["flows_share_bucket"] = None                          # skb_get_hash() is seeded at boot: not recomputable here
+    s["new_flow_count"] = None
+    out.tables["queue"] = [{"t": round(t - t0, 4), "queue_packets": q, "sojourn_ms": round(b * 8 / rate * 1000, 3),
+                            "drops": d, "ce_marks": None} for t, q, b, d in during]
+    out.notes.append("kernel qdisc: sojourn_p50/p95_ms are the qdisc's backlog, sampled every 5 ms, over the rate; "
+                     "aqm_drops its drop counter (CoDel's and over-limit drops together, tail_drops None); ce_marks "
+                     "the CE packets the delay line read from it; the sparse flow's own sojourn and fq_codel's "
+                     "buckets are not visible")
+
+
+def _queue_method(p: Mapping[str, Any], has_kernel: bool | None, in_kernel: bool = False) -> str:
     """Which queue ran, where, and whether this kernel has the qdisc (``has_kernel``: codel's, or fq_codel's)."""
     codel = (f"CoDel (RFC 8289: target {TARGET_S * 1000:g} ms, interval {INTERVAL_S * 1000:g} ms, "
              f"{'CE marks' if p['ecn'] else 'drops'}")
     if p["queue"] == "droptail":
-        what = f"drop-tail, {p['buffer_packets']} packets"
-    elif p["queue"] == "fq_codel":
+        return f"drop-tail, {p['buffer_packets']} packets in the delay line (tcplab.kernel.aqmlink)"
+    if p["queue"] == "fq_codel":
         what = (f"fq_codel (RFC 8290: 1024 buckets, quantum 1500 bytes, new flows first; per flow {codel}); "
                 f"limit {p['buffer_packets']} packets)")
     else:
         what = f"{codel}; limit {p['buffer_packets']} packets)"
     qdisc = "sch_fq_codel" if p["queue"] == "fq_codel" else "sch_codel"
-    kernel = {True: f"this kernel has {qdisc}, but the delay line's ran, for a like-for-like sojourn measure",
+    if in_kernel:
+        return f"kernel qdisc {p['queue']} ({qdisc}, under tbf on tunR): {what}"
+    kernel = {True: f"this kernel has {qdisc}, but the delay line's ran (qdisc='delay_line')",
               False: f"this kernel has no {qdisc}", None: f"no tc to ask whether this kernel has {qdisc}"}
     return f"{what} in the delay line (tcplab.kernel.aqmlink); {kernel[has_kernel]}"
 

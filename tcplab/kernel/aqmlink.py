@@ -16,6 +16,10 @@ Both disciplines run here, so both runs measure the queue the same way:
   link serves them by deficit round robin, new flows first. Over ``limit`` packets the fattest flow loses
   packets from its head.
 
+With ``kernel_qdisc`` the queue is the kernel's own qdisc (``sch_codel`` or ``sch_fq_codel`` under tbf on tunR,
+where the running kernel has it: :func:`kernel_qdisc_args`) and the link here only reads what leaves it, as a
+capture would (no rate, no queue of its own).
+
 With ``sparse_port``, the packets to that receiver port (a second, sparse flow: the experiment's pings)
 have their own sojourn list, so the two flows' waits can be compared.
 
@@ -44,7 +48,8 @@ from typing import Any
 from tcplab.model.codel import INTERVAL_S, TARGET_S, CoDel, Fifo, Packet
 from tcplab.model.fq_codel import FLOWS, FqCoDel
 
-__all__ = ["Aqm", "Link", "LinkStats", "ecn_bits", "set_ce", "set_ect0", "ip_checksum_ok", "flow_bucket", "QUEUES"]
+__all__ = ["Aqm", "Link", "LinkStats", "ecn_bits", "set_ce", "set_ect0", "ip_checksum_ok", "flow_bucket",
+           "kernel_qdisc_args", "QUEUES"]
 
 QUEUES = ("droptail", "codel", "fq_codel")
 _FIN, _SYN, _ACK, _ECE, _CWR = 0x01, 0x02, 0x10, 0x40, 0x80
@@ -55,12 +60,16 @@ ROW_LIMIT = 20_000
 @dataclass(frozen=True)
 class Aqm:
     """What the delay line's bottleneck does: ``queue`` (``droptail``, ``codel`` or ``fq_codel``), CE
-    marking instead of dropping (``ecn``, CoDel's), CoDel's ``target`` and ``interval`` (s), and the
-    receiver port of a sparse flow whose packets' sojourns are kept apart (``sparse_port``).
+    marking instead of dropping (``ecn``, CoDel's), CoDel's ``target`` and ``interval`` (s), the
+    receiver port of a sparse flow whose packets' sojourns are kept apart (``sparse_port``), and whether the
+    kernel's own qdisc holds the queue (``kernel_qdisc``, codel and fq_codel only).
 
     >>> Aqm("red")
     Traceback (most recent call last):
     ValueError: queue must be one of droptail, codel, fq_codel, not 'red'
+    >>> Aqm("droptail", kernel_qdisc=True)
+    Traceback (most recent call last):
+    ValueError: kernel_qdisc is for codel and fq_codel (drop-tail runs in the delay line), not 'droptail'
     """
 
     queue: str = "codel"
@@ -68,10 +77,31 @@ class Aqm:
     target_s: float = TARGET_S
     interval_s: float = INTERVAL_S
     sparse_port: int | None = None
+    kernel_qdisc: bool = False
 
     def __post_init__(self) -> None:
         if self.queue not in QUEUES:
             raise ValueError(f"queue must be one of {', '.join(QUEUES)}, not {self.queue!r}")
+        if self.kernel_qdisc and self.queue == "droptail":
+            raise ValueError(f"kernel_qdisc is for codel and fq_codel (drop-tail runs in the delay line), not "
+                             f"{self.queue!r}")
+
+
+def kernel_qdisc_args(aqm: Aqm, limit: int) -> list[str]:
+    """The ``tc qdisc`` arguments of the kernel's own CoDel or fq_codel, as the delay line's runs it: the same
+    limit, target, interval and ECN choice (fq_codel's default is ``ecn``, so ``noecn`` is said), 1024 flows,
+    a 1500-byte quantum (``psched_mtu()`` of the TUN device).
+
+    >>> kernel_qdisc_args(Aqm("fq_codel", kernel_qdisc=True), 400)
+    ['fq_codel', 'limit', '400', 'target', '5000us', 'interval', '100000us', 'noecn', 'flows', '1024', 'quantum', '1500']
+    >>> kernel_qdisc_args(Aqm("codel", ecn=True, kernel_qdisc=True), 400)
+    ['codel', 'limit', '400', 'target', '5000us', 'interval', '100000us', 'ecn']
+    """
+    args = [aqm.queue, "limit", str(limit), "target", f"{round(aqm.target_s * 1e6)}us",
+            "interval", f"{round(aqm.interval_s * 1e6)}us", "ecn" if aqm.ecn else "noecn"]
+    if aqm.queue == "fq_codel":
+        args += ["flows", str(FLOWS), "quantum", "1500"]
+    return args
 
 
 @dataclass
@@ -197,8 +227,11 @@ class Link:
     """
 
     def __init__(self, rate_mbit: float, limit: int, aqm: Aqm, mtu: int = 1500, row_period_s: float = 0.005) -> None:
-        self.bit_s = 8 / (rate_mbit * 1e6)
-        self.limit = limit
+        # kernel_qdisc: the kernel's qdisc held the packets and set the pace; here each passes at once
+        self.bit_s = 0.0 if aqm.kernel_qdisc else 8 / (rate_mbit * 1e6)
+        self.limit = 1 << 30 if aqm.kernel_qdisc else limit
+        if aqm.kernel_qdisc:
+            aqm = Aqm("droptail", aqm.ecn, aqm.target_s, aqm.interval_s, aqm.sparse_port)
         self.aqm = aqm
         self.codel = CoDel(aqm.target_s, aqm.interval_s, mtu, aqm.ecn) if aqm.queue == "codel" else None
         self.fq = (FqCoDel(limit, aqm.target_s, aqm.interval_s, mtu, aqm.ecn) if aqm.queue == "fq_codel"

@@ -395,7 +395,10 @@ def test_real_pacing_below_the_bottleneck_keeps_the_drop_tail_queue_short(as_use
 def _sparse_three():
     out = []
     for q in ("droptail", "codel", "fq_codel"):
-        r = aqm(queue=q, sparse_flow=True, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=4, mode="real")
+        # the delay line's queues on every kernel (a kernel with sch_fq_codel would otherwise run its own, whose
+        # per-packet sojourns are not visible: test_real_kernel_fq_codel_where_the_kernel_has_it)
+        r = aqm(queue=q, sparse_flow=True, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=4, mode="real",
+                qdisc="delay_line")
         out.append((r.mode, r.summary, r.trusted))
     return out
 

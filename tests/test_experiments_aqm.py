@@ -411,12 +411,13 @@ def test_real_fq_codel_serves_the_sparse_flow_ahead_of_the_bulk_flows_queue(as_u
         pytest.skip(str(ex))
     assert (m1, m2, m3) == ("real", "real", "real")
     assert "fq_codel" in f["queue_method"] and f["kernel_fq_codel"] in (True, False, None)
-    # every request was sent and timed (40 a second for 4 s), through the queue the line measured
-    assert min(x["sparse_requests"] for x in (d, c, f)) >= 150, (d, c, f)
+    assert all(x["sparse_requests"] and x["sparse_rtt_p50_ms"] for x in (d, c, f)), (d, c, f)
     if f["flows_share_bucket"]:
         pytest.skip("the two connections hashed to one fq_codel bucket this run (1 in 1024): they share a queue")
     if not (t1 and t2 and t3):
         pytest.skip("the host disturbed a run: the timing figures are not asserted")
+    # every request was sent on time and timed (40 a second for 4 s), through the queue the line measured
+    assert min(x["sparse_requests"] for x in (d, c, f)) >= 150, (d, c, f)
     # behind drop-tail the ping waits in the bulk flow's queue; fq_codel serves it next: the path's RTT
     assert d["sparse_sojourn_p50_ms"] > 60 and d["sparse_rtt_p50_ms"] > 100, d
     assert f["sparse_sojourn_p50_ms"] < 2 and f["sparse_rtt_p50_ms"] < 45, f
@@ -441,7 +442,7 @@ def test_real_kernel_fq_codel_where_the_kernel_has_it(as_user):
         assert "has no sch_fq_codel" in str(ex) or "namespace" in str(ex), ex
         pytest.skip(str(ex))
     assert m == "real" and f["queue_method"].startswith("kernel qdisc fq_codel") and f["kernel_fq_codel"] is True, f
-    assert f["sparse_requests"] >= 120 and f["sparse_sojourn_p50_ms"] is None, f
+    assert f["sparse_requests"] and f["sparse_sojourn_p50_ms"] is None and f["new_flow_count"] is None, f
     if not trusted:
         pytest.skip("the host disturbed the run: the timing figures are not asserted")
     assert f["sparse_rtt_p50_ms"] < 45 and f["srtt_p50_ms"] < 60 and f["utilization"] > 0.8, f

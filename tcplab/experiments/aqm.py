@@ -60,7 +60,7 @@ from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import packets_in_flight, tcp_info
 from tcplab.model.cc import MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets, rcvbuf_request, receive_window_for, receive_window_packets
 from tcplab.model.codel import INTERVAL_S, TARGET_S
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
 from tcplab.sim.bottleneck import SPARSE_WIRE_BYTES, simulate
 
@@ -79,6 +79,10 @@ SENDER_LAG_TOLERANCE_MS = 250.0
 #: of lateness is what they survive (measured: 0.03-0.09 ms, docs/fidelity.md)
 DELAY_LINE_P50_TOLERANCE_MS = 1.0
 _TIMED = {"delay_line": DELAY_LINE_TOLERANCE_MS, "delay_line_p50": DELAY_LINE_P50_TOLERANCE_MS}
+#: the sparse flow's client: its requests' p99 lateness (a late wakeup delays the request and the timing of
+#: the answer it waits for; 10 ms is a tenth of a drop-tail queue's wait, a quarter of the path's RTT)
+PINGER_TOLERANCE_MS = 10.0
+_PINGED = {**_TIMED, "pinger": PINGER_TOLERANCE_MS}
 _SENT = {**_TIMED, "sender": SENDER_LAG_TOLERANCE_MS}
 #: TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN (include/uapi/linux/tcp.h)
 _OPT_ECN, _OPT_ECN_SEEN = 8, 16
@@ -223,7 +227,7 @@ SPEC = Experiment(
         Key("sparse_rtt_p50_ms", "the sparse flow's median round trip, request to answer (None without "
             "sparse_flow): the path's RTT plus its wait in the queue",
             rule=When(_sparse, named("rel10"), named("shown"), name="rel10 if sparse_flow", otherwise_shows="shown",
-                      meaning="the sparse flow's median within 10 %; None without it"), tolerates=_TIMED),
+                      meaning="the sparse flow's median within 10 %; None without it"), tolerates=_PINGED),
         Key("sparse_rtt_p95_ms", "95th percentile of the sparse flow's round trip (a request lost at the queue "
             "waits for TCP's TLP or RTO; the model approximates that wait)", rule="shown"),
         Key("sparse_sojourn_p50_ms", "median wait of the sparse flow's packets in the bottleneck queue",
@@ -233,7 +237,7 @@ SPEC = Experiment(
                       "under fq_codel less than a packet's time on the link: the delay line's jitter's size, shown"),
             tolerates=_TIMED),
         Key("sparse_requests", "requests the sparse flow sent (40 a second; None without sparse_flow)", rule="rel10",
-            tolerates=_SENT),
+            tolerates={**_SENT, "pinger": PINGER_TOLERANCE_MS}),
         Key("sparse_retransmits", "the sparse connection's retransmissions (TCP_INFO total_retrans; sim: requests "
             "the queue dropped)", rule="shown"),
         Key("flows_share_bucket", "fq_codel: whether the two flows hashed to one bucket (then they share a queue "
@@ -458,6 +462,7 @@ def _pinger(addr: tuple[str, int], go: int, out: int, seconds: float) -> None:
         _send_line(out, {"ready": True})
         sent: dict[int, float] = {}
         rtts: list[float] = []
+        late: list[float] = []                  # how long after its due time each request left (the CPU's share)
         buf = b""
         t0 = time.monotonic()
         end, nxt, k = t0 + seconds, t0, 0
@@ -466,8 +471,9 @@ def _pinger(addr: tuple[str, int], go: int, out: int, seconds: float) -> None:
             if now < end and now >= nxt:
                 c.sendall(struct.pack("!I", k).ljust(SPARSE_BYTES, b"\0"))
                 sent[k] = now
+                late.append(now - nxt)
                 k += 1
-                nxt += SPARSE_INTERVAL_S
+                nxt = max(nxt + SPARSE_INTERVAL_S, now)   # a late request does not make the next ones bunch up
             if now >= end and (not sent or now >= end + SPARSE_GRACE_S):
                 break
             wake = nxt if now < end else end + SPARSE_GRACE_S
@@ -485,7 +491,9 @@ def _pinger(addr: tuple[str, int], go: int, out: int, seconds: float) -> None:
                 if seq in sent:
                     rtts.append(round((got_at - sent.pop(seq)) * 1000, 3))
         info = tcp_info(c)
+        late.sort()
         _send_line(out, {"rtt_ms": rtts, "sent": k, "unanswered": len(sent),
+                         "late_p99_ms": round(late[int(0.99 * (len(late) - 1))] * 1000, 3) if late else 0.0,
                          "retrans": info.extra.get("total_retrans", 0), "port": c.getsockname()[1]})
 
 
@@ -649,6 +657,12 @@ def _real(p: dict[str, Any]) -> Outcome:
     if not rcv["reset_seen"]:
         out.notes.append(f"the receiver did not see the sender's RST within {RESET_WAIT_S:g} s (dropped at the queue?): "
                          "its CE count may miss marks made on packets still in flight")
+    if ping is not None:
+        out.timings.append(Timing("pinger", ping["late_p99_ms"],
+                                  f"the sparse flow's client sent 1 % of its requests more than {ping['late_p99_ms']:g} "
+                                  f"ms after their time ({ping['sent']} sent in {p['duration']:g} s): it lacked the "
+                                  f"CPU, and each answer it timed may be that much late too",
+                                  limit_ms=PINGER_TOLERANCE_MS))
     if in_kernel:
         _kernel_queue(out, p, stats.queue, t0, link)
     elif kernel_drops:

@@ -450,12 +450,11 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
         "rtos": ep.rtos, "rtos_after_undo": 0, "loss_probes": int(ep.probe_at_s is not None),
         "first_probe_s": None if ep.probe_at_s is None else round(ep.probe_at_s - at, 4),
         "first_rto_s": round(ep.rto_at_s[0] - at, 4) if fired else None,
-        "undone": ep.undone_by is not None, "undone_by": ep.undone_by,
+        "undone": ep.undone_by is not None, "undone_by": ep.undone_by, "undo_replaced_by": None,
         "undo_s": None if ep.undo_at_s is None else round(ep.undo_at_s - at, 4),
         "cwnd_before": None, "cwnd_lowest": ep.cwnd_lowest, "cwnd_restored": (ep.undone_by is not None) if fired else None,
         "cwnd_end": None, "srtt_before_ms": srtt_ms, "srtt_moved_in_loss_ms": 0.0 if fired else None,
         "retrans_segs": int(ep.probe_at_s is not None) + ep.rtos, "dsacks": None, "timestamps": bool(p["timestamps"]),
-        "undo_replaced_by": None,
         "delay_method": "simulated: the timers of tcplab.model.undo",
     }
     out.sysctls = {TIMESTAMPS: int(p["timestamps"]), FRTO: p["frto"]}

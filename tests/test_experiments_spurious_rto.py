@@ -178,6 +178,10 @@ def test_the_undo_is_judged_against_the_rtos_prior_cwnd_and_what_replaced_its_re
             row(2.48, 12, "Open", 9)]
     assert _from_timeline(rows, p)["cwnd_restored"] is False
     assert _undo_replaced_by(rows, p, False) == "second RTO"
+    # Karn's rule is read in the first Loss stretch only: a later RTO's Loss starts from the srtt new data made
+    rows = [row(0.9, 26, "Open"), row(1.28, 1, "Loss", 18), row(2.2, 2, "Recovery", 2),
+            {**row(2.3, 3, "Open", 2), "srtt_ms": 168.0}, {**row(2.9, 1, "Loss", 2), "srtt_ms": 168.0}]
+    assert _from_timeline(rows, p)["srtt_moved_in_loss_ms"] == 0.0
     # a second RTO still in Loss, after an ACK advanced snd_una: a new ssthresh (7 from cwnd 11)
     rows = [row(0.9, 26, "Open"), row(1.28, 1, "Loss", 18), row(2.11, 1, "Loss", 7), row(2.47, 7, "Open", 7)]
     assert _undo_replaced_by(rows, p, False) == "second RTO"

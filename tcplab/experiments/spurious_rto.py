@@ -266,7 +266,10 @@ def _from_timeline(rows: list[dict[str, Any]], p: Mapping[str, Any]) -> dict[str
         prior = _prior_cwnd(rows, loss_i, p)
         back = next((r for r in lost if r["ca_state"] in ("Open", "Disorder") and r["cwnd"] >= prior), None)
         # Loss only: a fast recovery that may follow (RACK, once the spike is over) sends new data, whose ACKs are samples
-        held = [r for r in lost if r["ca_state"] == "Loss"]
+        # the first Loss stretch only: once out of it (Recovery, Open) new data's ACKs are samples, and a later RTO's
+        # Loss starts from the srtt they made (measured: 168 ms, after a fast recovery, third RTO)
+        end = next((i for i, r in enumerate(lost) if r["ca_state"] != "Loss"), len(lost))
+        held = lost[:end]
         if back is not None:
             held = [r for r in held if r["t"] < back["t"]]
         out.update(first_rto_s=round(rows[loss_i]["t"] - at, 4), cwnd_lowest=min(r["cwnd"] for r in lost),

@@ -244,3 +244,56 @@ def test_a_lost_retransmission_rack_finds_it_reno_waits_for_the_rto(as_user):
     assert reno.summary["repairs"] == ["fast retransmit", "RTO"] and reno.summary["TCPTimeouts"] == 1, reno.summary
     skip_unless_trusted(reno)
     assert reno.summary["stall_ms"] > 200 > rack.summary["stall_ms"], (rack.summary, reno.summary)
+
+
+# -- PRR's pacing of the recovery (RFC 6937, tcp_cwnd_reduction()) -----------------------------------------------
+def test_prr_paces_the_recovery_ssthresh_of_prior_cwnd_then_one_per_ack():
+    s = loss_recovery(drop="5th", bytes=100_000, mode="sim").summary
+    # 13 duplicate ACKs; while more than ssthresh (9 of prior_cwnd 14) is in flight, 9/14 of what is delivered
+    # leaves (the first being the fast retransmit), then packet conservation: one per ACK
+    assert s["recovery_ssthresh"] == 9 and s["prr_sent_per_ack"] == [1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1]
+    # one window of 10 segments: nothing new is left to send, only the retransmission
+    assert loss_recovery(drop="5th", mode="sim").summary["prr_sent_per_ack"] == [1, 0, 0]
+    for kw in (dict(drop="last"), dict(drop="5th twice"), dict(drop="burst 5-7", sack=False), dict(drop="none")):
+        s = loss_recovery(mode="sim", **kw).summary
+        assert s["prr_sent_per_ack"] is None and s["recovery_ssthresh"] is None, kw
+
+
+def test_the_capture_gives_each_segment_to_the_ack_it_echoes():
+    from tcplab.experiments.loss_recovery import _prr_rows
+
+    def ack(t, a, ts):
+        return {"t_ms": t, "direction": "in", "seq": None, "len": 0, "ack": a, "kind": "dupack", "_ts": ts}
+
+    def seg(t, seq, ts, kind="new"):
+        return {"t_ms": t, "direction": "out", "seq": seq, "len": 1448, "ack": None, "kind": kind, "_ts": ts}
+    retx = seg(1.1, 0, 100, "retransmit")
+    rows = [seg(0.0, 1448, 90), ack(1.0, 0, 100), retx,
+            ack(2.0, 0, 101), ack(2.1, 0, 102),          # captured back to back ...
+            seg(2.2, 2896, 101), seg(2.3, 4344, 102),     # ... the kernel answered each: its TSval echoed
+            ack(3.0, 0, 103), ack(4.0, 2896, 104),        # the last recovery ACK, then the ACK of high_seq
+            seg(4.1, 5792, 103),                          # a late answer to the recovery's last ACK
+            seg(4.2, 7240, 104)]                          # the answer to the ACK of high_seq: not counted
+    assert [r["sent"] for r in _prr_rows(rows, retx)] == [1, 1, 1, 1]
+    assert _prr_rows(rows[:-3], retx) is None             # the capture ended inside the recovery
+
+
+def _prr_pair():
+    r = loss_recovery(mode="real", drop="5th", bytes=100_000)
+    return r.summary, loss_recovery(mode="sim", drop="5th", bytes=100_000).summary, r.trusted, r.provenance
+
+
+@pytest.mark.real
+def test_real_prr_sends_what_the_model_says_on_each_ack_of_the_recovery(as_user):
+    try:
+        real, sim, trusted, provenance = as_user(_prr_pair)
+    except RealModeUnavailable as e:
+        pytest.skip(str(e))
+    if real["prr_sent_per_ack"] is None:
+        pytest.skip("no capture in this namespace (CAP_NET_RAW): the segments were not seen")
+    assert sum(real["prr_sent_per_ack"]) >= 1 and real["prr_sent_per_ack"][0] == 1, real   # the fast retransmit
+    if not trusted:
+        pytest.skip(f"the host disturbed the run: {provenance}")
+    # deterministic: the ACKs the recovery gets and what tcp_cwnd_reduction() lets out on each
+    assert real["recovery_ssthresh"] == sim["recovery_ssthresh"] == 9, (real, sim)
+    assert real["prr_sent_per_ack"] == sim["prr_sent_per_ack"], (real, sim)

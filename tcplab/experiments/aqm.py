@@ -47,12 +47,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tcplab.errors import ExperimentError
+from tcplab.errors import ExperimentError, KernelUnavailable
 from tcplab.experiments._common import LagMeter, counters_now, delay_line_timings, delta, send_and_sample
 from tcplab.experiments.registry import make_function
 from tcplab.experiments.spec import Experiment, GridPoint, Key, Param, Plot, Slider, Table, When, named
-from tcplab.kernel.aqmlink import QUEUES, Aqm
-from tcplab.kernel.bottleneck import DELAY_METHOD, bottleneck_path
+from tcplab.kernel.aqmlink import QUEUES, Aqm, flow_bucket
+from tcplab.kernel.bottleneck import DELAY_METHOD, SENDER_ADDR, bottleneck_path
 from tcplab.kernel.namespace import set_namespace_sysctl
 from tcplab.kernel.netstat import read_ecn_counters
 from tcplab.kernel.qdisc import has_qdisc
@@ -60,9 +60,9 @@ from tcplab.kernel.sysctl import read_sysctl
 from tcplab.kernel.tcpinfo import packets_in_flight, tcp_info
 from tcplab.model.cc import MSS, WIRE_BYTES, exit_cwnd_from_ssthresh, path_packets, rcvbuf_request, receive_window_for, receive_window_packets
 from tcplab.model.codel import INTERVAL_S, TARGET_S
-from tcplab.model.outcome import Outcome
+from tcplab.model.outcome import Outcome, Timing
 from tcplab.model.profiles import KernelProfile
-from tcplab.sim.bottleneck import simulate
+from tcplab.sim.bottleneck import SPARSE_WIRE_BYTES, simulate
 
 __all__ = ["aqm", "SPEC"]
 
@@ -79,6 +79,10 @@ SENDER_LAG_TOLERANCE_MS = 250.0
 #: of lateness is what they survive (measured: 0.03-0.09 ms, docs/fidelity.md)
 DELAY_LINE_P50_TOLERANCE_MS = 1.0
 _TIMED = {"delay_line": DELAY_LINE_TOLERANCE_MS, "delay_line_p50": DELAY_LINE_P50_TOLERANCE_MS}
+#: the sparse flow's client: its requests' p99 lateness (a late wakeup delays the request and the timing of
+#: the answer it waits for; 10 ms is a tenth of a drop-tail queue's wait, a quarter of the path's RTT)
+PINGER_TOLERANCE_MS = 10.0
+_PINGED = {**_TIMED, "pinger": PINGER_TOLERANCE_MS}
 _SENT = {**_TIMED, "sender": SENDER_LAG_TOLERANCE_MS}
 #: TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN (include/uapi/linux/tcp.h)
 _OPT_ECN, _OPT_ECN_SEEN = 8, 16
@@ -86,11 +90,22 @@ _SYN_ECE_CWR = 0x40 | 0x80
 #: how long the receiver waits for the sender's RST before it reads its counters anyway (the RST can be
 #: dropped by a full drop-tail queue or by CoDel: it is not ECN-capable)
 RESET_WAIT_S = 3.0
+#: the sparse flow (``sparse_flow=True``): a 64-byte request every 25 ms on a second connection, answered at once
+#: by the receiver (a ping over TCP, TCP_NODELAY on both ends); answers still out when the run ends are waited
+#: for up to SPARSE_GRACE_S
+SPARSE_INTERVAL_S = 0.025
+QDISC_WHERE = ("auto", "kernel", "delay_line")
+SPARSE_BYTES = 64
+SPARSE_GRACE_S = 1.5
 TIMELINE = ("t", "cwnd", "ssthresh", "srtt_ms", "in_flight", "ca_state", "delivered_bytes")
 
 
 def _codel(p: Mapping[str, Any]) -> bool:
-    return bool(p["queue"] == "codel")
+    return bool(p["queue"] in ("codel", "fq_codel"))
+
+
+def _sparse(p: Mapping[str, Any]) -> bool:
+    return bool(p.get("sparse_flow"))
 
 
 def _paced(p: Mapping[str, Any]) -> bool:
@@ -107,9 +122,12 @@ def _checks(p: dict[str, Any]) -> None:
     if path > 20000:
         raise ValueError(f"buffer_packets + the path's bandwidth-delay product ({path - p['buffer_packets']:.0f} "
                          f"packets) must be at most 20000 packets, not {path:.0f} (the receive window caps a flow there)")
-    if p["ecn"] and p["queue"] != "codel":
-        raise ValueError(f"ecn must be False with queue={p['queue']!r} (only CoDel marks CE; a drop-tail queue "
-                         "drops whatever the packet says)")
+    if p["qdisc"] == "kernel" and not _codel(p):
+        raise ValueError(f"qdisc must be 'auto' or 'delay_line' with queue={p['queue']!r} (drop-tail always runs in "
+                         "the delay line; qdisc='kernel' is for codel and fq_codel)")
+    if p["ecn"] and not _codel(p):
+        raise ValueError(f"ecn must be False with queue={p['queue']!r} (only CoDel and fq_codel mark CE; a drop-tail "
+                         "queue drops whatever the packet says)")
 
 
 #: CoDel's 95th percentiles are its slow-start transient: the queue slow start builds stands for the 100 ms
@@ -133,7 +151,10 @@ SPEC = Experiment(
     namespaces; CoDel sets CE on ECT packets instead of dropping them, the receiver echoes ECE, the
     sender enters the CWR state (cwnd reduced as for a loss, nothing retransmitted) and sets CWR. The
     queue is the delay line's own (this kernel has no codel qdisc; ``kernel_codel`` says whether the
-    kernel running the experiment has one).""",
+    kernel running the experiment has one). ``queue="fq_codel"`` (RFC 8290): each flow (5-tuple hash, 1024
+    buckets) has its own queue and CoDel, served by deficit round robin with new flows first; with
+    ``sparse_flow=True`` a ping-like second connection shares the bottleneck: behind drop-tail or CoDel it
+    waits in the bulk flow's queue, with fq_codel it is served next.""",
     params=(
         Param("queue", "choice", "codel", choices=QUEUES, help="the bottleneck's queue discipline"),
         Param("ecn", "bool", False, sysctl=ECN_SYSCTL,
@@ -151,6 +172,13 @@ SPEC = Experiment(
         Param("duration", "float", 5.0, lo=0.5, hi=300, real_hi=20, unit="s",
               real_why="real runs are kept short; mode=\"sim\" runs minutes in about a second",
               help="how long the sender sends", slider=Slider(1, 20, step=1)),
+        Param("sparse_flow", "bool", False,
+              help="a second, sparse flow beside the bulk one: a 64-byte request every 25 ms on its own connection, "
+                   "answered at once (a ping over TCP); its round trip shows whose queue it waits in"),
+        Param("qdisc", "choice", "auto", choices=QDISC_WHERE,
+              help="where CoDel/fq_codel run for real: auto (the kernel's own qdisc where the running kernel has it, "
+                   "else the delay line's), kernel (the kernel's or no real run), delay_line (always the delay line's, "
+                   "which measures every packet's sojourn); drop-tail always runs in the delay line"),
         Param("pacing_mbit", "float", None, lo=0.1, hi=10000, optional=True, unit="Mbit/s",
               help="SO_MAX_PACING_RATE on the sender's socket (payload Mbit/s): TCP paces itself at the lower of "
                    "this and 200 %/120 % of cwnd x mss / srtt (Linux >= 4.13, no fq needed); None: unpaced"),
@@ -176,7 +204,8 @@ SPEC = Experiment(
         Key("tail_drops", "packets dropped because the queue was full", rule="shown"),
         Key("aqm_drops", "packets CoDel dropped (0 for drop-tail)", rule="shown"),
         Key("ce_marks", "packets CoDel marked CE instead of dropping (ECN)", rule="rel25", tolerates=_TIMED),
-        Key("loss_events", "loss recoveries (TCPSackRecovery + TCPRenoRecovery) plus RTO expiries", rule="rel25",
+        Key("loss_events", "loss recoveries (TCPSackRecovery + TCPRenoRecovery) plus RTO expiries (the namespace's "
+            "counters: with sparse_flow the sparse connection's too; sim: the bulk flow's)", rule="rel25",
             tolerates=_TIMED),
         Key("retransmits", "segments retransmitted (RetransSegs)", rule="shown"),
         Key("ecn_reductions", "cwnd reductions for ECE (the CA state CWR entered, sampled every rtt/8; sim: the "
@@ -195,8 +224,30 @@ SPEC = Experiment(
             rule=When(_paced, named("rel10"), named("shown"), name="rel10 if paced", otherwise_shows="shown",
                       meaning="the capped rate within 10 %; unpaced it follows cwnd and the bloated srtt, shown"),
             tolerates=_SENT),
+        Key("sparse_rtt_p50_ms", "the sparse flow's median round trip, request to answer (None without "
+            "sparse_flow): the path's RTT plus its wait in the queue",
+            rule=When(_sparse, named("rel10"), named("shown"), name="rel10 if sparse_flow", otherwise_shows="shown",
+                      meaning="the sparse flow's median within 10 %; None without it"), tolerates=_PINGED),
+        Key("sparse_rtt_p95_ms", "95th percentile of the sparse flow's round trip (a request lost at the queue "
+            "waits for TCP's TLP or RTO; the model approximates that wait)", rule="shown"),
+        Key("sparse_sojourn_p50_ms", "median wait of the sparse flow's packets in the bottleneck queue",
+            rule=When(lambda p: _sparse(p) and not _codel(p), named("rel10"), named("shown"),
+                      name="rel10 if sparse_flow behind drop-tail", otherwise_shows="shown",
+                      meaning="behind drop-tail the bulk flow's standing queue within 10 %; under CoDel a few ms, "
+                      "under fq_codel less than a packet's time on the link: the delay line's jitter's size, shown"),
+            tolerates=_TIMED),
+        Key("sparse_requests", "requests the sparse flow sent (40 a second; None without sparse_flow)", rule="rel10",
+            tolerates={**_SENT, "pinger": PINGER_TOLERANCE_MS}),
+        Key("sparse_retransmits", "the sparse connection's retransmissions (TCP_INFO total_retrans; sim: requests "
+            "the queue dropped)", rule="shown"),
+        Key("flows_share_bucket", "fq_codel: whether the two flows hashed to one bucket (then they share a queue "
+            "and CoDel, as in Linux when skb_get_hash() collides: 1 in 1024)", rule="shown"),
+        Key("new_flow_count", "fq_codel: times a flow entered new_flows (the sparse flow does at almost every "
+            "request; the bulk flow rarely leaves the lists)", rule="shown"),
         Key("kernel_codel", "whether this kernel builds a codel qdisc (probed in the private namespace; "
             "sim: None)", rule="shown"),
+        Key("kernel_fq_codel", "whether this kernel builds an fq_codel qdisc (probed likewise; sim: None)",
+            rule="shown"),
         Key("queue_method", "where the queue ran", rule="shown"),
         Key("delay_method", "how the delay was made (and, real, how late the delay line ran)", rule="shown"),
     ),
@@ -225,6 +276,23 @@ SPEC = Experiment(
                   why="paced above the bottleneck: the cap no longer holds the queue down, CoDel does. Measured: "
                       "HyStart at cwnd 148, 5 drops, 17.7 Mbit/s in 3 real runs of 4 (sim 149, 5, 17.5); cwnd 180 and "
                       "9 drops in one"),
+        GridPoint(dict(queue="droptail", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=4,
+                       sparse_flow=True), quick=True,
+                  why="a ping beside the bulk flow behind drop-tail: it waits in the bulk flow's queue. 4 s: the "
+                      "buffer first overflows at 4.76 s (sim), and whether its recovery starts before a 5 s run ends "
+                      "depends on 0.1 s (measured: real 2 loss events, sim 0 at 5 s). Measured at 4 s: sparse_rtt_p50 "
+                      "136.5 and 137.1 ms in two real runs, 148.3 in a third on a busy host, sim 136.9"),
+        GridPoint(dict(queue="codel", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+                       sparse_flow=True),
+                  why="the same ping behind CoDel: a few ms of the bulk flow's queue"),
+        GridPoint(dict(queue="fq_codel", ecn=False, rate_mbit=20, rtt_ms=40, buffer_packets=400, duration=5,
+                       sparse_flow=True), quick=True,
+                  why="fq_codel: the ping is a new flow at each request and is served next"),
+        GridPoint(dict(queue="fq_codel", ecn=True, rate_mbit=10, rtt_ms=80, buffer_packets=200, duration=6,
+                       sparse_flow=True),
+                  why="fq_codel with ECN on a slower, longer path (a point no test uses). Measured: the ping 80.9 and "
+                      "80.8 ms (sim 80.5); HyStart's exit at cwnd 74 in one run (3 marks, sim 2), 173 in the other (12 "
+                      "marks): the late exit the 10 Mbit/s, 80 ms CoDel point shows too (cause open)"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile),
@@ -235,7 +303,8 @@ SPEC = Experiment(
     expected_s=lambda p: p["duration"] + 1.5,
     timeout=lambda p: p["duration"] * 2 + 40,
     plot=Plot(y=("srtt_ms",), title="the sender's smoothed RTT", y_title="ms"),
-    smoke=(dict(queue="codel", ecn=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1),),
+    smoke=(dict(queue="codel", ecn=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1),
+           dict(queue="fq_codel", sparse_flow=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1)),
 )
 
 aqm = make_function(SPEC)
@@ -284,31 +353,41 @@ def _send_line(fd: int, obj: Any) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read_line(fd: int, deadline: float) -> Any:
+def _read_line(fd: int, deadline: float, who: str = "the receiver") -> Any:
     buf = b""
     while not buf.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise ExperimentError("the receiver did not answer in time")
-        chunk = os.read(fd, 1 << 16)
+            raise ExperimentError(f"{who} did not answer in time")
+        # one byte at a time: two lines may follow each other on the pipe (the pinger's "ready", then its report)
+        chunk = os.read(fd, 1)
         if not chunk:
-            raise ExperimentError("the receiver exited before answering")
+            raise ExperimentError(f"{who} exited before answering")
         buf += chunk
     return json.loads(buf)
 
 
-def _receiver(ecn: bool, ctl: int, up: int) -> Any:
+def _receiver(ecn: bool, ctl: int, up: int, sparse: bool = False) -> Any:
     def main(lst: socket.socket, deadline: float) -> None:
         # tcp_ecn_create_request() reads the listener's own namespace's tcp_ecn when the SYN arrives
         set_namespace_sysctl(ECN_SYSCTL, int(ecn))
         before = read_ecn_counters()
+        echo: list[socket.socket] = []
+        if sparse:
+            # the sparse flow's own port: the delay line tells its packets apart by it (Aqm.sparse_port)
+            addr, port = lst.getsockname()
+            sp = socket.socket()
+            sp.bind((addr, port + 1))
+            sp.listen(4)
+            sp.setblocking(False)
+            echo.append(sp)
         _send_line(up, {"ready": read_sysctl(ECN_SYSCTL)})
         lst.settimeout(max(0.1, deadline - time.monotonic()))
         conn, _ = lst.accept()
         conn.setblocking(False)
         buf = bytearray(1 << 20)
         got, reset, until = 0, False, deadline
-        watch = [conn, ctl]
+        watch = [conn, ctl, *echo]
         while time.monotonic() < min(deadline, until):
             r, _, _ = select.select(watch, [], [], 0.2)
             if ctl in r:
@@ -316,6 +395,9 @@ def _receiver(ecn: bool, ctl: int, up: int) -> Any:
                 # link's FIFO, so once the RST is here the CE packets the line marked have all been counted
                 watch, until = [conn], time.monotonic() + RESET_WAIT_S
                 continue
+            for e in echo:
+                if e in r and e in watch:
+                    _serve_echo(e, watch, echo)
             if conn not in r:
                 continue
             try:
@@ -334,7 +416,87 @@ def _receiver(ecn: bool, ctl: int, up: int) -> Any:
         _send_line(up, {"received": got, "ecn": {k: after[k] - before.get(k, 0) for k in after},
                         "options": info.options, "reset_seen": reset})
         conn.close()
+        for e in echo:
+            e.close()
     return main
+
+
+def _serve_echo(e: socket.socket, watch: list[Any], echo: list[socket.socket]) -> None:
+    """The sparse flow's server: accept on its listener (echo[0]); send back at once what a client sent."""
+    if e is echo[0]:
+        try:
+            c, _ = e.accept()
+        except BlockingIOError:
+            return
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.setblocking(False)
+        echo.append(c)
+        watch.append(c)
+        return
+    try:
+        data = e.recv(1 << 16)
+    except BlockingIOError:
+        return
+    except ConnectionError:
+        data = b""
+    if not data:
+        watch.remove(e)
+        return
+    try:
+        e.send(data)                 # a few 64-byte answers: the send buffer takes them
+    except (BlockingIOError, ConnectionError):
+        pass
+
+
+def _pinger(addr: tuple[str, int], go: int, out: int, seconds: float) -> None:
+    """The sparse flow's client (a forked child in the sender's namespace, so its timing does not share the
+    bulk sender's loop): once ``go`` says so, connect, send a 64-byte request every SPARSE_INTERVAL_S for
+    ``seconds``, time each answer, wait up to SPARSE_GRACE_S for the last ones, report on ``out``."""
+    r, _, _ = select.select([go], [], [], 30)
+    if not r or os.read(go, 1) != b"g":
+        return
+    # not socket.create_connection(): its getaddrinfo() imports the idna codec, which a learner's uid 65534 in
+    # the namespace child cannot read from the venv; connect() takes the dotted address as it is
+    with socket.socket() as c:
+        c.settimeout(5)
+        c.connect(addr)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _send_line(out, {"ready": True})
+        sent: dict[int, float] = {}
+        rtts: list[float] = []
+        late: list[float] = []                  # how long after its due time each request left (the CPU's share)
+        buf = b""
+        t0 = time.monotonic()
+        end, nxt, k = t0 + seconds, t0, 0
+        while True:
+            now = time.monotonic()
+            if now < end and now >= nxt:
+                c.sendall(struct.pack("!I", k).ljust(SPARSE_BYTES, b"\0"))
+                sent[k] = now
+                late.append(now - nxt)
+                k += 1
+                nxt = max(nxt + SPARSE_INTERVAL_S, now)   # a late request does not make the next ones bunch up
+            if now >= end and (not sent or now >= end + SPARSE_GRACE_S):
+                break
+            wake = nxt if now < end else end + SPARSE_GRACE_S
+            ready, _, _ = select.select([c], [], [], max(0.0, min(wake, end + SPARSE_GRACE_S) - now))
+            if not ready:
+                continue
+            got_at = time.monotonic()
+            data = c.recv(1 << 16)
+            if not data:
+                break
+            buf += data
+            while len(buf) >= SPARSE_BYTES:
+                (seq,) = struct.unpack_from("!I", buf)
+                buf = buf[SPARSE_BYTES:]
+                if seq in sent:
+                    rtts.append(round((got_at - sent.pop(seq)) * 1000, 3))
+        info = tcp_info(c)
+        late.sort()
+        _send_line(out, {"rtt_ms": rtts, "sent": k, "unanswered": len(sent),
+                         "late_p99_ms": round(late[int(0.99 * (len(late) - 1))] * 1000, 3) if late else 0.0,
+                         "retrans": info.extra.get("total_retrans", 0), "port": c.getsockname()[1]})
 
 
 def _real(p: dict[str, Any]) -> Outcome:
@@ -342,16 +504,44 @@ def _real(p: dict[str, Any]) -> Outcome:
     sample_s = max(0.001, p["rtt_ms"] / 8000)
     # the probe changes lo's root qdisc for a moment: only here, in the private namespace the runner is in
     has_codel = has_qdisc("codel")
+    has_fq_codel = has_qdisc("fq_codel")
+    has_kernel = has_fq_codel if p["queue"] == "fq_codel" else has_codel
+    in_kernel = _codel(p) and p["qdisc"] != "delay_line" and has_kernel is True
+    if p["qdisc"] == "kernel" and not in_kernel:
+        raise KernelUnavailable(f"qdisc='kernel' asks for the kernel's own {p['queue']}, and this kernel has no "
+                                f"sch_{p['queue']} (`tc qdisc add dev lo root {p['queue']}` "
+                                f"{'was refused' if has_kernel is False else 'could not be asked: no tc'})")
     ctl_r, ctl_w = os.pipe()
     up_r, up_w = os.pipe()
-    spec = Aqm(p["queue"], p["ecn"])
+    go_r, go_w = os.pipe()
+    ping_r, ping_w = os.pipe()
+    port = 5001
+    spec = Aqm(p["queue"], p["ecn"], sparse_port=port + 1 if _sparse(p) else None, kernel_qdisc=in_kernel)
+    pinger: int | None = None
+    ping: dict[str, Any] | None = None
+    finished = False
     try:
         with bottleneck_path(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], max_seconds=p["duration"] + 30,
-                             rcvbuf=rcvbuf_request(_window(p)), receiver=_receiver(p["ecn"], ctl_r, up_w),
-                             aqm=spec) as path:
+                             port=port, rcvbuf=rcvbuf_request(_window(p)),
+                             receiver=_receiver(p["ecn"], ctl_r, up_w, _sparse(p)), aqm=spec) as path:
             hello = _read_line(up_r, time.monotonic() + 10)
             if int(hello["ready"]) != int(p["ecn"]):
                 raise ExperimentError(f"the receiver's namespace reads tcp_ecn={hello['ready']}")
+            if _sparse(p):
+                # forked before the bulk socket exists, so the child holds no copy of it (the RST at the end)
+                pinger = os.fork()
+                if pinger == 0:
+                    code = 0
+                    try:
+                        _pinger((path.receiver[0], path.receiver[1] + 1), go_r, ping_w, p["duration"])
+                    except BaseException as e:  # noqa: BLE001 - the parent raises it
+                        code = 70
+                        try:
+                            _send_line(ping_w, {"error": f"the sparse flow's client failed: {type(e).__name__}: {e}"})
+                        except OSError:
+                            pass
+                    finally:
+                        os._exit(code)
             with socket.socket() as s:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, ALGORITHM.encode())
                 if _paced(p):
@@ -360,6 +550,11 @@ def _real(p: dict[str, Any]) -> Outcome:
                 s.settimeout(5)
                 s.connect(path.receiver)
                 s.setblocking(False)
+                if pinger is not None:
+                    os.write(go_w, b"g")
+                    said = _read_line(ping_r, time.monotonic() + 10, "the sparse flow's client")
+                    if not said.get("ready"):
+                        raise ExperimentError(said.get("error", "the sparse flow did not connect"))
                 syn = tcp_info(s)
                 before = counters_now()
                 acked0 = syn.extra.get("bytes_acked", 0)
@@ -385,6 +580,12 @@ def _real(p: dict[str, Any]) -> Outcome:
                                               LagMeter(sample_s, SENDER_LAG_TOLERANCE_MS / 1000, name="sender"))
                 cwr_entries = cwr["entries"]
                 final = tcp_info(s)
+                bulk_port = s.getsockname()[1]
+                if pinger is not None:
+                    ping = _read_line(ping_r, time.monotonic() + SPARSE_GRACE_S + 10, "the sparse flow's client")
+                    if "error" in ping:
+                        raise ExperimentError(ping["error"])
+                finished = True
                 out.counters = delta(before, keep=_COUNTERS)
                 # an RST (SO_LINGER 0) ends the transfer at once: the send buffer is discarded, nothing is sent
                 # (or marked) after it, and its arrival tells the receiver every earlier packet has arrived
@@ -393,7 +594,10 @@ def _real(p: dict[str, Any]) -> Outcome:
                 os.write(ctl_w, b"x")                       # the receiver reports and stops
                 rcv = _read_line(up_r, time.monotonic() + RESET_WAIT_S + 10)
     finally:
-        for fd in (ctl_r, ctl_w, up_r, up_w):
+        os.close(go_w)                  # a pinger still waiting for "go" sees EOF and exits
+        if pinger is not None:
+            _reap_child(pinger, kill=not finished)
+        for fd in (ctl_r, ctl_w, up_r, up_w, go_r, ping_r, ping_w):
             os.close(fd)
     stats = path.stats
     if stats is None or stats.link is None:
@@ -436,8 +640,10 @@ def _real(p: dict[str, Any]) -> Outcome:
         "receiver_ce_packets": rcv["ecn"].get("InCEPkts"),
         "max_pacing_rate_mbit": _cap_mbit(final.extra.get("max_pacing_rate")),
         "pacing_rate_p50_mbit": round(statistics.median(pacing), 3) if pacing else None,
+        **_sparse_keys(p, ping, link, bulk_port, path.receiver),
         "kernel_codel": has_codel,
-        "queue_method": _queue_method(p, has_codel),
+        "kernel_fq_codel": has_fq_codel,
+        "queue_method": _queue_method(p, has_kernel, in_kernel),
         "delay_method": method,
     }
     out.notes += path.notes
@@ -453,12 +659,63 @@ def _real(p: dict[str, Any]) -> Outcome:
     if not rcv["reset_seen"]:
         out.notes.append(f"the receiver did not see the sender's RST within {RESET_WAIT_S:g} s (dropped at the queue?): "
                          "its CE count may miss marks made on packets still in flight")
-    if kernel_drops:
+    if ping is not None:
+        out.timings.append(Timing("pinger", ping["late_p99_ms"],
+                                  f"the sparse flow's client sent 1 % of its requests more than {ping['late_p99_ms']:g} "
+                                  f"ms after their time ({ping['sent']} sent in {p['duration']:g} s): it lacked the "
+                                  f"CPU, and each answer it timed may be that much late too",
+                                  limit_ms=PINGER_TOLERANCE_MS))
+    if in_kernel:
+        _kernel_queue(out, p, stats.queue, t0, link)
+    elif kernel_drops:
         out.notes.append(f"tunR's hand-off pfifo dropped {kernel_drops} packets: the delay line fell behind")
     out.timings += delay_line_timings(stats, path.scheduling, median="every sojourn and RTT sample was that much longer")
     if stats.error:
         out.notes.append(stats.error)
     return out
+
+
+def _reap_child(pid: int, kill: bool) -> None:
+    """Wait for the pinger (it has reported: it exits at once); kill it first if the run failed, or if it has not
+    exited within a few seconds."""
+    if kill:
+        os.kill(pid, 9)
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def _sparse_keys(p: Mapping[str, Any], ping: Mapping[str, Any] | None, link: Mapping[str, Any], bulk_port: int,
+                 receiver: tuple[str, int]) -> dict[str, Any]:
+    """The sparse flow's keys from the pinger's report and the link's per-flow sojourns (None without it)."""
+    if ping is None:
+        return {"sparse_rtt_p50_ms": None, "sparse_rtt_p95_ms": None, "sparse_sojourn_p50_ms": None,
+                "sparse_requests": None, "sparse_retransmits": None, "flows_share_bucket": None,
+                "new_flow_count": link.get("new_flow_count") if p["queue"] == "fq_codel" else None}
+    share = None
+    if p["queue"] == "fq_codel":
+        share = _bucket(SENDER_ADDR, receiver, bulk_port, 0) == _bucket(SENDER_ADDR, receiver, ping["port"], 1)
+    rtts = ping["rtt_ms"]
+    return {"sparse_rtt_p50_ms": _pct(rtts, 0.5), "sparse_rtt_p95_ms": _pct(rtts, 0.95),
+            "sparse_sojourn_p50_ms": _pct(list(link["sparse_sojourn_ms"]), 0.5), "sparse_requests": ping["sent"],
+            "sparse_retransmits": ping["retrans"], "flows_share_bucket": share,
+            "new_flow_count": link.get("new_flow_count") if p["queue"] == "fq_codel" else None}
+
+
+def _bucket(src: str, receiver: tuple[str, int], sport: int, port_offset: int) -> int:
+    """The fq_codel bucket of the connection src:sport -> receiver (port + port_offset), as the delay line hashes
+    it (:func:`tcplab.kernel.aqmlink.flow_bucket` on a header with those addresses and ports)."""
+    hdr = bytearray(24)
+    hdr[0], hdr[9] = 0x45, 6
+    hdr[12:16] = socket.inet_aton(src)
+    hdr[16:20] = socket.inet_aton(receiver[0])
+    struct.pack_into("!HH", hdr, 20, sport, receiver[1] + port_offset)
+    return flow_bucket(bytes(hdr))
 
 
 def _cap_mbit(rate: int | None) -> float | None:
@@ -475,21 +732,53 @@ def _flags(f: int | None) -> str:
     return "+".join(names)
 
 
-def _queue_method(p: Mapping[str, Any], has_codel: bool | None) -> str:
+def _kernel_queue(out: Outcome, p: Mapping[str, Any], rows: list[tuple[float, int, int, int]], t0: float,
+                  link: Mapping[str, Any]) -> None:
+    """The kernel's own qdisc held the queue: its figures are the qdisc's (sampled by rtnetlink every 5 ms: qlen,
+    backlog, drops), and the delay line only saw what left it. The sojourn is the wait a packet arriving at a sample
+    would have had (backlog x 8 / rate; sch_codel/sch_fq_codel keep each packet's own in no statistic)."""
+    rate = p["rate_mbit"] * 1e6
+    during = [r for r in rows if r[0] >= t0]
+    waits = [b * 8 / rate * 1000 for _, _, b, _ in during]
+    s = out.summary
+    s["sojourn_p50_ms"], s["sojourn_p95_ms"] = _pct(waits, 0.5), _pct(waits, 0.95)
+    s["aqm_drops"] = rows[-1][3] if rows else None          # the qdisc's count: CoDel's and over-limit drops together
+    s["tail_drops"] = None
+    s["ce_marks"] = link["data_ecn"][3]                     # CE on the data that left the qdisc
+    s["sparse_sojourn_p50_ms"] = None
+    s["flows_share_bucket"] = None                          # skb_get_hash() is seeded at boot: not recomputable here
+    s["new_flow_count"] = None
+    out.tables["queue"] = [{"t": round(t - t0, 4), "queue_packets": q, "sojourn_ms": round(b * 8 / rate * 1000, 3),
+                            "drops": d, "ce_marks": None} for t, q, b, d in during]
+    out.notes.append("kernel qdisc: sojourn_p50/p95_ms are the qdisc's backlog, sampled every 5 ms, over the rate; "
+                     "aqm_drops its drop counter (CoDel's and over-limit drops together, tail_drops None); ce_marks "
+                     "the CE packets the delay line read from it; the sparse flow's own sojourn and fq_codel's "
+                     "buckets are not visible")
+
+
+def _queue_method(p: Mapping[str, Any], has_kernel: bool | None, in_kernel: bool = False) -> str:
+    """Which queue ran, where, and whether this kernel has the qdisc (``has_kernel``: codel's, or fq_codel's)."""
+    codel = (f"CoDel (RFC 8289: target {TARGET_S * 1000:g} ms, interval {INTERVAL_S * 1000:g} ms, "
+             f"{'CE marks' if p['ecn'] else 'drops'}")
     if p["queue"] == "droptail":
-        what = f"drop-tail, {p['buffer_packets']} packets"
+        return f"drop-tail, {p['buffer_packets']} packets in the delay line (tcplab.kernel.aqmlink)"
+    if p["queue"] == "fq_codel":
+        what = (f"fq_codel (RFC 8290: 1024 buckets, quantum 1500 bytes, new flows first; per flow {codel}); "
+                f"limit {p['buffer_packets']} packets)")
     else:
-        what = (f"CoDel (RFC 8289: target {TARGET_S * 1000:g} ms, interval {INTERVAL_S * 1000:g} ms, "
-                f"{'CE marks' if p['ecn'] else 'drops'}; limit {p['buffer_packets']} packets)")
-    kernel = {True: "this kernel has a codel qdisc, but the delay line's ran, for a like-for-like sojourn measure",
-              False: "this kernel has no codel qdisc", None: "no tc to ask whether this kernel has a codel qdisc"}
-    return f"{what} in the delay line (tcplab.kernel.aqmlink); {kernel[has_codel]}"
+        what = f"{codel}; limit {p['buffer_packets']} packets)"
+    qdisc = "sch_fq_codel" if p["queue"] == "fq_codel" else "sch_codel"
+    if in_kernel:
+        return f"kernel qdisc {p['queue']} ({qdisc}, under tbf on tunR): {what}"
+    kernel = {True: f"this kernel has {qdisc}, but the delay line's ran (qdisc='delay_line')",
+              False: f"this kernel has no {qdisc}", None: f"no tc to ask whether this kernel has {qdisc}"}
+    return f"{what} in the delay line (tcplab.kernel.aqmlink); {kernel[has_kernel]}"
 
 
 def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     run = simulate(p["rate_mbit"], p["rtt_ms"], p["buffer_packets"], ALGORITHM, duration=p["duration"],
                    sample_s=max(0.001, p["rtt_ms"] / 8000), rcv_window=_window(p), aqm=p["queue"], ecn=p["ecn"],
-                   max_pacing_rate=_max_pacing_rate(p))
+                   max_pacing_rate=_max_pacing_rate(p), sparse_interval=SPARSE_INTERVAL_S if _sparse(p) else None)
     f0 = run.flows[0]
     timeline = [{"t": r["t"], "cwnd": r["cwnd"], "ssthresh": r["ssthresh"], "srtt_ms": r["srtt_ms"],
                  "in_flight": r["in_flight"], "ca_state": r["ca_state"], "delivered_bytes": r["delivered_bytes"]}
@@ -523,9 +812,18 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
         "receiver_ce_packets": a["marks"],
         "max_pacing_rate_mbit": _cap_mbit(_max_pacing_rate(p)),
         "pacing_rate_p50_mbit": round(statistics.median(pacing), 3) if pacing else None,
+        "sparse_rtt_p50_ms": _pct(a["sparse_rtt_ms"], 0.5) if _sparse(p) else None,
+        "sparse_rtt_p95_ms": _pct(a["sparse_rtt_ms"], 0.95) if _sparse(p) else None,
+        "sparse_sojourn_p50_ms": _pct(a["sparse_sojourn_ms"], 0.5) if _sparse(p) else None,
+        "sparse_requests": a["sparse_sent"] if _sparse(p) else None,
+        "sparse_retransmits": a["sparse_dropped"] if _sparse(p) else None,
+        "flows_share_bucket": False if _sparse(p) and p["queue"] == "fq_codel" else None,
+        "new_flow_count": a["new_flow_count"],
         "kernel_codel": None,
-        "queue_method": _queue_method(p, None).split(";")[0].replace("in the delay line (tcplab.kernel.aqmlink)",
-                                                                    "simulated (tcplab.model.codel)"),
+        "kernel_fq_codel": None,
+        "queue_method": _queue_method(p, None).rsplit(";", 1)[0].replace(
+            "in the delay line (tcplab.kernel.aqmlink)",
+            "simulated (tcplab.model.fq_codel)" if p["queue"] == "fq_codel" else "simulated (tcplab.model.codel)"),
         "delay_method": "simulated: a constant one-way delay of rtt/2 (tcplab.sim.bottleneck)",
     }
     out.notes.append(f"kernel profile {profile.name}: CUBIC as tcplab.model.cc models it; {run.packets} packets, "

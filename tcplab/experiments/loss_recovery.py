@@ -34,6 +34,7 @@ from tcplab.kernel.capture import Capture
 from tcplab.kernel.droprule import DropRule
 from tcplab.kernel.tcpinfo import tcp_info, timeline_row
 from tcplab.model.outcome import Outcome, Timing
+from tcplab.model.prr import prr_modelled, prr_trace
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.recovery import DROPS, MSS, RecoveryPlan, plan_drop, recover
 
@@ -60,6 +61,13 @@ _TIMED = {"delay_line": DELAY_LINE_TOLERANCE_MS}
 #: kernel acted on). The receiver's TSval ticks once a millisecond; when the last processed dupACK
 #: and the next share one, which of the two the kernel had seen is unknown (1, else 0)
 _COUNTED = {"dupack_clock": 0.5}
+#: "ack_bunching": by how much a duplicate ACK before the fast retransmit came less than 1 ms after the sender's
+#: previous transmission. tcp_tso_should_defer() (net/ipv4/tcp_output.c) sends at once only when the last write is
+#: more than 1 ms old (``delta = tcp_clock_cache - tcp_wstamp_ns - NSEC_PER_MSEC``) or the state is Recovery; in
+#: Disorder it may hold a segment the cwnd allows, and the recovery then starts from one segment fewer (measured:
+#: ACKs released late by the delay line 0.93 ms apart, 12 recovery ACKs instead of 13). At 10 Mbit/s the ACKs are
+#: 1.2 ms apart: none is bunched (a tolerance of 0.01 ms: the timestamps are the capture's, to the microsecond)
+_BUNCHED = {"ack_bunching": 0.01}
 #: the columns of the ``tcp_info`` table (the timeline's names)
 TCP_INFO_COLUMNS = ("t", "cwnd", "ssthresh", "srtt_ms", "rttvar_ms", "rto_ms", "in_flight", "retransmits",
                     "total_retrans", "ca_state")
@@ -120,6 +128,10 @@ SPEC = Experiment(
         Key("TCPTimeouts", "RTO expiries (counter)"),
         Key("TCPSackRecovery", "recoveries with SACK (counter)"),
         Key("TCPRenoRecovery", "recoveries without SACK (counter)"),
+        Key("prr_sent_per_ack", "segments the sender sent on each ACK of the recovery, from the one that entered it "
+            "to the one before the ACK of high_seq (PRR, tcp_cwnd_reduction(); None unless one loss, or one burst "
+            "with SACK, is repaired by a fast retransmit)", rule=ListExact(), tolerates=_BUNCHED),
+        Key("recovery_ssthresh", "ssthresh the recovery reduced towards (CUBIC: 717/1024 of cwnd; real: TCP_INFO)"),
     ),
     tables=(Table("segments", ("t_ms", "direction", "seq", "len", "ack", "sack", "kind"),
                   "one segment at the sender, ms after the first data segment: data out (kind new, retransmit, or "
@@ -131,7 +143,11 @@ SPEC = Experiment(
                   "the sender's TCP_INFO when it changed (read every ms through the transfer), s after the first "
                   "data segment: cwnd, ssthresh (None while infinite), srtt, rttvar, rto, packets in flight, "
                   "retransmissions, congestion state (tcplab.timeline_of draws them under the segments)",
-                  optional="real only: the simulator models the segments, not the socket's counters"),),
+                  optional="real only: the simulator models the segments, not the socket's counters"),
+            Table("prr", ("t_ms", "ack", "sent"),
+                  "the recovery ACK by ACK: when each ACK arrived (ms after the first data segment), what it "
+                  "acknowledged cumulatively, and how many segments the sender sent on it (PRR's pacing)",
+                  optional="only for a loss or a burst repaired by a fast retransmit; real: with a capture"),),
     timeline=None,
     grid=(
         GridPoint(dict(drop="5th"), quick=True, why="three dupACKs, a fast retransmit one RTT after the loss"),
@@ -149,6 +165,11 @@ SPEC = Experiment(
         GridPoint(dict(drop="5th", rtt_ms=40)),
         GridPoint(dict(drop="last", rtt_ms=50, bytes=50_000)),
         GridPoint(dict(drop="none")),
+        GridPoint(dict(drop="5th", bytes=100_000), quick=True,
+                  why="PRR paces the recovery: 13 duplicate ACKs, 9 segments (1,1,0,1,1,0,1,1,0,0,1,1,1): ssthresh/"
+                      "prior_cwnd of what is delivered while more than ssthresh is in flight, then one per ACK"),
+        GridPoint(dict(drop="burst 5-7", bytes=100_000, rtt_ms=30),
+                  why="three holes: PRR releases the three retransmissions among the new data"),
     ),
     real=lambda p: _real(p),
     sim=lambda p, profile, rng: _sim(p, profile),
@@ -168,7 +189,8 @@ def _rel(x: int, base: int) -> int:
     return (x - base) & 0xFFFFFFFF
 
 
-def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan,
+             sack: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The sender's segments, relative to the start of data, and what they show about the first loss."""
     syn = next((s for s in segs if s["out"] and "S" in s["flags"]), None)
     if syn is None:
@@ -196,7 +218,8 @@ def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan) -> tuple[list[dict[
             rows.append({"t_ms": round((s["mono"] - t0) * 1000, 3), "direction": "in", "seq": None, "len": 0,
                          "ack": _rel(s["ack"], isn), "sack": str(blocks) if blocks else "", "kind": "ack",
                          "_mono": s["mono"], "_ts": s["options"].get("ts_val")})
-    found: dict[str, Any] = {"dupacks": 0, "sack_blocks": 0, "stall_ms": None, "ambiguous": False}
+    found: dict[str, Any] = {"dupacks": 0, "sack_blocks": 0, "stall_ms": None, "ambiguous": False, "prr": None,
+                             "bunched_ms": 0.0}
     if not plan.segments:
         for r in rows:
             r.pop("_mono")
@@ -236,10 +259,63 @@ def _analyse(segs: list[dict[str, Any]], plan: RecoveryPlan) -> tuple[list[dict[
             r["kind"] = "lost"
     # the retransmission that arrived: the one after the `times` the path dropped
     found["stall_ms"] = round((retx[plan.times - 1]["_mono"] - first_tx["_mono"]) * 1000, 3)
+    found["prr"] = _prr_rows(rows, retx[0]) if prr_modelled(plan, sack) else None
+    # the duplicate ACKs before the fast retransmit (Disorder): how soon after the sender's last transmission each came
+    gaps, last_out = [], None
+    for r in rows[:rows.index(retx[0])]:
+        if r["direction"] == "out":
+            last_out = r["_mono"]
+        elif r["kind"] == "dupack" and last_out is not None:
+            gaps.append((r["_mono"] - last_out) * 1000)
+    found["bunched_ms"] = round(max(0.0, 1.0 - min(gaps)), 3) if gaps else 0.0
     for r in rows:
         r.pop("_mono")
         r.pop("_ts")
     return rows, found
+
+
+def _prr_rows(rows: list[dict[str, Any]], first_retx: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The recovery ACK by ACK from the capture: the ACKs from the one the first retransmission answered to the one
+    before the ACK of high_seq (snd_nxt then), and the segments sent on each. A segment is the answer to the ACK
+    whose TSval it echoes (TSecr: the newest ACK the kernel had processed, tcp_replace_ts_recent()), so an ACK
+    captured before the kernel had answered the previous one does not take its segments; when two ACKs carry the
+    same TSval (the receiver's clock ticks once a millisecond), the later of them before the segment."""
+    i0 = rows.index(first_retx)
+    before = [r for r in rows[:i0] if r["direction"] == "in"]
+    if not before:
+        return None
+    entry = before[-1]
+    high = max(r["seq"] + r["len"] for r in rows[:i0] if r["direction"] == "out")
+    start = rows.index(entry)
+    acks: list[dict[str, Any]] = []
+    end = next((r for r in rows[start:] if r["direction"] == "in" and r["ack"] >= high), None)
+    if end is None:
+        return None                                 # the capture ends inside the recovery
+    end_ts = end["_ts"]
+    for r in rows[start:rows.index(end)]:
+        if r["direction"] == "in":
+            acks.append({"t_ms": r["t_ms"], "ack": r["ack"], "sent": 0, "_ts": r["_ts"]})
+    seen = 0                                        # recovery ACKs captured so far
+    closed = False                                  # the ACK of high_seq has been captured
+    for r in rows[start:]:
+        if r["direction"] == "in":
+            if r["ack"] >= high:
+                closed = True
+            elif not closed:
+                seen += 1
+            continue
+        if not seen:
+            continue
+        if closed and r["_ts"] is not None and r["_ts"] == end_ts:
+            break                                   # the answer to the ACK of high_seq: after the recovery
+        match = [a for a in acks[:seen] if r["_ts"] is not None and a["_ts"] == r["_ts"]]
+        if match:
+            match[-1]["sent"] += 1
+        elif closed:
+            break
+        else:
+            acks[seen - 1]["sent"] += 1
+    return [{k: a[k] for k in ("t_ms", "ack", "sent")} for a in acks]
 
 
 def _real(p: dict[str, Any]) -> Outcome:
@@ -308,14 +384,20 @@ def _real(p: dict[str, Any]) -> Outcome:
     if qdrops:
         out.notes.append(f"the bottleneck queue dropped {qdrops} packets besides the chosen ones")
     if cap is not None and not out.incomplete:
-        rows, found = _analyse(segs, plan)
+        rows, found = _analyse(segs, plan, p["sack"])
+        out.timings.append(Timing("ack_bunching", found["bunched_ms"],
+                                  f"a duplicate ACK came {found['bunched_ms']:g} ms less than 1 ms after the sender's "
+                                  "last transmission: tcp_tso_should_defer() may then hold a segment in Disorder, and "
+                                  "PRR's recovery starts from one fewer"))
         out.timings.append(Timing("dupack_clock", 1.0 if found["ambiguous"] else 0.0,
                                   "two duplicate ACKs carried the same millisecond TSval, so whether the "
                                   "kernel had processed the second when it retransmitted is unknown"))
     else:
-        rows, found = [], {"dupacks": None, "sack_blocks": None, "stall_ms": None}
+        rows, found = [], {"dupacks": None, "sack_blocks": None, "stall_ms": None, "prr": None}
     out.counters = counters
     out.tables["segments"] = rows
+    if found["prr"] is not None:
+        out.tables["prr"] = found["prr"]
     # the same origin as the segments' table: the first data segment the capture saw (else the first sample)
     first_data = next((g["mono"] for g in segs if g["out"] and g["payload"] and "S" not in g["flags"]), samples[0][0])
     out.tables["tcp_info"] = [{"t": round(mono - first_data, 6), **row} for mono, row in samples]
@@ -327,6 +409,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         "srtt_ms": round(info.extra.get("rtt", 0) / 1000, 3), "rto_ms": round(info.rto / 1000, 3),
         **{k: counters.get(k, 0) for k in ("TCPFastRetrans", "TCPLossProbes", "TCPLossProbeRecovery", "TCPTimeouts",
                                            "TCPSackRecovery", "TCPRenoRecovery")},
+        "prr_sent_per_ack": [a["sent"] for a in found["prr"]] if found["prr"] is not None else None,
+        "recovery_ssthresh": (next((row["ssthresh"] for _, row in samples if row["ssthresh"] is not None), None)
+                              if prr_modelled(plan, p["sack"]) else None),
     }
     out.notes += path.notes
     out.notes.append(f"delay line: {stats.packets} packets, released late by p50 {stats.lateness_p50_ms} ms, "
@@ -377,6 +462,11 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
                    "rto_ms": r.rto_ms, **r.counters}
     out.counters = dict(r.counters)
     out.tables["segments"] = [dict(row) for row in r.segments]
+    trace = prr_trace(plan, sack=p["sack"], rtt_ms=p["rtt_ms"], rate_mbit=p["rate_mbit"], beta=profile.cubic_beta)
+    out.summary["prr_sent_per_ack"] = trace.per_ack if trace is not None else None
+    out.summary["recovery_ssthresh"] = trace.ssthresh if trace is not None else None
+    if trace is not None:
+        out.tables["prr"] = [{k: row[k] for k in ("t_ms", "ack", "sent")} for row in trace.rows]
     out.sysctls = {SACK: int(p["sack"]), RECOVERY: int(p["rack"]), EARLY_RETRANS: p["early_retrans"],
                    "net.ipv4.tcp_reordering": 3, "net.ipv4.tcp_congestion_control": ALGORITHM}
     out.notes += r.notes

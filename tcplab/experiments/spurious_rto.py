@@ -61,8 +61,17 @@ DELAY_LINE_P50_TOLERANCE_MS = 5.0
 _TIMED = {"sampler": SAMPLER_TOLERANCE_MS, "delay_line_p50": DELAY_LINE_P50_TOLERANCE_MS}
 #: after the spike the DSACKs of a go-back-N recovery need this long to come back (see model.undo.episode)
 AFTER_SPIKE_S = 0.5
-TIMELINE = ("t", "cwnd", "ca_state", "srtt_ms", "rto_ms", "backoff", "retrans", "path_rtt_ms")
-_UNDO_COUNTERS = ("TCPTimeouts", "TCPLossProbes", "TCPLossUndo", "TCPSpuriousRTOs", "TCPDSACKUndo", "TCPDSACKRecv")
+TIMELINE = ("t", "cwnd", "ssthresh", "ca_state", "srtt_ms", "rto_ms", "backoff", "retrans", "path_rtt_ms")
+#: the sender's congestion control, set per socket (TCP_CONGESTION): a fresh namespace's default follows the
+#: host's (bbr on this 6.18 host, cubic on Debian's), and the undo differs: CUBIC's (tcp_reno_undo_cwnd())
+#: restores max(cwnd, prior_cwnd), BBR's bbr_undo_cwnd() keeps cwnd and restores its own saved cwnd on leaving
+#: Loss. The model (tcplab.model.undo) is the former
+ALGORITHM = "cubic"
+#: SO_MAX_PACING_RATE (include/uapi/asm-generic/socket.h), payload Mbit/s: see _real()
+SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)
+PACING_MBIT = 10.0
+_UNDO_COUNTERS = ("TCPTimeouts", "TCPLossProbes", "TCPLossUndo", "TCPSpuriousRTOs", "TCPDSACKUndo", "TCPDSACKRecv",
+                  "TCPSackRecovery", "TCPLostRetransmit")
 _REAL_WHY = "real runs are kept short; mode=\"sim\" runs any spike"
 
 
@@ -85,6 +94,15 @@ def _no_go_back_n(p: Mapping[str, Any]) -> bool:
     """The RTOs are counted exactly unless the sender goes back N (see the rtos key)."""
     ep = _episode(p)
     return not ep.rto_at_s or _timed_undo(p)
+
+
+#: going back N, whether the RTO is undone at all is a race (see the undo_replaced_by key): the undo keys are shown
+_UNDO_RACE = When(_no_go_back_n, Exact(), None, name="exact (first ACK undoes)",
+                  meaning="exact when the first ACK back undoes (or no RTO); going back N, a fast recovery RACK may start "
+                          "in the Loss state replaces the RTO's undo record (tcp_enter_recovery() -> tcp_init_undo()), "
+                          "or a second RTO does, a race (measured with CUBIC on 6.18: 7 runs of 9; undo_replaced_by "
+                          "says which): shown",
+                  then_shows="exact", otherwise_shows="shown (go-back-N race)")
 
 
 def _window(p: Mapping[str, Any], timer_us: int, profile: str | None) -> tuple[float, float]:
@@ -150,12 +168,15 @@ SPEC = Experiment(
               help="how long the sender runs (from the path being ready)", slider=Slider(1, 15, step=1)),
     ),
     summary=(
-        Key("rtos", "retransmission timeouts that fired (TcpExt TCPTimeouts)",
+        Key("rtos", "retransmission timeouts that fired until the undo (TcpExt TCPTimeouts; with an undo, the backoff "
+            "TCP_INFO showed in Loss before it)",
             rule=When(_no_go_back_n, Exact(), Abs(1, "the second RTO races the copies' ACKs"), name="exact (first ACK undoes)",
                       meaning="exact when the first ACK back undoes (or no RTO); going back N, the RTO re-armed at "
                               "the held flight's last ACK, still doubled, races the copies' ACKs (0.16 s apart at the "
                               "defaults; measured 2 in 15 of 16 runs, 1 in one): within 1",
                       then_shows="exact", otherwise_shows="within 1 (go-back-N)")),
+        Key("rtos_after_undo", "RTOs that fired after the undo (the spike still holding what was sent after it: a "
+            "second spurious episode; sim: 0, the model ends at the undo)", rule="shown"),
         Key("loss_probes", "tail loss probes sent (TCPLossProbes): the first before the RTO; a later one after the "
             "undo depends on the srtt the spike's samples left (sim: the first only)", rule="shown"),
         Key("first_probe_s", "seconds from the spike to the loss probe's retransmission (None: none)",
@@ -168,9 +189,15 @@ SPEC = Experiment(
                         meaning="within 10 % of the window the kernel allows: PTO + RTO after the last send (within "
                                 "rtt_ms / 2 of the spike), plus two jiffies"),
             tolerates=_TIMED),
-        Key("undone", "the RTO was undone: cwnd back to what it was (a loss undo or a DSACK undo counted)"),
+        Key("undone", "the RTO was undone: a loss or DSACK undo counted and cwnd back to the RTO's prior_cwnd",
+            rule=_UNDO_RACE),
         Key("undone_by", "what undid it: 'timestamps' (TCPLossUndo without TCPSpuriousRTOs), 'F-RTO' "
-            "(TCPSpuriousRTOs), 'DSACK' (TCPDSACKUndo), None"),
+            "(TCPSpuriousRTOs), 'DSACK' (TCPDSACKUndo), None (also when the counted undo was of a later fast "
+            "reduction, not the RTO's: see undo_replaced_by)", rule=_UNDO_RACE),
+        Key("undo_replaced_by", "going back N, what replaced the RTO's undo record before the DSACKs could undo it: "
+            "'fast recovery' (RACK found a retransmission lost in the Loss state, tcp_enter_recovery() -> "
+            "tcp_init_undo()), 'second RTO' (Loss ended without an undo and the next RTO's tcp_enter_loss() started a "
+            "new record), None (not replaced, or no RTO; sim: None, a race the model does not time)", rule="shown"),
         Key("undo_s", "seconds from the spike to the undo (back to Open, cwnd restored; None: none)",
             rule=When(_timed_undo, Rel(0.10), None, name="rel10 (timestamps, F-RTO)",
                       meaning="rel10 when the first ACK back undoes; the DSACK undo's time (after go-back-N) is shown",
@@ -178,8 +205,8 @@ SPEC = Experiment(
         Key("cwnd_before", "cwnd just before the spike: slow start's growth under the receiver's window (sim: None, "
             "not modelled)", rule="shown"),
         Key("cwnd_lowest", "the lowest cwnd after the first RTO: tcp_enter_loss() sets 1 (None: no RTO)"),
-        Key("cwnd_restored", "cwnd came back to what it was when the RTO fired (prior_cwnd, tcp_undo_cwnd_reduction(); "
-            "None: no RTO)"),
+        Key("cwnd_restored", "cwnd came back to what it was when the RTO fired (prior_cwnd, tcp_undo_cwnd_reduction(), "
+            "read from the Loss state's ssthresh, CUBIC's 717/1024 of it; None: no RTO)", rule=_UNDO_RACE),
         Key("cwnd_end", "cwnd at the end (sim: None)", rule="shown"),
         Key("srtt_before_ms", "tcp_info.rtt just before the spike", rule="rel10", tolerates={"delay_line_p50": 1.0}),
         Key("srtt_moved_in_loss_ms", "how far srtt moved while the sender was in Loss after the RTO (0: no RTT "
@@ -236,18 +263,66 @@ def _from_timeline(rows: list[dict[str, Any]], p: Mapping[str, Any]) -> dict[str
                            "srtt_moved_in_loss_ms": None}
     if loss_i is not None:
         lost = rows[loss_i:]
-        # an undo restores prior_cwnd, the cwnd when the RTO fired (tcp_enter_loss()), which may be below the
-        # cwnd before the spike: tcp_cwnd_validate() shrinks a cwnd the window kept from being used
-        prior = rows[loss_i - 1]["cwnd"] if loss_i else b["cwnd"]
-        back = next((r for r in lost if r["ca_state"] == "Open" and r["cwnd"] >= prior), None)
+        prior = _prior_cwnd(rows, loss_i, p)
+        back = next((r for r in lost if r["ca_state"] in ("Open", "Disorder") and r["cwnd"] >= prior), None)
         # Loss only: a fast recovery that may follow (RACK, once the spike is over) sends new data, whose ACKs are samples
-        held = [r for r in lost if r["ca_state"] == "Loss"]
+        # the first Loss stretch only: once out of it (Recovery, Open) new data's ACKs are samples, and a later RTO's
+        # Loss starts from the srtt they made (measured: 168 ms, after a fast recovery, third RTO)
+        end = next((i for i, r in enumerate(lost) if r["ca_state"] != "Loss"), len(lost))
+        held = lost[:end]
         if back is not None:
             held = [r for r in held if r["t"] < back["t"]]
         out.update(first_rto_s=round(rows[loss_i]["t"] - at, 4), cwnd_lowest=min(r["cwnd"] for r in lost),
                    cwnd_restored=back is not None, undo_s=None if back is None else round(back["t"] - at, 4),
                    srtt_moved_in_loss_ms=round(max(abs(r["srtt_ms"] - rows[loss_i]["srtt_ms"]) for r in held), 3))
     return out
+
+
+def _undo_replaced_by(rows: list[dict[str, Any]], p: Mapping[str, Any], restored: bool | None) -> str | None:
+    """What replaced the first RTO's undo record when cwnd never came back (None if it did, or no RTO), from the
+    states sampled after the spike's first Loss: straight into Recovery is tcp_fastretrans_alert()'s Loss case
+    falling through to tcp_enter_recovery() (RACK marked a retransmission lost, FLAG_LOST_RETRANS); a new ssthresh
+    in Loss, or Loss again after leaving it, is a second tcp_enter_loss() that re-inits the record
+    (tcp_init_undo(): from Open, or in Loss once an ACK advanced snd_una and tcp_ack() zeroed icsk_retransmits)."""
+    if restored is not False:
+        return None
+    after = [r for r in rows if r["t"] >= p["spike_at_s"]]
+    first = next((i for i, r in enumerate(after) if r["ca_state"] == "Loss"), None)
+    if first is None:
+        return None
+    rest = after[first:]
+    left = next((i for i, r in enumerate(rest) if r["ca_state"] != "Loss"), len(rest))
+    # a second RTO while still in Loss re-inits the record too when an ACK had advanced snd_una in between
+    # (tcp_ack() zeroes icsk_retransmits; tcp_enter_loss() re-inits when in Loss with it 0): a new ssthresh
+    if any(r["ssthresh"] != rest[0]["ssthresh"] for r in rest[:left]):
+        return "second RTO"
+    if left == len(rest):
+        return None
+    if rest[left]["ca_state"] == "Recovery":
+        return "fast recovery"
+    return "second RTO" if any(r["ca_state"] == "Loss" for r in rest[left:]) else None
+
+
+def _prior_cwnd(rows: list[dict[str, Any]], loss_i: int, p: Mapping[str, Any]) -> int:
+    """The cwnd an undo of the RTO restores: ``prior_cwnd``, what cwnd was when the RTO fired (tcp_enter_loss()).
+    TCP_INFO does not report it, but the ssthresh it set then is CUBIC's ``max(prior_cwnd x 717 / 1024, 2)``
+    (bictcp_recalc_ssthresh()): the smallest cwnd that gives the Loss state's ssthresh. A sample of cwnd before
+    the RTO is not it: the sampler may have seen cwnd before tcp_cwnd_validate() shrank it during the stall
+    (the window-limited sender does not use it all), and in a slow guest the last sample before the RTO can be
+    tens of ms older (6.12: undone_by 'DSACK' with cwnd_restored False, the sample above the restored cwnd).
+
+    >>> rows = [{"cwnd": 40, "ssthresh": None, "ca_state": "Open"}, {"cwnd": 1, "ssthresh": 26, "ca_state": "Loss"}]
+    >>> _prior_cwnd(rows, 1, {})       # 37 x 717 // 1024 = 25, 38 x 717 // 1024 = 26
+    38
+    """
+    ss = rows[loss_i].get("ssthresh")
+    if ss is None or ss < 2:
+        return rows[loss_i - 1]["cwnd"] if loss_i else rows[0]["cwnd"]
+    beta = get_profile(None).cubic_beta
+    c = max(1, ss * 1024 // beta)
+    while c * beta // 1024 < ss:
+        c += 1
+    return c
 
 
 def _sampler_timing(rows: list[dict[str, Any]], s: Mapping[str, Any], at: float) -> Timing:
@@ -277,6 +352,7 @@ def _undone_by(c: Mapping[str, int], timestamps: bool) -> str | None:
 
 def _real(p: dict[str, Any]) -> Outcome:
     out = Outcome()
+    out.notes.append(f"the sender's socket ran {ALGORITHM} (TCP_CONGESTION), whatever the namespace's default")
     at, spike_end = p["spike_at_s"], p["spike_at_s"] + _spike_s(p)
     changes = [(at, p["spike_ms"]), (spike_end, p["rtt_ms"])]
     with bottleneck_path(RATE_MBIT, p["rtt_ms"], BUFFER_PACKETS, max_seconds=p["seconds"] + 30,
@@ -284,6 +360,12 @@ def _real(p: dict[str, Any]) -> Outcome:
         t0 = time.monotonic()
         before = counters_now()
         with socket.socket() as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, ALGORITHM.encode())
+            # paced just above the window's rate (13 segments a round trip): the flight is spread over the round
+            # trip as BBR's is, so some of its ACKs always cross the line after the spike began and come back
+            # spike_ms / 2 later; unpaced, CUBIC's window-limited bursts left the line empty at the spike's start
+            # in some runs, and the first ACK back came a whole spiked round trip later (measured: undo at 1.2 s)
+            s.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, int(PACING_MBIT * 1e6 / 8))
             s.settimeout(5)
             s.connect(path.receiver)
             s.setblocking(False)
@@ -301,7 +383,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                     pass
                 x = tcp_info(s)
                 t = now - t0
-                rows.append({"t": round(t, 4), "cwnd": x.extra.get("snd_cwnd", 0), "ca_state": x.ca_state,
+                ss = x.extra.get("snd_ssthresh", 0x7FFFFFFF)
+                rows.append({"t": round(t, 4), "cwnd": x.extra.get("snd_cwnd", 0),
+                             "ssthresh": None if ss >= 0xFFFF else ss, "ca_state": x.ca_state,
                              "srtt_ms": x.extra.get("rtt", 0) / 1000, "rto_ms": x.rto / 1000, "backoff": x.backoff,
                              "retrans": x.total_retrans,
                              "path_rtt_ms": p["spike_ms"] if at <= t < spike_end else p["rtt_ms"]})
@@ -314,9 +398,26 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.timeline = rows
     out.summary = {"rtos": c.get("TCPTimeouts", 0), "loss_probes": c.get("TCPLossProbes", 0)}
     out.summary.update(_from_timeline(rows, p))
+    # the episode the model times ends at the undo; the spike may still hold what the sender sent after it, and
+    # its RTO then fires again (measured: F-RTO, paced CUBIC, 2 runs of 6): counted apart
+    total = out.summary["rtos"]
+    if out.summary["undo_s"] is not None:
+        undo_t = p["spike_at_s"] + out.summary["undo_s"]
+        out.summary["rtos"] = max((r["backoff"] for r in rows if r["ca_state"] == "Loss" and r["t"] < undo_t),
+                                  default=total)
+    out.summary["rtos_after_undo"] = total - out.summary["rtos"]
     by = _undone_by(c, final.timestamps)
+    if by is not None and out.summary["cwnd_restored"] is False:
+        # the counter counts an undo of any reduction: a fast recovery RACK starts after the go-back-N makes its
+        # own undo record (tcp_enter_recovery() -> tcp_init_undo(), prior_cwnd the small cwnd then), whose DSACK
+        # undo bumps TCPDSACKUndo without bringing back the cwnd the RTO cut
+        out.notes.append(f"{by}: the counters show an undo (TcpExt {', '.join(k for k in _UNDO_COUNTERS[2:5] if c.get(k))}) "
+                         f"but cwnd never came back to the RTO's prior_cwnd: that undo was of a later reduction, "
+                         "not of the RTO; undone_by None")
+        by = None
     out.summary.update(undone=by is not None, undone_by=by, retrans_segs=final.total_retrans,
-                       dsacks=c.get("TCPDSACKRecv", 0), timestamps=final.timestamps)
+                       dsacks=c.get("TCPDSACKRecv", 0), timestamps=final.timestamps,
+                       undo_replaced_by=_undo_replaced_by(rows, p, out.summary["cwnd_restored"]))
     if not out.summary["rtos"]:
         out.summary.update(first_rto_s=None, cwnd_lowest=None, cwnd_restored=None, undo_s=None,
                            srtt_moved_in_loss_ms=None)
@@ -337,7 +438,7 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     ep = _episode(p, profile.timer_tick)
     at = p["spike_at_s"]
     srtt_ms, rto_ms = ep.srtt_us / 1000, ep.rto_us / 1000
-    rows = [{"t": round(at, 4), "cwnd": None, "ca_state": "Open", "srtt_ms": srtt_ms, "rto_ms": rto_ms, "backoff": 0,
+    rows = [{"t": round(at, 4), "cwnd": None, "ssthresh": None, "ca_state": "Open", "srtt_ms": srtt_ms, "rto_ms": rto_ms, "backoff": 0,
              "retrans": 0, "path_rtt_ms": p["spike_ms"]}]
     if ep.probe_at_s is not None:
         rows.append({**rows[-1], "t": round(ep.probe_at_s, 4), "retrans": 1})
@@ -349,10 +450,10 @@ def _sim(p: dict[str, Any], profile: KernelProfile) -> Outcome:
     out = Outcome(timeline=rows)
     fired = bool(ep.rto_at_s)
     out.summary = {
-        "rtos": ep.rtos, "loss_probes": int(ep.probe_at_s is not None),
+        "rtos": ep.rtos, "rtos_after_undo": 0, "loss_probes": int(ep.probe_at_s is not None),
         "first_probe_s": None if ep.probe_at_s is None else round(ep.probe_at_s - at, 4),
         "first_rto_s": round(ep.rto_at_s[0] - at, 4) if fired else None,
-        "undone": ep.undone_by is not None, "undone_by": ep.undone_by,
+        "undone": ep.undone_by is not None, "undone_by": ep.undone_by, "undo_replaced_by": None,
         "undo_s": None if ep.undo_at_s is None else round(ep.undo_at_s - at, 4),
         "cwnd_before": None, "cwnd_lowest": ep.cwnd_lowest, "cwnd_restored": (ep.undone_by is not None) if fired else None,
         "cwnd_end": None, "srtt_before_ms": srtt_ms, "srtt_moved_in_loss_ms": 0.0 if fired else None,

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.errors import KernelUnavailable
-from tcplab.kernel.aqmlink import Aqm, Link
+from tcplab.kernel.aqmlink import Aqm, Link, kernel_qdisc_args
 from tcplab.kernel.droprule import DropRule, Dropped, SegmentFilter, TraceRow
 from tcplab.kernel.pipemsg import read_msg, send_msg
 from tcplab.kernel.qdisc import ip_available, tc_available
@@ -358,11 +358,14 @@ def _router_and_receiver(go_r: int, up_w: int, ctrl_r: int, out_w: int, p: dict[
             _run(ip, "link", "set", "tunR", "mtu", str(MTU), "up")
             _run(ip, "addr", "add", TUN_R_ADDR, "peer", RECEIVER_ADDR, "dev", "tunR")
             rate_bit = int(p["rate_mbit"] * 1e6)
-            if p["aqm"] is None:
+            if p["aqm"] is None or p["aqm"].kernel_qdisc:
                 _run(tc, "qdisc", "replace", "dev", "tunR", "root", "handle", "1:", "tbf", "rate", f"{rate_bit}bit",
                      "burst", str(_TBF_BURST), "limit", str(MTU * (p["buffer_packets"] + 2)))
-                _run(tc, "qdisc", "replace", "dev", "tunR", "parent", "1:1", "handle", "10:", "pfifo",
-                     "limit", str(p["buffer_packets"]))
+                # the kernel's own CoDel or fq_codel under the tbf where this kernel has it (aqm.kernel_qdisc):
+                # it stamps each packet at enqueue and decides at dequeue, when tbf has the tokens to send it
+                child = (["pfifo", "limit", str(p["buffer_packets"])] if p["aqm"] is None
+                         else kernel_qdisc_args(p["aqm"], p["buffer_packets"]))
+                _run(tc, "qdisc", "replace", "dev", "tunR", "parent", "1:1", "handle", "10:", *child)
             else:
                 # the bottleneck is the delay line's (aqmlink): tunR only hands packets over; a long pfifo
                 # whose drops (sampled below) say whether the line ever failed to keep up
@@ -481,7 +484,7 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
     decrease, packets never overtake the ones already held (no reordering), and their wait behind them
     counts in ``stats``' lateness.
 
-    ``aqm``: the rate and the ``buffer_packets`` queue are the delay line's own, drop-tail or CoDel
+    ``aqm``: the rate and the ``buffer_packets`` queue are the delay line's own, drop-tail, CoDel or fq_codel
     (:class:`tcplab.kernel.aqmlink.Aqm`; this kernel has no codel qdisc), instead of tbf and pfifo;
     ``path.stats.link`` holds what it measured (sojourn times, drops, CE marks, ECN bits seen). It
     cannot be combined with ``drop`` or ``trace``.
@@ -532,10 +535,16 @@ def bottleneck_path(rate_mbit: float, rtt_ms: float, buffer_packets: int, *, por
         if aqm is None:
             path.notes.append(f"path: veth to a router namespace, tbf {rate_mbit:g} Mbit/s with a {buffer_packets}-packet "
                               f"drop-tail pfifo on tunR, then {DELAY_METHOD}; MTU {MTU}")
+        elif aqm.kernel_qdisc:
+            path.notes.append(f"path: veth to a router namespace, tbf {rate_mbit:g} Mbit/s on tunR with the kernel's own "
+                              f"`{' '.join(kernel_qdisc_args(aqm, buffer_packets))}` under it, then {DELAY_METHOD} "
+                              f"(which only reads the packets' ECN bits and flags); MTU {MTU}")
         else:
             what = ("drop-tail" if aqm.queue == "droptail" else
-                    f"CoDel (target {aqm.target_s * 1000:g} ms, interval {aqm.interval_s * 1000:g} ms"
-                    + (", CE marks for ECT packets)" if aqm.ecn else ", drops)"))
+                    ("fq_codel (1024 buckets, quantum 1500, per-flow " if aqm.queue == "fq_codel" else "")
+                    + f"CoDel (target {aqm.target_s * 1000:g} ms, interval {aqm.interval_s * 1000:g} ms"
+                    + (", CE marks for ECT packets)" if aqm.ecn else ", drops)")
+                    + (")" if aqm.queue == "fq_codel" else ""))
             path.notes.append(f"path: veth to a router namespace, tunR hands packets to the delay line, whose own "
                               f"{rate_mbit:g} Mbit/s link serves a {buffer_packets}-packet {what} queue "
                               f"(tcplab.kernel.aqmlink), then {DELAY_METHOD}; MTU {MTU}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,14 +131,22 @@ class CoDel:
             return False
         return now > self.first_above_time
 
-    def dequeue(self, now: float, q: Fifo) -> Dequeued:
-        """The next packet to send at ``now`` (``codel_dequeue()``), dropping or marking on the way."""
+    def dequeue(self, now: float, q: Fifo, backlog: Callable[[], int] | None = None) -> Dequeued:
+        """The next packet to send at ``now`` (``codel_dequeue()``), dropping or marking on the way.
+
+        ``backlog``: the bytes that count as queued (default ``q.backlog``). fq_codel runs one CoDel per
+        flow on that flow's queue but passes the whole qdisc's ``sch->qstats.backlog``
+        (``fq_codel_dequeue()``), so a flow is never spared as "at most one MTU queued" while others wait.
+        """
+        return self._dequeue(now, q, backlog or (lambda: q.backlog))
+
+    def _dequeue(self, now: float, q: Fifo, backlog: Callable[[], int]) -> Dequeued:
         p = q.pop()
         out = Dequeued(None)
         if p is None:
             self.dropping = False
             return out
-        drop = self._should_drop(p, now, q.backlog)
+        drop = self._should_drop(p, now, backlog())
         if self.dropping:
             if not drop:
                 self.dropping = False           # sojourn under target: leave the dropping state
@@ -153,7 +162,7 @@ class CoDel:
                         out.dropped.append(p)
                         self.drops += 1
                     p = q.pop()
-                    if not self._should_drop(p, now, q.backlog):
+                    if not self._should_drop(p, now, backlog()):
                         self.dropping = False
                     else:
                         self.drop_next = self.control_law(self.drop_next)
@@ -165,7 +174,7 @@ class CoDel:
                 out.dropped.append(p)
                 self.drops += 1
                 p = q.pop()
-                self._should_drop(p, now, q.backlog)
+                self._should_drop(p, now, backlog())
             self.dropping = True
             # re-entering soon after leaving: start near the drop rate that controlled the last cycle
             delta = self.count - self.lastcount

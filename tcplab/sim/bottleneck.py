@@ -29,10 +29,14 @@ from tcplab.model.cc import (ALGORITHMS, DEFAULT_SCALING_RATIO, DELACK, INFINITE
                              RTO_MIN, SCALING_RATIO, SYN_WINDOW, WIRE_BYTES, CongestionControl, FlowRun, Random,
                              path_packets, receive_window_for)
 from tcplab.model.codel import CoDel, Fifo, Packet
+from tcplab.model.fq_codel import FqCoDel
 from tcplab.model.pacing import Pacer
 from tcplab.sim.engine import Engine
 
-__all__ = ["simulate", "SimRun"]
+__all__ = ["simulate", "SimRun", "SPARSE_WIRE_BYTES"]
+
+#: a sparse flow's request on the wire: 64 bytes of payload, TCP with timestamps (32) and IPv4 (20)
+SPARSE_WIRE_BYTES = 64 + 32 + 20
 
 
 @dataclass
@@ -121,7 +125,8 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
              flows: int = 1, duration: float = 5.0, sample_s: float | None = None,
              loss: float | None = None, rng: Random | None = None, rcv_window: int | None = None,
              autotune: int | None = None, unscaled: bool = False, aqm: str | None = None,
-             ecn: bool = False, max_pacing_rate: float | None = None) -> SimRun:
+             ecn: bool = False, max_pacing_rate: float | None = None,
+             sparse_interval: float | None = None) -> SimRun:
     """Run the model; see the module docstring. ``loss``: a random drop probability per data
     packet at the bottleneck's input, decided by ``rng`` (the run's seeded generator, e.g.
     :class:`tcplab.sim.engine.SplitMix64`; required with ``loss``). ``rcv_window``: the most the
@@ -131,11 +136,19 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     copied plus 16 segments, plus twice that times the growth over the last RTT, up to ``autotune``. ``unscaled``: the window field carries
     no scale (``tcp_window_scaling`` off): never more than 65535 bytes.
 
-    ``aqm``: ``"droptail"`` or ``"codel"``: the queue of the AQM experiment's delay line
+    ``aqm``: ``"droptail"``, ``"codel"`` or ``"fq_codel"``: the queue of the AQM experiment's delay line
     (:mod:`tcplab.kernel.aqmlink`): a FIFO served at the rate one packet at a time, each packet's
-    sojourn measured, CoDel (:class:`tcplab.model.codel.CoDel`) deciding at each dequeue. ``ecn``:
+    sojourn measured, CoDel (:class:`tcplab.model.codel.CoDel`) deciding at each dequeue, or one FIFO
+    and CoDel per flow served by :class:`tcplab.model.fq_codel.FqCoDel` (flow ``i`` in bucket ``i``). ``ecn``:
     new data leaves ECT, CoDel marks it CE instead of dropping it, the receiver echoes ECE until it
     sees CWR, and the sender reduces cwnd once per window (``CongestionControl.enter_cwr``).
+
+    ``sparse_interval`` (s, with ``aqm``): a sparse flow besides the bulk ones, a 64-byte request every
+    ``sparse_interval`` from time 0 (:data:`SPARSE_WIRE_BYTES` on the wire, its own bucket), answered
+    by the receiver at once; ``aqm["sparse_rtt_ms"]`` holds each request's time to its answer (the
+    answer travels back without queueing), also for the requests still queued at ``duration``: the link
+    then drains its queue with nothing new arriving, as the real run's queue does after its sender's RST. A request the queue drops is sent again ``RTO_MIN`` plus
+    an RTT later (the real connection's TLP or RTO; approximated) and timed from its first send.
 
     ``max_pacing_rate`` (bytes/s, Reno and CUBIC): the sender set ``SO_MAX_PACING_RATE``, so TCP
     paces itself (:mod:`tcplab.model.pacing`): after every ACK its rate is min(this, 200 % or 120 %
@@ -181,10 +194,16 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
     timeline: list[dict[str, Any]] = []
     queue_rows: list[dict[str, Any]] = []
 
-    if aqm not in (None, "droptail", "codel"):
-        raise ValueError(f"aqm must be None, 'droptail' or 'codel', not {aqm!r}")
+    if aqm not in (None, "droptail", "codel", "fq_codel"):
+        raise ValueError(f"aqm must be None, 'droptail', 'codel' or 'fq_codel', not {aqm!r}")
+    if sparse_interval is not None and (aqm is None or not sparse_interval > 0):
+        raise ValueError(f"sparse_interval must be > 0 s and needs aqm, not {sparse_interval!r} with aqm={aqm!r}")
     fifo = Fifo()
     codel = CoDel(ecn=ecn) if aqm == "codel" else None
+    fq = FqCoDel(buffer_packets, ecn=ecn) if aqm == "fq_codel" else None
+    sparse_rtts: list[float] = []
+    sparse_sojourns: list[float] = []
+    sparse = {"sent": 0, "dropped": 0}
     link = {"free": -math.inf, "pending": False, "next_row": -math.inf, "tail": 0, "aqm": 0, "marks": 0,
             "data": 0, "ect": 0}
     sojourns: list[float] = []
@@ -225,40 +244,90 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.queue_cwr, cwr = False, True
         link["data"] += 1
         link["ect"] += ect
-        if len(fifo) >= buffer_packets:
-            dropped.add(inst)
-            state["drops"] += 1
+        admit(now, f.i, Packet(now, WIRE_BYTES, ect, (f, inst, seq, cwr)))
+
+    def admit(now: float, bucket: int, p: Packet) -> None:
+        """Into the queue: drop-tail at the limit, or fq_codel (its overlimit drop hits the fattest flow)."""
+        if fq is not None:
+            for q in fq.enqueue(now, bucket, p):
+                lose(now, q)
+                link["tail"] += 1
+        elif len(fifo) >= buffer_packets:
+            lose(now, p)
             link["tail"] += 1
             return
-        fifo.push(Packet(now, WIRE_BYTES, ect, (f, inst, seq, cwr)))
+        else:
+            fifo.push(p)
         if not link["pending"]:
             link["pending"] = True
             schedule(max(now, link["free"]), serve, None, priority=_ARRIVAL)
 
+    def lose(now: float, p: Packet) -> None:
+        """A packet the queue dropped: a bulk segment becomes a hole; a request is sent again later."""
+        if isinstance(p.data[0], str):
+            sparse["dropped"] += 1
+            schedule(now + RTO_MIN + rtt_ms / 1000, ping_again, p.data, priority=_PACE)
+            return
+        dropped.add(p.data[1])
+        state["drops"] += 1
+
+    def ping(k: int) -> None:
+        now = eng.now
+        sparse["sent"] += 1
+        admit(now, len(fl), Packet(now, SPARSE_WIRE_BYTES, ecn, ("ping", k, now)))
+        assert sparse_interval is not None
+        if now + sparse_interval < duration:
+            schedule(now + sparse_interval, ping, k + 1, priority=_PACE)
+
+    def drain(end: float) -> None:
+        """The run is over (the real sender resets its connection: nothing new arrives), but the requests still
+        queued are served as the link drains the queue, and the real client waits for their answers: time them."""
+        t = max(end, link["free"])
+        for _ in range(len(fq) if fq is not None else len(fifo)):
+            if fq is not None:
+                p = fq.dequeue(t).packet
+            elif codel is not None:
+                p = codel.dequeue(t, fifo).packet
+            else:
+                p = fifo.pop()
+            if p is None:
+                break
+            if isinstance(p.data[0], str):
+                sparse_sojourns.append((t - p.enqueued) * 1000)
+                sparse_rtts.append((t + 2 * one_way - p.data[2]) * 1000)
+            t += p.size * 8 / (rate_mbit * 1e6)
+
+    def ping_again(data: tuple[str, int, float]) -> None:
+        admit(eng.now, len(fl), Packet(eng.now, SPARSE_WIRE_BYTES, False, data))
+
     def serve(_: None) -> None:
         """The link sends the head packet (CoDel may drop or mark on the way) and books the next."""
         now = eng.now
-        if codel is None:
+        if codel is None and fq is None:
             p, marked = fifo.pop(), False
         else:
-            d = codel.dequeue(now, fifo)
+            d = fq.dequeue(now) if fq is not None else codel.dequeue(now, fifo)   # type: ignore[union-attr]
             for q in d.dropped:
-                dropped.add(q.data[1])
-                state["drops"] += 1
+                lose(now, q)
                 link["aqm"] += 1
             p, marked = d.packet, d.marked
         if p is not None:
-            f, inst, seq, cwr = p.data
             sojourn = (now - p.enqueued) * 1000
             sojourns.append(sojourn)
             link["marks"] += marked
-            link["free"] = now + tx
-            schedule(now + one_way, receive, (f, inst, seq, marked, cwr), priority=_ARRIVAL)
+            link["free"] = now + p.size * 8 / (rate_mbit * 1e6)
+            if isinstance(p.data[0], str):
+                sparse_sojourns.append(sojourn)
+                sparse_rtts.append((now + 2 * one_way - p.data[2]) * 1000)   # answered at once, back unqueued
+            else:
+                f, inst, seq, cwr = p.data
+                schedule(now + one_way, receive, (f, inst, seq, marked, cwr), priority=_ARRIVAL)
             if now >= link["next_row"]:
-                aqm_rows.append({"t": round(now, 6), "queue_packets": len(fifo), "sojourn_ms": round(sojourn, 3),
+                aqm_rows.append({"t": round(now, 6), "queue_packets": len(fq) if fq is not None else len(fifo),
+                                 "sojourn_ms": round(sojourn, 3),
                                  "drops": link["tail"] + link["aqm"], "ce_marks": link["marks"]})
                 link["next_row"] = now + 0.005
-        if fifo.items:
+        if (len(fq) if fq is not None else fifo.items):
             schedule(max(now, link["free"]), serve, None, priority=_ARRIVAL)
         else:
             link["pending"] = False
@@ -558,13 +627,19 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
         send(f, 0.0)
     rearm(0.0)
     schedule(0.0, sample, 0.0, priority=_SAMPLE)
+    if sparse_interval is not None:
+        schedule(0.0, ping, 0, priority=_PACE)
     eng.run(until=duration)
+    if sparse_interval is not None:
+        drain(duration)
     figures: dict[str, Any] = {}
     if aqm is not None:
         figures = {"sojourn_ms": sojourns, "rows": aqm_rows, "tail_drops": link["tail"], "aqm_drops": link["aqm"],
                    "marks": link["marks"], "retransmits": sum(f.total_retrans for f in fl),
                    "ecn_reductions": sum(f.ecn_reductions for f in fl),
-                   "data_ect0": round(link["ect"] / link["data"], 4) if link["data"] else None}
+                   "data_ect0": round(link["ect"] / link["data"], 4) if link["data"] else None,
+                   "sparse_rtt_ms": sparse_rtts, "sparse_sojourn_ms": sparse_sojourns, "sparse_sent": sparse["sent"],
+                   "sparse_dropped": sparse["dropped"], "new_flow_count": fq.new_flow_count if fq is not None else None}
     return SimRun(flows=[f.run for f in fl], timeline=timeline, queue=queue_rows, duration=duration,
                   rate_mbit=rate_mbit, drops=state["drops"], packets=state["inst"], aqm=figures,
                   modes=[f.bbr.history for f in fl if f.bbr is not None],

@@ -193,8 +193,9 @@ class Timeline:
         >>> df["model_cwnd"].tolist()[:4]                     # slow start: +1 a packet delivered
         [11, 12, 13, 14]
         >>> row = df[df["event"] == "retransmit: enter recovery"].iloc[0]
-        >>> int(row.model_ssthresh), int(row.in_flight), int(row.model_cwnd)    # CUBIC: 14 x 0.7; PRR's first step
-        (9, 3, 4)
+        >>> int(row.model_ssthresh), int(row.in_flight), int(row.model_cwnd)    # CUBIC: 14 x 0.7; PRR on a dupACK:
+        (9, 3, 3)
+        >>> # the 2 in flight before the fast retransmit + the 1 it sends (no +1: snd_una did not advance)
         """
         import pandas as pd
 

@@ -73,6 +73,7 @@ class Random(Protocol):
 from tcplab.model.delack import TCP_DELACK_MIN
 from tcplab.model.profiles import DEFAULT_PROFILE, PROFILES
 from tcplab.model.rto import TCP_RTO_MIN
+from tcplab.model.prr import sndcnt
 
 __all__ = ["FlowRun", "CongestionControl", "ALGORITHMS", "MSS", "WIRE_BYTES", "cubic_ssthresh",
            "reno_ssthresh", "BETA_CUBIC", "C_CUBIC", "INFINITE_SSTHRESH", "exit_cwnd_from_ssthresh",
@@ -283,16 +284,20 @@ class CongestionControl:
         self.state, self.high_seq = "CWR", self.snd_nxt - 1
         self.prr_delivered = self.prr_out = 0
 
-    def prr(self, delivered: int, in_flight: int, retransmit_pending: bool) -> None:
-        """An ACK during recovery: ``tcp_cwnd_reduction()`` (proportional rate reduction)."""
+    def prr(self, delivered: int, in_flight: int, retransmit_pending: bool, *, una_advanced: bool,
+            newly_lost: int = 0) -> None:
+        """An ACK during recovery: ``tcp_cwnd_reduction()`` (proportional rate reduction). At or below
+        ssthresh it conserves packets, plus one only when the ACK advanced ``snd_una`` and marked nothing
+        newly lost (``FLAG_SND_UNA_ADVANCED && !newly_lost``, 7e901ee7b6ab, in 6.1, 6.12 and 6.18): a
+        duplicate ACK sends what it delivered, not one more (Timeline.cc_replay found the +1 on every
+        ACK one packet above the kernel's cwnd on a real loss_recovery)."""
         self.prr_delivered += delivered
-        delta = self.ssthresh - in_flight
-        if delta < 0:
-            sndcnt = -(-self.ssthresh * self.prr_delivered // self.prior_cwnd) - self.prr_out
-        else:
-            sndcnt = min(delta, max(self.prr_delivered - self.prr_out, delivered) + 1)
-        sndcnt = max(sndcnt, 1 if retransmit_pending else 0)
-        self.cwnd = max(in_flight + sndcnt, 1)
+        n = sndcnt(self.ssthresh, self.prior_cwnd, self.prr_delivered, self.prr_out, in_flight, delivered,
+                   una_advanced, newly_lost)
+        # the model's own: a lost segment still to resend leaves on this ACK (the kernel's floor is one
+        # segment only while nothing was sent in the recovery, prr_out == 0)
+        n = max(n, 1 if retransmit_pending else 0)
+        self.cwnd = max(in_flight + n, 1)
 
     def exit_recovery(self) -> None:
         """Everything outstanding at the loss is acknowledged: cwnd = ssthresh

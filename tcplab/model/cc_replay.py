@@ -204,7 +204,7 @@ def replay_capture(segments: Iterable[Mapping[str, Any]], algorithm: str, *, sen
                     cc.enter_recovery()                 # tcp_fastretrans_alert() on the ACK just before
                     recovery_point = high
                     if last_dup is not None:
-                        cc.prr(last_dup[0], last_dup[1], True)
+                        cc.prr(last_dup[0], last_dup[1], True, una_advanced=False)
                     event = "retransmit: enter recovery"
                 elif cc.state == "Open" and off == una and last_ack_t is not None and t - last_ack_t >= RTO_MIN_S:
                     cc.on_rto()
@@ -257,7 +257,7 @@ def replay_capture(segments: Iterable[Mapping[str, Any]], algorithm: str, *, sen
                 continue
             if cc.state == "Recovery":
                 now_sacked, in_flight = scoreboard()
-                cc.prr(newly + max(0, now_sacked - before_sack), in_flight, bool(retrans))
+                cc.prr(newly + max(0, now_sacked - before_sack), in_flight, bool(retrans), una_advanced=True)
             elif may_raise():
                 cc.acked(t, newly)              # slow start / congestion avoidance (Loss: slow start)
             validate(False)
@@ -267,7 +267,7 @@ def replay_capture(segments: Iterable[Mapping[str, Any]], algorithm: str, *, sen
             delivered = max(0, now_sacked - before_sack)
             dup_seen = dup_seen or bool(s.get("sack")) or s.get("mark") == "dupack"
             if cc.state == "Recovery":
-                cc.prr(delivered, in_flight, False)
+                cc.prr(delivered, in_flight, False, una_advanced=False)
             else:
                 last_dup = (delivered, in_flight)
             step(t, "dupack", delivered)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from tcplab.model.profiles import DEFAULT_PROFILE, get_profile
 from tcplab.model.recovery import INIT_CWND, MSS, REORDERING, WIRE_BYTES, RecoveryPlan
 
 __all__ = ["PrrTrace", "prr_trace", "prr_modelled", "sndcnt", "PRR_DROPS"]
@@ -94,7 +95,8 @@ def prr_modelled(plan: RecoveryPlan, sack: bool) -> bool:
     return plan.drop in PRR_DROPS and plan.times == 1 and (sack or len(plan.segments) == 1)
 
 
-def prr_trace(plan: RecoveryPlan, *, sack: bool, rtt_ms: float, rate_mbit: float, beta: int = 717) -> PrrTrace | None:
+def prr_trace(plan: RecoveryPlan, *, sack: bool, rtt_ms: float, rate_mbit: float,
+              beta: int = get_profile(DEFAULT_PROFILE).cubic_beta) -> PrrTrace | None:
     """The recovery of ``plan``'s loss as PRR paces it, or None when it is not modelled (no loss, a tail loss, a
     lost retransmission, a burst without SACK: :func:`prr_modelled`). ``beta``: CUBIC's decrease over 1024."""
     if not prr_modelled(plan, sack):

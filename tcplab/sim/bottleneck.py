@@ -481,6 +481,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
                 if rtt is None:
                     rtt = now - sent
                 ca_rtt = now - sent
+        prior_una = f.snd_una
         while f.snd_una in f.got:
             f.got.discard(f.snd_una)
             f.snd_una += 1
@@ -525,7 +526,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             f.queue_cwr = True
             f.ecn_reductions += 1
         if f.state == "CWR":
-            f.prr(delivered, f.in_flight, bool(f.lost))
+            f.prr(delivered, f.in_flight, bool(f.lost), una_advanced=f.snd_una > prior_una, newly_lost=marked)
             pace_update(f)
             send(f, now)
             rearm(now)
@@ -534,7 +535,7 @@ def simulate(rate_mbit: float, rtt_ms: float, buffer_packets: int, algorithm: st
             if f.snd_una > f.high_seq:
                 f.exit_recovery()
             else:
-                f.prr(delivered, f.in_flight, bool(f.lost))
+                f.prr(delivered, f.in_flight, bool(f.lost), una_advanced=f.snd_una > prior_una, newly_lost=marked)
                 pace_update(f)
                 send(f, now)
                 rearm(now)

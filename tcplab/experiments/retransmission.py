@@ -326,6 +326,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                 # the application lets go: close() queues a FIN behind the data and the socket is an
                 # orphan (SOCK_DEAD); from now on only sock_diag sees it, by its addresses
                 c.close()
+            closed_at = clock()
             rows: list[dict[str, Any]] = []
             # before the write: nothing retransmitted, so a first look that comes late still counts what it finds
             last: tuple | None = (info0.state, info0.retransmits, info0.backoff, info0.rto, info0.total_retrans, -1)
@@ -403,7 +404,8 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.notes.append(METHOD_NOTE)
     if orphan is not None:
         out.notes.append(f"the application close()d the socket after the write (tcp_orphan_retries={orphan}); the "
-                         "orphan was followed through sock_diag (INET_DIAG_INFO) until the kernel destroyed it")
+                         "orphan was followed through sock_diag (INET_DIAG_INFO) until the kernel destroyed it; "
+                         f"close() returned {closed_at * 1000:.1f} ms after the write began")
     out.notes.append(f"the model (tcplab.model.rto) predicts retransmissions at {list(sched.retransmit_times)} s and "
                      f"failure at {sched.fail_after:g} s (tcp_retries2={retries2}, TCP_USER_TIMEOUT={ut}, "
                      f"{'' if orphan is None else f'orphan, tcp_orphan_retries={orphan}, '}"

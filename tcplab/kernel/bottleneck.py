@@ -70,6 +70,9 @@ _HELPER = "the bottleneck path's helper process"
 #: the pfifo on tunR when the bottleneck is the delay line's own (``aqm``): packets wait there only
 #: until the line reads them
 _AQM_HANDOFF_LIMIT = 1000
+#: how many receiver -> sender packets the delay line records (due, written) for ``PathStats.acks``:
+#: slow start's ACKs are the first few thousand (16 bytes each)
+ACK_RECORD_LIMIT = 20000
 _CLONE_NEWNET = 0x40000000
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
@@ -103,6 +106,11 @@ class PathStats:
     trace: list[TraceRow] = field(default_factory=list)
     #: with ``aqm``: the delay line's own bottleneck (:meth:`tcplab.kernel.aqmlink.LinkStats.summary`)
     link: dict[str, Any] | None = None
+    #: the first ``ACK_RECORD_LIMIT`` packets of the receiver -> sender direction (the ACKs):
+    #: (due, written), time.monotonic() s. HyStart's ACK train (``hystart_update()``) counts ACKs that
+    #: reach the sender at most 2 ms apart, so a late release that stretches one gap past 2 ms ends
+    #: the train the kernel would have seen (:func:`tcplab.experiments._common.ack_train_timing`)
+    acks: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -237,6 +245,8 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
     to_b: deque[tuple[float, bytes]] = deque()
     to_r: deque[tuple[float, bytes]] = deque()
     late = array.array("f")
+    acks = array.array("d")                 # due, written, due, written, ... (to_r: the ACKs)
+    ack_room = 2 * ACK_RECORD_LIMIT
     stats = PathStats()
     stop = threading.Event()
     sampler = threading.Thread(target=_sample_queue, args=(nl, ifindex, queue_period_s, stop, stats.queue),
@@ -260,6 +270,9 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
                     except OSError:
                         pass  # the device is going away
                     late.append((now - due) * 1000)
+                    if q is to_r and len(acks) < ack_room:
+                        acks.append(due)
+                        acks.append(now)
                     now = mono()
             wake = deadline
             if to_b:
@@ -312,6 +325,7 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
         stats.lateness_p99_ms = round(_percentile(late, 0.99), 3)
         stats.lateness_max_ms = round(max(late, default=0.0), 3)
         stats.queue = list(stats.queue)
+        stats.acks = list(zip(acks[0::2], acks[1::2]))
         if filt is not None:
             stats.dropped, stats.trace = list(filt.dropped), list(filt.trace)
         if link is not None:

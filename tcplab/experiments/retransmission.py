@@ -67,7 +67,12 @@ _POLL_S = 0.002
 #: 2 ms interval); only the gaps that ended in an event count (a late poll in a quiet second is harmless). The first
 #: retransmissions are ~200 ms apart and compared within 10 %: 20 ms (measured beside two CPU-bound
 #: processes and a disk writer: a TLP seen 100 ms late, 0.313 s for ~0.21 s)
-_SAMPLER = {"sampler": 20.0, "timer": 10.0}
+#: "first_probe": an orphan's first probe leaves a few ms after the close (2·srtt + 2 ms, in jiffies), where
+#: the times' comparison allows 10 ms (its floor), not 10 %: the sampler's 20 ms would pass a probe seen
+#: 16-19 ms after the write (6.12 guest, 2026-12-07, for the kernel's 4-8 ms). How much later than the
+#: rule's latest (the armed PTO plus the timer wheel's granularity) the probe was seen, whatever held it
+#: (a late close, a late timer, a late poll): half of that 10 ms
+_SAMPLER = {"sampler": 20.0, "timer": 10.0, "first_probe": 5.0}
 #: the failure time is seconds (rel10 of >= 1.5 s here): 50 ms, the sampler's own limit
 _SAMPLER_FAIL = {"sampler": 50.0, "timer": 50.0}
 #: "timer" (what the times tolerate, above): how much later than the kernel's own rule allows a
@@ -112,6 +117,23 @@ def _refusal(p: dict[str, Any]) -> str | None:
     why = too_long(f"retransmission(retries2={r2}, user_timeout={p['user_timeout']}{orphan})", _expected_s(p),
                    p["max_seconds"])
     return why and why + ' (mode="sim" shows the schedule at once)'
+
+
+def first_probe_lateness(rows: list[dict[str, Any]], armed: float, tick: float) -> float:
+    """How much later (ms) than the kernel's rule allows the first row, a tail loss probe, was seen: its
+    time from the write less the PTO the kernel armed (``armed``, s, in whole jiffies) and the timer
+    wheel's granularity at that delay (``calc_index()`` rounds the expiry up by it; the jiffy the timer
+    was armed in is inside it). 0 when the first row is no probe.
+
+    >>> first_probe_lateness([{"kind": "TLP", "sent_at_s": 0.007}], 0.004, 0.004)     # within 4-8 ms
+    0.0
+    >>> first_probe_lateness([{"kind": "TLP", "sent_at_s": 0.018}], 0.004, 0.004)
+    10.0
+    """
+    if not rows or rows[0]["kind"] != "TLP":
+        return 0.0
+    jiffies = max(1, math.ceil(round(armed / tick, 9)))
+    return round(max(0.0, rows[0]["sent_at_s"] - armed - wheel_slack(jiffies) * tick) * 1000, 3)
 
 
 def timer_lateness(rows: list[dict[str, Any]], seen_gaps: list[float], tick: float) -> tuple[float, int]:
@@ -374,6 +396,15 @@ def _real(p: dict[str, Any]) -> Outcome:
                                   f"retransmission {which} left {late_ms:g} ms later than the RTO the kernel had "
                                   "armed (and its timer wheel's rounding) allows: the host did not run the timer "
                                   "in time" if which else "every retransmission left within the armed RTO"))
+        if orphan is not None and sched.tlp:
+            armed = sched.retransmit_times[0]
+            late_ms = first_probe_lateness(rows, armed, running_profile().profile.timer_tick)
+            out.timings.append(Timing(
+                "first_probe", late_ms,
+                f"the orphan's first probe was seen {rows[0]['sent_at_s'] * 1000:.0f} ms after the write, "
+                f"{late_ms:g} ms later than the kernel's rule allows (a probe armed {armed * 1000:g} ms out at the "
+                f"close, which came {closed_at * 1000:.1f} ms after the write, plus the timer wheel's rounding)"
+                if rows and late_ms else "the orphan's first probe was seen within the kernel's rule"))
         if failed_after is None:
             out.notes.append(f"the socket had not failed after {deadline:.1f} s; stopped waiting")
         out.counters = delta(before, keep=_COUNTERS)

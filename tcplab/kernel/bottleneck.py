@@ -72,7 +72,7 @@ _HELPER = "the bottleneck path's helper process"
 _AQM_HANDOFF_LIMIT = 1000
 #: how many of the first connection's data packets and ACKs the delay line records for HyStart's ACK train
 #: (``PathStats.departures`` and ``PathStats.acks``): slow start's are the first few thousand
-ACK_RECORD_LIMIT = 20000
+ACK_RECORD_LIMIT = 6000
 _CLONE_NEWNET = 0x40000000
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001

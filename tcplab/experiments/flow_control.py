@@ -487,6 +487,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         gaps = {"loop": 0.0, "probe": 0.0, "zero": 0.0, "end": 0.0, "write": 0.0}   # lateness (s), see _timings
         resumed_at: float | None = None
         writes_from = all_written = None             # the first write's round; when the last byte was written
+        refused = False                              # a write found the socket full (then the kernel paced them)
         peak_send_q = 0
         try:
             while got < total:
@@ -505,6 +506,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                     try:
                         sent += snd.send(payload[:min(_CHUNK, total - sent)])
                     except OSError:                              # full (EAGAIN), or given up (ETIMEDOUT)
+                        refused = True
                         break
                     if had == 0 and writes_from is None:
                         writes_from = now
@@ -611,7 +613,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.notes.append(f"TCPWinProbe counted {c.get('TCPWinProbe', 0)} probes, the sender's backoff rose "
                          f"{len(probe_at)} times (a window update can reset it between two polls)")
     base = round(max(rto_at_zero / 1e6, TCP_RTO_MIN), 6) if rto_at_zero is not None else None
-    if writes_from is not None and all_written is not None:
+    # only where every write was taken at once: then how long they took is the host's pace (a socket that
+    # refused one made the writer wait for the kernel, and Send-Q peaks at the send buffer instead)
+    if writes_from is not None and all_written is not None and not refused:
         span = all_written - writes_from
         out.timings.append(Timing(
             "write_span", round(span * 1000, 3),

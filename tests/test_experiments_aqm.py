@@ -470,3 +470,34 @@ def test_a_real_run_leaves_nothing_behind_also_when_it_fails(monkeypatch):
         aqm(queue="fq_codel", sparse_flow=True, rate_mbit=10, rtt_ms=20, buffer_packets=100, duration=1, mode="real")
     assert child_pids() <= before
     assert not any(n.startswith(("a0", "r0")) for n in os.listdir("/sys/class/net"))
+
+
+# -- HyStart's ACK train, judged (issue 20: the 6.1 and 6.12 guests under QEMU TCG) ------------------------
+def _path_stats(late: set[int] = frozenset(), spacing: float = 0.0012, n: int = 40):
+    """Slow start's segments leaving the link every ``spacing`` s, each ACKed; the delay line releases
+    the ACKs numbered in ``late`` 3 ms late (the gap before each stretched past HyStart's 2 ms)."""
+    from tcplab.kernel.bottleneck import PathStats
+    deps = [(1448 * i, 10.0 + spacing * i) for i in range(1, n + 1)]
+    acks = [(s, t + 0.04, t + 0.04 + (0.003 if i in late else 0.0)) for i, (s, t) in enumerate(deps, start=1)]
+    return PathStats(departures=deps, acks=acks)
+
+
+def test_an_ack_train_the_host_broke_spoils_the_keys_that_hinge_on_the_slow_start_exit():
+    from tcplab.experiments._common import ack_train_timing
+    from tcplab.experiments.aqm import SPEC
+    on_time = ack_train_timing(_path_stats(), 10.0, 11.0, 0.040, 2.5e6)
+    assert on_time.ms == 0.0 and SPEC.judge([on_time]).ok
+    # one late ACK: the trains before and after it (12 and 33.6 ms) still pass (40 + 1) / 2 = 20.5 ms
+    assert ack_train_timing(_path_stats({12}), 10.0, 11.0, 0.040, 2.5e6).ms == 0.0
+    # every tenth late (a guest's ACKs): no train reaches 20.5 ms, where on time one lasted 46.8 ms
+    cut = ack_train_timing(_path_stats({10, 20, 30}), 10.0, 11.0, 0.040, 2.5e6)
+    assert cut.ms > 1.0 and "formed a 46.8 ms train" in cut.detail, cut.detail
+    v = SPEC.judge([cut])
+    assert not v.ok and {"slow_start_exit_cwnd", "srtt_p50_ms", "ce_marks", "loss_events"} <= set(v.keys), v.keys
+    assert "throughput_mbit" not in v.keys and "HyStart's ACK train" in v.reason
+    # on time the train never reached the threshold (slow start ends by delay or loss first): nothing taken away
+    assert ack_train_timing(_path_stats({5}, n=12), 10.0, 11.0, 0.040, 2.5e6).ms == 0.0
+    # ACKs 2.4 ms apart on time (a slower link) never form a train either
+    assert ack_train_timing(_path_stats(spacing=0.0024), 10.0, 11.0, 0.040, 2.5e6).ms == 0.0
+    # only the ACKs up to the exit count
+    assert ack_train_timing(_path_stats({10, 20, 30}), 10.0, 10.0, 0.040, 2.5e6).ms == 0.0

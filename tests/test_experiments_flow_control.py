@@ -313,3 +313,13 @@ def test_sim_window_is_the_stall_only_and_says_so():
     for kw in (dict(reader="slow", bytes=20_000), dict(reader="fast"), dict(bytes=2000)):
         r = flow_control(**kw, mode="sim")
         assert "window" not in r.tables and any(n.startswith("table window left out") for n in r.notes), kw
+
+
+def test_writes_spread_past_the_delayed_ack_spoil_only_max_send_q():
+    """Send-Q peaks when the whole write is queued before the receiver's first delayed ACK (40 ms); a
+    guest's writes spread over more met that ACK midway (one 32768-byte window less)."""
+    from tcplab.experiments.flow_control import SPEC
+    from tcplab.model.outcome import Timing
+    assert SPEC.judge([Timing("write_span", 9.5, "the writes took 9.5 ms")]).ok
+    v = SPEC.judge([Timing("write_span", 45.0, "the sender's writes of all 300000 bytes took 45.0 ms")])
+    assert not v.ok and v.keys == ("max_send_q",), v

@@ -262,3 +262,18 @@ def test_long_orphan_runs_are_refused_unless_raised():
 def test_bad_orphan_parameters(kw, msg):
     with pytest.raises((ValueError, TypeError), match=msg):
         retransmission(**kw, mode="sim")
+
+
+def test_an_orphans_first_probe_seen_late_spoils_only_the_retransmit_times():
+    """The 6.12 guest's grid saw an orphan's probe at 16-19 ms where its own srtt gives 4 ms: the sampler's
+    20 ms tolerance let that pass, though the times' comparison allows 10 ms there."""
+    from tcplab.experiments.retransmission import SPEC, first_probe_lateness
+    from tcplab.model.outcome import Timing
+    # armed 4 ms out (one jiffy at HZ 250): the wheel fires it 4-8 ms after; seen at 7 ms is the kernel's
+    assert first_probe_lateness([{"kind": "TLP", "sent_at_s": 0.007}], 0.004, 0.004) == 0.0
+    assert first_probe_lateness([{"kind": "RTO", "sent_at_s": 0.5}], 0.004, 0.004) == 0.0
+    late = first_probe_lateness([{"kind": "TLP", "sent_at_s": 0.019}], 0.004, 0.004)
+    assert late == 11.0
+    v = SPEC.judge([Timing("first_probe", late, "the orphan's first probe was seen 19 ms after the write")])
+    assert not v.ok and v.keys == ("retransmit_times",), v
+    assert SPEC.judge([Timing("first_probe", 4.0, "within")]).ok

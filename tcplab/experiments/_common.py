@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tcplab.errors import SockDiagUnavailable
@@ -15,6 +16,8 @@ from tcplab.kernel.loopback import wait_for
 from tcplab.kernel.netstat import counters_delta, read_counters
 from tcplab.kernel.procnet import read_proc_net_tcp
 from tcplab.kernel.tcpinfo import tcp_info
+from tcplab.model.cc import HYSTART_ACK_DELTA
+from tcplab.model.cubic_fit import hystart_train_threshold
 from tcplab.model.outcome import Timing
 from tcplab.experiments.spec import Param, Slider
 
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
     from tcplab.kernel.bottleneck import PathStats
 
 
-__all__ = ["SEGMENT_COLUMNS", "segment_rows", "PATH_RATE_PARAM", "PATH_RTT_PARAM", "delay_line_timings", "counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
+__all__ = ["SEGMENT_COLUMNS", "segment_rows", "PATH_RATE_PARAM", "PATH_RTT_PARAM", "delay_line_timings", "ack_train_timing", "longest_ack_trains", "counters_now", "delta", "proc_sockets", "listener_queues", "Clock", "pick", "LagMeter", "BUSY_NOTE",
            "meters_of_this_run", "wait_closes_done", "wait_accept_queue", "connect_answered"]
 
 #: how the sentence of :meth:`LagMeter.note` starts. Text only: the flag is ``Result.fidelity``
@@ -244,6 +247,81 @@ def delay_line_timings(stats: PathStats, scheduling: str, median: str | None = N
                           f"the delay line released half of its {stats.packets} packets more than "
                           f"{stats.lateness_p50_ms:g} ms late: {median} ({scheduling})"))
     return out
+
+
+def longest_ack_trains(departures: Sequence[tuple[int, float]], acks: Sequence[tuple[int, float, float]],
+                       start: float, end: float, delta_s: float = HYSTART_ACK_DELTA) -> tuple[float, float]:
+    """(the longest ACK train a punctual host delivers, the longest this sender got), seconds, over the
+    ACKs the delay line released between ``start`` and ``end``.
+
+    A train is what HyStart's ACK-train test (``hystart_update()``, net/ipv4/tcp_cubic.c) follows:
+    ACKs each at most ``hystart_ack_delta_us`` (2 ms) after the one before. An ACK of new data is
+    punctual at the time the link sent the segment it acknowledges (``departures``: end sequence ->
+    send time; the path adds the same delay to all of them), and the sender got it when the delay
+    line wrote it (``acks``: ACK number, due, written). Duplicate ACKs and ACKs of no recorded
+    segment are skipped.
+
+    >>> deps = [(1000 * i, 0.0012 * i) for i in range(1, 31)]           # one ACK per 1.2 ms, 35 ms
+    >>> acks = [(1000 * i, 0.04 + t, 0.04 + t + (0.003 if i > 15 else 0.0)) for i, t in
+    ...         [(i, 0.0012 * i) for i in range(1, 31)]]                 # the line 3 ms late from ACK 16 on
+    >>> [round(x * 1000, 1) for x in longest_ack_trains(deps, acks, 0.0, 1.0)]
+    [34.8, 16.8]
+    """
+    sent: dict[int, float] = {}
+    for seq, t in departures:
+        sent.setdefault(seq, t)
+    best_p = best_w = 0.0
+    prev: tuple[int, float, float] | None = None
+    first_p = first_w = 0.0
+    for ack, _due, written in acks:
+        if not start <= written <= end:
+            continue
+        t = sent.get(ack)
+        if t is None or (prev is not None and ((ack - prev[0]) & 0xFFFFFFFF) >= 1 << 31) or (prev and ack == prev[0]):
+            continue
+        if prev is None or t - prev[1] > delta_s:
+            first_p = t
+        if prev is None or written - prev[2] > delta_s:
+            first_w = written
+        best_p, best_w = max(best_p, t - first_p), max(best_w, written - first_w)
+        prev = (ack, t, written)
+    return best_p, best_w
+
+
+def ack_train_timing(stats: PathStats, start: float, end: float, delay_min_s: float, pacing_rate_bytes: float,
+                     paced: bool = False) -> Timing:
+    """HyStart's ACK train judged (``"ack_train"``, ms): 0 unless a punctual host would have delivered a
+    train long enough for ``hystart_update()``'s test ((delay_min + ``hystart_ack_delay()``) / 2, or the
+    whole of it for a paced socket) between ``start`` and ``end`` (the run's start and the slow-start
+    exit it saw) and this sender got none that long: then how far the longest it got fell short. Then
+    slow start did not end where this kernel ends it on a punctual host (a QEMU guest's ACKs, 2-10 ms
+    apart, never formed one: HyStart's delay test ended slow start later, at another cwnd).
+
+    >>> from tcplab.kernel.bottleneck import PathStats
+    >>> deps = [(1000 * i, 0.0012 * i) for i in range(1, 31)]
+    >>> st = PathStats(departures=deps, acks=[(s, t + 0.04, t + 0.04 + 0.003 * (s > 15000)) for s, t in deps])
+    >>> t = ack_train_timing(st, 0.0, 1.0, 0.040, 2.5e6)
+    >>> t.name, t.ms
+    ('ack_train', 3.7)
+    >>> print(t.detail)   # doctest: +NORMALIZE_WHITESPACE
+    HyStart's ACK train: on time, the receiver's ACKs formed a 34.8 ms train (each within 2 ms of the last) before
+    slow start ended, past the 20.5 ms ((delay_min + 1 ms) / 2) at which this kernel ends slow start; the longest
+    this sender got was 16.8 ms (the delay line's releases over 30 ACKs)
+    >>> ack_train_timing(PathStats(departures=deps, acks=[(s, t, t) for s, t in deps]), 0.0, 1.0, 0.040, 2.5e6).ms
+    0.0
+    """
+    threshold = hystart_train_threshold(delay_min_s, pacing_rate_bytes, paced=paced)
+    punctual, got = longest_ack_trains(stats.departures, stats.acks, start, end)
+    n = sum(1 for _a, _d, w in stats.acks if start <= w <= end)
+    how = "(delay_min + 1 ms)" if paced else "((delay_min + 1 ms) / 2)"
+    detail = (f"HyStart's ACK train: on time, the receiver's ACKs formed a {punctual * 1000:.1f} ms train (each within "
+              f"{HYSTART_ACK_DELTA * 1000:g} ms of the last) before slow start ended, past the {threshold * 1000:.1f} ms "
+              f"{how} at which this kernel ends slow start; the longest this sender got was {got * 1000:.1f} ms "
+              f"(the delay line's releases over {n} ACKs)")
+    if punctual >= threshold > got:
+        return Timing("ack_train", round((threshold - got) * 1000, 3), detail)
+    return Timing("ack_train", 0.0, f"HyStart's ACK train: the longest this sender got before slow start ended was "
+                  f"{got * 1000:.1f} ms, a punctual host's {punctual * 1000:.1f} ms (threshold {threshold * 1000:.1f} ms)")
 
 
 #: the bottleneck path's two knobs, one definition for every bulk-flow experiment on it (congestion, window)

@@ -194,7 +194,11 @@ SPEC = Experiment(
             "(tcp_probe0_base(); real: tcp_info.rto then, which the delayed-ACK RTT samples raise above "
             "loopback's 204 ms; simulated: the loopback RTO). Probe n leaves base x (2^n - 1) after the close",
             rule="rel10"),
-        Key("max_send_q", "largest Send-Q of the sender (bytes written, not yet acknowledged)", rule="rel10"),
+        # write_span: the model's peak is the whole write queued before the receiver's first delayed ACK
+        # (TCP_DELACK_MIN, 40 ms): writes spread over more (a QEMU guest beside other work, 2026-12-07: one
+        # 32768-byte window less) meet that ACK midway. 30 ms leaves the read of Send-Q after them 10 ms
+        Key("max_send_q", "largest Send-Q of the sender (bytes written, not yet acknowledged; read right after the "
+            "writes and at every poll)", rule="rel10", tolerates={"write_span": 30.0}),
         Key("max_recv_q", "largest Recv-Q of the receiver (bytes received, not yet read)", rule="rel10"),
         Key("probes", "zero-window probes of this connection (on the wire; TCPWinProbe without a capture)", rule="rel25"),
         Key("probe_times", "seconds of each zero-window probe (from the sender's icsk_backoff)", rule=PROBE_TIMES_RULE),
@@ -482,6 +486,9 @@ def _real(p: dict[str, Any]) -> Outcome:
         last_round = 0.0             # the clock's start: a first round held up is late too
         gaps = {"loop": 0.0, "probe": 0.0, "zero": 0.0, "end": 0.0, "write": 0.0}   # lateness (s), see _timings
         resumed_at: float | None = None
+        writes_from = all_written = None             # the first write's round; when the last byte was written
+        refused = False                              # a write found the socket full (then the kernel paced them)
+        peak_send_q = 0
         try:
             while got < total:
                 now = clock()
@@ -494,11 +501,17 @@ def _real(p: dict[str, Any]) -> Outcome:
                 if sent < fills:
                     gaps["write"] = max(gaps["write"], gap)
                 wrote = now
+                had = sent
                 while sent < total:                              # the sender: as much as the socket takes
                     try:
                         sent += snd.send(payload[:min(_CHUNK, total - sent)])
                     except OSError:                              # full (EAGAIN), or given up (ETIMEDOUT)
+                        refused = True
                         break
+                    if had == 0 and writes_from is None:
+                        writes_from = now
+                    if sent >= total and all_written is None:
+                        all_written = clock()
                     if sent - _CHUNK < fills:                    # the writes that fill the receiver, held up?
                         t_w = clock()
                         gaps["write"] = max(gaps["write"], t_w - wrote - _WRITE_S)
@@ -506,6 +519,9 @@ def _real(p: dict[str, Any]) -> Outcome:
                     if zero_at is None and tcp_info(snd).extra.get("snd_wnd", 1) == 0:
                         zero_at = round(clock(), 4)              # seen between two writes
                         rto_at_zero = tcp_info(snd).rto
+                if sent > had:
+                    # Send-Q at its peak: right after the writes, before the receiver's delayed ACK (rule 3)
+                    peak_send_q = max(peak_send_q, send_recv_queues(snd, rcv)[0])
                 reading = reader == "fast" or (reader == "stalled" and not silent and now >= p["stall_s"])
                 if reading and resumed_at is None and reader == "stalled":
                     resumed_at = now
@@ -597,6 +613,14 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.notes.append(f"TCPWinProbe counted {c.get('TCPWinProbe', 0)} probes, the sender's backoff rose "
                          f"{len(probe_at)} times (a window update can reset it between two polls)")
     base = round(max(rto_at_zero / 1e6, TCP_RTO_MIN), 6) if rto_at_zero is not None else None
+    # only where every write was taken at once: then how long they took is the host's pace (a socket that
+    # refused one made the writer wait for the kernel, and Send-Q peaks at the send buffer instead)
+    if writes_from is not None and all_written is not None and not refused:
+        span = all_written - writes_from
+        out.timings.append(Timing(
+            "write_span", round(span * 1000, 3),
+            f"the sender's writes of all {total} bytes took {span * 1000:.1f} ms; Send-Q peaks at the last of them "
+            "only if that is before the receiver's delayed ACK (40 ms at the earliest) acknowledges more"))
     _timings(p, out, gaps=gaps, resumed_at=resumed_at, zero_at=zero_at, base=base,
              probe_at=probe_at, probes_polled=wire_counts is None, zero_polled=wire_counts is None and not wire_stopped,
              done_at=done_at, aborted_at=aborted_at)
@@ -604,7 +628,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         "zero_window_after_s": zero_at,
         # tcp_probe0_base(): the first probe waits max(icsk_rto, TCP_RTO_MIN), then each gap doubles
         "probe_base_s": base,
-        "max_send_q": max((r["send_q"] for r in rows), default=0),
+        "max_send_q": max(peak_send_q, max((r["send_q"] for r in rows), default=0)),
         "max_recv_q": max((r["recv_q"] for r in rows), default=0),
         # the wire counts only this connection (host-wide counters would include other programs' probes)
         "probes": wire_counts[0] if wire_counts else c.get("TCPWinProbe", 0),

@@ -67,7 +67,12 @@ _POLL_S = 0.002
 #: 2 ms interval); only the gaps that ended in an event count (a late poll in a quiet second is harmless). The first
 #: retransmissions are ~200 ms apart and compared within 10 %: 20 ms (measured beside two CPU-bound
 #: processes and a disk writer: a TLP seen 100 ms late, 0.313 s for ~0.21 s)
-_SAMPLER = {"sampler": 20.0, "timer": 10.0}
+#: "first_probe": an orphan's first probe leaves a few ms after the close (2·srtt + 2 ms, in jiffies), where
+#: the times' comparison allows 10 ms (its floor), not 10 %: the sampler's 20 ms would pass a probe seen
+#: 16-19 ms after the write (6.12 guest, 2026-12-07, for the kernel's 4-8 ms). How much later than the
+#: rule's latest (the armed PTO plus the timer wheel's granularity) the probe was seen, whatever held it
+#: (a late close, a late timer, a late poll): half of that 10 ms
+_SAMPLER = {"sampler": 20.0, "timer": 10.0, "first_probe": 5.0}
 #: the failure time is seconds (rel10 of >= 1.5 s here): 50 ms, the sampler's own limit
 _SAMPLER_FAIL = {"sampler": 50.0, "timer": 50.0}
 #: "timer" (what the times tolerate, above): how much later than the kernel's own rule allows a
@@ -114,7 +119,25 @@ def _refusal(p: dict[str, Any]) -> str | None:
     return why and why + ' (mode="sim" shows the schedule at once)'
 
 
-def timer_lateness(rows: list[dict[str, Any]], seen_gaps: list[float], tick: float) -> tuple[float, int]:
+def first_probe_lateness(rows: list[dict[str, Any]], armed: float, tick: float) -> float:
+    """How much later (ms) than the kernel's rule allows the first row, a tail loss probe, was seen: its
+    time from the write less the PTO the kernel armed (``armed``, s, in whole jiffies) and the timer
+    wheel's granularity at that delay (``calc_index()`` rounds the expiry up by it; the jiffy the timer
+    was armed in is inside it). 0 when the first row is no probe.
+
+    >>> first_probe_lateness([{"kind": "TLP", "sent_at_s": 0.007}], 0.004, 0.004)     # within 4-8 ms
+    0.0
+    >>> first_probe_lateness([{"kind": "TLP", "sent_at_s": 0.018}], 0.004, 0.004)
+    10.0
+    """
+    if not rows or rows[0]["kind"] != "TLP":
+        return 0.0
+    jiffies = max(1, math.ceil(round(armed / tick, 9)))
+    return round(max(0.0, rows[0]["sent_at_s"] - armed - wheel_slack(jiffies) * tick) * 1000, 3)
+
+
+def timer_lateness(rows: list[dict[str, Any]], seen_gaps: list[float], tick: float,
+                   first_armed: float | None = None) -> tuple[float, int]:
     """How much later than the kernel's rule a retransmission left: (ms, which row; 0 if none was late).
 
     Each retransmission restarts the RTO timer with ``icsk_rto`` (the ``rto_ms`` its row saw, already
@@ -130,15 +153,21 @@ def timer_lateness(rows: list[dict[str, Any]], seen_gaps: list[float], tick: flo
     (0.0, 0)
     >>> timer_lateness([{"sent_at_s": 0.4, "rto_ms": 408.0}, {"sent_at_s": 0.84, "rto_ms": 816.0}], [0, 0], 0.004)
     (0.0, 0)
+
+    ``first_armed``: the first row is a tail loss probe the kernel armed that long after the write (the PTO,
+    clamped to the RTO): it is judged too (6.12 guest: a probe armed at 204 ms seen at 262 ms).
+
+    >>> timer_lateness([{"sent_at_s": 0.262, "rto_ms": 204.0}], [0.006], 0.004, first_armed=0.204)
+    (44.0, 1)
     """
     worst, which = 0.0, 0
-    for i in range(1, len(rows)):
-        armed = rows[i - 1]["rto_ms"] / 1000
+    for i in range(0 if first_armed is not None else 1, len(rows)):
+        armed = rows[i - 1]["rto_ms"] / 1000 if i else first_armed
         jiffies = max(1, math.ceil(round(armed / tick, 9)))
         # the expiry is rounded up to the level's next bucket (up to a whole granularity, by phase),
         # and the timer was armed up to a jiffy into the current one
         slack = (wheel_slack(jiffies) + 1) * tick
-        late = (rows[i]["sent_at_s"] - rows[i - 1]["sent_at_s"]) - seen_gaps[i] - armed - slack
+        late = (rows[i]["sent_at_s"] - (rows[i - 1]["sent_at_s"] if i else 0.0)) - seen_gaps[i] - armed - slack
         if late > worst:
             worst, which = late, i + 1
     return round(worst * 1000, 3), which
@@ -146,19 +175,34 @@ def timer_lateness(rows: list[dict[str, Any]], seen_gaps: list[float], tick: flo
 
 def _own_schedule(params: Mapping[str, Any], real: Mapping[str, Any], profile: str | None) -> tuple[float, ...] | None:
     """The kernel's schedule from this run's own initial RTO and srtt (FromRun's ``predict``): a guest's
-    or a busy host's loopback RTT is milliseconds, and an orphan's probe leaves 2·srtt + 2 ms after the close."""
+    or a busy host's loopback RTT is milliseconds, and an orphan's probe leaves 2·srtt + 2 ms after the close.
+
+    After a tail loss probe the kernel arms the RTO when the probe leaves (``tcp_send_loss_probe()`` ->
+    ``tcp_rearm_rto()``), so the times after it count from the probe this run saw, not from the model's:
+    a probe seen 6 ms late (the 6.12 guest: 0.010 s for 0.004) moved every later time by 6 ms, which with
+    the timer wheel's and the sampler's own few ms put the first RTO outside its 10 %. The probe itself is
+    still compared with the model's time (and judged by the ``first_probe`` / ``timer`` timings).
+
+    >>> p = {"retries2": None, "user_timeout": None, "orphan": True, "orphan_retries": 1}
+    >>> _own_schedule(p, {"rto_initial_s": 0.204, "srtt_us": 400, "retransmit_times": [0.01, 0.233, 0.65]}, None)
+    (0.004, 0.214, 0.622)
+    """
     rto0, srtt_us = real.get("rto_initial_s"), real.get("srtt_us")
     if rto0 is None or srtt_us is None:
         return None
-    return retransmit_schedule(DEFAULT_RETRIES2 if params["retries2"] is None else params["retries2"],
-                               params["user_timeout"], rto0=rto0, orphan=_orphan_sysctl(params),
-                               srtt=srtt_us / 1e6).retransmit_times
+    sched = retransmit_schedule(DEFAULT_RETRIES2 if params["retries2"] is None else params["retries2"],
+                                params["user_timeout"], rto0=rto0, orphan=_orphan_sysctl(params), srtt=srtt_us / 1e6)
+    times, seen = sched.retransmit_times, real.get("retransmit_times") or []
+    if sched.tlp and len(times) > 1 and seen:
+        shift = seen[0] - times[0]
+        return (times[0],) + tuple(round(t + shift, 6) for t in times[1:])
+    return times
 
 
 RETRANSMIT_TIMES_RULE = FromRun(_own_schedule, then=ListRel(0.10, floor=0.01), otherwise=ListRel(0.10, floor=0.01),
                                 name="list_rel10 (own rto, srtt)",
                                 meaning="each within 10 % (or 10 ms) of the kernel's schedule from this run's own "
-                                        "initial RTO and srtt")
+                                        "initial RTO and srtt, the RTOs after a tail loss probe from the probe it saw")
 
 
 def _gave_up_because(elapsed: float, user_timeout_ms: int | None, retries2: int,
@@ -326,6 +370,7 @@ def _real(p: dict[str, Any]) -> Outcome:
                 # the application lets go: close() queues a FIN behind the data and the socket is an
                 # orphan (SOCK_DEAD); from now on only sock_diag sees it, by its addresses
                 c.close()
+            closed_at = clock()
             rows: list[dict[str, Any]] = []
             # before the write: nothing retransmitted, so a first look that comes late still counts what it finds
             last: tuple | None = (info0.state, info0.retransmits, info0.backoff, info0.rto, info0.total_retrans, -1)
@@ -368,11 +413,24 @@ def _real(p: dict[str, Any]) -> Outcome:
         out.timings.append(Timing("sampler", round(max(0.0, gap - _POLL_S) * 1000, 3),
                                   f"the sampler asked to look every {_POLL_S * 1000:.0f} ms but saw {what} "
                                   f"{gap * 1000:.0f} ms after its previous look, so it is timed up to that late"))
-        late_ms, which = timer_lateness(rows, row_gaps, running_profile().profile.timer_tick)
+        # a held socket's probe is armed at the write, a PTO clamped to the RTO (~200 ms); an orphan's, a few ms
+        # after the close, is the first_probe timing's
+        probe_armed = (sched.retransmit_times[0] if orphan is None and sched.tlp and rows and rows[0]["kind"] == "TLP"
+                       else None)
+        late_ms, which = timer_lateness(rows, row_gaps, running_profile().profile.timer_tick, first_armed=probe_armed)
         out.timings.append(Timing("timer", late_ms,
                                   f"retransmission {which} left {late_ms:g} ms later than the RTO the kernel had "
                                   "armed (and its timer wheel's rounding) allows: the host did not run the timer "
                                   "in time" if which else "every retransmission left within the armed RTO"))
+        if orphan is not None and sched.tlp:
+            armed = sched.retransmit_times[0]
+            late_ms = first_probe_lateness(rows, armed, running_profile().profile.timer_tick)
+            out.timings.append(Timing(
+                "first_probe", late_ms,
+                f"the orphan's first probe was seen {rows[0]['sent_at_s'] * 1000:.0f} ms after the write, "
+                f"{late_ms:g} ms later than the kernel's rule allows (a probe armed {armed * 1000:g} ms out at the "
+                f"close, which came {closed_at * 1000:.1f} ms after the write, plus the timer wheel's rounding)"
+                if rows and late_ms else "the orphan's first probe was seen within the kernel's rule"))
         if failed_after is None:
             out.notes.append(f"the socket had not failed after {deadline:.1f} s; stopped waiting")
         out.counters = delta(before, keep=_COUNTERS)
@@ -403,7 +461,8 @@ def _real(p: dict[str, Any]) -> Outcome:
     out.notes.append(METHOD_NOTE)
     if orphan is not None:
         out.notes.append(f"the application close()d the socket after the write (tcp_orphan_retries={orphan}); the "
-                         "orphan was followed through sock_diag (INET_DIAG_INFO) until the kernel destroyed it")
+                         "orphan was followed through sock_diag (INET_DIAG_INFO) until the kernel destroyed it; "
+                         f"close() returned {closed_at * 1000:.1f} ms after the write began")
     out.notes.append(f"the model (tcplab.model.rto) predicts retransmissions at {list(sched.retransmit_times)} s and "
                      f"failure at {sched.fail_after:g} s (tcp_retries2={retries2}, TCP_USER_TIMEOUT={ut}, "
                      f"{'' if orphan is None else f'orphan, tcp_orphan_retries={orphan}, '}"

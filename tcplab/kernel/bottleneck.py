@@ -70,6 +70,9 @@ _HELPER = "the bottleneck path's helper process"
 #: the pfifo on tunR when the bottleneck is the delay line's own (``aqm``): packets wait there only
 #: until the line reads them
 _AQM_HANDOFF_LIMIT = 1000
+#: how many of the first connection's data packets and ACKs the delay line records for HyStart's ACK train
+#: (``PathStats.departures`` and ``PathStats.acks``): slow start's are the first few thousand
+ACK_RECORD_LIMIT = 6000
 _CLONE_NEWNET = 0x40000000
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
@@ -103,6 +106,13 @@ class PathStats:
     trace: list[TraceRow] = field(default_factory=list)
     #: with ``aqm``: the delay line's own bottleneck (:meth:`tcplab.kernel.aqmlink.LinkStats.summary`)
     link: dict[str, Any] | None = None
+    #: the first connection's data segments as the bottleneck sent them: (end sequence number, when the
+    #: link sent it, time.monotonic() s); its ACKs as the delay line released them towards the sender:
+    #: (ACK number, due, written). HyStart's ACK train (``hystart_update()``) counts ACKs that reach the
+    #: sender at most 2 ms apart: the link's send times are the train a punctual host delivers, the
+    #: written times the train this sender got (:func:`tcplab.experiments._common.ack_train_timing`)
+    departures: list[tuple[int, float]] = field(default_factory=list)
+    acks: list[tuple[int, float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -197,6 +207,61 @@ def _queue_attr(attrs: bytes) -> tuple[int, int, int] | None:
     return None
 
 
+class _TrainLog:
+    """The first connection's data departures and ACK releases, bounded (``limit`` of each): parsed
+    only while recording, so a long run pays for its first ``limit`` packets only.
+
+    >>> from tcplab.kernel.droprule import tcp_packet
+    >>> log = _TrainLog(10)
+    >>> log.data(tcp_packet(seq=1000, payload=100), 1.0)
+    >>> log.ack(tcp_packet(seq=1, payload=0, ack=1100, flags=0x10, sport=5001, dport=40000), 1.5, 1.501)
+    >>> log.result()
+    ([(1100, 1.0)], [(1100, 1.5, 1.501)])
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.port: int | None = None        # the sender's port of the first connection
+        self.sent = array.array("d")         # end seq, t, end seq, t, ...
+        self.acked = array.array("d")        # ack, due, written, ...
+
+    def data(self, pkt: bytes, t: float) -> None:
+        if len(self.sent) >= 2 * self.limit:
+            return
+        h = _tcp_header(pkt)
+        if h is None:
+            return
+        sport, _, seq, _, flags, payload = h
+        if self.port is None:
+            self.port = sport
+        if sport == self.port and payload:
+            self.sent.extend(((seq + payload) & 0xFFFFFFFF, t))
+
+    def ack(self, pkt: bytes, due: float, written: float) -> None:
+        if len(self.acked) >= 3 * self.limit or self.port is None:
+            return
+        h = _tcp_header(pkt)
+        if h is not None and h[1] == self.port and h[4] & 0x10:
+            self.acked.extend((h[3], due, written))
+
+    def result(self) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
+        s, a = self.sent, self.acked
+        return ([(int(s[i]), s[i + 1]) for i in range(0, len(s), 2)],
+                [(int(a[i]), a[i + 1], a[i + 2]) for i in range(0, len(a), 3)])
+
+
+def _tcp_header(pkt: bytes) -> tuple[int, int, int, int, int, int] | None:
+    """(source port, destination port, seq, ack, flags, payload length) of an IPv4 TCP packet, or None."""
+    if len(pkt) < 40 or pkt[0] >> 4 != 4 or pkt[9] != 6:
+        return None
+    ihl = (pkt[0] & 0x0F) * 4
+    if len(pkt) < ihl + 20:
+        return None
+    sport, dport, seq, ack, off, flags = struct.unpack_from("!HHIIBB", pkt, ihl)
+    total = (pkt[2] << 8) | pkt[3]
+    return sport, dport, seq, ack, flags, max(0, total - ihl - (off >> 4) * 4)
+
+
 def _percentile(values: array.array, q: float) -> float:
     if not values:
         return 0.0
@@ -237,6 +302,7 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
     to_b: deque[tuple[float, bytes]] = deque()
     to_r: deque[tuple[float, bytes]] = deque()
     late = array.array("f")
+    trains = _TrainLog(ACK_RECORD_LIMIT)
     stats = PathStats()
     stop = threading.Event()
     sampler = threading.Thread(target=_sample_queue, args=(nl, ifindex, queue_period_s, stop, stats.queue),
@@ -252,6 +318,7 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
             if link is not None:
                 for t, pkt in link.release(now):
                     to_b.append((t + one_way_s, pkt))
+                    trains.data(pkt, t)
             for q, fd in ((to_b, tun_b), (to_r, tun_r)):
                 while q and q[0][0] <= now:
                     due, pkt = q.popleft()
@@ -260,6 +327,8 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
                     except OSError:
                         pass  # the device is going away
                     late.append((now - due) * 1000)
+                    if q is to_r:
+                        trains.ack(pkt, due, now)
                     now = mono()
             wake = deadline
             if to_b:
@@ -293,9 +362,12 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
                     if filt is None:
                         for _ in range(256):
                             try:
-                                q.append((now + one_way_s, read(fd, 65536)))
+                                pkt = read(fd, 65536)
                             except BlockingIOError:
                                 break
+                            q.append((now + one_way_s, pkt))
+                            if fd == tun_r:                         # past tbf: the bottleneck sent it now
+                                trains.data(pkt, now)
                         continue
                     for _ in range(256):
                         try:
@@ -304,6 +376,8 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
                             break
                         if filt.forward(pkt, now, fd == tun_r):    # tunR holds what the sender sent
                             q.append((now + one_way_s, pkt))
+                            if fd == tun_r:
+                                trains.data(pkt, now)
     finally:
         stop.set()
         sampler.join(2.0)
@@ -312,6 +386,7 @@ def _forward(tun_r: int, tun_b: int, one_way_s: float, ctrl: int, out: int, nl: 
         stats.lateness_p99_ms = round(_percentile(late, 0.99), 3)
         stats.lateness_max_ms = round(max(late, default=0.0), 3)
         stats.queue = list(stats.queue)
+        stats.departures, stats.acks = trains.result()
         if filt is not None:
             stats.dropped, stats.trace = list(filt.dropped), list(filt.trace)
         if link is not None:

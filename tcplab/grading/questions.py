@@ -5,12 +5,12 @@ may draw (inside the experiment's ranges, and real-mode friendly: seconds, not m
 kernel source line that decides the answer (as the notebook cites it).
 
 >>> sorted({q.notebook for q in QUESTIONS.values()})
-['00', '01', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12', '13', '14', '15', '16', '18']
+['00', '01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12', '13', '14', '15', '16', '18']
 >>> for_notebook("03")[0].id
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 00.first, 01.syn_sent, 03.somaxconn, 03.java, 03.abort_on_overflow, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 08.overflows, 09.queue, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 15.bufferbloat, 15.slow_start, 16.codel_rtt, 18.dupacks, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.bbr_rtt, 16.codel_rtt, 16.paced_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -41,6 +41,18 @@ _ALL = (
         "{observed}: {established_clients} got in (backlog + 1); the SYNs of the others were dropped, so they stay "
         "SYN_SENT and retransmit.",
         vary={"backlog": [1, 2, 3, 4]}, fixed={"clients": 8}, answer_range=(0, 8)),
+    # -- 02 the handshake ---------------------------------------------------------------------------------
+    Question(
+        "02.packets", "02", "handshake",
+        "The client connects, sends 13 bytes, the server answers 13 bytes, and both close. How "
+        "many TCP segments cross the loopback, from the SYN to the last ACK?",
+        "packets",
+        "net/ipv4/tcp_input.c __tcp_ack_snd_check(): an ACK goes at once only if more than one full segment is "
+        "unacknowledged or in quickack mode, else tcp_send_delayed_ack(); a reply written in time carries the ACK "
+        "(tcp_output.c tcp_transmit_skb() sets ACK on every segment after the SYN)",
+        "{observed} segments: 3 for the handshake, each 13-byte write with its ACK, and each FIN with its ACK. "
+        "Count them in the table below.",
+        answer_range=(1, 100)),
     # -- 03 the accept queue --------------------------------------------------------------------------
     Question(
         "03.somaxconn", "03", "accept_queue",
@@ -74,6 +86,18 @@ _ALL = (
         "the ACK is dropped and the request waits; a cookie connection is never reset (tcp_get_cookie_sock()).",
         vary={"abort_on_overflow": [False, True], "burst": [5, 6, 7]}, fixed={"backlog": 4, "syncookies": 1},
         answer_range=(0, 12)),
+    Question(
+        "03.phantoms", "03", "accept_queue",
+        "listen({backlog}), {clients} clients, and the server starts accepting (drains its queue every 50 ms) "
+        "{accept_after} s after the first connect. 1.5 s after the connects, how many connections has the server "
+        "accepted?",
+        "accepted",
+        "net/ipv4/tcp_ipv4.c tcp_v4_syn_recv_sock(): if (sk_acceptq_is_full(sk)) goto exit_overflow; (the final "
+        "ACK of a cookie connection that finds the queue full is dropped: the client is ESTABLISHED, the server "
+        "has nothing)",
+        "{observed} = 2 x (backlog + 1): the first backlog + 1, then as many of the SYNs retransmitted at 1 s; the "
+        "others' ACKs found the queue full again: {phantom_clients} clients ESTABLISHED with no server socket.",
+        vary={"backlog": [3, 4, 5, 6, 8], "accept_after": [0.3, 0.5]}, fixed={"clients": 20}, answer_range=(0, 20)),
     # -- 04 the SYN queue ------------------------------------------------------------------------------
     Question(
         "04.syn_recv", "04", "syn_queue",
@@ -162,6 +186,18 @@ _ALL = (
         "The TIME_WAIT socket keeps the OLD socket's sk_reuse: only both set bind.",
         vary={"old_reuseaddr": [False, True], "new_reuseaddr": [False, True]},
         choices={"binds": True, "fails (EADDRINUSE)": False}),
+    Question(
+        "07.tw_reuse", "07", "time_wait",
+        "The client closes first, one connect every 10 ms, 10 ports (40000-40009), tcp_tw_reuse=1, TCP timestamps "
+        "{timestamps}. {connections} connections are wanted within 1.5 s: how many succeed?",
+        "connections_made",
+        "net/ipv4/tcp_ipv4.c tcp_twsk_unique(): if (ts_recent_stamp && (!twp || (reuse && "
+        "time_after32(tcp_clock_ms(), reuse_thresh)))) (a TIME_WAIT port is taken over only if it saw a timestamp, "
+        "and tcp_tw_reuse_delay, 1 s, after it)",
+        "{observed} ({reused_ports} ports reused, TWRecycled {TWRecycled}): with timestamps each port is taken over "
+        "about 1 s after its TIME_WAIT began; without them never.",
+        vary={"timestamps": [True, False], "connections": [12, 16, 20]},
+        fixed={"port_range": (40000, 40009), "tw_reuse": 1, "duration": 1.5}, answer_range=(0, 20)),
     # -- 13 Nagle and delayed ACK ---------------------------------------------------------------------------
     Question(
         "13.stalls", "13", "nagle",
@@ -271,6 +307,18 @@ _ALL = (
         vary={"drop": ["5th", "last"]},
         choices={"fast retransmit (duplicate ACKs)": "fast retransmit", "tail loss probe (a timer)": "tail loss probe",
                  "RTO (the retransmission timeout)": "RTO"}),
+    Question(
+        "14.timeouts", "14", "loss_recovery",
+        "The path drops {drop} (\"5th twice\": the 5th and its first retransmission); SACK {sack}; the sender writes "
+        "{bytes} bytes. How many times does the retransmission timer fire (TCPTimeouts)?",
+        "TCPTimeouts",
+        "net/ipv4/tcp_output.c tcp_schedule_loss_probe(): returns early if (... !tcp_is_sack(tp) ...) (no probe "
+        "without SACK); net/ipv4/tcp_recovery.c tcp_rack_detect_loss(): a lost retransmission is found only if a "
+        "segment sent after it was delivered; otherwise tcp_retransmit_timer() repairs",
+        "{observed}: repairs {repairs}, a stall of {stall_ms} ms. Only a timer repairs what no later segment can reveal; "
+        "the probe needs SACK, RACK needs data sent after the retransmission.",
+        vary={"drop": ["last", "5th twice"], "sack": [True, False], "bytes": [14480, 100_000]},
+        answer_range=(0, 20)),
     # -- 16 AQM ------------------------------------------------------------------------------------------
     Question(
         "16.codel_rtt", "16", "aqm",
@@ -283,6 +331,18 @@ _ALL = (
         "above 5 ms for 100 ms.",
         vary={"rtt_ms": [20, 40, 60]}, fixed={"queue": "codel", "rate_mbit": 20, "buffer_packets": 400,
                                               "duration": 5},
+        answer_range=(0, 2000), unit="ms"),
+    Question(
+        "16.paced_rtt", "16", "aqm",
+        "CUBIC through 20 Mbit/s, a {rtt_ms} ms path and a 400-packet drop-tail buffer for 5 s, the sender paced at "
+        "{pacing_mbit} Mbit/s (SO_MAX_PACING_RATE). What median smoothed RTT does it measure, in ms?",
+        "srtt_p50_ms",
+        "net/ipv4/tcp_output.c tcp_pacing_check(): if (tcp_sk(sk)->tcp_wstamp_ns <= tcp_sk(sk)->tcp_clock_cache) "
+        "return false; (else an hrtimer holds the next burst: packets reach the link no faster than the cap)",
+        "{observed} ms: about the path's {rtt_ms} ms; paced below the link rate the queue never builds "
+        "(median sojourn {sojourn_p50_ms} ms).",
+        vary={"rtt_ms": [20, 40, 60], "pacing_mbit": [16, 18, 19]},
+        fixed={"queue": "droptail", "rate_mbit": 20, "buffer_packets": 400, "duration": 5},
         answer_range=(0, 2000), unit="ms"),
     # -- 15 congestion -------------------------------------------------------------------------------------
     Question(
@@ -308,6 +368,18 @@ _ALL = (
         "round trip after it happened.",
         vary={"buffer_packets": [30, 50, 80]},
         fixed={"rate_mbit": 20, "rtt_ms": 40, "algorithm": "reno", "duration": 4}, answer_range=(0, 5000)),
+    Question(
+        "15.bbr_rtt", "15", "congestion",
+        "BBR through 10 Mbit/s, a {rtt_ms} ms path and a 200-packet buffer for 5 s (CUBIC filled that buffer: "
+        "about {rtt_ms} + 240 ms). What median smoothed RTT does BBR measure, in ms?",
+        "srtt_p50_ms",
+        "net/ipv4/tcp_bbr.c bbr_set_cwnd(): target = bbr_inflight(sk, bw, gain) (about 2 x the measured "
+        "bandwidth x min RTT), and bbr_set_pacing_rate(): pacing at the measured bandwidth",
+        "{observed} ms: within a few ms of the path's {rtt_ms} ms; BBR paces at the bandwidth it measured and caps "
+        "what is in flight, so the buffer never fills (at most {queue_max_packets} packets queued).",
+        vary={"rtt_ms": [20, 30, 40]},
+        fixed={"rate_mbit": 10, "buffer_packets": 200, "algorithm": "bbr", "duration": 5}, answer_range=(0, 2000),
+        unit="ms"),
     # -- 18 one connection whole ------------------------------------------------------------------------
     Question(
         "18.dupacks", "18", "loss_recovery",

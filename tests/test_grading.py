@@ -467,3 +467,22 @@ def test_every_question_sits_under_a_predict_first_of_its_notebook():
             if "Attempts(" in src:
                 assert f"Attempts('{path.name[:2]}')" in src, path
     assert placed == {qid: q.notebook for qid, q in QUESTIONS.items()}
+
+
+# the predictions converted last (02, the phantoms, tw_reuse, the four loss cases, CUBIC, BBR, ECN, pacing):
+# each learner's value from a simulated run grades right as typed, and a value off by a clear margin wrong
+@pytest.mark.parametrize("qid,user", [(q, u) for q in ("02.packets", "03.phantoms", "07.tw_reuse", "14.timeouts",
+                                                       "15.cubic_exit", "15.bbr_rtt", "16.ecn_loss", "16.paced_rtt")
+                                      for u in ("ana", "bo")])
+def test_a_converted_prediction_is_graded_by_its_own_run(qid, user):
+    q = question(qid)
+    params = q.params_for(user)
+    from tcplab.experiments.registry import functions
+
+    r = functions()[q.experiment](**params, mode="sim")
+    observed = r.summary[q.key]
+    answer = q.label_of(observed)
+    assert grade(q, answer, r).status == "right", (params, observed)
+    lo, hi = q.answer_range
+    off = answer + 5 if answer < 2 else min(hi, answer * 2 + 5)
+    assert grade(q, off, r).status == "wrong", (params, observed, off)

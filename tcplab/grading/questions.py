@@ -10,7 +10,7 @@ kernel source line that decides the answer (as the notebook cites it).
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.bbr_rtt, 16.codel_rtt, 16.paced_rtt, 18.dupacks, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -333,6 +333,19 @@ _ALL = (
                                               "duration": 5},
         answer_range=(0, 2000), unit="ms"),
     Question(
+        "16.ecn_loss", "16", "aqm",
+        "CUBIC through 20 Mbit/s, a {rtt_ms} ms path and a 400-packet buffer managed by CoDel, for 5 s, with ECN on "
+        "at both ends (tcp_ecn=1). How many loss recoveries (TCPSackRecovery + TCPRenoRecovery + RTO expiries) "
+        "does the sender go through?",
+        "loss_events",
+        "include/net/codel_impl.h codel_dequeue(): if (params->ecn && INET_ECN_set_ce(skb)) { stats->ecn_mark++; } "
+        "else { drop_func(skb, ctx); ... } (an ECN-capable packet is marked CE, not dropped)",
+        "{observed}: CoDel marked {ce_marks} packets instead of dropping them; the sender cut its window "
+        "{ecn_reductions} times (tcp_enter_cwr()) and retransmitted {retransmits} packets.",
+        vary={"rtt_ms": [20, 40, 60]},
+        fixed={"queue": "codel", "ecn": True, "rate_mbit": 20, "buffer_packets": 400, "duration": 5},
+        answer_range=(0, 1000)),
+    Question(
         "16.paced_rtt", "16", "aqm",
         "CUBIC through 20 Mbit/s, a {rtt_ms} ms path and a 400-packet drop-tail buffer for 5 s, the sender paced at "
         "{pacing_mbit} Mbit/s (SO_MAX_PACING_RATE). What median smoothed RTT does it measure, in ms?",
@@ -368,6 +381,18 @@ _ALL = (
         "round trip after it happened.",
         vary={"buffer_packets": [30, 50, 80]},
         fixed={"rate_mbit": 20, "rtt_ms": 40, "algorithm": "reno", "duration": 4}, answer_range=(0, 5000)),
+    Question(
+        "15.cubic_exit", "15", "congestion",
+        "CUBIC (with HyStart) through 20 Mbit/s, 40 ms and a {buffer_packets}-packet buffer for 4 s: slow start "
+        "doubles cwnd every RTT from 10. At what cwnd (packets) does slow start end?",
+        "slow_start_exit_cwnd",
+        "net/ipv4/tcp_cubic.c hystart_update(): if (ca->curr_rtt > ca->delay_min + HYSTART_DELAY_THRESH(ca->delay_min "
+        ">> 3)) { ca->found = 1; ... tp->snd_ssthresh = tcp_snd_cwnd(tp); }",
+        "{observed}, by {slow_start_exit_by}: HyStart sees the RTT rise (or the ACK train stretch) as the queue starts "
+        "to build and ends slow start near the BDP (67), whatever the buffer; Reno overshot to about twice "
+        "BDP + buffer.",
+        vary={"buffer_packets": [30, 50, 80]},
+        fixed={"rate_mbit": 20, "rtt_ms": 40, "algorithm": "cubic", "duration": 4}, answer_range=(0, 5000)),
     Question(
         "15.bbr_rtt", "15", "congestion",
         "BBR through 10 Mbit/s, a {rtt_ms} ms path and a 200-packet buffer for 5 s (CUBIC filled that buffer: "

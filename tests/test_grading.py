@@ -469,11 +469,14 @@ def test_every_question_sits_under_a_predict_first_of_its_notebook():
     assert placed == {qid: q.notebook for qid, q in QUESTIONS.items()}
 
 
-# the predictions converted last (02, the phantoms, tw_reuse, the four loss cases, CUBIC, BBR, ECN, pacing):
+# the predictions converted last (02 and the multi-part "predict" places of 03, 06, 07, 10-16):
 # each learner's value from a simulated run grades right as typed, and a value off by a clear margin wrong
-@pytest.mark.parametrize("qid,user", [(q, u) for q in ("02.packets", "03.phantoms", "07.tw_reuse", "14.timeouts",
-                                                       "15.cubic_exit", "15.bbr_rtt", "16.ecn_loss", "16.paced_rtt")
-                                      for u in ("ana", "bo")])
+CONVERTED = ("02.packets", "03.phantoms", "06.fd_after_rst", "07.tw_reuse", "10.window_cap", "11.rto_min",
+             "11.user_timeout", "12.user_timeout", "12.close_wait", "13.delack_wait", "14.timeouts", "15.cubic_exit",
+             "15.bbr_rtt", "16.ecn_loss", "16.paced_rtt")
+
+
+@pytest.mark.parametrize("qid,user", [(q, u) for q in CONVERTED for u in ("ana", "bo")])
 def test_a_converted_prediction_is_graded_by_its_own_run(qid, user):
     q = question(qid)
     params = q.params_for(user)
@@ -483,6 +486,9 @@ def test_a_converted_prediction_is_graded_by_its_own_run(qid, user):
     observed = r.summary[q.key]
     answer = q.label_of(observed)
     assert grade(q, answer, r).status == "right", (params, observed)
+    if q.choices is not None:   # every other label is wrong
+        assert all(grade(q, other, r).status == "wrong" for other in q.choices if other != answer), (params, observed)
+        return
     lo, hi = q.answer_range
     off = answer + 5 if answer < 2 else min(hi, answer * 2 + 5)
     assert grade(q, off, r).status == "wrong", (params, observed, off)

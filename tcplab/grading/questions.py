@@ -10,7 +10,7 @@ kernel source line that decides the answer (as the notebook cites it).
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 11.fail, 11.rto, 12.dead_peer, 13.stalls, 13.latency, 13.segments, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 10.window_cap, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 12.dead_peer, 12.user_timeout, 12.close_wait, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -152,6 +152,18 @@ _ALL = (
         "FIN, which recv() reads as end of file (0 bytes).",
         vary={"scenario": ["abortive_close", "client_closes_first"]},
         choices={"ECONNRESET": "ECONNRESET", "no error: recv() returns 0 (end of file)": None}),
+    Question(
+        "06.fd_after_rst", "06", "keepalive",
+        "A server never calls close(); its socket sits in CLOSE_WAIT with SO_KEEPALIVE (TCP_KEEPIDLE={idle}) and the "
+        "client's host has forgotten the connection, so the probe draws a RST. Afterwards, is the program's file "
+        "descriptor for that socket still open?",
+        "fd_open_at_end",
+        "net/ipv4/tcp_input.c tcp_reset(): tcp_write_queue_purge(sk); tcp_done(sk); (the connection goes to CLOSE and "
+        "leaves the tables; the file descriptor is the application's, freed only by close())",
+        "{observed}: the kernel ended the connection ({end_state}; ss lists it: {listed_at_end}) and reported "
+        "{error}, but only close() frees the descriptor: a leak of descriptors outlives the connections.",
+        vary={"idle": [1, 2]}, fixed={"interval": 1, "count": 2, "peer": "close_wait_rst"},
+        choices={"open (only close() frees it)": True, "closed by the kernel": False}),
     # -- 07 TIME_WAIT --------------------------------------------------------------------------------------
     Question(
         "07.ports", "07", "time_wait",
@@ -229,6 +241,16 @@ _ALL = (
         "{observed}: with Nagle off each write() leaves at once as its own segment.",
         vary={"requests": [5, 10, 20], "request_writes": [1, 2, 3]}, fixed={"nodelay": True},
         answer_range=(0, 100)),
+    Question(
+        "13.delack_wait", "13", "delayed_ack",
+        "One 100-byte segment at a time to a receiver that does not reply or read, over a {rtt_ms} ms path. How "
+        "long (ms) does a delayed ACK wait once the waits have settled (the fifth on)?",
+        "settled_wait_ms",
+        "net/ipv4/tcp_output.c tcp_send_delayed_ack(): int rtt = max_t(int, usecs_to_jiffies(tp->srtt_us >> 3), "
+        "TCP_DELACK_MIN); if (rtt < max_ato) max_ato = rtt; ... ato = min(ato, max_ato);",
+        "{observed} ms: ato doubles each time the timer fires, up to min(SRTT, 200 ms) (TCP_DELACK_MAX), plus a "
+        "timer tick; the waits were {waits_ms} ms.",
+        vary={"rtt_ms": [100.0, 150.0, 250.0]}, fixed={"messages": 6}, answer_range=(0, 2000), unit="ms"),
     # -- 08 diagnosing ------------------------------------------------------------------------------------
     Question(
         "08.overflows", "08", "accept_queue",
@@ -264,6 +286,17 @@ _ALL = (
         "sender probes the zero window ({probes} probes).",
         vary={"rcvbuf": [4096, 8192, 16384]}, fixed={"bytes": 200_000, "reader": "stalled", "stall_s": 2.0},
         answer_range=(0, 1_000_000)),
+    Question(
+        "10.window_cap", "10", "window",
+        "tcp_window_scaling=0 at both ends, so the window is at most 65535 bytes; a {rtt_ms} ms round trip and a "
+        "{rate_mbit} Mbit/s link for {seconds} s. What throughput (Mbit/s) does the transfer get?",
+        "throughput_mbit",
+        "net/ipv4/tcp_output.c tcp_syn_options(): if (likely(READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_window_scaling))) "
+        "{ opts->ws = tp->rx_opt.rcv_wscale; ... } (no option on the SYN: the 16-bit window field is the whole window)",
+        "{observed} Mbit/s: at most 65535 x 8 / RTT ({window_cap_mbit} Mbit/s) whatever the link; one window per "
+        "round trip.",
+        vary={"rtt_ms": [40, 60, 80]}, fixed={"rcvbuf": None, "window_scaling": False, "rate_mbit": 20, "seconds": 3},
+        answer_range=(0, 1000), unit="Mbit/s"),
     # -- 11 retransmission --------------------------------------------------------------------------------
     Question(
         "11.fail", "11", "retransmission",
@@ -284,6 +317,27 @@ _ALL = (
         "rttvar_us never below tcp_rto_min_us(sk) (tcp_rtt_estimator())",
         "{observed} ms: srtt plus a variance term floored at 200 ms, rounded up to a jiffy.",
         vary={"rtt_ms": [20, 40, 60, 80]}, fixed={"seconds": 3}, answer_range=(0, 5000), unit="ms"),
+    Question(
+        "11.rto_min", "11", "rtt_rto",
+        "A 40 ms path; the route's rto_min is {rto_min_ms} ms (RTAX_RTO_MIN, converted with msecs_to_jiffies(), a "
+        "jiffy is 4 ms). What RTO (ms) does tcp_info show once the smoothed RTT has settled?",
+        "rto_before_ms",
+        "include/net/tcp.h tcp_rto_min(): u32 rto_min = inet_csk(sk)->icsk_rto_min; if (dst && dst_metric_locked(dst, "
+        "RTAX_RTO_MIN)) rto_min = dst_metric_rtt(dst, RTAX_RTO_MIN); and __tcp_set_rto(): srtt + rttvar, in jiffies",
+        "{observed} ms: srtt ({srtt_before_ms} ms) plus the floor, {rto_floor_ms} ms once in jiffies, rounded up to "
+        "a jiffy.",
+        vary={"rto_min_ms": [10, 20, 30]}, fixed={"rtt_ms": 40, "seconds": 3}, answer_range=(0, 5000), unit="ms"),
+    Question(
+        "11.user_timeout", "11", "retransmission",
+        "The peer goes silent after the handshake; the client sets TCP_USER_TIMEOUT={user_timeout} ms (tcp_retries2 "
+        "stays 15) and writes 100 bytes. After how many seconds does the socket fail?",
+        "failed_after_s",
+        "net/ipv4/tcp_timer.c tcp_write_timeout(): expired = retransmits_timed_out(sk, retry_until, "
+        "READ_ONCE(icsk->icsk_user_timeout)); (a user timeout replaces the limit tcp_retries2 gives; checked when the RTO timer fires; tcp_clamp_rto_to_user_timeout() "
+        "shortens the last wait)",
+        "{observed} s ({gave_up_because}): the user timeout counts from the first unacknowledged send, and the "
+        "socket fails at the timer expiry that finds it passed.",
+        vary={"user_timeout": [1000, 1500, 2500]}, answer_range=(0, 600), unit="s"),
     # -- 12 keepalive -------------------------------------------------------------------------------------
     Question(
         "12.dead_peer", "12", "keepalive",
@@ -295,6 +349,33 @@ _ALL = (
         "{observed} s = idle + count x interval: the end comes one interval after the last of {probes_sent} probes.",
         vary={"idle": [1, 2, 3], "interval": [1, 2], "count": [1, 2, 3]}, fixed={"peer": "silent"},
         answer_range=(0, 60), unit="s"),
+    Question(
+        "12.user_timeout", "12", "keepalive",
+        "SO_KEEPALIVE with TCP_KEEPIDLE={idle}, TCP_KEEPINTVL=1, TCP_KEEPCNT=1 and TCP_USER_TIMEOUT={user_timeout} ms; "
+        "the peer vanishes silently. After how many seconds of idleness does the socket fail?",
+        "detected_after_s",
+        "net/ipv4/tcp_timer.c tcp_keepalive_timer(): if ((user_timeout != 0 && elapsed >= "
+        "msecs_to_jiffies(user_timeout) && icsk->icsk_probes_out > 0) || (user_timeout == 0 && "
+        "icsk->icsk_probes_out >= keepalive_probes(tp)))",
+        "{observed} s after {probes_sent} probes: with a user timeout TCP_KEEPCNT no longer counts; the end comes at "
+        "the first probe time at or past the user timeout.",
+        vary={"idle": [1, 2], "user_timeout": [3000, 4000, 5000]}, fixed={"interval": 1, "count": 1,
+                                                                          "peer": "silent"},
+        answer_range=(0, 60), unit="s"),
+    Question(
+        "12.close_wait", "12", "keepalive",
+        "A server never calls close(): its socket is in CLOSE_WAIT, with SO_KEEPALIVE (TCP_KEEPIDLE={idle}, "
+        "TCP_KEEPINTVL=1, TCP_KEEPCNT=3), and the client's host has forgotten the connection. Which error does the "
+        "server's application see?",
+        "error",
+        "net/ipv4/tcp_timer.c tcp_keepalive_timer(): if (!sock_flag(sk, SOCK_KEEPOPEN) || ((1 << sk->sk_state) & "
+        "(TCPF_CLOSE | TCPF_SYN_SENT))) goto out; (CLOSE_WAIT is not excluded: the probe goes out) and "
+        "net/ipv4/tcp_input.c tcp_reset(): case TCP_CLOSE_WAIT: err = EPIPE;",
+        "{observed}: the keepalive timer runs in CLOSE_WAIT, the probe draws a RST, and tcp_reset() reports EPIPE in "
+        "CLOSE_WAIT (ECONNRESET in the other states).",
+        vary={"idle": [1, 2, 3]}, fixed={"interval": 1, "count": 3, "peer": "close_wait_rst"},
+        choices={"ECONNRESET": "ECONNRESET", "EPIPE": "EPIPE", "ETIMEDOUT": "ETIMEDOUT",
+                 "none: no timer runs in CLOSE_WAIT": None}),
     # -- 14 loss recovery --------------------------------------------------------------------------------
     Question(
         "14.repair", "14", "loss_recovery",

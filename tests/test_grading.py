@@ -80,6 +80,15 @@ def test_no_answer_is_ungraded_and_the_result_is_still_shown():
     assert (g.status, g.observed, g.correct) == ("ungraded", 51, None)
 
 
+def test_a_run_that_could_not_measure_the_key_grades_nothing():
+    q = question("02.packets")   # handshake's packets is None when AF_PACKET is not allowed
+    g = grade(q, 10, run_of(q, {"packets": None}))
+    assert (g.status, g.observed) == ("ungraded", None) and "could not measure packets" in g.why
+    assert grade(q, 10, run_of(q, {"packets": 10})).status == "right"
+    q = question("12.close_wait")   # None is a choice there ("no timer"), so it grades
+    assert grade(q, "none: no timer runs in CLOSE_WAIT", run_of(q, {"error": None})).status == "right"
+
+
 def test_a_run_of_another_experiment_is_refused():
     with pytest.raises(ValueError, match="result must be a run of accept_queue"):
         grade(question("03.java"), 51, Result("nagle", "sim", "", {}))

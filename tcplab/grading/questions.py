@@ -333,7 +333,8 @@ _ALL = (
         "stays 15) and writes 100 bytes. After how many seconds does the socket fail?",
         "failed_after_s",
         "net/ipv4/tcp_timer.c tcp_write_timeout(): expired = retransmits_timed_out(sk, retry_until, "
-        "READ_ONCE(icsk->icsk_user_timeout)); (a user timeout replaces the limit tcp_retries2 gives; checked when the RTO timer fires; tcp_clamp_rto_to_user_timeout() "
+        "READ_ONCE(icsk->icsk_user_timeout)); (a user timeout replaces the limit tcp_retries2 gives; checked when the "
+        "RTO timer fires; tcp_clamp_rto_to_user_timeout() "
         "shortens the last wait)",
         "{observed} s ({gave_up_because}): the user timeout counts from the first unacknowledged send, and the "
         "socket fails at the timer expiry that finds it passed.",

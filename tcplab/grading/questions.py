@@ -10,7 +10,7 @@ kernel source line that decides the answer (as the notebook cites it).
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 10.window_cap, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 12.dead_peer, 12.user_timeout, 12.close_wait, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 04.flood, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 10.window_cap, 10.user_timeout, 10.rcvbuf_start, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 11.orphan, 12.dead_peer, 12.user_timeout, 12.close_wait, 12.fd_limit, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -120,6 +120,18 @@ _ALL = (
         "{observed} = 3/4 x {max_syn_backlog} + 1: tcp_max_syn_backlog is a rule for unproven peers, not a queue size.",
         vary={"max_syn_backlog": [8, 16, 32, 40]}, fixed={"backlog": 100, "syncookies": 0, "clients": 60},
         answer_range=(0, 60)),
+    Question(
+        "04.flood", "04", "syn_queue",
+        "{clients} spoofed SYNs whose SYN-ACKs go nowhere fill the SYN queue of listen({backlog}) "
+        "(tcp_max_syn_backlog={max_syn_backlog}); then a normal client tries to connect for 3.5 s, with "
+        "tcp_syncookies={syncookies}. Does it get in?",
+        "legit_client_connected",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if ((syncookies == 2 || inet_csk_reqsk_queue_is_full(sk)) && "
+        "!isn) { want_cookie = tcp_syn_flood_action(sk, rsk_ops->slab_name); if (!want_cookie) goto drop; }",
+        "{observed}: with cookies a full SYN queue answers with a cookie and keeps no state, so the client gets in; "
+        "without, its SYNs are dropped while the flood's requests wait out their SYN-ACK retries.",
+        vary={"syncookies": [0, 1]}, fixed={"backlog": 128, "max_syn_backlog": 8, "clients": 200, "flood": True},
+        choices={"gets in (ESTABLISHED)": True, "does not get in": False}),
     # -- 05 SYN retries ------------------------------------------------------------------------------------
     Question(
         "05.syns_sent", "05", "syn_retries",
@@ -297,6 +309,27 @@ _ALL = (
         "round trip.",
         vary={"rtt_ms": [40, 60, 80]}, fixed={"rcvbuf": None, "window_scaling": False, "rate_mbit": 20, "seconds": 3},
         answer_range=(0, 1000), unit="Mbit/s"),
+    Question(
+        "10.user_timeout", "10", "flow_control",
+        "The receiver (SO_RCVBUF=4096) stalls 3 s and answers every zero-window probe; the sender sets "
+        "TCP_USER_TIMEOUT={user_timeout} ms. After how many seconds does the sender give up?",
+        "aborted_after_s",
+        "net/ipv4/tcp_timer.c tcp_probe_timer(): if (user_timeout && (s32)(tcp_jiffies32 - icsk->icsk_probes_tstamp) "
+        ">= msecs_to_jiffies(user_timeout)) goto abort; (answered or not; checked when a probe timer fires)",
+        "{observed} s ({error}, after {probes} probes): the user timeout counts from the first probe's expiry and is "
+        "checked when the probe timer fires, so the abort comes at the first probe past it.",
+        vary={"user_timeout": [1000, 2000]}, fixed={"rcvbuf": 4096, "bytes": 200_000, "stall_s": 3.0},
+        answer_range=(0, 60), unit="s"),
+    Question(
+        "10.rcvbuf_start", "10", "autotuning",
+        "A receiver sets SO_RCVBUF={rcvbuf} before a 20 MB transfer on loopback. What does getsockopt(SO_RCVBUF) "
+        "return right after?",
+        "rcvbuf_at_start",
+        "net/core/sock.c __sock_set_rcvbuf(): sk->sk_userlocks |= SOCK_RCVBUF_LOCK; WRITE_ONCE(sk->sk_rcvbuf, "
+        "max_t(int, val * 2, SOCK_MIN_RCVBUF));",
+        "{observed} bytes: the kernel doubles the value for its own overhead, and the lock keeps autotuning away "
+        "(at most {rcvbuf_max} during the transfer).",
+        vary={"rcvbuf": [4096, 16384, 32768]}, fixed={"bytes": 20_000_000}, answer_range=(0, 10_000_000)),
     # -- 11 retransmission --------------------------------------------------------------------------------
     Question(
         "11.fail", "11", "retransmission",
@@ -339,6 +372,16 @@ _ALL = (
         "{observed} s ({gave_up_because}): the user timeout counts from the first unacknowledged send, and the "
         "socket fails at the timer expiry that finds it passed.",
         vary={"user_timeout": [1000, 1500, 2500]}, answer_range=(0, 600), unit="s"),
+    Question(
+        "11.orphan", "11", "retransmission",
+        "The application writes 100 bytes and closes; the peer has gone silent. tcp_orphan_retries={orphan_retries}, "
+        "tcp_retries2 stays 15. After how many seconds does the kernel give up the orphan?",
+        "failed_after_s",
+        "net/ipv4/tcp_timer.c tcp_write_timeout(): if (sock_flag(sk, SOCK_DEAD)) { const bool alive = icsk->icsk_rto "
+        "< TCP_RTO_MAX; retry_until = tcp_orphan_retries(sk, alive); ... }",
+        "{observed} s ({gave_up_because}): an orphan's budget comes from tcp_orphan_retries, computed like "
+        "tcp_retries2's from the doubling RTO (initial {rto_initial_s} s) and checked when the timer fires.",
+        vary={"orphan_retries": [1, 2, 3]}, fixed={"orphan": True}, answer_range=(0, 600), unit="s"),
     # -- 12 keepalive -------------------------------------------------------------------------------------
     Question(
         "12.dead_peer", "12", "keepalive",
@@ -377,6 +420,16 @@ _ALL = (
         vary={"idle": [1, 2, 3]}, fixed={"interval": 1, "count": 3, "peer": "close_wait_rst"},
         choices={"ECONNRESET": "ECONNRESET", "EPIPE": "EPIPE", "ETIMEDOUT": "ETIMEDOUT",
                  "none: no timer runs in CLOSE_WAIT": None}),
+    Question(
+        "12.fd_limit", "12", "fd_limit",
+        "A server process with RLIMIT_NOFILE={limit} (ulimit -n) accepts and never closes; {connections} clients "
+        "connect and hang up. How many connections does it accept?",
+        "accepted",
+        "fs/file.c alloc_fd(): if (fd >= end) goto out; (error = -EMFILE: no descriptor below RLIMIT_NOFILE)",
+        "{observed}: the limit minus the descriptors the process already had open (the listener among them); the "
+        "next accept() gets {error}, and {left_in_accept_queue} connected clients wait in the accept queue all the "
+        "same.",
+        vary={"limit": [24, 32, 48]}, fixed={"connections": 60, "source": "close_wait_leak"}, answer_range=(0, 60)),
     # -- 14 loss recovery --------------------------------------------------------------------------------
     Question(
         "14.repair", "14", "loss_recovery",

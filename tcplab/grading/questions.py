@@ -10,7 +10,7 @@ kernel source line that decides the answer (as the notebook cites it).
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 04.flood, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 10.window_cap, 10.user_timeout, 10.rcvbuf_start, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 11.orphan, 12.dead_peer, 12.user_timeout, 12.close_wait, 12.fd_limit, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 04.flood, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 10.window_cap, 10.user_timeout, 10.rcvbuf_start, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 11.orphan, 11.spurious, 12.dead_peer, 12.user_timeout, 12.close_wait, 12.fd_limit, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -382,6 +382,21 @@ _ALL = (
         "{observed} s ({gave_up_because}): an orphan's budget comes from tcp_orphan_retries, computed like "
         "tcp_retries2's from the doubling RTO (initial {rto_initial_s} s) and checked when the timer fires.",
         vary={"orphan_retries": [1, 2, 3]}, fixed={"orphan": True}, answer_range=(0, 600), unit="s"),
+    Question(
+        "11.spurious", "11", "spurious_rto",
+        "A window-limited bulk sender on a 20 ms path; one second in, the RTT spikes to 1200 ms for 1.2 s and the RTO "
+        "fires although nothing was lost. TCP timestamps {timestamps}, tcp_frto={frto}. What tells the sender the "
+        "retransmission was not needed, and gives its cwnd back?",
+        "undone_by",
+        "net/ipv4/tcp_input.c tcp_packet_delayed(): tp->retrans_stamp && tcp_tsopt_ecr_before(tp, tp->retrans_stamp) "
+        "(an echo older than the retransmission); tcp_process_loss() (F-RTO: new data ACKed after the RTO); "
+        "tcp_try_undo_dsack() (the receiver reports the duplicate)",
+        "{observed} ({rtos} RTO expiries, cwnd restored: {cwnd_restored}): the first ACK's echoed timestamp predates "
+        "the retransmission; without timestamps F-RTO needs new data ACKed, and with neither only the DSACK of the "
+        "duplicate arrives, a round trip later.",
+        vary={"timestamps": [True, False], "frto": [0, 2]},
+        choices={"the echoed timestamp": "timestamps", "F-RTO (new data ACKed after the RTO)": "F-RTO",
+                 "a DSACK from the receiver": "DSACK", "nothing: cwnd stays cut": None}),
     # -- 12 keepalive -------------------------------------------------------------------------------------
     Question(
         "12.dead_peer", "12", "keepalive",

@@ -80,6 +80,15 @@ def test_no_answer_is_ungraded_and_the_result_is_still_shown():
     assert (g.status, g.observed, g.correct) == ("ungraded", 51, None)
 
 
+def test_a_run_that_could_not_measure_the_key_grades_nothing():
+    q = question("02.packets")   # handshake's packets is None when AF_PACKET is not allowed
+    g = grade(q, 10, run_of(q, {"packets": None}))
+    assert (g.status, g.observed) == ("ungraded", None) and "could not measure packets" in g.why
+    assert grade(q, 10, run_of(q, {"packets": 10})).status == "right"
+    q = question("12.close_wait")   # None is a choice there ("no timer"), so it grades
+    assert grade(q, "none: no timer runs in CLOSE_WAIT", run_of(q, {"error": None})).status == "right"
+
+
 def test_a_run_of_another_experiment_is_refused():
     with pytest.raises(ValueError, match="result must be a run of accept_queue"):
         grade(question("03.java"), 51, Result("nagle", "sim", "", {}))
@@ -279,8 +288,9 @@ def test_gradebook_scores_first_blind_attempts_and_round_trips(tmp_path):
     recs = room_records()
     s = scores(recs)
     # ana: somaxconn right first time; java wrong first (the right second attempt came after seeing the run)
-    assert s[("ana", "03")]["questions"] == {"03.somaxconn": 1, "03.java": 0, "03.abort_on_overflow": 0}
-    assert s[("ana", "03")]["score"] == 1.0 and s[("ana", "03")]["max_score"] == 3.0
+    n03 = float(len([q for q in QUESTIONS.values() if q.notebook == "03"]))   # every question of 03 is out of
+    assert s[("ana", "03")]["questions"] == {q: int(q == "03.somaxconn") for q in QUESTIONS if q.startswith("03.")}
+    assert s[("ana", "03")]["score"] == 1.0 and s[("ana", "03")]["max_score"] == n03
     # bo: ran 13.stalls before committing, so the later right answer was no prediction; untrusted: no attempt
     assert s[("bo", "13")]["score"] == 0.0 and s[("bo", "03")]["score"] == 0.0
     n = write_gradebook(recs, tmp_path / "grades.csv")
@@ -292,7 +302,7 @@ def test_gradebook_scores_first_blind_attempts_and_round_trips(tmp_path):
     assert [{k: str(v) for k, v in r.items()} for r in back] == [{k: str(v) for k, v in r.items()} for r in rows]
     ana03 = next(r for r in back if r["student_id"] == "ana" and r["assignment"] == "03")
     assert (ana03["raw_score"], ana03["score"], ana03["max_score"], ana03["timestamp"]) == \
-        (1.0, 1.0, 3.0, "2026-01-01T10:01:02")   # the last attempt that counts
+        (1.0, 1.0, n03, "2026-01-01T10:01:02")   # the last attempt that counts
     with pytest.raises(ValueError, match="nbgrader's export columns"):
         read_gradebook(io.StringIO("student,score\n"))
 
@@ -466,3 +476,29 @@ def test_every_question_sits_under_a_predict_first_of_its_notebook():
             if "Attempts(" in src:
                 assert f"Attempts('{path.name[:2]}')" in src, path
     assert placed == {qid: q.notebook for qid, q in QUESTIONS.items()}
+
+
+# the predictions converted last (02 and the multi-part "predict" places of 03, 04, 06, 07, 10-16):
+# each learner's value from a simulated run grades right as typed, and a value off by a clear margin wrong
+CONVERTED = ("02.packets", "03.phantoms", "04.flood", "06.fd_after_rst", "07.tw_reuse", "10.window_cap",
+             "10.user_timeout", "10.rcvbuf_start", "11.rto_min", "11.user_timeout", "11.orphan", "11.spurious",
+             "12.user_timeout", "12.close_wait", "12.fd_limit", "13.delack_wait", "14.timeouts", "15.cubic_exit",
+             "15.bbr_rtt", "16.ecn_loss", "16.paced_rtt")
+
+
+@pytest.mark.parametrize("qid,user", [(q, u) for q in CONVERTED for u in ("ana", "bo")])
+def test_a_converted_prediction_is_graded_by_its_own_run(qid, user):
+    q = question(qid)
+    params = q.params_for(user)
+    from tcplab.experiments.registry import functions
+
+    r = functions()[q.experiment](**params, mode="sim")
+    observed = r.summary[q.key]
+    answer = q.label_of(observed)
+    assert grade(q, answer, r).status == "right", (params, observed)
+    if q.choices is not None:   # every other label is wrong
+        assert all(grade(q, other, r).status == "wrong" for other in q.choices if other != answer), (params, observed)
+        return
+    lo, hi = q.answer_range
+    off = answer + 5 if answer < 2 else min(hi, answer * 2 + 5)
+    assert grade(q, off, r).status == "wrong", (params, observed, off)

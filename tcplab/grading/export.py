@@ -18,7 +18,7 @@ attempts. ``max_score`` is the number of the notebook's questions.
 ...          "status": "right", "correct": True, "observed": 4, "t": "2026-01-01T10:00:02"}]
 >>> [(r["assignment"], r["student_id"], r["raw_score"], r["max_score"]) for r in gradebook_rows(recs)
 ...  if r["assignment"] == "03"]
-[('03', 'ana', 1.0, 3.0)]
+[('03', 'ana', 1.0, 4.0)]
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ __all__ = ["Grade", "grade", "explain", "STATUSES"]
 
 Status = Literal["right", "wrong", "untrusted", "ungraded"]
 #: right/wrong: graded; untrusted: the run refused to grade (host busy), re-run; ungraded: no answer committed
+#: (or the run could not measure the key)
 STATUSES: tuple[str, ...] = ("right", "wrong", "untrusted", "ungraded")
 
 
@@ -39,7 +40,7 @@ class Grade:
     """The verdict on one committed answer.
 
     status:   ``right``, ``wrong``, ``untrusted`` (the run judged itself disturbed: no grade) or
-              ``ungraded`` (nothing was committed).
+              ``ungraded`` (nothing was committed, or the run could not measure the key).
     answer:   what the learner committed (their unit, or a choice's label).
     observed: the run's value in the learner's terms (same unit, or the label), None when untrusted.
     rule:     the spec rule's name (``exact``, ``rel10``...), as the agreement grid shows it.
@@ -99,6 +100,10 @@ def grade(question: Question, answer: Any, result: Result) -> Grade:
     if answer is None:
         return Grade("ungraded", None, shown, why="No prediction was committed, so this run grades nothing.",
                      **common)
+    if observed is None and (question.choices is None or None not in question.choices.values()):
+        # the run could not measure the key (handshake's packets without a capture): no value, no grade
+        return Grade("ungraded", answer, None, why=f"Not graded: this run could not measure {question.key} "
+                     f"(see its notes). Your answer stays committed.", **common)
     predicted = question.value_of(answer)
     _, ok = rule.verdict(observed, predicted, result.params, sampled=result.sampled, profile=_profile(result),
                          real_summary=result.summary)

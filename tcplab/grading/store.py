@@ -6,7 +6,8 @@ answers elsewhere). Two events per attempt, joined by the attempt's id:
 * ``commit``: the prediction, written when the learner commits it, BEFORE any run (a live view of
   the room can show the predictions while the runs are still going);
 * ``run``: what a run made of it: ``right``/``wrong`` (graded), ``untrusted`` (the host disturbed a
-  real run: no grade, re-run), ``ungraded`` (run with nothing committed), ``error`` (no result).
+  real run: no grade, re-run), ``ungraded`` (run with nothing committed, or the run could not measure the key),
+  ``error`` (no result).
 
 Every record carries ``v`` (the schema), ``t`` (UTC), ``user``, ``notebook``, ``question``,
 ``attempt``, ``event``, and for ``run`` also ``check`` and ``correct``, the fields

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from tcplab.viz.diagnose import counter_table
-from tcplab.widgets.common import accessible, error_header, header_html, run_button, table_html
+from tcplab.widgets.common import accessible, error_header, header_html, panel_heading, run_button, table_html
 
 if TYPE_CHECKING:
     from tcplab.experiments.result import Result
@@ -97,7 +97,7 @@ class MysteryServer:
         self.check_button = run_button("Check", lambda: self.check(), tooltip="compare with what really happened")
         self.new_button = W.Button(description="New incident", icon="refresh")
         self.new_button.on_click(lambda _b: self.new_incident())
-        self.widget = accessible(W.VBox([W.HTML("<h4 style='margin:4px 0'>Mystery server: what went wrong?</h4>"),
+        self.widget = accessible(W.VBox([panel_heading("Mystery server: what went wrong?"),
                                          self.mode, self.header, self.evidence,
                                          W.HBox([self.answer, self.check_button, self.new_button]), self.feedback],
                                         layout=W.Layout(border="1px solid #d0d7de", padding="6px")))

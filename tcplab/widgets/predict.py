@@ -41,7 +41,8 @@ from tcplab.grading import store
 from tcplab.grading.grade import Grade, explain, grade
 from tcplab.grading.question import Question, user_name
 from tcplab.grading.questions import question as _question
-from tcplab.widgets.common import ERROR_COLOR, REAL_COLOR, SHOWN_ERRORS, accessible, error_header, header_html
+from tcplab.widgets.common import (ERROR_COLOR, REAL_COLOR, SHOWN_ERRORS, accessible, error_header, header_html,
+                                   panel_heading)
 
 if TYPE_CHECKING:
     from tcplab.experiments.result import Result
@@ -102,7 +103,7 @@ class Prediction:
         self.header = W.HTML("")
         self.feedback = W.HTML("")
         self.widget = accessible(W.VBox(
-            [W.HTML("<h4 style='margin:4px 0'>Predict, then let the kernel grade</h4>"), self.prompt,
+            [panel_heading("Predict, then let the kernel grade"), self.prompt,
              W.HBox([self.answer_box, self.commit_button, self.run_button, self.new_button]), self.status,
              self.header, self.feedback],
             layout=W.Layout(border="1px solid #d0d7de", padding="6px")))
@@ -270,8 +271,7 @@ class Attempts:
         self.table = W.HTML("")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="read your attempts again")
         self.refresh_button.on_click(lambda _b: self.refresh())
-        self.widget = accessible(W.VBox([W.HTML(f"<h4 style='margin:4px 0'>Your attempts in notebook "
-                                                f"{html.escape(notebook)}</h4>"), self.refresh_button, self.table]))
+        self.widget = accessible(W.VBox([panel_heading(f"Your attempts in notebook {notebook}"), self.refresh_button, self.table]))
         self.refresh()
 
     def rows(self) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ kernel source line that decides the answer (as the notebook cites it).
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 04.flood, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 10.recv_q, 10.window_cap, 10.user_timeout, 10.rcvbuf_start, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 11.orphan, 11.spurious, 12.dead_peer, 12.user_timeout, 12.close_wait, 12.fd_limit, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 04.flood, 04.synack_retries, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 09.backlog, 10.recv_q, 10.window_cap, 10.user_timeout, 10.rcvbuf_start, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 11.orphan, 11.spurious, 12.dead_peer, 12.user_timeout, 12.alive, 12.close_wait, 12.fd_limit, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -132,6 +132,20 @@ _ALL = (
         "without, its SYNs are dropped while the flood's requests wait out their SYN-ACK retries.",
         vary={"syncookies": [0, 1]}, fixed={"backlog": 128, "max_syn_backlog": 8, "clients": 200, "flood": True},
         choices={"gets in (ESTABLISHED)": True, "does not get in": False}),
+    Question(
+        "04.synack_retries", "04", "syn_queue",
+        "{clients} spoofed SYNs fill the SYN queue of listen({backlog}) (tcp_syncookies=1); their SYN-ACKs are "
+        "resent at 1, 3, 7, 15 s and never answered; tcp_synack_retries={synack_retries}. How many requests are "
+        "still in SYN_RECV after 9 s?",
+        "syn_recv",
+        "net/ipv4/inet_connection_sock.c reqsk_timer_handler(): if ((qlen << 1) > max(8U, "
+        "READ_ONCE(sk_listener->sk_max_ack_backlog))) { int young = reqsk_queue_len_young(queue) << 1; while "
+        "(max_syn_ack_retries > 2) { if (qlen < young) break; max_syn_ack_retries--; young <<= 1; } }",
+        "{observed}: while the queue is more than half full, requests that already timed out are dropped at their "
+        "2nd timeout (7 s) until it is half full again; the rest keeps tcp_synack_retries (with 2 or fewer, all go "
+        "by 7 s).",
+        vary={"backlog": [64, 128], "synack_retries": [2, 5]},
+        fixed={"clients": 200, "syncookies": 1, "flood": True, "settle": 9.0}, answer_range=(0, 200)),
     # -- 05 SYN retries ------------------------------------------------------------------------------------
     Question(
         "05.syns_sent", "05", "syn_retries",
@@ -286,6 +300,18 @@ _ALL = (
         "(ListenOverflows {ListenOverflows}) and retry their SYN.",
         vary={"backlog": [8, 16, 32]}, fixed={"rate": 200, "accept_rate": 150, "duration": 5},
         answer_range=(0, 10_000)),
+    Question(
+        "09.backlog", "09", "load",
+        "200 clients/s for 5 s, accept() 150/s, listen({backlog}). What is the 99th percentile of connect() time, "
+        "in seconds?",
+        "p99_connect_s",
+        "net/ipv4/tcp_input.c tcp_conn_request(): if (sk_acceptq_is_full(sk)) { NET_INC_STATS(sock_net(sk), "
+        "LINUX_MIB_LISTENOVERFLOWS); goto drop; } (the client's SYN is resent after 1 s, then 3 s)",
+        "{observed} s: the queue grows by 50 a second; a backlog it reaches within 5 s drops SYNs "
+        "(ListenOverflows {ListenOverflows}) and those clients wait for their SYN retransmit (1 s, 3 s); a larger "
+        "one drops nothing, and connect() returns at once while the queue, {max_recv_q} at most, keeps growing.",
+        vary={"backlog": [64, 128, 256, 1024]}, fixed={"rate": 200, "accept_rate": 150, "duration": 5},
+        answer_range=(0, 10), unit="s"),
     # -- 10 flow control ----------------------------------------------------------------------------------
     Question(
         "10.recv_q", "10", "flow_control",
@@ -421,6 +447,18 @@ _ALL = (
         vary={"idle": [1, 2], "user_timeout": [3000, 4000, 5000]}, fixed={"interval": 1, "count": 1,
                                                                           "peer": "silent"},
         answer_range=(0, 60), unit="s"),
+    Question(
+        "12.alive", "12", "keepalive",
+        "SO_KEEPALIVE with TCP_KEEPIDLE={idle}, TCP_KEEPINTVL={interval}, TCP_KEEPCNT={count}, and the peer answers "
+        "every probe. We watch until {count} probes have gone out: what has happened to the connection?",
+        "error",
+        "net/ipv4/tcp_input.c tcp_ack(): icsk->icsk_probes_out = 0; tp->rcv_tstamp = tcp_jiffies32; (an answered "
+        "probe resets the count tcp_keepalive_timer() compares with keepalive_probes(tp))",
+        "error {observed}, still {end_state}: each answer resets the probe count and restarts the idle time, so "
+        "TCP_KEEPCNT is never reached; the probes went at {probe_times} s, max(idle, interval) apart.",
+        vary={"idle": [1, 2], "interval": [1, 2]}, fixed={"count": 3, "peer": "alive"},
+        choices={"nothing: it stays ESTABLISHED": None, "ETIMEDOUT: TCP_KEEPCNT probes were sent": "ETIMEDOUT",
+                 "ECONNRESET": "ECONNRESET"}),
     Question(
         "12.close_wait", "12", "keepalive",
         "A server never calls close(): its socket is in CLOSE_WAIT, with SO_KEEPALIVE (TCP_KEEPIDLE={idle}, "

@@ -480,10 +480,11 @@ def test_every_question_sits_under_a_predict_first_of_its_notebook():
 
 # the predictions converted last (02 and the multi-part "predict" places of 03, 04, 06, 07, 10-16):
 # each learner's value from a simulated run grades right as typed, and a value off by a clear margin wrong
-CONVERTED = ("02.packets", "03.phantoms", "04.flood", "04.synack_retries", "06.fd_after_rst", "07.tw_reuse",
-             "09.backlog", "10.window_cap", "10.user_timeout", "10.rcvbuf_start", "11.rto_min", "11.user_timeout",
-             "11.orphan", "11.spurious", "12.user_timeout", "12.alive", "12.close_wait", "12.fd_limit",
-             "13.delack_wait", "14.timeouts", "15.cubic_exit", "15.bbr_rtt", "16.ecn_loss", "16.paced_rtt")
+CONVERTED = ("02.packets", "03.phantoms", "04.flood", "04.synack_retries", "06.time_wait", "06.fd_after_rst",
+             "07.tw_reuse", "09.backlog", "10.window_cap", "10.user_timeout", "10.rcvbuf_start", "11.rto_min",
+             "11.user_timeout", "11.orphan", "11.spurious", "12.user_timeout", "12.alive", "12.close_wait",
+             "12.fd_limit", "13.delack_wait", "14.timeouts", "15.cubic_exit", "15.bbr_rtt", "16.ecn_loss",
+             "16.paced_rtt")
 
 
 @pytest.mark.parametrize("qid,user", [(q, u) for q in CONVERTED for u in ("ana", "bo")])

@@ -40,7 +40,7 @@ from tcplab.kernel.capture import Capture
 from tcplab.kernel.loopback import SocketSet, wait_until
 from tcplab.kernel.qdisc import add_delay
 from tcplab.model.outcome import Outcome
-from tcplab.model.states import SegmentFollower, TcpState
+from tcplab.model.states import SegmentFollower, TcpState, time_wait_end
 from tcplab.sim.sockets import lifecycle as sim_lifecycle
 
 
@@ -89,6 +89,7 @@ SPEC = Experiment(
         Key("server_states", "the server's states, in order (empty for simultaneous_open)", rule="states"),
         Key("client_error", "the error the client's script met (errno name) or None"),
         Key("server_error", "the error the server's script met (errno name) or None"),
+        Key("time_wait_end", "which end's last state is TIME_WAIT: client, server, both, or None", rule="exact"),
     ),
     tables=(Table("events", ("t", "event"), "a step of the script"),
             Table("segments", SEGMENT_COLUMNS, "one segment of the connection as captured on lo (the states are "
@@ -374,6 +375,7 @@ def _real(p: dict[str, Any]) -> Outcome:
         "client_error": errs["client"],
         "server_error": errs["server"],
     }
+    out.summary["time_wait_end"] = time_wait_end(out.summary["client_states"], out.summary["server_states"])
     if delay:
         out.notes.append(f"each step waited {hold:.2f} s (4 one-way delays) so that every segment "
                          "and its answer crossed before the next step")

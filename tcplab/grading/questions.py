@@ -10,7 +10,7 @@ kernel source line that decides the answer (as the notebook cites it).
 '03.somaxconn'
 >>> question("03.nope")
 Traceback (most recent call last):
-ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 04.flood, 04.synack_retries, 05.syns_sent, 05.failed_after, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 09.backlog, 10.recv_q, 10.window_cap, 10.user_timeout, 10.rcvbuf_start, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 11.orphan, 11.spurious, 12.dead_peer, 12.user_timeout, 12.alive, 12.close_wait, 12.fd_limit, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
+ValueError: question must be one of 00.first, 01.syn_sent, 02.packets, 03.somaxconn, 03.java, 03.abort_on_overflow, 03.phantoms, 04.syn_recv, 04.three_quarters, 04.flood, 04.synack_retries, 05.syns_sent, 05.failed_after, 06.time_wait, 06.rst, 06.fd_after_rst, 07.ports, 07.tw_buckets, 07.rebind, 07.tw_reuse, 08.overflows, 09.queue, 09.backlog, 10.recv_q, 10.window_cap, 10.user_timeout, 10.rcvbuf_start, 11.fail, 11.rto, 11.rto_min, 11.user_timeout, 11.orphan, 11.spurious, 12.dead_peer, 12.user_timeout, 12.alive, 12.close_wait, 12.fd_limit, 13.stalls, 13.latency, 13.segments, 13.delack_wait, 14.repair, 14.timeouts, 15.bufferbloat, 15.slow_start, 15.cubic_exit, 15.bbr_rtt, 16.codel_rtt, 16.ecn_loss, 16.paced_rtt, 18.dupacks, not '03.nope'
 """
 
 from __future__ import annotations
@@ -167,6 +167,17 @@ _ALL = (
         "{observed} s: (2 << {retries}) - 1 s is when the kernel may give up; it does at the next timer expiry.",
         vary={"retries": [1, 2]}, answer_range=(0, 600), unit="s"),
     # -- 06 closing ---------------------------------------------------------------------------------------
+    Question(
+        "06.time_wait", "06", "lifecycle",
+        "Scenario {scenario}: one end calls close() first, the other closes after it has read the FIN. Which end "
+        "ends up in TIME_WAIT?",
+        "time_wait_end",
+        "net/ipv4/tcp_input.c tcp_fin(): case TCP_FIN_WAIT2: /* Received a FIN -- send ACK and enter TIME-WAIT. */ "
+        "tcp_send_ack(sk); tcp_time_wait(sk, TCP_TIME_WAIT, 0);",
+        "{observed}: the end that closes first takes the other's FIN in FIN_WAIT2 and waits in TIME_WAIT; the "
+        "other goes CLOSE_WAIT, LAST_ACK, CLOSE (client {client_states}, server {server_states}).",
+        vary={"scenario": ["client_closes_first", "server_closes_first"]},
+        choices={"the client": "client", "the server": "server", "both": "both", "neither": None}),
     Question(
         "06.rst", "06", "lifecycle",
         "Scenario {scenario}: the client closes first (abortive_close: with SO_LINGER {{on=1, linger=0}}, "

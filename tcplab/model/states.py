@@ -18,14 +18,14 @@ IllegalTransition: event 'rcv_fin' is not allowed in state CLOSE (allowed: app_c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
 from tcplab.errors import TcpLabError
 
 __all__ = ["TcpState", "STATE_NAMES", "TIMER_NAMES", "EVENTS", "TRANSITIONS", "IllegalTransition", "next_state",
-           "edges", "Edge", "reachable", "SegmentFollower", "follow_segments"]
+           "edges", "Edge", "reachable", "SegmentFollower", "follow_segments", "time_wait_end"]
 
 
 class TcpState(IntEnum):
@@ -160,6 +160,23 @@ TRANSITIONS: dict[TcpState, dict[str, TcpState]] = {
         "rcv_rst": S.CLOSE,
     },
 }
+
+
+def time_wait_end(client_states: Sequence[str], server_states: Sequence[str]) -> str | None:
+    """Which end's last state is TIME_WAIT: ``"client"``, ``"server"``, ``"both"`` or None.
+
+    The end that closes first takes the other's FIN in FIN_WAIT2 (or CLOSING) and waits there
+    (``tcp_fin()`` -> ``tcp_time_wait(sk, TCP_TIME_WAIT, 0)``, net/ipv4/tcp_input.c); the end that
+    closes second goes LAST_ACK -> CLOSE. TIME_WAIT lasts 60 s, longer than any lifecycle run.
+
+    >>> time_wait_end(["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"], ["ESTABLISHED", "CLOSE_WAIT"])
+    'client'
+    >>> time_wait_end(["ESTABLISHED", "CLOSE"], ["ESTABLISHED", "CLOSE"]) is None
+    True
+    """
+    ends = [end for end, states in (("client", client_states), ("server", server_states))
+            if states and states[-1] == "TIME_WAIT"]
+    return "both" if len(ends) == 2 else (ends[0] if ends else None)
 
 
 def next_state(state: TcpState, event: str) -> TcpState:

@@ -27,7 +27,7 @@ from tcplab.model.outcome import Outcome
 from tcplab.model.ports import PortTable, bind_conflict
 from tcplab.model.profiles import KernelProfile
 from tcplab.model.segment import Segment
-from tcplab.model.states import TcpState
+from tcplab.model.states import TcpState, time_wait_end
 from tcplab.sim.engine import Engine, Rng
 
 __all__ = ["lifecycle", "handshake", "time_wait", "rebind", "Wire", "window_scale", "SERVER_PORT"]
@@ -186,6 +186,7 @@ def lifecycle(params: dict[str, Any], profile: KernelProfile, rng: Rng | None = 
     summary = {"client_states": [c["state"] for c in changes if c["end"] == "client"],
                "server_states": [c["state"] for c in changes if c["end"] == "server"],
                "client_error": client.error, "server_error": server.error}
+    summary["time_wait_end"] = time_wait_end(summary["client_states"], summary["server_states"])
     counters: dict[str, int] = {}
     if scenario == "abortive_close":
         counters = {"TCPAbortOnData": 1, "OutRsts": 1, "EstabResets": 2}

@@ -52,8 +52,11 @@ def test_every_state_from_the_packets(as_user, scenario, slow):
     assert reason.startswith("Linux kernel in a private"), reason
     assert not sampled, notes                    # the namespace's owner may capture on its lo
     client, server, cerr, serr = EXPECTED[scenario]
+    # the end that closed first waits in TIME_WAIT (simultaneous_open: the one socket)
+    tw = {"client_closes_first": "client", "server_closes_first": "server", "half_close": "client",
+          "simultaneous_open": "client"}.get(scenario)
     assert s == {"client_states": client, "server_states": server, "client_error": cerr,
-                 "server_error": serr}, notes
+                 "server_error": serr, "time_wait_end": tw}, notes
     # the /proc sampler, run alongside, saw nothing the packets contradict
     assert not [n for n in notes if "disagree" in n], notes
     if slow:

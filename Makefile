@@ -36,7 +36,7 @@ lab: $(LAB_STAMP)
 # a JupyterHub with a room of 12 learners running the course's experiments at once (~1.5 min).
 test: $(STAMP)
 	./scripts/ensure-chromium
-	$(BIN)/python -m pytest tests --doctest-modules tcplab book -q -p no:cacheprovider -m "not workshop and not site"
+	$(BIN)/python -m pytest tests --doctest-modules tcplab book -q -p no:cacheprovider -m "not workshop and not site" --durations=25
 	$(MAKE) --no-print-directory test-course test-site
 	@# test-kernels-ci (timing-independent checks in two QEMU guests, one CPU each) runs beside
 	@# test-restricted: the guests cost no extra minutes, and the restricted learner's course runs on a
